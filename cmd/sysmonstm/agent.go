@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/sysmonstm/sysmonstm/internal/agent"
+	"github.com/sysmonstm/sysmonstm/internal/collect"
+	"github.com/sysmonstm/sysmonstm/internal/config"
+	"github.com/sysmonstm/sysmonstm/internal/metric"
+	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
+)
+
+// agentConfig is the agent's settings.
+type agentConfig struct {
+	hub        string
+	token      string
+	machineID  string
+	interval   time.Duration
+	labels     config.LabelsValue
+	tlsCA      string
+	tlsName    string
+	bufferMiB  int
+	procPath   string
+	sysPath    string
+	rootFS     string
+	colTimeout time.Duration
+}
+
+func agentFlags(fs *flag.FlagSet, withHub bool) *agentConfig {
+	c := &agentConfig{}
+	host, _ := os.Hostname()
+	if withHub {
+		fs.StringVar(&c.hub, "hub", "127.0.0.1:50051", "hub gRPC address HOST:PORT")
+		fs.StringVar(&c.token, "token", "", "agent token issued by the hub")
+		fs.StringVar(&c.tlsCA, "tls-ca", "", "PEM CA bundle to verify the hub's TLS certificate (enables TLS)")
+		fs.StringVar(&c.tlsName, "tls-server-name", "", "expected name in the hub's certificate (default: host of --hub)")
+		fs.IntVar(&c.bufferMiB, "buffer-mib", 8, "memory bound of the replay buffer for batches the hub has not acknowledged, MiB")
+	}
+	fs.StringVar(&c.machineID, "machine-id", host, "this machine's id (defaults to the hostname)")
+	fs.DurationVar(&c.interval, "interval", time.Second, "collection interval")
+	fs.Var(&c.labels, "labels", "labels for this machine, k=v,k2=v2")
+	fs.StringVar(&c.procPath, "proc-path", "/proc", "procfs mount point")
+	fs.StringVar(&c.sysPath, "sys-path", "/sys", "sysfs mount point")
+	fs.StringVar(&c.rootFS, "rootfs", "/", "root of the host filesystem (e.g. /host in a container)")
+	fs.DurationVar(&c.colTimeout, "collector-timeout", 0, "hard per-collector timeout per tick (default: half the interval, at most 5s)")
+	return c
+}
+
+func (c *agentConfig) validate() error {
+	if err := metric.ValidateMachineID(c.machineID); err != nil {
+		return fmt.Errorf("--machine-id: %w", err)
+	}
+	if c.interval < 100*time.Millisecond || c.interval > time.Hour {
+		return fmt.Errorf("--interval %s: must be between 100ms and 1h", c.interval)
+	}
+	if c.hub != "" {
+		if _, _, err := net.SplitHostPort(c.hub); err != nil {
+			return fmt.Errorf("--hub %q: want HOST:PORT: %w", c.hub, err)
+		}
+	}
+	if c.bufferMiB < 0 || c.bufferMiB > 4096 {
+		return fmt.Errorf("--buffer-mib %d: must be between 1 and 4096", c.bufferMiB)
+	}
+	if c.colTimeout == 0 {
+		c.colTimeout = min(c.interval/2, 5*time.Second)
+	}
+	return nil
+}
+
+func (c *agentConfig) collectOptions(log *slog.Logger) collect.Options {
+	return collect.Options{ProcPath: c.procPath, SysPath: c.sysPath, RootFS: c.rootFS, Timeout: c.colTimeout, Logger: log}
+}
+
+// newAgent builds the agent: the core collectors as its source.
+func newAgent(c *agentConfig, log *slog.Logger, dial []grpc.DialOption) (*agent.Agent, error) {
+	copts := c.collectOptions(log.With("component", "collect"))
+	set := collect.NewDefault(copts)
+	hi, err := collect.ReadHostInfo(copts)
+	if err != nil {
+		log.Warn("host information incomplete", "err", err)
+	}
+	info := &pb.HostInfo{
+		Os: hi.OS, Platform: hi.Platform, KernelVersion: hi.KernelVersion, Arch: hi.Arch,
+		CpuModel: hi.CPUModel, CpuCores: hi.CPUCores, CpuThreads: hi.CPUThreads,
+		MemoryTotalBytes: hi.MemoryTotalBytes,
+	}
+	if !hi.BootTime.IsZero() {
+		info.BootTimeUnix = hi.BootTime.Unix()
+	}
+	hostname := hi.Hostname
+	if hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	return agent.New(agent.Options{
+		Hub:         c.hub,
+		Token:       c.token,
+		MachineID:   c.machineID,
+		Hostname:    hostname,
+		Labels:      c.labels.Labels,
+		Info:        info,
+		Version:     version,
+		Interval:    c.interval,
+		BufferBytes: c.bufferMiB << 20,
+		DialOptions: dial,
+		Logger:      log.With("component", "agent"),
+	}, set.Collect)
+}
+
+func (c *agentConfig) dialOptions() ([]grpc.DialOption, error) {
+	if c.tlsCA == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(c.tlsCA)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--tls-ca %s: no PEM certificate found", c.tlsCA)
+	}
+	conf := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, ServerName: c.tlsName}
+	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(conf))}, nil
+}
+
+func runAgent(ctx context.Context, args []string, _, stderr io.Writer) error {
+	fs, lf := newFlagSet("agent", "Collect this machine's metrics and stream them to a hub.", stderr)
+	c := agentFlags(fs, true)
+	log, err := parse(fs, lf, args, stderr)
+	if err != nil {
+		return err
+	}
+	if c.bufferMiB == 0 {
+		return errors.New("--buffer-mib must be at least 1")
+	}
+	if err := c.validate(); err != nil {
+		return err
+	}
+	dial, err := c.dialOptions()
+	if err != nil {
+		return err
+	}
+	a, err := newAgent(c, log, dial)
+	if err != nil {
+		return err
+	}
+	log.Info("agent starting", "machine", c.machineID, "hub", c.hub, "interval", c.interval)
+	return a.Run(ctx)
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/hub"
+)
+
+const defaultDataDir = "sysmonstm-data"
+
+// hubFlags registers the hub's flags on fs.
+func hubFlags(fs *flag.FlagSet) *hub.Config {
+	c := &hub.Config{}
+	fs.StringVar(&c.ListenHTTP, "listen-http", "127.0.0.1:8000", "HTTP address: dashboard, REST API, WebSocket, /metrics")
+	fs.StringVar(&c.ListenGRPC, "listen-grpc", "127.0.0.1:50051", "gRPC address agents stream to")
+	fs.StringVar(&c.DataDir, "data-dir", defaultDataDir, "directory of the embedded storage and hub state")
+	fs.DurationVar(&c.RetentionRaw, "retention-raw", 24*time.Hour, "how long every raw sample is kept")
+	fs.DurationVar(&c.Retention1m, "retention-1m", 30*24*time.Hour, "how long 1-minute rollups are kept")
+	fs.DurationVar(&c.Retention1h, "retention-1h", 365*24*time.Hour, "how long 1-hour rollups are kept")
+	fs.DurationVar(&c.OfflineAfter, "offline-after", 15*time.Second, "a machine with no data for this long is offline")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate for HTTPS and gRPC TLS (with --tls-key)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	return c
+}
+
+// validateHub checks the hub settings that flag parsing cannot.
+func validateHub(c *hub.Config) error {
+	if c.RetentionRaw < time.Hour {
+		return fmt.Errorf("--retention-raw %s: must be at least 1h", c.RetentionRaw)
+	}
+	if c.Retention1m < c.RetentionRaw {
+		return fmt.Errorf("--retention-1m %s: must be at least --retention-raw (%s)", c.Retention1m, c.RetentionRaw)
+	}
+	if c.Retention1h < c.Retention1m {
+		return fmt.Errorf("--retention-1h %s: must be at least --retention-1m (%s)", c.Retention1h, c.Retention1m)
+	}
+	if c.OfflineAfter < time.Second {
+		return fmt.Errorf("--offline-after %s: must be at least 1s", c.OfflineAfter)
+	}
+	return nil
+}
+
+func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, lf := newFlagSet("hub", "Run the central hub: gRPC ingest, embedded storage, HTTP API.", stderr)
+	cfg := hubFlags(fs)
+	log, err := parse(fs, lf, args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := validateHub(cfg); err != nil {
+		return err
+	}
+	cfg.Logger = log
+	h, err := hub.New(*cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "sysmonstm hub: dashboard %s, agents connect to %s\n", h.URL(), h.GRPCAddr())
+	return h.Run(ctx)
+}

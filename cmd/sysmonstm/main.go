@@ -1,0 +1,70 @@
+// Command sysmonstm is the one binary of every role: hub, agent, up, top,
+// loadgen, export. This package only parses settings and wires components.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `sysmonstm — real-time distributed system monitor
+
+Usage: sysmonstm <command> [flags]
+
+Commands:
+  up        hub with embedded storage plus an agent for this machine (start here)
+  hub       the central service: gRPC ingest, storage, HTTP API and dashboard
+  agent     collect this machine's metrics and stream them to a hub
+  loadgen   simulate many agents (real protocol) or a remote-write workload
+  export    write stored history as CSV or JSON
+  version   print version information
+
+Run 'sysmonstm <command> --help' for a command's flags. Every flag can also be
+set with SYSMONSTM_<FLAG> (e.g. SYSMONSTM_DATA_DIR) or in a YAML file given
+with --config; a flag beats the environment, which beats the file.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
+		"up":      runUp,
+		"hub":     runHub,
+		"agent":   runAgent,
+		"loadgen": runLoadgen,
+		"export":  runExport,
+		"version": runVersion,
+	}
+	name := args[0]
+	if name == "-h" || name == "--help" || name == "help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	cmd, ok := cmds[name]
+	if !ok {
+		fmt.Fprintf(stderr, "sysmonstm: unknown command %q\n\n%s", name, usage)
+		return 2
+	}
+	if err := cmd(ctx, args[1:], stdout, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "sysmonstm %s: %v\n", name, err)
+		return 1
+	}
+	return 0
+}

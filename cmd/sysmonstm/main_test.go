@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestEveryFlagIsDocumented keeps docs/configuration.md true: each flag of
+// each command must appear there as `--name`.
+func TestEveryFlagIsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagLine := regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
+	for _, cmd := range []string{"up", "hub", "agent", "loadgen", "export", "version"} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), []string{cmd, "--help"}, &out, &errOut); code != 0 {
+			t.Fatalf("%s --help: exit %d", cmd, code)
+		}
+		flags := flagLine.FindAllStringSubmatch(errOut.String(), -1)
+		if len(flags) < 3 {
+			t.Fatalf("%s --help listed %d flags:\n%s", cmd, len(flags), errOut.String())
+		}
+		for _, f := range flags {
+			if !strings.Contains(string(doc), "`--"+f[1]+"`") {
+				t.Errorf("sysmonstm %s --%s is not documented in docs/configuration.md", cmd, f[1])
+			}
+		}
+	}
+}
+
+func TestStartupErrorsArePrecise(t *testing.T) {
+	f := func(want string, args ...string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), args, &out, &errOut); code == 0 {
+			t.Fatalf("%v: exit 0", args)
+		}
+		if !strings.Contains(errOut.String(), want) {
+			t.Fatalf("%v: stderr %q lacks %q", args, errOut.String(), want)
+		}
+	}
+	f(`unknown command "nope"`, "nope")
+	f("--interval 1ms: must be between 100ms and 1h", "agent", "--interval", "1ms")
+	f(`--hub "nohost": want HOST:PORT`, "agent", "--hub", "nohost")
+	f("--retention-1m 1h0m0s: must be at least --retention-raw", "hub", "--retention-1m", "1h")
+	f("--tls-cert and --tls-key go together", "hub", "--tls-cert", "x.pem", "--data-dir", t.TempDir())
+	f("--machines 0: must be between 1 and 100000", "loadgen", "--machines", "0")
+	f("--format \"xml\": want csv or json", "export", "--machine", "m", "--format", "xml")
+	f(`label name "9"`, "agent", "--labels", "9=x")
+	f(`--log-level "loud"`, "version", "--log-level", "loud")
+}
+
+func TestVersion(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "sysmonstm ") {
+		t.Fatalf("version: %d %q %q", code, out.String(), errOut.String())
+	}
+}

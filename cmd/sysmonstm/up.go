@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sysmonstm/sysmonstm/internal/hub"
+)
+
+func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, lf := newFlagSet("up", "Run a hub with embedded storage plus an agent for this machine: the one-command start.", stderr)
+	hc := hubFlags(fs)
+	ac := agentFlags(fs, false)
+	log, err := parse(fs, lf, args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := validateHub(hc); err != nil {
+		return err
+	}
+	if err := ac.validate(); err != nil {
+		return err
+	}
+	hc.Logger = log
+	h, err := hub.New(*hc)
+	if err != nil {
+		return err
+	}
+	ac.hub = h.GRPCAddr()
+	ac.bufferMiB = 8
+	a, err := newAgent(ac, log, ac.loopbackDial(h))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "sysmonstm is up: open %s (machine %q, data in %s; Ctrl-C stops)\n", h.URL(), ac.machineID, hc.DataDir)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return h.Run(gctx) })
+	g.Go(func() error { return a.Run(gctx) })
+	return g.Wait()
+}
+
+// loopbackDial is how up's in-process agent reaches its own hub. With TLS on,
+// it skips certificate verification: the peer is this process's own listener
+// on the address it just bound, and the certificate may name a public host.
+func (c *agentConfig) loopbackDial(h *hub.Hub) []grpc.DialOption {
+	if !h.TLS() {
+		return nil
+	}
+	conf := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // own listener, see above
+	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(conf))}
+}

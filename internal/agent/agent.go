@@ -1,0 +1,301 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/sysmonstm/sysmonstm/internal/metric"
+	sysmonstmv1 "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
+)
+
+// Source returns one tick's samples. It runs on the collection goroutine;
+// its ctx expires at the next tick. An empty result makes no batch. The agent
+// does not keep the slice after the call.
+type Source func(ctx context.Context) []metric.Sample
+
+// Defaults and limits of Options.
+const (
+	DefaultInterval    = time.Second
+	DefaultBufferBytes = 8 << 20 // encoded bytes of unacknowledged batches
+	MinInterval        = 10 * time.Millisecond
+	MaxInterval        = time.Hour
+	// MaxSeries bounds the agent's series table; samples of further new
+	// series are dropped (logged once).
+	MaxSeries = 50_000
+)
+
+// Options configure an Agent. Hub and MachineID are required.
+type Options struct {
+	Hub       string // host:port of the hub's gRPC listener (or a gRPC target URI)
+	Token     string // agent token; empty for the in-process agent of `up`
+	MachineID string
+	Hostname  string        // defaults to MachineID
+	Labels    metric.Labels // machine labels, sorted; "machine" is reserved
+	Info      *sysmonstmv1.HostInfo
+	Version   string // agent version sent in the hello
+
+	// Interval is the collection interval, default 1s, between MinInterval
+	// and MaxInterval, whole milliseconds. The hub may change it.
+	Interval time.Duration
+	// BufferBytes bounds the buffered unacknowledged batches, in encoded
+	// bytes; default DefaultBufferBytes.
+	BufferBytes int
+
+	// DialOptions are used to dial Hub (TLS etc.); default insecure
+	// transport credentials. Ignored when Conn is set.
+	DialOptions []grpc.DialOption
+	// Conn, when set, is used instead of dialing Hub; the agent does not
+	// close it. Many agents may share one Conn (loadgen).
+	Conn *grpc.ClientConn
+
+	Logger *slog.Logger     // default: discard
+	Now    func() time.Time // wall clock; default time.Now (tests)
+}
+
+// Stats is a snapshot of an agent's counters. Batch counts are batches (one
+// per tick); *Samples fields count the samples inside them.
+type Stats struct {
+	Collected        int64 // batches built from ticks
+	CollectedSamples int64
+	Sent             int64 // batches sent to a hub for the first time
+	SentSamples      int64
+	Resent           int64 // batches sent again on a later stream (replay)
+	Acked            int64 // batches the hub confirmed durable (acks and welcome.last_seq)
+	AckedSamples     int64
+	Dropped          int64 // batches dropped oldest-first on buffer overflow
+	DroppedSamples   int64
+	SkippedSamples   int64 // NaN/±Inf values, invalid series, series over MaxSeries
+	Buffered         int   // unacknowledged batches held
+	BufferedBytes    int   // their encoded size, bytes
+	Series           int   // series in the table
+	Connected        bool  // a stream is up (welcome received)
+	Reconnects       int64 // streams established after the first one
+	Errors           int64 // failed connection attempts and broken streams
+	Interval         time.Duration
+}
+
+// Agent streams one machine's samples to a hub. Create it with New and run
+// it with Run; Stats may be called from any goroutine.
+type Agent struct {
+	opts     Options
+	src      Source
+	log      *slog.Logger
+	now      func() time.Time
+	instance uint64
+
+	// Tunables; tests shorten them.
+	backoffBase    time.Duration
+	backoffMax     time.Duration
+	stableAfter    time.Duration // a stream that lived this long resets the backoff
+	welcomeTimeout time.Duration
+	ackTimeout     time.Duration // in-flight batches without an ack for this long break the stream
+	window         int           // max batches sent on a stream and not yet acked
+
+	intervalMs atomic.Int64  // current collection interval, ms
+	intervalCh chan struct{} // cap 1: the interval changed
+	wake       chan struct{} // cap 1: the buffer grew or shrank
+
+	col collector // owned by the collection goroutine
+
+	mu         sync.Mutex // protects the fields below
+	buf        buffer
+	defs       []*sysmonstmv1.SeriesDef // defs[id-1]; append-only
+	maxSent    uint64                   // highest seq ever sent
+	lastPushed uint64                   // seq of the newest batch buffered
+	stats      Stats                    // counters; Buffered*, Series, Interval filled by Stats()
+	lastDropAt time.Time                // last overflow log
+	streams    int64                    // streams established
+}
+
+// New validates opts, applies defaults and returns an agent that collects
+// from src. It does not connect; Run does.
+func New(opts Options, src Source) (*Agent, error) {
+	if src == nil {
+		return nil, errors.New("agent: source is nil")
+	}
+	if opts.Conn == nil {
+		if err := validateHub(opts.Hub); err != nil {
+			return nil, err
+		}
+	}
+	if err := metric.ValidateMachineID(opts.MachineID); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if opts.Hostname == "" {
+		opts.Hostname = opts.MachineID
+	}
+	if err := validateLabels(opts.Labels); err != nil {
+		return nil, err
+	}
+	if opts.Interval == 0 {
+		opts.Interval = DefaultInterval
+	}
+	if opts.Interval < MinInterval || opts.Interval > MaxInterval || opts.Interval%time.Millisecond != 0 {
+		return nil, fmt.Errorf("agent: interval %s out of range: must be whole milliseconds between %s and %s", opts.Interval, MinInterval, MaxInterval)
+	}
+	if opts.BufferBytes == 0 {
+		opts.BufferBytes = DefaultBufferBytes
+	}
+	if opts.BufferBytes < 0 {
+		return nil, fmt.Errorf("agent: buffer size %d bytes is negative", opts.BufferBytes)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if len(opts.DialOptions) == 0 {
+		opts.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, fmt.Errorf("agent: random instance id: %w", err)
+	}
+	a := &Agent{
+		opts:           opts,
+		src:            src,
+		log:            opts.Logger,
+		now:            opts.Now,
+		instance:       binary.LittleEndian.Uint64(rnd[:]),
+		backoffBase:    500 * time.Millisecond,
+		backoffMax:     30 * time.Second,
+		stableAfter:    30 * time.Second,
+		welcomeTimeout: 10 * time.Second,
+		ackTimeout:     30 * time.Second,
+		window:         256,
+		intervalCh:     make(chan struct{}, 1),
+		wake:           make(chan struct{}, 1),
+		buf:            buffer{limit: opts.BufferBytes},
+	}
+	a.col.init()
+	a.intervalMs.Store(opts.Interval.Milliseconds())
+	return a, nil
+}
+
+func validateHub(hub string) error {
+	if hub == "" {
+		return errors.New("agent: hub address is empty: want host:port, e.g. 127.0.0.1:50051")
+	}
+	if strings.Contains(hub, ":///") || strings.HasPrefix(hub, "unix:") {
+		return nil // a gRPC target URI (dns:///host:port, unix:/path)
+	}
+	host, port, err := net.SplitHostPort(hub)
+	if err != nil || port == "" {
+		return fmt.Errorf("agent: hub address %q: want host:port, e.g. 127.0.0.1:50051", hub)
+	}
+	_ = host // empty host means localhost, as with net.Dial
+	return nil
+}
+
+func validateLabels(ls metric.Labels) error {
+	for i, l := range ls {
+		if !metric.ValidLabelName(l.Name) {
+			return fmt.Errorf("agent: invalid label name %q: must match [a-zA-Z_][a-zA-Z0-9_]* and not start with __", l.Name)
+		}
+		if l.Name == metric.MachineLabel {
+			return fmt.Errorf("agent: label %q is reserved: set the machine id instead", metric.MachineLabel)
+		}
+		if i > 0 && ls[i-1].Name >= l.Name {
+			return fmt.Errorf("agent: labels not sorted by name or label %q repeated", l.Name)
+		}
+		if len(l.Value) > metric.DefaultLimits.MaxLabelValueLength {
+			return fmt.Errorf("agent: value of label %s is %d bytes, limit %d", l.Name, len(l.Value), metric.DefaultLimits.MaxLabelValueLength)
+		}
+	}
+	return nil
+}
+
+// Instance returns the random id of this agent process; sequence numbers
+// count per instance.
+func (a *Agent) Instance() uint64 { return a.instance }
+
+// Interval returns the current collection interval.
+func (a *Agent) Interval() time.Duration {
+	return time.Duration(a.intervalMs.Load()) * time.Millisecond
+}
+
+// Stats returns a snapshot of the agent's counters.
+func (a *Agent) Stats() Stats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	s := a.stats
+	s.Buffered = a.buf.len()
+	s.BufferedBytes = a.buf.bytes
+	s.Series = len(a.defs)
+	s.Interval = a.Interval()
+	return s
+}
+
+// Run collects and streams until ctx is done, then returns nil; call it once. It never
+// returns because the hub is away; it returns an error only when the
+// connection cannot be set up at all (an invalid dial option).
+func (a *Agent) Run(ctx context.Context) error {
+	conn := a.opts.Conn
+	owned := conn == nil
+	if owned {
+		// gRPC's own reconnect backoff (up to 120 s) would outlast ours;
+		// align it, and reset it before each of our retries.
+		params := grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: a.backoffBase, Multiplier: 1.6, Jitter: 0.2, MaxDelay: a.backoffMax},
+			MinConnectTimeout: 10 * time.Second,
+		}
+		dopts := append([]grpc.DialOption{grpc.WithConnectParams(params)}, a.opts.DialOptions...)
+		c, err := grpc.NewClient(a.opts.Hub, dopts...)
+		if err != nil {
+			return fmt.Errorf("agent: dial hub %s: %w", a.opts.Hub, err)
+		}
+		defer c.Close()
+		conn = c
+	}
+	var reset func()
+	if owned {
+		reset = conn.ResetConnectBackoff
+	}
+	client := sysmonstmv1.NewIngestClient(conn)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.collectLoop(ctx) })
+	wg.Go(func() { a.connectLoop(ctx, client, reset) })
+	wg.Wait()
+	return nil
+}
+
+// setInterval applies an interval from the hub; invalid values are ignored.
+func (a *Agent) setInterval(ms int64) {
+	if ms <= 0 {
+		return
+	}
+	d := time.Duration(ms) * time.Millisecond
+	if d < MinInterval || d > MaxInterval {
+		a.log.Warn("ignoring collection interval from hub: out of range", "interval", d, "min", MinInterval, "max", MaxInterval)
+		return
+	}
+	if a.intervalMs.Swap(ms) == ms {
+		return
+	}
+	a.log.Info("collection interval changed by hub", "interval", d)
+	select {
+	case a.intervalCh <- struct{}{}:
+	default:
+	}
+}
+
+func (a *Agent) signal() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,209 @@
+package agent
+
+import (
+	"context"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sysmonstm/sysmonstm/internal/metric"
+	sysmonstmv1 "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
+)
+
+// collector is the state of the collection goroutine; only it touches it.
+type collector struct {
+	ids     map[string]uint32 // series key → id; 0 marks an invalid series
+	seen    []uint32          // seen[id] == gen: id already in this tick's batch
+	gen     uint32
+	keyBuf  []byte
+	seq     uint64 // last batch seq
+	lastTs  int64  // last tick, ms since epoch
+	full    bool   // series table overflow logged
+	invalid int    // invalid series logged so far
+}
+
+const maxInvalidLogs = 10
+
+func (c *collector) init() {
+	c.ids = make(map[string]uint32)
+	c.seen = make([]uint32, 1)
+}
+
+// collectLoop calls the source on wall-clock boundaries: every tick is a
+// multiple of the interval since the Unix epoch.
+func (a *Agent) collectLoop(ctx context.Context) {
+	for {
+		iv := a.intervalMs.Load()
+		nowMs := a.now().UnixMilli()
+		next := nowMs - nowMs%iv + iv
+		if next <= a.col.lastTs { // the clock went back: never repeat a tick
+			next = a.col.lastTs + iv
+		}
+		t := time.NewTimer(time.Duration(next-nowMs) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-a.intervalCh:
+			t.Stop()
+			continue
+		case <-t.C:
+		}
+		a.tick(ctx, next, time.Duration(iv)*time.Millisecond)
+	}
+}
+
+// tick collects one batch stamped ts (ms since epoch) and buffers it.
+func (a *Agent) tick(ctx context.Context, ts int64, iv time.Duration) {
+	sctx, cancel := context.WithTimeout(ctx, iv)
+	samples := a.src(sctx)
+	cancel()
+	a.col.lastTs = ts
+	b, skipped := a.buildBatch(samples)
+	if len(b.SeriesIds) == 0 {
+		if skipped > 0 {
+			a.mu.Lock()
+			a.stats.SkippedSamples += int64(skipped)
+			a.mu.Unlock()
+		}
+		return
+	}
+	a.col.seq++
+	b.Seq = a.col.seq
+	b.TimestampMs = ts
+	a.push(b, skipped)
+}
+
+// buildBatch maps samples to series ids; it leaves Seq and TimestampMs
+// unset. Non-finite values, invalid series, series over MaxSeries and
+// repeats of a series within the tick are skipped and counted.
+func (a *Agent) buildBatch(samples []metric.Sample) (*sysmonstmv1.Batch, int) {
+	c := &a.col
+	c.gen++
+	if c.gen == 0 { // wrapped: reset marks
+		clear(c.seen)
+		c.gen = 1
+	}
+	b := &sysmonstmv1.Batch{
+		SeriesIds: make([]uint32, 0, len(samples)),
+		Values:    make([]float64, 0, len(samples)),
+	}
+	skipped := 0
+	for i := range samples {
+		s := &samples[i]
+		if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
+			skipped++
+			continue
+		}
+		id := a.seriesID(s)
+		if id == 0 || c.seen[id] == c.gen {
+			skipped++
+			continue
+		}
+		c.seen[id] = c.gen
+		b.SeriesIds = append(b.SeriesIds, id)
+		b.Values = append(b.Values, s.Value)
+	}
+	return b, skipped
+}
+
+// seriesID returns the id of s's series, adding it to the table when new;
+// 0 when the series is invalid or the table is full.
+func (a *Agent) seriesID(s *metric.Sample) uint32 {
+	c := &a.col
+	c.keyBuf = appendKey(c.keyBuf[:0], s.Name, s.Labels)
+	if id, ok := c.ids[string(c.keyBuf)]; ok {
+		return id
+	}
+	if len(c.ids) >= MaxSeries {
+		if !c.full {
+			c.full = true
+			a.log.Warn("series table full: dropping samples of new series", "limit", MaxSeries, "metric", s.Name)
+		}
+		return 0
+	}
+	keys := []string{string(c.keyBuf)}
+	ls := s.Labels
+	if !slices.IsSortedFunc(ls, func(x, y metric.Label) int { return strings.Compare(x.Name, y.Name) }) {
+		ls = slices.Clone(ls).Sort()
+		canon := string(appendKey(nil, s.Name, ls))
+		if id, ok := c.ids[canon]; ok { // the same series, labels in another order
+			c.ids[keys[0]] = id
+			return id
+		}
+		keys = append(keys, canon)
+	}
+	var id uint32
+	if err := metric.DefaultLimits.ValidateSeries(s.Name, ls); err != nil {
+		if c.invalid < maxInvalidLogs {
+			c.invalid++
+			a.log.Warn("skipping invalid series", "err", err)
+		}
+	} else {
+		def := &sysmonstmv1.SeriesDef{Name: s.Name, Labels: protoLabels(ls)}
+		a.mu.Lock()
+		a.defs = append(a.defs, def)
+		def.Id = uint32(len(a.defs))
+		a.mu.Unlock()
+		id = def.Id
+		c.seen = append(c.seen, 0)
+	}
+	for _, k := range keys {
+		c.ids[k] = id
+	}
+	return id
+}
+
+// appendKey appends the series key of name and ls to dst, in the format of
+// metric.SeriesKey.
+func appendKey(dst []byte, name string, ls metric.Labels) []byte {
+	dst = append(dst, name...)
+	for _, l := range ls {
+		dst = append(dst, 0xff)
+		dst = append(dst, l.Name...)
+		dst = append(dst, 0xfe)
+		dst = append(dst, l.Value...)
+	}
+	return dst
+}
+
+func protoLabels(ls metric.Labels) []*sysmonstmv1.Label {
+	if len(ls) == 0 {
+		return nil
+	}
+	out := make([]*sysmonstmv1.Label, len(ls))
+	for i, l := range ls {
+		out[i] = &sysmonstmv1.Label{Name: l.Name, Value: l.Value}
+	}
+	return out
+}
+
+// push appends b to the buffer, dropping the oldest batches on overflow.
+func (a *Agent) push(b *sysmonstmv1.Batch, skipped int) {
+	size := proto.Size(b)
+	n := len(b.SeriesIds)
+	a.mu.Lock()
+	a.stats.Collected++
+	a.stats.CollectedSamples += int64(n)
+	a.stats.SkippedSamples += int64(skipped)
+	dropped, droppedSamples := a.buf.push(b, size)
+	a.lastPushed = b.Seq
+	var logDrop bool
+	if dropped > 0 {
+		a.stats.Dropped += int64(dropped)
+		a.stats.DroppedSamples += int64(droppedSamples)
+		if now := time.Now(); now.Sub(a.lastDropAt) >= time.Minute {
+			a.lastDropAt = now
+			logDrop = true
+		}
+	}
+	total := a.stats.Dropped
+	a.mu.Unlock()
+	if logDrop {
+		a.log.Warn("buffer full: dropping oldest unacknowledged batches", "limit_bytes", a.opts.BufferBytes, "dropped_total", total)
+	}
+	a.signal()
+}

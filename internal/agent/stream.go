@@ -1,0 +1,373 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	sysmonstmv1 "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
+)
+
+// maxDefsPerMessage bounds one SeriesDefs message (≈ 100 B per def), far
+// below gRPC's default 4 MB message limit.
+const maxDefsPerMessage = 1000
+
+// connState is what the connect loop last told the operator.
+type connState int
+
+const (
+	stateStarting connState = iota
+	stateConnected
+	stateUnreachable
+	stateRejected
+)
+
+// connectLoop keeps one stream to the hub up until ctx is done, reconnecting
+// with exponential backoff and full jitter.
+// reset, when set, wakes the connection's own reconnect backoff before each
+// retry.
+func (a *Agent) connectLoop(ctx context.Context, client sysmonstmv1.IngestClient, reset func()) {
+	state := stateStarting
+	attempt := 0
+	for ctx.Err() == nil {
+		began, err := a.session(ctx, client, &state)
+		if ctx.Err() != nil {
+			return
+		}
+		a.mu.Lock()
+		a.stats.Errors++
+		a.mu.Unlock()
+		if !began.IsZero() && time.Since(began) >= a.stableAfter {
+			attempt = 0
+		}
+		delay := a.backoff(attempt)
+		attempt++
+		if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
+			delay = a.backoffMax
+			if state != stateRejected {
+				a.log.Error("token rejected by hub; create one with `sysmonstm token create` and pass it with --token", "hub", a.opts.Hub, "err", err)
+			}
+			state = stateRejected
+		} else {
+			if state != stateUnreachable {
+				a.log.Warn("hub unreachable, retrying", "hub", a.opts.Hub, "err", err)
+			} else {
+				a.log.Debug("hub still unreachable", "hub", a.opts.Hub, "err", err, "retry_in", delay)
+			}
+			state = stateUnreachable
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if reset != nil {
+			reset()
+		}
+	}
+}
+
+// backoff returns a full-jitter delay for the given attempt (0-based).
+func (a *Agent) backoff(attempt int) time.Duration {
+	d := a.backoffMax
+	if attempt < 30 {
+		d = min(a.backoffBase<<attempt, a.backoffMax)
+	}
+	return time.Duration(rand.Int64N(int64(d)) + 1)
+}
+
+// streamState is one stream's progress, shared by its sender, receiver and
+// watchdog goroutines.
+type streamState struct {
+	acked    atomic.Uint64 // highest seq acked on this stream (or welcome.last_seq)
+	sent     atomic.Uint64 // highest seq sent on this stream
+	progress atomic.Int64  // unix ns of the last ack, or of a send with nothing in flight
+
+	once sync.Once
+	err  error // first error that ended the stream
+	stop context.CancelFunc
+}
+
+func (s *streamState) fail(err error) {
+	s.once.Do(func() {
+		s.err = err
+		s.stop()
+	})
+}
+
+// session runs one stream: hello, welcome, then batches until an error. It
+// returns when the stream was established (zero if never) and why it ended.
+func (a *Agent) session(ctx context.Context, client sysmonstmv1.IngestClient, state *connState) (time.Time, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st := &streamState{stop: cancel}
+
+	stream, err := client.Stream(sctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("open stream: %w", err)
+	}
+	hello := &sysmonstmv1.Hello{
+		MachineId:    a.opts.MachineID,
+		Hostname:     a.opts.Hostname,
+		Labels:       protoLabels(a.opts.Labels),
+		Info:         a.opts.Info,
+		AgentVersion: a.opts.Version,
+		Token:        a.opts.Token,
+		Instance:     a.instance,
+		IntervalMs:   a.intervalMs.Load(),
+	}
+	if err := stream.Send(&sysmonstmv1.AgentMessage{Msg: &sysmonstmv1.AgentMessage_Hello{Hello: hello}}); err != nil {
+		return time.Time{}, fmt.Errorf("send hello: %w", helloErr(stream, err))
+	}
+	timedOut := atomic.Bool{}
+	t := time.AfterFunc(a.welcomeTimeout, func() { timedOut.Store(true); cancel() })
+	msg, err := stream.Recv()
+	t.Stop()
+	if err != nil {
+		if timedOut.Load() {
+			return time.Time{}, fmt.Errorf("no welcome from hub within %s", a.welcomeTimeout)
+		}
+		return time.Time{}, fmt.Errorf("wait for welcome: %w", err)
+	}
+	welcome := msg.GetWelcome()
+	if welcome == nil {
+		return time.Time{}, fmt.Errorf("protocol error: hub sent %T before welcome", msg.GetMsg())
+	}
+	a.setInterval(welcome.GetSettings().GetIntervalMs())
+	began := time.Now()
+	lastSeq, replay := a.established(welcome.GetLastSeq())
+	if *state != stateConnected {
+		a.log.Info("connected to hub", "hub", a.opts.Hub, "replaying_batches", replay)
+	}
+	*state = stateConnected
+	st.acked.Store(lastSeq)
+	st.progress.Store(time.Now().UnixNano())
+	defer func() {
+		a.mu.Lock()
+		a.stats.Connected = false
+		a.mu.Unlock()
+	}()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	recvDone := make(chan struct{})
+	wg.Go(func() { defer close(recvDone); a.receive(stream, st) })
+	wg.Go(func() { a.watchdog(sctx, st) })
+	err = a.send(sctx, stream, st)
+	if errors.Is(err, io.EOF) { // the hub ended the stream; the receiver learns why
+		t := time.NewTimer(time.Second)
+		select {
+		case <-recvDone:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	st.fail(err)
+	return began, st.err
+}
+
+// established records a new stream whose hub already stored every batch up
+// to lastSeq. It returns lastSeq, capped at the last seq made here, and how
+// many buffered batches remain to replay.
+func (a *Agent) established(lastSeq uint64) (uint64, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if lastSeq > a.lastPushed {
+		a.log.Warn("hub reports a last seq beyond this agent's newest batch; treating every buffered batch as stored", "hub_last_seq", lastSeq, "agent_last_seq", a.lastPushed)
+		lastSeq = a.lastPushed
+	}
+	n, samples := a.buf.popThrough(lastSeq)
+	a.stats.Acked += int64(n)
+	a.stats.AckedSamples += int64(samples)
+	a.streams++
+	if a.streams > 1 {
+		a.stats.Reconnects++
+	}
+	a.stats.Connected = true
+	return lastSeq, a.buf.len()
+}
+
+// receive handles acks and settings until the stream ends.
+func (a *Agent) receive(stream sysmonstmv1.Ingest_StreamClient, st *streamState) {
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			st.fail(fmt.Errorf("receive: %w", err))
+			return
+		}
+		switch m := msg.GetMsg().(type) {
+		case *sysmonstmv1.HubMessage_Ack:
+			a.ack(m.Ack.GetSeq(), st)
+		case *sysmonstmv1.HubMessage_Settings:
+			a.setInterval(m.Settings.GetIntervalMs())
+		case *sysmonstmv1.HubMessage_Welcome:
+			a.log.Debug("ignoring repeated welcome from hub")
+		}
+	}
+}
+
+// ack drops every buffered batch with seq <= seq: the hub stored them.
+func (a *Agent) ack(seq uint64, st *streamState) {
+	for {
+		old := st.acked.Load()
+		if seq <= old {
+			return
+		}
+		if st.acked.CompareAndSwap(old, seq) {
+			break
+		}
+	}
+	st.progress.Store(time.Now().UnixNano())
+	a.mu.Lock()
+	n, samples := a.buf.popThrough(seq)
+	a.stats.Acked += int64(n)
+	a.stats.AckedSamples += int64(samples)
+	a.mu.Unlock()
+	a.signal()
+}
+
+// watchdog breaks a stream whose in-flight batches go unacknowledged for
+// ackTimeout: a silent network cut otherwise looks like a slow hub forever.
+func (a *Agent) watchdog(ctx context.Context, st *streamState) {
+	tk := time.NewTicker(max(a.ackTimeout/4, time.Millisecond))
+	defer tk.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tk.C:
+		}
+		if st.sent.Load() <= st.acked.Load() {
+			continue
+		}
+		if since := time.Since(time.Unix(0, st.progress.Load())); since > a.ackTimeout {
+			st.fail(fmt.Errorf("no ack from hub for %s", since.Round(time.Millisecond)))
+			return
+		}
+	}
+}
+
+// send streams buffered batches in seq order, each preceded by the
+// SeriesDefs it needs, keeping at most a.window batches unacknowledged.
+func (a *Agent) send(ctx context.Context, stream sysmonstmv1.Ingest_StreamClient, st *streamState) error {
+	defined := make([]bool, 1) // defined[id]: def sent on this stream
+	// Define every series the buffered backlog refers to in one go.
+	var ids []uint32
+	a.mu.Lock()
+	for i := range a.buf.len() {
+		for _, id := range a.buf.at(i).SeriesIds {
+			if int(id) >= len(defined) {
+				defined = append(defined, make([]bool, int(id)+1-len(defined))...)
+			}
+			if !defined[id] {
+				defined[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	a.mu.Unlock()
+	if err := a.sendDefs(stream, ids); err != nil {
+		return err
+	}
+
+	next := st.acked.Load() + 1
+	for {
+		a.mu.Lock()
+		first, _, ok := a.buf.span()
+		if ok && next < first {
+			next = first // acked, or dropped on overflow
+		}
+		b := a.buf.get(next)
+		a.mu.Unlock()
+		floor := st.acked.Load()
+		if ok && first-1 > floor {
+			floor = first - 1
+		}
+		if b == nil || int64(next-1)-int64(floor) >= int64(a.window) {
+			select {
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			case <-a.wake:
+			}
+			continue
+		}
+		ids = ids[:0]
+		for _, id := range b.SeriesIds {
+			if int(id) >= len(defined) {
+				defined = append(defined, make([]bool, int(id)+1-len(defined))...)
+			}
+			if !defined[id] {
+				defined[id] = true
+				ids = append(ids, id)
+			}
+		}
+		if err := a.sendDefs(stream, ids); err != nil {
+			return err
+		}
+		if st.sent.Load() <= st.acked.Load() {
+			st.progress.Store(time.Now().UnixNano())
+		}
+		if err := stream.Send(&sysmonstmv1.AgentMessage{Msg: &sysmonstmv1.AgentMessage_Batch{Batch: b}}); err != nil {
+			return fmt.Errorf("send batch: %w", err)
+		}
+		st.sent.Store(next)
+		a.mu.Lock()
+		if next > a.maxSent {
+			a.maxSent = next
+			a.stats.Sent++
+			a.stats.SentSamples += int64(len(b.SeriesIds))
+		} else {
+			a.stats.Resent++
+		}
+		a.mu.Unlock()
+		next++
+	}
+}
+
+// sendDefs sends the definitions of ids in messages of at most
+// maxDefsPerMessage.
+func (a *Agent) sendDefs(stream sysmonstmv1.Ingest_StreamClient, ids []uint32) error {
+	for len(ids) > 0 {
+		n := min(len(ids), maxDefsPerMessage)
+		defs := make([]*sysmonstmv1.SeriesDef, n)
+		a.mu.Lock()
+		for i, id := range ids[:n] {
+			defs[i] = a.defs[id-1]
+		}
+		a.mu.Unlock()
+		msg := &sysmonstmv1.AgentMessage{Msg: &sysmonstmv1.AgentMessage_Series{Series: &sysmonstmv1.SeriesDefs{Series: defs}}}
+		if err := stream.Send(msg); err != nil {
+			return fmt.Errorf("send series definitions: %w", err)
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// helloErr turns the io.EOF that Send returns when the hub ended the stream
+// into the hub's status, which says why. Only for use before the receive
+// goroutine starts.
+func helloErr(stream sysmonstmv1.Ingest_StreamClient, err error) error {
+	if !errors.Is(err, io.EOF) {
+		return err
+	}
+	for {
+		if _, rerr := stream.Recv(); rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				return err
+			}
+			return rerr
+		}
+	}
+}

@@ -1,0 +1,13 @@
+// Package collect owns the per-host collectors: each reads one Linux source
+// (/proc, /sys, statfs) and turns it into metric samples for one tick, and a
+// Set runs a fixed list of them concurrently under a hard per-collector
+// timeout.
+//
+// Parsers are pure functions over bytes, tested on literals and on the fake
+// /proc and /sys tree under testdata/. The hot per-second files (stat,
+// meminfo, loadavg, net/dev, diskstats, mountinfo, uptime) are parsed by hand
+// into buffers each collector reuses: the agent's whole budget is 0.25% of one
+// core, and github.com/prometheus/procfs parses every field of those files
+// (the long intr line of stat, fmt.Sscanf per diskstats line, a map per
+// mount), allocating far more than the few fields we need.
+package collect

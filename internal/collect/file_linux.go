@@ -1,0 +1,37 @@
+package collect
+
+import (
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// readFull reads the whole file at path into *buf, growing it when the file
+// does not fit, and returns the byte count. It uses raw syscalls so that
+// re-reading a /proc file does not allocate.
+func readFull(path string, buf *[]byte) (int, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	n := 0
+	for {
+		if n == len(*buf) {
+			grown := make([]byte, 2*len(*buf))
+			copy(grown, *buf)
+			*buf = grown
+		}
+		m, err := unix.Read(fd, (*buf)[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read %s: %w", path, err)
+		}
+		if m == 0 {
+			return n, nil
+		}
+		n += m
+	}
+}

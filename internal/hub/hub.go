@@ -1,0 +1,261 @@
+// Package hub composes the hub's components — storage, live state, ingest,
+// HTTP API — and runs them with their listeners, with an ordered, bounded
+// shutdown. `sysmonstm hub` and `sysmonstm up` both run a Hub.
+package hub
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/sysmonstm/sysmonstm/internal/ingest"
+	"github.com/sysmonstm/sysmonstm/internal/live"
+	"github.com/sysmonstm/sysmonstm/internal/store"
+	"github.com/sysmonstm/sysmonstm/internal/web"
+	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
+)
+
+// Config is the hub's settings; zero values take the documented defaults.
+type Config struct {
+	ListenHTTP   string        // default 127.0.0.1:8000
+	ListenGRPC   string        // default 127.0.0.1:50051
+	DataDir      string        // required
+	RetentionRaw time.Duration // default 24h
+	Retention1m  time.Duration // default 30d
+	Retention1h  time.Duration // default 1y
+	OfflineAfter time.Duration // default 15s
+	TLSCert      string        // PEM files; both or neither
+	TLSKey       string
+	Logger       *slog.Logger
+}
+
+// Hub is a running hub's handle.
+type Hub struct {
+	cfg      Config
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	store    *store.Store
+	live     *live.State
+	ingest   *ingest.Server
+	web      *web.Server
+	httpLn   net.Listener
+	grpcLn   net.Listener
+	grpcSrv  *grpc.Server
+	httpSrv  *http.Server
+	ready    atomic.Bool
+	tlsConf  *tls.Config
+	shutdown time.Duration
+}
+
+// New opens storage and binds both listeners, so the caller knows the
+// addresses (and a port conflict is reported) before Run.
+func New(cfg Config) (*Hub, error) {
+	if cfg.ListenHTTP == "" {
+		cfg.ListenHTTP = "127.0.0.1:8000"
+	}
+	if cfg.ListenGRPC == "" {
+		cfg.ListenGRPC = "127.0.0.1:50051"
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("hub: --data-dir is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")
+	}
+	h := &Hub{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), shutdown: 10 * time.Second}
+	h.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("load TLS certificate: %w", err)
+		}
+		h.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			h.closeAll()
+		}
+	}()
+
+	var err error
+	h.store, err = store.Open(store.Options{
+		Dir:          filepath.Join(cfg.DataDir, "tsdb"),
+		RetentionRaw: cfg.RetentionRaw,
+		Retention1m:  cfg.Retention1m,
+		Retention1h:  cfg.Retention1h,
+		Logger:       h.log.With("component", "store"),
+		Registerer:   h.reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
+	}
+	h.live, err = live.New(live.Options{
+		OfflineAfter: cfg.OfflineAfter,
+		StatePath:    filepath.Join(cfg.DataDir, "machines.json"),
+		Logger:       h.log.With("component", "live"),
+		Registerer:   h.reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load machine registry: %w", err)
+	}
+	h.ingest, err = ingest.New(ingest.Options{
+		Storage:    storageAdapter{h.store},
+		Live:       h.live,
+		Logger:     h.log.With("component", "ingest"),
+		Registerer: h.reg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := h.ingest.Restore(context.Background()); err != nil {
+		return nil, err
+	}
+	h.web, err = web.New(web.Options{
+		Live:       h.live,
+		History:    h.store,
+		Ingest:     h.ingest.HTTPHandler(),
+		Gatherer:   h.reg,
+		Registerer: h.reg,
+		Ready:      h.ready.Load,
+		Logger:     h.log.With("component", "web"),
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	if h.grpcLn, err = net.Listen("tcp", cfg.ListenGRPC); err != nil {
+		return nil, fmt.Errorf("listen gRPC on %s: %w (is another hub running? change --listen-grpc)", cfg.ListenGRPC, err)
+	}
+	if h.httpLn, err = net.Listen("tcp", cfg.ListenHTTP); err != nil {
+		return nil, fmt.Errorf("listen HTTP on %s: %w (is another hub running? change --listen-http)", cfg.ListenHTTP, err)
+	}
+	if h.tlsConf != nil {
+		h.httpLn = tls.NewListener(h.httpLn, h.tlsConf)
+	}
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(8 << 20),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+	if h.tlsConf != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(h.tlsConf)))
+	}
+	h.grpcSrv = grpc.NewServer(opts...)
+	pb.RegisterIngestServer(h.grpcSrv, h.ingest)
+	h.httpSrv = &http.Server{
+		Handler:           h.web.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+	}
+	// Shutdown does not track WebSocket connections: close them explicitly.
+	h.httpSrv.RegisterOnShutdown(h.web.Close)
+	ok = true
+	return h, nil
+}
+
+// HTTPAddr is the bound HTTP address.
+func (h *Hub) HTTPAddr() string { return h.httpLn.Addr().String() }
+
+// GRPCAddr is the bound gRPC address.
+func (h *Hub) GRPCAddr() string { return h.grpcLn.Addr().String() }
+
+// TLS reports whether the hub's listeners use TLS.
+func (h *Hub) TLS() bool { return h.tlsConf != nil }
+
+// URL is the dashboard's URL.
+func (h *Hub) URL() string {
+	scheme := "http"
+	if h.tlsConf != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + h.HTTPAddr() + "/"
+}
+
+// Run serves until ctx is done, then shuts down in order: stop taking new
+// streams and requests, let writers finish their commits, close storage.
+func (h *Hub) Run(ctx context.Context) error {
+	defer h.closeAll()
+	g, gctx := errgroup.WithContext(ctx)
+	// Components run on their own context, cancelled only after the servers
+	// stop, so the last batches still commit.
+	compCtx, stopComponents := context.WithCancel(context.Background())
+	defer stopComponents()
+	comps, _ := errgroup.WithContext(compCtx)
+	comps.Go(func() error { return h.store.Run(compCtx) })
+	comps.Go(func() error { return h.live.Run(compCtx) })
+	comps.Go(func() error { return h.ingest.Run(compCtx) })
+
+	g.Go(func() error {
+		if err := h.grpcSrv.Serve(h.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("gRPC server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := h.httpSrv.Serve(h.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("HTTP server: %w", err)
+		}
+		return nil
+	})
+	h.ready.Store(true)
+	h.log.Info("hub ready", "http", h.URL(), "grpc", h.GRPCAddr(), "data_dir", h.cfg.DataDir)
+
+	<-gctx.Done()
+	h.ready.Store(false)
+	h.log.Info("hub shutting down")
+	done := make(chan struct{})
+	go func() { h.grpcSrv.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(h.shutdown):
+		h.grpcSrv.Stop()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), h.shutdown)
+	defer cancel()
+	_ = h.httpSrv.Shutdown(sctx)
+	err := g.Wait()
+	stopComponents()
+	if cerr := comps.Wait(); cerr != nil && !errors.Is(cerr, context.Canceled) && err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (h *Hub) closeAll() {
+	if h.grpcLn != nil {
+		_ = h.grpcLn.Close()
+	}
+	if h.httpLn != nil {
+		_ = h.httpLn.Close()
+	}
+	if h.store != nil {
+		if err := h.store.Close(); err != nil {
+			h.log.Error("close storage", "err", err)
+		}
+		h.store = nil
+	}
+}

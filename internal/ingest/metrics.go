@@ -1,0 +1,99 @@
+package ingest
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sysmonstm/sysmonstm/internal/live"
+)
+
+type liveSeries = live.Series
+
+// Reasons a sample is dropped (label of sysmonstm_dropped_samples_total).
+const (
+	reasonInvalidBatch  = "invalid_batch"
+	reasonInvalidValue  = "invalid_value"
+	reasonInvalidSeries = "invalid_series"
+	reasonUnknownSeries = "unknown_series"
+	reasonTooNew        = "too_far_in_future"
+	reasonTooOld        = "too_old"
+	reasonDuplicate     = "duplicate"
+	reasonOutOfOrder    = "out_of_order"
+	reasonStorage       = "storage_error"
+)
+
+type metrics struct {
+	ingested         prometheus.Counter
+	dropped          *prometheus.CounterVec
+	invalidSeries    prometheus.Counter
+	batches          prometheus.Counter
+	duplicateBatches prometheus.Counter
+	streams          prometheus.Gauge
+	commitSeconds    prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		ingested: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sysmonstm_ingested_samples_total", Help: "Samples written to storage.",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sysmonstm_dropped_samples_total", Help: "Samples not stored, by reason.",
+		}, []string{"reason"}),
+		invalidSeries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sysmonstm_invalid_series_total", Help: "Series definitions rejected by validation.",
+		}),
+		batches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sysmonstm_ingest_batches_total", Help: "Agent batches stored and acknowledged.",
+		}),
+		duplicateBatches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sysmonstm_ingest_duplicate_batches_total", Help: "Replayed batches already stored, acknowledged without writing.",
+		}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sysmonstm_agent_streams", Help: "Open agent gRPC streams.",
+		}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sysmonstm_ingest_commit_seconds", Help: "Duration of one group commit to the write-ahead log.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 8),
+		}),
+	}
+	for _, r := range []string{reasonInvalidBatch, reasonInvalidValue, reasonInvalidSeries, reasonUnknownSeries,
+		reasonTooNew, reasonTooOld, reasonDuplicate, reasonOutOfOrder, reasonStorage} {
+		m.dropped.WithLabelValues(r)
+	}
+	if reg != nil {
+		reg.MustRegister(m.ingested, m.dropped, m.invalidSeries, m.batches, m.duplicateBatches, m.streams, m.commitSeconds)
+	}
+	return m
+}
+
+// limitedLog logs a warning once per key and period, so a misbehaving agent
+// is reported without flooding the log. mu protects last.
+type limitedLog struct {
+	log    *slog.Logger
+	period time.Duration
+	mu     sync.Mutex
+	last   map[string]time.Time
+}
+
+func newLimitedLog(l *slog.Logger, period time.Duration) *limitedLog {
+	return &limitedLog{log: l, period: period, last: map[string]time.Time{}}
+}
+
+func (l *limitedLog) warn(key, msg string, args ...any) {
+	now := time.Now()
+	l.mu.Lock()
+	if t, ok := l.last[key]; ok && now.Sub(t) < l.period {
+		l.mu.Unlock()
+		return
+	}
+	if len(l.last) > 10_000 {
+		clear(l.last)
+	}
+	l.last[key] = now
+	l.mu.Unlock()
+	l.log.Warn(msg, args...)
+}

@@ -1,0 +1,304 @@
+// Package ingest owns the hub's intake: the agents' gRPC streams and the JSON
+// HTTP ingest. It validates what arrives, drops duplicates by sequence number,
+// writes samples to storage in group commits, acknowledges a batch only after
+// its commit (so it is in the write-ahead log), and feeds the live state.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/storage"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/sysmonstm/sysmonstm/internal/live"
+	"github.com/sysmonstm/sysmonstm/internal/metric"
+	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
+)
+
+// Storage is what ingest needs of the store.
+type Storage interface {
+	// Appender returns a raw-tier appender whose Commit makes samples durable.
+	Appender(ctx context.Context) storage.Appender
+	// NoteWritten tells the store a machine's data is complete up to maxTs (ms).
+	NoteWritten(machine string, maxTs int64)
+	// Querier reads the raw tier (used to restore dedupe state at start).
+	Querier(mint, maxt int64) (storage.Querier, error)
+}
+
+// Live is what ingest needs of the live state.
+type Live interface {
+	Connect(info live.MachineInfo)
+	Disconnect(id string)
+	Update(id string, ts int64, series []*live.Series, values []float64)
+	Known(id string) bool
+}
+
+// AuthFunc checks an agent's token for a machine id; nil error admits it.
+type AuthFunc func(ctx context.Context, token, machine string) error
+
+// Options configure a Server.
+type Options struct {
+	Storage Storage
+	Live    Live
+	// Auth checks tokens; nil admits every agent (token checking arrives with
+	// the security work; `up` mode's in-process agent needs none).
+	Auth AuthFunc
+	// Interval is the collection interval sent to agents in Welcome; 0 keeps
+	// each agent's own.
+	Interval time.Duration
+	Limits   metric.Limits // zero value = metric.DefaultLimits
+	// MaxSeriesPerStream bounds one stream's series table; default 100,000.
+	MaxSeriesPerStream int
+	// MaxFuture rejects samples stamped further ahead than this; default 5m.
+	MaxFuture time.Duration
+	// MaxAge rejects samples older than this; default 2h (the store's
+	// out-of-order window).
+	MaxAge time.Duration
+	// Writers is the number of commit goroutines; default 2.
+	Writers int
+	// HelloTimeout bounds the wait for an agent's hello; default 10s.
+	HelloTimeout time.Duration
+	// MaxBodyBytes bounds an HTTP ingest body; default 4 MiB.
+	MaxBodyBytes int64
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
+	Now          func() time.Time
+}
+
+// Server implements the gRPC Ingest service and the HTTP ingest handler.
+type Server struct {
+	pb.UnimplementedIngestServer
+
+	opts    Options
+	log     *slog.Logger
+	m       *metrics
+	seqs    *seqTable
+	writers []*writer
+	once    *limitedLog
+
+	mu     sync.Mutex // protects next
+	next   int        // round-robin writer assignment
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// New validates opts and builds a Server. Call Restore, then Run.
+func New(opts Options) (*Server, error) {
+	if opts.Storage == nil || opts.Live == nil {
+		return nil, errors.New("ingest: Storage and Live are required")
+	}
+	if opts.Limits == (metric.Limits{}) {
+		opts.Limits = metric.DefaultLimits
+	}
+	if opts.MaxSeriesPerStream <= 0 {
+		opts.MaxSeriesPerStream = 100_000
+	}
+	if opts.MaxFuture <= 0 {
+		opts.MaxFuture = 5 * time.Minute
+	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = 2 * time.Hour
+	}
+	if opts.Writers <= 0 {
+		opts.Writers = 2
+	}
+	if opts.HelloTimeout <= 0 {
+		opts.HelloTimeout = 10 * time.Second
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 4 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		opts:   opts,
+		log:    opts.Logger,
+		m:      newMetrics(opts.Registerer),
+		seqs:   newSeqTable(),
+		once:   newLimitedLog(opts.Logger, time.Minute),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	for i := 0; i < opts.Writers; i++ {
+		s.writers = append(s.writers, newWriter(s))
+	}
+	return s, nil
+}
+
+// Run commits queued batches until ctx is done.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.cancel()
+	var wg sync.WaitGroup
+	for _, w := range s.writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run(ctx)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (s *Server) pickWriter() *writer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.writers[s.next%len(s.writers)]
+	s.next++
+	return w
+}
+
+// Stream serves one agent's stream.
+func (s *Server) Stream(gs pb.Ingest_StreamServer) error {
+	ctx := gs.Context()
+	hello, err := s.recvHello(gs)
+	if err != nil {
+		return err
+	}
+	machine := hello.GetMachineId()
+	if err := s.validateHello(hello); err != nil {
+		s.once.warn("hello:"+machine, "agent hello rejected", "machine", machine, "err", err)
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	if s.opts.Auth != nil {
+		if err := s.opts.Auth(ctx, hello.GetToken(), machine); err != nil {
+			s.once.warn("auth:"+machine, "agent token rejected", "machine", machine, "err", err)
+			return status.Errorf(codes.Unauthenticated, "token rejected for machine %q: %v; create one with `sysmonstm token create`", machine, err)
+		}
+	}
+
+	st := newStream(s, hello, s.pickWriter())
+	welcome := &pb.Welcome{
+		Settings: &pb.Settings{IntervalMs: s.opts.Interval.Milliseconds()},
+		LastSeq:  s.seqs.last(machine, hello.GetInstance()),
+	}
+	if err := gs.Send(&pb.HubMessage{Msg: &pb.HubMessage_Welcome{Welcome: welcome}}); err != nil {
+		return err
+	}
+	s.opts.Live.Connect(machineInfo(hello))
+	s.m.streams.Inc()
+	s.log.Info("agent connected", "machine", machine, "hostname", hello.GetHostname(), "version", hello.GetAgentVersion(), "last_seq", welcome.LastSeq)
+	defer func() {
+		s.m.streams.Dec()
+		s.opts.Live.Disconnect(machine)
+	}()
+
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	st.cancel = cancel
+	go st.sendAcks(sctx, gs)
+
+	for {
+		msg, err := gs.Recv()
+		if err != nil {
+			if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) {
+				return cause
+			}
+			s.log.Info("agent disconnected", "machine", machine, "err", err)
+			return nil
+		}
+		switch m := msg.Msg.(type) {
+		case *pb.AgentMessage_Series:
+			if err := st.define(m.Series.GetSeries()); err != nil {
+				return status.Error(codes.ResourceExhausted, err.Error())
+			}
+		case *pb.AgentMessage_Batch:
+			j := st.batch(m.Batch)
+			select {
+			case st.w.q <- j:
+			case <-sctx.Done():
+				return context.Cause(sctx)
+			}
+		case *pb.AgentMessage_Hello:
+			return status.Error(codes.InvalidArgument, "hello sent twice on one stream")
+		default:
+			return status.Error(codes.InvalidArgument, "empty or unknown message")
+		}
+	}
+}
+
+func (s *Server) recvHello(gs pb.Ingest_StreamServer) (*pb.Hello, error) {
+	type result struct {
+		msg *pb.AgentMessage
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		m, err := gs.Recv()
+		ch <- result{m, err}
+	}()
+	timer := time.NewTimer(s.opts.HelloTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, r.err
+		}
+		h := r.msg.GetHello()
+		if h == nil {
+			return nil, status.Error(codes.InvalidArgument, "first message must be a hello")
+		}
+		return h, nil
+	case <-timer.C:
+		return nil, status.Errorf(codes.DeadlineExceeded, "no hello within %s", s.opts.HelloTimeout)
+	}
+}
+
+func (s *Server) validateHello(h *pb.Hello) error {
+	if err := metric.ValidateMachineID(h.GetMachineId()); err != nil {
+		return err
+	}
+	if len(h.GetHostname()) > 1024 {
+		return fmt.Errorf("hostname is %d bytes, limit 1024", len(h.GetHostname()))
+	}
+	ls := protoLabels(h.GetLabels())
+	if err := s.opts.Limits.ValidateSeries("machine_labels", ls); err != nil {
+		return fmt.Errorf("machine labels: %w", err)
+	}
+	return nil
+}
+
+func machineInfo(h *pb.Hello) live.MachineInfo {
+	info := live.MachineInfo{
+		ID:           h.GetMachineId(),
+		Hostname:     h.GetHostname(),
+		Labels:       protoLabels(h.GetLabels()),
+		AgentVersion: h.GetAgentVersion(),
+		IntervalMs:   h.GetIntervalMs(),
+	}
+	if hi := h.GetInfo(); hi != nil {
+		info.OS = hi.GetOs()
+		info.Platform = hi.GetPlatform()
+		info.KernelVersion = hi.GetKernelVersion()
+		info.Arch = hi.GetArch()
+		info.CPUModel = hi.GetCpuModel()
+		info.CPUCores = hi.GetCpuCores()
+		info.CPUThreads = hi.GetCpuThreads()
+		info.MemoryTotalBytes = hi.GetMemoryTotalBytes()
+		if bt := hi.GetBootTimeUnix(); bt > 0 {
+			info.BootTime = time.Unix(bt, 0).UTC()
+		}
+	}
+	return info
+}
+
+// protoLabels converts and sorts wire labels; validation is the caller's.
+func protoLabels(in []*pb.Label) metric.Labels {
+	ls := make(metric.Labels, len(in))
+	for i, l := range in {
+		ls[i] = metric.Label{Name: l.GetName(), Value: l.GetValue()}
+	}
+	return ls.Sort()
+}

@@ -1,0 +1,371 @@
+// Package live owns the current state of every machine (identity, online
+// status, latest value of each series) and fans its changes out to
+// subscribers such as WebSocket clients.
+package live
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configures a State. The zero value works: 15 s offline timeout, no
+// persistence, no metrics, a discarding logger.
+type Options struct {
+	// OfflineAfter is how long a machine stays online without data; default
+	// 15s. A machine whose collection interval is long gets at least three
+	// intervals.
+	OfflineAfter time.Duration
+	// StalenessAfter drops a series from the latest values when the machine
+	// has sent no value for it for this long (agent clock), e.g. an unmounted
+	// filesystem; default 5m.
+	StalenessAfter time.Duration
+	// StatePath is the machine registry file (JSON); "" disables persistence.
+	StatePath string
+	// PersistEvery bounds how often the registry is written while it changes;
+	// default 10s. It is always written when Run returns.
+	PersistEvery time.Duration
+	Logger       *slog.Logger
+	// Registerer receives sysmonstm_connected_agents and
+	// sysmonstm_websocket_dropped_clients_total; nil registers nothing.
+	Registerer prometheus.Registerer
+	Now        func() time.Time // clock, for tests; default time.Now
+}
+
+// State is the hub's live view of all machines. All methods are safe for
+// concurrent use.
+type State struct {
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+
+	mu       sync.RWMutex // protects machines (the map, not the entries)
+	machines map[string]*machine
+
+	subs    subscribers
+	dirty   atomic.Bool // the registry changed since it was last written
+	metrics stateMetrics
+}
+
+type stateMetrics struct {
+	connected      prometheus.Gauge
+	droppedClients prometheus.Counter
+}
+
+// machine is one machine's state.
+type machine struct {
+	id     string
+	idJSON []byte // id as a JSON string, for event encoding
+
+	mu        sync.Mutex // protects every field below
+	info      MachineInfo
+	online    bool
+	connected bool
+	lastSeen  time.Time
+	lastTs    int64          // ms since epoch of the newest batch
+	index     map[string]int // series key → position in values
+	values    []entry        // latest value per series, in arrival order
+	hint      int            // position after the last series updated: the likely next one
+}
+
+// entry is the latest value of one series.
+type entry struct {
+	series *Series
+	ts     int64 // ms since epoch
+	value  float64
+}
+
+// New returns a State and loads the registry from opts.StatePath: machines
+// known before a restart appear offline with their last_seen.
+func New(opts Options) (*State, error) {
+	if opts.OfflineAfter <= 0 {
+		opts.OfflineAfter = 15 * time.Second
+	}
+	if opts.StalenessAfter <= 0 {
+		opts.StalenessAfter = 5 * time.Minute
+	}
+	if opts.PersistEvery <= 0 {
+		opts.PersistEvery = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &State{
+		opts:     opts,
+		log:      opts.Logger,
+		now:      opts.Now,
+		machines: make(map[string]*machine),
+		metrics: stateMetrics{
+			connected: prometheus.NewGauge(prometheus.GaugeOpts{
+				Name: "sysmonstm_connected_agents",
+				Help: "Machines that are online (sent data within the offline timeout).",
+			}),
+			droppedClients: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "sysmonstm_websocket_dropped_clients_total",
+				Help: "Live-stream subscribers (WebSocket clients) dropped because their queue was full.",
+			}),
+		},
+	}
+	if r := opts.Registerer; r != nil {
+		for _, c := range []prometheus.Collector{s.metrics.connected, s.metrics.droppedClients} {
+			if err := r.Register(c); err != nil {
+				return nil, fmt.Errorf("register live metrics: %w", err)
+			}
+		}
+	}
+	if opts.StatePath != "" {
+		if err := s.load(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func newMachine(id string) *machine {
+	return &machine{
+		id:     id,
+		idJSON: appendJSONString(nil, id),
+		info:   MachineInfo{ID: id, Hostname: id},
+		index:  make(map[string]int),
+	}
+}
+
+// get returns the machine id, creating it when create is set.
+func (s *State) get(id string, create bool) *machine {
+	s.mu.RLock()
+	m := s.machines[id]
+	s.mu.RUnlock()
+	if m != nil || !create {
+		return m
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m = s.machines[id]; m == nil {
+		m = newMachine(id)
+		s.machines[id] = m
+		s.dirty.Store(true)
+	}
+	return m
+}
+
+// Connect records an agent's hello: the machine's info is replaced, it is
+// online and connected, and a machine event goes out.
+func (s *State) Connect(info MachineInfo) {
+	if info.ID == "" {
+		s.log.Warn("live: connect without machine id ignored")
+		return
+	}
+	m := s.get(info.ID, true)
+	now := s.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.info = info
+	m.connected = true
+	m.lastSeen = now
+	s.setOnline(m, true)
+	s.dirty.Store(true)
+	s.publishMachine(m)
+}
+
+// Disconnect records that the machine's stream closed. The machine stays
+// online until OfflineAfter passes without data, so a quick reconnect does
+// not flap.
+func (s *State) Disconnect(id string) {
+	m := s.get(id, false)
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.connected {
+		return
+	}
+	m.connected = false
+	s.publishMachine(m)
+}
+
+// Update records one batch of a machine: values[i] is the value of
+// series[i] at ts (ms since epoch). Each series' latest value is replaced
+// unless the stored one is newer (a replayed batch); the machine is online
+// and last_seen is now. A metrics event goes out unless the batch is older
+// than the newest one. Unknown machines are created. No allocation happens
+// for known series when nobody is subscribed.
+func (s *State) Update(id string, ts int64, series []*Series, values []float64) {
+	m := s.get(id, true)
+	now := s.now()
+	n := min(len(series), len(values))
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := 0; i < n; i++ {
+		sr := series[i]
+		if sr == nil {
+			continue
+		}
+		j := m.hint
+		if j >= len(m.values) || m.values[j].series != sr {
+			var ok bool
+			if j, ok = m.index[sr.Key]; !ok {
+				j = len(m.values)
+				m.index[sr.Key] = j
+				m.values = append(m.values, entry{series: sr, ts: ts, value: values[i]})
+				m.hint = j + 1
+				continue
+			}
+		}
+		e := &m.values[j]
+		if ts >= e.ts {
+			e.series, e.ts, e.value = sr, ts, values[i]
+		}
+		m.hint = j + 1
+	}
+	m.lastSeen = now
+	if !s.dirty.Load() {
+		s.dirty.Store(true)
+	}
+	if !m.online {
+		s.setOnline(m, true)
+		s.publishMachine(m)
+	}
+	if ts < m.lastTs {
+		return // replayed batch: history for the store, not news
+	}
+	m.lastTs = ts
+	if s.subs.any() {
+		s.Publish(Event{Type: EventMetrics, Machine: m.id, JSON: encodeMetrics(m.idJSON, ts, series[:n], values[:n])})
+	}
+}
+
+// encodeMetrics builds
+// {"type":"metrics","machine":ID,"ts":MS,"metrics":[{"name","labels","value"}…]}.
+func encodeMetrics(idJSON []byte, ts int64, series []*Series, values []float64) []byte {
+	size := 64 + len(idJSON)
+	for _, sr := range series {
+		if sr != nil {
+			size += len(sr.prefix) + 26
+		}
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"type":"metrics","machine":`...)
+	b = append(b, idJSON...)
+	b = append(b, `,"ts":`...)
+	b = appendInt(b, ts)
+	b = append(b, `,"metrics":[`...)
+	first := true
+	for i, sr := range series {
+		if sr == nil {
+			continue
+		}
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		if sr.prefix != nil {
+			b = append(b, sr.prefix...)
+		} else {
+			b = appendValuePrefix(b, sr.Name, sr.Labels)
+		}
+		b = appendJSONFloat(b, values[i])
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+func appendInt(b []byte, v int64) []byte { return strconv.AppendInt(b, v, 10) }
+
+// setOnline flips m's online flag and the connected-agents gauge. Caller
+// holds m.mu.
+func (s *State) setOnline(m *machine, online bool) {
+	if m.online == online {
+		return
+	}
+	m.online = online
+	if online {
+		s.metrics.connected.Inc()
+	} else {
+		s.metrics.connected.Dec()
+	}
+}
+
+// publishMachine sends a machine event for m. Caller holds m.mu.
+func (s *State) publishMachine(m *machine) {
+	if !s.subs.any() {
+		return
+	}
+	b, err := json.Marshal(struct {
+		Type    string  `json:"type"`
+		Machine Machine `json:"machine"`
+	}{EventMachine, m.snapshot(false)})
+	if err != nil {
+		s.log.Error("live: encode machine event", "machine", m.id, "err", err)
+		return
+	}
+	s.Publish(Event{Type: EventMachine, Machine: m.id, JSON: b})
+}
+
+// snapshot copies m; with metrics, Metrics is non-nil and sorted by series
+// key. Caller holds m.mu.
+func (m *machine) snapshot(metrics bool) Machine {
+	out := Machine{Info: m.info, Online: m.online, Connected: m.connected, LastSeen: m.lastSeen, LastTs: m.lastTs}
+	if !metrics {
+		return out
+	}
+	es := slices.Clone(m.values)
+	slices.SortFunc(es, func(a, b entry) int { return cmp.Compare(a.series.Key, b.series.Key) })
+	out.Metrics = make([]Value, len(es))
+	for i, e := range es {
+		out.Metrics[i] = Value{Name: e.series.Name, Labels: e.series.Labels, Value: e.value, Ts: e.ts}
+	}
+	return out
+}
+
+// Machines returns every machine, sorted by id, with its latest values.
+func (s *State) Machines() []Machine {
+	ms := s.list()
+	out := make([]Machine, len(ms))
+	for i, m := range ms {
+		m.mu.Lock()
+		out[i] = m.snapshot(true)
+		m.mu.Unlock()
+	}
+	return out
+}
+
+// Machine returns one machine with its latest values.
+func (s *State) Machine(id string) (Machine, bool) {
+	m := s.get(id, false)
+	if m == nil {
+		return Machine{}, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.snapshot(true), true
+}
+
+// Known reports whether the machine is registered, without copying its state.
+func (s *State) Known(id string) bool {
+	return s.get(id, false) != nil
+}
+
+// list returns the machines sorted by id.
+func (s *State) list() []*machine {
+	s.mu.RLock()
+	ms := make([]*machine, 0, len(s.machines))
+	for _, m := range s.machines {
+		ms = append(ms, m)
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(ms, func(a, b *machine) int { return cmp.Compare(a.id, b.id) })
+	return ms
+}

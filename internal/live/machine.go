@@ -1,0 +1,151 @@
+package live
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/metric"
+)
+
+// MachineInfo is what an agent tells about its machine in its hello. Every
+// string in it came from the agent and is untrusted.
+type MachineInfo struct {
+	ID               string
+	Hostname         string
+	Labels           metric.Labels // the agent's --labels, sorted
+	OS               string
+	Platform         string
+	KernelVersion    string
+	Arch             string
+	CPUModel         string
+	CPUCores         uint32
+	CPUThreads       uint32
+	MemoryTotalBytes uint64
+	BootTime         time.Time
+	AgentVersion     string
+	IntervalMs       int64 // collection interval, ms
+}
+
+// machineInfoJSON is the JSON shape of MachineInfo.
+type machineInfoJSON struct {
+	ID               string            `json:"id"`
+	Hostname         string            `json:"hostname"`
+	Labels           map[string]string `json:"labels"`
+	OS               string            `json:"os,omitempty"`
+	Platform         string            `json:"platform,omitempty"`
+	KernelVersion    string            `json:"kernel_version,omitempty"`
+	Arch             string            `json:"arch,omitempty"`
+	CPUModel         string            `json:"cpu_model,omitempty"`
+	CPUCores         uint32            `json:"cpu_cores,omitempty"`
+	CPUThreads       uint32            `json:"cpu_threads,omitempty"`
+	MemoryTotalBytes uint64            `json:"memory_total_bytes,omitempty"`
+	BootTime         *time.Time        `json:"boot_time,omitempty"`
+	AgentVersion     string            `json:"agent_version,omitempty"`
+	IntervalMs       int64             `json:"interval_ms,omitempty"`
+}
+
+// MarshalJSON encodes the info with snake_case keys and labels as an object.
+func (in MachineInfo) MarshalJSON() ([]byte, error) {
+	j := machineInfoJSON{
+		ID: in.ID, Hostname: in.Hostname, Labels: in.Labels.Map(),
+		OS: in.OS, Platform: in.Platform, KernelVersion: in.KernelVersion,
+		Arch: in.Arch, CPUModel: in.CPUModel, CPUCores: in.CPUCores,
+		CPUThreads: in.CPUThreads, MemoryTotalBytes: in.MemoryTotalBytes,
+		AgentVersion: in.AgentVersion, IntervalMs: in.IntervalMs,
+	}
+	if !in.BootTime.IsZero() {
+		bt := in.BootTime.UTC()
+		j.BootTime = &bt
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON is the inverse of MarshalJSON.
+func (in *MachineInfo) UnmarshalJSON(b []byte) error {
+	var j machineInfoJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*in = MachineInfo{
+		ID: j.ID, Hostname: j.Hostname, OS: j.OS, Platform: j.Platform,
+		KernelVersion: j.KernelVersion, Arch: j.Arch, CPUModel: j.CPUModel,
+		CPUCores: j.CPUCores, CPUThreads: j.CPUThreads,
+		MemoryTotalBytes: j.MemoryTotalBytes, AgentVersion: j.AgentVersion,
+		IntervalMs: j.IntervalMs,
+	}
+	if len(j.Labels) > 0 {
+		in.Labels = metric.FromMap(j.Labels)
+	}
+	if j.BootTime != nil {
+		in.BootTime = *j.BootTime
+	}
+	return nil
+}
+
+// Machine is a copy of one machine's live state.
+type Machine struct {
+	Info      MachineInfo
+	Online    bool      // data arrived within the offline timeout
+	Connected bool      // an agent stream is open right now
+	LastSeen  time.Time // when the hub last heard from the machine (hub clock)
+	LastTs    int64     // ms since epoch of the newest batch (agent clock)
+	// Metrics holds the latest value of every series, sorted by name then
+	// labels. Nil when the caller asked for no metrics; JSON omits it then.
+	Metrics []Value
+}
+
+// Value is the latest value of one series.
+type Value struct {
+	Name   string
+	Labels metric.Labels
+	Value  float64
+	Ts     int64 // ms since epoch of the sample
+}
+
+// MarshalJSON encodes {"name","labels":{…},"value","ts"}; NaN and ±Inf
+// become null.
+func (v Value) MarshalJSON() ([]byte, error) {
+	b := appendValuePrefix(make([]byte, 0, 64), v.Name, v.Labels)
+	b = appendJSONFloat(b, v.Value)
+	b = append(b, `,"ts":`...)
+	b = appendInt(b, v.Ts)
+	return append(b, '}'), nil
+}
+
+// machineJSON is the JSON shape of a machine in the HTTP API and the
+// WebSocket messages.
+type machineJSON struct {
+	ID        string            `json:"id"`
+	Hostname  string            `json:"hostname"`
+	Labels    map[string]string `json:"labels"`
+	Online    bool              `json:"online"`
+	Connected bool              `json:"connected"`
+	LastSeen  *time.Time        `json:"last_seen"`
+	LastTs    int64             `json:"last_ts,omitempty"`
+	Info      MachineInfo       `json:"info"`
+	Metrics   []Value           `json:"metrics,omitempty"`
+}
+
+// MarshalJSON encodes {"id","hostname","labels","online","connected",
+// "last_seen" (RFC 3339, null when never seen),"last_ts","info":{…}} plus
+// "metrics" when m.Metrics is not nil.
+func (m Machine) MarshalJSON() ([]byte, error) {
+	j := machineJSON{
+		ID: m.Info.ID, Hostname: m.Info.Hostname, Labels: m.Info.Labels.Map(),
+		Online: m.Online, Connected: m.Connected, LastTs: m.LastTs, Info: m.Info,
+		Metrics: m.Metrics,
+	}
+	if !m.LastSeen.IsZero() {
+		ls := m.LastSeen.UTC()
+		j.LastSeen = &ls
+	}
+	if m.Metrics != nil && len(m.Metrics) == 0 {
+		// omitempty would drop an empty slice; keep "metrics":[] instead.
+		type withEmpty struct {
+			machineJSON
+			Metrics []Value `json:"metrics"`
+		}
+		return json.Marshal(withEmpty{machineJSON: j, Metrics: []Value{}})
+	}
+	return json.Marshal(j)
+}

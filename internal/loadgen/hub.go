@@ -1,0 +1,160 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/sysmonstm/sysmonstm/internal/agent"
+	"github.com/sysmonstm/sysmonstm/internal/metric"
+	sysmonstmv1 "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
+)
+
+// machinesPerConn is how many simulated agents share one gRPC connection
+// (one TCP connection, one HTTP/2 stream per agent).
+const machinesPerConn = 100
+
+// runHub runs one agent.Agent per machine against opts.Hub.
+func runHub(ctx context.Context, opts Options) (Summary, error) {
+	conns := make([]*grpc.ClientConn, 0, (opts.Machines+machinesPerConn-1)/machinesPerConn)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	params := grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: 200 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},
+		MinConnectTimeout: 10 * time.Second,
+	}
+	for range cap(conns) {
+		c, err := grpc.NewClient(opts.Hub, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithConnectParams(params))
+		if err != nil {
+			return Summary{}, fmt.Errorf("loadgen: dial hub %s: %w", opts.Hub, err)
+		}
+		conns = append(conns, c)
+	}
+
+	var stopped atomic.Bool // set when generation ends; sources then return nothing
+	agents := make([]*agent.Agent, opts.Machines)
+	for i := range agents {
+		w := NewWorkload(i, opts.Series, opts.Seed)
+		id := opts.machineID(i)
+		log := slog.New(slog.DiscardHandler)
+		if i == 0 { // one agent speaks for all: the others would repeat it
+			log = slog.New(minLevel{opts.Logger.Handler(), slog.LevelWarn}).With("machine", id)
+		}
+		a, err := agent.New(agent.Options{
+			Hub:       opts.Hub,
+			Token:     opts.Token,
+			MachineID: id,
+			Labels:    metric.Labels{{Name: "loadgen", Value: "true"}},
+			Info: &sysmonstmv1.HostInfo{
+				Os: "linux", Platform: "loadgen", Arch: "amd64", CpuModel: "Simulated CPU",
+				CpuThreads: uint32(len(w.cores)), CpuCores: uint32(max(1, len(w.cores)/2)),
+				MemoryTotalBytes: uint64(w.memTotal), BootTimeUnix: w.boot,
+			},
+			Version:  "loadgen",
+			Interval: opts.Interval,
+			Conn:     conns[i/machinesPerConn],
+			Logger:   log,
+		}, func(context.Context) []metric.Sample {
+			if stopped.Load() {
+				return nil
+			}
+			return w.Tick(time.Now())
+		})
+		if err != nil {
+			return Summary{}, fmt.Errorf("loadgen: machine %s: %w", id, err)
+		}
+		agents[i] = a
+	}
+
+	// Agents outlive the generation phase by a short flush.
+	actx, cancelAgents := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, a := range agents {
+		wg.Go(func() { _ = a.Run(actx) })
+	}
+	start := time.Now()
+	gctx, cancel := runUntil(ctx, opts.Duration)
+	defer cancel()
+	progress := time.NewTicker(10 * time.Second)
+	defer progress.Stop()
+wait:
+	for {
+		select {
+		case <-gctx.Done():
+			break wait
+		case <-progress.C:
+			s, connected := hubSummary(agents, opts)
+			opts.Logger.Info("loadgen progress", "connected", connected, "machines", opts.Machines,
+				"acked_samples", s.AckedSamples, "errors", s.Errors)
+		}
+	}
+	stopped.Store(true)
+	elapsed := time.Since(start)
+
+	// Flush: wait for acks of what was generated, briefly.
+	grace := max(2*time.Second, 2*opts.Interval)
+	if ctx.Err() != nil {
+		grace = time.Second
+	}
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) && buffered(agents) > 0 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancelAgents()
+	wg.Wait()
+
+	s, _ := hubSummary(agents, opts)
+	summarize(&s, elapsed)
+	return s, nil
+}
+
+func buffered(agents []*agent.Agent) int {
+	n := 0
+	for _, a := range agents {
+		n += a.Stats().Buffered
+	}
+	return n
+}
+
+func hubSummary(agents []*agent.Agent, opts Options) (Summary, int) {
+	s := Summary{Machines: opts.Machines, SeriesPerMachine: opts.Series}
+	connected := 0
+	for _, a := range agents {
+		st := a.Stats()
+		s.SentSamples += st.SentSamples
+		s.AckedSamples += st.AckedSamples
+		s.Errors += st.Errors
+		if st.Connected {
+			connected++
+		}
+	}
+	return s, connected
+}
+
+// minLevel passes on records at or above min only.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
+}

@@ -1,0 +1,260 @@
+package loadgen
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/grpc"
+
+	sysmonstmv1 "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
+)
+
+// countingHub is a minimal hub for tests: it records hellos and series
+// definitions, counts batch samples and acks every batch.
+type countingHub struct {
+	sysmonstmv1.UnimplementedIngestServer
+
+	mu      sync.Mutex
+	hellos  map[string]*sysmonstmv1.Hello // by machine id
+	defs    map[string]int                // definitions per machine
+	samples map[string]int64              // samples per machine
+	bad     []string                      // protocol violations
+}
+
+func (h *countingHub) Stream(stream grpc.BidiStreamingServer[sysmonstmv1.AgentMessage, sysmonstmv1.HubMessage]) error {
+	msg, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := msg.GetHello()
+	id := hello.GetMachineId()
+	h.mu.Lock()
+	h.hellos[id] = hello
+	h.mu.Unlock()
+	if err := stream.Send(&sysmonstmv1.HubMessage{Msg: &sysmonstmv1.HubMessage_Welcome{Welcome: &sysmonstmv1.Welcome{}}}); err != nil {
+		return err
+	}
+	defined := map[uint32]bool{}
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			return err
+		}
+		h.mu.Lock()
+		if defs := msg.GetSeries(); defs != nil {
+			for _, d := range defs.GetSeries() {
+				defined[d.GetId()] = true
+				h.defs[id]++
+			}
+		}
+		b := msg.GetBatch()
+		if b != nil {
+			for _, sid := range b.GetSeriesIds() {
+				if !defined[sid] {
+					h.bad = append(h.bad, id+": undefined series")
+				}
+			}
+			h.samples[id] += int64(len(b.GetValues()))
+		}
+		h.mu.Unlock()
+		if b != nil {
+			if err := stream.Send(&sysmonstmv1.HubMessage{Msg: &sysmonstmv1.HubMessage_Ack{Ack: &sysmonstmv1.Ack{Seq: b.GetSeq()}}}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func TestRunAgainstHub(t *testing.T) {
+	hub := &countingHub{hellos: map[string]*sysmonstmv1.Hello{}, defs: map[string]int{}, samples: map[string]int64{}}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	sysmonstmv1.RegisterIngestServer(srv, hub)
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+
+	const machines, series = 20, 50
+	sum, err := Run(context.Background(), Options{
+		Hub: lis.Addr().String(), Token: "t0k", Machines: machines, Series: series,
+		Interval: 100 * time.Millisecond, Duration: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("summary %+v", sum)
+	if sum.Machines != machines || sum.SeriesPerMachine != series {
+		t.Errorf("summary %+v", sum)
+	}
+	// ~10 ticks × 20 machines × 50 series; slack for a slow race-detector run.
+	if sum.SentSamples < 5*machines*series || sum.AckedSamples != sum.SentSamples || sum.Errors != 0 {
+		t.Errorf("summary %+v: want every sent sample acked, no errors", sum)
+	}
+	if sum.DurationS < 0.9 || sum.DurationS > 2 || sum.SamplesPerSecond <= 0 {
+		t.Errorf("duration %v s, rate %v", sum.DurationS, sum.SamplesPerSecond)
+	}
+
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	if len(hub.hellos) != machines {
+		t.Errorf("%d machines said hello, want %d", len(hub.hellos), machines)
+	}
+	var total int64
+	for id, h := range hub.hellos {
+		if !strings.HasPrefix(id, "loadgen-") || h.GetToken() != "t0k" || h.GetIntervalMs() != 100 || h.GetInfo().GetCpuThreads() == 0 {
+			t.Errorf("hello %v", h)
+		}
+		if hub.defs[id] != series {
+			t.Errorf("%s: %d definitions, want %d", id, hub.defs[id], series)
+		}
+		total += hub.samples[id]
+	}
+	if total != sum.AckedSamples {
+		t.Errorf("hub received %d samples, summary says %d acked", total, sum.AckedSamples)
+	}
+	for _, b := range hub.bad {
+		t.Error(b)
+	}
+	if _, ok := hub.hellos["loadgen-00"]; !ok {
+		t.Errorf("machine ids %v: want loadgen-00 … loadgen-19", keys(hub.hellos))
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestRunRemoteWrite(t *testing.T) {
+	var mu sync.Mutex
+	perTs := map[int64]int{}
+	var total int64
+	var problems []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		fail := func(s string) {
+			problems = append(problems, s)
+			http.Error(w, s, http.StatusBadRequest)
+		}
+		if r.Header.Get("Content-Encoding") != "snappy" || r.Header.Get("Content-Type") != "application/x-protobuf" ||
+			r.Header.Get("X-Prometheus-Remote-Write-Version") != "0.1.0" {
+			fail("headers " + r.Header.Get("Content-Type"))
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		raw, err := snappy.Decode(nil, body)
+		if err != nil {
+			fail("snappy: " + err.Error())
+			return
+		}
+		var wr prompb.WriteRequest
+		if err := wr.Unmarshal(raw); err != nil {
+			fail("protobuf: " + err.Error())
+			return
+		}
+		for _, ts := range wr.Timeseries {
+			ls := ts.Labels
+			if len(ls) < 2 || ls[0].Name != "__name__" {
+				fail("no __name__ first")
+				return
+			}
+			var machine string
+			for i, l := range ls {
+				if i > 0 && ls[i-1].Name >= l.Name {
+					fail("labels not sorted")
+					return
+				}
+				if l.Name == "machine" {
+					machine = l.Value
+				}
+			}
+			if !strings.HasPrefix(machine, "rw-") || len(ts.Samples) != 1 || ts.Samples[0].Timestamp%200 != 0 {
+				fail("series " + ts.String())
+				return
+			}
+			perTs[ts.Samples[0].Timestamp]++
+			total++
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+
+	const machines, series = 30, 100
+	sum, err := Run(context.Background(), Options{
+		RemoteWrite: srv.URL + "/api/v1/write", Machines: machines, Series: series,
+		Interval: 200 * time.Millisecond, Duration: time.Second, MachinePrefix: "rw-",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("summary %+v", sum)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range problems {
+		t.Error(p)
+	}
+	if sum.Errors != 0 || sum.AckedSamples != total || sum.SentSamples != total || total < 3*machines*series {
+		t.Errorf("summary %+v, endpoint received %d samples", sum, total)
+	}
+	for ts, n := range perTs {
+		if n != machines*series {
+			t.Errorf("tick %d: %d samples, want %d (every machine, every series)", ts, n, machines*series)
+		}
+	}
+}
+
+func TestRunRemoteWriteCountsErrors(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "out of order sample", http.StatusBadRequest)
+	}))
+	defer srv.Close()
+	sum, err := Run(context.Background(), Options{RemoteWrite: srv.URL, Machines: 2, Series: 10, Interval: 100 * time.Millisecond, Duration: 350 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Errors == 0 || sum.AckedSamples != 0 || sum.SentSamples == 0 {
+		t.Errorf("summary %+v", sum)
+	}
+}
+
+func TestRunUntilCanceled(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	sum, err := Run(ctx, Options{RemoteWrite: srv.URL, Series: 5, Interval: 50 * time.Millisecond})
+	if err != nil || sum.AckedSamples == 0 || sum.Machines != 1 {
+		t.Errorf("Run = %+v, %v", sum, err)
+	}
+}
+
+func TestOptionsErrors(t *testing.T) {
+	f := func(o Options, want string) {
+		t.Helper()
+		_, err := Run(context.Background(), o)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Run(%+v): error %v, want %q", o, err, want)
+		}
+	}
+	f(Options{}, "no target")
+	f(Options{RemoteWrite: "localhost:9090"}, "want http(s)://")
+	f(Options{Hub: "h:1", Machines: -1}, "machines -1")
+	f(Options{Hub: "h:1", Series: 60000}, "series 60000")
+	f(Options{Hub: "h:1", Interval: time.Millisecond}, "interval 1ms")
+	f(Options{Hub: "h:1", Duration: -time.Second}, "duration -1s")
+}

@@ -1,0 +1,319 @@
+package store
+
+import (
+	"context"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
+)
+
+// BenchmarkAppend measures samples/s through one raw-tier Appender with
+// cached series refs: 100 hosts × ~100 series, one commit per 1 s tick.
+func BenchmarkAppend(b *testing.B) {
+	const hosts, ticks = 100, 60
+	s, _ := openTest(b, "", base, nil)
+	type host struct {
+		w    *workload
+		refs []storage.SeriesRef
+		vals [][]float64 // per tick
+	}
+	hs := make([]*host, hosts)
+	perTick := 0
+	for h := range hs {
+		w := newWorkload("host-"+strconv.Itoa(h), uint64(h), true)
+		x := &host{w: w, refs: make([]storage.SeriesRef, len(w.series))}
+		for range ticks {
+			v := make([]float64, len(w.series))
+			w.next(v)
+			x.vals = append(x.vals, v)
+		}
+		hs[h] = x
+		perTick += len(w.series)
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	n, tick := 0, 0
+	for n < b.N {
+		app := s.Appender(ctx)
+		ts := ms(base) + int64(tick)*1000
+		for _, h := range hs {
+			vals := h.vals[tick%ticks]
+			for i, ls := range h.w.series {
+				ref, err := app.Append(h.refs[i], ls, ts, vals[i])
+				if err != nil {
+					b.Fatal(err)
+				}
+				h.refs[i] = ref
+			}
+		}
+		if err := app.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		n += perTick
+		tick++
+	}
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "samples/s")
+}
+
+// TestBytesPerSample writes SYSMONSTM_BENCH_HOSTS (200) hosts × 100 series ×
+// SYSMONSTM_BENCH_HOURS (3) of 1 s data per variant into a fresh raw tier,
+// compacts it and reports on-disk bytes per sample. It is a measurement, not
+// a check: run it with SYSMONSTM_BENCH_BYTES=1 -v.
+func TestBytesPerSample(t *testing.T) {
+	if os.Getenv("SYSMONSTM_BENCH_BYTES") == "" {
+		t.Skip("set SYSMONSTM_BENCH_BYTES=1 to measure bytes per sample")
+	}
+	hosts := envInt("SYSMONSTM_BENCH_HOSTS", 200)
+	hours := envInt("SYSMONSTM_BENCH_HOURS", 3)
+	variants := []struct {
+		name   string
+		exact  bool
+		jitter int64 // ± ms on each timestamp
+		wal    compression.Type
+	}{
+		{"on-tick/rounded/snappy", true, 0, compression.Snappy},
+		{"on-tick/rounded/zstd", true, 0, compression.Zstd},
+		{"on-tick/rounded/no-wal-compression", true, 0, compression.None},
+		{"jitter3ms/rounded", true, 3, compression.Snappy},
+		{"on-tick/float-noise", false, 0, compression.Snappy},
+		{"jitter3ms/float-noise", false, 3, compression.Snappy},
+	}
+	if only := os.Getenv("SYSMONSTM_BENCH_VARIANT"); only != "" {
+		for i := range variants {
+			if variants[i].name == only {
+				variants = variants[i : i+1]
+				break
+			}
+		}
+	}
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			dir := t.TempDir()
+			o := tierOptions(24*time.Hour, time.Hour, 0)
+			o.WALCompression = v.wal
+			db, err := tsdb.Open(dir, nil, nil, o, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			ws := make([]*workload, hosts)
+			refs := make([][]storage.SeriesRef, hosts)
+			for h := range ws {
+				ws[h] = newWorkload("host-"+strconv.Itoa(h), uint64(h), v.exact)
+				refs[h] = make([]storage.SeriesRef, len(ws[h].series))
+			}
+			jit := rand.New(rand.NewPCG(1, 2))
+			vals := make([]float64, 128)
+			samples := 0
+			began := time.Now()
+			ctx := context.Background()
+			for tick := range hours * 3600 {
+				app := db.Appender(ctx)
+				for h, w := range ws {
+					w.next(vals)
+					ts := ms(base) + int64(tick)*1000
+					if v.jitter > 0 {
+						ts += jit.Int64N(2*v.jitter+1) - v.jitter // one jitter per host and tick, like a real agent
+					}
+					for i, ls := range w.series {
+						if refs[h][i], err = app.Append(refs[h][i], ls, ts, vals[i]); err != nil {
+							t.Fatal(err)
+						}
+					}
+					samples += len(w.series)
+				}
+				if err := app.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			appendSecs := time.Since(began).Seconds()
+			walBytes := dirSize(t, filepath.Join(dir, "wal"))
+			var mem runtime.MemStats
+			runtime.ReadMemStats(&mem)
+			head := db.Head()
+			if err := db.CompactHead(tsdb.NewRangeHead(head, head.MinTime(), head.MaxTime())); err != nil {
+				t.Fatal(err)
+			}
+			var blockBytes, chunkBytes, indexBytes int64
+			for _, b := range db.Blocks() {
+				chunkBytes += dirSize(t, filepath.Join(b.Dir(), "chunks"))
+				indexBytes += fileSize(t, filepath.Join(b.Dir(), "index"))
+			}
+			blockBytes = chunkBytes + indexBytes
+			t.Logf("%s: %d hosts × %d series × %dh = %d samples; append %.2f M samples/s; heap %d MiB; WAL %.2f B/sample; block %.3f B/sample (chunks %.3f, index %.3f)",
+				v.name, hosts, len(ws[0].series), hours, samples, float64(samples)/appendSecs/1e6, mem.HeapAlloc>>20,
+				float64(walBytes)/float64(samples), float64(blockBytes)/float64(samples),
+				float64(chunkBytes)/float64(samples), float64(indexBytes)/float64(samples))
+		})
+	}
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
+}
+
+func dirSize(t testing.TB, dir string) int64 {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			n += info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func fileSize(t testing.TB, path string) int64 {
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Size()
+}
+
+// BenchmarkQuery24h queries one machine's 24 h history (100 series, 1m tier
+// in compacted blocks) with Step 0, as the dashboard does.
+func BenchmarkQuery24h(b *testing.B) {
+	now := base.Add(48 * time.Hour)
+	s, _ := openTest(b, "", now, nil)
+	w := newWorkload("m1", 1, true)
+	ctx := context.Background()
+	from := now.Add(-24 * time.Hour)
+	// Write rollups straight into the 1m tier: per minute, 60 samples of the
+	// workload folded into min/max/sum/count.
+	refs := make([][4]storage.SeriesRef, len(w.series))
+	lsets := make([][4]labels.Labels, len(w.series))
+	for i, ls := range w.series {
+		for k, kind := range rollupKinds {
+			lsets[i][k] = labels.NewBuilder(ls).Set(rollupLabel, kind).Labels()
+		}
+	}
+	vals := make([]float64, len(w.series))
+	aggs := make([]aggr, len(w.series))
+	for minute := range 24 * 60 {
+		for i := range aggs {
+			aggs[i] = aggr{min: 1e300, max: -1e300}
+		}
+		for range 60 {
+			w.next(vals)
+			for i, v := range vals {
+				a := &aggs[i]
+				a.min, a.max, a.sum, a.count = min(a.min, v), max(a.max, v), a.sum+v, a.count+1
+			}
+		}
+		app := s.tier1m.Appender(ctx)
+		ts := ms(from) + int64(minute)*minuteMs
+		for i := range aggs {
+			for k, v := range aggs[i].values() {
+				var err error
+				if refs[i][k], err = app.Append(refs[i][k], lsets[i][k], ts, v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if err := app.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.tier1m.Compact(ctx); err != nil {
+		b.Fatal(err)
+	}
+	// As in a running hub, the newest ~2.5 minutes are not rolled up yet and
+	// come from the raw tier.
+	rawRefs := make([]storage.SeriesRef, len(w.series))
+	app := s.Appender(ctx)
+	for sec := range 180 {
+		w.next(vals)
+		for i, ls := range w.series {
+			var err error
+			if rawRefs[i], err = app.Append(rawRefs[i], ls, ms(now)-180_000+int64(sec)*1000, vals[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	s.NoteWritten("m1", ms(now))
+	s.mu.Lock()
+	s.machines["m1"].done1m = floorTo(ms(now)-150_000, minuteMs)
+	s.machines["m1"].done1h = floorTo(ms(now)-150_000, hourMs)
+	s.mu.Unlock()
+	// Wait for any compaction the appends triggered in the background, and
+	// keep it from running while we time queries.
+	s.tier1m.DisableCompactions()
+	defer s.tier1m.EnableCompactions()
+	runtime.GC()
+	names := map[string]bool{}
+	for _, ls := range w.series {
+		names[ls.Get(labels.MetricName)] = true
+	}
+	var metrics []string
+	for n := range names {
+		metrics = append(metrics, n)
+	}
+	sort.Strings(metrics)
+	query := func(name string) int {
+		res, err := s.Query(ctx, Query{Metric: name, Machine: "m1", From: from, To: now})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Tier != Tier1m || len(res.Series) == 0 {
+			b.Fatalf("%s: tier %s, %d series", name, res.Tier, len(res.Series))
+		}
+		n := 0
+		for _, ser := range res.Series {
+			n += len(ser.Points)
+		}
+		return n
+	}
+	b.Logf("1m tier: %d blocks; %d metric names, %d series", len(s.tier1m.Blocks()), len(metrics), len(w.series))
+	b.Run("one-metric-load1", func(b *testing.B) {
+		for b.Loop() {
+			query("load1")
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/query")
+	})
+	b.Run("one-metric-cpu-17-series", func(b *testing.B) {
+		for b.Loop() {
+			query("cpu_usage_percent")
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/query")
+	})
+	b.Run("whole-machine-100-series", func(b *testing.B) {
+		points := 0
+		for b.Loop() {
+			points = 0
+			for _, m := range metrics {
+				points += query(m)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/machine")
+		b.ReportMetric(float64(points), "points")
+	})
+}

@@ -1,0 +1,406 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/sysmonstm/sysmonstm/internal/metric"
+)
+
+const (
+	minuteMs = int64(time.Minute / time.Millisecond)
+	hourMs   = int64(time.Hour / time.Millisecond)
+
+	// commitEvery bounds the samples one rollup appender holds.
+	commitEvery = 100_000
+)
+
+// Rollup kinds, the values of the __rollup__ label, in the order of aggr.
+var rollupKinds = [4]string{"min", "max", "sum", "count"}
+
+// Run rolls up complete buckets every RollupInterval until ctx is done. A
+// failed pass is logged and retried on the next tick.
+func (s *Store) Run(ctx context.Context) error {
+	t := time.NewTicker(s.opts.RollupInterval)
+	defer t.Stop()
+	for {
+		if err := s.Rollup(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("rollup pass failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Rollup runs one rollup pass now: every machine's complete minutes into the
+// 1m tier, then its complete hours into the 1h tier, then saves the
+// watermarks. Run calls it on a timer; tests and shutdown may call it
+// directly.
+func (s *Store) Rollup(ctx context.Context) error {
+	s.rollupMu.Lock()
+	defer s.rollupMu.Unlock()
+	if s.closed {
+		return errors.New("rollup: store is closed")
+	}
+	began := time.Now()
+	s.m.runs.Inc()
+	err := s.rollupPass(ctx)
+	s.m.lastDuration.Set(time.Since(began).Seconds())
+	if err != nil {
+		s.m.failures.Inc()
+	}
+	return err
+}
+
+// job is one machine's range [start, end) (ms) to roll up into a tier.
+type job struct {
+	machine    string
+	start, end int64
+}
+
+func (s *Store) rollupPass(ctx context.Context) error {
+	now := s.now().UnixMilli()
+	rawStart, err := s.raw.StartTime()
+	if err != nil {
+		return fmt.Errorf("read raw tier: %w", err)
+	}
+	jobs := s.jobs1m(now, rawStart)
+	if len(jobs) > 0 {
+		if err := s.runJobs(ctx, s.raw, s.tier1m, Tier1m, jobs, rollupRawSeries); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		for _, j := range jobs {
+			if w := s.machines[j.machine]; w != nil && j.end > w.done1m {
+				w.done1m = j.end
+			}
+		}
+		s.mu.Unlock()
+	}
+	jobsH := s.jobs1h()
+	if len(jobsH) > 0 {
+		if err := s.runJobs(ctx, s.tier1m, s.tier1h, Tier1h, jobsH, rollupMinuteSeries); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		for _, j := range jobsH {
+			if w := s.machines[j.machine]; w != nil && j.end > w.done1h {
+				w.done1h = j.end
+			}
+		}
+		s.mu.Unlock()
+	}
+	pruned := s.prune(now)
+	if len(jobs) > 0 || len(jobsH) > 0 || pruned {
+		return s.saveState()
+	}
+	return nil
+}
+
+// jobs1m returns the minutes ready for the 1m tier. A machine's minutes are
+// ready up to the older of now-RollupLag and its maxTs, so a disconnected
+// agent's minutes wait for its replay; once even the out-of-order window has
+// passed (nothing older can be accepted any more) they are final anyway.
+func (s *Store) jobs1m(now, rawStart int64) []job {
+	lag := s.opts.RollupLag.Milliseconds()
+	final := now - lag - s.opts.OutOfOrderWindow.Milliseconds()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var jobs []job
+	for m, w := range s.machines {
+		if w.done1m == 0 {
+			if rawStart == math.MaxInt64 {
+				continue // nothing stored yet
+			}
+			// First sight of this machine: start where the raw tier starts.
+			w.done1m = floorTo(rawStart, minuteMs)
+			if w.done1h == 0 {
+				w.done1h = floorTo(w.done1m, hourMs)
+			}
+		}
+		limit := min(now-lag, max(w.maxTs+1, final))
+		end := floorTo(limit, minuteMs)
+		if end > w.done1m {
+			jobs = append(jobs, job{machine: m, start: w.done1m, end: end})
+		}
+	}
+	sort.Slice(jobs, func(i, j int) bool { return jobs[i].machine < jobs[j].machine })
+	return jobs
+}
+
+// jobs1h returns the hours whose minutes are all rolled up.
+func (s *Store) jobs1h() []job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var jobs []job
+	for m, w := range s.machines {
+		if w.done1m == 0 {
+			continue
+		}
+		if w.done1h == 0 {
+			w.done1h = floorTo(w.done1m, hourMs)
+		}
+		end := floorTo(w.done1m, hourMs)
+		if end > w.done1h {
+			jobs = append(jobs, job{machine: m, start: w.done1h, end: end})
+		}
+	}
+	sort.Slice(jobs, func(i, j int) bool { return jobs[i].machine < jobs[j].machine })
+	return jobs
+}
+
+// prune forgets machines silent for longer than raw retention (plus block
+// slack) whose data is fully rolled up. It reports whether any went.
+func (s *Store) prune(now int64) bool {
+	horizon := now - s.opts.RetentionRaw.Milliseconds() - 2*tsdb.DefaultBlockDuration
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pruned := false
+	for m, w := range s.machines {
+		if w.maxTs > 0 && w.maxTs < horizon && w.done1h > w.maxTs {
+			delete(s.machines, m)
+			pruned = true
+		}
+	}
+	return pruned
+}
+
+// seriesRollup reads one source series' samples in [start, end) and appends
+// its bucket aggregates; it returns samples appended and refused.
+type seriesRollup func(app storage.Appender, b *labels.Builder, ser storage.Series, it chunkenc.Iterator, start, end int64) (appended, rejected int, _ chunkenc.Iterator, _ error)
+
+// runJobs rolls every job's range from src into dst and commits. Watermarks
+// are the caller's to advance, after this returns nil.
+func (s *Store) runJobs(ctx context.Context, src, dst *tsdb.DB, tier string, jobs []job, roll seriesRollup) error {
+	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, j := range jobs {
+		mint, maxt = min(mint, j.start), max(maxt, j.end-1)
+	}
+	q, err := src.Querier(mint, maxt)
+	if err != nil {
+		return fmt.Errorf("rollup %s: open querier: %w", tier, err)
+	}
+	defer q.Close()
+
+	app := dst.Appender(ctx)
+	pending, appended, rejected := 0, 0, 0
+	var (
+		it chunkenc.Iterator
+		b  labels.Builder
+	)
+	for _, j := range jobs {
+		if err := ctx.Err(); err != nil {
+			_ = app.Rollback()
+			return err
+		}
+		hints := &storage.SelectHints{Start: j.start, End: j.end - 1}
+		set := q.Select(ctx, false, hints, labels.MustNewMatcher(labels.MatchEqual, metric.MachineLabel, j.machine))
+		for set.Next() {
+			ser := set.At()
+			if strings.HasPrefix(ser.Labels().Get(labels.MetricName), internalPrefix) {
+				continue
+			}
+			var n, r int
+			n, r, it, err = roll(app, &b, ser, it, j.start, j.end)
+			if err != nil {
+				_ = app.Rollback()
+				return fmt.Errorf("rollup %s for machine %s: %w", tier, j.machine, err)
+			}
+			pending += n
+			rejected += r
+			if pending >= commitEvery {
+				if err := app.Commit(); err != nil {
+					return fmt.Errorf("rollup %s: commit: %w", tier, err)
+				}
+				appended += pending
+				pending = 0
+				app = dst.Appender(ctx)
+			}
+		}
+		if err := set.Err(); err != nil {
+			_ = app.Rollback()
+			return fmt.Errorf("rollup %s for machine %s: read: %w", tier, j.machine, err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		return fmt.Errorf("rollup %s: commit: %w", tier, err)
+	}
+	appended += pending
+	s.m.samples.WithLabelValues(tier).Add(float64(appended))
+	if rejected > 0 {
+		s.m.rejected.WithLabelValues(tier).Add(float64(rejected))
+		s.log.Warn("rollup samples refused by tier", "tier", tier, "refused", rejected)
+	}
+	s.log.Debug("rollup done", "tier", tier, "machines", len(jobs), "samples", appended)
+	return nil
+}
+
+// aggr is one bucket's aggregate.
+type aggr struct {
+	min, max, sum, count float64
+}
+
+func (a *aggr) values() [4]float64 { return [4]float64{a.min, a.max, a.sum, a.count} }
+
+// bucketWriter appends one output series set (one per rollup kind) bucket by
+// bucket, caching series refs.
+type bucketWriter struct {
+	app      storage.Appender
+	lsets    [4]labels.Labels
+	refs     [4]storage.SeriesRef
+	n        int // samples appended
+	rejected int
+}
+
+func (w *bucketWriter) write(t int64, vals [4]float64) error {
+	for k := range vals {
+		ref, err := w.app.Append(w.refs[k], w.lsets[k], t, vals[k])
+		switch {
+		case err == nil:
+			w.refs[k] = ref
+			w.n++
+		case errors.Is(err, storage.ErrOutOfOrderSample), errors.Is(err, storage.ErrTooOldSample),
+			errors.Is(err, storage.ErrOutOfBounds), errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+			// A recomputed bucket whose raw data changed, or data older
+			// than the tier accepts: keep what is stored.
+			w.rejected++
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+// rollupRawSeries turns one raw series into per-minute min/max/sum/count
+// series, labelled __rollup__.
+func rollupRawSeries(app storage.Appender, b *labels.Builder, ser storage.Series, it chunkenc.Iterator, start, end int64) (int, int, chunkenc.Iterator, error) {
+	w := bucketWriter{app: app}
+	b.Reset(ser.Labels())
+	for k, kind := range rollupKinds {
+		b.Set(rollupLabel, kind)
+		w.lsets[k] = b.Labels()
+	}
+	it = ser.Iterator(it)
+	curT := int64(math.MinInt64)
+	var cur aggr
+	for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+		if vt != chunkenc.ValFloat {
+			continue // sysmonstm stores no histograms
+		}
+		t, v := it.At()
+		if t < start || t >= end || math.IsNaN(v) {
+			continue
+		}
+		if bt := floorTo(t, minuteMs); bt != curT {
+			if cur.count > 0 {
+				if err := w.write(curT, cur.values()); err != nil {
+					return w.n, w.rejected, it, err
+				}
+			}
+			curT, cur = bt, aggr{min: v, max: v}
+		}
+		cur.min = min(cur.min, v)
+		cur.max = max(cur.max, v)
+		cur.sum += v
+		cur.count++
+	}
+	if err := it.Err(); err != nil {
+		return w.n, w.rejected, it, err
+	}
+	if cur.count > 0 {
+		if err := w.write(curT, cur.values()); err != nil {
+			return w.n, w.rejected, it, err
+		}
+	}
+	return w.n, w.rejected, it, nil
+}
+
+// rollupMinuteSeries turns one 1m-tier series (one rollup kind) into its
+// hourly counterpart: min of mins, max of maxes, sum of sums, sum of counts.
+func rollupMinuteSeries(app storage.Appender, _ *labels.Builder, ser storage.Series, it chunkenc.Iterator, start, end int64) (int, int, chunkenc.Iterator, error) {
+	lset := ser.Labels()
+	kind := lset.Get(rollupLabel)
+	var combine func(acc, v float64) float64
+	switch kind {
+	case "min":
+		combine = math.Min
+	case "max":
+		combine = math.Max
+	case "sum", "count":
+		combine = func(acc, v float64) float64 { return acc + v }
+	default:
+		return 0, 0, it, nil // not a rollup series
+	}
+	var (
+		ref      storage.SeriesRef
+		n, rej   int
+		curT     = int64(math.MinInt64)
+		cur      float64
+		have     bool
+		appendFn = func(t int64, v float64) error {
+			r, err := app.Append(ref, lset, t, v)
+			switch {
+			case err == nil:
+				ref = r
+				n++
+			case errors.Is(err, storage.ErrOutOfOrderSample), errors.Is(err, storage.ErrTooOldSample),
+				errors.Is(err, storage.ErrOutOfBounds), errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+				rej++
+			default:
+				return err
+			}
+			return nil
+		}
+	)
+	it = ser.Iterator(it)
+	for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+		if vt != chunkenc.ValFloat {
+			continue
+		}
+		t, v := it.At()
+		if t < start || t >= end || math.IsNaN(v) {
+			continue
+		}
+		if bt := floorTo(t, hourMs); bt != curT {
+			if have {
+				if err := appendFn(curT, cur); err != nil {
+					return n, rej, it, err
+				}
+			}
+			curT, cur, have = bt, v, true
+			continue
+		}
+		cur = combine(cur, v)
+	}
+	if err := it.Err(); err != nil {
+		return n, rej, it, err
+	}
+	if have {
+		if err := appendFn(curT, cur); err != nil {
+			return n, rej, it, err
+		}
+	}
+	return n, rej, it, nil
+}
+
+// floorTo rounds t (ms) down to a multiple of d.
+func floorTo(t, d int64) int64 {
+	r := t % d
+	if r < 0 {
+		r += d
+	}
+	return t - r
+}

@@ -1,0 +1,307 @@
+// Package store owns the hub's history: three embedded Prometheus TSDB tiers
+// (raw samples, 1-minute and 1-hour rollups keeping min, max, sum and count),
+// the downsampler that fills the rollup tiers, and the queries that pick a
+// tier from a range and step.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
+
+	"github.com/sysmonstm/sysmonstm/internal/metric"
+)
+
+// Defaults applied by Open to zero Options fields.
+const (
+	DefaultRetentionRaw     = 24 * time.Hour
+	DefaultRetention1m      = 30 * 24 * time.Hour
+	DefaultRetention1h      = 365 * 24 * time.Hour
+	DefaultOutOfOrderWindow = 2 * time.Hour
+	DefaultRollupLag        = 90 * time.Second
+	defaultRollupInterval   = 15 * time.Second
+)
+
+// Label names the store adds inside the TSDB.
+const (
+	rollupLabel    = "__rollup__" // "min", "max", "sum" or "count" in the rollup tiers
+	internalPrefix = "sysmonstm_agent_"
+)
+
+// Options configures Open. Zero fields take the defaults above.
+type Options struct {
+	Dir string // data directory; tiers live in Dir/raw, Dir/1m, Dir/1h
+
+	RetentionRaw, Retention1m, Retention1h time.Duration
+
+	// OutOfOrderWindow is how old a sample may be, relative to the newest
+	// sample in the raw tier, and still be accepted (agent replay after an
+	// outage).
+	OutOfOrderWindow time.Duration
+	// RollupLag is how long after a bucket ends it is rolled up, at the
+	// earliest.
+	RollupLag time.Duration
+
+	Logger     *slog.Logger          // nil = discard
+	Registerer prometheus.Registerer // nil = no metrics
+
+	// Now is the clock used by the downsampler and tier choice; nil =
+	// time.Now. Tests inject a fake clock.
+	Now func() time.Time
+	// RollupInterval is how often Run rolls up; 0 = 15s.
+	RollupInterval time.Duration
+}
+
+// Store is the tiered history. It is safe for concurrent use.
+type Store struct {
+	opts   Options
+	log    *slog.Logger
+	now    func() time.Time
+	raw    *tsdb.DB
+	tier1m *tsdb.DB
+	tier1h *tsdb.DB
+	m      *storeMetrics
+
+	// rollupMu serialises rollup passes and Close.
+	rollupMu sync.Mutex
+	closed   bool
+
+	// mu protects machines.
+	mu       sync.Mutex
+	machines map[string]*watermark
+}
+
+// Open opens or creates every tier under opts.Dir, replaying their WALs, and
+// loads the rollup watermarks.
+func Open(opts Options) (*Store, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("open store: no data directory given")
+	}
+	setDefaults(&opts)
+	s := &Store{
+		opts:     opts,
+		log:      opts.Logger,
+		now:      opts.Now,
+		m:        newStoreMetrics(opts.Registerer),
+		machines: map[string]*watermark{},
+	}
+	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
+	}
+	var err error
+	if s.raw, err = s.openTier(TierRaw, tierOptions(opts.RetentionRaw, opts.OutOfOrderWindow, 0)); err != nil {
+		return nil, err
+	}
+	// Rollups of a replayed outage arrive up to OutOfOrderWindow+RollupLag
+	// (plus one bucket) behind the newest rollup; leave room for that.
+	ooo1m := opts.OutOfOrderWindow + opts.RollupLag + 10*time.Minute
+	if s.tier1m, err = s.openTier(Tier1m, tierOptions(opts.Retention1m, ooo1m, 0)); err != nil {
+		s.closeTiers()
+		return nil, err
+	}
+	ooo1h := max(ooo1m+2*time.Hour, 4*time.Hour)
+	if s.tier1h, err = s.openTier(Tier1h, tierOptions(opts.Retention1h, ooo1h, 24*time.Hour)); err != nil {
+		s.closeTiers()
+		return nil, err
+	}
+	if err := s.loadState(); err != nil {
+		s.closeTiers()
+		return nil, err
+	}
+	if err := s.initMaxTs(context.Background()); err != nil {
+		s.closeTiers()
+		return nil, err
+	}
+	return s, nil
+}
+
+func setDefaults(o *Options) {
+	if o.RetentionRaw <= 0 {
+		o.RetentionRaw = DefaultRetentionRaw
+	}
+	if o.Retention1m <= 0 {
+		o.Retention1m = DefaultRetention1m
+	}
+	if o.Retention1h <= 0 {
+		o.Retention1h = DefaultRetention1h
+	}
+	if o.OutOfOrderWindow <= 0 {
+		o.OutOfOrderWindow = DefaultOutOfOrderWindow
+	}
+	if o.RollupLag <= 0 {
+		o.RollupLag = DefaultRollupLag
+	}
+	if o.RollupInterval <= 0 {
+		o.RollupInterval = defaultRollupInterval
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// tierOptions returns TSDB options for one tier. minBlock 0 keeps the TSDB
+// default (2h); the largest block is a tenth of the retention, capped at 31
+// days, as Prometheus itself does.
+func tierOptions(retention, ooo, minBlock time.Duration) *tsdb.Options {
+	o := tsdb.DefaultOptions()
+	o.RetentionDuration = retention.Milliseconds()
+	o.OutOfOrderTimeWindow = ooo.Milliseconds()
+	o.WALCompression = compression.Snappy
+	if minBlock > 0 {
+		o.MinBlockDuration = minBlock.Milliseconds()
+	}
+	o.MaxBlockDuration = min(retention/10, 31*24*time.Hour).Milliseconds()
+	if o.MaxBlockDuration < o.MinBlockDuration {
+		o.MaxBlockDuration = o.MinBlockDuration
+	}
+	return o
+}
+
+func (s *Store) openTier(name string, o *tsdb.Options) (*tsdb.DB, error) {
+	dir := filepath.Join(s.opts.Dir, name)
+	var reg prometheus.Registerer
+	if s.opts.Registerer != nil {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"tier": name}, s.opts.Registerer)
+	}
+	db, err := tsdb.Open(dir, s.log.With("tier", name), reg, o, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open %s tier %s: %w", name, dir, err)
+	}
+	return db, nil
+}
+
+func (s *Store) closeTiers() error {
+	var errs []error
+	for _, db := range []*tsdb.DB{s.tier1h, s.tier1m, s.raw} {
+		if db != nil {
+			if err := db.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close tier %s: %w", db.Dir(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close waits for a running rollup pass, saves the watermarks and closes
+// every tier. Stop Run before calling Close.
+func (s *Store) Close() error {
+	s.rollupMu.Lock()
+	defer s.rollupMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	err := s.saveState()
+	return errors.Join(err, s.closeTiers())
+}
+
+// Appender returns an appender on the raw tier. Labels are __name__, machine
+// and the series' own labels. When Commit returns nil the samples are in the
+// WAL (written to the OS), so a killed process loses none of them.
+func (s *Store) Appender(ctx context.Context) storage.Appender {
+	return s.raw.Appender(ctx)
+}
+
+// Raw returns the raw tier, for PromQL and tests.
+func (s *Store) Raw() *tsdb.DB { return s.raw }
+
+// NoteWritten records that machine's raw data is complete up to maxTs (ms
+// since epoch); minutes up to there may be rolled up. Ingest calls it after
+// each commit.
+func (s *Store) NoteWritten(machine string, maxTs int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.machines[machine]
+	if w == nil {
+		w = &watermark{}
+		s.machines[machine] = w
+	}
+	if maxTs > w.maxTs {
+		w.maxTs = maxTs
+	}
+}
+
+// initMaxTs sets each machine's maxTs from the newest raw sample, so that a
+// machine that never returns after a restart is still rolled up. Machines
+// found in the raw tier but missing from the state file are added.
+func (s *Store) initMaxTs(ctx context.Context) error {
+	if err := s.scanNewest(ctx); err != nil {
+		return err
+	}
+	// A known machine with nothing at or after its watermark: its data
+	// ends before the watermark.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, w := range s.machines {
+		if w.maxTs == 0 && w.done1m > 0 {
+			w.maxTs = w.done1m - 1
+		}
+	}
+	return nil
+}
+
+// scanNewest calls NoteWritten with each machine's newest raw sample, read
+// from chunk metadata only.
+func (s *Store) scanNewest(ctx context.Context) error {
+	rawStart, err := s.raw.StartTime()
+	if err != nil {
+		return fmt.Errorf("read raw tier: %w", err)
+	}
+	if rawStart == math.MaxInt64 {
+		return nil // empty raw tier
+	}
+	// Scan from the oldest watermark (everything when the state is empty):
+	// older data is rolled up already.
+	from := rawStart
+	s.mu.Lock()
+	if len(s.machines) > 0 {
+		oldest := int64(math.MaxInt64)
+		for _, w := range s.machines {
+			oldest = min(oldest, w.done1m)
+		}
+		from = max(from, oldest)
+	}
+	s.mu.Unlock()
+	q, err := s.raw.ChunkQuerier(from, math.MaxInt64)
+	if err != nil {
+		return fmt.Errorf("read raw tier: %w", err)
+	}
+	defer q.Close()
+	newest := map[string]int64{}
+	set := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchRegexp, metric.MachineLabel, ".+"))
+	for set.Next() {
+		ser := set.At()
+		m := ser.Labels().Get(metric.MachineLabel)
+		it := ser.Iterator(nil)
+		for it.Next() {
+			if t := it.At().MaxTime; t > newest[m] {
+				newest[m] = t
+			}
+		}
+		if err := it.Err(); err != nil {
+			return fmt.Errorf("read raw tier: %w", err)
+		}
+	}
+	if err := set.Err(); err != nil {
+		return fmt.Errorf("read raw tier: %w", err)
+	}
+	for m, t := range newest {
+		s.NoteWritten(m, t)
+	}
+	return nil
+}

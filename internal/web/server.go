@@ -1,0 +1,277 @@
+// Package web serves the hub's HTTP API: machines and their latest values,
+// history queries, exports, the live WebSocket stream, self-telemetry and the
+// embedded UI.
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sysmonstm/sysmonstm/internal/live"
+	"github.com/sysmonstm/sysmonstm/internal/store"
+)
+
+// History is the stored-data side the API reads; *store.Store satisfies it.
+type History interface {
+	Query(ctx context.Context, q store.Query) (*store.Result, error)
+	Export(ctx context.Context, q store.Query, fn store.ExportFunc) error
+}
+
+// ClientError is implemented by History errors that are the caller's fault
+// (e.g. a range with too many points); they answer 400 instead of 500.
+type ClientError interface {
+	error
+	ClientError() bool
+}
+
+// Options configures a Server.
+type Options struct {
+	Live    *live.State // required
+	History History     // required
+	// Ingest is mounted at POST /api/v1/ingest when not nil.
+	Ingest     http.Handler
+	Gatherer   prometheus.Gatherer   // served at GET /metrics when not nil
+	Registerer prometheus.Registerer // receives sysmonstm_websocket_clients; nil registers nothing
+	Ready      func() bool           // GET /ready; nil means always ready
+	Logger     *slog.Logger
+	// MaxQueryPoints bounds the points per series a history query may ask
+	// for ((to-from)/step); default 11000.
+	MaxQueryPoints int
+	// WSQueue is the per-client event queue of /ws; default live.DefaultQueue.
+	WSQueue int
+	// Now is the clock for relative times ("now", "-1h"); default time.Now.
+	Now func() time.Time
+}
+
+// Server is the HTTP API.
+type Server struct {
+	opts      Options
+	log       *slog.Logger
+	now       func() time.Time
+	wsClients prometheus.Gauge
+	handler   http.Handler
+
+	ctx    context.Context // cancelled by Close: ends every WebSocket
+	cancel context.CancelFunc
+}
+
+// New builds the server and its routes.
+func New(opts Options) (*Server, error) {
+	if opts.Live == nil {
+		return nil, errors.New("web: Options.Live is required")
+	}
+	if opts.History == nil {
+		return nil, errors.New("web: Options.History is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxQueryPoints <= 0 {
+		opts.MaxQueryPoints = 11000
+	}
+	if opts.WSQueue <= 0 {
+		opts.WSQueue = live.DefaultQueue
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Server{
+		opts: opts,
+		log:  opts.Logger,
+		now:  opts.Now,
+		wsClients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sysmonstm_websocket_clients",
+			Help: "WebSocket clients connected to /ws.",
+		}),
+	}
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(s.wsClients); err != nil {
+			return nil, fmt.Errorf("register web metrics: %w", err)
+		}
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.handler = s.routes()
+	return s, nil
+}
+
+// Handler returns the root handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close ends every WebSocket connection with 1001 (going away). Hijacked
+// connections are not tracked by http.Server.Shutdown: register it with
+// http.Server.RegisterOnShutdown. Afterwards /ws answers 503.
+func (s *Server) Close() {
+	s.cancel()
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /ready", s.handleReady)
+	mux.HandleFunc("GET /api/machines", s.handleMachines)
+	mux.HandleFunc("GET /api/machines/{id}", s.handleMachine)
+	mux.HandleFunc("GET /api/machines/{id}/history", s.handleHistory)
+	mux.HandleFunc("GET /api/export", s.handleExport)
+	mux.HandleFunc("GET /ws", s.handleWS)
+	if s.opts.Ingest != nil {
+		mux.Handle("POST /api/v1/ingest", s.opts.Ingest)
+	}
+	if s.opts.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{
+			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+		}))
+	}
+	mux.HandleFunc("GET /{$}", serveIndex)
+	mux.HandleFunc("GET /app.js", serveAppJS)
+
+	return s.logRequests(s.recoverPanics(jsonFallback(mux)))
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	if s.opts.Ready != nil && !s.opts.Ready() {
+		writeError(w, http.StatusServiceUnavailable, "not ready")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// writeJSON writes v as the JSON response with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "encode response")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// writeError writes {"error": msg}.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	b, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Del("Content-Disposition")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// jsonFallback turns the mux's own plain-text 404 and 405 answers into JSON
+// errors (keeping the Allow header).
+func jsonFallback(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		cw := &captureWriter{header: w.Header()}
+		h.ServeHTTP(cw, r)
+		switch cw.status {
+		case http.StatusMethodNotAllowed:
+			writeError(w, cw.status, "method not allowed")
+		default:
+			writeError(w, http.StatusNotFound, "not found")
+		}
+	})
+}
+
+// captureWriter records a status and discards the body.
+type captureWriter struct {
+	header http.Header
+	status int
+}
+
+func (c *captureWriter) Header() http.Header         { return c.header }
+func (c *captureWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (c *captureWriter) WriteHeader(status int)      { c.status = status }
+
+// statusWriter records the status and size of a response; Unwrap lets
+// http.ResponseController and the WebSocket upgrade reach the real writer.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (sw *statusWriter) WriteHeader(status int) {
+	if sw.status == 0 {
+		sw.status = status
+	}
+	sw.ResponseWriter.WriteHeader(status)
+}
+
+func (sw *statusWriter) Write(b []byte) (int, error) {
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	n, err := sw.ResponseWriter.Write(b)
+	sw.bytes += int64(n)
+	return n, err
+}
+
+func (sw *statusWriter) Flush() {
+	if f, ok := sw.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (sw *statusWriter) Unwrap() http.ResponseWriter { return sw.ResponseWriter }
+
+// recoverPanics answers 500 {"error":"internal error"} when a handler panics
+// (before it wrote anything) and logs the stack; the client never sees it.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw, ok := w.(*statusWriter)
+		if !ok {
+			sw = &statusWriter{ResponseWriter: w}
+		}
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler { //nolint:errorlint // sentinel panic value, compared as net/http does
+				panic(v)
+			}
+			s.log.Error("http handler panic", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			if sw.status == 0 {
+				writeError(sw, http.StatusInternalServerError, "internal error")
+			}
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}
+
+// logRequests logs every request at debug level.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelDebug, "http request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", sw.status), slog.Int64("bytes", sw.bytes),
+			slog.Duration("duration", time.Since(start)), slog.String("remote", r.RemoteAddr))
+	})
+}

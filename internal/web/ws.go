@@ -1,0 +1,244 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/sysmonstm/sysmonstm/internal/live"
+	"github.com/sysmonstm/sysmonstm/internal/metric"
+)
+
+const (
+	wsWriteTimeout = 5 * time.Second  // one message to a client, else it is cut
+	wsPingEvery    = 30 * time.Second // keepalive; a missing pong within wsWriteTimeout ends the client
+	wsReadLimit    = 64 << 10         // bytes of one client message
+	wsMaxSubscribe = 10_000           // ids in one subscribe message
+)
+
+// handleWS serves GET /ws: a snapshot of every machine, then the live events.
+// A client whose queue fills up is closed with 1013 (try again later).
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	if s.ctx.Err() != nil {
+		writeError(w, http.StatusServiceUnavailable, "hub shutting down")
+		return
+	}
+	ew := &errorAsJSON{ResponseWriter: w}
+	// Default origin check: same host, or no Origin header (non-browser
+	// clients).
+	c, err := websocket.Accept(ew, r, nil)
+	if err != nil {
+		ew.finish()
+		s.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(wsReadLimit)
+	s.wsClients.Inc()
+	defer s.wsClients.Dec()
+
+	// Subscribe before the snapshot so that nothing falls in between.
+	sub := s.opts.Live.Subscribe(s.opts.WSQueue)
+	defer sub.Close()
+
+	// connCtx bounds reads, pings and writes. It is not derived from s.ctx:
+	// an expired context makes the library drop the connection, and on
+	// shutdown the client should get a proper 1001 close instead.
+	connCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	snap, err := json.Marshal(struct {
+		Type     string         `json:"type"`
+		Machines []live.Machine `json:"machines"`
+	}{"snapshot", nonNil(s.opts.Live.Machines())})
+	if err != nil {
+		s.log.Error("encode websocket snapshot", "err", err)
+		_ = c.Close(websocket.StatusInternalError, "internal error")
+		return
+	}
+	if err := writeWS(connCtx, c, snap); err != nil {
+		s.log.Debug("websocket snapshot write", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+
+	replies := make(chan []byte, 4)
+	readDone := make(chan error, 1)
+	go func() { readDone <- s.readWS(connCtx, c, sub, replies) }()
+	go pingWS(connCtx, c, cancel)
+
+	for {
+		select {
+		case ev, ok := <-sub.C():
+			if !ok {
+				if sub.Dropped() {
+					s.log.Warn("websocket client too slow, dropped", "remote", r.RemoteAddr)
+					_ = c.Close(websocket.StatusTryAgainLater, "client too slow: events dropped")
+				}
+				return
+			}
+			if err := writeWS(connCtx, c, ev.JSON); err != nil {
+				s.log.Debug("websocket write", "remote", r.RemoteAddr, "err", err)
+				return
+			}
+		case msg := <-replies:
+			if err := writeWS(connCtx, c, msg); err != nil {
+				return
+			}
+		case err := <-readDone:
+			s.log.Debug("websocket client gone", "remote", r.RemoteAddr, "status", websocket.CloseStatus(err))
+			return
+		case <-s.ctx.Done():
+			_ = c.Close(websocket.StatusGoingAway, "hub shutting down")
+			return
+		case <-connCtx.Done(): // no pong
+			return
+		}
+	}
+}
+
+func nonNil(ms []live.Machine) []live.Machine {
+	if ms == nil {
+		return []live.Machine{}
+	}
+	return ms
+}
+
+// writeWS writes one text message within wsWriteTimeout.
+func writeWS(ctx context.Context, c *websocket.Conn, msg []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
+	defer cancel()
+	return c.Write(ctx, websocket.MessageText, msg)
+}
+
+// pingWS pings every wsPingEvery and cancels the connection when no pong
+// comes back in time.
+func pingWS(ctx context.Context, c *websocket.Conn, cancel context.CancelFunc) {
+	t := time.NewTicker(wsPingEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, pcancel := context.WithTimeout(ctx, wsWriteTimeout)
+		err := c.Ping(pctx)
+		pcancel()
+		if err != nil {
+			cancel()
+			return
+		}
+	}
+}
+
+// readWS reads client messages until the connection ends. A valid subscribe
+// narrows the metrics events; anything else gets an error message back.
+func (s *Server) readWS(ctx context.Context, c *websocket.Conn, sub *live.Subscription, replies chan<- []byte) error {
+	for {
+		typ, b, err := c.Read(ctx)
+		if err != nil {
+			return err
+		}
+		if typ != websocket.MessageText {
+			_ = c.Close(websocket.StatusUnsupportedData, "send JSON text messages")
+			return errors.New("binary message from client")
+		}
+		ids, ok, err := decodeClientMessage(b)
+		if err != nil {
+			msg, _ := json.Marshal(struct {
+				Type  string `json:"type"`
+				Error string `json:"error"`
+			}{"error", err.Error()})
+			select {
+			case replies <- msg:
+			default: // a client flooding bad messages gets fewer answers
+			}
+			continue
+		}
+		if ok {
+			sub.SetMachines(ids)
+		}
+	}
+}
+
+// decodeClientMessage reads a client message. {"subscribe":[ids]} narrows
+// metrics events to those machines; an empty list or null means every
+// machine. ok is false for a valid message with nothing to do (unknown
+// fields are ignored, for newer clients).
+func decodeClientMessage(b []byte) (ids []string, ok bool, err error) {
+	var m struct {
+		Subscribe json.RawMessage `json:"subscribe"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, false, errors.New(`invalid message: expected a JSON object like {"subscribe":["machine-id"]}`)
+	}
+	if m.Subscribe == nil {
+		return nil, false, nil
+	}
+	if bytes.Equal(m.Subscribe, []byte("null")) {
+		return []string{}, true, nil
+	}
+	if err := json.Unmarshal(m.Subscribe, &ids); err != nil {
+		return nil, false, errors.New("invalid subscribe: expected an array of machine id strings")
+	}
+	if len(ids) > wsMaxSubscribe {
+		return nil, false, fmt.Errorf("invalid subscribe: %d ids, limit %d", len(ids), wsMaxSubscribe)
+	}
+	for _, id := range ids {
+		if len(id) > metric.MaxMachineIDLength {
+			return nil, false, fmt.Errorf("invalid subscribe: machine id longer than %d bytes", metric.MaxMachineIDLength)
+		}
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return ids, true, nil
+}
+
+// errorAsJSON rewrites the plain-text error answers of websocket.Accept
+// (bad handshake, forbidden origin) as JSON errors; the 101 upgrade and the
+// hijack pass through (Unwrap).
+type errorAsJSON struct {
+	http.ResponseWriter
+	status int
+	body   strings.Builder
+}
+
+func (e *errorAsJSON) WriteHeader(status int) {
+	if status >= 400 {
+		e.status = status
+		return
+	}
+	e.ResponseWriter.WriteHeader(status)
+}
+
+func (e *errorAsJSON) Write(b []byte) (int, error) {
+	if e.status != 0 {
+		if e.body.Len() < 1024 {
+			e.body.Write(b)
+		}
+		return len(b), nil
+	}
+	return e.ResponseWriter.Write(b)
+}
+
+func (e *errorAsJSON) Unwrap() http.ResponseWriter { return e.ResponseWriter }
+
+// finish sends the captured error, if any.
+func (e *errorAsJSON) finish() {
+	if e.status == 0 {
+		return
+	}
+	msg := strings.TrimSpace(e.body.String())
+	if msg == "" {
+		msg = http.StatusText(e.status)
+	}
+	writeError(e.ResponseWriter, e.status, msg)
+}

@@ -1,0 +1,363 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sysmonstm/sysmonstm/internal/live"
+	"github.com/sysmonstm/sysmonstm/internal/metric"
+)
+
+type wsMessage struct {
+	Type     string            `json:"type"`
+	Machine  json.RawMessage   `json:"machine"`
+	Ts       int64             `json:"ts"`
+	Metrics  []json.RawMessage `json:"metrics"`
+	Machines []struct {
+		ID       string            `json:"id"`
+		Hostname string            `json:"hostname"`
+		Online   bool              `json:"online"`
+		Metrics  []json.RawMessage `json:"metrics"`
+		Labels   map[string]string `json:"labels"`
+	} `json:"machines"`
+	Error string `json:"error"`
+}
+
+func dialWS(t *testing.T, e *env, header http.Header) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, e.ts.URL+"/ws", &websocket.DialOptions{HTTPHeader: header})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+func readMsg(t *testing.T, c *websocket.Conn) (wsMessage, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	var m wsMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%v in %s", err, b)
+	}
+	return m, b
+}
+
+// machineID returns the id of a metrics event ("machine": ID) or a machine
+// event ("machine": {...}).
+func (m wsMessage) machineID() string {
+	var id string
+	if json.Unmarshal(m.Machine, &id) == nil {
+		return id
+	}
+	var obj struct{ ID string }
+	_ = json.Unmarshal(m.Machine, &obj)
+	return obj.ID
+}
+
+func writeMsg(t *testing.T, c *websocket.Conn, s string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// gauge reads a metric from the registry.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			m := mf.GetMetric()[0]
+			if m.Gauge != nil {
+				return m.Gauge.GetValue()
+			}
+			return m.Counter.GetValue()
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
+}
+
+// waitFor polls cond for up to 5s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func TestWSSnapshotThenLive(t *testing.T) {
+	e := newEnv(t, nil)
+	c := dialWS(t, e, nil)
+
+	snap, raw := readMsg(t, c)
+	if snap.Type != "snapshot" || len(snap.Machines) != 2 {
+		t.Fatalf("snapshot = %s", raw)
+	}
+	if strings.Contains(string(raw), "<script>") {
+		t.Fatalf("markup not escaped: %s", raw)
+	}
+	evil, web := snap.Machines[0], snap.Machines[1]
+	if evil.Hostname != hostile || evil.Labels["note"] != hostile || evil.Metrics == nil {
+		t.Fatalf("hostile machine = %+v", evil)
+	}
+	if web.ID != "web-1" || !web.Online || len(web.Metrics) != 2 {
+		t.Fatalf("web-1 = %+v", web)
+	}
+	waitFor(t, "client gauge", func() bool { return gauge(t, e.reg, "sysmonstm_websocket_clients") == 1 })
+
+	e.live.Update("web-1", now.UnixMilli()+1000, []*live.Series{live.NewSeries("load1", nil)}, []float64{0.9})
+	m, raw := readMsg(t, c)
+	want := fmt.Sprintf(`{"type":"metrics","machine":"web-1","ts":%d,"metrics":[{"name":"load1","labels":{},"value":0.9}]}`, now.UnixMilli()+1000)
+	if string(raw) != want || m.Ts != now.UnixMilli()+1000 {
+		t.Fatalf("metrics event\n got %s\nwant %s", raw, want)
+	}
+
+	e.live.Connect(live.MachineInfo{ID: "new-host", Hostname: "new"})
+	m, raw = readMsg(t, c)
+	if m.Type != "machine" || m.machineID() != "new-host" || !strings.Contains(string(raw), `"online":true`) {
+		t.Fatalf("machine event = %s", raw)
+	}
+
+	c.Close(websocket.StatusNormalClosure, "")
+	waitFor(t, "client gauge back to 0", func() bool { return gauge(t, e.reg, "sysmonstm_websocket_clients") == 0 })
+}
+
+// barrier sends an invalid message and waits for its error reply: the
+// server reads client messages in order, so everything sent before is
+// applied.
+func barrier(t *testing.T, c *websocket.Conn) {
+	t.Helper()
+	writeMsg(t, c, `{bad`)
+	for {
+		if m, _ := readMsg(t, c); m.Type == "error" {
+			return
+		}
+	}
+}
+
+func TestWSSubscribeFilter(t *testing.T) {
+	e := newEnv(t, nil)
+	c := dialWS(t, e, nil)
+	readMsg(t, c) // snapshot
+	writeMsg(t, c, `{"subscribe":["evil"]}`)
+	barrier(t, c)
+
+	sr := []*live.Series{live.NewSeries("load1", nil)}
+	ts := now.UnixMilli()
+	for i := int64(1); i <= 10; i++ {
+		e.live.Update("web-1", ts+i, sr, []float64{1})
+		e.live.Update("evil", ts+i, sr, []float64{2})
+		if m, raw := readMsg(t, c); m.Type != "metrics" || m.machineID() != "evil" || m.Ts != ts+i {
+			t.Fatalf("filtered stream: %s", raw)
+		}
+	}
+	// Machine events always pass.
+	e.live.Connect(live.MachineInfo{ID: "web-1"})
+	if m, raw := readMsg(t, c); m.Type != "machine" || m.machineID() != "web-1" {
+		t.Fatalf("machine event filtered: %s", raw)
+	}
+	// Empty list: everything again.
+	writeMsg(t, c, `{"subscribe":[]}`)
+	barrier(t, c)
+	e.live.Update("web-1", ts+100, sr, []float64{1})
+	if m, raw := readMsg(t, c); m.Type != "metrics" || m.machineID() != "web-1" {
+		t.Fatalf("after clearing the filter: %s", raw)
+	}
+}
+
+func TestWSMalformedClientMessage(t *testing.T) {
+	e := newEnv(t, nil)
+	c := dialWS(t, e, nil)
+	readMsg(t, c)
+	for _, bad := range []string{`{not json`, `[1,2]`, `{"subscribe":"web-1"}`, `{"subscribe":[1]}`} {
+		writeMsg(t, c, bad)
+		m, raw := readMsg(t, c)
+		if m.Type != "error" || m.Error == "" {
+			t.Fatalf("reply to %s: %s", bad, raw)
+		}
+	}
+	// Still alive and usable.
+	writeMsg(t, c, `{"subscribe":["web-1"],"future_field":true}`)
+	e.live.Update("web-1", now.UnixMilli()+5, []*live.Series{live.NewSeries("load1", nil)}, []float64{3})
+	if m, raw := readMsg(t, c); m.Type != "metrics" {
+		t.Fatalf("after bad messages: %s", raw)
+	}
+	// Oversized message: closed with 1009, the server survives.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.Write(ctx, websocket.MessageText, []byte(`{"subscribe":["`+strings.Repeat("x", 70<<10)+`"]}`))
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			if s := websocket.CloseStatus(err); s != websocket.StatusMessageTooBig {
+				t.Fatalf("close status %v (%v), want 1009", s, err)
+			}
+			break
+		}
+	}
+	if res, _ := e.get(t, "/health", nil); res.StatusCode != 200 {
+		t.Fatal("server down")
+	}
+}
+
+func TestWSBinaryMessageClosed(t *testing.T) {
+	e := newEnv(t, nil)
+	c := dialWS(t, e, nil)
+	readMsg(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageBinary, []byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := c.Read(ctx)
+	if s := websocket.CloseStatus(err); s != websocket.StatusUnsupportedData {
+		t.Fatalf("close status %v (%v), want 1003", s, err)
+	}
+}
+
+func TestWSSlowClientDropped(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.WSQueue = 4 })
+	c := dialWS(t, e, nil)
+	readMsg(t, c) // snapshot; from now on the client reads nothing
+
+	sr := make([]*live.Series, 100)
+	vals := make([]float64, 100)
+	for i := range sr {
+		sr[i] = live.NewSeries("network_receive_bytes_per_second", metric.Labels{{Name: "interface", Value: fmt.Sprintf("veth%04d-%s", i, strings.Repeat("x", 40))}})
+		vals[i] = 123456.789
+	}
+	var slowest time.Duration
+	deadline := time.Now().Add(20 * time.Second)
+	for i := int64(0); ; i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("slow client never dropped")
+		}
+		start := time.Now()
+		e.live.Update("web-1", now.UnixMilli()+i, sr, vals)
+		slowest = max(slowest, time.Since(start))
+		if i%64 == 0 && gauge(t, e.reg, "sysmonstm_websocket_dropped_clients_total") == 1 {
+			break
+		}
+	}
+	if slowest > 100*time.Millisecond {
+		t.Fatalf("Update blocked for %v behind a stuck client", slowest)
+	}
+	// Reading again drains what was queued, then the close: 1013.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		_, _, err := c.Read(ctx)
+		if err != nil {
+			if s := websocket.CloseStatus(err); s != websocket.StatusTryAgainLater {
+				t.Fatalf("close status %v (%v), want 1013", s, err)
+			}
+			break
+		}
+	}
+	waitFor(t, "client gauge back to 0", func() bool { return gauge(t, e.reg, "sysmonstm_websocket_clients") == 0 })
+}
+
+func TestWSOrigin(t *testing.T) {
+	e := newEnv(t, nil)
+	// Cross-origin browsers are refused, as JSON.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, res, err := websocket.Dial(ctx, e.ts.URL+"/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://evil.example"}}})
+	if err == nil || res == nil || res.StatusCode != http.StatusForbidden || res.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("cross-origin dial: err=%v res=%+v", err, res)
+	}
+	// Same origin works (no Origin at all is covered by every other test).
+	c := dialWS(t, e, http.Header{"Origin": {e.ts.URL}})
+	if m, _ := readMsg(t, c); m.Type != "snapshot" {
+		t.Fatal("no snapshot")
+	}
+	// A plain GET is a JSON 4xx, not a crash.
+	var body map[string]string
+	res2, _ := e.get(t, "/ws", &body)
+	if res2.StatusCode < 400 || res2.StatusCode >= 500 || body["error"] == "" {
+		t.Fatalf("plain GET /ws: %d %v", res2.StatusCode, body)
+	}
+}
+
+func TestWSCloseOnShutdown(t *testing.T) {
+	e := newEnv(t, nil)
+	c := dialWS(t, e, nil)
+	readMsg(t, c)
+	e.srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, _, err := c.Read(ctx)
+	if s := websocket.CloseStatus(err); s != websocket.StatusGoingAway {
+		t.Fatalf("close status %v (%v), want 1001", s, err)
+	}
+	e.wantError(t, "/ws", http.StatusServiceUnavailable, "shutting down")
+}
+
+func TestDecodeClientMessage(t *testing.T) {
+	f := func(in string, wantIDs []string, wantOK, wantErr bool) {
+		t.Helper()
+		ids, ok, err := decodeClientMessage([]byte(in))
+		if (err != nil) != wantErr || ok != wantOK || fmt.Sprint(ids) != fmt.Sprint(wantIDs) {
+			t.Errorf("decode(%s) = %q, %v, %v", in, ids, ok, err)
+		}
+	}
+	f(`{"subscribe":["a","b"]}`, []string{"a", "b"}, true, false)
+	f(`{"subscribe":[]}`, []string{}, true, false)
+	f(`{"subscribe":null}`, []string{}, true, false)
+	f(`{}`, nil, false, false)
+	f(`{"other":1}`, nil, false, false)
+	f(`null`, nil, false, false)
+	f(`{"subscribe":"a"}`, nil, false, true)
+	f(`{"subscribe":[1]}`, nil, false, true)
+	f(`[]`, nil, false, true)
+	f(``, nil, false, true)
+	f(`{"subscribe":["`+strings.Repeat("x", 300)+`"]}`, nil, false, true)
+	f(`{"subscribe":[`+strings.Repeat(`"a",`, wsMaxSubscribe)+`"a"]}`, nil, false, true)
+}
+
+func FuzzWSClientMessage(f *testing.F) {
+	for _, s := range []string{`{"subscribe":["a","b"]}`, `{"subscribe":[]}`, `{"subscribe":null}`, `{}`, `null`, `[`, `{"subscribe":[1]}`, "\xff"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ids, ok, err := decodeClientMessage(b)
+		if err != nil && (ok || ids != nil) {
+			t.Fatalf("error with a result: %q %v %v", ids, ok, err)
+		}
+		if ok && ids == nil {
+			t.Fatal("ok without a list")
+		}
+		if len(ids) > wsMaxSubscribe {
+			t.Fatalf("%d ids", len(ids))
+		}
+		for _, id := range ids {
+			if len(id) > metric.MaxMachineIDLength {
+				t.Fatalf("id of %d bytes", len(id))
+			}
+		}
+	})
+}
