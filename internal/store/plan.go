@@ -1,8 +1,6 @@
 package store
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -67,13 +65,13 @@ type plan struct {
 // planQuery checks q and picks tier and step as documented on Query.
 func (s *Store) planQuery(q Query) (plan, error) {
 	if q.Metric == "" {
-		return plan{}, errors.New("query: metric name is required")
+		return plan{}, queryError("query: metric name is required")
 	}
 	if q.From.After(q.To) {
-		return plan{}, fmt.Errorf("query: from (%s) is after to (%s)", q.From.Format(time.RFC3339), q.To.Format(time.RFC3339))
+		return plan{}, queryErrorf("query: from (%s) is after to (%s)", q.From.Format(time.RFC3339), q.To.Format(time.RFC3339))
 	}
 	if q.Step < 0 {
-		return plan{}, fmt.Errorf("query: negative step %s", q.Step)
+		return plan{}, queryErrorf("query: negative step %s", q.Step)
 	}
 	ms, err := matchers(q)
 	if err != nil {
@@ -104,7 +102,7 @@ func (s *Store) planQuery(q Query) (plan, error) {
 	p.maxt = q.To.UnixMilli()
 	p.buckets = (floorTo(p.maxt, p.step)-p.mint)/p.step + 1
 	if p.buckets > MaxPointsPerSeries {
-		return plan{}, fmt.Errorf("query: %s at step %s would return %d points per series (limit %d); use a larger step or a shorter range",
+		return plan{}, queryErrorf("query: %s at step %s would return %d points per series (limit %d); use a larger step or a shorter range",
 			q.To.Sub(q.From), step, p.buckets, MaxPointsPerSeries)
 	}
 	return p, nil
@@ -124,7 +122,7 @@ func matchers(q Query) ([]*labels.Matcher, error) {
 	}
 	for k, v := range q.Matchers {
 		if strings.HasPrefix(k, "__") {
-			return nil, fmt.Errorf("query: label %q is reserved and cannot be matched", k)
+			return nil, queryErrorf("query: label %q is reserved and cannot be matched", k)
 		}
 		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, k, v))
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -196,4 +197,18 @@ func TestQueryStitchesTiers(t *testing.T) {
 	check(time.Minute, Tier1m, map[string][]int64{"m1": minutes, "m2": minutes[:10], "m3": minutes[:5]})
 	check(time.Hour, Tier1h, map[string][]int64{"m1": {3600, 3600, 1800}, "m2": {600}, "m3": {300}})
 	check(30*time.Minute, Tier1m, map[string][]int64{"m1": {1800, 1800, 1800, 1800, 1800}, "m2": {600}, "m3": {300}})
+}
+
+func TestQueryErrorsAreClientErrors(t *testing.T) {
+	now := time.Now()
+	s, _ := openTest(t, t.TempDir(), now, nil)
+	_, err := s.Query(context.Background(), Query{From: now.Add(-time.Hour), To: now})
+	var ce interface{ ClientError() bool }
+	if !errors.As(err, &ce) || !ce.ClientError() {
+		t.Fatalf("missing metric: %v is not a client error", err)
+	}
+	_, err = s.Query(context.Background(), Query{Metric: "m", From: now.Add(-20 * time.Hour), To: now, Step: time.Second})
+	if !errors.As(err, &ce) {
+		t.Fatalf("too many points: %v is not a client error", err)
+	}
 }

@@ -178,7 +178,7 @@ func (s *Store) openTier(name string, o *tsdb.Options) (*tsdb.DB, error) {
 	if s.opts.Registerer != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"tier": name}, s.opts.Registerer)
 	}
-	db, err := tsdb.Open(dir, s.log.With("tier", name), reg, o, nil)
+	db, err := tsdb.Open(dir, slog.New(quietHandler{s.log.Handler()}).With("tier", name), reg, o, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open %s tier %s: %w", name, dir, err)
 	}

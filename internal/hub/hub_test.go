@@ -1,0 +1,71 @@
+package hub
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRunServesAndShutsDownCleanly(t *testing.T) {
+	dir := t.TempDir()
+	for round := 0; round < 2; round++ { // the second round proves the data dir reopens
+		h, err := New(Config{ListenHTTP: "127.0.0.1:0", ListenGRPC: "127.0.0.1:0", DataDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- h.Run(ctx) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get(h.URL() + "ready")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not ready: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("Run did not return after cancel")
+		}
+	}
+}
+
+func TestStartupErrorsNameTheSetting(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, err = New(Config{ListenHTTP: busy.Addr().String(), ListenGRPC: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "--listen-http") {
+		t.Fatalf("busy HTTP port: %v", err)
+	}
+	_, err = New(Config{ListenHTTP: "127.0.0.1:0", ListenGRPC: busy.Addr().String(), DataDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "--listen-grpc") {
+		t.Fatalf("busy gRPC port: %v", err)
+	}
+	if _, err = New(Config{DataDir: t.TempDir(), TLSCert: "c.pem"}); err == nil || !strings.Contains(err.Error(), "--tls-key") {
+		t.Fatalf("cert without key: %v", err)
+	}
+	if _, err = New(Config{DataDir: t.TempDir(), TLSCert: "/nonexistent/c.pem", TLSKey: "/nonexistent/k.pem"}); err == nil || !strings.Contains(err.Error(), "load TLS certificate") {
+		t.Fatalf("missing cert files: %v", err)
+	}
+	if _, err = New(Config{}); err == nil || !strings.Contains(err.Error(), "--data-dir") {
+		t.Fatalf("no data dir: %v", err)
+	}
+}
