@@ -9,5 +9,8 @@
 // into buffers each collector reuses: the agent's whole budget is 0.25% of one
 // core, and github.com/prometheus/procfs parses every field of those files
 // (the long intr line of stat, fmt.Sscanf per diskstats line, a map per
-// mount), allocating far more than the few fields we need.
+// mount), allocating far more than the few fields we need. Measured on the
+// same real files (BenchmarkParseVsProcfs, docs/benchmarks.md): stat 33 µs vs
+// 234 µs, diskstats 40 µs vs 259 µs, meminfo 28 µs vs 74 µs, with 1
+// allocation against 24–176.
 package collect
