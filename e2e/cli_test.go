@@ -1,0 +1,79 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLoadgenAndExportCLI drives the hub with `sysmonstm loadgen` over the
+// real protocol, checks its JSON summary line, and reads the data back with
+// `sysmonstm export`.
+func TestLoadgenAndExportCLI(t *testing.T) {
+	hub := startHub(t, t.TempDir(), "", "")
+	out, err := exec.Command(binary, "loadgen", "--hub", hub.grpc, "--machines", "5", "--series", "40",
+		"--interval", "200ms", "--duration", "3s", "--log-level", "warn").Output()
+	if err != nil {
+		t.Fatalf("loadgen: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var sum struct {
+		Sent      int64   `json:"sent_samples"`
+		Acked     int64   `json:"acked_samples"`
+		DurationS float64 `json:"duration_s"`
+		PerSecond float64 `json:"samples_per_second"`
+		Machines  int     `json:"machines"`
+		Errors    int64   `json:"errors"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		t.Fatalf("last line is not the JSON summary: %q: %v", lines[len(lines)-1], err)
+	}
+	// 5 machines × 40 series × ~15 ticks.
+	if sum.Sent < 2000 || sum.Acked != sum.Sent || sum.Machines != 5 || sum.Errors != 0 || sum.PerSecond <= 0 || sum.DurationS < 2.5 {
+		t.Fatalf("summary %+v", sum)
+	}
+
+	var list []machine
+	getJSON(t, "http://"+hub.http+"/api/machines", &list)
+	if len(list) != 5 {
+		t.Fatalf("%d machines after loadgen, want 5", len(list))
+	}
+	id := list[0].ID
+
+	cmd := exec.Command(binary, "export", "--url", "http://"+hub.http, "--machine", id, "--metric", "load1", "--from", "-5m", "--format", "csv")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	csvOut, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("export: %v: %s", err, stderr.String())
+	}
+	rows, err := csv.NewReader(bytes.NewReader(csvOut)).ReadAll()
+	if err != nil {
+		t.Fatalf("export CSV: %v", err)
+	}
+	if strings.Join(rows[0], ",") != "timestamp,machine,metric,labels,value" || len(rows) < 10 {
+		t.Fatalf("export rows: %d, header %v", len(rows), rows[0])
+	}
+	for _, r := range rows[1:] {
+		if r[1] != id || r[2] != "load1" {
+			t.Fatalf("row %v", r)
+		}
+		if _, err := time.Parse(time.RFC3339, r[0]); err != nil {
+			t.Fatalf("timestamp %q: %v", r[0], err)
+		}
+	}
+
+	// The CLI's errors say what to do.
+	cmd = exec.Command(binary, "export", "--url", "http://"+hub.http, "--machine", "no-such-machine")
+	msg, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(msg), "404") {
+		t.Fatalf("unknown machine: %v %s", err, msg)
+	}
+	if out, err := exec.Command(binary, "export").CombinedOutput(); err == nil || !strings.Contains(string(out), "--machine is required") {
+		t.Fatalf("no machine: %v %s", err, out)
+	}
+}
