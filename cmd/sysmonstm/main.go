@@ -23,6 +23,7 @@ Commands:
   agent     collect this machine's metrics and stream them to a hub
   loadgen   simulate many agents (real protocol) or a remote-write workload
   export    write stored history as CSV or JSON
+  top       terminal dashboard of a hub's machines (--hub URL) or this one (--local)
   version   print version information
 
 Run 'sysmonstm <command> --help' for a command's flags. Every flag can also be
@@ -42,13 +43,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
-		"up":      runUp,
-		"hub":     runHub,
 		"agent":   runAgent,
 		"loadgen": runLoadgen,
 		"export":  runExport,
 		"version": runVersion,
 	}
+	registerServer(cmds)
 	name := args[0]
 	if name == "-h" || name == "--help" || name == "help" {
 		fmt.Fprint(stdout, usage)

@@ -1,0 +1,264 @@
+package tui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Client talks to a hub: its WebSocket for the live fleet and its REST API
+// for alerts, acknowledgements and a machine's process list.
+type Client struct {
+	base  *url.URL
+	token string
+	http  *http.Client
+	log   *slog.Logger
+}
+
+// ErrNoAlerts means the hub has no alert engine (GET /api/alerts is 404).
+var ErrNoAlerts = errors.New("no alert engine data is available from this hub")
+
+// NewClient returns a client for the hub at base (http or https URL).
+func NewClient(base, token string, log *slog.Logger) (*Client, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("hub URL %q: want http(s)://HOST:PORT", base)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Client{base: u, token: token, http: &http.Client{Timeout: 10 * time.Second}, log: log}, nil
+}
+
+// String returns the hub's base URL.
+func (c *Client) String() string { return c.base.String() }
+
+func (c *Client) request(ctx context.Context, method, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base.JoinPath(path).String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return c.http.Do(req)
+}
+
+// apiError turns a non-2xx answer into an error with the hub's message.
+func apiError(resp *http.Response) error {
+	var e struct {
+		Error string `json:"error"`
+	}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+	msg := Clean(e.Error)
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
+		return fmt.Errorf("hub answered %s: %s (pass a token with --token)", resp.Status, msg)
+	case http.StatusForbidden:
+		return fmt.Errorf("hub answered %s: your role may not do this", resp.Status)
+	}
+	return fmt.Errorf("hub answered %s: %s", resp.Status, msg)
+}
+
+// Alerts returns the hub's alerts (GET /api/alerts), or ErrNoAlerts when
+// the hub has no alert engine.
+func (c *Client) Alerts(ctx context.Context) ([]Alert, error) {
+	resp, err := c.request(ctx, http.MethodGet, "/api/alerts")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, ErrNoAlerts
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, apiError(resp)
+	}
+	var as []Alert
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&as); err != nil {
+		return nil, fmt.Errorf("decode alerts: %w", err)
+	}
+	return as, nil
+}
+
+// Ack acknowledges alert id (POST /api/alerts/{id}/ack).
+func (c *Client) Ack(ctx context.Context, id string) error {
+	resp, err := c.request(ctx, http.MethodPost, "/api/alerts/"+url.PathEscape(id)+"/ack")
+	if err != nil {
+		return fmt.Errorf("ack alert %s: %w", id, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("ack alert %s: %w", Clean(id), apiError(resp))
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	return nil
+}
+
+// Processes returns machine id's top-process list from GET
+// /api/machines/{id}; nil when the hub does not report one.
+func (c *Client) Processes(ctx context.Context, id string) ([]Process, error) {
+	resp, err := c.request(ctx, http.MethodGet, "/api/machines/"+url.PathEscape(id))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, apiError(resp)
+	}
+	var m struct {
+		Processes []Process `json:"processes"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&m); err != nil {
+		return nil, fmt.Errorf("decode machine %s: %w", Clean(id), err)
+	}
+	return m.Processes, nil
+}
+
+// Backoff bounds of the reconnect loop.
+const (
+	minBackoff = 500 * time.Millisecond
+	maxBackoff = 10 * time.Second
+)
+
+// Run keeps the fleet in sync with the hub until ctx ends: it streams the
+// WebSocket, reconnecting with exponential backoff and jitter, and polls the
+// alerts. It never returns an error because the hub is down; the fleet's
+// connection state says so instead.
+func (c *Client) Run(ctx context.Context, f *Fleet) error {
+	go c.pollAlerts(ctx, f)
+	backoff := minBackoff
+	for {
+		started := time.Now()
+		err := c.stream(ctx, f)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(started) > 30*time.Second {
+			backoff = minBackoff
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		c.log.Warn("hub connection lost, retrying", "hub", c.base.String(), "err", err, "retry_in", wait)
+		f.SetConn(ConnState{Err: shortErr(err), RetryAt: time.Now().Add(wait)})
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// shortErr keeps the useful tail of a network error.
+func shortErr(err error) string {
+	if err == nil {
+		return "connection closed"
+	}
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i > 0 && len(s) > 60 {
+		s = s[i+2:]
+	}
+	return s
+}
+
+// stream runs one WebSocket session.
+func (c *Client) stream(ctx context.Context, f *Fleet) error {
+	u := *c.base
+	u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/ws"
+	h := http.Header{}
+	if c.token != "" {
+		h.Set("Authorization", "Bearer "+c.token)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	conn, resp, err := websocket.Dial(dctx, u.String(), &websocket.DialOptions{HTTPHeader: h})
+	cancel()
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
+			return fmt.Errorf("hub refused the token (401): pass one with --token")
+		}
+		return err
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(256 << 20) // the first message is a snapshot of every machine
+	c.log.Info("connected to hub", "url", u.String())
+	var buf []byte
+	first := true
+	for {
+		typ, r, err := conn.Reader(ctx)
+		if err != nil {
+			return err
+		}
+		if typ != websocket.MessageText {
+			continue
+		}
+		buf, err = readInto(buf[:0], r)
+		if err != nil {
+			return err
+		}
+		if err := f.HandleMessage(buf); err != nil {
+			c.log.Debug("bad message from hub", "err", err)
+		}
+		if first {
+			first = false
+			f.SetConn(ConnState{Connected: true})
+		}
+		if cap(buf) > 1<<20 { // let the snapshot's buffer go
+			buf = nil
+		}
+	}
+}
+
+// readInto appends all of r to buf.
+func readInto(buf []byte, r io.Reader) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// pollAlerts refreshes the alert list every 15 s (every minute while the
+// hub has no alert engine).
+func (c *Client) pollAlerts(ctx context.Context, f *Fleet) {
+	for {
+		wait := 15 * time.Second
+		as, err := c.Alerts(ctx)
+		switch {
+		case errors.Is(err, ErrNoAlerts):
+			f.SetAlertsUnavailable(ErrNoAlerts.Error() + " (GET /api/alerts: 404)")
+			wait = time.Minute
+		case err != nil:
+			if ctx.Err() != nil {
+				return
+			}
+			c.log.Debug("fetch alerts", "err", err)
+			wait = 5 * time.Second
+		default:
+			f.SetAlerts(as)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
