@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -37,6 +38,12 @@ type agentConfig struct {
 	sysPath    string
 	rootFS     string
 	colTimeout time.Duration
+
+	textfileDir     string
+	smartInterval   time.Duration
+	gpuInterval     time.Duration
+	serviceInterval time.Duration
+	disable         string // comma-separated collector names
 }
 
 func agentFlags(fs *flag.FlagSet, withHub bool) *agentConfig {
@@ -56,6 +63,11 @@ func agentFlags(fs *flag.FlagSet, withHub bool) *agentConfig {
 	fs.StringVar(&c.sysPath, "sys-path", "/sys", "sysfs mount point")
 	fs.StringVar(&c.rootFS, "rootfs", "/", "root of the host filesystem (e.g. /host in a container)")
 	fs.DurationVar(&c.colTimeout, "collector-timeout", 0, "hard per-collector timeout per tick (default: half the interval, at most 5s)")
+	fs.StringVar(&c.textfileDir, "textfile-dir", "", "directory of *.prom files (Prometheus text format) whose samples are sent as gauges")
+	fs.DurationVar(&c.smartInterval, "smart-interval", collect.DefaultSmartInterval, "how often smartctl is run for disk health")
+	fs.DurationVar(&c.gpuInterval, "gpu-interval", collect.DefaultGPUInterval, "how often nvidia-smi is run")
+	fs.DurationVar(&c.serviceInterval, "service-interval", collect.DefaultServiceInterval, "how often systemctl is asked for service states")
+	fs.StringVar(&c.disable, "disable-collectors", "", "comma-separated collectors to leave out (e.g. systemd,smart)")
 	return c
 }
 
@@ -74,14 +86,38 @@ func (c *agentConfig) validate() error {
 	if c.bufferMiB < 0 || c.bufferMiB > 4096 {
 		return fmt.Errorf("--buffer-mib %d: must be between 1 and 4096", c.bufferMiB)
 	}
+	if err := collect.CheckCollectorNames(c.disabled()); err != nil {
+		return fmt.Errorf("--disable-collectors: %w", err)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--smart-interval", c.smartInterval}, {"--gpu-interval", c.gpuInterval}, {"--service-interval", c.serviceInterval}} {
+		if d.v < time.Second || d.v > 24*time.Hour {
+			return fmt.Errorf("%s %s: must be between 1s and 24h", d.name, d.v)
+		}
+	}
 	if c.colTimeout == 0 {
 		c.colTimeout = min(c.interval/2, 5*time.Second)
 	}
 	return nil
 }
 
+// disabled returns the --disable-collectors names.
+func (c *agentConfig) disabled() []string {
+	var out []string
+	for _, n := range strings.Split(c.disable, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 func (c *agentConfig) collectOptions(log *slog.Logger) collect.Options {
-	return collect.Options{ProcPath: c.procPath, SysPath: c.sysPath, RootFS: c.rootFS, Timeout: c.colTimeout, Logger: log}
+	return collect.Options{ProcPath: c.procPath, SysPath: c.sysPath, RootFS: c.rootFS, Timeout: c.colTimeout, Logger: log,
+		TextfileDir: c.textfileDir, SmartInterval: c.smartInterval, GPUInterval: c.gpuInterval,
+		ServiceInterval: c.serviceInterval, Disable: c.disabled()}
 }
 
 // newAgent builds the agent: the core collectors as its source.

@@ -40,6 +40,20 @@ func (b *Batch) Add(name string, value float64, labelPairs ...string) {
 	b.Samples = append(b.Samples, metric.Sample{Name: name, Labels: ls, Value: value})
 }
 
+// addShared appends a sample whose labels (sorted, unique) the collector
+// built once and keeps between ticks: no allocation. Consumers must not
+// modify a sample's labels.
+func (b *Batch) addShared(name string, value float64, ls metric.Labels) {
+	b.Samples = append(b.Samples, metric.Sample{Name: name, Labels: ls, Value: value})
+}
+
+// sortedLabels builds labels from name, value pairs, sorted.
+func sortedLabels(pairs ...string) metric.Labels {
+	var b Batch
+	b.Add("", 0, pairs...)
+	return b.Samples[0].Labels
+}
+
 // Options configure where collectors read from and how long they may take.
 type Options struct {
 	ProcPath string        // default "/proc"
@@ -47,6 +61,13 @@ type Options struct {
 	RootFS   string        // default "/": prefix for statfs of mountpoints and for /etc/os-release (e.g. "/host" in a container)
 	Timeout  time.Duration // hard per-collector timeout per tick; default 500ms
 	Logger   *slog.Logger  // nil discards
+
+	// Deeper collectors (NewDefault registers each when its source exists).
+	TextfileDir     string        // directory of *.prom files; "" disables the textfile collector
+	SmartInterval   time.Duration // how often smartctl runs; default 10m
+	GPUInterval     time.Duration // how often nvidia-smi runs; default 5s
+	ServiceInterval time.Duration // how often systemctl runs and service cgroups are listed; default 10s
+	Disable         []string      // collector names NewDefault leaves out (see CollectorNames)
 }
 
 // DefaultTimeout is the per-collector timeout when Options.Timeout is zero.
@@ -64,6 +85,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
+	}
+	if o.SmartInterval <= 0 {
+		o.SmartInterval = DefaultSmartInterval
+	}
+	if o.GPUInterval <= 0 {
+		o.GPUInterval = DefaultGPUInterval
+	}
+	if o.ServiceInterval <= 0 {
+		o.ServiceInterval = DefaultServiceInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

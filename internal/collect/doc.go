@@ -1,7 +1,10 @@
 // Package collect owns the per-host collectors: each reads one Linux source
 // (/proc, /sys, statfs) and turns it into metric samples for one tick, and a
 // Set runs a fixed list of them concurrently under a hard per-collector
-// timeout.
+// timeout. Deeper collectors (PSI, hwmon, thermal, battery, systemd,
+// containers, SMART, GPU, textfile) are added when their source exists;
+// the ones that exec a program or call an API do so in the background on
+// their own interval (slow.go), so a tick never waits on them.
 //
 // Parsers are pure functions over bytes, tested on literals and on the fake
 // /proc and /sys tree under testdata/. The hot per-second files (stat,

@@ -4,6 +4,7 @@ package collect
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -122,12 +123,44 @@ func cpuTime(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkCollectors measures each core collector alone, without the Set's
-// goroutines.
+// BenchmarkCollectors measures each collector alone, without the Set's
+// goroutines: the core ones and the deep ones on this machine (those whose
+// source is missing here cost next to nothing), then the deep ones on the
+// fixture tree (fixture/…), with smartctl and nvidia-smi answered from
+// fixtures (their cost per tick is appending the cached samples).
 func BenchmarkCollectors(b *testing.B) {
 	opts := Options{}
-	for _, c := range []Collector{NewCPU(opts), NewLoad(opts), NewMemory(opts), NewFilesystem(opts),
-		NewDisk(opts), NewNetwork(opts), NewProcesses(opts), NewUptime(opts)} {
+	cs := []Collector{NewCPU(opts), NewLoad(opts), NewMemory(opts), NewFilesystem(opts),
+		NewDisk(opts), NewNetwork(opts), NewProcesses(opts), NewUptime(opts),
+		NewPressure(opts), NewHwmon(opts), NewThermal(opts), NewBattery(opts), NewSystemd(opts), NewContainers(opts)}
+	fx := Options{ProcPath: "testdata/proc", SysPath: "testdata/sys", RootFS: b.TempDir()}
+	fixture := func(c Collector) Collector { return namedCollector{"fixture/" + c.Name(), c} }
+	sd := NewSystemd(fx)
+	sd.Systemctl = "systemctl"
+	sd.run = func(context.Context, ...string) ([]byte, error) { return os.ReadFile("testdata/systemctl-show.txt") }
+	sm := NewSmart(fx)
+	sm.Smartctl = "smartctl"
+	sm.run = func(_ context.Context, argv ...string) ([]byte, error) {
+		switch argv[len(argv)-1] {
+		case "--json":
+			return os.ReadFile("testdata/smartctl/scan-open.json")
+		case "/dev/sda":
+			return os.ReadFile("testdata/smartctl/sda.json")
+		}
+		return os.ReadFile("testdata/smartctl/nvme0.json")
+	}
+	g := NewGPU(fx)
+	g.NvidiaSMI = "nvidia-smi"
+	g.run = func(_ context.Context, argv ...string) ([]byte, error) {
+		if strings.HasPrefix(argv[1], "--query-gpu") {
+			return os.ReadFile("testdata/nvidia-smi/query-gpu.csv")
+		}
+		return os.ReadFile("testdata/nvidia-smi/query-compute-apps.csv")
+	}
+	ctr := NewContainers(Options{ProcPath: "testdata/ctproc", SysPath: "testdata/sys", RootFS: fx.RootFS})
+	cs = append(cs, fixture(NewPressure(fx)), fixture(NewHwmon(fx)), fixture(NewThermal(fx)), fixture(NewBattery(fx)),
+		fixture(sd), fixture(ctr), fixture(sm), fixture(g), fixture(NewTextfile("testdata/textfile", fx)))
+	for _, c := range cs {
 		b.Run(c.Name(), func(b *testing.B) {
 			var batch Batch
 			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
@@ -142,6 +175,14 @@ func BenchmarkCollectors(b *testing.B) {
 		})
 	}
 }
+
+// namedCollector renames a collector for benchmark output.
+type namedCollector struct {
+	name string
+	Collector
+}
+
+func (n namedCollector) Name() string { return n.name }
 
 // TestFilesystemNoticesMounts checks that the mount table is re-read when
 // the kernel signals a change. It needs CAP_SYS_ADMIN and skips without it.

@@ -1,0 +1,371 @@
+package collect
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/metric"
+)
+
+// containerRescan is how often the container collector lists cgroups.
+const containerRescan = 5 * time.Second
+
+// containerNamesEvery is how often container names are re-read from the
+// runtime API even when no new container appeared (renames).
+const containerNamesEvery = 5 * time.Minute
+
+// containerCgroup is one running container found in cgroupfs.
+type containerCgroup struct {
+	id, runtime, dir string
+	labels           metric.Labels // container, id, runtime (sorted)
+	named            bool          // labels carry the runtime's name, not the short id
+	waitGen          uint64        // series wait for this names fetch (or a name), so they do not start under the short id
+	found            time.Time
+	r                *cgroupReader
+	prev             cgroupUsage
+	valid            bool
+
+	procs   *procFile // cgroup.procs of dir or of its first child group
+	pid     uint64
+	netDev  *procFile // <proc>/<pid>/net/dev; nil for host-network containers
+	prevNet [2]uint64
+	netOK   bool
+}
+
+// parseContainerCgroup recognises a container's cgroup directory name:
+// docker-<id>.scope (systemd driver), libpod-<id>.scope (Podman), or a bare
+// <id> below a "docker" parent (cgroupfs driver). id is 64 hex digits.
+func parseContainerCgroup(parent, name string) (id, runtime string, ok bool) {
+	switch {
+	case strings.HasPrefix(name, "docker-") && strings.HasSuffix(name, ".scope"):
+		id, runtime = name[len("docker-"):len(name)-len(".scope")], "docker"
+	case strings.HasPrefix(name, "libpod-") && strings.HasSuffix(name, ".scope"):
+		id, runtime = name[len("libpod-"):len(name)-len(".scope")], "podman"
+	case parent == "docker":
+		id, runtime = name, "docker"
+	default:
+		return "", "", false
+	}
+	if len(id) != 64 {
+		return "", "", false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return "", "", false
+		}
+	}
+	return id, runtime, true
+}
+
+// parseContainerList reads the Docker (or Podman compat) API's
+// GET /containers/json into id → name.
+func parseContainerList(b []byte) (map[string]string, error) {
+	var list []struct {
+		ID    string   `json:"Id"`
+		Names []string `json:"Names"`
+	}
+	if err := json.Unmarshal(b, &list); err != nil {
+		return nil, fmt.Errorf("container list: %w", err)
+	}
+	m := make(map[string]string, len(list))
+	for _, c := range list {
+		if c.ID == "" || len(c.Names) == 0 {
+			continue
+		}
+		m[c.ID] = strings.TrimPrefix(c.Names[0], "/")
+	}
+	return m, nil
+}
+
+// Containers reports per-container CPU, memory, I/O and network from cgroup
+// v2, named through the Docker or Podman API socket when one answers (see
+// docs/metrics.md). Hosts with cgroup v1 yield nothing.
+type Containers struct {
+	DockerSocket string // default RootFS/var/run/docker.sock
+	PodmanSocket string // default RootFS/run/podman/podman.sock
+
+	cgRoot   string
+	procPath string
+	hostNet  string // readlink of <proc>/1/ns/net
+	now      func() time.Time
+	clock    rateClock
+	scanned  time.Time
+	list     []*containerCgroup // sorted by id
+	names    *slowSource[map[string]string]
+}
+
+// NewContainers returns the container collector.
+func NewContainers(opts Options) *Containers {
+	opts = opts.withDefaults()
+	c := &Containers{
+		DockerSocket: filepath.Join(opts.RootFS, "var", "run", "docker.sock"),
+		PodmanSocket: filepath.Join(opts.RootFS, "run", "podman", "podman.sock"),
+		cgRoot:       filepath.Join(opts.SysPath, "fs", "cgroup"),
+		procPath:     opts.ProcPath,
+		now:          time.Now,
+	}
+	c.hostNet, _ = os.Readlink(filepath.Join(opts.ProcPath, "1", "ns", "net"))
+	c.names = &slowSource[map[string]string]{interval: containerNamesEvery, timeout: 3 * time.Second,
+		fetch: c.fetchNames, log: opts.Logger, what: "container runtime API"}
+	return c
+}
+
+// Name implements Collector.
+func (*Containers) Name() string { return "containers" }
+
+// containersAvailable reports a cgroup v2 host.
+func containersAvailable(opts Options) bool {
+	return cgroupV2(filepath.Join(opts.SysPath, "fs", "cgroup"))
+}
+
+// fetchNames asks every runtime socket that exists; absent sockets are not
+// an error.
+func (c *Containers) fetchNames(ctx context.Context) (map[string]string, error) {
+	names := map[string]string{}
+	var errs []error
+	for _, sock := range []string{c.DockerSocket, c.PodmanSocket} {
+		if sock == "" {
+			continue
+		}
+		if _, err := os.Stat(sock); err != nil {
+			continue
+		}
+		m, err := listContainers(ctx, sock)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for k, v := range m {
+			names[k] = v
+		}
+	}
+	if len(names) == 0 && len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return names, nil
+}
+
+// listContainers does GET /containers/json over the unix socket sock.
+func listContainers(ctx context.Context, sock string) (map[string]string, error) {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+		DisableKeepAlives: true,
+	}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost/containers/json", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("list containers via %s: %w", sock, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("list containers via %s: %w", sock, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("list containers via %s: %s", sock, resp.Status)
+	}
+	return parseContainerList(body)
+}
+
+// Collect implements Collector.
+func (c *Containers) Collect(_ context.Context, b *Batch) error {
+	if t := c.now(); c.scanned.IsZero() || t.Sub(c.scanned) >= containerRescan {
+		c.scan()
+		c.scanned = t
+	}
+	if len(c.list) == 0 {
+		return nil
+	}
+	names, ok, _ := c.names.get()
+	secs := c.clock.advance()
+	gen := c.names.generation()
+	now := c.now()
+	for _, ct := range c.list {
+		if !ct.named && ok {
+			if n := names[ct.id]; n != "" {
+				ct.labels, ct.named = sortedLabels("container", n, "id", ct.id[:12], "runtime", ct.runtime), true
+			}
+		}
+		if !ct.named && gen < ct.waitGen && now.Sub(ct.found) < containerNameWait {
+			continue // the runtime API has not answered yet
+		}
+		cur, ok := ct.r.read()
+		if !ok {
+			ct.valid = false
+			c.scanned = time.Time{} // gone: rescan next tick
+			continue
+		}
+		if cur.hasMem {
+			b.addShared("container_memory_usage_bytes", float64(cur.memory), ct.labels)
+		}
+		if ct.valid {
+			if pct, r, w, ok := cgroupRates(ct.prev, cur, secs); ok {
+				b.addShared("container_cpu_usage_percent", pct, ct.labels)
+				if r == r { // not NaN
+					b.addShared("container_io_read_bytes_per_second", r, ct.labels)
+					b.addShared("container_io_write_bytes_per_second", w, ct.labels)
+				}
+			}
+		}
+		ct.prev, ct.valid = cur, true
+		c.network(b, ct, secs)
+	}
+	return nil
+}
+
+// network reads the net/dev of the container's first process, skipping
+// containers in the host's network namespace (their traffic is the host's).
+func (c *Containers) network(b *Batch, ct *containerCgroup, secs float64) {
+	data, err := ct.procs.read()
+	if err != nil {
+		return
+	}
+	line, _ := nextLine(data)
+	pid, ok := parseUint(bytes.TrimSpace(line))
+	if !ok {
+		ct.netDev, ct.netOK, ct.pid = nil, false, 0
+		return
+	}
+	if pid != ct.pid {
+		ct.pid, ct.netOK, ct.netDev = pid, false, nil
+		pidDir := filepath.Join(c.procPath, fmt.Sprint(pid))
+		ns, err := os.Readlink(filepath.Join(pidDir, "ns", "net"))
+		if err != nil || ns != c.hostNet {
+			ct.netDev = newProcFile(filepath.Join(pidDir, "net", "dev"))
+		}
+	}
+	if ct.netDev == nil {
+		return
+	}
+	dev, err := ct.netDev.read()
+	if err != nil {
+		ct.netOK = false
+		return
+	}
+	var cur [2]uint64
+	if parseNetDev(dev, func(l netLine) {
+		if string(l.name) != "lo" {
+			cur[0] += l.rxBytes
+			cur[1] += l.txBytes
+		}
+	}) != nil {
+		return
+	}
+	if ct.netOK {
+		rx, okR := perSecond(ct.prevNet[0], cur[0], secs)
+		tx, okT := perSecond(ct.prevNet[1], cur[1], secs)
+		if okR && okT {
+			b.addShared("container_network_receive_bytes_per_second", rx, ct.labels)
+			b.addShared("container_network_transmit_bytes_per_second", tx, ct.labels)
+		}
+	}
+	ct.prevNet, ct.netOK = cur, true
+}
+
+// containerParents are the cgroup directories runtimes put containers in.
+var containerParents = []string{
+	"system.slice",  // docker-<id>.scope (systemd cgroup driver), libpod as root
+	"machine.slice", // libpod-<id>.scope
+	"docker",        // <id> (cgroupfs driver)
+	"user.slice/user-*.slice/user@*.service/user.slice", // rootless Podman
+}
+
+func (c *Containers) scan() {
+	old := make(map[string]*containerCgroup, len(c.list))
+	for _, ct := range c.list {
+		old[ct.id] = ct
+	}
+	c.list = c.list[:0]
+	fresh := false
+	var waitGen uint64 // 0: nothing to wait for
+	if c.socketExists() {
+		waitGen = c.names.generation() + 1
+	}
+	for _, pat := range containerParents {
+		parents, _ := filepath.Glob(filepath.Join(c.cgRoot, pat))
+		for _, parent := range parents {
+			ents, err := os.ReadDir(parent)
+			if err != nil {
+				continue
+			}
+			for _, e := range ents {
+				if !e.IsDir() {
+					continue
+				}
+				id, rt, ok := parseContainerCgroup(filepath.Base(parent), e.Name())
+				if !ok {
+					continue
+				}
+				if ct, ok := old[id]; ok {
+					c.list = append(c.list, ct)
+					delete(old, id)
+					continue
+				}
+				dir := filepath.Join(parent, e.Name())
+				c.list = append(c.list, &containerCgroup{id: id, runtime: rt, dir: dir, found: c.now(), waitGen: waitGen,
+					labels: sortedLabels("container", id[:12], "id", id[:12], "runtime", rt),
+					r:      newCgroupV2Reader(dir, true),
+					procs:  newProcFile(procsFile(dir))})
+				fresh = true
+			}
+		}
+	}
+	slices.SortFunc(c.list, func(a, b *containerCgroup) int { return strings.Compare(a.id, b.id) })
+	c.list = slices.CompactFunc(c.list, func(a, b *containerCgroup) bool { return a.id == b.id })
+	if fresh {
+		c.names.refreshSoon()
+	}
+}
+
+func (c *Containers) socketExists() bool {
+	for _, s := range []string{c.DockerSocket, c.PodmanSocket} {
+		if _, err := os.Stat(s); s != "" && err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// containerNameWait bounds how long a new container's series wait for its
+// name; after that they start under the short id.
+const containerNameWait = 10 * time.Second
+
+// procsFile returns dir/cgroup.procs, or that of dir's first child group
+// when processes live below it (Podman's "container" sub-group).
+func procsFile(dir string) string {
+	p := filepath.Join(dir, "cgroup.procs")
+	if b, err := os.ReadFile(p); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return p
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return p
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			if _, err := os.Stat(filepath.Join(dir, e.Name(), "cgroup.procs")); !errors.Is(err, fs.ErrNotExist) {
+				return filepath.Join(dir, e.Name(), "cgroup.procs")
+			}
+		}
+	}
+	return p
+}
