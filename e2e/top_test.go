@@ -292,4 +292,3 @@ func rssKB(t *testing.T, pid int) int {
 	}
 	return 0
 }
-

@@ -1,0 +1,118 @@
+package e2e
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeTestPKI makes a CA and a server certificate for 127.0.0.1/localhost
+// and writes ca.pem, cert.pem, key.pem into dir.
+func writeTestPKI(t *testing.T, dir string) (caFile, certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sysmonstm test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "hub"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, _ := x509.MarshalECPrivateKey(key)
+	write := func(name, typ string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(ca)
+	return write("ca.pem", "CERTIFICATE", caDER), write("cert.pem", "CERTIFICATE", der), write("key.pem", "EC PRIVATE KEY", keyDER), pool
+}
+
+// TestTLSBetweenAgentAndHub: a hub serving HTTPS and gRPC over TLS from
+// --tls-cert/--tls-key, an agent trusting it with --tls-ca, and an agent
+// without the CA that is refused.
+func TestTLSBetweenAgentAndHub(t *testing.T) {
+	dir := t.TempDir()
+	caFile, certFile, keyFile, pool := writeTestPKI(t, dir)
+	httpAddr, grpcAddr := freePort(t), freePort(t)
+	start(t, "tls hub", "hub", "--listen-http", httpAddr, "--listen-grpc", grpcAddr,
+		"--data-dir", filepath.Join(dir, "data"), "--tls-cert", certFile, "--tls-key", keyFile, "--log-level", "debug")
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	get := func(path string, v any) error {
+		resp, err := client.Get("https://" + httpAddr + path)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("%s: status %d", path, resp.StatusCode)
+		}
+		if v != nil {
+			return json.NewDecoder(resp.Body).Decode(v)
+		}
+		return nil
+	}
+	waitFor(t, 20*time.Second, "TLS hub ready", func() error { return get("/ready", nil) })
+
+	start(t, "tls agent", "agent", "--hub", grpcAddr, "--machine-id", "secure", "--interval", "250ms", "--tls-ca", caFile)
+	bad := start(t, "agent without CA", "agent", "--hub", grpcAddr, "--machine-id", "plaintext", "--interval", "250ms")
+	waitFor(t, 20*time.Second, "TLS agent online", func() error {
+		var m machine
+		if err := get("/api/machines/secure", &m); err != nil {
+			return err
+		}
+		if !m.Online || len(m.Metrics) == 0 {
+			return fmt.Errorf("online=%v metrics=%d", m.Online, len(m.Metrics))
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	var list []machine
+	if err := get("/api/machines", &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].ID != "secure" {
+		t.Fatalf("machines %v: the plaintext agent must not get in", list)
+	}
+	if out := bad.out.String(); !strings.Contains(out, "hub unreachable") {
+		t.Errorf("plaintext agent should report the hub unreachable; output:\n%s", truncate(out))
+	}
+	// Plain HTTP to the TLS listener is not served.
+	if resp, err := http.Get("http://" + httpAddr + "/health"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Error("plain HTTP answered 200 on the TLS listener")
+		}
+	}
+}
