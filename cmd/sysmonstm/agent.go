@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/collect"
 	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
+	"github.com/sysmonstm/sysmonstm/internal/push"
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
 )
 
@@ -44,6 +46,13 @@ type agentConfig struct {
 	gpuInterval     time.Duration
 	serviceInterval time.Duration
 	disable         string // comma-separated collector names
+
+	topProcesses      int           // top list length; 0 disables the process snapshot
+	processesInterval time.Duration // how often the snapshot is taken
+
+	pushSocket   string        // unix socket for `sysmonstm push`; "" disables
+	pushExplicit bool          // pushSocket was set (flag, env or file), not defaulted
+	pushTTL      time.Duration // pushed values go stale after this; 0 = never
 }
 
 func agentFlags(fs *flag.FlagSet, withHub bool) *agentConfig {
@@ -68,7 +77,20 @@ func agentFlags(fs *flag.FlagSet, withHub bool) *agentConfig {
 	fs.DurationVar(&c.gpuInterval, "gpu-interval", collect.DefaultGPUInterval, "how often nvidia-smi is run")
 	fs.DurationVar(&c.serviceInterval, "service-interval", collect.DefaultServiceInterval, "how often systemctl is asked for service states")
 	fs.StringVar(&c.disable, "disable-collectors", "", "comma-separated collectors to leave out (e.g. systemd,smart)")
+	fs.IntVar(&c.topProcesses, "top-processes", collect.DefaultTopProcesses, "length of the live top-process list (top N by CPU and by memory); 0 disables it and processes_state")
+	fs.DurationVar(&c.processesInterval, "processes-interval", collect.DefaultProcessesInterval, "how often the top-process list and processes_state are taken")
+	fs.StringVar(&c.pushSocket, "push-socket", push.DefaultSocket(), "unix socket on which `sysmonstm push` reaches this agent; empty disables it")
+	fs.DurationVar(&c.pushTTL, "push-ttl", 0, "drop a pushed value not pushed again within this long; 0 keeps it until the agent restarts")
 	return c
+}
+
+// noteExplicit records which settings were given rather than defaulted.
+func (c *agentConfig) noteExplicit(fs *flag.FlagSet) {
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "push-socket" {
+			c.pushExplicit = true
+		}
+	})
 }
 
 func (c *agentConfig) validate() error {
@@ -97,6 +119,15 @@ func (c *agentConfig) validate() error {
 			return fmt.Errorf("%s %s: must be between 1s and 24h", d.name, d.v)
 		}
 	}
+	if c.topProcesses < 0 || c.topProcesses > collect.MaxTopProcesses {
+		return fmt.Errorf("--top-processes %d: must be between 0 and %d", c.topProcesses, collect.MaxTopProcesses)
+	}
+	if c.processesInterval < time.Second || c.processesInterval > time.Hour {
+		return fmt.Errorf("--processes-interval %s: must be between 1s and 1h", c.processesInterval)
+	}
+	if c.pushTTL < 0 {
+		return fmt.Errorf("--push-ttl %s: must not be negative", c.pushTTL)
+	}
 	if c.colTimeout == 0 {
 		c.colTimeout = min(c.interval/2, 5*time.Second)
 	}
@@ -120,10 +151,44 @@ func (c *agentConfig) collectOptions(log *slog.Logger) collect.Options {
 		ServiceInterval: c.serviceInterval, Disable: c.disabled()}
 }
 
-// newAgent builds the agent: the core collectors as its source.
-func newAgent(c *agentConfig, log *slog.Logger, dial []grpc.DialOption) (*agent.Agent, error) {
+// agentRun is an agent and what runs beside it: the push socket.
+type agentRun struct {
+	agent *agent.Agent
+	push  *push.Server // nil when disabled
+}
+
+// Run runs the agent and the push socket until ctx ends.
+func (r *agentRun) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return r.agent.Run(gctx) })
+	if r.push != nil {
+		g.Go(func() error { return r.push.Run(gctx) })
+	}
+	return g.Wait()
+}
+
+// newAgent builds the agent: the collectors as its source, plus the
+// process-state totals and the pushed values; the top-process snapshot on
+// its own ticker; and the push socket.
+func newAgent(c *agentConfig, log *slog.Logger, dial []grpc.DialOption) (*agentRun, error) {
 	copts := c.collectOptions(log.With("component", "collect"))
 	set := collect.NewDefault(copts)
+	var top *collect.TopProcesses
+	if c.topProcesses > 0 {
+		top = collect.NewTopProcesses(copts, c.topProcesses)
+	}
+	pushed := push.NewStore(c.pushTTL)
+	srv, err := listenPush(c, pushed, log.With("component", "push"))
+	if err != nil {
+		return nil, err
+	}
+	src := func(ctx context.Context) []metric.Sample {
+		samples := set.Collect(ctx)
+		if top != nil {
+			samples = top.AppendStates(samples)
+		}
+		return pushed.Append(samples)
+	}
 	hi, err := collect.ReadHostInfo(copts)
 	if err != nil {
 		log.Warn("host information incomplete", "err", err)
@@ -140,7 +205,7 @@ func newAgent(c *agentConfig, log *slog.Logger, dial []grpc.DialOption) (*agent.
 	if hostname == "" {
 		hostname, _ = os.Hostname()
 	}
-	return agent.New(agent.Options{
+	opts := agent.Options{
 		Hub:         c.hub,
 		Token:       c.token,
 		MachineID:   c.machineID,
@@ -152,7 +217,65 @@ func newAgent(c *agentConfig, log *slog.Logger, dial []grpc.DialOption) (*agent.
 		BufferBytes: c.bufferMiB << 20,
 		DialOptions: dial,
 		Logger:      log.With("component", "agent"),
-	}, set.Collect)
+	}
+	if top != nil {
+		opts.Snapshots = processSnapshots(top, log)
+		opts.SnapshotInterval = c.processesInterval
+	}
+	a, err := agent.New(opts, src)
+	if err != nil {
+		if srv != nil {
+			srv.Close()
+		}
+		return nil, err
+	}
+	return &agentRun{agent: a, push: srv}, nil
+}
+
+// processSnapshots adapts the top-process collector to the agent's
+// snapshot option.
+func processSnapshots(top *collect.TopProcesses, log *slog.Logger) func(context.Context) *pb.ProcessSnapshot {
+	var lastErr string
+	return func(ctx context.Context) *pb.ProcessSnapshot {
+		procs, err := top.Snapshot(ctx)
+		if err != nil {
+			if err.Error() != lastErr {
+				log.Warn("top processes unavailable", "err", err)
+			}
+			lastErr = err.Error()
+			return nil
+		}
+		lastErr = ""
+		out := &pb.ProcessSnapshot{TimestampMs: time.Now().UnixMilli(), Processes: make([]*pb.Process, len(procs))}
+		for i, p := range procs {
+			out.Processes[i] = &pb.Process{Pid: p.PID, Name: p.Name, User: p.User, Command: p.Command,
+				CpuPercent: p.CPUPercent, RssBytes: p.RSSBytes, State: p.State}
+		}
+		return out
+	}
+}
+
+// listenPush opens the push socket. When the socket was not asked for
+// explicitly and cannot be opened (another agent holds the default path),
+// the agent runs without it and says so; an explicit --push-socket must work.
+func listenPush(c *agentConfig, store *push.Store, log *slog.Logger) (*push.Server, error) {
+	if c.pushSocket == "" {
+		return nil, nil
+	}
+	mode := os.FileMode(0o600)
+	if os.Geteuid() == 0 {
+		mode = 0o660 // root's agent: a group may be given access with chgrp
+	}
+	srv, err := push.Listen(c.pushSocket, mode, store, log)
+	if err == nil {
+		log.Info("push socket listening", "path", c.pushSocket)
+		return srv, nil
+	}
+	if c.pushExplicit {
+		return nil, fmt.Errorf("--push-socket: %w", err)
+	}
+	log.Warn("push socket disabled: `sysmonstm push` cannot reach this agent; set --push-socket to another path", "err", err)
+	return nil, nil
 }
 
 func (c *agentConfig) dialOptions() ([]grpc.DialOption, error) {
@@ -178,6 +301,7 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	c.noteExplicit(fs)
 	if c.bufferMiB == 0 {
 		return errors.New("--buffer-mib must be at least 1")
 	}

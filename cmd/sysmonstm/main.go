@@ -1,5 +1,5 @@
 // Command sysmonstm is the one binary of every role: hub, agent, up, top,
-// loadgen, export. This package only parses settings and wires components.
+// loadgen, export, push. This package only parses settings and wires components.
 package main
 
 import (
@@ -23,6 +23,7 @@ Commands:
   agent     collect this machine's metrics and stream them to a hub
   loadgen   simulate many agents (real protocol) or a remote-write workload
   export    write stored history as CSV or JSON
+  push      send a value (e.g. a backup's status) to the local agent: push NAME=VALUE [k=v …]
   top       terminal dashboard of a hub's machines (--hub URL) or this one (--local)
   version   print version information
 
@@ -46,6 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"agent":   runAgent,
 		"loadgen": runLoadgen,
 		"export":  runExport,
+		"push":    runPush,
 		"version": runVersion,
 	}
 	registerServer(cmds)

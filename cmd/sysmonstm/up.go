@@ -24,6 +24,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ac.noteExplicit(fs)
 	if err := validateHub(hc); err != nil {
 		return err
 	}

@@ -35,6 +35,8 @@ const (
 	// MaxSeries bounds the agent's series table; samples of further new
 	// series are dropped (logged once).
 	MaxSeries = 50_000
+	// DefaultSnapshotInterval is how often Options.Snapshots is called.
+	DefaultSnapshotInterval = 5 * time.Second
 )
 
 // Options configure an Agent. Hub and MachineID are required.
@@ -61,6 +63,17 @@ type Options struct {
 	// close it. Many agents may share one Conn (loadgen).
 	Conn *grpc.ClientConn
 
+	// Snapshots, when set, is called every SnapshotInterval on its own
+	// goroutine for a live-only snapshot (the top processes); nil results
+	// are skipped. Snapshots are never buffered or replayed: the newest one
+	// is sent when a stream is up, and one still waiting for the sender is
+	// replaced by the next (counted as dropped). They never delay batches
+	// by more than one message.
+	Snapshots func(ctx context.Context) *sysmonstmv1.ProcessSnapshot
+	// SnapshotInterval is how often Snapshots is called; default
+	// DefaultSnapshotInterval, at least MinInterval.
+	SnapshotInterval time.Duration
+
 	Logger *slog.Logger     // default: discard
 	Now    func() time.Time // wall clock; default time.Now (tests)
 }
@@ -78,6 +91,8 @@ type Stats struct {
 	Dropped          int64 // batches dropped oldest-first on buffer overflow
 	DroppedSamples   int64
 	SkippedSamples   int64 // NaN/±Inf values, invalid series, series over MaxSeries
+	SnapshotsSent    int64 // process snapshots sent to a hub
+	SnapshotsDropped int64 // process snapshots replaced before they could be sent
 	Buffered         int   // unacknowledged batches held
 	BufferedBytes    int   // their encoded size, bytes
 	Series           int   // series in the table
@@ -104,9 +119,11 @@ type Agent struct {
 	ackTimeout     time.Duration // in-flight batches without an ack for this long break the stream
 	window         int           // max batches sent on a stream and not yet acked
 
-	intervalMs atomic.Int64  // current collection interval, ms
-	intervalCh chan struct{} // cap 1: the interval changed
-	wake       chan struct{} // cap 1: the buffer grew or shrank
+	intervalMs atomic.Int64                                // current collection interval, ms
+	intervalCh chan struct{}                               // cap 1: the interval changed
+	wake       chan struct{}                               // cap 1: the buffer grew or shrank
+	snapWake   chan struct{}                               // cap 1: a snapshot is pending
+	snap       atomic.Pointer[sysmonstmv1.ProcessSnapshot] // newest snapshot not sent yet
 
 	col collector // owned by the collection goroutine
 
@@ -152,6 +169,12 @@ func New(opts Options, src Source) (*Agent, error) {
 	if opts.BufferBytes < 0 {
 		return nil, fmt.Errorf("agent: buffer size %d bytes is negative", opts.BufferBytes)
 	}
+	if opts.SnapshotInterval == 0 {
+		opts.SnapshotInterval = DefaultSnapshotInterval
+	}
+	if opts.SnapshotInterval < MinInterval {
+		return nil, fmt.Errorf("agent: snapshot interval %s is below %s", opts.SnapshotInterval, MinInterval)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -179,6 +202,7 @@ func New(opts Options, src Source) (*Agent, error) {
 		window:         256,
 		intervalCh:     make(chan struct{}, 1),
 		wake:           make(chan struct{}, 1),
+		snapWake:       make(chan struct{}, 1),
 		buf:            buffer{limit: opts.BufferBytes},
 	}
 	a.col.init()
@@ -269,6 +293,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { a.collectLoop(ctx) })
 	wg.Go(func() { a.connectLoop(ctx, client, reset) })
+	if a.opts.Snapshots != nil {
+		wg.Go(func() { a.snapshotLoop(ctx) })
+	}
 	wg.Wait()
 	return nil
 }

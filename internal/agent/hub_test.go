@@ -34,6 +34,7 @@ type testHub struct {
 	noAck      bool   // store batches but do not ack them
 	discard    bool   // lose batches: neither store nor ack them
 	settings   chan *sysmonstmv1.Settings
+	snapshots  []*sysmonstmv1.ProcessSnapshot // every snapshot received
 }
 
 func newTestHub() *testHub {
@@ -139,6 +140,8 @@ func (h *testHub) Stream(stream grpc.BidiStreamingServer[sysmonstmv1.AgentMessag
 				}
 			}
 			continue
+		case *sysmonstmv1.AgentMessage_Processes:
+			h.snapshots = append(h.snapshots, m.Processes)
 		default:
 			h.violate("unexpected message %T", m)
 		}

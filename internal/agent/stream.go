@@ -283,6 +283,9 @@ func (a *Agent) send(ctx context.Context, stream sysmonstmv1.Ingest_StreamClient
 
 	next := st.acked.Load() + 1
 	for {
+		if err := a.sendSnapshot(stream); err != nil {
+			return err
+		}
 		a.mu.Lock()
 		first, _, ok := a.buf.span()
 		if ok && next < first {
@@ -299,6 +302,7 @@ func (a *Agent) send(ctx context.Context, stream sysmonstmv1.Ingest_StreamClient
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			case <-a.wake:
+			case <-a.snapWake:
 			}
 			continue
 		}

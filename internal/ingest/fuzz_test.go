@@ -2,11 +2,16 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
+	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
 )
@@ -56,7 +61,11 @@ func FuzzAgentMessage(f *testing.F) {
 		{Id: 0, Name: "cpu_usage_percent", Labels: []*pb.Label{{Name: "cpu", Value: "0"}}}, {Id: 70000, Name: "x"}}}}})
 	seed(&pb.AgentMessage{Msg: &pb.AgentMessage_Batch{Batch: &pb.Batch{Seq: 1, TimestampMs: 1, SeriesIds: []uint32{0, 1}, Values: []float64{1, math.NaN()}}}})
 	seed(&pb.AgentMessage{Msg: &pb.AgentMessage_Hello{Hello: &pb.Hello{MachineId: "m", Labels: []*pb.Label{{Name: "a"}}}}})
-	s, err := New(Options{Storage: nopStorage{}, Live: nopLive{}, MaxSeriesPerStream: 1000})
+	seed(&pb.AgentMessage{Msg: &pb.AgentMessage_Processes{Processes: &pb.ProcessSnapshot{TimestampMs: 1_700_000_000_000, Processes: []*pb.Process{
+		{Pid: 1, Name: "init", User: "root", Command: "/sbin/init", CpuPercent: 0.5, RssBytes: 4096, State: "S"},
+		{Pid: 2, Name: "<script>&amp;", User: "\u2028", Command: strings.Repeat("é", 200), CpuPercent: math.Inf(1), State: "Z\x00"}}}}})
+	fixed := time.UnixMilli(1_700_000_000_000)
+	s, err := New(Options{Storage: nopStorage{}, Live: nopLive{}, MaxSeriesPerStream: 1000, Now: func() time.Time { return fixed }})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -72,6 +81,8 @@ func FuzzAgentMessage(f *testing.F) {
 			_ = s.validateHello(x.Hello)
 		case *pb.AgentMessage_Series:
 			_ = st.define(x.Series.GetSeries())
+		case *pb.AgentMessage_Processes:
+			checkProcessSnapshot(t, s, x.Processes)
 		case *pb.AgentMessage_Batch:
 			j := st.batch(x.Batch)
 			if j.skip {
@@ -87,6 +98,55 @@ func FuzzAgentMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkProcessSnapshot: an accepted snapshot is bounded, its strings are
+// valid UTF-8 within their limits, its numbers finite, and its JSON (as the
+// API and the WebSocket event encode it) decodes to the same strings.
+func checkProcessSnapshot(t *testing.T, s *Server, ps *pb.ProcessSnapshot) {
+	_, procs, err := s.processSnapshot(ps)
+	if err != nil {
+		return
+	}
+	if len(procs) > live.MaxProcesses {
+		t.Fatalf("accepted %d processes", len(procs))
+	}
+	for _, p := range procs {
+		for _, f := range []struct {
+			v     string
+			limit int
+		}{{p.Name, maxProcessName}, {p.User, maxProcessUser}, {p.Command, maxProcessCommand}, {p.State, maxProcessState}} {
+			if !utf8.ValidString(f.v) || len(f.v) > f.limit {
+				t.Fatalf("accepted string %q (limit %d)", f.v, f.limit)
+			}
+		}
+		if math.IsNaN(p.CPUPercent) || math.IsInf(p.CPUPercent, 0) || p.CPUPercent < 0 {
+			t.Fatalf("accepted cpu_percent %v", p.CPUPercent)
+		}
+	}
+	b, err := json.Marshal(procs)
+	if err != nil || !json.Valid(b) {
+		t.Fatalf("encode %+v: %v: %s", procs, err, b)
+	}
+	if bytes.ContainsAny(b, "<>&\u2028\u2029") {
+		t.Fatalf("unescaped HTML or line-separator character in %s", b)
+	}
+	var back []struct {
+		PID     uint32 `json:"pid"`
+		Name    string `json:"name"`
+		User    string `json:"user"`
+		Command string `json:"command"`
+		State   string `json:"state"`
+	}
+	if err := json.Unmarshal(b, &back); err != nil || len(back) != len(procs) {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	for i, p := range procs {
+		q := back[i]
+		if q.PID != p.PID || q.Name != p.Name || q.User != p.User || q.Command != p.Command || q.State != p.State {
+			t.Fatalf("round trip %+v → %+v", p, q)
+		}
+	}
 }
 
 // nopStorage and nopLive satisfy the interfaces for decoders that never

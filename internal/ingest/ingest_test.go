@@ -5,8 +5,10 @@ import (
 	"errors"
 	"math"
 	"net"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -357,5 +359,39 @@ func TestHelloIsChecked(t *testing.T) {
 	}
 	if c := code(&pb.Hello{MachineId: "m", Token: "s3cret"}, nil); c != codes.OK {
 		t.Errorf("good hello: %v", c)
+	}
+}
+
+func TestProcessSnapshotValidation(t *testing.T) {
+	now := time.UnixMilli(1_700_000_000_000)
+	s, err := New(Options{Storage: nopStorage{}, Live: nopLive{}, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := now.UnixMilli()
+	_, procs, err := s.processSnapshot(&pb.ProcessSnapshot{TimestampMs: ts, Processes: []*pb.Process{
+		{Pid: 9, Name: "ok", User: "bad\xffutf8", Command: strings.Repeat("é", 200), CpuPercent: math.NaN(), RssBytes: 7, State: "R"},
+		{Pid: 10, CpuPercent: -1},
+		{Pid: 11, CpuPercent: 150.5},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := procs[0]
+	if p.PID != 9 || p.Name != "ok" || p.User != "bad\uFFFDutf8" || len(p.Command) != 256 || !utf8.ValidString(p.Command) || p.CPUPercent != 0 || p.RSSBytes != 7 || p.State != "R" {
+		t.Fatalf("sanitised %+v (command %d bytes)", p, len(p.Command))
+	}
+	if procs[1].CPUPercent != 0 || procs[2].CPUPercent != 150.5 {
+		t.Fatalf("cpu %v %v", procs[1].CPUPercent, procs[2].CPUPercent)
+	}
+	for name, ps := range map[string]*pb.ProcessSnapshot{
+		"too many":    {TimestampMs: ts, Processes: make([]*pb.Process, 101)},
+		"future":      {TimestampMs: ts + int64(time.Hour/time.Millisecond)},
+		"too old":     {TimestampMs: ts - int64(3*time.Hour/time.Millisecond)},
+		"no time set": {},
+	} {
+		if _, _, err := s.processSnapshot(ps); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }

@@ -33,6 +33,7 @@ type metrics struct {
 	duplicateBatches prometheus.Counter
 	streams          prometheus.Gauge
 	commitSeconds    prometheus.Histogram
+	rejectedSnaps    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -59,13 +60,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "sysmonstm_ingest_commit_seconds", Help: "Duration of one group commit to the write-ahead log.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 8),
 		}),
+		rejectedSnaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sysmonstm_rejected_process_snapshots_total", Help: "Top-process snapshots rejected by validation.",
+		}),
 	}
 	for _, r := range []string{reasonInvalidBatch, reasonInvalidValue, reasonInvalidSeries, reasonUnknownSeries,
 		reasonTooNew, reasonTooOld, reasonDuplicate, reasonOutOfOrder, reasonStorage} {
 		m.dropped.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.ingested, m.dropped, m.invalidSeries, m.batches, m.duplicateBatches, m.streams, m.commitSeconds)
+		reg.MustRegister(m.ingested, m.dropped, m.invalidSeries, m.batches, m.duplicateBatches, m.streams, m.commitSeconds, m.rejectedSnaps)
 	}
 	return m
 }

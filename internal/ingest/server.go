@@ -37,6 +37,7 @@ type Live interface {
 	Connect(info live.MachineInfo)
 	Disconnect(id string)
 	Update(id string, ts int64, series []*live.Series, values []float64)
+	SetProcesses(id string, ts int64, procs []live.Process)
 	Known(id string) bool
 }
 
@@ -221,6 +222,14 @@ func (s *Server) Stream(gs pb.Ingest_StreamServer) error {
 			case <-sctx.Done():
 				return context.Cause(sctx)
 			}
+		case *pb.AgentMessage_Processes:
+			ts, procs, err := s.processSnapshot(m.Processes)
+			if err != nil {
+				s.m.rejectedSnaps.Inc()
+				s.once.warn("processes:"+machine, "process snapshot rejected", "machine", machine, "err", err)
+				continue
+			}
+			s.opts.Live.SetProcesses(machine, ts, procs)
 		case *pb.AgentMessage_Hello:
 			return status.Error(codes.InvalidArgument, "hello sent twice on one stream")
 		default:

@@ -74,6 +74,8 @@ type machine struct {
 	index     map[string]int // series key → position in values
 	values    []entry        // latest value per series, in arrival order
 	hint      int            // position after the last series updated: the likely next one
+	procs     []Process      // latest top-process list; nil when none or offline
+	procsTs   int64          // ms since epoch (agent clock) of procs
 }
 
 // entry is the latest value of one series.
@@ -284,6 +286,8 @@ func encodeMetrics(idJSON []byte, ts int64, series []*Series, values []float64) 
 
 func appendInt(b []byte, v int64) []byte { return strconv.AppendInt(b, v, 10) }
 
+func appendUint(b []byte, v uint64) []byte { return strconv.AppendUint(b, v, 10) }
+
 // setOnline flips m's online flag and the connected-agents gauge. Caller
 // holds m.mu.
 func (s *State) setOnline(m *machine, online bool) {
@@ -306,7 +310,7 @@ func (s *State) publishMachine(m *machine) {
 	b, err := json.Marshal(struct {
 		Type    string  `json:"type"`
 		Machine Machine `json:"machine"`
-	}{EventMachine, m.snapshot(false)})
+	}{EventMachine, m.snapshot(false, false)})
 	if err != nil {
 		s.log.Error("live: encode machine event", "machine", m.id, "err", err)
 		return
@@ -315,9 +319,13 @@ func (s *State) publishMachine(m *machine) {
 }
 
 // snapshot copies m; with metrics, Metrics is non-nil and sorted by series
-// key. Caller holds m.mu.
-func (m *machine) snapshot(metrics bool) Machine {
+// key; with procs, Processes is non-nil. Caller holds m.mu.
+func (m *machine) snapshot(metrics, procs bool) Machine {
 	out := Machine{Info: m.info, Online: m.online, Connected: m.connected, LastSeen: m.lastSeen, LastTs: m.lastTs}
+	if procs {
+		out.Processes = append([]Process{}, m.procs...)
+		out.ProcessesTs = m.procsTs
+	}
 	if !metrics {
 		return out
 	}
@@ -330,19 +338,21 @@ func (m *machine) snapshot(metrics bool) Machine {
 	return out
 }
 
-// Machines returns every machine, sorted by id, with its latest values.
+// Machines returns every machine, sorted by id, with its latest values but
+// without its top-process list (Processes is nil).
 func (s *State) Machines() []Machine {
 	ms := s.list()
 	out := make([]Machine, len(ms))
 	for i, m := range ms {
 		m.mu.Lock()
-		out[i] = m.snapshot(true)
+		out[i] = m.snapshot(true, false)
 		m.mu.Unlock()
 	}
 	return out
 }
 
-// Machine returns one machine with its latest values.
+// Machine returns one machine with its latest values and its top-process
+// list (Processes non-nil, empty when there is none).
 func (s *State) Machine(id string) (Machine, bool) {
 	m := s.get(id, false)
 	if m == nil {
@@ -350,7 +360,7 @@ func (s *State) Machine(id string) (Machine, bool) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.snapshot(true), true
+	return m.snapshot(true, true), true
 }
 
 // Known reports whether the machine is registered, without copying its state.

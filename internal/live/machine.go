@@ -92,6 +92,11 @@ type Machine struct {
 	// Metrics holds the latest value of every series, sorted by name then
 	// labels. Nil when the caller asked for no metrics; JSON omits it then.
 	Metrics []Value
+	// Processes is the latest top-process list (State.Machine only; nil from
+	// State.Machines, and JSON omits it then). ProcessesTs is when the agent
+	// took it, ms since epoch; 0 when there is none.
+	Processes   []Process
+	ProcessesTs int64
 }
 
 // Value is the latest value of one series.
@@ -124,16 +129,24 @@ type machineJSON struct {
 	LastTs    int64             `json:"last_ts,omitempty"`
 	Info      MachineInfo       `json:"info"`
 	Metrics   []Value           `json:"metrics,omitempty"`
+	// Processes is a pointer so that an empty list encodes as [] while a
+	// nil one is left out.
+	Processes   *[]Process `json:"processes,omitempty"`
+	ProcessesTs int64      `json:"processes_ts,omitempty"`
 }
 
 // MarshalJSON encodes {"id","hostname","labels","online","connected",
 // "last_seen" (RFC 3339, null when never seen),"last_ts","info":{…}} plus
-// "metrics" when m.Metrics is not nil.
+// "metrics" when m.Metrics is not nil and "processes" (and "processes_ts")
+// when m.Processes is not nil.
 func (m Machine) MarshalJSON() ([]byte, error) {
 	j := machineJSON{
 		ID: m.Info.ID, Hostname: m.Info.Hostname, Labels: m.Info.Labels.Map(),
 		Online: m.Online, Connected: m.Connected, LastTs: m.LastTs, Info: m.Info,
-		Metrics: m.Metrics,
+		Metrics: m.Metrics, ProcessesTs: m.ProcessesTs,
+	}
+	if m.Processes != nil {
+		j.Processes = &m.Processes
 	}
 	if !m.LastSeen.IsZero() {
 		ls := m.LastSeen.UTC()

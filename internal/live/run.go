@@ -50,6 +50,7 @@ func (s *State) sweep(now time.Time, prune bool) {
 		m.mu.Lock()
 		if m.online && now.Sub(m.lastSeen) > s.offlineAfter(m) {
 			s.setOnline(m, false)
+			m.procs = nil // a list that no longer updates would mislead
 			s.dirty.Store(true)
 			s.log.Info("machine offline", "machine", m.id, "last_seen", m.lastSeen)
 			s.publishMachine(m)

@@ -28,8 +28,8 @@ const DefaultQueue = 256
 // Dropped reports true) so that it never slows Update.
 type Subscription struct {
 	state *State
-	// filter is the set of machine ids whose metrics events are wanted; nil
-	// means every machine. Machine events always pass.
+	// filter is the set of machine ids whose metrics and processes events
+	// are wanted; nil means every machine. Machine events always pass.
 	filter atomic.Pointer[map[string]struct{}]
 
 	mu      sync.Mutex // protects ch against send after close, closed, dropped
@@ -50,7 +50,7 @@ func (sub *Subscription) Dropped() bool {
 	return sub.dropped
 }
 
-// SetMachines narrows metrics events to the given machine ids; an empty list
+// SetMachines narrows metrics and processes events to the given machine ids; an empty list
 // means every machine. Machine and other events are never filtered.
 func (sub *Subscription) SetMachines(ids []string) {
 	if len(ids) == 0 {
@@ -79,7 +79,7 @@ func (sub *Subscription) Close() {
 // send queues ev without blocking; it reports whether the subscriber was
 // dropped by this call.
 func (sub *Subscription) send(ev Event) (dropped bool) {
-	if ev.Type == EventMetrics {
+	if ev.Type == EventMetrics || ev.Type == EventProcesses {
 		if f := sub.filter.Load(); f != nil {
 			if _, ok := (*f)[ev.Machine]; !ok {
 				return false

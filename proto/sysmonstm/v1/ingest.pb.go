@@ -38,6 +38,7 @@ type AgentMessage struct {
 	//	*AgentMessage_Hello
 	//	*AgentMessage_Series
 	//	*AgentMessage_Batch
+	//	*AgentMessage_Processes
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -107,6 +108,15 @@ func (x *AgentMessage) GetBatch() *Batch {
 	return nil
 }
 
+func (x *AgentMessage) GetProcesses() *ProcessSnapshot {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Processes); ok {
+			return x.Processes
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -123,11 +133,19 @@ type AgentMessage_Batch struct {
 	Batch *Batch `protobuf:"bytes,3,opt,name=batch,proto3,oneof"`
 }
 
+type AgentMessage_Processes struct {
+	// processes is a live-only snapshot of the top processes: never
+	// buffered or replayed, not acknowledged.
+	Processes *ProcessSnapshot `protobuf:"bytes,4,opt,name=processes,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Series) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Batch) isAgentMessage_Msg() {}
+
+func (*AgentMessage_Processes) isAgentMessage_Msg() {}
 
 type HubMessage struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -669,6 +687,155 @@ func (x *Batch) GetValues() []float64 {
 	return nil
 }
 
+// ProcessSnapshot is the agent's latest top-process list (the top N by CPU
+// and by memory, each process once). The hub keeps only the newest one per
+// machine; it is never stored as series.
+type ProcessSnapshot struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// timestamp_ms is when the list was taken, ms since the Unix epoch.
+	TimestampMs   int64      `protobuf:"varint,1,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	Processes     []*Process `protobuf:"bytes,2,rep,name=processes,proto3" json:"processes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessSnapshot) Reset() {
+	*x = ProcessSnapshot{}
+	mi := &file_sysmonstm_v1_ingest_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessSnapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessSnapshot) ProtoMessage() {}
+
+func (x *ProcessSnapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_sysmonstm_v1_ingest_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessSnapshot.ProtoReflect.Descriptor instead.
+func (*ProcessSnapshot) Descriptor() ([]byte, []int) {
+	return file_sysmonstm_v1_ingest_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ProcessSnapshot) GetTimestampMs() int64 {
+	if x != nil {
+		return x.TimestampMs
+	}
+	return 0
+}
+
+func (x *ProcessSnapshot) GetProcesses() []*Process {
+	if x != nil {
+		return x.Processes
+	}
+	return nil
+}
+
+// Process is one entry of a ProcessSnapshot. Every string is untrusted.
+type Process struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pid           uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`                                 // comm, e.g. "postgres"
+	User          string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`                                 // user name of the real uid, or the uid in decimal
+	Command       string                 `protobuf:"bytes,4,opt,name=command,proto3" json:"command,omitempty"`                           // command line, arguments joined by spaces, at most 256 bytes
+	CpuPercent    float64                `protobuf:"fixed64,5,opt,name=cpu_percent,json=cpuPercent,proto3" json:"cpu_percent,omitempty"` // % of one core since the previous snapshot
+	RssBytes      uint64                 `protobuf:"varint,6,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`        // resident set size, bytes
+	State         string                 `protobuf:"bytes,7,opt,name=state,proto3" json:"state,omitempty"`                               // kernel state letter: R, S, D, Z, T, I, …
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Process) Reset() {
+	*x = Process{}
+	mi := &file_sysmonstm_v1_ingest_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Process) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Process) ProtoMessage() {}
+
+func (x *Process) ProtoReflect() protoreflect.Message {
+	mi := &file_sysmonstm_v1_ingest_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Process.ProtoReflect.Descriptor instead.
+func (*Process) Descriptor() ([]byte, []int) {
+	return file_sysmonstm_v1_ingest_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Process) GetPid() uint32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *Process) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Process) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Process) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+func (x *Process) GetCpuPercent() float64 {
+	if x != nil {
+		return x.CpuPercent
+	}
+	return 0
+}
+
+func (x *Process) GetRssBytes() uint64 {
+	if x != nil {
+		return x.RssBytes
+	}
+	return 0
+}
+
+func (x *Process) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 type Welcome struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Settings *Settings              `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
@@ -681,7 +848,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_sysmonstm_v1_ingest_proto_msgTypes[8]
+	mi := &file_sysmonstm_v1_ingest_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +860,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_sysmonstm_v1_ingest_proto_msgTypes[8]
+	mi := &file_sysmonstm_v1_ingest_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +873,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_sysmonstm_v1_ingest_proto_rawDescGZIP(), []int{8}
+	return file_sysmonstm_v1_ingest_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Welcome) GetSettings() *Settings {
@@ -733,7 +900,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_sysmonstm_v1_ingest_proto_msgTypes[9]
+	mi := &file_sysmonstm_v1_ingest_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +912,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_sysmonstm_v1_ingest_proto_msgTypes[9]
+	mi := &file_sysmonstm_v1_ingest_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +925,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_sysmonstm_v1_ingest_proto_rawDescGZIP(), []int{9}
+	return file_sysmonstm_v1_ingest_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Ack) GetSeq() uint64 {
@@ -778,7 +945,7 @@ type Settings struct {
 
 func (x *Settings) Reset() {
 	*x = Settings{}
-	mi := &file_sysmonstm_v1_ingest_proto_msgTypes[10]
+	mi := &file_sysmonstm_v1_ingest_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +957,7 @@ func (x *Settings) String() string {
 func (*Settings) ProtoMessage() {}
 
 func (x *Settings) ProtoReflect() protoreflect.Message {
-	mi := &file_sysmonstm_v1_ingest_proto_msgTypes[10]
+	mi := &file_sysmonstm_v1_ingest_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +970,7 @@ func (x *Settings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settings.ProtoReflect.Descriptor instead.
 func (*Settings) Descriptor() ([]byte, []int) {
-	return file_sysmonstm_v1_ingest_proto_rawDescGZIP(), []int{10}
+	return file_sysmonstm_v1_ingest_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Settings) GetIntervalMs() int64 {
@@ -817,11 +984,12 @@ var File_sysmonstm_v1_ingest_proto protoreflect.FileDescriptor
 
 const file_sysmonstm_v1_ingest_proto_rawDesc = "" +
 	"\n" +
-	"\x19sysmonstm/v1/ingest.proto\x12\fsysmonstm.v1\"\xa3\x01\n" +
+	"\x19sysmonstm/v1/ingest.proto\x12\fsysmonstm.v1\"\xe2\x01\n" +
 	"\fAgentMessage\x12+\n" +
 	"\x05hello\x18\x01 \x01(\v2\x13.sysmonstm.v1.HelloH\x00R\x05hello\x122\n" +
 	"\x06series\x18\x02 \x01(\v2\x18.sysmonstm.v1.SeriesDefsH\x00R\x06series\x12+\n" +
-	"\x05batch\x18\x03 \x01(\v2\x13.sysmonstm.v1.BatchH\x00R\x05batchB\x05\n" +
+	"\x05batch\x18\x03 \x01(\v2\x13.sysmonstm.v1.BatchH\x00R\x05batch\x12=\n" +
+	"\tprocesses\x18\x04 \x01(\v2\x1d.sysmonstm.v1.ProcessSnapshotH\x00R\tprocessesB\x05\n" +
 	"\x03msg\"\xa3\x01\n" +
 	"\n" +
 	"HubMessage\x121\n" +
@@ -866,7 +1034,19 @@ const file_sysmonstm_v1_ingest_proto_rawDesc = "" +
 	"\ftimestamp_ms\x18\x02 \x01(\x03R\vtimestampMs\x12\x1d\n" +
 	"\n" +
 	"series_ids\x18\x03 \x03(\rR\tseriesIds\x12\x16\n" +
-	"\x06values\x18\x04 \x03(\x01R\x06values\"X\n" +
+	"\x06values\x18\x04 \x03(\x01R\x06values\"i\n" +
+	"\x0fProcessSnapshot\x12!\n" +
+	"\ftimestamp_ms\x18\x01 \x01(\x03R\vtimestampMs\x123\n" +
+	"\tprocesses\x18\x02 \x03(\v2\x15.sysmonstm.v1.ProcessR\tprocesses\"\xb1\x01\n" +
+	"\aProcess\x12\x10\n" +
+	"\x03pid\x18\x01 \x01(\rR\x03pid\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12\x18\n" +
+	"\acommand\x18\x04 \x01(\tR\acommand\x12\x1f\n" +
+	"\vcpu_percent\x18\x05 \x01(\x01R\n" +
+	"cpuPercent\x12\x1b\n" +
+	"\trss_bytes\x18\x06 \x01(\x04R\brssBytes\x12\x14\n" +
+	"\x05state\x18\a \x01(\tR\x05state\"X\n" +
 	"\aWelcome\x122\n" +
 	"\bsettings\x18\x01 \x01(\v2\x16.sysmonstm.v1.SettingsR\bsettings\x12\x19\n" +
 	"\blast_seq\x18\x02 \x01(\x04R\alastSeq\"\x17\n" +
@@ -890,39 +1070,43 @@ func file_sysmonstm_v1_ingest_proto_rawDescGZIP() []byte {
 	return file_sysmonstm_v1_ingest_proto_rawDescData
 }
 
-var file_sysmonstm_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_sysmonstm_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_sysmonstm_v1_ingest_proto_goTypes = []any{
-	(*AgentMessage)(nil), // 0: sysmonstm.v1.AgentMessage
-	(*HubMessage)(nil),   // 1: sysmonstm.v1.HubMessage
-	(*Hello)(nil),        // 2: sysmonstm.v1.Hello
-	(*HostInfo)(nil),     // 3: sysmonstm.v1.HostInfo
-	(*Label)(nil),        // 4: sysmonstm.v1.Label
-	(*SeriesDef)(nil),    // 5: sysmonstm.v1.SeriesDef
-	(*SeriesDefs)(nil),   // 6: sysmonstm.v1.SeriesDefs
-	(*Batch)(nil),        // 7: sysmonstm.v1.Batch
-	(*Welcome)(nil),      // 8: sysmonstm.v1.Welcome
-	(*Ack)(nil),          // 9: sysmonstm.v1.Ack
-	(*Settings)(nil),     // 10: sysmonstm.v1.Settings
+	(*AgentMessage)(nil),    // 0: sysmonstm.v1.AgentMessage
+	(*HubMessage)(nil),      // 1: sysmonstm.v1.HubMessage
+	(*Hello)(nil),           // 2: sysmonstm.v1.Hello
+	(*HostInfo)(nil),        // 3: sysmonstm.v1.HostInfo
+	(*Label)(nil),           // 4: sysmonstm.v1.Label
+	(*SeriesDef)(nil),       // 5: sysmonstm.v1.SeriesDef
+	(*SeriesDefs)(nil),      // 6: sysmonstm.v1.SeriesDefs
+	(*Batch)(nil),           // 7: sysmonstm.v1.Batch
+	(*ProcessSnapshot)(nil), // 8: sysmonstm.v1.ProcessSnapshot
+	(*Process)(nil),         // 9: sysmonstm.v1.Process
+	(*Welcome)(nil),         // 10: sysmonstm.v1.Welcome
+	(*Ack)(nil),             // 11: sysmonstm.v1.Ack
+	(*Settings)(nil),        // 12: sysmonstm.v1.Settings
 }
 var file_sysmonstm_v1_ingest_proto_depIdxs = []int32{
 	2,  // 0: sysmonstm.v1.AgentMessage.hello:type_name -> sysmonstm.v1.Hello
 	6,  // 1: sysmonstm.v1.AgentMessage.series:type_name -> sysmonstm.v1.SeriesDefs
 	7,  // 2: sysmonstm.v1.AgentMessage.batch:type_name -> sysmonstm.v1.Batch
-	8,  // 3: sysmonstm.v1.HubMessage.welcome:type_name -> sysmonstm.v1.Welcome
-	9,  // 4: sysmonstm.v1.HubMessage.ack:type_name -> sysmonstm.v1.Ack
-	10, // 5: sysmonstm.v1.HubMessage.settings:type_name -> sysmonstm.v1.Settings
-	4,  // 6: sysmonstm.v1.Hello.labels:type_name -> sysmonstm.v1.Label
-	3,  // 7: sysmonstm.v1.Hello.info:type_name -> sysmonstm.v1.HostInfo
-	4,  // 8: sysmonstm.v1.SeriesDef.labels:type_name -> sysmonstm.v1.Label
-	5,  // 9: sysmonstm.v1.SeriesDefs.series:type_name -> sysmonstm.v1.SeriesDef
-	10, // 10: sysmonstm.v1.Welcome.settings:type_name -> sysmonstm.v1.Settings
-	0,  // 11: sysmonstm.v1.Ingest.Stream:input_type -> sysmonstm.v1.AgentMessage
-	1,  // 12: sysmonstm.v1.Ingest.Stream:output_type -> sysmonstm.v1.HubMessage
-	12, // [12:13] is the sub-list for method output_type
-	11, // [11:12] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	8,  // 3: sysmonstm.v1.AgentMessage.processes:type_name -> sysmonstm.v1.ProcessSnapshot
+	10, // 4: sysmonstm.v1.HubMessage.welcome:type_name -> sysmonstm.v1.Welcome
+	11, // 5: sysmonstm.v1.HubMessage.ack:type_name -> sysmonstm.v1.Ack
+	12, // 6: sysmonstm.v1.HubMessage.settings:type_name -> sysmonstm.v1.Settings
+	4,  // 7: sysmonstm.v1.Hello.labels:type_name -> sysmonstm.v1.Label
+	3,  // 8: sysmonstm.v1.Hello.info:type_name -> sysmonstm.v1.HostInfo
+	4,  // 9: sysmonstm.v1.SeriesDef.labels:type_name -> sysmonstm.v1.Label
+	5,  // 10: sysmonstm.v1.SeriesDefs.series:type_name -> sysmonstm.v1.SeriesDef
+	9,  // 11: sysmonstm.v1.ProcessSnapshot.processes:type_name -> sysmonstm.v1.Process
+	12, // 12: sysmonstm.v1.Welcome.settings:type_name -> sysmonstm.v1.Settings
+	0,  // 13: sysmonstm.v1.Ingest.Stream:input_type -> sysmonstm.v1.AgentMessage
+	1,  // 14: sysmonstm.v1.Ingest.Stream:output_type -> sysmonstm.v1.HubMessage
+	14, // [14:15] is the sub-list for method output_type
+	13, // [13:14] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_sysmonstm_v1_ingest_proto_init() }
@@ -934,6 +1118,7 @@ func file_sysmonstm_v1_ingest_proto_init() {
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Series)(nil),
 		(*AgentMessage_Batch)(nil),
+		(*AgentMessage_Processes)(nil),
 	}
 	file_sysmonstm_v1_ingest_proto_msgTypes[1].OneofWrappers = []any{
 		(*HubMessage_Welcome)(nil),
@@ -946,7 +1131,7 @@ func file_sysmonstm_v1_ingest_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sysmonstm_v1_ingest_proto_rawDesc), len(file_sysmonstm_v1_ingest_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,421 @@
+package collect
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sysmonstm/sysmonstm/internal/metric"
+)
+
+// Defaults and limits of the top-process snapshot.
+const (
+	DefaultTopProcesses      = 10
+	DefaultProcessesInterval = 5 * time.Second
+	// MaxTopProcesses bounds TopProcesses' n: the union of the top n by CPU
+	// and by memory must stay within what the hub accepts (100).
+	MaxTopProcesses = 50
+	// MaxCommandBytes bounds Process.Command.
+	MaxCommandBytes = 256
+)
+
+// Process is one entry of a top-process snapshot.
+type Process struct {
+	PID        uint32
+	Name       string  // comm
+	User       string  // user name of the real uid, or the uid in decimal
+	Command    string  // command line, NULs as spaces, ≤ MaxCommandBytes, valid UTF-8
+	CPUPercent float64 // % of one core since the previous snapshot
+	RSSBytes   uint64
+	State      string // kernel state letter: R, S, D, Z, T, I, …
+}
+
+// processStates are the values of the state label of processes_state, in
+// the order of the counts TopProcesses keeps.
+var processStates = [...]string{"running", "sleeping", "disk_sleep", "zombie", "stopped", "idle", "other"}
+
+// stateIndex maps a kernel state letter to its processStates index.
+func stateIndex(c byte) int {
+	switch c {
+	case 'R':
+		return 0
+	case 'S':
+		return 1
+	case 'D':
+		return 2
+	case 'Z':
+		return 3
+	case 'T', 't':
+		return 4
+	case 'I':
+		return 5
+	}
+	return 6
+}
+
+// procKey identifies a process across scans: pids are reused, a pid with
+// its start time (clock ticks since boot) is not.
+type procKey struct {
+	pid   uint32
+	start uint64
+}
+
+// procEntry is one process of a scan.
+type procEntry struct {
+	pid     uint32
+	state   byte
+	nameOff int // name is t.names[nameOff:nameEnd]
+	nameEnd int
+	cpu     float64 // % of one core
+	rss     uint64  // bytes
+}
+
+// TopProcesses takes top-process snapshots from procfs: the top n processes
+// by CPU and by resident memory (union, each process once), and the number
+// of processes per state. It is not a Collector: the agent calls Snapshot on
+// its own, slower ticker; the state totals reach the batches through
+// AppendStates. Snapshot must not be called concurrently with itself.
+type TopProcesses struct {
+	procPath string
+	passwd   string // path of the passwd file, below RootFS
+	n        int
+	clkTck   float64 // clock ticks per second (USER_HZ)
+	pageSize uint64
+	now      func() time.Time
+
+	// Owned by Snapshot.
+	dir        procDir // open during Snapshot
+	dirBuf     []byte
+	buf        []byte
+	path       []byte
+	pids       []uint32
+	names      []byte // comm of every process of the scan, back to back
+	entries    []procEntry
+	byCPU      []int // indices into entries
+	byRSS      []int
+	prev       map[procKey]uint64 // utime+stime of the previous scan, clock ticks
+	cur        map[procKey]uint64
+	last       time.Time // time of the previous scan (monotonic)
+	users      map[uint32]string
+	passwdRead bool
+
+	mu     sync.Mutex // protects states and fresh
+	states [len(processStates)]float64
+	fresh  bool // a scan finished since the last AppendStates
+	labels [len(processStates)]metric.Labels
+}
+
+// NewTopProcesses returns a snapshot taker that lists the top n processes
+// (at most MaxTopProcesses) by CPU and by memory.
+func NewTopProcesses(opts Options, n int) *TopProcesses {
+	opts = opts.withDefaults()
+	t := &TopProcesses{
+		procPath: opts.ProcPath,
+		passwd:   filepath.Join(opts.RootFS, "etc", "passwd"),
+		n:        max(0, min(n, MaxTopProcesses)),
+		clkTck:   100, // USER_HZ is 100 on every Linux architecture Go supports
+		pageSize: uint64(os.Getpagesize()),
+		now:      time.Now,
+		buf:      make([]byte, 1024),
+		prev:     make(map[procKey]uint64),
+		cur:      make(map[procKey]uint64),
+		users:    make(map[uint32]string),
+	}
+	for i, s := range processStates {
+		t.labels[i] = metric.Labels{{Name: "state", Value: s}}
+	}
+	return t
+}
+
+// AppendStates appends processes_state{state=…} for the latest scan to dst,
+// once per scan (nothing when no scan finished since the previous call).
+// It is safe to call concurrently with Snapshot.
+func (t *TopProcesses) AppendStates(dst []metric.Sample) []metric.Sample {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.fresh {
+		return dst
+	}
+	t.fresh = false
+	for i, v := range t.states {
+		dst = append(dst, metric.Sample{Name: "processes_state", Labels: t.labels[i], Value: v})
+	}
+	return dst
+}
+
+// Snapshot scans every process and returns the top list, sorted by CPU
+// descending. CPU percentages cover the time since the previous call; on the
+// first call they are 0. Processes that vanish during the scan are skipped.
+func (t *TopProcesses) Snapshot(ctx context.Context) ([]Process, error) {
+	dir, err := openProcDir(t.procPath)
+	if err != nil {
+		return nil, err
+	}
+	defer dir.close()
+	t.dir = dir
+	t.pids, err = dir.pids(&t.dirBuf, t.pids[:0])
+	if err != nil {
+		return nil, err
+	}
+	now := t.now()
+	elapsed := now.Sub(t.last).Seconds()
+	first := t.last.IsZero()
+	t.last = now
+	var states [len(processStates)]float64
+	t.entries = t.entries[:0]
+	t.names = t.names[:0]
+	clear(t.cur)
+	for i, pid := range t.pids {
+		if i%256 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		b, ok := t.read(pid, "/stat")
+		if !ok {
+			continue
+		}
+		st, ok := parseProcStat(b)
+		if !ok {
+			continue
+		}
+		states[stateIndex(st.state)]++
+		key := procKey{pid, st.start}
+		t.cur[key] = st.ticks
+		var cpu float64
+		if p, ok := t.prev[key]; ok && !first && elapsed > 0 && st.ticks >= p {
+			cpu = float64(st.ticks-p) / t.clkTck / elapsed * 100
+		}
+		off := len(t.names)
+		t.names = append(t.names, st.comm...)
+		t.entries = append(t.entries, procEntry{pid: pid, state: st.state, nameOff: off, nameEnd: len(t.names),
+			cpu: cpu, rss: st.rssPages * t.pageSize})
+	}
+	t.prev, t.cur = t.cur, t.prev
+
+	t.mu.Lock()
+	t.states = states
+	t.fresh = true
+	t.mu.Unlock()
+
+	if t.n == 0 {
+		return nil, nil
+	}
+	t.byCPU = topN(t.byCPU[:0], t.entries, t.n, func(a, b *procEntry) bool { return a.cpu > b.cpu || a.cpu == b.cpu && a.rss > b.rss })
+	t.byRSS = topN(t.byRSS[:0], t.entries, t.n, func(a, b *procEntry) bool { return a.rss > b.rss || a.rss == b.rss && a.cpu > b.cpu })
+	out := make([]Process, 0, len(t.byCPU)+len(t.byRSS))
+	for _, idx := range [2][]int{t.byCPU, t.byRSS} {
+	next:
+		for _, i := range idx {
+			e := &t.entries[i]
+			for _, p := range out {
+				if p.PID == e.pid {
+					continue next
+				}
+			}
+			out = append(out, t.process(e))
+		}
+	}
+	return out, nil
+}
+
+// topN appends to dst the indices of the n best entries by better, best
+// first: an insertion into a short list, O(len(es)·n) without allocation.
+func topN(dst []int, es []procEntry, n int, better func(a, b *procEntry) bool) []int {
+	for i := range es {
+		if len(dst) == n && !better(&es[i], &es[dst[n-1]]) {
+			continue
+		}
+		if len(dst) < n {
+			dst = append(dst, i)
+		} else {
+			dst[n-1] = i
+		}
+		for j := len(dst) - 1; j > 0 && better(&es[dst[j]], &es[dst[j-1]]); j-- {
+			dst[j], dst[j-1] = dst[j-1], dst[j]
+		}
+	}
+	return dst
+}
+
+// process fills in the details of a selected process: user and command line.
+func (t *TopProcesses) process(e *procEntry) Process {
+	p := Process{
+		PID:        e.pid,
+		Name:       validUTF8(t.names[e.nameOff:e.nameEnd]),
+		CPUPercent: round2(e.cpu),
+		RSSBytes:   e.rss,
+		State:      string(rune(e.state)),
+	}
+	if e.state >= utf8.RuneSelf {
+		p.State = "?"
+	}
+	if b, ok := t.read(e.pid, "/status"); ok {
+		if uid, ok := parseStatusUID(b); ok {
+			p.User = t.user(uid)
+		}
+	}
+	if b, ok := t.read(e.pid, "/cmdline"); ok {
+		p.Command = formatCmdline(b)
+	}
+	if p.Command == "" {
+		p.Command = "[" + p.Name + "]" // kernel thread or zombie, as ps shows them
+	}
+	return p
+}
+
+// read reads PID/file of the open procfs directory into t.buf; the slice is
+// valid until the next read. ok is false when the process is gone.
+func (t *TopProcesses) read(pid uint32, file string) ([]byte, bool) {
+	t.path = strconv.AppendUint(t.path[:0], uint64(pid), 10)
+	t.path = append(t.path, file...)
+	t.path = append(t.path, 0)
+	n, err := t.dir.read(t.path, &t.buf)
+	if err != nil {
+		return nil, false
+	}
+	return t.buf[:n], true
+}
+
+// user resolves uid through the passwd file below RootFS, read once; the
+// uid in decimal when it has no entry.
+func (t *TopProcesses) user(uid uint32) string {
+	if !t.passwdRead {
+		t.passwdRead = true
+		if b, err := os.ReadFile(t.passwd); err == nil {
+			parsePasswd(b, t.users)
+		}
+	}
+	if u, ok := t.users[uid]; ok {
+		return u
+	}
+	u := strconv.FormatUint(uint64(uid), 10)
+	if len(t.users) < 10_000 {
+		t.users[uid] = u
+	}
+	return u
+}
+
+// procStat is what the top list needs of /proc/PID/stat.
+type procStat struct {
+	comm     []byte // sub-slice of the input
+	state    byte
+	ticks    uint64 // utime + stime, clock ticks
+	start    uint64 // starttime, clock ticks since boot
+	rssPages uint64
+}
+
+// parseProcStat parses /proc/PID/stat: "pid (comm) state ppid … utime stime
+// … starttime vsize rss …". comm may hold spaces and parentheses, so it ends
+// at the last ')'.
+func parseProcStat(b []byte) (procStat, bool) {
+	var st procStat
+	open := bytes.IndexByte(b, '(')
+	end := bytes.LastIndexByte(b, ')')
+	if open < 0 || end < open || end+2 >= len(b) {
+		return st, false
+	}
+	st.comm = b[open+1 : end]
+	rest := b[end+2:]
+	// Fields from state (field 3) on; we need 3, 14, 15, 22 and 24.
+	var utime, stime uint64
+	for field := 3; field <= 24; field++ {
+		var f []byte
+		f, rest = nextField(rest)
+		if len(f) == 0 {
+			return st, false
+		}
+		switch field {
+		case 3:
+			st.state = f[0]
+		case 14, 15, 22, 24:
+			v, ok := parseUint(f)
+			if !ok {
+				return st, false
+			}
+			switch field {
+			case 14:
+				utime = v
+			case 15:
+				stime = v
+			case 22:
+				st.start = v
+			case 24:
+				st.rssPages = v
+			}
+		}
+	}
+	st.ticks = utime + stime
+	return st, true
+}
+
+// parseStatusUID returns the real uid from /proc/PID/status ("Uid:\treal\t…").
+func parseStatusUID(b []byte) (uint32, bool) {
+	for len(b) > 0 {
+		var line []byte
+		line, b = nextLine(b)
+		if rest, ok := bytes.CutPrefix(line, []byte("Uid:")); ok {
+			f, _ := nextField(rest)
+			v, ok := parseUint(f)
+			if !ok || v > 1<<32-1 {
+				return 0, false
+			}
+			return uint32(v), true
+		}
+	}
+	return 0, false
+}
+
+// parsePasswd adds uid → name of every well-formed passwd line to users.
+func parsePasswd(b []byte, users map[uint32]string) {
+	for len(b) > 0 {
+		var line []byte
+		line, b = nextLine(b)
+		name, rest, ok := bytes.Cut(line, []byte(":"))
+		if !ok || len(name) == 0 || name[0] == '#' {
+			continue
+		}
+		_, rest, _ = bytes.Cut(rest, []byte(":")) // password
+		uidField, _, ok := bytes.Cut(rest, []byte(":"))
+		uid, okU := parseUint(uidField)
+		if !ok || !okU || uid > 1<<32-1 {
+			continue
+		}
+		if _, dup := users[uint32(uid)]; !dup {
+			users[uint32(uid)] = validUTF8(name)
+		}
+	}
+}
+
+// formatCmdline turns /proc/PID/cmdline (NUL-separated arguments) into one
+// line: NULs and control characters as spaces, trailing blanks trimmed, at
+// most MaxCommandBytes of valid UTF-8.
+func formatCmdline(b []byte) string {
+	b = bytes.TrimRight(b, "\x00 ")
+	out := make([]byte, 0, min(len(b), MaxCommandBytes))
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size <= 1 {
+			r, size = utf8.RuneError, 1
+		} else if r < 0x20 || r == 0x7f {
+			r = ' '
+		}
+		if len(out)+utf8.RuneLen(r) > MaxCommandBytes {
+			break
+		}
+		out = utf8.AppendRune(out, r)
+		b = b[size:]
+	}
+	return string(out)
+}
+
+// validUTF8 returns b as a string with invalid UTF-8 replaced by U+FFFD.
+func validUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return string(bytes.ToValidUTF8(b, []byte("\uFFFD")))
+}
