@@ -133,7 +133,9 @@ func (s *Server) routes() http.Handler {
 		}))
 	}
 	mux.HandleFunc("GET /{$}", serveIndex)
+	mux.HandleFunc("GET /machines/{id}", serveIndex)
 	mux.HandleFunc("GET /app.js", serveAppJS)
+	mux.HandleFunc("GET /ui/{path...}", serveUIAsset)
 
 	return s.logRequests(s.recoverPanics(jsonFallback(mux)))
 }

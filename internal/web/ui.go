@@ -1,17 +1,61 @@
 package web
 
 import (
-	_ "embed"
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"io/fs"
 	"net/http"
+	"path"
+	"strings"
+	"sync"
+	"time"
 )
 
-// The placeholder UI; the real dashboard replaces it.
+// The dashboard: index.html is the single page for / and /machines/{id};
+// app.js boots it and loads the modules and styles under /ui/. Everything is
+// embedded so the binary needs no network and no files beside it.
+//
+//go:embed ui/index.html ui/app.js ui/css ui/js ui/vendor
+var uiFiles embed.FS
+
+// uiAsset is one embedded file with its validator.
+type uiAsset struct {
+	body []byte
+	etag string
+}
+
 var (
-	//go:embed ui/index.html
-	indexHTML []byte
-	//go:embed ui/app.js
-	appJS []byte
+	uiOnce   sync.Once
+	uiAssets map[string]uiAsset // by path under ui/, e.g. "js/overview.js"
 )
+
+// loadUI reads every embedded file once and computes its ETag.
+func loadUI() {
+	uiAssets = make(map[string]uiAsset)
+	_ = fs.WalkDir(uiFiles, "ui", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := uiFiles.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		uiAssets[strings.TrimPrefix(p, "ui/")] = uiAsset{body: b, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		return nil
+	})
+}
+
+// uiTypes maps the embedded files' extensions to their content types.
+var uiTypes = map[string]string{
+	".html": "text/html; charset=utf-8",
+	".js":   "text/javascript; charset=utf-8",
+	".css":  "text/css; charset=utf-8",
+	".md":   "text/plain; charset=utf-8",
+	".svg":  "image/svg+xml",
+}
 
 // uiHeaders sets the headers of the UI files: a CSP that allows only
 // same-origin resources (no inline script), and no sniffing or framing.
@@ -25,12 +69,37 @@ func uiHeaders(w http.ResponseWriter, contentType string) {
 	h.Set("Cache-Control", "no-cache")
 }
 
-func serveIndex(w http.ResponseWriter, _ *http.Request) {
-	uiHeaders(w, "text/html; charset=utf-8")
-	_, _ = w.Write(indexHTML)
+// serveUIFile answers with the embedded file name (relative to ui/), or a
+// JSON 404. Revalidation uses the ETag, so an unchanged file costs a 304.
+func serveUIFile(w http.ResponseWriter, r *http.Request, name string) {
+	uiOnce.Do(loadUI)
+	a, ok := uiAssets[name]
+	ct, known := uiTypes[path.Ext(name)]
+	if !ok || !known || name == "LICENSE" {
+		writeError(w, http.StatusNotFound, "not found")
+		return
+	}
+	uiHeaders(w, ct)
+	w.Header().Set("ETag", a.etag)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
 }
 
-func serveAppJS(w http.ResponseWriter, _ *http.Request) {
-	uiHeaders(w, "text/javascript; charset=utf-8")
-	_, _ = w.Write(appJS)
+// serveIndex answers / and /machines/{id}: the page is the same, app.js
+// reads the path.
+func serveIndex(w http.ResponseWriter, r *http.Request) {
+	serveUIFile(w, r, "index.html")
+}
+
+func serveAppJS(w http.ResponseWriter, r *http.Request) {
+	serveUIFile(w, r, "app.js")
+}
+
+// serveUIAsset answers GET /ui/{path...}: styles, modules and vendored files.
+func serveUIAsset(w http.ResponseWriter, r *http.Request) {
+	p := r.PathValue("path")
+	if p == "index.html" || p == "app.js" || strings.Contains(p, "..") {
+		writeError(w, http.StatusNotFound, "not found")
+		return
+	}
+	serveUIFile(w, r, p)
 }

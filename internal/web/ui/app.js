@@ -1,41 +1,52 @@
-// Placeholder page: lists machines. Every string from the hub came from an
-// agent and is untrusted, so it is only ever set as textContent.
+// sysmonstm dashboard boot: theme, route, then the page module.
+//
+// Every string the hub sends came from an agent and is untrusted: pages build
+// the DOM with createElement and set agent text with textContent only (see
+// js/dom.js); nothing is ever parsed as markup. The hub's CSP forbids inline
+// script, so this file and the modules under /ui/js/ are all there is.
 "use strict";
 
-function cell(row, text) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  row.appendChild(td);
-  return td;
-}
+(function () {
+  const root = document.documentElement;
+  const saved = localStorage.getItem("sysmonstm-theme");
+  const prefersDark = window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches;
+  root.dataset.theme = saved || (prefersDark ? "dark" : "light");
 
-async function load() {
-  const status = document.getElementById("status");
-  try {
-    const res = await fetch("/api/machines");
-    if (!res.ok) {
-      throw new Error("HTTP " + res.status);
-    }
-    const machines = await res.json();
-    const body = document.querySelector("#machines tbody");
-    body.replaceChildren();
-    for (const m of machines) {
-      const row = document.createElement("tr");
-      const id = cell(row, "");
-      const a = document.createElement("a");
-      a.href = "/api/machines/" + encodeURIComponent(m.id);
-      a.textContent = m.id;
-      id.appendChild(a);
-      cell(row, m.hostname);
-      cell(row, m.online ? "online" : "offline");
-      cell(row, m.last_seen || "never");
-      body.appendChild(row);
-    }
-    status.textContent = machines.length + " machine(s)";
-  } catch (err) {
-    status.textContent = "could not load machines: " + err.message;
+  const btn = document.getElementById("theme");
+  function label() {
+    btn.textContent = root.dataset.theme === "dark" ? "Light theme" : "Dark theme";
   }
-}
+  label();
+  btn.addEventListener("click", function () {
+    root.dataset.theme = root.dataset.theme === "dark" ? "light" : "dark";
+    localStorage.setItem("sysmonstm-theme", root.dataset.theme);
+    label();
+    window.dispatchEvent(new Event("sysmonstm-theme"));
+  });
 
-load();
-setInterval(load, 5000);
+  // Pages: "/" is the overview, "/machines/{id}" a machine.
+  const path = location.pathname;
+  const main = document.getElementById("main");
+  function fail(err) {
+    main.textContent = "Could not load the dashboard: " + (err && err.message ? err.message : err);
+  }
+  if (path.indexOf("/machines/") === 0) {
+    const id = decodeURIComponent(path.slice("/machines/".length));
+    loadScript("/ui/vendor/uPlot.iife.min.js")
+      .then(function () { return import("/ui/js/machine.js"); })
+      .then(function (mod) { mod.start(main, id); })
+      .catch(fail);
+  } else {
+    import("/ui/js/overview.js").then(function (mod) { mod.start(main); }).catch(fail);
+  }
+
+  function loadScript(src) {
+    return new Promise(function (resolve, reject) {
+      const s = document.createElement("script");
+      s.src = src;
+      s.onload = resolve;
+      s.onerror = function () { reject(new Error("load " + src)); };
+      document.head.appendChild(s);
+    });
+  }
+})();
