@@ -58,6 +58,7 @@ type State struct {
 type stateMetrics struct {
 	connected      prometheus.Gauge
 	droppedClients prometheus.Counter
+	coalesced      prometheus.Counter
 }
 
 // machine is one machine's state.
@@ -115,12 +116,16 @@ func New(opts Options) (*State, error) {
 			}),
 			droppedClients: prometheus.NewCounter(prometheus.CounterOpts{
 				Name: "sysmonstm_websocket_dropped_clients_total",
-				Help: "Live-stream subscribers (WebSocket clients) dropped because their queue was full.",
+				Help: "Live-stream subscribers (WebSocket clients) dropped: stuck on a write, or too far behind on events that cannot be coalesced.",
+			}),
+			coalesced: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "sysmonstm_websocket_coalesced_events_total",
+				Help: "Live events replaced by a newer one of the same machine before a slow subscriber took them.",
 			}),
 		},
 	}
 	if r := opts.Registerer; r != nil {
-		for _, c := range []prometheus.Collector{s.metrics.connected, s.metrics.droppedClients} {
+		for _, c := range []prometheus.Collector{s.metrics.connected, s.metrics.droppedClients, s.metrics.coalesced} {
 			if err := r.Register(c); err != nil {
 				return nil, fmt.Errorf("register live metrics: %w", err)
 			}

@@ -271,10 +271,11 @@ func TestMetricsEventJSON(t *testing.T) {
 	}
 }
 
-func TestSlowSubscriberDroppedWithoutBlocking(t *testing.T) {
+func TestSlowSubscriberCoalescedWithoutBlocking(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s, _ := newState(t, Options{Registerer: reg})
-	slow := s.Subscribe(2) // never read
+	slow := s.Subscribe(2) // not read while the updates run
+	defer slow.Close()
 	fast := s.Subscribe(1000)
 	defer fast.Close()
 	sr := []*Series{NewSeries("x", nil)}
@@ -291,24 +292,77 @@ func TestSlowSubscriberDroppedWithoutBlocking(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Update blocked on a subscriber that never reads")
 	}
-	if !slow.Dropped() {
-		t.Fatal("slow subscriber not dropped")
+	if slow.Dropped() {
+		t.Fatal("a slow subscriber must be coalesced, not dropped")
 	}
-	n := 0
-	for range slow.C() { // drains the queued events, then sees the close
-		n++
+	// The slow one gets its queue, then the newest value: nothing stale in
+	// between, nothing lost at the end.
+	var got []string
+	for len(got) < 4 {
+		select {
+		case ev := <-slow.C():
+			got = append(got, ev.Type)
+			if ev.Type == EventMetrics && strings.Contains(string(ev.JSON), `"value":499`) {
+				got = append(got, "newest")
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("slow subscriber stalled after %v", got)
+		}
+		if got[len(got)-1] == "newest" {
+			break
+		}
 	}
-	if n != 2 {
-		t.Fatalf("slow subscriber got %d events, want 2 (its queue)", n)
+	if got[len(got)-1] != "newest" || len(got) > 5 {
+		t.Fatalf("slow subscriber got %v, want its 2 queued events then the newest", got)
 	}
 	if fast.Dropped() || len(fast.C()) != 501 { // 1 machine event + 500 metrics
 		t.Fatalf("fast subscriber: dropped=%v queued=%d", fast.Dropped(), len(fast.C()))
+	}
+	if got := testutil.ToFloat64(s.metrics.coalesced); got < 490 {
+		t.Fatalf("coalesced counter = %v, want ≈ 497", got)
+	}
+	if got := testutil.ToFloat64(s.metrics.droppedClients); got != 0 {
+		t.Fatalf("dropped counter = %v", got)
+	}
+}
+
+func TestSubscriberDroppedWhenUncoalescableEventsPileUp(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, _ := newState(t, Options{Registerer: reg})
+	slow := s.Subscribe(2) // never read
+	// The queue (2), the event the pump holds (1) and the backlog fill up;
+	// the next alert drops the subscriber.
+	sent := 0
+	for !slow.Dropped() && sent < 2*maxBacklog {
+		s.Publish(Event{Type: "alert", JSON: []byte(`{"type":"alert"}`)})
+		sent++
+	}
+	// Whether the pump already holds one depends on scheduling.
+	if !slow.Dropped() || sent < 2+maxBacklog+1 || sent > 2+1+maxBacklog+1 {
+		t.Fatalf("dropped=%v after %d alerts, want a drop at %d or %d", slow.Dropped(), sent, 2+maxBacklog+1, 2+1+maxBacklog+1)
+	}
+	n := 0
+	for range slow.C() { // the channel is closed once the pump stops
+		n++
+	}
+	if n > 2+maxBacklog {
+		t.Fatalf("got %d events after the drop", n)
 	}
 	if got := testutil.ToFloat64(s.metrics.droppedClients); got != 1 {
 		t.Fatalf("dropped counter = %v", got)
 	}
 	slow.Close() // after a drop: no panic
 	slow.Close()
+
+	stuck := s.Subscribe(2)
+	stuck.Drop()
+	stuck.Drop()
+	if _, ok := <-stuck.C(); ok || !stuck.Dropped() {
+		t.Fatal("Drop must close the channel and mark the subscription dropped")
+	}
+	if got := testutil.ToFloat64(s.metrics.droppedClients); got != 2 {
+		t.Fatalf("dropped counter after Drop = %v", got)
+	}
 }
 
 func TestSubscriptionFilter(t *testing.T) {

@@ -1,6 +1,7 @@
 package live
 
 import (
+	"strconv"
 	"sync"
 	"sync/atomic"
 )
@@ -23,27 +24,45 @@ type Event struct {
 // DefaultQueue is the subscriber queue length used when Subscribe gets 0.
 const DefaultQueue = 256
 
-// Subscription receives the live events. Its queue is bounded: a subscriber
-// that falls a full queue behind is dropped (its channel is closed and
-// Dropped reports true) so that it never slows Update.
+// maxBacklog bounds the events held for a subscriber beyond its queue that
+// cannot be coalesced (alerts and other published events); past it the
+// subscriber is dropped.
+const maxBacklog = 1024
+
+// Subscription receives the live events through a bounded queue. When the
+// queue is full, events wait in a backlog where a machine's metrics,
+// processes and machine events are coalesced: only the newest of each kind
+// per machine is kept, so a subscriber that falls behind skips intermediate
+// values instead of being cut off, and the backlog never outgrows the fleet.
+// Only if more than maxBacklog other events pile up is the subscriber
+// dropped (its channel is closed and Dropped reports true). Update and
+// Publish never block on a subscriber.
 type Subscription struct {
 	state *State
 	// filter is the set of machine ids whose metrics and processes events
 	// are wanted; nil means every machine. Machine events always pass.
 	filter atomic.Pointer[map[string]struct{}]
 
-	mu      sync.Mutex // protects ch against send after close, closed, dropped
-	ch      chan Event
-	closed  bool
-	dropped bool
+	ch     chan Event    // the queue; closed by the pump when it exits
+	notify chan struct{} // wakes the pump (capacity 1)
+	done   chan struct{} // closed on Close or drop: the pump exits
+
+	mu        sync.Mutex // protects everything below
+	closed    bool
+	dropped   bool
+	pumping   bool             // the pump holds an event taken from the backlog
+	order     []string         // backlog keys, oldest first
+	backlog   map[string]Event // key → newest event of that key
+	uncoalesc int              // backlog entries that cannot be coalesced
+	seq       uint64           // makes keys of uncoalescable events unique
 }
 
 // C returns the event channel. It is closed by Close or when the subscriber
 // is dropped.
 func (sub *Subscription) C() <-chan Event { return sub.ch }
 
-// Dropped reports whether the subscription was closed because its queue was
-// full.
+// Dropped reports whether the subscription was closed because it fell too
+// far behind (see Subscription) or was dropped with Drop.
 func (sub *Subscription) Dropped() bool {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
@@ -64,16 +83,48 @@ func (sub *Subscription) SetMachines(ids []string) {
 	sub.filter.Store(&f)
 }
 
-// Close ends the subscription and closes its channel. It is safe to call more
-// than once and after a drop.
+// Close ends the subscription and closes its channel (asynchronously, once
+// the pump has stopped). It is safe to call more than once and after a drop.
 func (sub *Subscription) Close() {
 	sub.mu.Lock()
-	if !sub.closed {
-		sub.closed = true
-		close(sub.ch)
-	}
+	sub.stopLocked()
 	sub.mu.Unlock()
 	sub.state.subs.remove(sub)
+}
+
+// Drop ends a subscription whose consumer is stuck (e.g. a WebSocket write
+// timed out): like Close, but it counts as a dropped client.
+func (sub *Subscription) Drop() {
+	sub.mu.Lock()
+	first := !sub.closed
+	if first {
+		sub.dropped = true
+	}
+	sub.stopLocked()
+	sub.mu.Unlock()
+	sub.state.subs.remove(sub)
+	if first {
+		sub.state.metrics.droppedClients.Inc()
+	}
+}
+
+func (sub *Subscription) stopLocked() {
+	if !sub.closed {
+		sub.closed = true
+		close(sub.done)
+	}
+}
+
+// coalesceKey names the slot an event may replace in the backlog, or "" when
+// the event must be delivered as it is.
+func coalesceKey(ev Event) string {
+	switch ev.Type {
+	case EventMetrics, EventProcesses, EventMachine:
+		if ev.Machine != "" {
+			return ev.Type + "\x00" + ev.Machine
+		}
+	}
+	return ""
 }
 
 // send queues ev without blocking; it reports whether the subscriber was
@@ -91,14 +142,75 @@ func (sub *Subscription) send(ev Event) (dropped bool) {
 	if sub.closed {
 		return false
 	}
+	if len(sub.order) == 0 && !sub.pumping {
+		select {
+		case sub.ch <- ev:
+			return false
+		default:
+		}
+	}
+	key := coalesceKey(ev)
+	if key != "" {
+		if _, ok := sub.backlog[key]; ok {
+			sub.backlog[key] = ev // newer state replaces the waiting one, in place
+			sub.state.metrics.coalesced.Inc()
+			return false
+		}
+	} else {
+		if sub.uncoalesc >= maxBacklog {
+			sub.dropped = true
+			sub.stopLocked()
+			return true
+		}
+		sub.uncoalesc++
+		sub.seq++
+		key = "\x01" + strconv.FormatUint(sub.seq, 10)
+	}
+	if sub.backlog == nil {
+		sub.backlog = map[string]Event{}
+	}
+	sub.backlog[key] = ev
+	sub.order = append(sub.order, key)
 	select {
-	case sub.ch <- ev:
-		return false
+	case sub.notify <- struct{}{}:
 	default:
-		sub.closed = true
-		sub.dropped = true
-		close(sub.ch)
-		return true
+	}
+	return false
+}
+
+// pump moves backlogged events into the queue as the consumer makes room,
+// oldest first. It owns closing the channel.
+func (sub *Subscription) pump() {
+	defer close(sub.ch)
+	for {
+		select {
+		case <-sub.done:
+			return
+		case <-sub.notify:
+		}
+		for {
+			sub.mu.Lock()
+			if len(sub.order) == 0 {
+				sub.pumping = false
+				sub.mu.Unlock()
+				break
+			}
+			key := sub.order[0]
+			sub.order[0] = ""
+			sub.order = sub.order[1:]
+			ev := sub.backlog[key]
+			delete(sub.backlog, key)
+			if coalesceKey(ev) == "" {
+				sub.uncoalesc--
+			}
+			sub.pumping = true
+			sub.mu.Unlock()
+			select {
+			case sub.ch <- ev:
+			case <-sub.done:
+				return
+			}
+		}
 	}
 }
 
@@ -159,7 +271,8 @@ func (s *State) Subscribe(queue int) *Subscription {
 	if queue <= 0 {
 		queue = DefaultQueue
 	}
-	sub := &Subscription{state: s, ch: make(chan Event, queue)}
+	sub := &Subscription{state: s, ch: make(chan Event, queue), notify: make(chan struct{}, 1), done: make(chan struct{})}
+	go sub.pump()
 	s.subs.add(sub)
 	return sub
 }
@@ -174,7 +287,7 @@ func (s *State) Publish(ev Event) {
 	for _, sub := range *cur {
 		if sub.send(ev) {
 			s.metrics.droppedClients.Inc()
-			s.log.Warn("live subscriber dropped: queue full", "queue", cap(sub.ch))
+			s.log.Warn("live subscriber dropped: too many events it could not take", "queue", cap(sub.ch), "backlog", maxBacklog)
 			s.subs.remove(sub)
 		}
 	}

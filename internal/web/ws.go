@@ -24,7 +24,10 @@ const (
 )
 
 // handleWS serves GET /ws: a snapshot of every machine, then the live events.
-// A client whose queue fills up is closed with 1013 (try again later).
+// A client that falls behind gets coalesced events (the newest per machine,
+// see live.Subscription); one whose socket stops taking data is cut after
+// wsWriteTimeout and counted as dropped; one that piles up too many events
+// that cannot be coalesced is closed with 1013 (try again later).
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if s.ctx.Err() != nil {
 		writeError(w, http.StatusServiceUnavailable, "hub shutting down")
@@ -84,6 +87,11 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if err := writeWS(connCtx, c, ev.JSON); err != nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					s.log.Warn("websocket client stuck, dropped", "remote", r.RemoteAddr, "timeout", wsWriteTimeout)
+					sub.Drop()
+					return
+				}
 				s.log.Debug("websocket write", "remote", r.RemoteAddr, "err", err)
 				return
 			}
