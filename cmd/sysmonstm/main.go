@@ -45,7 +45,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
 		"agent":   runAgent,
-		"loadgen": runLoadgen,
 		"export":  runExport,
 		"push":    runPush,
 		"version": runVersion,

@@ -8,9 +8,9 @@ import (
 	"io"
 )
 
-var errAgentOnly = errors.New("this is the agent-only build (make build-agent), which has no hub or terminal UI; run the full sysmonstm binary for hub, up and top")
+var errAgentOnly = errors.New("this is the agent-only build (make build-agent), which has no hub, terminal UI or load generator; run the full sysmonstm binary for hub, up, top and loadgen")
 
-// registerServer makes hub, up and top explain themselves in the agent-only
+// registerServer makes hub, up, top and loadgen explain themselves in the agent-only
 // build: it has no hub, so its binary does not link the storage engine and
 // its dependencies.
 func registerServer(m map[string]func(context.Context, []string, io.Writer, io.Writer) error) {
@@ -18,4 +18,5 @@ func registerServer(m map[string]func(context.Context, []string, io.Writer, io.W
 	m["up"] = noHub
 	m["hub"] = noHub
 	m["top"] = noHub
+	m["loadgen"] = noHub
 }
