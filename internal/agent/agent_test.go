@@ -282,10 +282,13 @@ func TestUnauthenticatedKeepsRetrying(t *testing.T) {
 	src := &counter{}
 	a := startAgent(t, opts, src.source, func(a *Agent) { a.backoffMax = 50 * time.Millisecond })
 
-	waitFor(t, 5*time.Second, "3 rejected hellos", func() bool {
+	// The hub sees a hello before the agent counts that session's error:
+	// wait for both.
+	waitFor(t, 5*time.Second, "3 rejected hellos, counted by the agent", func() bool {
 		hub.mu.Lock()
-		defer hub.mu.Unlock()
-		return len(hub.hellos) >= 3
+		n := len(hub.hellos)
+		hub.mu.Unlock()
+		return n >= 3 && a.Stats().Errors >= 3
 	})
 	if n := strings.Count(logs.String(), "token rejected by hub"); n != 1 {
 		t.Errorf("rejection logged %d times, want once:\n%s", n, logs)
