@@ -15,6 +15,21 @@ func readFull(path string, buf *[]byte) (int, error) {
 		return 0, fmt.Errorf("open %s: %w", path, err)
 	}
 	defer unix.Close(fd)
+	n, err := readFd(fd, buf, false)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	return n, nil
+}
+
+// readFd reads fd to its end into *buf, growing it when the file does not
+// fit, and returns the byte count. With shortReadIsEnd, a read that does not
+// fill the buffer is taken as the end: procfs produces small files like stat
+// in one read, which saves the final empty read.
+func readFd(fd int, buf *[]byte, shortReadIsEnd bool) (int, error) {
+	if len(*buf) == 0 {
+		*buf = make([]byte, 4096)
+	}
 	n := 0
 	for {
 		if n == len(*buf) {
@@ -27,11 +42,14 @@ func readFull(path string, buf *[]byte) (int, error) {
 			continue
 		}
 		if err != nil {
-			return 0, fmt.Errorf("read %s: %w", path, err)
+			return 0, err
 		}
 		if m == 0 {
 			return n, nil
 		}
 		n += m
+		if shortReadIsEnd && n < len(*buf) {
+			return n, nil
+		}
 	}
 }

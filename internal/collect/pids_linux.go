@@ -38,13 +38,21 @@ func countPIDs(procPath string, buf *[]byte) (int, error) {
 // countDirents counts the entries of a getdents64 buffer that are
 // directories (or of unknown type) named by a number.
 func countDirents(b []byte) int {
+	count := 0
+	walkPIDDirents(b, func(uint32) { count++ })
+	return count
+}
+
+// walkPIDDirents calls fn with the number of each entry of a getdents64
+// buffer that is a directory (or of unknown type) named by a number that
+// fits a pid.
+func walkPIDDirents(b []byte, fn func(pid uint32)) {
 	var d unix.Dirent
 	nameOff := int(unsafe.Offsetof(d.Name))
-	count := 0
 	for len(b) >= nameOff {
 		reclen := int(binary.NativeEndian.Uint16(b[unsafe.Offsetof(d.Reclen):]))
 		if reclen < nameOff || reclen > len(b) {
-			break
+			return
 		}
 		typ := b[unsafe.Offsetof(d.Type)]
 		name := b[nameOff:reclen]
@@ -54,10 +62,11 @@ func countDirents(b []byte) int {
 				break
 			}
 		}
-		if (typ == unix.DT_DIR || typ == unix.DT_UNKNOWN) && isPID(name) {
-			count++
+		if typ == unix.DT_DIR || typ == unix.DT_UNKNOWN {
+			if v, ok := parseUint(name); ok && v > 0 && v <= 1<<32-1 {
+				fn(uint32(v))
+			}
 		}
 		b = b[reclen:]
 	}
-	return count
 }

@@ -1,7 +1,6 @@
 package collect
 
 import (
-	"encoding/binary"
 	"fmt"
 	"unsafe"
 
@@ -59,51 +58,12 @@ func (d procDir) read(rel []byte, buf *[]byte) (int, error) {
 	}
 	fd := int(r)
 	defer unix.Close(fd)
-	n := 0
-	for {
-		if n == len(*buf) {
-			grown := make([]byte, 2*len(*buf))
-			copy(grown, *buf)
-			*buf = grown
-		}
-		m, err := unix.Read(fd, (*buf)[n:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		n += m
-		if m == 0 || n < len(*buf) {
-			return n, nil
-		}
-	}
+	return readFd(fd, buf, true)
 }
 
 // appendDirentPIDs appends the numeric directory names of a getdents64
 // buffer to dst.
 func appendDirentPIDs(dst []uint32, b []byte) []uint32 {
-	var d unix.Dirent
-	nameOff := int(unsafe.Offsetof(d.Name))
-	for len(b) >= nameOff {
-		reclen := int(binary.NativeEndian.Uint16(b[unsafe.Offsetof(d.Reclen):]))
-		if reclen < nameOff || reclen > len(b) {
-			break
-		}
-		typ := b[unsafe.Offsetof(d.Type)]
-		name := b[nameOff:reclen]
-		for i, c := range name {
-			if c == 0 {
-				name = name[:i]
-				break
-			}
-		}
-		if typ == unix.DT_DIR || typ == unix.DT_UNKNOWN {
-			if v, ok := parseUint(name); ok && v > 0 && v <= 1<<32-1 {
-				dst = append(dst, uint32(v))
-			}
-		}
-		b = b[reclen:]
-	}
+	walkPIDDirents(b, func(pid uint32) { dst = append(dst, pid) })
 	return dst
 }
