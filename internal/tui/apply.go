@@ -23,6 +23,27 @@ type point struct {
 
 func (p *point) reset() { *p = point{value: math.NaN()} }
 
+// setLabel records the labels the views use; others are ignored. The switch
+// on string(k) does not allocate.
+func (p *point) setLabel(k, v []byte) {
+	switch string(k) {
+	case "cpu":
+		p.cpu = v
+	case "mountpoint":
+		p.mount = v
+	case "device":
+		p.device = v
+	case "fstype":
+		p.fstype = v
+	case "interface":
+		p.iface = v
+	case "unit", "service", "sensor", "chip", "name":
+		if len(p.id) == 0 {
+			p.id = v
+		}
+	}
+}
+
 // apply stores p in m.
 func (m *Machine) apply(p *point) {
 	v := p.value

@@ -256,23 +256,7 @@ func (s *scanner) labels(p *point) {
 			s.skip()
 			continue
 		}
-		v := s.str()
-		switch string(k) {
-		case "cpu":
-			p.cpu = v
-		case "mountpoint":
-			p.mount = v
-		case "device":
-			p.device = v
-		case "fstype":
-			p.fstype = v
-		case "interface":
-			p.iface = v
-		case "unit", "service", "sensor", "chip", "name":
-			if len(p.id) == 0 {
-				p.id = v
-			}
-		}
+		p.setLabel(k, s.str())
 	}
 }
 

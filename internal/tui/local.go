@@ -61,23 +61,7 @@ func applySamples(m *Machine, samples []metric.Sample) {
 		p.name = []byte(s.Name)
 		p.value = s.Value
 		for _, l := range s.Labels {
-			v := []byte(l.Value)
-			switch l.Name {
-			case "cpu":
-				p.cpu = v
-			case "mountpoint":
-				p.mount = v
-			case "device":
-				p.device = v
-			case "fstype":
-				p.fstype = v
-			case "interface":
-				p.iface = v
-			case "unit", "service", "sensor", "chip", "name":
-				if p.id == nil {
-					p.id = v
-				}
-			}
+			p.setLabel([]byte(l.Name), []byte(l.Value))
 		}
 		m.apply(&p)
 	}
