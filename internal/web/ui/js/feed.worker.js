@@ -7,7 +7,7 @@
 //   {mode: "overview"}: only the headline values of every machine, handed
 //     over in one batch every 250 ms;
 //   {mode: "machine", id}: subscribe to that machine; its snapshot entry,
-//     metrics, machine and alert events are passed through as they come.
+//     metrics, processes, machine and alert events are passed through as they come.
 "use strict";
 
 let mode = null, only = null;
@@ -121,6 +121,7 @@ function passThrough(msg) {
       postMessage({ type: "snapshot", machine: (msg.machines || []).find((m) => m.id === only) || null });
       break;
     case "metrics":
+    case "processes":
       if (msg.machine === only) postMessage(msg);
       break;
     case "machine":

@@ -332,7 +332,15 @@ function onMessage(msg) {
   }
   if (msg.type === "machine" && msg.machine && msg.machine.id === id) {
     Object.assign(machine, msg.machine);
+    if (!machine.online) machine.processes = []; // the hub drops the list
     updateState();
+    onProcesses();
+    return;
+  }
+  if (msg.type === "processes" && msg.machine === id) {
+    machine.processes = msg.processes || [];
+    machine.processes_ts = msg.ts;
+    onProcesses();
     return;
   }
   if (msg.type !== "metrics" || msg.machine !== id) return;
@@ -361,6 +369,11 @@ function onMessage(msg) {
     });
     c.append(x, vals, liveX[0]);
   }
+}
+
+// onProcesses tells the sections that show the top-process list.
+function onProcesses() {
+  for (const { s, el } of sectionEls) if (s.onProcesses) s.onProcesses(el, machine);
 }
 
 // --- URL state ---------------------------------------------------------------------
