@@ -5,6 +5,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+
+	"github.com/sysmonstm/sysmonstm/internal/metric"
 )
 
 // cgroupV2 reports whether the cgroup root is a unified (v2) hierarchy.
@@ -154,4 +156,37 @@ func cgroupRates(prev, cur cgroupUsage, secs float64) (cpuPct, rps, wps float64,
 		rps, wps = math.NaN(), math.NaN()
 	}
 	return cpuPct, rps, wps, true
+}
+
+// cgroupNames are the series one kind of cgroup (systemd unit, container)
+// reports its usage under.
+type cgroupNames struct{ memory, cpu, ioRead, ioWrite string }
+
+var (
+	unitCgroupNames = cgroupNames{
+		memory: "systemd_unit_memory_bytes", cpu: "systemd_unit_cpu_usage_percent",
+		ioRead: "systemd_unit_io_read_bytes_per_second", ioWrite: "systemd_unit_io_write_bytes_per_second",
+	}
+	containerCgroupNames = cgroupNames{
+		memory: "container_memory_usage_bytes", cpu: "container_cpu_usage_percent",
+		ioRead: "container_io_read_bytes_per_second", ioWrite: "container_io_write_bytes_per_second",
+	}
+)
+
+// emit adds cur's memory and, when prev is a valid earlier reading, the CPU
+// and I/O rates over secs seconds since it.
+func (n cgroupNames) emit(b *Batch, ls metric.Labels, prev cgroupUsage, prevValid bool, cur cgroupUsage, secs float64) {
+	if cur.hasMem {
+		b.addShared(n.memory, float64(cur.memory), ls)
+	}
+	if !prevValid {
+		return
+	}
+	if pct, r, w, ok := cgroupRates(prev, cur, secs); ok {
+		b.addShared(n.cpu, pct, ls)
+		if !math.IsNaN(r) {
+			b.addShared(n.ioRead, r, ls)
+			b.addShared(n.ioWrite, w, ls)
+		}
+	}
 }

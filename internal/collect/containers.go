@@ -214,18 +214,7 @@ func (c *Containers) Collect(_ context.Context, b *Batch) error {
 			c.scanned = time.Time{} // gone: rescan next tick
 			continue
 		}
-		if cur.hasMem {
-			b.addShared("container_memory_usage_bytes", float64(cur.memory), ct.labels)
-		}
-		if ct.valid {
-			if pct, r, w, ok := cgroupRates(ct.prev, cur, secs); ok {
-				b.addShared("container_cpu_usage_percent", pct, ct.labels)
-				if r == r { // not NaN
-					b.addShared("container_io_read_bytes_per_second", r, ct.labels)
-					b.addShared("container_io_write_bytes_per_second", w, ct.labels)
-				}
-			}
-		}
+		containerCgroupNames.emit(b, ct.labels, ct.prev, ct.valid, cur, secs)
 		ct.prev, ct.valid = cur, true
 		c.network(b, ct, secs)
 	}

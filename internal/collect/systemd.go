@@ -3,7 +3,6 @@ package collect
 import (
 	"context"
 	"errors"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -187,18 +186,7 @@ func (c *Systemd) Collect(_ context.Context, b *Batch) error {
 			u.valid = false
 			continue
 		}
-		if cur.hasMem {
-			b.addShared("systemd_unit_memory_bytes", float64(cur.memory), u.ls)
-		}
-		if u.valid {
-			if pct, r, w, ok := cgroupRates(u.prev, cur, secs); ok {
-				b.addShared("systemd_unit_cpu_usage_percent", pct, u.ls)
-				if !math.IsNaN(r) {
-					b.addShared("systemd_unit_io_read_bytes_per_second", r, u.ls)
-					b.addShared("systemd_unit_io_write_bytes_per_second", w, u.ls)
-				}
-			}
-		}
+		unitCgroupNames.emit(b, u.ls, u.prev, u.valid, cur, secs)
 		u.prev, u.valid = cur, true
 	}
 	if gone {
