@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 var binary string
@@ -258,4 +260,19 @@ func containsAll(s string, subs ...string) error {
 		}
 	}
 	return nil
+}
+
+// dialHubWS opens the hub's /ws with a generous read limit (the snapshot of
+// many machines is large). The connection and ctx end with the test.
+func dialHubWS(t *testing.T, hub *hubProc, timeout time.Duration) (*websocket.Conn, context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	c, _, err := websocket.Dial(ctx, "ws://"+hub.http+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	c.SetReadLimit(16 << 20)
+	return c, ctx
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -112,14 +111,7 @@ func TestHubWithTwoAgents(t *testing.T) {
 	}
 
 	// WebSocket: snapshot, then live metrics.
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+hub.http+"/ws", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
-	c.SetReadLimit(16 << 20)
+	c, ctx := dialHubWS(t, hub, 15*time.Second)
 	var first struct {
 		Type     string    `json:"type"`
 		Machines []machine `json:"machines"`

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // processEntry is one entry of "processes" in the API and the WS event.
@@ -39,14 +36,7 @@ func TestProcessesSnapshot(t *testing.T) {
 	hub := startHub(t, t.TempDir(), "", "")
 	startAgent(t, hub, "procs", "--top-processes", "5", "--processes-interval", "1s", "--push-socket", "")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+hub.http+"/ws", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
-	c.SetReadLimit(16 << 20)
+	c, ctx := dialHubWS(t, hub, 30*time.Second)
 
 	var found processEntry
 	waitFor(t, 20*time.Second, "busy child in GET /api/machines/procs processes", func() error {
