@@ -26,6 +26,9 @@ func hubFlags(fs *flag.FlagSet) *hub.Config {
 	fs.DurationVar(&c.OfflineAfter, "offline-after", 15*time.Second, "a machine with no data for this long is offline")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate for HTTPS and gRPC TLS (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	alertingFlags(fs, &c.Alerting)
+	securityFlags(fs, &c.Security)
+	edgeFlags(fs, &c.Edge)
 	return c
 }
 

@@ -6,6 +6,7 @@ package hub
 import (
 	"context"
 	"crypto/tls"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/sysmonstm/sysmonstm/internal/db"
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/store"
@@ -42,6 +44,10 @@ type Config struct {
 	TLSCert      string        // PEM files; both or neither
 	TLSKey       string
 	Logger       *slog.Logger
+
+	Alerting AlertingConfig // alerts.go
+	Security SecurityConfig // security.go
+	Edge     EdgeConfig     // edge.go
 }
 
 // Hub is a running hub's handle.
@@ -60,6 +66,13 @@ type Hub struct {
 	ready    atomic.Bool
 	tlsConf  *tls.Config
 	shutdown time.Duration
+
+	db     *sql.DB // metadata: rules, alerts, tokens, users (internal/db)
+	routes []web.Route
+	// Each part adds its components in its own file; see setup* and run*.
+	alerts alertsPart
+	sec    securityPart
+	edge   edgePart
 }
 
 // New opens storage and binds both listeners, so the caller knows the
@@ -101,6 +114,9 @@ func New(cfg Config) (*Hub, error) {
 	}()
 
 	var err error
+	if h.db, err = db.Open(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	h.store, err = store.Open(store.Options{
 		Dir:          filepath.Join(cfg.DataDir, "tsdb"),
 		RetentionRaw: cfg.RetentionRaw,
@@ -121,9 +137,16 @@ func New(cfg Config) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load machine registry: %w", err)
 	}
+	if err := h.setupSecurity(); err != nil {
+		return nil, err
+	}
+	if err := h.setupAlerts(); err != nil {
+		return nil, err
+	}
 	h.ingest, err = ingest.New(ingest.Options{
 		Storage:    storageAdapter{h.store},
-		Live:       h.live,
+		Live:       h.liveSink(),
+		Auth:       h.ingestAuth(),
 		Logger:     h.log.With("component", "ingest"),
 		Registerer: h.reg,
 	})
@@ -141,8 +164,13 @@ func New(cfg Config) (*Hub, error) {
 		Registerer: h.reg,
 		Ready:      h.ready.Load,
 		Logger:     h.log.With("component", "web"),
+		Routes:     h.routes,
+		Middleware: h.middleware(),
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := h.setupEdge(); err != nil {
 		return nil, err
 	}
 
@@ -208,6 +236,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	comps.Go(func() error { return h.store.Run(compCtx) })
 	comps.Go(func() error { return h.live.Run(compCtx) })
 	comps.Go(func() error { return h.ingest.Run(compCtx) })
+	h.runAlerts(compCtx, comps)
+	h.runSecurity(compCtx, comps)
+	h.runEdge(compCtx, comps)
 
 	g.Go(func() error {
 		if err := h.grpcSrv.Serve(h.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -257,5 +288,11 @@ func (h *Hub) closeAll() {
 			h.log.Error("close storage", "err", err)
 		}
 		h.store = nil
+	}
+	if h.db != nil {
+		if err := h.db.Close(); err != nil {
+			h.log.Error("close metadata database", "err", err)
+		}
+		h.db = nil
 	}
 }

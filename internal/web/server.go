@@ -50,6 +50,18 @@ type Options struct {
 	WSQueue int
 	// Now is the clock for relative times ("now", "-1h"); default time.Now.
 	Now func() time.Time
+	// Routes are further handlers mounted on the same mux (alerts, auth,
+	// admin APIs), with http.ServeMux patterns such as "GET /api/rules".
+	Routes []Route
+	// Middleware wraps every route (authentication and authorization);
+	// nil serves every request as is.
+	Middleware func(http.Handler) http.Handler
+}
+
+// Route is one extra handler of Options.Routes.
+type Route struct {
+	Pattern string
+	Handler http.Handler
 }
 
 // Server is the HTTP API.
@@ -132,12 +144,22 @@ func (s *Server) routes() http.Handler {
 			ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
 		}))
 	}
+	for _, rt := range s.opts.Routes {
+		mux.Handle(rt.Pattern, rt.Handler)
+	}
 	mux.HandleFunc("GET /{$}", serveIndex)
 	mux.HandleFunc("GET /machines/{id}", serveIndex)
+	for _, page := range []string{"alerts", "rules", "silences", "notifiers", "login", "admin"} {
+		mux.HandleFunc("GET /"+page, serveIndex)
+	}
 	mux.HandleFunc("GET /app.js", serveAppJS)
 	mux.HandleFunc("GET /ui/{path...}", serveUIAsset)
 
-	return s.logRequests(s.recoverPanics(jsonFallback(mux)))
+	var h http.Handler = jsonFallback(mux)
+	if s.opts.Middleware != nil {
+		h = s.opts.Middleware(h)
+	}
+	return s.logRequests(s.recoverPanics(h))
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {

@@ -24,11 +24,16 @@
     window.dispatchEvent(new Event("sysmonstm-theme"));
   });
 
-  // Pages: "/" is the overview, "/machines/{id}" a machine.
+  // Pages: "/" is the overview, "/machines/{id}" a machine; the others are
+  // modules under /ui/js/pages/ that export start(main).
   const path = location.pathname;
   const main = document.getElementById("main");
   function fail(err) {
     main.textContent = "Could not load the dashboard: " + (err && err.message ? err.message : err);
+  }
+  const pages = { "/alerts": "alerts", "/rules": "rules", "/silences": "silences", "/notifiers": "notifiers", "/login": "login", "/admin": "admin" };
+  for (const a of document.querySelectorAll("nav.nav a")) {
+    if (a.getAttribute("href") === path) a.setAttribute("aria-current", "page");
   }
   if (path.indexOf("/machines/") === 0) {
     const id = decodeURIComponent(path.slice("/machines/".length));
@@ -36,9 +41,12 @@
       .then(function () { return import("/ui/js/machine.js"); })
       .then(function (mod) { mod.start(main, id); })
       .catch(fail);
+  } else if (Object.prototype.hasOwnProperty.call(pages, path)) {
+    import("/ui/js/pages/" + pages[path] + ".js").then(function (mod) { mod.start(main); }).catch(fail);
   } else {
     import("/ui/js/overview.js").then(function (mod) { mod.start(main); }).catch(fail);
   }
+  import("/ui/js/session.js").then(function (mod) { mod.start(document.getElementById("session")); }).catch(function () {});
 
   function loadScript(src) {
     return new Promise(function (resolve, reject) {

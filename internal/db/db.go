@@ -1,0 +1,86 @@
+// Package db opens the hub's metadata database: one SQLite file in the data
+// directory (<data-dir>/sysmonstm.db) holding what is not a time series —
+// alert rules, alert state and history, silences, notifiers, agent tokens,
+// users and sessions. The hub and the admin commands (`sysmonstm token`,
+// `sysmonstm user`) open it at the same time; SQLite's WAL mode and busy
+// timeout let them share it safely.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// FileName is the database's name inside the data directory.
+const FileName = "sysmonstm.db"
+
+// Path returns the database path for a data directory.
+func Path(dataDir string) string { return filepath.Join(dataDir, FileName) }
+
+// Open opens (creating if needed) the database in dataDir with WAL
+// journaling, a 5 s busy timeout and foreign keys on.
+func Open(dataDir string) (*sql.DB, error) {
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	path := Path(dataDir)
+	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	d, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	// SQLite allows one writer; a small pool keeps readers concurrent
+	// without piling up writers that only wait on the busy timeout.
+	d.SetMaxOpenConns(4)
+	if err := d.PingContext(context.Background()); err != nil {
+		_ = d.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+		_ = d.Close()
+		return nil, fmt.Errorf("restrict %s: %w", path, err)
+	}
+	return d, nil
+}
+
+// Migrate brings one component's tables up to date. steps are SQL scripts
+// applied in order, each once: the number applied so far is kept per
+// component in the schema_versions table. Append new steps; never edit or
+// reorder applied ones.
+func Migrate(ctx context.Context, d *sql.DB, component string, steps []string) error {
+	if _, err := d.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_versions (
+		component TEXT PRIMARY KEY,
+		version   INTEGER NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("migrate %s: %w", component, err)
+	}
+	tx, err := d.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", component, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var have int
+	err = tx.QueryRowContext(ctx, `SELECT version FROM schema_versions WHERE component = ?`, component).Scan(&have)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("migrate %s: %w", component, err)
+	}
+	if have > len(steps) {
+		return fmt.Errorf("migrate %s: the database is at schema version %d, this binary knows %d: it was written by a newer sysmonstm", component, have, len(steps))
+	}
+	for i := have; i < len(steps); i++ {
+		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
+			return fmt.Errorf("migrate %s to version %d: %w", component, i+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_versions(component, version) VALUES(?, ?)
+		ON CONFLICT(component) DO UPDATE SET version = excluded.version`, component, len(steps)); err != nil {
+		return fmt.Errorf("migrate %s: %w", component, err)
+	}
+	return tx.Commit()
+}
