@@ -35,6 +35,10 @@ type agentConfig struct {
 	labels     config.LabelsValue
 	tlsCA      string
 	tlsName    string
+	tlsOn      bool   // --tls: TLS with the system's CAs
+	tlsCert    string // client certificate for mutual TLS
+	tlsKey     string
+	insecure   bool // plaintext to a non-loopback hub was asked for
 	bufferMiB  int
 	procPath   string
 	sysPath    string
@@ -46,6 +50,8 @@ type agentConfig struct {
 	gpuInterval     time.Duration
 	serviceInterval time.Duration
 	disable         string // comma-separated collector names
+	dirSizes        string // SERVICE=PATH,… for the dirsize collector
+	dirSizeInterval time.Duration
 
 	topProcesses      int           // top list length; 0 disables the process snapshot
 	processesInterval time.Duration // how often the snapshot is taken
@@ -63,6 +69,10 @@ func agentFlags(fs *flag.FlagSet, withHub bool) *agentConfig {
 		fs.StringVar(&c.token, "token", "", "agent token issued by the hub")
 		fs.StringVar(&c.tlsCA, "tls-ca", "", "PEM CA bundle to verify the hub's TLS certificate (enables TLS)")
 		fs.StringVar(&c.tlsName, "tls-server-name", "", "expected name in the hub's certificate (default: host of --hub)")
+		fs.BoolVar(&c.tlsOn, "tls", false, "connect with TLS, verifying the hub against the system's CAs (implied by --tls-ca and --tls-cert)")
+		fs.StringVar(&c.tlsCert, "tls-cert", "", "PEM client certificate for hubs that require mutual TLS (with --tls-key)")
+		fs.StringVar(&c.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+		fs.BoolVar(&c.insecure, "insecure", false, "allow plaintext to a hub that is not on loopback (the token and metrics cross the network unencrypted)")
 		fs.IntVar(&c.bufferMiB, "buffer-mib", 8, "memory bound of the replay buffer for batches the hub has not acknowledged, MiB")
 	}
 	fs.StringVar(&c.machineID, "machine-id", host, "this machine's id (defaults to the hostname)")
@@ -76,6 +86,8 @@ func agentFlags(fs *flag.FlagSet, withHub bool) *agentConfig {
 	fs.DurationVar(&c.smartInterval, "smart-interval", collect.DefaultSmartInterval, "how often smartctl is run for disk health")
 	fs.DurationVar(&c.gpuInterval, "gpu-interval", collect.DefaultGPUInterval, "how often nvidia-smi is run")
 	fs.DurationVar(&c.serviceInterval, "service-interval", collect.DefaultServiceInterval, "how often systemctl is asked for service states")
+	fs.StringVar(&c.dirSizes, "dir-sizes", "", "opt-in disk usage of directories per service, SERVICE=/path,SERVICE=/path (like du -sx)")
+	fs.DurationVar(&c.dirSizeInterval, "dir-size-interval", collect.DefaultDirSizeInterval, "how often --dir-sizes directories are measured")
 	fs.StringVar(&c.disable, "disable-collectors", "", "comma-separated collectors to leave out (e.g. systemd,smart)")
 	fs.IntVar(&c.topProcesses, "top-processes", collect.DefaultTopProcesses, "length of the live top-process list (top N by CPU and by memory); 0 disables it and processes_state")
 	fs.DurationVar(&c.processesInterval, "processes-interval", collect.DefaultProcessesInterval, "how often the top-process list and processes_state are taken")
@@ -110,6 +122,12 @@ func (c *agentConfig) validate() error {
 	}
 	if err := collect.CheckCollectorNames(c.disabled()); err != nil {
 		return fmt.Errorf("--disable-collectors: %w", err)
+	}
+	if _, err := collect.ParseDirSpecs(c.dirSizes); err != nil {
+		return fmt.Errorf("--dir-sizes: %w", err)
+	}
+	if c.dirSizeInterval < time.Minute || c.dirSizeInterval > 7*24*time.Hour {
+		return fmt.Errorf("--dir-size-interval %s: must be between 1m and 168h", c.dirSizeInterval)
 	}
 	for _, d := range []struct {
 		name string
@@ -148,7 +166,14 @@ func (c *agentConfig) disabled() []string {
 func (c *agentConfig) collectOptions(log *slog.Logger) collect.Options {
 	return collect.Options{ProcPath: c.procPath, SysPath: c.sysPath, RootFS: c.rootFS, Timeout: c.colTimeout, Logger: log,
 		TextfileDir: c.textfileDir, SmartInterval: c.smartInterval, GPUInterval: c.gpuInterval,
-		ServiceInterval: c.serviceInterval, Disable: c.disabled()}
+		ServiceInterval: c.serviceInterval, Disable: c.disabled(),
+		DirSizes: c.dirSpecs(), DirSizeInterval: c.dirSizeInterval}
+}
+
+// dirSpecs returns the parsed --dir-sizes (validate reports errors first).
+func (c *agentConfig) dirSpecs() []collect.DirSpec {
+	ds, _ := collect.ParseDirSpecs(c.dirSizes)
+	return ds
 }
 
 // agentRun is an agent and what runs beside it: the push socket.
@@ -278,19 +303,38 @@ func listenPush(c *agentConfig, store *push.Store, log *slog.Logger) (*push.Serv
 	return nil, nil
 }
 
-func (c *agentConfig) dialOptions() ([]grpc.DialOption, error) {
-	if c.tlsCA == "" {
+func (c *agentConfig) dialOptions(log *slog.Logger) ([]grpc.DialOption, error) {
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")
+	}
+	if c.tlsCA == "" && c.tlsCert == "" && !c.tlsOn {
+		if !config.IsLoopback(c.hub) {
+			if !c.insecure {
+				return nil, fmt.Errorf("refusing plaintext to %s, which is not on loopback: the token and metrics would cross the network unencrypted; use --tls (system CAs) or --tls-ca FILE, or --insecure to accept the risk", c.hub)
+			}
+			log.Warn("INSECURE: streaming to a non-loopback hub without TLS (--insecure); anyone on the path can read the token and the metrics", "hub", c.hub)
+		}
 		return nil, nil
 	}
-	pem, err := os.ReadFile(c.tlsCA)
-	if err != nil {
-		return nil, fmt.Errorf("--tls-ca: %w", err)
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.tlsName}
+	if c.tlsCA != "" {
+		pem, err := os.ReadFile(c.tlsCA)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate found", c.tlsCA)
+		}
+		conf.RootCAs = pool
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--tls-ca %s: no PEM certificate found", c.tlsCA)
+	if c.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		conf.Certificates = []tls.Certificate{cert}
 	}
-	conf := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, ServerName: c.tlsName}
 	return []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(conf))}, nil
 }
 
@@ -308,7 +352,7 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := c.validate(); err != nil {
 		return err
 	}
-	dial, err := c.dialOptions()
+	dial, err := c.dialOptions(log)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/sysmonstm/sysmonstm/internal/hub"
@@ -25,7 +29,8 @@ func hubFlags(fs *flag.FlagSet) *hub.Config {
 	fs.DurationVar(&c.Retention1h, "retention-1h", 365*24*time.Hour, "how long 1-hour rollups are kept")
 	fs.DurationVar(&c.OfflineAfter, "offline-after", 15*time.Second, "a machine with no data for this long is offline")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate for HTTPS and gRPC TLS (with --tls-key)")
-	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert (both are re-read on SIGHUP)")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "PEM CA bundle: agents must present a client certificate it signed (mutual TLS on gRPC)")
 	alertingFlags(fs, &c.Alerting)
 	securityFlags(fs, &c.Security)
 	edgeFlags(fs, &c.Edge)
@@ -65,5 +70,24 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	fmt.Fprintf(stdout, "sysmonstm hub: dashboard %s, agents connect to %s\n", h.URL(), h.GRPCAddr())
+	go reloadOnSIGHUP(ctx, h, log)
 	return h.Run(ctx)
+}
+
+// reloadOnSIGHUP re-reads the hub's TLS certificate on every SIGHUP until
+// ctx ends; a failed reload is logged and the previous certificate stays.
+func reloadOnSIGHUP(ctx context.Context, h *hub.Hub, log *slog.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			if err := h.ReloadTLS(); err != nil {
+				log.Error("SIGHUP: TLS reload failed; the previous certificate stays in use", "err", err)
+			}
+		}
+	}
 }

@@ -54,6 +54,9 @@ func TestStartupErrorsArePrecise(t *testing.T) {
 	f("--format \"xml\": want csv or json", "export", "--machine", "m", "--format", "xml")
 	f(`label name "9"`, "agent", "--labels", "9=x")
 	f(`--log-level "loud"`, "version", "--log-level", "loud")
+	f("refusing plaintext to 10.1.2.3:50051, which is not on loopback", "agent", "--hub", "10.1.2.3:50051", "--push-socket", "")
+	f("--tls-client-ca needs TLS", "hub", "--tls-client-ca", "ca.pem", "--data-dir", t.TempDir())
+	f("--tls-cert and --tls-key go together", "agent", "--tls-cert", "c.pem", "--push-socket", "")
 }
 
 func TestVersion(t *testing.T) {

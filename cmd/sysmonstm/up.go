@@ -44,6 +44,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "sysmonstm is up: open %s (machine %q, data in %s; Ctrl-C stops)\n", h.URL(), ac.machineID, hc.DataDir)
 	g, gctx := errgroup.WithContext(ctx)
+	go reloadOnSIGHUP(gctx, h, log)
 	g.Go(func() error { return h.Run(gctx) })
 	g.Go(func() error { return a.Run(gctx) })
 	return g.Wait()

@@ -68,6 +68,11 @@ type Options struct {
 	GPUInterval     time.Duration // how often nvidia-smi runs; default 5s
 	ServiceInterval time.Duration // how often systemctl runs and service cgroups are listed; default 10s
 	Disable         []string      // collector names NewDefault leaves out (see CollectorNames)
+	// DirSizes are directories whose disk usage is measured (opt-in: the
+	// dirsize collector runs only when this is set), every DirSizeInterval
+	// (default 30m).
+	DirSizes        []DirSpec
+	DirSizeInterval time.Duration
 }
 
 // DefaultTimeout is the per-collector timeout when Options.Timeout is zero.
@@ -94,6 +99,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ServiceInterval <= 0 {
 		o.ServiceInterval = DefaultServiceInterval
+	}
+	if o.DirSizeInterval <= 0 {
+		o.DirSizeInterval = DefaultDirSizeInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

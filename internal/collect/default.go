@@ -17,7 +17,7 @@ func CoreCollectors() []string {
 // ExtraCollectors returns the names of the deeper collectors NewDefault
 // adds when their source exists on the host, in registration order.
 func ExtraCollectors() []string {
-	return []string{"pressure", "hwmon", "thermal", "battery", "systemd", "containers", "smart", "gpu", "textfile"}
+	return []string{"pressure", "hwmon", "thermal", "battery", "systemd", "containers", "smart", "gpu", "textfile", "dirsize"}
 }
 
 // CheckCollectorNames returns an error naming any entry of names that is
@@ -75,5 +75,6 @@ func NewDefault(opts Options) *Set {
 	add("smart", func() bool { return lookPath("smartctl") != "" }, func() Collector { return NewSmart(opts) })
 	add("gpu", func() bool { return gpuAvailable(opts) }, func() Collector { return NewGPU(opts) })
 	add("textfile", func() bool { return opts.TextfileDir != "" }, func() Collector { return NewTextfile(opts.TextfileDir, opts) })
+	add("dirsize", func() bool { return len(opts.DirSizes) > 0 }, func() Collector { return NewDirSize(opts) })
 	return NewSet(opts, cs...)
 }

@@ -123,3 +123,15 @@ func FuzzConfigFile(f *testing.F) {
 		_ = Parse(fs, []string{"--config", p}, func(string) string { return "" })
 	})
 }
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:8000": true, "localhost:1": true, "[::1]:50051": true, "127.3.4.5:9": true,
+		"0.0.0.0:8000": false, ":8000": false, "[::]:1": false, "10.0.0.1:1": false,
+		"hub.example.com:50051": false, "localhost.evil.com:1": false, "": false,
+	} {
+		if got := IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}

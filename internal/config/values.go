@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -64,4 +65,19 @@ func DurationAtLeast(name string, d, min time.Duration) error {
 		return fmt.Errorf("--%s %s: must be at least %s", name, d, min)
 	}
 	return nil
+}
+
+// IsLoopback reports whether a listen or dial address HOST:PORT names only
+// this machine: a loopback IP or "localhost". An empty host (every
+// interface), 0.0.0.0 and :: are not loopback.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

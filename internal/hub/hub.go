@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/db"
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
 	"github.com/sysmonstm/sysmonstm/internal/live"
@@ -43,6 +44,9 @@ type Config struct {
 	OfflineAfter time.Duration // default 15s
 	TLSCert      string        // PEM files; both or neither
 	TLSKey       string
+	// TLSClientCA, with TLS on, requires agents to present a client
+	// certificate signed by this PEM CA bundle (mutual TLS on gRPC).
+	TLSClientCA string
 	Logger       *slog.Logger
 
 	Alerting AlertingConfig // alerts.go
@@ -64,7 +68,8 @@ type Hub struct {
 	grpcSrv  *grpc.Server
 	httpSrv  *http.Server
 	ready    atomic.Bool
-	tlsConf  *tls.Config
+	tlsConf  *tls.Config // HTTPS; nil without TLS
+	tlsFiles *tlsFiles
 	shutdown time.Duration
 
 	db     *sql.DB // metadata: rules, alerts, tokens, users (internal/db)
@@ -91,17 +96,21 @@ func New(cfg Config) (*Hub, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
-		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")
+		return nil, errTLSPair
+	}
+	if cfg.TLSClientCA != "" && cfg.TLSCert == "" {
+		return nil, errors.New("--tls-client-ca needs TLS: give --tls-cert and --tls-key too")
 	}
 	h := &Hub{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), shutdown: 10 * time.Second}
 	h.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	if cfg.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		tf, err := newTLSFiles(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA)
 		if err != nil {
-			return nil, fmt.Errorf("load TLS certificate: %w", err)
+			return nil, err
 		}
-		h.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		h.tlsFiles = tf
+		h.tlsConf = tf.httpConfig()
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
@@ -188,8 +197,8 @@ func New(cfg Config) (*Hub, error) {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
-	if h.tlsConf != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(h.tlsConf)))
+	if h.tlsFiles != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(h.tlsFiles.grpcConfig())))
 	}
 	h.grpcSrv = grpc.NewServer(opts...)
 	pb.RegisterIngestServer(h.grpcSrv, h.ingest)
@@ -253,6 +262,14 @@ func (h *Hub) Run(ctx context.Context) error {
 		return nil
 	})
 	h.ready.Store(true)
+	if h.tlsConf == nil {
+		for _, a := range []struct{ flag, addr string }{{"--listen-http", h.HTTPAddr()}, {"--listen-grpc", h.GRPCAddr()}} {
+			if !config.IsLoopback(a.addr) {
+				h.log.Warn("PLAINTEXT on a non-loopback address: tokens, passwords and metrics cross the network unencrypted; give --tls-cert and --tls-key",
+					"flag", a.flag, "addr", a.addr)
+			}
+		}
+	}
 	h.log.Info("hub ready", "http", h.URL(), "grpc", h.GRPCAddr(), "data_dir", h.cfg.DataDir)
 
 	<-gctx.Done()

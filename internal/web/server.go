@@ -159,7 +159,7 @@ func (s *Server) routes() http.Handler {
 	if s.opts.Middleware != nil {
 		h = s.opts.Middleware(h)
 	}
-	return s.logRequests(s.recoverPanics(h))
+	return s.logRequests(SecurityHeaders(s.recoverPanics(h)))
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {

@@ -20,7 +20,7 @@ func TestUIRoutes(t *testing.T) {
 			t.Errorf("%s: Content-Type %q, want %s", path, res.Header.Get("Content-Type"), contentType)
 		}
 		if status == 200 {
-			if csp := res.Header.Get("Content-Security-Policy"); csp != "default-src 'self'" {
+			if csp := res.Header.Get("Content-Security-Policy"); csp != CSP {
 				t.Errorf("%s: CSP %q", path, csp)
 			}
 			if res.Header.Get("ETag") == "" || res.Header.Get("X-Content-Type-Options") != "nosniff" {

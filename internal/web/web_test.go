@@ -435,7 +435,7 @@ func TestIndexPage(t *testing.T) {
 	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("/: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 	}
-	if csp := res.Header.Get("Content-Security-Policy"); csp != "default-src 'self'" {
+	if csp := res.Header.Get("Content-Security-Policy"); csp != CSP {
 		t.Fatalf("CSP = %q", csp)
 	}
 	if !strings.Contains(string(raw), `<script src="/app.js"></script>`) || strings.Count(string(raw), "<script") != 1 {
@@ -464,5 +464,20 @@ func TestNewValidates(t *testing.T) {
 	}
 	if _, err := New(Options{Live: lv, History: &fakeHistory{}, Registerer: reg}); err == nil {
 		t.Error("double registration accepted")
+	}
+}
+
+func TestEveryResponseCarriesSecurityHeaders(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, path := range []string{"/", "/api/machines", "/api/nope", "/health", "/ui/js/dom.js"} {
+		res, _ := e.get(t, path, nil)
+		h := res.Header
+		if h.Get("Content-Security-Policy") != CSP || h.Get("X-Content-Type-Options") != "nosniff" ||
+			h.Get("X-Frame-Options") != "DENY" || h.Get("Referrer-Policy") != "no-referrer" {
+			t.Errorf("%s (%d): security headers missing: %v", path, res.StatusCode, h)
+		}
+		if !strings.Contains(h.Get("Content-Security-Policy"), "frame-ancestors 'none'") || strings.Contains(CSP, "unsafe") {
+			t.Errorf("%s: CSP %q", path, h.Get("Content-Security-Policy"))
+		}
 	}
 }

@@ -46,6 +46,7 @@
   } else {
     import("/ui/js/overview.js").then(function (mod) { mod.start(main); }).catch(fail);
   }
+  import("/ui/js/alertbadge.js").then(function (mod) { mod.start(document.getElementById("alert-badge")); }).catch(function () {});
   import("/ui/js/session.js").then(function (mod) { mod.start(document.getElementById("session")); }).catch(function () {});
 
   function loadScript(src) {
