@@ -45,6 +45,7 @@ func deepSamples(gpuUtil float64) []ingestSample {
 		{"systemd_unit_cpu_usage_percent", ssh, 2.5},
 		{"systemd_unit_memory_bytes", ssh, 12 << 20},
 		{"systemd_unit_restarts_total", ssh, 0},
+		{"directory_size_bytes", map[string]string{"service": "ssh.service", "path": "/var/lib/ssh"}, 5 << 20},
 		{"systemd_unit_active", evil, 0},
 		{"systemd_unit_failed", evil, 1},
 		{"systemd_unit_info", map[string]string{"unit": evilUnit, "active_state": "failed", "sub_state": "failed"}, 1},
@@ -171,6 +172,9 @@ func TestBrowserMachineSections(t *testing.T) {
 	}
 	if r := text(`[data-section="services"] tbody tr:first-child td:last-child`); len(r) != 1 || r[0] != "3" {
 		t.Errorf("failed unit restarts = %q", r)
+	}
+	if d := text(`[data-section="services"] tbody tr:nth-child(2) td:nth-child(6)`); len(d) != 1 || !strings.HasPrefix(d[0], "5") {
+		t.Errorf("ssh.service data column (directory_size_bytes 5 MiB) = %q", d)
 	}
 	if c := js[[]string](b, `[...document.querySelectorAll('[data-section="services"] .sbadge')].map(e => e.className)`); len(c) != 2 || c[0] != "sbadge crit" || c[1] != "sbadge ok" {
 		t.Errorf("service badge classes = %q", c)

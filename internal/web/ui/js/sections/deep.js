@@ -5,7 +5,7 @@
 import { h, setText, setClass } from "../dom.js";
 
 const TTL = 300000;
-const DEEP = /^(systemd_|smart_|nvme_|hwmon_|thermal_|fan_|battery_|pressure_|gpu_|container_)/;
+const DEEP = /^(systemd_|smart_|nvme_|hwmon_|thermal_|fan_|battery_|pressure_|gpu_|container_|directory_)/;
 let store = null;
 
 function key(labels) {

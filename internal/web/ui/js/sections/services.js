@@ -2,7 +2,7 @@
 import { bytes, pct } from "../format.js";
 import { deep, h, setText, setClass, show, heading, table, sync, td } from "./deep.js";
 
-const COLS = [["State", "st"], ["Unit"], ["Sub-state"], ["CPU", "num"], ["Memory", "num"], ["Restarts", "num"]];
+const COLS = [["State", "st"], ["Unit"], ["Sub-state"], ["CPU", "num"], ["Memory", "num"], ["Data", "num"], ["Restarts", "num"]];
 const RANK = { crit: 0, ok: 1, off: 2 };
 
 export const services = {
@@ -37,14 +37,21 @@ export const services = {
       u.mem = d.get("systemd_unit_memory_bytes", m);
       u.restarts = d.get("systemd_unit_restarts_total", m);
     }
+    // Opt-in directory sizes (--dir-sizes SERVICE=PATH): summed per service.
+    const data = new Map();
+    for (const v of d.all("directory_size_bytes")) {
+      const s = v.labels.service || "";
+      data.set(s, (data.get(s) || 0) + v.value);
+    }
+    for (const u of list) u.data = data.has(u.unit) ? data.get(u.unit) : null;
     list.sort((a, b) => RANK[a.cls] - RANK[b.cls] || (a.unit < b.unit ? -1 : a.unit > b.unit ? 1 : 0));
     heading(el, "Services · " + failed + " failed / " + list.length + " units");
     el.dataset.failed = String(failed);
     const tbody = table(el, "services", COLS);
     sync(tbody, el._rows, list, (u) => u.unit, () => {
-      const r = { badge: h("span", { class: "sbadge" }), st: td("st"), unit: td("name"), sub: td(), cpu: td("num"), mem: td("num"), rs: td("num") };
+      const r = { badge: h("span", { class: "sbadge" }), st: td("st"), unit: td("name"), sub: td(), cpu: td("num"), mem: td("num"), data: td("num"), rs: td("num") };
       r.st.append(r.badge);
-      r.tr = h("tr", {}, r.st, r.unit, r.sub, r.cpu, r.mem, r.rs);
+      r.tr = h("tr", {}, r.st, r.unit, r.sub, r.cpu, r.mem, r.data, r.rs);
       return r;
     }, (r, u) => {
       setText(r.badge, u.state);
@@ -53,6 +60,7 @@ export const services = {
       setText(r.sub, u.sub);
       setText(r.cpu, u.cpu == null ? "–" : pct(u.cpu));
       setText(r.mem, u.mem == null ? "–" : bytes(u.mem));
+      setText(r.data, u.data == null ? "–" : bytes(u.data));
       setText(r.rs, u.restarts == null ? "–" : String(Math.round(u.restarts)));
       setClass(r.tr, u.cls === "crit" ? "failed" : "");
     });
