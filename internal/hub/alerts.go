@@ -2,25 +2,120 @@ package hub
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sysmonstm/sysmonstm/internal/alert"
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
+	"github.com/sysmonstm/sysmonstm/internal/live"
+	"github.com/sysmonstm/sysmonstm/internal/notify"
 )
 
-// AlertingConfig is the alert engine's settings.
-type AlertingConfig struct{}
+// AlertingConfig is the alert engine's settings; zero values take the
+// defaults.
+type AlertingConfig struct {
+	// ConfigFile provisions rules and notifiers from YAML (read-only in the
+	// API, re-synced at each start); "" provisions nothing.
+	ConfigFile string
+	// Retention keeps resolved alerts and expired silences; default 720h,
+	// at least 1h.
+	Retention time.Duration
+	// GroupWait collects alert changes into one message per channel;
+	// default 500ms, 10ms to 10m.
+	GroupWait time.Duration
+	// RepeatInterval re-sends unacknowledged firing alerts; default 4h,
+	// negative disables repeats.
+	RepeatInterval time.Duration
+	// NoDefaultRules skips creating the built-in rules on the first start.
+	NoDefaultRules bool
+}
 
 // alertsPart holds the alert engine and its notification dispatcher.
-type alertsPart struct{}
+type alertsPart struct {
+	engine     *alert.Engine
+	dispatcher *notify.Dispatcher
+}
 
 // setupAlerts builds the alert engine on h.db and h.live and appends its
 // API routes to h.routes. Called after setupSecurity, before ingest.
-func (h *Hub) setupAlerts() error { return nil }
+func (h *Hub) setupAlerts() error {
+	c := h.cfg.Alerting
+	if c.Retention != 0 && c.Retention < time.Hour {
+		return fmt.Errorf("--alerts-retention %s: must be at least 1h", c.Retention)
+	}
+	if c.GroupWait < 0 || (c.GroupWait > 0 && c.GroupWait < 10*time.Millisecond) || c.GroupWait > 10*time.Minute {
+		return fmt.Errorf("--alerts-group-wait %s: must be between 10ms and 10m", c.GroupWait)
+	}
+	if c.RepeatInterval > 0 && c.RepeatInterval < time.Second {
+		return fmt.Errorf("--alerts-repeat-interval %s: must be at least 1s (or 0 to disable repeats)", c.RepeatInterval)
+	}
+	d, err := notify.NewDispatcher(notify.DispatcherOptions{
+		Logger:     h.log.With("component", "notify"),
+		Registerer: h.reg,
+	})
+	if err != nil {
+		return err
+	}
+	e, err := alert.New(alert.Options{
+		DB:             h.db,
+		Machines:       h.live,
+		Publish:        h.live.Publish,
+		Sender:         d,
+		Provisioning:   c.ConfigFile,
+		Defaults:       !c.NoDefaultRules,
+		GroupWait:      c.GroupWait,
+		RepeatInterval: c.RepeatInterval,
+		Retention:      c.Retention,
+		Logger:         h.log.With("component", "alert"),
+		Registerer:     h.reg,
+		URL: func() string {
+			if h.httpLn == nil {
+				return ""
+			}
+			return h.URL()
+		},
+	})
+	if err != nil {
+		return err
+	}
+	h.alerts = alertsPart{engine: e, dispatcher: d}
+	h.routes = append(h.routes, e.Routes()...)
+	return nil
+}
 
 // liveSink is what ingest feeds: the live state, and the alert engine
 // watching the same batches.
-func (h *Hub) liveSink() ingest.Live { return h.live }
+func (h *Hub) liveSink() ingest.Live {
+	if h.alerts.engine == nil {
+		return h.live
+	}
+	return alertSink{State: h.live, engine: h.alerts.engine}
+}
+
+// alertSink forwards every ingest.Live call to the live state and shows
+// hellos and batches to the alert engine.
+type alertSink struct {
+	*live.State
+	engine *alert.Engine
+}
+
+// Connect records the hello in the live state, then in the engine.
+func (s alertSink) Connect(info live.MachineInfo) {
+	s.State.Connect(info)
+	s.engine.Connected(info)
+}
+
+// Update records the batch in the live state, then evaluates it.
+func (s alertSink) Update(id string, ts int64, series []*live.Series, values []float64) {
+	s.State.Update(id, ts, series, values)
+	s.engine.Observe(id, ts, series, values)
+}
 
 // runAlerts starts the alert engine's goroutines on comps.
-func (h *Hub) runAlerts(ctx context.Context, comps *errgroup.Group) {}
+func (h *Hub) runAlerts(ctx context.Context, comps *errgroup.Group) {
+	if h.alerts.engine != nil {
+		comps.Go(func() error { return h.alerts.engine.Run(ctx) })
+	}
+}

@@ -1,0 +1,362 @@
+package alert
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	metadb "github.com/sysmonstm/sysmonstm/internal/db"
+	"github.com/sysmonstm/sysmonstm/internal/notify"
+)
+
+// migrations are the alert component's schema steps (append only). Bodies
+// are JSON; columns exist for filtering.
+var migrations = []string{
+	`CREATE TABLE alert_rules (
+		id          TEXT PRIMARY KEY,
+		body        TEXT NOT NULL,
+		provisioned INTEGER NOT NULL DEFAULT 0,
+		builtin     INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE alert_notifiers (
+		id          TEXT PRIMARY KEY,
+		body        TEXT NOT NULL,
+		provisioned INTEGER NOT NULL DEFAULT 0,
+		created_at  INTEGER NOT NULL,
+		updated_at  INTEGER NOT NULL
+	);
+	CREATE TABLE alerts (
+		id          TEXT PRIMARY KEY,
+		rule_id     TEXT NOT NULL,
+		machine     TEXT NOT NULL,
+		severity    TEXT NOT NULL,
+		state       TEXT NOT NULL,
+		started_at  INTEGER NOT NULL,
+		resolved_at INTEGER,
+		body        TEXT NOT NULL
+	);
+	CREATE INDEX alerts_state_resolved ON alerts(state, resolved_at);
+	CREATE TABLE alert_silences (
+		id      TEXT PRIMARY KEY,
+		ends_at INTEGER NOT NULL,
+		body    TEXT NOT NULL
+	);
+	CREATE TABLE alert_meta (
+		key   TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	);`,
+}
+
+func migrate(ctx context.Context, d *sql.DB) error {
+	return metadb.Migrate(ctx, d, "alert", migrations)
+}
+
+func loadRules(ctx context.Context, d *sql.DB) ([]Rule, error) {
+	rows, err := d.QueryContext(ctx, `SELECT id, body FROM alert_rules ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("load alert rules: %w", err)
+	}
+	defer rows.Close()
+	var out []Rule
+	for rows.Next() {
+		var id, body string
+		if err := rows.Scan(&id, &body); err != nil {
+			return nil, fmt.Errorf("load alert rules: %w", err)
+		}
+		r, err := DecodeRule([]byte(body))
+		if err != nil {
+			return nil, fmt.Errorf("load alert rule %s: stored rule is invalid: %w", id, err)
+		}
+		r.ID = id
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// execer is *sql.DB or *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+func saveRule(ctx context.Context, d execer, r Rule) error {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode rule %s: %w", r.ID, err)
+	}
+	_, err = d.ExecContext(ctx, `INSERT INTO alert_rules(id, body, provisioned, builtin) VALUES(?, ?, ?, ?)
+		ON CONFLICT(id) DO UPDATE SET body = excluded.body, provisioned = excluded.provisioned, builtin = excluded.builtin`,
+		r.ID, string(body), r.Provisioned, r.Builtin)
+	if err != nil {
+		return fmt.Errorf("save rule %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+func deleteRow(ctx context.Context, d execer, table, id string) error {
+	if _, err := d.ExecContext(ctx, `DELETE FROM `+table+` WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("delete %s from %s: %w", id, table, err)
+	}
+	return nil
+}
+
+// notifierEntry is a stored notification channel.
+type notifierEntry struct {
+	cfg         notify.Config
+	provisioned bool
+	createdAt   time.Time
+	updatedAt   time.Time
+}
+
+func loadNotifiers(ctx context.Context, d *sql.DB) ([]notifierEntry, error) {
+	rows, err := d.QueryContext(ctx, `SELECT id, body, provisioned, created_at, updated_at FROM alert_notifiers ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("load notifiers: %w", err)
+	}
+	defer rows.Close()
+	var out []notifierEntry
+	for rows.Next() {
+		var id, body string
+		var n notifierEntry
+		var created, updated int64
+		if err := rows.Scan(&id, &body, &n.provisioned, &created, &updated); err != nil {
+			return nil, fmt.Errorf("load notifiers: %w", err)
+		}
+		if err := json.Unmarshal([]byte(body), &n.cfg); err != nil {
+			return nil, fmt.Errorf("load notifier %s: %w", id, err)
+		}
+		n.cfg.ID = id
+		n.createdAt, n.updatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+func saveNotifier(ctx context.Context, d execer, n notifierEntry) error {
+	body, err := json.Marshal(n.cfg)
+	if err != nil {
+		return fmt.Errorf("encode notifier %s: %w", n.cfg.ID, err)
+	}
+	_, err = d.ExecContext(ctx, `INSERT INTO alert_notifiers(id, body, provisioned, created_at, updated_at) VALUES(?, ?, ?, ?, ?)
+		ON CONFLICT(id) DO UPDATE SET body = excluded.body, provisioned = excluded.provisioned, updated_at = excluded.updated_at`,
+		n.cfg.ID, string(body), n.provisioned, n.createdAt.UnixMilli(), n.updatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("save notifier %s: %w", n.cfg.ID, err)
+	}
+	return nil
+}
+
+// alertRow is one alert to write: upserted, or deleted (a pending alert
+// that never fired).
+type alertRow struct {
+	deleted bool
+	body    storedAlert
+}
+
+func writeAlerts(ctx context.Context, d *sql.DB, rows []alertRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	tx, err := d.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	for _, r := range rows {
+		a := &r.body.Alert
+		if r.deleted {
+			if err := deleteRow(ctx, tx, "alerts", a.ID); err != nil {
+				return err
+			}
+			continue
+		}
+		body, err := json.Marshal(r.body)
+		if err != nil {
+			return fmt.Errorf("encode alert %s: %w", a.ID, err)
+		}
+		var resolved any
+		if a.ResolvedAt != nil {
+			resolved = a.ResolvedAt.UnixMilli()
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO alerts(id, rule_id, machine, severity, state, started_at, resolved_at, body)
+			VALUES(?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT(id) DO UPDATE SET severity = excluded.severity, state = excluded.state,
+				resolved_at = excluded.resolved_at, body = excluded.body`,
+			a.ID, a.RuleID, a.Machine, a.Severity, a.State, a.StartedAt.UnixMilli(), resolved, string(body)); err != nil {
+			return fmt.Errorf("save alert %s: %w", a.ID, err)
+		}
+	}
+	return tx.Commit()
+}
+
+func loadActiveAlerts(ctx context.Context, d *sql.DB) ([]*record, error) {
+	rows, err := d.QueryContext(ctx, `SELECT body FROM alerts WHERE state IN ('pending', 'firing')`)
+	if err != nil {
+		return nil, fmt.Errorf("load active alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []*record
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, fmt.Errorf("load active alerts: %w", err)
+		}
+		var s storedAlert
+		if err := json.Unmarshal([]byte(body), &s); err != nil {
+			return nil, fmt.Errorf("load active alerts: %w", err)
+		}
+		out = append(out, recordFromStored(s))
+	}
+	return out, rows.Err()
+}
+
+// alertFilter selects stored alerts.
+type alertFilter struct {
+	states   []string
+	machine  string
+	rule     string
+	severity string
+	limit    int
+}
+
+func queryAlerts(ctx context.Context, d *sql.DB, f alertFilter) ([]Alert, error) {
+	var where []string
+	var args []any
+	if len(f.states) > 0 {
+		where = append(where, "state IN (?"+strings.Repeat(", ?", len(f.states)-1)+")")
+		for _, s := range f.states {
+			args = append(args, s)
+		}
+	}
+	for _, c := range []struct{ col, v string }{{"machine", f.machine}, {"rule_id", f.rule}, {"severity", f.severity}} {
+		if c.v != "" {
+			where = append(where, c.col+" = ?")
+			args = append(args, c.v)
+		}
+	}
+	q := `SELECT body FROM alerts`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY COALESCE(resolved_at, started_at) DESC, id LIMIT ?`
+	args = append(args, f.limit)
+	rows, err := d.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []Alert
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, fmt.Errorf("query alerts: %w", err)
+		}
+		var s storedAlert
+		if err := json.Unmarshal([]byte(body), &s); err != nil {
+			return nil, fmt.Errorf("query alerts: %w", err)
+		}
+		out = append(out, s.Alert)
+	}
+	return out, rows.Err()
+}
+
+func getAlert(ctx context.Context, d *sql.DB, id string) (Alert, error) {
+	var body string
+	err := d.QueryRowContext(ctx, `SELECT body FROM alerts WHERE id = ?`, id).Scan(&body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Alert{}, notFound("alert %q", id)
+	}
+	if err != nil {
+		return Alert{}, fmt.Errorf("read alert %s: %w", id, err)
+	}
+	var s storedAlert
+	if err := json.Unmarshal([]byte(body), &s); err != nil {
+		return Alert{}, fmt.Errorf("read alert %s: %w", id, err)
+	}
+	return s.Alert, nil
+}
+
+func loadSilences(ctx context.Context, d *sql.DB) ([]*Silence, error) {
+	rows, err := d.QueryContext(ctx, `SELECT body FROM alert_silences`)
+	if err != nil {
+		return nil, fmt.Errorf("load silences: %w", err)
+	}
+	defer rows.Close()
+	var out []*Silence
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, fmt.Errorf("load silences: %w", err)
+		}
+		s := &Silence{}
+		if err := json.Unmarshal([]byte(body), s); err != nil {
+			return nil, fmt.Errorf("load silences: %w", err)
+		}
+		s.compile()
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+func saveSilence(ctx context.Context, d execer, s *Silence) error {
+	body, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encode silence %s: %w", s.ID, err)
+	}
+	_, err = d.ExecContext(ctx, `INSERT INTO alert_silences(id, ends_at, body) VALUES(?, ?, ?)
+		ON CONFLICT(id) DO UPDATE SET ends_at = excluded.ends_at, body = excluded.body`,
+		s.ID, s.EndsAt.UnixMilli(), string(body))
+	if err != nil {
+		return fmt.Errorf("save silence %s: %w", s.ID, err)
+	}
+	return nil
+}
+
+func getMeta(ctx context.Context, d *sql.DB, key string) (string, bool, error) {
+	var v string
+	err := d.QueryRowContext(ctx, `SELECT value FROM alert_meta WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read alert setting %s: %w", key, err)
+	}
+	return v, true, nil
+}
+
+func setMeta(ctx context.Context, d execer, key, value string) error {
+	_, err := d.ExecContext(ctx, `INSERT INTO alert_meta(key, value) VALUES(?, ?)
+		ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, value)
+	if err != nil {
+		return fmt.Errorf("write alert setting %s: %w", key, err)
+	}
+	return nil
+}
+
+// prune deletes resolved alerts and silences that ended before the
+// retention.
+func (e *Engine) prune(ctx context.Context, now time.Time) error {
+	cut := now.Add(-e.opts.Retention)
+	res, err := e.db.ExecContext(ctx, `DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < ?`, cut.UnixMilli())
+	if err != nil {
+		return err
+	}
+	n, _ := res.RowsAffected()
+	if _, err := e.db.ExecContext(ctx, `DELETE FROM alert_silences WHERE ends_at < ?`, cut.UnixMilli()); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	for id, s := range e.silences {
+		if s.EndsAt.Before(cut) {
+			delete(e.silences, id)
+		}
+	}
+	e.mu.Unlock()
+	if n > 0 {
+		e.log.Info("pruned alert history", "alerts", n, "older_than", cut)
+	}
+	return nil
+}
