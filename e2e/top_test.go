@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/creack/pty"
 )
 
@@ -43,6 +45,7 @@ func startTop(t *testing.T, cols, rows uint16, args ...string) *ptyProc {
 		for {
 			n, err := f.Read(buf)
 			if n > 0 {
+				answerQueries(f, buf[:n])
 				p.mu.Lock()
 				p.out.Write(buf[:n])
 				p.seen = append(p.seen, time.Now())
@@ -64,6 +67,21 @@ func startTop(t *testing.T, cols, rows uint16, args ...string) *ptyProc {
 		}
 	})
 	return p
+}
+
+// answerQueries answers the terminal queries a real terminal emulator
+// answers at once: the background colour (OSC 11, which Lip Gloss asks
+// when the program starts) and the cursor position (DSR, which termenv
+// sends after it to learn that the terminal answers at all). A bare pty
+// answers nothing, and the program would wait termenv's 5 s OSC timeout
+// before its first frame, which no operator's terminal makes it do.
+func answerQueries(f *os.File, out []byte) {
+	if bytes.Contains(out, []byte("\x1b]11;?")) {
+		_, _ = f.Write([]byte("\x1b]11;rgb:0000/0000/0000\x1b\\"))
+	}
+	if bytes.Contains(out, []byte("\x1b[6n")) {
+		_, _ = f.Write([]byte("\x1b[1;1R"))
+	}
 }
 
 func tail(s string, n int) string {
@@ -139,8 +157,8 @@ func TestTopUnderPTY(t *testing.T) {
 	top.send("s")
 	top.expect(m, 5*time.Second, "CPU%↓")
 	m = top.mark()
-	top.send("a")
-	top.expect(m, 5*time.Second, "no alert engine data is available")
+	top.send("a") // the alerts view (with or without an alert engine on the hub)
+	top.expect(m, 5*time.Second, "k acknowledge")
 	m = top.mark()
 	top.send("\x1b")
 	top.expect(m, 5*time.Second, "MACHINE")
@@ -175,8 +193,10 @@ func TestTopUnderPTY(t *testing.T) {
 
 // TestTopBenchmark measures `sysmonstm top` against a hub with 1,000
 // loadgen machines at 1 s: start to first full frame, key-to-frame latency,
-// RSS and idle CPU on the overview. It takes about a minute and runs only
-// with SYSMONSTM_TOP_BENCH=1; figures go to the test log (docs/benchmarks.md).
+// RSS, idle CPU and bytes read on the overview (which streams the hub's
+// summary mode, /ws?mode=summary), and the size of the hub's summary and
+// full snapshots. It takes about a minute and runs only with
+// SYSMONSTM_TOP_BENCH=1; figures go to the test log (docs/benchmarks.md).
 func TestTopBenchmark(t *testing.T) {
 	if os.Getenv("SYSMONSTM_TOP_BENCH") == "" {
 		t.Skip("set SYSMONSTM_TOP_BENCH=1 to run the top benchmark")
@@ -196,6 +216,10 @@ func TestTopBenchmark(t *testing.T) {
 		return nil
 	})
 	time.Sleep(3 * time.Second)
+	for _, path := range []string{"/ws?mode=summary", "/ws"} {
+		size, took := snapshotSize(t, hub, path)
+		t.Logf("snapshot of %s: %.2f MB in %s", path, float64(size)/1e6, took.Round(time.Millisecond))
+	}
 
 	t0 := time.Now()
 	top := startTop(t, 120, 40, "--hub", "http://"+hub.http)
@@ -257,15 +281,75 @@ func TestTopBenchmark(t *testing.T) {
 	// Idle on the overview: CPU and RSS over 30 s.
 	pid := top.cmd.Process.Pid
 	time.Sleep(5 * time.Second)
-	c0, w0 := cpuTicks(t, pid), time.Now()
+	c0, r0, w0 := cpuTicks(t, pid), readBytes(t, pid), time.Now()
 	var rssMax int
 	for range 30 {
 		time.Sleep(time.Second)
 		rssMax = max(rssMax, rssKB(t, pid))
 	}
-	c1, w1 := cpuTicks(t, pid), time.Now()
-	t.Logf("idle on the overview for %s: CPU %.2f%% of one core, RSS max %.1f MB",
-		w1.Sub(w0).Round(time.Second), float64(c1-c0)/100/w1.Sub(w0).Seconds()*100, float64(rssMax)/1024)
+	c1, r1, w1 := cpuTicks(t, pid), readBytes(t, pid), time.Now()
+	secs := w1.Sub(w0).Seconds()
+	t.Logf("idle on the overview for %s: CPU %.2f%% of one core, RSS max %.1f MB (now %.1f MB anonymous, %.1f MB file pages of the binary), read %.0f KB/s",
+		w1.Sub(w0).Round(time.Second), float64(c1-c0)/100/secs*100, float64(rssMax)/1024,
+		float64(statusKB(t, pid, "RssAnon:"))/1024, float64(statusKB(t, pid, "RssFile:"))/1024, float64(r1-r0)/1e3/secs)
+
+	// The same process with no hub to talk to: the binary's own floor.
+	bare := startTop(t, 120, 40, "--hub", "http://127.0.0.1:1")
+	bare.expect(0, 10*time.Second, "disconnected, retrying")
+	time.Sleep(3 * time.Second)
+	t.Logf("for comparison, top with no hub: RSS %.1f MB (%.1f MB anonymous, %.1f MB file pages)",
+		float64(rssKB(t, bare.cmd.Process.Pid))/1024, float64(statusKB(t, bare.cmd.Process.Pid, "RssAnon:"))/1024, float64(statusKB(t, bare.cmd.Process.Pid, "RssFile:"))/1024)
+}
+
+// statusKB reads one "Name: N kB" line of /proc/<pid>/status.
+func statusKB(t *testing.T, pid int, field string) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field); ok {
+			n, _ := strconv.Atoi(strings.Fields(v)[0])
+			return n
+		}
+	}
+	return 0
+}
+
+// snapshotSize dials the hub's WebSocket at path and returns the size of
+// the first message (the snapshot) and the time from dialling to having it.
+func snapshotSize(t *testing.T, hub *hubProc, path string) (int, time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, _, err := websocket.Dial(ctx, "ws://"+hub.http+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(256 << 20)
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read the snapshot of %s: %v", path, err)
+	}
+	return len(b), time.Since(start)
+}
+
+// readBytes is what the process read so far (rchar: sockets, the pty and
+// files), bytes.
+func readBytes(t *testing.T, pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "rchar:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
 }
 
 func cpuTicks(t *testing.T, pid int) int {
@@ -279,16 +363,4 @@ func cpuTicks(t *testing.T, pid int) int {
 	return u + s
 }
 
-func rssKB(t *testing.T, pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.Fields(v)[0])
-			return n
-		}
-	}
-	return 0
-}
+func rssKB(t *testing.T, pid int) int { return statusKB(t, pid, "VmRSS:") }

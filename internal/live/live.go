@@ -50,9 +50,10 @@ type State struct {
 	mu       sync.RWMutex // protects machines (the map, not the entries)
 	machines map[string]*machine
 
-	subs    subscribers
-	dirty   atomic.Bool // the registry changed since it was last written
-	metrics stateMetrics
+	subs         subscribers
+	dirty        atomic.Bool   // the registry changed since it was last written
+	summaryEvery time.Duration // SummaryEvery; shorter in tests
+	metrics      stateMetrics
 }
 
 type stateMetrics struct {
@@ -77,6 +78,7 @@ type machine struct {
 	hint      int            // position after the last series updated: the likely next one
 	procs     []Process      // latest top-process list; nil when none or offline
 	procsTs   int64          // ms since epoch (agent clock) of procs
+	sum       summaryState   // summary bookkeeping (summary.go)
 }
 
 // entry is the latest value of one series.
@@ -84,6 +86,7 @@ type entry struct {
 	series *Series
 	ts     int64 // ms since epoch
 	value  float64
+	role   uint8 // what the series contributes to the summary (seriesRole)
 }
 
 // New returns a State and loads the registry from opts.StatePath: machines
@@ -105,10 +108,11 @@ func New(opts Options) (*State, error) {
 		opts.Now = time.Now
 	}
 	s := &State{
-		opts:     opts,
-		log:      opts.Logger,
-		now:      opts.Now,
-		machines: make(map[string]*machine),
+		opts:         opts,
+		log:          opts.Logger,
+		now:          opts.Now,
+		machines:     make(map[string]*machine),
+		summaryEvery: SummaryEvery,
 		metrics: stateMetrics{
 			connected: prometheus.NewGauge(prometheus.GaugeOpts{
 				Name: "sysmonstm_connected_agents",
@@ -206,8 +210,10 @@ func (s *State) Disconnect(id string) {
 // series[i] at ts (ms since epoch). Each series' latest value is replaced
 // unless the stored one is newer (a replayed batch); the machine is online
 // and last_seen is now. A metrics event goes out unless the batch is older
-// than the newest one. Unknown machines are created. No allocation happens
-// for known series when nobody is subscribed.
+// than the newest one (to full subscribers and to summary subscribers that
+// asked for this machine), and summary subscribers get the machine's summary
+// (at most once per SummaryEvery). Unknown machines are created. No
+// allocation happens for known series when nobody is subscribed.
 func (s *State) Update(id string, ts int64, series []*Series, values []float64) {
 	m := s.get(id, true)
 	now := s.now()
@@ -226,7 +232,7 @@ func (s *State) Update(id string, ts int64, series []*Series, values []float64) 
 			if j, ok = m.index[sr.Key]; !ok {
 				j = len(m.values)
 				m.index[sr.Key] = j
-				m.values = append(m.values, entry{series: sr, ts: ts, value: values[i]})
+				m.values = append(m.values, entry{series: sr, ts: ts, value: values[i], role: seriesRole(sr)})
 				m.hint = j + 1
 				continue
 			}
@@ -249,8 +255,11 @@ func (s *State) Update(id string, ts int64, series []*Series, values []float64) 
 		return // replayed batch: history for the store, not news
 	}
 	m.lastTs = ts
-	if s.subs.any() {
+	if s.subs.wantMetrics(m.id) {
 		s.Publish(Event{Type: EventMetrics, Machine: m.id, JSON: encodeMetrics(m.idJSON, ts, series[:n], values[:n])})
+	}
+	if s.subs.summaries() {
+		s.publishSummary(m)
 	}
 }
 

@@ -65,7 +65,7 @@ func (s *State) SetProcesses(id string, ts int64, procs []Process) {
 		return
 	}
 	m.procs, m.procsTs = procs, ts
-	if s.subs.any() {
+	if s.subs.wantMetrics(m.id) {
 		s.Publish(Event{Type: EventProcesses, Machine: m.id, JSON: encodeProcesses(m.idJSON, ts, procs)})
 	}
 }

@@ -39,8 +39,13 @@ const maxBacklog = 1024
 // Publish never block on a subscriber.
 type Subscription struct {
 	state *State
+	// summary marks a summary subscription (SubscribeSummary): it takes
+	// summary events, and metrics and processes events only of the machines
+	// in filter.
+	summary bool
 	// filter is the set of machine ids whose metrics and processes events
-	// are wanted; nil means every machine. Machine events always pass.
+	// are wanted; nil means every machine (none for a summary
+	// subscription). Machine events always pass.
 	filter atomic.Pointer[map[string]struct{}]
 
 	ch     chan Event    // the queue; closed by the pump when it exits
@@ -69,8 +74,9 @@ func (sub *Subscription) Dropped() bool {
 	return sub.dropped
 }
 
-// SetMachines narrows metrics and processes events to the given machine ids; an empty list
-// means every machine. Machine and other events are never filtered.
+// SetMachines narrows metrics and processes events to the given machine ids;
+// an empty list means every machine (none for a summary subscription).
+// Machine, summary and other events are never filtered.
 func (sub *Subscription) SetMachines(ids []string) {
 	if len(ids) == 0 {
 		sub.filter.Store(nil)
@@ -119,7 +125,7 @@ func (sub *Subscription) stopLocked() {
 // the event must be delivered as it is.
 func coalesceKey(ev Event) string {
 	switch ev.Type {
-	case EventMetrics, EventProcesses, EventMachine:
+	case EventMetrics, EventProcesses, EventMachine, EventSummary:
 		if ev.Machine != "" {
 			return ev.Type + "\x00" + ev.Machine
 		}
@@ -127,14 +133,28 @@ func coalesceKey(ev Event) string {
 	return ""
 }
 
+// wants reports whether the metrics and processes events of machine id
+// pass the subscription's filter.
+func (sub *Subscription) wants(id string) bool {
+	f := sub.filter.Load()
+	if f == nil {
+		return !sub.summary
+	}
+	_, ok := (*f)[id]
+	return ok
+}
+
 // send queues ev without blocking; it reports whether the subscriber was
 // dropped by this call.
 func (sub *Subscription) send(ev Event) (dropped bool) {
-	if ev.Type == EventMetrics || ev.Type == EventProcesses {
-		if f := sub.filter.Load(); f != nil {
-			if _, ok := (*f)[ev.Machine]; !ok {
-				return false
-			}
+	switch ev.Type {
+	case EventMetrics, EventProcesses:
+		if !sub.wants(ev.Machine) {
+			return false
+		}
+	case EventSummary:
+		if !sub.summary {
+			return false
 		}
 	}
 	sub.mu.Lock()
@@ -217,8 +237,9 @@ func (sub *Subscription) pump() {
 // subscribers is the copy-on-write list of subscriptions: publishing reads
 // it without a lock.
 type subscribers struct {
-	list atomic.Pointer[[]*Subscription]
-	mu   sync.Mutex // serialises writers of list
+	list     atomic.Pointer[[]*Subscription]
+	nsummary atomic.Int32 // summary subscriptions in list
+	mu       sync.Mutex   // serialises writers of list
 }
 
 func (ss *subscribers) add(sub *Subscription) {
@@ -230,6 +251,9 @@ func (ss *subscribers) add(sub *Subscription) {
 		next = append(next, *cur...)
 	}
 	next = append(next, sub)
+	if sub.summary {
+		ss.nsummary.Add(1)
+	}
 	ss.list.Store(&next)
 }
 
@@ -249,6 +273,9 @@ func (ss *subscribers) remove(sub *Subscription) {
 	if len(next) == len(*cur) {
 		return
 	}
+	if sub.summary {
+		ss.nsummary.Add(-1)
+	}
 	if len(next) == 0 {
 		ss.list.Store(nil)
 		return
@@ -262,16 +289,40 @@ func (ss *subscribers) any() bool {
 	return cur != nil && len(*cur) > 0
 }
 
+// summaries reports whether a summary subscription exists (so summaries are
+// worth working out).
+func (ss *subscribers) summaries() bool { return ss.nsummary.Load() > 0 }
+
+// wantMetrics reports whether a subscriber takes machine id's metrics
+// events: any full subscription whose filter lets them pass, or a summary
+// subscription that asked for the machine. It does not allocate.
+func (ss *subscribers) wantMetrics(id string) bool {
+	cur := ss.list.Load()
+	if cur == nil {
+		return false
+	}
+	for _, sub := range *cur {
+		if sub.wants(id) {
+			return true
+		}
+	}
+	return false
+}
+
 // Subscribe starts a subscription with a queue of the given length
 // (DefaultQueue when queue <= 0). The caller must Close it.
 //
 // Subscribe first, then read Machines: events that race with the snapshot
 // are delivered (possibly repeating what the snapshot shows), never lost.
 func (s *State) Subscribe(queue int) *Subscription {
+	return s.subscribe(queue, false)
+}
+
+func (s *State) subscribe(queue int, summary bool) *Subscription {
 	if queue <= 0 {
 		queue = DefaultQueue
 	}
-	sub := &Subscription{state: s, ch: make(chan Event, queue), notify: make(chan struct{}, 1), done: make(chan struct{})}
+	sub := &Subscription{state: s, summary: summary, ch: make(chan Event, queue), notify: make(chan struct{}, 1), done: make(chan struct{})}
 	go sub.pump()
 	s.subs.add(sub)
 	return sub

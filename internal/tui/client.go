@@ -84,9 +84,20 @@ func (c *Client) Alerts(ctx context.Context) ([]Alert, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, apiError(resp)
 	}
-	var as []Alert
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&as); err != nil {
+	var raw json.RawMessage
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&raw); err != nil {
 		return nil, fmt.Errorf("decode alerts: %w", err)
+	}
+	// A bare array, or an object that wraps it: {"alerts":[…]}.
+	var as []Alert
+	if err := json.Unmarshal(raw, &as); err != nil {
+		var wrapped struct {
+			Alerts []Alert `json:"alerts"`
+		}
+		if json.Unmarshal(raw, &wrapped) != nil {
+			return nil, fmt.Errorf("decode alerts: %w", err)
+		}
+		as = wrapped.Alerts
 	}
 	return as, nil
 }
@@ -103,6 +114,20 @@ func (c *Client) Ack(ctx context.Context, id string) error {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	return nil
+}
+
+// machine fetches GET /api/machines/{id}: the machine object with its
+// latest values.
+func (c *Client) machine(ctx context.Context, id string) ([]byte, error) {
+	resp, err := c.request(ctx, http.MethodGet, "/api/machines/"+url.PathEscape(id))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, apiError(resp)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 }
 
 // Processes returns machine id's top-process list from GET
@@ -171,18 +196,24 @@ func shortErr(err error) string {
 	return s
 }
 
-// stream runs one WebSocket session.
+// stream runs one WebSocket session in summary mode: a compact snapshot and
+// one summary per machine and second, and full metrics only for the machine
+// in the detail view (the fleet's focus, see watchFocus). A hub without
+// summary mode sends everything, which works too, only slower.
 func (c *Client) stream(ctx context.Context, f *Fleet) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends watchFocus
 	u := *c.base
 	u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/ws"
+	u.RawQuery = "mode=summary"
 	h := http.Header{}
 	if c.token != "" {
 		h.Set("Authorization", "Bearer "+c.token)
 	}
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
 	conn, resp, err := websocket.Dial(dctx, u.String(), &websocket.DialOptions{HTTPHeader: h})
-	cancel()
+	dcancel()
 	if err != nil {
 		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
 			return fmt.Errorf("hub refused the token (401): pass one with --token")
@@ -190,33 +221,107 @@ func (c *Client) stream(ctx context.Context, f *Fleet) error {
 		return err
 	}
 	defer conn.CloseNow()
+	// Reads take no context: with one, the library arms and disarms a
+	// cancellation hook for every message (a thousand a second). The
+	// connection is closed when ctx ends instead, which ends the read.
+	stop := context.AfterFunc(ctx, func() { _ = conn.CloseNow() })
+	defer stop()
 	conn.SetReadLimit(256 << 20) // the first message is a snapshot of every machine
 	c.log.Info("connected to hub", "url", u.String())
 	var buf []byte
 	first := true
+	pause := time.NewTimer(readPause)
+	pause.Stop()
 	for {
-		typ, r, err := conn.Reader(ctx)
+		asked := time.Now()
+		typ, r, err := conn.Reader(context.Background())
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return err
 		}
-		if typ != websocket.MessageText {
-			continue
+		// A message that was not there yet means the stream trickles (a
+		// thousand machines send a thousand summaries a second, each its
+		// own message); see readPause.
+		trickle := !first && time.Since(asked) > time.Millisecond
+		if typ == websocket.MessageText {
+			buf, err = readInto(buf[:0], r)
+			if err != nil {
+				return err
+			}
+			if err := f.HandleMessage(buf); err != nil {
+				c.log.Debug("bad message from hub", "err", err)
+			}
+			if first {
+				first = false
+				f.SetConn(ConnState{Connected: true})
+				if f.SummaryMode() {
+					go c.watchFocus(ctx, conn, f)
+				}
+			}
+			if cap(buf) > 1<<20 { // let the snapshot's buffer go
+				buf = nil
+			}
 		}
-		buf, err = readInto(buf[:0], r)
-		if err != nil {
-			return err
-		}
-		if err := f.HandleMessage(buf); err != nil {
-			c.log.Debug("bad message from hub", "err", err)
-		}
-		if first {
-			first = false
-			f.SetConn(ConnState{Connected: true})
-		}
-		if cap(buf) > 1<<20 { // let the snapshot's buffer go
-			buf = nil
+		if trickle {
+			pause.Reset(readPause)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-pause.C:
+			}
 		}
 	}
+}
+
+// readPause is how long the stream lets messages gather in the socket after
+// one arrived on its own: waking up for each of a thousand messages a
+// second costs more CPU than decoding them, while the screen shows data at
+// most every --refresh (500 ms) anyway. Messages that gathered are read in
+// one go, without waiting.
+const readPause = 200 * time.Millisecond
+
+// watchFocus follows the fleet's focus for one connection: the machine in
+// the detail view gets {"subscribe":[id]} (and its latest values at once
+// from the REST API, so the detail does not wait for the next batch);
+// leaving it sends {"subscribe":[]}, back to summaries only. It returns when
+// ctx ends or a write fails (the stream then fails too and reconnects).
+func (c *Client) watchFocus(ctx context.Context, conn *websocket.Conn, f *Fleet) {
+	subscribed := ""
+	for {
+		if id := f.Focus(); id != subscribed {
+			msg, _ := json.Marshal(map[string][]string{"subscribe": nonEmpty(id)})
+			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := conn.Write(wctx, websocket.MessageText, msg)
+			cancel()
+			if err != nil {
+				c.log.Debug("subscribe", "machine", Clean(id), "err", err)
+				return
+			}
+			subscribed = id
+			if id != "" {
+				if b, err := c.machine(ctx, id); err != nil {
+					c.log.Debug("fetch machine", "machine", Clean(id), "err", err)
+				} else if err := f.HandleMachine(b); err != nil {
+					c.log.Debug("bad machine from hub", "machine", Clean(id), "err", err)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.FocusChanged():
+		}
+	}
+}
+
+// nonEmpty returns []string{id}, or an empty list for "".
+func nonEmpty(id string) []string {
+	if id == "" {
+		return []string{}
+	}
+	return []string{id}
 }
 
 // readInto appends all of r to buf.

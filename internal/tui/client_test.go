@@ -14,7 +14,7 @@ import (
 )
 
 func TestClientAlertsAndAck(t *testing.T) {
-	var engine atomic.Bool
+	var engine, wrapped atomic.Bool
 	var ackPath, ackAuth, ackMethod atomic.Value
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -25,7 +25,11 @@ func TestClientAlertsAndAck(t *testing.T) {
 				w.Write([]byte(`{"error":"not found"}`))
 				return
 			}
-			w.Write([]byte(`[{"id":"a1","rule_id":"r1","machine":"web-1","state":"firing","value":97.5,"started_at":"2026-11-22T11:55:00Z","acknowledged":false}]`))
+			alerts := `[{"id":"a1","rule_id":"r1","rule_name":"CPU high","machine":"web-1","state":"firing","value":97.5,"started_at":"2026-11-22T11:55:00Z","acknowledged":false}]`
+			if wrapped.Load() {
+				alerts = `{"alerts":` + alerts + `}`
+			}
+			w.Write([]byte(alerts))
 		case strings.HasSuffix(r.URL.Path, "/ack"):
 			ackPath.Store(r.URL.Path)
 			ackAuth.Store(r.Header.Get("Authorization"))
@@ -37,7 +41,7 @@ func TestClientAlertsAndAck(t *testing.T) {
 			}
 			w.Write([]byte(`{"id":"a1","acknowledged":true}`))
 		case r.URL.Path == "/api/machines/web-1":
-			w.Write([]byte(`{"id":"web-1","processes":[{"pid":42,"name":"postgres\u001b[2J","user":"pg","cpu_percent":12.5,"memory_bytes":1048576}]}`))
+			w.Write([]byte(`{"id":"web-1","processes":[{"pid":42,"name":"postgres\u001b[2J","user":"pg","cpu_percent":12.5,"rss_bytes":1048576}]}`))
 		default:
 			w.WriteHeader(404)
 		}
@@ -56,6 +60,10 @@ func TestClientAlertsAndAck(t *testing.T) {
 	if err != nil || len(as) != 1 || as[0].ID != "a1" || as[0].State != "firing" || as[0].StartedAt.IsZero() {
 		t.Fatalf("alerts %+v %v", as, err)
 	}
+	wrapped.Store(true) // {"alerts":[…]} works too
+	if as, err := c.Alerts(ctx); err != nil || len(as) != 1 || as[0].Name != "CPU high" {
+		t.Fatalf("wrapped alerts %+v %v", as, err)
+	}
 	if err := c.Ack(ctx, "a1"); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +75,7 @@ func TestClientAlertsAndAck(t *testing.T) {
 		t.Fatalf("403 ack: %v", err)
 	}
 	ps, err := c.Processes(ctx, "web-1")
-	if err != nil || len(ps) != 1 || ps[0].PID != 42 {
+	if err != nil || len(ps) != 1 || ps[0].PID != 42 || ps[0].Mem != 1048576 {
 		t.Fatalf("processes %+v %v", ps, err)
 	}
 	if _, err := NewClient("127.0.0.1:8000", "", nil); err == nil {

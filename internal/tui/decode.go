@@ -289,26 +289,91 @@ func (s *scanner) values(m *Machine) {
 	}
 }
 
+// summary reads a summary object ({"cpu":…,"disk_max":…}, docs/api.md)
+// into m: it replaces every headline value, and a value it leaves out is
+// unknown.
+func (s *scanner) summary(m *Machine) {
+	nan := math.NaN()
+	cpu, mem, disk, load, rx, tx, up := nan, nan, nan, nan, nan, nan, nan
+	svcOK, svcTotal := nan, nan
+	if s.peek() == 'n' {
+		s.lit("null")
+	} else {
+		s.expect('{')
+		for n := 0; s.next('}', &n); {
+			switch string(s.key()) {
+			case "cpu":
+				cpu = s.num()
+			case "mem":
+				mem = s.num()
+			case "disk_max":
+				disk = s.num()
+			case "load1":
+				load = s.num()
+			case "net_rx":
+				rx = s.num()
+			case "net_tx":
+				tx = s.num()
+			case "uptime":
+				up = s.num()
+			case "services_ok":
+				svcOK = s.num()
+			case "services_total":
+				svcTotal = s.num()
+			default:
+				s.skip()
+			}
+		}
+	}
+	if s.err != nil {
+		return
+	}
+	m.CPU, m.MemPct, m.Load1, m.Uptime = cpu, mem, load, up
+	m.summarised = true
+	m.sumDisk, m.sumRx, m.sumTx = disk, rx, tx
+	m.sumSvcOK, m.sumSvcTotl = count(svcOK), count(svcTotal)
+	if m.sumSvcTotl < 0 || m.sumSvcOK < 0 || m.sumSvcOK > m.sumSvcTotl {
+		m.sumSvcOK, m.sumSvcTotl = -1, -1
+	}
+}
+
+// count turns a JSON number into a count: -1 when it is unknown, negative,
+// fractional or absurdly large.
+func count(v float64) int {
+	if !(v >= 0 && v <= 1e6) || v != math.Trunc(v) {
+		return -1
+	}
+	return int(v)
+}
+
 // Message types of the hub's WebSocket (docs/api.md).
 const (
-	msgSnapshot = "snapshot"
-	msgMetrics  = "metrics"
-	msgMachine  = "machine"
-	msgAlert    = "alert"
-	msgError    = "error"
+	msgSnapshot  = "snapshot"
+	msgMetrics   = "metrics"
+	msgSummary   = "summary"
+	msgMachine   = "machine"
+	msgProcesses = "processes"
+	msgAlert     = "alert"
+	msgError     = "error"
 )
 
 // HandleMessage applies one WebSocket message from the hub to the fleet.
 // Unknown message types are ignored (newer hubs).
 func (f *Fleet) HandleMessage(b []byte) error {
 	s := scanner{b: b}
-	var typ, machine, metrics, machines []byte
+	var typ, mode, machine, metrics, machines, summary, procs []byte
 	var machineStr bool
 	s.expect('{')
 	for n := 0; s.next('}', &n); {
 		switch string(s.key()) {
 		case "type":
 			typ = s.str()
+		case "mode":
+			if s.peek() == '"' {
+				mode = s.str()
+			} else {
+				s.skip()
+			}
 		case "machine":
 			machineStr = s.peek() == '"'
 			machine = s.skip()
@@ -316,6 +381,10 @@ func (f *Fleet) HandleMessage(b []byte) error {
 			metrics = s.skip()
 		case "machines":
 			machines = s.skip()
+		case "summary":
+			summary = s.skip()
+		case "processes":
+			procs = s.skip()
 		default:
 			s.skip()
 		}
@@ -341,17 +410,56 @@ func (f *Fleet) HandleMessage(b []byte) error {
 		m.LastSeen = f.now()
 		f.touch()
 		return ms.err
+	case msgSummary:
+		if !machineStr || summary == nil {
+			return errSyntax
+		}
+		id := (&scanner{b: machine}).str()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		m := f.byID[string(id)]
+		if m == nil {
+			m = f.machine(string(id))
+		}
+		ss := scanner{b: summary}
+		ss.summary(m)
+		if ss.err != nil {
+			return ss.err
+		}
+		m.pushHeadline()
+		m.LastSeen = f.now()
+		f.touch()
+		return nil
+	case msgProcesses:
+		if !machineStr || procs == nil {
+			return errSyntax
+		}
+		id := (&scanner{b: machine}).str()
+		var ps []Process
+		if err := json.Unmarshal(procs, &ps); err != nil {
+			return err
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if m := f.byID[string(id)]; m != nil { // never creates a machine
+			m.SetProcesses(ps)
+			f.touch()
+		}
+		return nil
 	case msgSnapshot:
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.reset()
+		// A snapshot comes first on every connection: the source is live.
+		f.summary = string(mode) == "summary"
+		f.conn = ConnState{Connected: true}
 		ms := scanner{b: machines}
 		ms.expect('[')
 		for n := 0; ms.next(']', &n); {
 			ms.machine(f, true)
 		}
 		f.recountAlerts()
-		f.touch()
+		f.touchUrgent() // the first frame with data: no waiting for the refresh
 		return ms.err
 	case msgMachine:
 		if machineStr {
@@ -382,14 +490,29 @@ func (f *Fleet) HandleMessage(b []byte) error {
 	return nil
 }
 
+// HandleMachine applies a machine object from GET /api/machines/{id}
+// (identity, latest values, processes) to the fleet.
+func (f *Fleet) HandleMachine(b []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := scanner{b: b}
+	s.machine(f, true)
+	if s.err != nil {
+		return s.err
+	}
+	f.recountAlerts()
+	f.touchUrgent()
+	return nil
+}
+
 // machine reads one machine object (GET /api/machines/{id} shape) into f.
 // Caller holds f.mu.
 func (s *scanner) machine(f *Fleet, withValues bool) {
 	var (
-		id, hostname, info, metrics, procs []byte
-		labels                             map[string]string
-		online, connected                  bool
-		lastSeen                           time.Time
+		id, hostname, info, metrics, procs, summary []byte
+		labels                                      map[string]string
+		online, connected                           bool
+		lastSeen                                    time.Time
 	)
 	s.expect('{')
 	for n := 0; s.next('}', &n); {
@@ -418,6 +541,8 @@ func (s *scanner) machine(f *Fleet, withValues bool) {
 			metrics = s.skip()
 		case "processes":
 			procs = s.skip()
+		case "summary":
+			summary = s.skip()
 		default:
 			s.skip()
 		}
@@ -440,6 +565,15 @@ func (s *scanner) machine(f *Fleet, withValues bool) {
 		if ms.err == nil {
 			m.EndBatch()
 		}
+	}
+	if withValues && summary != nil {
+		ss := scanner{b: summary}
+		ss.summary(m)
+		if ss.err != nil {
+			s.fail()
+			return
+		}
+		m.pushHeadline()
 	}
 	if procs != nil {
 		var ps []Process

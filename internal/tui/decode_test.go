@@ -68,6 +68,10 @@ func FuzzHandleMessage(f *testing.F) {
 	f.Add([]byte(`{"type":"metrics","machine":"m","ts":1,"metrics":[{"name":"cpu_usage_percent","labels":{"cpu":"7"},"value":1}]}`))
 	f.Add([]byte(`{"type":"snapshot","machines":[{"id":"a","metrics":[{"name":"filesystem_used_bytes","labels":{"mountpoint":"/"},"value":1}]}]}`))
 	f.Add([]byte(`{"type":"machine","machine":{"id":"a\u001b","labels":{"k":"v"}}}`))
+	f.Add([]byte(summarySnapshot))
+	f.Add([]byte(`{"type":"summary","machine":"web-1","ts":2000,"summary":{"cpu":80,"mem":null,"disk_max":5e1,"services_ok":4,"services_total":4,"x":[1]}}`))
+	f.Add([]byte(`{"type":"processes","machine":"a","ts":1,"processes":[{"pid":1,"name":"x","rss_bytes":5}]}`))
+	f.Add([]byte(`{"type":"alert","alert":{"id":"a1","rule_name":"r","machine":"a","state":"inactive"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fl := NewFleet()
 		_ = fl.HandleMessage(b)
@@ -75,6 +79,9 @@ func FuzzHandleMessage(f *testing.F) {
 			for _, m := range v.Machines() {
 				if len(m.Cores) > maxCores || len(m.FS) > maxPerSet {
 					t.Fatal("bounds exceeded")
+				}
+				if ok, total := m.Services(); ok < 0 || total < 0 || ok > total {
+					t.Fatalf("services %d/%d", ok, total)
 				}
 			}
 		})

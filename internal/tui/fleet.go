@@ -20,9 +20,15 @@ type Fleet struct {
 	alertMsg string // why alerts are unavailable
 	conn     ConnState
 	version  uint64 // bumped on every change
+	// summary is set when the hub streams summaries (its snapshot said
+	// "mode":"summary"): full metrics then come only for the focus.
+	summary bool
+	focus   string // id (as sent) of the machine in the detail view; "" on the overview
 
-	changed chan struct{} // capacity 1: a pending "something changed"
-	now     func() time.Time
+	changed      chan struct{} // capacity 1: a pending "something changed"
+	urgent       chan struct{} // capacity 1: a pending change to show at once
+	focusChanged chan struct{} // capacity 1: a pending "the focus changed"
+	now          func() time.Time
 }
 
 // AlertsState says whether the source has alert data.
@@ -44,11 +50,58 @@ type ConnState struct {
 
 // NewFleet returns an empty fleet.
 func NewFleet() *Fleet {
-	return &Fleet{byID: map[string]*Machine{}, changed: make(chan struct{}, 1), now: time.Now}
+	return &Fleet{byID: map[string]*Machine{}, changed: make(chan struct{}, 1), urgent: make(chan struct{}, 1), focusChanged: make(chan struct{}, 1), now: time.Now}
+}
+
+// SetFocus names the machine whose detail the dashboard shows ("" for
+// none): a source that streams summaries asks the hub for that machine's
+// full metrics only.
+func (f *Fleet) SetFocus(id string) {
+	f.mu.Lock()
+	changed := f.focus != id
+	f.focus = id
+	f.mu.Unlock()
+	if changed {
+		select {
+		case f.focusChanged <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Focus returns the machine in the detail view, "" for none.
+func (f *Fleet) Focus() string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.focus
+}
+
+// FocusChanged is signalled (coalesced) when SetFocus changes the focus.
+func (f *Fleet) FocusChanged() <-chan struct{} { return f.focusChanged }
+
+// SummaryMode reports whether the last snapshot was a summary snapshot.
+func (f *Fleet) SummaryMode() bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.summary
 }
 
 // Changed is signalled (coalesced) whenever the fleet changes.
 func (f *Fleet) Changed() <-chan struct{} { return f.changed }
+
+// Urgent is signalled (coalesced) by changes worth a frame at once rather
+// than at the next data refresh: a snapshot, the connection state, a
+// machine's details fetched for the detail view.
+func (f *Fleet) Urgent() <-chan struct{} { return f.urgent }
+
+// touchUrgent records a change to show at once. Caller holds f.mu.
+func (f *Fleet) touchUrgent() {
+	f.touch()
+	select {
+	case f.urgent <- struct{}{}:
+	default:
+	}
+}
 
 // touch records a change. Caller holds f.mu.
 func (f *Fleet) touch() {
@@ -63,8 +116,13 @@ func (f *Fleet) touch() {
 func (f *Fleet) SetConn(c ConnState) {
 	f.mu.Lock()
 	c.Err = Clean(c.Err)
+	changed := c.Connected != f.conn.Connected || c.Err != f.conn.Err
 	f.conn = c
-	f.touch()
+	if changed {
+		f.touchUrgent()
+	} else {
+		f.touch()
+	}
 	f.mu.Unlock()
 }
 
@@ -92,7 +150,9 @@ func (f *Fleet) SetAlerts(as []Alert) {
 	f.alerts = f.alerts[:0]
 	for i := range as {
 		a := as[i].clean()
-		f.alerts = append(f.alerts, &a)
+		if a.State != "inactive" {
+			f.alerts = append(f.alerts, &a)
+		}
 	}
 	f.sortAlerts()
 	f.recountAlerts()
@@ -100,20 +160,29 @@ func (f *Fleet) SetAlerts(as []Alert) {
 	f.mu.Unlock()
 }
 
-// UpsertAlert adds or updates one alert (a WebSocket alert event).
+// UpsertAlert adds or updates one alert (a WebSocket alert event). An
+// alert in state "inactive" (pending, then its condition broke before it
+// fired) is gone: it is removed.
 func (f *Fleet) UpsertAlert(a Alert) {
 	a = a.clean()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.alertsOK = AlertsAvailable
-	for _, old := range f.alerts {
+	for i, old := range f.alerts {
 		if old.ID == a.ID {
-			*old = a
+			if a.State == "inactive" {
+				f.alerts = append(f.alerts[:i], f.alerts[i+1:]...)
+			} else {
+				*old = a
+			}
 			f.sortAlerts()
 			f.recountAlerts()
 			f.touch()
 			return
 		}
+	}
+	if a.State == "inactive" {
+		return
 	}
 	f.alerts = append(f.alerts, &a)
 	if len(f.alerts) > 500 { // recent alerts only
@@ -235,9 +304,11 @@ func (w FleetWriter) Machine(id string) *Machine { return w.f.machine(id) }
 
 // Alert is one alert as the hub reports it (GET /api/alerts, WebSocket).
 type Alert struct {
-	ID           string    `json:"id"`
-	RuleID       string    `json:"rule_id"`
-	Rule         string    `json:"rule"` // rule name, when the hub sends it
+	ID     string `json:"id"`
+	RuleID string `json:"rule_id"`
+	Rule   string `json:"rule"`      // rule name (older field name)
+	Name   string `json:"rule_name"` // rule name, as the alert engine sends it
+	// Machine is the alert's machine id.
 	Machine      string    `json:"machine"`
 	State        string    `json:"state"` // pending, firing, resolved
 	Severity     string    `json:"severity"`
@@ -247,6 +318,10 @@ type Alert struct {
 }
 
 func (a Alert) clean() Alert {
+	if a.Rule == "" {
+		a.Rule = a.Name
+	}
+	a.Name = ""
 	a.ID, a.RuleID, a.Rule = Clean(a.ID), Clean(a.RuleID), Clean(a.Rule)
 	a.Machine, a.State, a.Severity = Clean(a.Machine), Clean(a.State), Clean(a.Severity)
 	return a
@@ -282,6 +357,14 @@ type Machine struct {
 	Extras               []Extra  // deep collectors: services, SMART, temperatures
 	Processes            []Process
 	FiringAlerts         int // -1: no alert data
+
+	// The hub's summary (summary mode): the overview's aggregates of
+	// series the dashboard does not receive for every machine. summarised
+	// is set once a summary arrived; the aggregates then come from it.
+	summarised           bool
+	sumDisk, sumRx       float64
+	sumTx                float64
+	sumSvcOK, sumSvcTotl int // sumSvcTotl -1: no services
 
 	cpuHist, memHist ring8
 	rxHist, txHist   ringF
@@ -342,7 +425,7 @@ type Process struct {
 	Name    string  `json:"name"`
 	User    string  `json:"user"`
 	CPU     float64 `json:"cpu_percent"`
-	Mem     float64 `json:"memory_bytes"`
+	Mem     float64 `json:"rss_bytes"`
 	Command string  `json:"command"`
 }
 
@@ -385,6 +468,9 @@ func joinLabels(ls map[string]string) string {
 
 // DiskPct is the usage of the fullest filesystem, or NaN.
 func (m *Machine) DiskPct() float64 {
+	if m.summarised {
+		return m.sumDisk
+	}
 	v := math.NaN()
 	for i := range m.FS {
 		if p := m.FS[i].Pct; math.IsNaN(v) || p > v {
@@ -396,10 +482,20 @@ func (m *Machine) DiskPct() float64 {
 
 // NetRx and NetTx are the summed rates of every interface but loopback,
 // bytes/s, or NaN.
-func (m *Machine) NetRx() float64 { return sumIO(m.NICs, true) }
+func (m *Machine) NetRx() float64 {
+	if m.summarised {
+		return m.sumRx
+	}
+	return sumIO(m.NICs, true)
+}
 
 // NetTx: see NetRx.
-func (m *Machine) NetTx() float64 { return sumIO(m.NICs, false) }
+func (m *Machine) NetTx() float64 {
+	if m.summarised {
+		return m.sumTx
+	}
+	return sumIO(m.NICs, false)
+}
 
 func sumIO(ps []IOPair, a bool) float64 {
 	if len(ps) == 0 {
@@ -421,6 +517,14 @@ func sumIO(ps []IOPair, a bool) float64 {
 
 // Services returns ok and total service counts; total is 0 without data.
 func (m *Machine) Services() (ok, total int) {
+	if m.summarised {
+		return max(m.sumSvcOK, 0), max(m.sumSvcTotl, 0)
+	}
+	return m.extraServices()
+}
+
+// extraServices counts the services among the deep-collector values.
+func (m *Machine) extraServices() (ok, total int) {
 	for _, e := range m.Extras {
 		if e.Kind == "service" {
 			total++
@@ -452,13 +556,27 @@ func (m *Machine) CoreHist(i int) []float64 {
 	return m.coreHist[i].values()
 }
 
-// EndBatch closes one batch of values: the histories advance.
+// EndBatch closes one batch of values: the histories advance. Once the
+// machine gets summaries, those advance the CPU, memory and network
+// histories (endSummary) and a batch only the per-core ones.
 func (m *Machine) EndBatch() {
 	m.batches++
+	if !m.summarised {
+		m.pushHeadline()
+	}
+	m.pushCores()
+}
+
+// pushHeadline advances the CPU, memory and network histories.
+func (m *Machine) pushHeadline() {
 	m.cpuHist.push(m.CPU)
 	m.memHist.push(m.MemPct)
 	m.rxHist.push(m.NetRx())
 	m.txHist.push(m.NetTx())
+}
+
+// pushCores advances the per-core histories.
+func (m *Machine) pushCores() {
 	for len(m.coreHist) < len(m.Cores) {
 		m.coreHist = append(m.coreHist, ring8{})
 	}

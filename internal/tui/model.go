@@ -127,6 +127,7 @@ func New(opts Options) *Model {
 	m := &Model{opts: opts, fleet: opts.Fleet, st: newStyles(opts.Renderer)}
 	if opts.Detail != "" {
 		m.view, m.selected = viewDetail, opts.Detail
+		m.fleet.SetFocus(opts.Detail)
 	}
 	m.refresh()
 	return m

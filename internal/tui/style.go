@@ -16,7 +16,32 @@ import (
 // styles are the dashboard's text styles. Colours are adaptive (a light and
 // a dark variant) so the dashboard reads on either background.
 type styles struct {
-	title, header, selected, dim, ok, warn, crit, bold lipgloss.Style
+	title, header, selected, dim, ok, warn, crit, bold style
+}
+
+// style is a lipgloss style that renders one line of text by wrapping it in
+// the style's sequences, worked out once: Lip Gloss works them out for every
+// call, which was most of the cost of a frame.
+type style struct {
+	lipgloss.Style
+	pre, post string
+	wraps     bool // pre + text + post is what Render gives for one line
+}
+
+func newStyle(st lipgloss.Style) style {
+	s := style{Style: st}
+	if pre, post, ok := strings.Cut(st.Render("X"), "X"); ok && !strings.Contains(post, "X") {
+		s.pre, s.post, s.wraps = pre, post, true
+	}
+	return s
+}
+
+// Render renders text in the style.
+func (s *style) Render(text string) string {
+	if !s.wraps || text == "" || strings.ContainsAny(text, "\n\r\t") {
+		return s.Style.Render(text)
+	}
+	return s.pre + text + s.post
 }
 
 func newStyles(r *lipgloss.Renderer) styles {
@@ -29,14 +54,14 @@ func newStyles(r *lipgloss.Renderer) styles {
 		return lipgloss.AdaptiveColor{Light: light, Dark: dark}
 	}
 	return styles{
-		title:    r.NewStyle().Reverse(true).Bold(true),
-		header:   r.NewStyle().Bold(true),
-		selected: r.NewStyle().Reverse(true),
-		dim:      r.NewStyle().Foreground(c("243", "245")),
-		ok:       r.NewStyle().Foreground(c("28", "78")),
-		warn:     r.NewStyle().Foreground(c("130", "220")),
-		crit:     r.NewStyle().Foreground(c("160", "203")).Bold(true),
-		bold:     r.NewStyle().Bold(true),
+		title:    newStyle(r.NewStyle().Reverse(true).Bold(true)),
+		header:   newStyle(r.NewStyle().Bold(true)),
+		selected: newStyle(r.NewStyle().Reverse(true)),
+		dim:      newStyle(r.NewStyle().Foreground(c("243", "245"))),
+		ok:       newStyle(r.NewStyle().Foreground(c("28", "78"))),
+		warn:     newStyle(r.NewStyle().Foreground(c("130", "220"))),
+		crit:     newStyle(r.NewStyle().Foreground(c("160", "203")).Bold(true)),
+		bold:     newStyle(r.NewStyle().Bold(true)),
 	}
 }
 
@@ -69,7 +94,7 @@ func (e envFunc) Environ() []string      { return nil }
 func (e envFunc) Getenv(k string) string { return e(k) }
 
 // level styles a percentage: warn from 75 %, crit from 90 %.
-func (s *styles) level(pct float64) *lipgloss.Style {
+func (s *styles) level(pct float64) *style {
 	switch {
 	case math.IsNaN(pct):
 		return &s.dim
@@ -82,7 +107,7 @@ func (s *styles) level(pct float64) *lipgloss.Style {
 }
 
 // paint renders text in st; nil st leaves it plain.
-func paint(st *lipgloss.Style, text string) string {
+func paint(st *style, text string) string {
 	if st == nil || text == "" {
 		return text
 	}
@@ -102,7 +127,7 @@ func fit(s string, w int) string {
 	if w <= 0 {
 		return ""
 	}
-	sw := runewidth.StringWidth(s)
+	sw := cells(s)
 	if sw > w {
 		s = runewidth.Truncate(s, w, "…")
 		sw = runewidth.StringWidth(s)
@@ -110,9 +135,24 @@ func fit(s string, w int) string {
 	return s + strings.Repeat(" ", w-sw)
 }
 
+// cells is the width of s (plain text) in terminal cells. Most of what the
+// dashboard draws is printable ASCII, one cell per byte: that is counted
+// without the Unicode tables, which cost more than the rest of a frame.
+func cells(s string) int {
+	if s == dash {
+		return 1
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
+			return runewidth.StringWidth(s)
+		}
+	}
+	return len(s)
+}
+
 // right pads s on the left to w cells.
 func right(s string, w int) string {
-	sw := runewidth.StringWidth(s)
+	sw := cells(s)
 	if sw >= w {
 		return fit(s, w)
 	}

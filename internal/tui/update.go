@@ -153,6 +153,7 @@ func (m *Model) overviewKey(s string) tea.Cmd {
 	case "enter":
 		if m.selected != "" {
 			m.view, m.scroll = viewDetail, 0
+			m.fleet.SetFocus(m.selected) // full metrics for this machine only
 			return m.fetchProcs(m.selected)
 		}
 	case "a":
@@ -172,6 +173,7 @@ func (m *Model) detailKey(s string) tea.Cmd {
 	switch s {
 	case "esc", "backspace", "left", "h":
 		m.view = viewOverview
+		m.fleet.SetFocus("") // back to summaries only
 		m.refresh()
 	case "up", "k":
 		m.scroll = max(m.scroll-1, 0)

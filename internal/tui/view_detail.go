@@ -121,7 +121,7 @@ func (m *Model) detailLines(v FleetView) []string {
 		add("")
 		title := kind.title
 		if kind.kind == "service" {
-			ok, total := mc.Services()
+			ok, total := mc.extraServices()
 			title += fmt.Sprintf(" %d/%d ok", ok, total)
 		}
 		section(title)

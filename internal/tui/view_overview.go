@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math"
 	"strings"
-
-	"github.com/charmbracelet/lipgloss"
 )
 
 // Fixed overview column widths (cells); the name column takes the rest.
@@ -95,7 +93,7 @@ func (m *Model) headerRow(c overviewCols) string {
 func (m *Model) row(c overviewCols, mc *Machine, selected bool) string {
 	type cell struct {
 		text string
-		st   *lipgloss.Style // nil: plain
+		st   *style // nil: plain
 	}
 	status, stStyle := "up", &m.st.ok
 	if mc.Known && !mc.Online {

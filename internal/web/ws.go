@@ -24,13 +24,26 @@ const (
 )
 
 // handleWS serves GET /ws: a snapshot of every machine, then the live events.
-// A client that falls behind gets coalesced events (the newest per machine,
-// see live.Subscription); one whose socket stops taking data is cut after
-// wsWriteTimeout and counted as dropped; one that piles up too many events
-// that cannot be coalesced is closed with 1013 (try again later).
+// With ?mode=summary (a fleet overview such as `sysmonstm top`) the snapshot
+// carries each machine's headline values instead of every series, and the
+// stream carries summary events instead of metrics, except for the machines
+// the client subscribes to. A client that falls behind gets coalesced events
+// (the newest per machine, see live.Subscription); one whose socket stops
+// taking data is cut after wsWriteTimeout and counted as dropped; one that
+// piles up too many events that cannot be coalesced is closed with 1013
+// (try again later).
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if s.ctx.Err() != nil {
 		writeError(w, http.StatusServiceUnavailable, "hub shutting down")
+		return
+	}
+	var summary bool
+	switch mode := r.URL.Query().Get("mode"); mode {
+	case "", "full":
+	case "summary":
+		summary = true
+	default:
+		writeError(w, http.StatusBadRequest, `invalid mode: want "full" (the default) or "summary"`)
 		return
 	}
 	ew := &errorAsJSON{ResponseWriter: w}
@@ -48,7 +61,12 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	defer s.wsClients.Dec()
 
 	// Subscribe before the snapshot so that nothing falls in between.
-	sub := s.opts.Live.Subscribe(s.opts.WSQueue)
+	var sub *live.Subscription
+	if summary {
+		sub = s.opts.Live.SubscribeSummary(s.opts.WSQueue)
+	} else {
+		sub = s.opts.Live.Subscribe(s.opts.WSQueue)
+	}
 	defer sub.Close()
 
 	// connCtx bounds reads, pings and writes. It is not derived from s.ctx:
@@ -57,10 +75,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	connCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	snap, err := json.Marshal(struct {
-		Type     string         `json:"type"`
-		Machines []live.Machine `json:"machines"`
-	}{"snapshot", nonNil(s.opts.Live.Machines())})
+	snap, err := encodeSnapshot(s.opts.Live, summary)
 	if err != nil {
 		s.log.Error("encode websocket snapshot", "err", err)
 		_ = c.Close(websocket.StatusInternalError, "internal error")
@@ -109,6 +124,28 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// encodeSnapshot builds the first message: {"type":"snapshot","machines":[…]}
+// with every machine's latest values, or in summary mode
+// {"type":"snapshot","mode":"summary","machines":[…]} with each machine's
+// headline values.
+func encodeSnapshot(l *live.State, summary bool) ([]byte, error) {
+	if summary {
+		ms := l.Summaries()
+		if ms == nil {
+			ms = []live.MachineSummary{}
+		}
+		return json.Marshal(struct {
+			Type     string                `json:"type"`
+			Mode     string                `json:"mode"`
+			Machines []live.MachineSummary `json:"machines"`
+		}{"snapshot", "summary", ms})
+	}
+	return json.Marshal(struct {
+		Type     string         `json:"type"`
+		Machines []live.Machine `json:"machines"`
+	}{"snapshot", nonNil(l.Machines())})
 }
 
 func nonNil(ms []live.Machine) []live.Machine {
@@ -177,8 +214,8 @@ func (s *Server) readWS(ctx context.Context, c *websocket.Conn, sub *live.Subscr
 }
 
 // decodeClientMessage reads a client message. {"subscribe":[ids]} narrows
-// metrics events to those machines; an empty list or null means every
-// machine. ok is false for a valid message with nothing to do (unknown
+// metrics and processes events to those machines; an empty list or null
+// means every machine (none in summary mode). ok is false for a valid message with nothing to do (unknown
 // fields are ignored, for newer clients).
 func decodeClientMessage(b []byte) (ids []string, ok bool, err error) {
 	var m struct {

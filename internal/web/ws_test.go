@@ -190,6 +190,98 @@ func TestWSSubscribeFilter(t *testing.T) {
 	}
 }
 
+// dialPath is dialWS for another path (e.g. /ws?mode=summary).
+func dialPath(t *testing.T, e *env, path string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, e.ts.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+// TestWSSummaryMode: /ws?mode=summary sends a compact snapshot and summary
+// events, metrics and processes only of the machines the client subscribes
+// to, and machine events as usual.
+func TestWSSummaryMode(t *testing.T) {
+	e := newEnv(t, nil)
+	c := dialPath(t, e, "/ws?mode=summary")
+	_, raw := readMsg(t, c)
+	var snap struct {
+		Type     string `json:"type"`
+		Mode     string `json:"mode"`
+		Machines []map[string]json.RawMessage
+	}
+	if err := json.Unmarshal(raw, &snap); err != nil {
+		t.Fatal(err)
+	}
+	if snap.Type != "snapshot" || snap.Mode != "summary" || len(snap.Machines) != 2 || strings.Contains(string(raw), "<script>") {
+		t.Fatalf("summary snapshot %s", raw)
+	}
+	evil, web := snap.Machines[0], snap.Machines[1]
+	if string(web["id"]) != `"web-1"` || string(web["summary"]) != `{"cpu":12.5,"load1":0.42}` || string(web["online"]) != "true" ||
+		web["metrics"] != nil || !strings.Contains(string(web["info"]), `"cpu_cores":4`) {
+		t.Fatalf("web-1 in the summary snapshot: %s", raw)
+	}
+	if string(evil["summary"]) != `{}` {
+		t.Fatalf("evil in the summary snapshot: %s", raw)
+	}
+
+	total := live.NewSeries("cpu_usage_percent", metric.Labels{{Name: "cpu", Value: "total"}})
+	ts := now.UnixMilli()
+	e.live.Update("web-1", ts+1000, []*live.Series{total}, []float64{50})
+	if m, raw := readMsg(t, c); string(raw) != fmt.Sprintf(`{"type":"summary","machine":"web-1","ts":%d,"summary":{"cpu":50,"load1":0.42}}`, ts+1000) {
+		t.Fatalf("summary event %s (%+v)", raw, m)
+	}
+	// The queue is FIFO: had web-1's metrics been sent, they would come
+	// before evil's summary.
+	e.live.Update("evil", ts+1000, []*live.Series{total}, []float64{7})
+	if m, raw := readMsg(t, c); m.Type != "summary" || m.machineID() != "evil" {
+		t.Fatalf("want evil's summary, got %s", raw)
+	}
+
+	// The detail view of web-1: its metrics and processes come too, at once;
+	// summaries keep coming for every machine (held back to one a second).
+	writeMsg(t, c, `{"subscribe":["web-1"]}`)
+	barrier(t, c)
+	e.live.Update("evil", ts+2000, []*live.Series{total}, []float64{8})
+	e.live.SetProcesses("evil", ts+2000, []live.Process{{PID: 1}})
+	e.live.Update("web-1", ts+2000, []*live.Series{total}, []float64{60})
+	e.live.SetProcesses("web-1", ts+2000, []live.Process{{PID: 2}})
+	var got []string
+	for len(got) < 4 {
+		m, _ := readMsg(t, c)
+		got = append(got, m.Type+":"+m.machineID())
+	}
+	if fmt.Sprint(got[:2]) != "[metrics:web-1 processes:web-1]" || !strings.Contains(fmt.Sprint(got[2:]), "summary:web-1") || !strings.Contains(fmt.Sprint(got[2:]), "summary:evil") {
+		t.Fatalf("events while watching web-1: %v", got)
+	}
+
+	// Back to the overview: summaries only.
+	writeMsg(t, c, `{"subscribe":[]}`)
+	barrier(t, c)
+	e.live.Update("web-1", ts+3000, []*live.Series{total}, []float64{70})
+	e.live.Connect(live.MachineInfo{ID: "new-host"})
+	got = got[:0]
+	for len(got) < 2 {
+		m, _ := readMsg(t, c)
+		got = append(got, m.Type+":"+m.machineID())
+	}
+	if fmt.Sprint(got) != "[machine:new-host summary:web-1]" {
+		t.Fatalf("events after unsubscribing: %v", got)
+	}
+
+	// mode=full is the default; anything else is refused before the upgrade.
+	full := dialPath(t, e, "/ws?mode=full")
+	if m, raw := readMsg(t, full); m.Type != "snapshot" || len(m.Machines) != 3 || m.Machines[2].Metrics == nil || strings.Contains(string(raw), `"summary"`) {
+		t.Fatalf("mode=full snapshot %s", raw)
+	}
+	e.wantError(t, "/ws?mode=compact", http.StatusBadRequest, "invalid mode")
+}
+
 func TestWSMalformedClientMessage(t *testing.T) {
 	e := newEnv(t, nil)
 	c := dialWS(t, e, nil)
