@@ -37,9 +37,25 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build sysmonstm:", err)
 		os.Exit(1)
 	}
+	http.DefaultTransport = ingestAuth{http.DefaultTransport}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
+}
+
+// ingestAuth adds the current hub's agent token (SYSMONSTM_TOKEN, see
+// prepareHubToken) to HTTP ingest requests that carry no Authorization
+// header, as a script configured with the token would.
+type ingestAuth struct{ next http.RoundTripper }
+
+func (a ingestAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Path == "/api/v1/ingest" && r.Header.Get("Authorization") == "" {
+		if tok := os.Getenv("SYSMONSTM_TOKEN"); tok != "" {
+			r = r.Clone(r.Context())
+			r.Header.Set("Authorization", "Bearer "+tok)
+		}
+	}
+	return a.next.RoundTrip(r)
 }
 
 // proc is a running sysmonstm process.
@@ -69,9 +85,13 @@ func (s *syncBuffer) String() string {
 }
 
 // start runs the binary with args; the process is killed at test end and its
-// output is logged if the test failed.
+// output is logged if the test failed. Starting a hub first creates an agent
+// token in its data directory (see prepareHubToken).
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
+	if len(args) > 0 && args[0] == "hub" {
+		prepareHubToken(t, args)
+	}
 	p := &proc{t: t, name: name, out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -119,6 +139,50 @@ func freePort(t *testing.T) string {
 type hubProc struct {
 	*proc
 	http, grpc, dataDir string
+	token               string // an agent token valid for any machine id
+}
+
+// prepareHubToken creates an agent token in the data directory of the hub
+// about to start (with `sysmonstm token create`, before the hub opens the
+// database) and puts it in SYSMONSTM_TOKEN for the rest of the test, so
+// agents and loadgen started by any means pass it. It also lifts the hub's
+// per-token machine limit for loadgen's many machines. Tests that need
+// other tokens pass --token explicitly (a flag beats the environment).
+func prepareHubToken(t *testing.T, args []string) string {
+	t.Helper()
+	dataDir := ""
+	for i, a := range args {
+		if a == "--data-dir" && i+1 < len(args) {
+			dataDir = args[i+1]
+		} else if v, ok := strings.CutPrefix(a, "--data-dir="); ok {
+			dataDir = v
+		}
+	}
+	if dataDir == "" {
+		t.Fatal("start hub: the harness needs an explicit --data-dir")
+	}
+	tok := createToken(t, dataDir, "--name", "e2e harness")
+	t.Setenv("SYSMONSTM_TOKEN", tok)
+	t.Setenv("SYSMONSTM_MAX_MACHINES_PER_TOKEN", "100000")
+	return tok
+}
+
+// createToken runs `sysmonstm token create --data-dir dataDir extra…` and
+// returns the token it printed.
+func createToken(t *testing.T, dataDir string, extra ...string) string {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"token", "create", "--data-dir", dataDir}, extra...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("sysmonstm token create: %v\n%s", err, stderr.String())
+	}
+	tok := strings.TrimSpace(string(out))
+	if !strings.HasPrefix(tok, "smt_") {
+		t.Fatalf("sysmonstm token create printed %q", tok)
+	}
+	return tok
 }
 
 func startHub(t *testing.T, dataDir string, http, grpc string, extra ...string) *hubProc {
@@ -130,7 +194,7 @@ func startHub(t *testing.T, dataDir string, http, grpc string, extra ...string) 
 		grpc = freePort(t)
 	}
 	args := append([]string{"hub", "--listen-http", http, "--listen-grpc", grpc, "--data-dir", dataDir, "--log-level", "debug"}, extra...)
-	h := &hubProc{proc: start(t, "hub", args...), http: http, grpc: grpc, dataDir: dataDir}
+	h := &hubProc{proc: start(t, "hub", args...), http: http, grpc: grpc, dataDir: dataDir, token: os.Getenv("SYSMONSTM_TOKEN")}
 	waitFor(t, 20*time.Second, "hub ready", func() error {
 		resp, err := httpGet("http://" + http + "/ready")
 		if err != nil {
@@ -156,10 +220,26 @@ func httpGet(url string) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// startAgent starts an agent streaming to hub as id, with the hub's agent
+// token unless extra passes --token.
 func startAgent(t *testing.T, hub *hubProc, id string, extra ...string) *proc {
 	t.Helper()
-	args := append([]string{"agent", "--hub", hub.grpc, "--machine-id", id, "--interval", "250ms", "--log-level", "debug"}, extra...)
+	args := []string{"agent", "--hub", hub.grpc, "--machine-id", id, "--interval", "250ms", "--log-level", "debug"}
+	if !hasFlag(extra, "--token") {
+		args = append(args, "--token", hub.token)
+	}
+	args = append(args, extra...)
 	return start(t, "agent "+id, args...)
+}
+
+// hasFlag reports whether args set the flag name ("--token").
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 // getJSON fetches url into v and returns the status code.

@@ -31,6 +31,12 @@ func hubFlags(fs *flag.FlagSet) *hub.Config {
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate for HTTPS and gRPC TLS (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert (both are re-read on SIGHUP)")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "PEM CA bundle: agents must present a client certificate it signed (mutual TLS on gRPC)")
+	fs.StringVar(&c.ExternalURL, "external-url", "", "URL users reach the dashboard at (e.g. https://monitor.example.com/), for links in notifications")
+	fs.IntVar(&c.Limits.MaxSeriesPerMachine, "max-series-per-machine", 100_000, "series one agent may define; its stream is closed beyond")
+	fs.IntVar(&c.Limits.MaxLabels, "max-labels-per-series", 30, "labels per series; a series with more is dropped")
+	fs.IntVar(&c.Limits.MaxLabelValueLength, "max-label-value-length", 1024, "bytes of one label value; a longer one drops its series")
+	fs.IntVar(&c.Limits.MaxMessageBytes, "max-message-bytes", 8<<20, "bytes of one gRPC message from an agent")
+	fs.Int64Var(&c.Limits.MaxBodyBytes, "max-body-bytes", 4<<20, "bytes of one POST /api/v1/ingest body")
 	alertingFlags(fs, &c.Alerting)
 	securityFlags(fs, &c.Security)
 	edgeFlags(fs, &c.Edge)
@@ -47,6 +53,20 @@ func validateHub(c *hub.Config) error {
 	}
 	if c.Retention1h < c.Retention1m {
 		return fmt.Errorf("--retention-1h %s: must be at least --retention-1m (%s)", c.Retention1h, c.Retention1m)
+	}
+	for _, l := range []struct {
+		flag   string
+		v, min int64
+	}{
+		{"--max-series-per-machine", int64(c.Limits.MaxSeriesPerMachine), 100},
+		{"--max-labels-per-series", int64(c.Limits.MaxLabels), 1},
+		{"--max-label-value-length", int64(c.Limits.MaxLabelValueLength), 16},
+		{"--max-message-bytes", int64(c.Limits.MaxMessageBytes), 64 << 10},
+		{"--max-body-bytes", c.Limits.MaxBodyBytes, 1 << 10},
+	} {
+		if l.v < l.min {
+			return fmt.Errorf("%s %d: must be at least %d", l.flag, l.v, l.min)
+		}
 	}
 	if c.OfflineAfter < time.Second {
 		return fmt.Errorf("--offline-after %s: must be at least 1s", c.OfflineAfter)

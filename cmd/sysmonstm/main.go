@@ -25,6 +25,9 @@ Commands:
   export    write stored history as CSV or JSON
   push      send a value (e.g. a backup's status) to the local agent: push NAME=VALUE [k=v …]
   top       terminal dashboard of a hub's machines (--hub URL) or this one (--local)
+  edge      public read-only relay of a hub's live overview
+  token     agent tokens: token create|list|revoke
+  user      dashboard users: user add|passwd|remove|list
   version   print version information
 
 Run 'sysmonstm <command> --help' for a command's flags. Every flag can also be

@@ -16,4 +16,7 @@ func registerServer(m map[string]func(context.Context, []string, io.Writer, io.W
 	m["hub"] = runHub
 	m["top"] = runTop
 	m["loadgen"] = runLoadgen
+	m["token"] = runToken
+	m["user"] = runUser
+	m["edge"] = runEdge
 }

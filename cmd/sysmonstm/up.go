@@ -32,11 +32,13 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	hc.Logger = log
+	hc.Security.LocalAgent = ac.machineID // the in-process agent's credential
 	h, err := hub.New(*hc)
 	if err != nil {
 		return err
 	}
 	ac.hub = h.GRPCAddr()
+	ac.token = h.LocalAgentToken()
 	ac.bufferMiB = 8
 	a, err := newAgent(ac, log, ac.loopbackDial(h))
 	if err != nil {

@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +30,7 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/db"
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
 	"github.com/sysmonstm/sysmonstm/internal/live"
+	"github.com/sysmonstm/sysmonstm/internal/metric"
 	"github.com/sysmonstm/sysmonstm/internal/store"
 	"github.com/sysmonstm/sysmonstm/internal/web"
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
@@ -47,11 +50,28 @@ type Config struct {
 	// TLSClientCA, with TLS on, requires agents to present a client
 	// certificate signed by this PEM CA bundle (mutual TLS on gRPC).
 	TLSClientCA string
-	Logger       *slog.Logger
+	Logger      *slog.Logger
+
+	Limits Limits
+	// ExternalURL is where users reach the dashboard (behind a proxy, or on
+	// a public name); links in notifications use it. Default: the HTTP
+	// listener's address.
+	ExternalURL string
 
 	Alerting AlertingConfig // alerts.go
 	Security SecurityConfig // security.go
 	Edge     EdgeConfig     // edge.go
+}
+
+// Limits bound what one agent may send; zero values take the defaults.
+// Input over a limit is refused with a clear error and counted in
+// sysmonstm_rejected_requests_total or sysmonstm_dropped_samples_total.
+type Limits struct {
+	MaxSeriesPerMachine int   // series one agent stream may define; default 100,000
+	MaxLabels           int   // labels per series; default 30
+	MaxLabelValueLength int   // bytes of a label value; default 1024
+	MaxMessageBytes     int   // one gRPC message; default 8 MiB
+	MaxBodyBytes        int64 // one HTTP ingest body; default 4 MiB
 }
 
 // Hub is a running hub's handle.
@@ -95,8 +115,17 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Limits.MaxMessageBytes <= 0 {
+		cfg.Limits.MaxMessageBytes = 8 << 20
+	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errTLSPair
+	}
+	if cfg.ExternalURL != "" {
+		u, err := url.Parse(cfg.ExternalURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("--external-url %q: want an absolute http(s) URL such as https://monitor.example.com/", cfg.ExternalURL)
+		}
 	}
 	if cfg.TLSClientCA != "" && cfg.TLSCert == "" {
 		return nil, errors.New("--tls-client-ca needs TLS: give --tls-cert and --tls-key too")
@@ -158,6 +187,10 @@ func New(cfg Config) (*Hub, error) {
 		Auth:       h.ingestAuth(),
 		Logger:     h.log.With("component", "ingest"),
 		Registerer: h.reg,
+
+		MaxSeriesPerStream: cfg.Limits.MaxSeriesPerMachine,
+		MaxBodyBytes:       cfg.Limits.MaxBodyBytes,
+		Limits:             limits(cfg.Limits),
 	})
 	if err != nil {
 		return nil, err
@@ -193,7 +226,7 @@ func New(cfg Config) (*Hub, error) {
 		h.httpLn = tls.NewListener(h.httpLn, h.tlsConf)
 	}
 	opts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(8 << 20),
+		grpc.MaxRecvMsgSize(cfg.Limits.MaxMessageBytes),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
@@ -223,8 +256,11 @@ func (h *Hub) GRPCAddr() string { return h.grpcLn.Addr().String() }
 // TLS reports whether the hub's listeners use TLS.
 func (h *Hub) TLS() bool { return h.tlsConf != nil }
 
-// URL is the dashboard's URL.
+// URL is the dashboard's URL: --external-url, else the HTTP listener's.
 func (h *Hub) URL() string {
+	if h.cfg.ExternalURL != "" {
+		return strings.TrimSuffix(h.cfg.ExternalURL, "/") + "/"
+	}
 	scheme := "http"
 	if h.tlsConf != nil {
 		scheme = "https"
@@ -312,4 +348,16 @@ func (h *Hub) closeAll() {
 		}
 		h.db = nil
 	}
+}
+
+// limits turns the configured label limits into ingest's validation limits.
+func limits(l Limits) metric.Limits {
+	out := metric.DefaultLimits
+	if l.MaxLabels > 0 {
+		out.MaxLabels = l.MaxLabels
+	}
+	if l.MaxLabelValueLength > 0 {
+		out.MaxLabelValueLength = l.MaxLabelValueLength
+	}
+	return out
 }

@@ -124,24 +124,42 @@ func (s *Server) HTTPHandler() http.Handler {
 			writeJSONError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
 			return
 		}
+		if s.opts.Auth != nil && !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+			// No token at all: refuse before reading the body.
+			s.m.rejected.WithLabelValues(rejectUnauthenticated).Inc()
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sysmonstm ingest"`)
+			writeJSONError(w, http.StatusUnauthorized, "no token: send Authorization: Bearer <token from `sysmonstm token create`>")
+			return
+		}
 		body := http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
 		machine, samples, rejected, err := s.decodeIngest(body)
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				s.m.dropped.WithLabelValues(reasonInvalidBatch).Inc()
+				s.m.rejected.WithLabelValues(rejectTooLarge).Inc()
 				writeJSONError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", s.opts.MaxBodyBytes))
 				return
 			}
 			s.m.dropped.WithLabelValues(reasonInvalidBatch).Inc()
+			s.m.rejected.WithLabelValues(rejectMalformed).Inc()
 			writeJSONError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		if s.opts.Auth != nil {
 			token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if err := s.opts.Auth(r.Context(), strings.TrimSpace(token), machine); err != nil {
-				s.once.warn("httpauth:"+machine, "ingest token rejected", "machine", machine, "remote", r.RemoteAddr, "err", err)
-				writeJSONError(w, http.StatusUnauthorized, "token rejected: "+err.Error())
+				remote := hostOf(r.RemoteAddr)
+				if errors.Is(err, ErrPermissionDenied) {
+					s.m.rejected.WithLabelValues(rejectPermission).Inc()
+					s.authLog.warn("httpauth:"+remote, "ingest token not allowed for this machine", "machine", machine, "remote", remote, "err", err)
+					writeJSONError(w, http.StatusForbidden, fmt.Sprintf("token not allowed for machine %q: %v", machine, err))
+					return
+				}
+				s.m.rejected.WithLabelValues(rejectUnauthenticated).Inc()
+				s.authLog.warn("httpauth:"+remote, "ingest token rejected", "machine", machine, "remote", remote, "err", err)
+				w.Header().Set("WWW-Authenticate", `Bearer realm="sysmonstm ingest"`)
+				writeJSONError(w, http.StatusUnauthorized, "token rejected: "+err.Error()+"; send Authorization: Bearer <token from `sysmonstm token create`>")
 				return
 			}
 		}

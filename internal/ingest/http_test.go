@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -89,6 +91,14 @@ func TestHTTPIngest(t *testing.T) {
 	big := `{"machine":"m","metrics":[` + strings.Repeat(`{"name":"a","value":1},`, 300_000) + `{"name":"a","value":1}]}`
 	if code, _ := post(t, h, big, auth...); code != http.StatusRequestEntityTooLarge {
 		t.Errorf("oversized body: %d", code)
+	}
+	// Refused requests are counted by reason: 2 without a valid token, 6
+	// undecodable (the all-invalid one decodes; its sample is dropped and
+	// counted in sysmonstm_dropped_samples_total), 1 too large.
+	for reason, want := range map[string]float64{rejectUnauthenticated: 2, rejectMalformed: 6, rejectTooLarge: 1, rejectPermission: 0} {
+		if got := testutil.ToFloat64(e.srv.m.rejected.WithLabelValues(reason)); got != want {
+			t.Errorf("sysmonstm_rejected_requests_total{reason=%q} = %v, want %v", reason, got, want)
+		}
 	}
 	req := httptest.NewRequest(http.MethodGet, "/api/v1/ingest", nil)
 	rec := httptest.NewRecorder()

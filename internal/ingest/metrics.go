@@ -25,7 +25,18 @@ const (
 	reasonStorage       = "storage_error"
 )
 
+// Reasons a stream or request is refused as a whole (label of
+// sysmonstm_rejected_requests_total).
+const (
+	rejectUnauthenticated = "unauthenticated"   // no or invalid token
+	rejectPermission      = "permission_denied" // token not valid for the machine
+	rejectTooLarge        = "too_large"         // body or message over the size limit
+	rejectMalformed       = "malformed"         // undecodable body, invalid hello, protocol violation
+	rejectTooManySeries   = "too_many_series"   // series table over --max-series-per-machine
+)
+
 type metrics struct {
+	rejected         *prometheus.CounterVec
 	ingested         prometheus.Counter
 	dropped          *prometheus.CounterVec
 	invalidSeries    prometheus.Counter
@@ -38,6 +49,10 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sysmonstm_rejected_requests_total",
+			Help: "Agent streams and ingest requests refused as a whole, by reason.",
+		}, []string{"reason"}),
 		ingested: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sysmonstm_ingested_samples_total", Help: "Samples written to storage.",
 		}),
@@ -68,8 +83,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reasonTooNew, reasonTooOld, reasonDuplicate, reasonOutOfOrder, reasonStorage} {
 		m.dropped.WithLabelValues(r)
 	}
+	for _, r := range []string{rejectUnauthenticated, rejectPermission, rejectTooLarge, rejectMalformed, rejectTooManySeries} {
+		m.rejected.WithLabelValues(r)
+	}
 	if reg != nil {
-		reg.MustRegister(m.ingested, m.dropped, m.invalidSeries, m.batches, m.duplicateBatches, m.streams, m.commitSeconds, m.rejectedSnaps)
+		reg.MustRegister(m.rejected, m.ingested, m.dropped, m.invalidSeries, m.batches, m.duplicateBatches, m.streams, m.commitSeconds, m.rejectedSnaps)
 	}
 	return m
 }

@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/storage"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/sysmonstm/sysmonstm/internal/live"
@@ -42,15 +44,25 @@ type Live interface {
 }
 
 // AuthFunc checks an agent's token for a machine id; nil error admits it.
+// An error wrapping ErrPermissionDenied means the token is valid but not
+// for this machine (gRPC PermissionDenied, HTTP 403); any other error
+// means no valid token (gRPC Unauthenticated, HTTP 401).
 type AuthFunc func(ctx context.Context, token, machine string) error
+
+// ErrPermissionDenied is wrapped by AuthFunc errors for a valid token that
+// may not write as the machine id.
+var ErrPermissionDenied = errors.New("permission denied")
 
 // Options configure a Server.
 type Options struct {
 	Storage Storage
 	Live    Live
-	// Auth checks tokens; nil admits every agent (token checking arrives with
-	// the security work; `up` mode's in-process agent needs none).
+	// Auth checks tokens; nil admits every agent. It is asked again every
+	// AuthRecheck while a stream is open, so a revoked or expired token's
+	// stream ends within about that long.
 	Auth AuthFunc
+	// AuthRecheck is the period of those re-checks; default 2s.
+	AuthRecheck time.Duration
 	// Interval is the collection interval sent to agents in Welcome; 0 keeps
 	// each agent's own.
 	Interval time.Duration
@@ -83,6 +95,7 @@ type Server struct {
 	seqs    *seqTable
 	writers []*writer
 	once    *limitedLog
+	authLog *limitedLog // rejected tokens, once per remote address and period
 
 	mu     sync.Mutex // protects next
 	next   int        // round-robin writer assignment
@@ -113,6 +126,9 @@ func New(opts Options) (*Server, error) {
 	if opts.HelloTimeout <= 0 {
 		opts.HelloTimeout = 10 * time.Second
 	}
+	if opts.AuthRecheck <= 0 {
+		opts.AuthRecheck = 2 * time.Second
+	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 4 << 20
 	}
@@ -124,13 +140,14 @@ func New(opts Options) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		opts:   opts,
-		log:    opts.Logger,
-		m:      newMetrics(opts.Registerer),
-		seqs:   newSeqTable(),
-		once:   newLimitedLog(opts.Logger, time.Minute),
-		ctx:    ctx,
-		cancel: cancel,
+		opts:    opts,
+		log:     opts.Logger,
+		m:       newMetrics(opts.Registerer),
+		seqs:    newSeqTable(),
+		once:    newLimitedLog(opts.Logger, time.Minute),
+		authLog: newLimitedLog(opts.Logger, 5*time.Minute),
+		ctx:     ctx,
+		cancel:  cancel,
 	}
 	for i := 0; i < opts.Writers; i++ {
 		s.writers = append(s.writers, newWriter(s))
@@ -171,12 +188,12 @@ func (s *Server) Stream(gs pb.Ingest_StreamServer) error {
 	machine := hello.GetMachineId()
 	if err := s.validateHello(hello); err != nil {
 		s.once.warn("hello:"+machine, "agent hello rejected", "machine", machine, "err", err)
+		s.m.rejected.WithLabelValues(rejectMalformed).Inc()
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	if s.opts.Auth != nil {
 		if err := s.opts.Auth(ctx, hello.GetToken(), machine); err != nil {
-			s.once.warn("auth:"+machine, "agent token rejected", "machine", machine, "err", err)
-			return status.Errorf(codes.Unauthenticated, "token rejected for machine %q: %v; create one with `sysmonstm token create`", machine, err)
+			return s.authFailed(ctx, machine, err, false)
 		}
 	}
 
@@ -200,12 +217,39 @@ func (s *Server) Stream(gs pb.Ingest_StreamServer) error {
 	defer cancel(nil)
 	st.cancel = cancel
 	go st.sendAcks(sctx, gs)
+	if s.opts.Auth != nil {
+		go s.recheckAuth(sctx, st, hello.GetToken())
+	}
 
+	// Receive on a goroutine so that a failed commit or a revoked token
+	// ends the stream at once, not at the agent's next message: returning
+	// from this handler closes the stream, which ends the pending Recv.
+	done := make(chan error, 1)
+	go func() { done <- s.receive(sctx, gs, st) }()
+	select {
+	case err := <-done:
+		return err
+	case <-sctx.Done():
+		if cause := context.Cause(sctx); !errors.Is(cause, context.Canceled) {
+			return cause
+		}
+		return <-done
+	}
+}
+
+// receive reads the agent's messages until the stream ends.
+func (s *Server) receive(sctx context.Context, gs pb.Ingest_StreamServer, st *stream) error {
+	machine := st.machine
 	for {
 		msg, err := gs.Recv()
+		if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			return cause
+		}
 		if err != nil {
-			if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) {
-				return cause
+			if status.Code(err) == codes.ResourceExhausted {
+				// A message over --max-message-bytes, refused by gRPC.
+				s.m.rejected.WithLabelValues(rejectTooLarge).Inc()
+				s.once.warn("toolarge:"+machine, "agent stream closed: message too large", "machine", machine, "err", err)
 			}
 			s.log.Info("agent disconnected", "machine", machine, "err", err)
 			return nil
@@ -213,6 +257,8 @@ func (s *Server) Stream(gs pb.Ingest_StreamServer) error {
 		switch m := msg.Msg.(type) {
 		case *pb.AgentMessage_Series:
 			if err := st.define(m.Series.GetSeries()); err != nil {
+				s.m.rejected.WithLabelValues(rejectTooManySeries).Inc()
+				s.once.warn("series:"+machine, "agent stream closed: too many series", "machine", machine, "err", err)
 				return status.Error(codes.ResourceExhausted, err.Error())
 			}
 		case *pb.AgentMessage_Batch:
@@ -231,11 +277,64 @@ func (s *Server) Stream(gs pb.Ingest_StreamServer) error {
 			}
 			s.opts.Live.SetProcesses(machine, ts, procs)
 		case *pb.AgentMessage_Hello:
+			s.m.rejected.WithLabelValues(rejectMalformed).Inc()
 			return status.Error(codes.InvalidArgument, "hello sent twice on one stream")
 		default:
+			s.m.rejected.WithLabelValues(rejectMalformed).Inc()
 			return status.Error(codes.InvalidArgument, "empty or unknown message")
 		}
 	}
+}
+
+// recheckAuth asks Auth again every AuthRecheck and ends the stream when
+// the token is no longer accepted (revoked, expired, deleted).
+func (s *Server) recheckAuth(ctx context.Context, st *stream, token string) {
+	t := time.NewTicker(s.opts.AuthRecheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.opts.Auth(ctx, token, st.machine); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			st.fail(s.authFailed(ctx, st.machine, err, true))
+			return
+		}
+	}
+}
+
+// authFailed logs a rejected token once per remote address and period,
+// and returns the gRPC status the stream ends with.
+func (s *Server) authFailed(ctx context.Context, machine string, err error, open bool) error {
+	remote := "unknown"
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		remote = hostOf(p.Addr.String())
+	}
+	code, what, reason := codes.Unauthenticated, "token rejected", rejectUnauthenticated
+	if errors.Is(err, ErrPermissionDenied) {
+		code, what, reason = codes.PermissionDenied, "token not allowed for this machine", rejectPermission
+	}
+	s.m.rejected.WithLabelValues(reason).Inc()
+	if open {
+		what += " on an open stream; closing it"
+	}
+	s.authLog.warn("auth:"+remote, "agent "+what, "machine", machine, "remote", remote, "err", err)
+	if code == codes.PermissionDenied {
+		return status.Errorf(code, "token not allowed for machine %q: %v; use a token created for it with `sysmonstm token create --machine %s`", machine, err, machine)
+	}
+	return status.Errorf(code, "token rejected for machine %q: %v; create one with `sysmonstm token create` and pass it with --token", machine, err)
+}
+
+// hostOf is the host part of a HOST:PORT address.
+func hostOf(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
 }
 
 func (s *Server) recvHello(gs pb.Ingest_StreamServer) (*pb.Hello, error) {
@@ -257,6 +356,7 @@ func (s *Server) recvHello(gs pb.Ingest_StreamServer) (*pb.Hello, error) {
 		}
 		h := r.msg.GetHello()
 		if h == nil {
+			s.m.rejected.WithLabelValues(rejectMalformed).Inc()
 			return nil, status.Error(codes.InvalidArgument, "first message must be a hello")
 		}
 		return h, nil

@@ -97,7 +97,10 @@ func TestUISources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if total > 200<<10 {
-		t.Errorf("embedded UI is %d bytes without vendor/, budget 200 KiB", total)
+	// Pages are ES modules loaded only on their own routes (alerts, rules,
+	// admin…): the budget bounds the binary and a cold cache, not what the
+	// overview loads.
+	if total > 320<<10 {
+		t.Errorf("embedded UI is %d bytes without vendor/, budget 320 KiB", total)
 	}
 }

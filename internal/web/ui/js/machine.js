@@ -32,7 +32,8 @@ export async function start(main, machineId) {
     return;
   }
   machine = await res.json();
-  main.replaceChildren(buildHeader(), buildInfo(), buildRangeBar(), (els.sections = h("div", { class: "sections" })));
+  main.replaceChildren(buildHeader(), (els.alerts = h("section", { class: "al-strip", id: "machine-alerts", hidden: true, attrs: { "aria-label": "Firing alerts" } })),
+    buildInfo(), buildRangeBar(), (els.sections = h("div", { class: "sections" })));
   range = readURL();
   buildSections();
   // The feed worker parses the WebSocket (its snapshot holds every machine).
@@ -42,6 +43,56 @@ export async function start(main, machineId) {
   window.addEventListener("sysmonstm-theme", () => { for (const c of charts) c.build(); });
   setInterval(updateAges, 1000);
   load();
+  loadAlerts();
+}
+
+// --- firing alerts ----------------------------------------------------------------
+
+const firing = new Map(); // alert id → alert, this machine's firing alerts
+
+async function loadAlerts() {
+  try {
+    const res = await fetch("/api/alerts?state=firing&machine=" + encodeURIComponent(id));
+    if (!res.ok) return; // alerting off, or login needed: no strip
+    const list = await res.json();
+    firing.clear();
+    for (const a of Array.isArray(list) ? list : []) if (a.machine === id && a.state === "firing") firing.set(String(a.id), a);
+  } catch {
+    return;
+  }
+  renderAlerts();
+}
+
+function onAlert(a) {
+  if (!a || a.id == null) return;
+  window.dispatchEvent(new CustomEvent("sysmonstm-alert", { detail: a })); // the header badge
+  if (a.machine !== id) return;
+  if (a.state === "firing") firing.set(String(a.id), a);
+  else firing.delete(String(a.id));
+  renderAlerts();
+}
+
+// renderAlerts shows the strip of this machine's firing alerts, critical
+// first; each links to the alerts page.
+function renderAlerts() {
+  const list = [...firing.values()].sort((a, b) => (a.severity === "critical" ? 0 : 1) - (b.severity === "critical" ? 0 : 1) || (a.rule_name < b.rule_name ? -1 : 1));
+  els.alerts.hidden = list.length === 0;
+  els.alerts.classList.toggle("warn", !list.some((a) => a.severity === "critical"));
+  const all = "/alerts?machine=" + encodeURIComponent(id);
+  const num = (v) => (typeof v === "number" && isFinite(v) ? String(Math.round(v * 100) / 100) : "–");
+  els.alerts.replaceChildren(
+    h("h2", {}, "Firing alerts (" + list.length + ")", h("a", { href: all, text: "all alerts of this machine" })),
+    h("ul", {}, ...list.map((a) => {
+      const sev = a.severity === "critical" ? "critical" : "warning";
+      const since = Date.parse(a.fired_at || a.started_at);
+      return h("li", { dataset: { id: String(a.id) } },
+        h("span", { class: "sev sev-" + sev, text: sev }),
+        h("a", { href: all + "&rule=" + encodeURIComponent(a.rule_id || ""), text: a.rule_name || a.rule_id || "alert" }),
+        labelText(a.labels) ? h("span", { class: "chip", text: labelText(a.labels) }) : null,
+        h("span", { class: "muted", text: a.kind === "offline" ? "no data" : num(a.last_value != null ? a.last_value : a.value) + " " + (a.op || "") + " " + num(a.threshold) }),
+        h("span", { class: "muted", text: since > 0 ? "since " + fmt.ago(since) : "", title: since > 0 ? fmt.time(since) : "" }),
+        a.acknowledged ? h("span", { class: "muted", text: "acknowledged by " + ((a.ack && a.ack.by) || "?") }) : null);
+    })));
 }
 
 // --- header and host info ---------------------------------------------------
@@ -323,6 +374,7 @@ function onMessage(msg) {
     return;
   }
   if (msg.type === "snapshot") {
+    loadAlerts(); // (re)connected: what changed while the socket was down
     const m = msg.machine;
     if (m) {
       Object.assign(machine, m);
@@ -335,6 +387,10 @@ function onMessage(msg) {
     if (!machine.online) machine.processes = []; // the hub drops the list
     updateState();
     onProcesses();
+    return;
+  }
+  if (msg.type === "alert") {
+    onAlert(msg.alert);
     return;
   }
   if (msg.type === "processes" && msg.machine === id) {

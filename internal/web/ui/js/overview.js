@@ -162,6 +162,7 @@ function onFeed(msg) {
       showStatus(msg.state, msg.text);
       return;
     case "snapshot": {
+      loadAlerts(); // (re)connected: alerts may have changed meanwhile
       const seen = new Set();
       for (const m of msg.machines) {
         const r = upsert(m);
@@ -198,7 +199,11 @@ function onFeed(msg) {
           upsert(ev.machine);
           viewDirty = true;
           groups = true;
-        } else if (ev.type === "alert") onAlert(ev.alert || ev);
+        } else if (ev.type === "alert") {
+          const a = ev.alert || ev;
+          onAlert(a);
+          window.dispatchEvent(new CustomEvent("sysmonstm-alert", { detail: a })); // the header badge
+        }
       }
       if (groups) updateGroupOptions();
       break;
@@ -224,7 +229,10 @@ async function loadAlerts() {
     const list = await res.json();
     if (!Array.isArray(list)) return;
     alertsKnown = true;
-    for (const a of list) onAlert(a);
+    alerts.clear(); // the hub's list replaces what the events told
+    for (const a of list) if (a && a.id != null && a.state === "firing") alerts.set(a.id, a);
+    recountAlerts();
+    window.dispatchEvent(new CustomEvent("sysmonstm-alerts", { detail: list })); // the header badge
   } catch {
     // alerting not available: counts show "–"
   }
@@ -235,12 +243,22 @@ function onAlert(a) {
   alertsKnown = true;
   if (a.state === "firing") alerts.set(a.id, a);
   else alerts.delete(a.id);
-  const per = new Map();
-  for (const x of alerts.values()) per.set(x.machine, (per.get(x.machine) || 0) + 1);
+  recountAlerts();
+}
+
+// recountAlerts updates each machine's firing-alert count and severity.
+function recountAlerts() {
+  const per = new Map(), crit = new Set();
+  for (const x of alerts.values()) {
+    per.set(x.machine, (per.get(x.machine) || 0) + 1);
+    if (x.severity === "critical") crit.add(x.machine);
+  }
   for (const r of machines.values()) {
     const n = per.get(r.id) || 0;
-    if (n !== r.alerts) {
+    const c = crit.has(r.id);
+    if (n !== r.alerts || c !== !!r.alertsCrit) {
       r.alerts = n;
+      r.alertsCrit = c; // the badge is amber while none is critical
       r.updateHealth();
       r.version++;
     }
@@ -475,7 +493,11 @@ function updateRow(el, r, now) {
   setText(el._tx, "↑ " + fmt.rate(r.tx));
   setText(el._seen, r.online ? fmt.ago(r.lastSeen, now) : "offline · " + fmt.ago(r.lastSeen, now));
   el._alerts.hidden = r.alerts === 0;
-  if (r.alerts) setText(el._alerts, r.alerts + (r.alerts === 1 ? " alert" : " alerts"));
+  if (r.alerts) {
+    setText(el._alerts, r.alerts + (r.alerts === 1 ? " alert" : " alerts"));
+    setClass(el._alerts, r.alertsCrit ? "badge alert" : "badge alert warn");
+    el._alerts.title = r.alerts + " firing" + (r.alertsCrit ? ", critical" : "");
+  }
   if (el._sparkN !== r.sparkN || el._sparkHead !== r.sparkHead || el._sparkV !== r.version) {
     el._sparkN = r.sparkN;
     el._sparkHead = r.sparkHead;
