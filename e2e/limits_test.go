@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
+)
+
+// TestHostileInputIsRefusedAndCounted: a hub with tight limits gets a
+// stream defining too many series, a message over the size limit, a stream
+// that skips its hello, an oversized and a malformed HTTP ingest body. Each
+// is refused with a clear error and counted by reason in /metrics, while a
+// real agent on the same hub keeps streaming undisturbed.
+func TestHostileInputIsRefusedAndCounted(t *testing.T) {
+	hub := startHub(t, t.TempDir(), "", "", "--max-series-per-machine", "5000",
+		"--max-message-bytes", "65536", "--max-body-bytes", "2048")
+	startAgent(t, hub, "steady", "--interval", "250ms")
+	var m machine
+	waitFor(t, 20*time.Second, "steady online", func() error {
+		if getJSON(t, "http://"+hub.http+"/api/machines/steady", &m) != 200 || !m.Online {
+			return fmt.Errorf("not online yet")
+		}
+		return nil
+	})
+
+	conn, err := grpc.NewClient(hub.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := pb.NewIngestClient(conn)
+	// stream opens a stream, sends msgs and returns how it ended.
+	stream := func(msgs ...*pb.AgentMessage) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s, err := client.Stream(ctx)
+		if err != nil {
+			return err
+		}
+		for _, msg := range msgs {
+			if err := s.Send(msg); err != nil {
+				break // the hub closed the stream; Recv says why
+			}
+		}
+		for {
+			if _, err := s.Recv(); err != nil {
+				return err
+			}
+		}
+	}
+	hello := func(id string) *pb.AgentMessage {
+		return &pb.AgentMessage{Msg: &pb.AgentMessage_Hello{Hello: &pb.Hello{
+			MachineId: id, Hostname: id, Token: hub.token, Instance: uint64(time.Now().UnixNano()), IntervalMs: 1000,
+		}}}
+	}
+	expect := func(what string, err error, code codes.Code, text string) {
+		t.Helper()
+		if status.Code(err) != code || !strings.Contains(err.Error(), text) {
+			t.Errorf("%s: got %v, want %s containing %q", what, err, code, text)
+		}
+	}
+
+	defs := make([]*pb.SeriesDef, 5001)
+	for i := range defs {
+		defs[i] = &pb.SeriesDef{Id: uint32(i), Name: "m", Labels: []*pb.Label{{Name: "i", Value: fmt.Sprint(i)}}}
+	}
+	// 5001 small defs in chunks under the message limit.
+	var msgs []*pb.AgentMessage
+	for i := 0; i < len(defs); i += 1000 {
+		msgs = append(msgs, &pb.AgentMessage{Msg: &pb.AgentMessage_Series{Series: &pb.SeriesDefs{Series: defs[i:min(i+1000, len(defs))]}}})
+	}
+	expect("too many series", stream(append([]*pb.AgentMessage{hello("greedy")}, msgs...)...), codes.ResourceExhausted, "series per stream")
+
+	huge := &pb.AgentMessage{Msg: &pb.AgentMessage_Series{Series: &pb.SeriesDefs{Series: []*pb.SeriesDef{
+		{Id: 0, Name: "m", Labels: []*pb.Label{{Name: "blob", Value: strings.Repeat("x", 100_000)}}},
+	}}}}
+	expect("oversized message", stream(hello("blob"), huge), codes.ResourceExhausted, "larger than max")
+
+	batchFirst := &pb.AgentMessage{Msg: &pb.AgentMessage_Batch{Batch: &pb.Batch{Seq: 1, TimestampMs: time.Now().UnixMilli()}}}
+	expect("no hello", stream(batchFirst), codes.InvalidArgument, "first message must be a hello")
+
+	post := func(body string) (int, string) {
+		req, _ := http.NewRequest("POST", "http://"+hub.http+"/api/v1/ingest", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+hub.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var e struct{ Error string }
+		_ = json.Unmarshal(b, &e)
+		return resp.StatusCode, e.Error
+	}
+	big := `{"machine":"steady","metrics":[` + strings.Repeat(`{"name":"a","value":1},`, 200) + `{"name":"a","value":1}]}`
+	if code, msg := post(big); code != 413 || !strings.Contains(msg, "larger than 2048 bytes") {
+		t.Errorf("oversized body: %d %q", code, msg)
+	}
+	if code, msg := post(`{"machine":"steady","metrics":[{"name":`); code != 400 || msg == "" {
+		t.Errorf("malformed body: %d %q", code, msg)
+	}
+
+	metrics := "http://" + hub.http + "/metrics"
+	for reason, want := range map[string]float64{"too_many_series": 1, "too_large": 2, "malformed": 2} {
+		if v := promValue(t, metrics, `sysmonstm_rejected_requests_total{reason="`+reason+`"}`); v < want {
+			t.Errorf("rejected %s = %v, want ≥ %v", reason, v, want)
+		}
+	}
+	// The real agent kept streaming throughout.
+	before := m.LastSeen
+	waitFor(t, 10*time.Second, "steady still streaming", func() error {
+		if getJSON(t, "http://"+hub.http+"/api/machines/steady", &m) != 200 || !m.Online || m.LastSeen == before {
+			return fmt.Errorf("last_seen %v, online %v", m.LastSeen, m.Online)
+		}
+		return nil
+	})
+	for _, id := range []string{"greedy", "blob"} {
+		var other machine
+		if code := getJSON(t, "http://"+hub.http+"/api/machines/"+id, &other); code == 200 && other.Online && len(other.Metrics) > 0 {
+			t.Errorf("%s: refused stream left %d values", id, len(other.Metrics))
+		}
+	}
+}
