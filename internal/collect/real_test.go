@@ -5,6 +5,7 @@ package collect
 import (
 	"context"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -220,5 +221,54 @@ func TestFilesystemNoticesMounts(t *testing.T) {
 	tick()
 	if strings.Contains(string(c.raw), dir) {
 		t.Fatalf("unmounted %s still listed", dir)
+	}
+}
+
+// TestTopProcessesKeptDescriptorsOnRealProc: on the real /proc a kept
+// /proc/PID/stat descriptor rereads the live process, and once the process
+// exits its descriptor is closed and the process no longer counted.
+func TestTopProcessesKeptDescriptorsOnRealProc(t *testing.T) {
+	tp := NewTopProcesses(Options{}, 5)
+	defer tp.Close()
+	if tp.maxFDs == 0 {
+		t.Skip("open-file limit too low to keep descriptors")
+	}
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip("no sleep binary:", err)
+	}
+	pid := uint32(cmd.Process.Pid)
+	ctx := context.Background()
+	if _, err := tp.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f, ok := tp.statFDs[pid]
+	if !ok {
+		t.Fatalf("no descriptor kept for the child %d", pid)
+	}
+	// A reread through the kept descriptor is the same live process.
+	n, err := preadFd(f.fd, &tp.buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, ok := parseProcStat(tp.buf[:n])
+	if !ok || string(st.comm) != "sleep" {
+		t.Fatalf("reread %q", tp.buf[:n])
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait() // reaped: /proc/PID is gone
+	if _, err := tp.Snapshot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := tp.statFDs[pid]; ok {
+		t.Fatal("the exited child's descriptor is still kept")
+	}
+	for _, e := range tp.entries {
+		if e.pid == pid {
+			t.Fatal("the exited child is still listed")
+		}
+	}
+	if len(tp.statFDs) != len(tp.entries) {
+		t.Fatalf("%d descriptors for %d processes", len(tp.statFDs), len(tp.entries))
 	}
 }

@@ -104,6 +104,16 @@ type TopProcesses struct {
 	users      map[uint32]string
 	passwdRead bool
 
+	// statFDs keeps /proc/PID/stat open between scans, so a rescan costs
+	// one pread per process instead of openat + read + close (bounded by
+	// maxFDs; processes beyond it are read by path).
+	statFDs    map[uint32]statFD
+	statusFDs  map[uint32]statFD // of the listed processes
+	cmdlineFDs map[uint32]statFD // of the listed processes
+	maxFDs     int
+	dirOpen    bool   // dir stays open between scans
+	scan       uint32 // scan generation, to close descriptors of gone processes
+
 	mu     sync.Mutex // protects states and fresh
 	states [len(processStates)]float64
 	fresh  bool // a scan finished since the last AppendStates
@@ -115,16 +125,20 @@ type TopProcesses struct {
 func NewTopProcesses(opts Options, n int) *TopProcesses {
 	opts = opts.withDefaults()
 	t := &TopProcesses{
-		procPath: opts.ProcPath,
-		passwd:   filepath.Join(opts.RootFS, "etc", "passwd"),
-		n:        max(0, min(n, MaxTopProcesses)),
-		clkTck:   100, // USER_HZ is 100 on every Linux architecture Go supports
-		pageSize: uint64(os.Getpagesize()),
-		now:      time.Now,
-		buf:      make([]byte, 1024),
-		prev:     make(map[procKey]uint64),
-		cur:      make(map[procKey]uint64),
-		users:    make(map[uint32]string),
+		procPath:   opts.ProcPath,
+		passwd:     filepath.Join(opts.RootFS, "etc", "passwd"),
+		n:          max(0, min(n, MaxTopProcesses)),
+		clkTck:     100, // USER_HZ is 100 on every Linux architecture Go supports
+		pageSize:   uint64(os.Getpagesize()),
+		now:        time.Now,
+		buf:        make([]byte, 1024),
+		prev:       make(map[procKey]uint64),
+		cur:        make(map[procKey]uint64),
+		users:      make(map[uint32]string),
+		statFDs:    make(map[uint32]statFD),
+		statusFDs:  make(map[uint32]statFD),
+		cmdlineFDs: make(map[uint32]statFD),
+		maxFDs:     maxStatFDs(),
 	}
 	for i, s := range processStates {
 		t.labels[i] = metric.Labels{{Name: "state", Value: s}}
@@ -152,14 +166,22 @@ func (t *TopProcesses) AppendStates(dst []metric.Sample) []metric.Sample {
 // descending. CPU percentages cover the time since the previous call; on the
 // first call they are 0. Processes that vanish during the scan are skipped.
 func (t *TopProcesses) Snapshot(ctx context.Context) ([]Process, error) {
-	dir, err := openProcDir(t.procPath)
-	if err != nil {
-		return nil, err
+	if t.dirOpen && t.dir.rewind() != nil {
+		t.dir.close()
+		t.dirOpen = false
 	}
-	defer dir.close()
-	t.dir = dir
-	t.pids, err = dir.pids(&t.dirBuf, t.pids[:0])
+	if !t.dirOpen {
+		dir, err := openProcDir(t.procPath)
+		if err != nil {
+			return nil, err
+		}
+		t.dir, t.dirOpen = dir, true
+	}
+	var err error
+	t.pids, err = t.dir.pids(&t.dirBuf, t.pids[:0])
 	if err != nil {
+		t.dir.close()
+		t.dirOpen = false
 		return nil, err
 	}
 	now := t.now()
@@ -174,7 +196,7 @@ func (t *TopProcesses) Snapshot(ctx context.Context) ([]Process, error) {
 		if i%256 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		b, ok := t.read(pid, "/stat")
+		b, ok := t.readStat(pid)
 		if !ok {
 			continue
 		}
@@ -195,6 +217,7 @@ func (t *TopProcesses) Snapshot(ctx context.Context) ([]Process, error) {
 			cpu: cpu, rss: st.rssPages * t.pageSize})
 	}
 	t.prev, t.cur = t.cur, t.prev
+	t.closeGone()
 
 	t.mu.Lock()
 	t.states = states
@@ -253,12 +276,13 @@ func (t *TopProcesses) process(e *procEntry) Process {
 	if e.state >= utf8.RuneSelf {
 		p.State = "?"
 	}
-	if b, ok := t.read(e.pid, "/status"); ok {
+	keep := len(t.statFDs) < t.maxFDs
+	if b, ok := t.readKept(t.statusFDs, e.pid, "/status", keep); ok {
 		if uid, ok := parseStatusUID(b); ok {
 			p.User = t.user(uid)
 		}
 	}
-	if b, ok := t.read(e.pid, "/cmdline"); ok {
+	if b, ok := t.readKept(t.cmdlineFDs, e.pid, "/cmdline", keep); ok {
 		p.Command = formatCmdline(b)
 	}
 	if p.Command == "" {
@@ -267,17 +291,83 @@ func (t *TopProcesses) process(e *procEntry) Process {
 	return p
 }
 
-// read reads PID/file of the open procfs directory into t.buf; the slice is
-// valid until the next read. ok is false when the process is gone.
-func (t *TopProcesses) read(pid uint32, file string) ([]byte, bool) {
+// statFD is a kept /proc/PID/stat descriptor and the scan that last read it.
+type statFD struct {
+	fd   int
+	scan uint32
+}
+
+// readStat reads PID/stat into t.buf: through the kept descriptor when
+// there is one, else by path (keeping the new descriptor while under the
+// bound). A kept descriptor whose process exited is replaced by a fresh
+// open, which reaches whichever process holds the pid now.
+func (t *TopProcesses) readStat(pid uint32) ([]byte, bool) {
+	return t.readKept(t.statFDs, pid, "/stat", len(t.statFDs) < t.maxFDs)
+}
+
+// readKept reads PID/file through the descriptor kept in fds, reopening it
+// when its process is gone; a new descriptor is kept only when keep is set.
+func (t *TopProcesses) readKept(fds map[uint32]statFD, pid uint32, file string, keep bool) ([]byte, bool) {
+	if f, ok := fds[pid]; ok {
+		n, err := preadFd(f.fd, &t.buf)
+		if err == nil && (n > 0 || file != "/stat") {
+			fds[pid] = statFD{f.fd, t.scan}
+			return t.buf[:n], true
+		}
+		closeFd(f.fd)
+		delete(fds, pid)
+	}
 	t.path = strconv.AppendUint(t.path[:0], uint64(pid), 10)
 	t.path = append(t.path, file...)
 	t.path = append(t.path, 0)
-	n, err := t.dir.read(t.path, &t.buf)
+	if !keep {
+		n, err := t.dir.read(t.path, &t.buf)
+		if err != nil {
+			return nil, false
+		}
+		return t.buf[:n], true
+	}
+	n, fd, err := t.dir.openRead(t.path, &t.buf)
 	if err != nil {
 		return nil, false
 	}
+	if fd >= 0 {
+		fds[pid] = statFD{fd, t.scan}
+	}
 	return t.buf[:n], true
+}
+
+// closeGone closes the kept descriptors of processes the scan did not see,
+// then starts the next generation.
+func (t *TopProcesses) closeGone() {
+	// stat descriptors carry the generation of the scan that read them.
+	// status and cmdline ones are marked while the list is built, after
+	// this call, with the next generation: they survive one scan, and
+	// close when their process has left the list.
+	for _, fds := range []map[uint32]statFD{t.statFDs, t.statusFDs, t.cmdlineFDs} {
+		for pid, f := range fds {
+			if f.scan != t.scan {
+				closeFd(f.fd)
+				delete(fds, pid)
+			}
+		}
+	}
+	t.scan++
+}
+
+// Close releases the descriptors kept between scans and the /proc
+// directory.
+func (t *TopProcesses) Close() {
+	for _, fds := range []map[uint32]statFD{t.statFDs, t.statusFDs, t.cmdlineFDs} {
+		for pid, f := range fds {
+			closeFd(f.fd)
+			delete(fds, pid)
+		}
+	}
+	if t.dirOpen {
+		t.dir.close()
+		t.dirOpen = false
+	}
 }
 
 // user resolves uid through the passwd file below RootFS, read once; the

@@ -25,6 +25,12 @@ func openProcDir(path string) (procDir, error) {
 
 func (d procDir) close() { _ = unix.Close(d.fd) }
 
+// rewind moves the directory back to its start, for the next getdents.
+func (d procDir) rewind() error {
+	_, err := unix.Seek(d.fd, 0, 0)
+	return err
+}
+
 // pids appends the process ids (numeric directory names) to dst, reading
 // the directory with getdents into a reused buffer.
 func (d procDir) pids(buf *[]byte, dst []uint32) ([]uint32, error) {
@@ -59,6 +65,56 @@ func (d procDir) read(rel []byte, buf *[]byte) (int, error) {
 	fd := int(r)
 	defer unix.Close(fd)
 	return readFd(fd, buf, true)
+}
+
+// openRead opens rel like read and reads it into *buf, but leaves the file
+// open and returns its descriptor, for rereading with preadFd.
+func (d procDir) openRead(rel []byte, buf *[]byte) (n, fd int, err error) {
+	r, _, errno := unix.Syscall6(unix.SYS_OPENAT, uintptr(d.fd), uintptr(unsafe.Pointer(&rel[0])),
+		uintptr(unix.O_RDONLY|unix.O_CLOEXEC), 0, 0, 0)
+	if errno != 0 {
+		return 0, -1, errno
+	}
+	fd = int(r)
+	n, err = readFd(fd, buf, true)
+	if err != nil {
+		_ = unix.Close(fd)
+		return 0, -1, err
+	}
+	return n, fd, nil
+}
+
+// preadFd rereads a file opened by openRead from its start: one system
+// call. procfs regenerates the contents on a read at offset 0; a process
+// that has exited answers ESRCH (its pid may since belong to another
+// process, which the descriptor never reaches).
+func preadFd(fd int, buf *[]byte) (int, error) {
+	for {
+		n, err := unix.Pread(fd, *buf, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n == len(*buf) { // did not fit: grow and read whole
+			*buf = make([]byte, 2*len(*buf))
+			continue
+		}
+		return n, nil
+	}
+}
+
+func closeFd(fd int) { _ = unix.Close(fd) }
+
+// maxStatFDs bounds the /proc/PID/stat descriptors TopProcesses keeps open
+// between scans: a quarter of the open-file limit, at most 8192.
+func maxStatFDs() int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
+	}
+	return int(min(rl.Cur/4, 8192))
 }
 
 // appendDirentPIDs appends the numeric directory names of a getdents64

@@ -4,6 +4,7 @@ package collect
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 )
@@ -19,6 +20,8 @@ func openProcDir(path string) (procDir, error) {
 }
 
 func (procDir) close() {}
+
+func (procDir) rewind() error { return nil }
 
 // pids appends the process ids (numeric directory names) to dst.
 func (d procDir) pids(_ *[]byte, dst []uint32) ([]uint32, error) {
@@ -43,3 +46,15 @@ func (d procDir) read(rel []byte, buf *[]byte) (int, error) {
 	*buf = b
 	return len(b), nil
 }
+
+// openRead reads rel; without pread support nothing stays open (fd -1).
+func (d procDir) openRead(rel []byte, buf *[]byte) (n, fd int, err error) {
+	n, err = d.read(rel, buf)
+	return n, -1, err
+}
+
+func preadFd(int, *[]byte) (int, error) { return 0, errors.ErrUnsupported }
+
+func closeFd(int) {}
+
+func maxStatFDs() int { return 0 }

@@ -228,19 +228,32 @@ func BenchmarkTopProcesses(b *testing.B) {
 			cmdline: fmt.Sprintf("/usr/bin/worker\x00--id\x00%d\x00", i)}
 	}
 	writeFakeProc(b, proc, ps)
-	tp := NewTopProcesses(Options{ProcPath: proc, RootFS: b.TempDir()}, DefaultTopProcesses)
-	ctx := context.Background()
-	if _, err := tp.Snapshot(ctx); err != nil {
-		b.Fatal(err)
-	}
-	var sink []metric.Sample
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		got, err := tp.Snapshot(ctx)
-		if err != nil || len(got) < DefaultTopProcesses {
-			b.Fatalf("%d processes, %v", len(got), err)
-		}
-		sink = tp.AppendStates(sink[:0])
+	// kept: stat descriptors stay open between scans (the default);
+	// by-path: openat + read + close per process (descriptor bound 0).
+	for _, mode := range []string{"kept", "by-path"} {
+		b.Run(mode, func(b *testing.B) {
+			tp := NewTopProcesses(Options{ProcPath: proc, RootFS: b.TempDir()}, DefaultTopProcesses)
+			defer tp.Close()
+			if mode == "by-path" {
+				tp.maxFDs = 0
+			}
+			ctx := context.Background()
+			if _, err := tp.Snapshot(ctx); err != nil {
+				b.Fatal(err)
+			}
+			var sink []metric.Sample
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				got, err := tp.Snapshot(ctx)
+				if err != nil || len(got) < DefaultTopProcesses {
+					b.Fatalf("%d processes, %v", len(got), err)
+				}
+				sink = tp.AppendStates(sink[:0])
+			}
+			if mode == "kept" && len(tp.statFDs) != len(ps) {
+				b.Fatalf("%d descriptors kept, want %d", len(tp.statFDs), len(ps))
+			}
+		})
 	}
 }
