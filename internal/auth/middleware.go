@@ -3,11 +3,12 @@ package auth
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/sysmonstm/sysmonstm/internal/httpjson"
 )
 
 // CookieName is the session cookie.
@@ -194,32 +195,12 @@ func (a *HTTP) authenticate(r *http.Request) (Principal, *Session, *authErr) {
 }
 
 // writeJSON writes v with status.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "encode response")
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
-// writeError writes {"error": msg} with status.
+// writeError writes {"error": msg} with status; a 401 names the scheme.
 func writeError(w http.ResponseWriter, status int, msg string) {
-	b, _ := json.Marshal(struct {
-		Error string `json:"error"`
-	}{msg})
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
 	if status == http.StatusUnauthorized {
-		h.Set("WWW-Authenticate", `Bearer realm="sysmonstm"`)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sysmonstm"`)
 	}
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	httpjson.Error(w, status, msg)
 }
