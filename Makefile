@@ -18,7 +18,7 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sysmonstm
 
-## build-agent: agent-only binary (no hub, no storage engine): smaller RSS for monitored hosts
+## build-agent: agent-only binary (agent, top, push, export; no hub, no storage engine): smaller RSS
 build-agent:
 	CGO_ENABLED=0 $(GO) build -tags agentonly -trimpath -ldflags '$(LDFLAGS)' -o bin/sysmonstm-agent ./cmd/sysmonstm
 

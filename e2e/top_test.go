@@ -33,7 +33,11 @@ type ptyProc struct {
 func startTop(t *testing.T, cols, rows uint16, args ...string) *ptyProc {
 	t.Helper()
 	p := &ptyProc{t: t, done: make(chan struct{})}
-	p.cmd = exec.Command(binary, append([]string{"top"}, args...)...)
+	bin := binary
+	if b := os.Getenv("SYSMONSTM_TOP_BINARY"); b != "" {
+		bin = b // e.g. bin/sysmonstm-agent (make build-agent), which carries top too
+	}
+	p.cmd = exec.Command(bin, append([]string{"top"}, args...)...)
 	p.cmd.Env = append(os.Environ(), "TERM=xterm-256color", "SYSMONSTM_LOG_FILE="+filepath.Join(t.TempDir(), "top.log"))
 	f, err := pty.StartWithSize(p.cmd, &pty.Winsize{Cols: cols, Rows: rows})
 	if err != nil {
@@ -199,7 +203,7 @@ func TestTopUnderPTY(t *testing.T) {
 // SYSMONSTM_TOP_BENCH=1; figures go to the test log (docs/benchmarks.md).
 func TestTopBenchmark(t *testing.T) {
 	if os.Getenv("SYSMONSTM_TOP_BENCH") == "" {
-		t.Skip("set SYSMONSTM_TOP_BENCH=1 to run the top benchmark")
+		t.Skip("set SYSMONSTM_TOP_BENCH=1 to run the top benchmark (SYSMONSTM_TOP_BINARY=path runs another build's top)")
 	}
 	machines := 1000
 	if v, err := strconv.Atoi(os.Getenv("SYSMONSTM_TOP_BENCH_MACHINES")); err == nil {

@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
 		"agent":   runAgent,
+		"top":     runTop,
 		"export":  runExport,
 		"push":    runPush,
 		"version": runVersion,
