@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/sysmonstm/sysmonstm/internal/httpjson"
 )
 
 const (
@@ -36,13 +38,13 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "too many viewers; try again later")
 		return
 	}
-	ew := &errorAsJSON{ResponseWriter: w}
+	ew := &httpjson.UpgradeErrors{ResponseWriter: w}
 	// Any origin: the stream is public and read-only, carries no
 	// credentials, and a reverse proxy often rewrites Host so that a
 	// same-host check would refuse the edge's own page.
 	c, err := websocket.Accept(ew, r, &websocket.AcceptOptions{OriginPatterns: []string{"*"}})
 	if err != nil {
-		ew.finish()
+		ew.Finish()
 		s.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/sysmonstm/sysmonstm/internal/httpjson"
 )
 
 // Close codes of the publish connection.
@@ -52,11 +54,11 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "edge shutting down")
 		return
 	}
-	ew := &errorAsJSON{ResponseWriter: w}
+	ew := &httpjson.UpgradeErrors{ResponseWriter: w}
 	// The publish link may cross the internet: compress it if the hub asks.
 	c, err := websocket.Accept(ew, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionNoContextTakeover})
 	if err != nil {
-		ew.finish()
+		ew.Finish()
 		s.log.Debug("publish upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
@@ -168,45 +170,4 @@ func pingLoop(ctx context.Context, c *websocket.Conn, cancel context.CancelFunc,
 			return
 		}
 	}
-}
-
-// errorAsJSON rewrites the plain-text error answers of websocket.Accept
-// (bad handshake, forbidden origin) as JSON errors; the 101 upgrade and the
-// hijack pass through (Unwrap).
-type errorAsJSON struct {
-	http.ResponseWriter
-	status int
-	body   strings.Builder
-}
-
-func (e *errorAsJSON) WriteHeader(status int) {
-	if status >= 400 {
-		e.status = status
-		return
-	}
-	e.ResponseWriter.WriteHeader(status)
-}
-
-func (e *errorAsJSON) Write(b []byte) (int, error) {
-	if e.status != 0 {
-		if e.body.Len() < 1024 {
-			e.body.Write(b)
-		}
-		return len(b), nil
-	}
-	return e.ResponseWriter.Write(b)
-}
-
-func (e *errorAsJSON) Unwrap() http.ResponseWriter { return e.ResponseWriter }
-
-// finish sends the captured error, if any.
-func (e *errorAsJSON) finish() {
-	if e.status == 0 {
-		return
-	}
-	msg := strings.TrimSpace(e.body.String())
-	if msg == "" {
-		msg = http.StatusText(e.status)
-	}
-	writeError(e.ResponseWriter, e.status, msg)
 }

@@ -214,7 +214,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /ws", s.handleWS)
 	mux.HandleFunc("GET /{$}", serveIndex)
 	mux.HandleFunc("GET /ui/{file}", serveAsset)
-	return s.recoverPanics(securityHeaders(s.tls, jsonFallback(mux)))
+	return s.recoverPanics(securityHeaders(s.tls, httpjson.NotFound(mux, "method not allowed: the edge is read-only")))
 }
 
 // handleHealth answers 200 while the process runs, with the publisher
@@ -285,35 +285,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeError writes {"error": msg}.
 func writeError(w http.ResponseWriter, status int, msg string) { httpjson.Error(w, status, msg) }
-
-// jsonFallback turns the mux's plain-text 404 and 405 answers into JSON
-// errors (keeping the Allow header).
-func jsonFallback(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, pattern := mux.Handler(r)
-		if pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		cw := &captureWriter{header: w.Header()}
-		h.ServeHTTP(cw, r)
-		if cw.status == http.StatusMethodNotAllowed {
-			writeError(w, cw.status, "method not allowed: the edge is read-only")
-			return
-		}
-		writeError(w, http.StatusNotFound, "not found")
-	})
-}
-
-// captureWriter records a status and discards the body.
-type captureWriter struct {
-	header http.Header
-	status int
-}
-
-func (c *captureWriter) Header() http.Header         { return c.header }
-func (c *captureWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (c *captureWriter) WriteHeader(status int)      { c.status = status }
 
 // recoverPanics answers 500 {"error":"internal error"} when a handler panics
 // and logs the stack; the client never sees it.

@@ -155,7 +155,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /app.js", serveAppJS)
 	mux.HandleFunc("GET /ui/{path...}", serveUIAsset)
 
-	var h http.Handler = jsonFallback(mux)
+	var h http.Handler = httpjson.NotFound(mux, "method not allowed")
 	if s.opts.Middleware != nil {
 		h = s.opts.Middleware(h)
 	}
@@ -179,36 +179,6 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Del("Content-Disposition")
 	httpjson.Error(w, status, msg)
 }
-
-// jsonFallback turns the mux's own plain-text 404 and 405 answers into JSON
-// errors (keeping the Allow header).
-func jsonFallback(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, pattern := mux.Handler(r)
-		if pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		cw := &captureWriter{header: w.Header()}
-		h.ServeHTTP(cw, r)
-		switch cw.status {
-		case http.StatusMethodNotAllowed:
-			writeError(w, cw.status, "method not allowed")
-		default:
-			writeError(w, http.StatusNotFound, "not found")
-		}
-	})
-}
-
-// captureWriter records a status and discards the body.
-type captureWriter struct {
-	header http.Header
-	status int
-}
-
-func (c *captureWriter) Header() http.Header         { return c.header }
-func (c *captureWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (c *captureWriter) WriteHeader(status int)      { c.status = status }
 
 // statusWriter records the status and size of a response; Unwrap lets
 // http.ResponseController and the WebSocket upgrade reach the real writer.

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/sysmonstm/sysmonstm/internal/httpjson"
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 )
@@ -46,12 +46,12 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `invalid mode: want "full" (the default) or "summary"`)
 		return
 	}
-	ew := &errorAsJSON{ResponseWriter: w}
+	ew := &httpjson.UpgradeErrors{ResponseWriter: w}
 	// Default origin check: same host, or no Origin header (non-browser
 	// clients).
 	c, err := websocket.Accept(ew, r, nil)
 	if err != nil {
-		ew.finish()
+		ew.Finish()
 		s.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
@@ -245,45 +245,4 @@ func decodeClientMessage(b []byte) (ids []string, ok bool, err error) {
 		ids = []string{}
 	}
 	return ids, true, nil
-}
-
-// errorAsJSON rewrites the plain-text error answers of websocket.Accept
-// (bad handshake, forbidden origin) as JSON errors; the 101 upgrade and the
-// hijack pass through (Unwrap).
-type errorAsJSON struct {
-	http.ResponseWriter
-	status int
-	body   strings.Builder
-}
-
-func (e *errorAsJSON) WriteHeader(status int) {
-	if status >= 400 {
-		e.status = status
-		return
-	}
-	e.ResponseWriter.WriteHeader(status)
-}
-
-func (e *errorAsJSON) Write(b []byte) (int, error) {
-	if e.status != 0 {
-		if e.body.Len() < 1024 {
-			e.body.Write(b)
-		}
-		return len(b), nil
-	}
-	return e.ResponseWriter.Write(b)
-}
-
-func (e *errorAsJSON) Unwrap() http.ResponseWriter { return e.ResponseWriter }
-
-// finish sends the captured error, if any.
-func (e *errorAsJSON) finish() {
-	if e.status == 0 {
-		return
-	}
-	msg := strings.TrimSpace(e.body.String())
-	if msg == "" {
-		msg = http.StatusText(e.status)
-	}
-	writeError(e.ResponseWriter, e.status, msg)
 }
