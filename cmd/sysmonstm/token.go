@@ -34,40 +34,19 @@ Commands:
 `
 
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, rest := "", args
-	if len(args) > 0 {
-		sub, rest = args[0], args[1:]
-	}
-	switch sub {
-	case "create":
-		return runTokenCreate(ctx, rest, stdout, stderr)
-	case "list":
-		return runTokenList(ctx, rest, stdout, stderr)
-	case "revoke":
-		return runTokenRevoke(ctx, rest, stdout, stderr)
-	case "-h", "--help", "-help", "help":
-		fs, _ := tokenFlagSet("token", stderr)
+	return runSubcommand(ctx, "token", tokenUsage, []subcommand{
+		{"create", runTokenCreate}, {"list", runTokenList}, {"revoke", runTokenRevoke},
+	}, func(fs *flag.FlagSet) {
 		fs.String("machine", "", "create: bind the token to this machine id (default: any, up to the hub's --max-machines-per-token)")
 		fs.String("expires", "", "create: lifetime, e.g. 720h or 30d (default: never)")
 		fs.String("name", "", "create: a note saying what the token is for")
 		fs.Bool("json", false, "create, list: print JSON")
-		fmt.Fprint(stderr, tokenUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-		return flag.ErrHelp
-	case "":
-		fmt.Fprint(stderr, tokenUsage)
-		return errors.New("missing command: create, list or revoke")
-	}
-	fmt.Fprint(stderr, tokenUsage)
-	return fmt.Errorf("unknown token command %q: want create, list or revoke", sub)
+	}, args, stdout, stderr)
 }
 
 // tokenFlagSet is a `sysmonstm token …` flag set with --data-dir.
 func tokenFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *string) {
-	fs, _ := newFlagSet(name, "", stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, tokenUsage+"\nFlags:\n"); fs.PrintDefaults() }
-	dataDir := fs.String("data-dir", defaultDataDir, "the hub's data directory")
-	return fs, dataDir
+	return adminFlagSet(name, tokenUsage, stderr)
 }
 
 // openAuth opens the auth store in the hub's data directory. must says

@@ -36,40 +36,18 @@ Commands:
 `
 
 func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	sub, rest := "", args
-	if len(args) > 0 {
-		sub, rest = args[0], args[1:]
-	}
-	switch sub {
-	case "add":
-		return runUserAdd(ctx, rest, stdout, stderr)
-	case "passwd":
-		return runUserPasswd(ctx, rest, stdout, stderr)
-	case "remove":
-		return runUserRemove(ctx, rest, stdout, stderr)
-	case "list":
-		return runUserList(ctx, rest, stdout, stderr)
-	case "-h", "--help", "-help", "help":
-		fs, _ := userFlagSet("user", stderr)
+	return runSubcommand(ctx, "user", userUsage, []subcommand{
+		{"add", runUserAdd}, {"passwd", runUserPasswd}, {"remove", runUserRemove}, {"list", runUserList},
+	}, func(fs *flag.FlagSet) {
 		fs.String("role", "viewer", "add: admin or viewer")
 		fs.Bool("password-stdin", false, "add, passwd: read the password from standard input (one line)")
 		fs.Bool("json", false, "list: print JSON")
-		fmt.Fprint(stderr, userUsage+"\nFlags:\n")
-		fs.PrintDefaults()
-		return flag.ErrHelp
-	case "":
-		fmt.Fprint(stderr, userUsage)
-		return errors.New("missing command: add, passwd, remove or list")
-	}
-	fmt.Fprint(stderr, userUsage)
-	return fmt.Errorf("unknown user command %q: want add, passwd, remove or list", sub)
+	}, args, stdout, stderr)
 }
 
+// userFlagSet is a `sysmonstm user …` flag set with --data-dir.
 func userFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *string) {
-	fs, _ := newFlagSet(name, "", stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, userUsage+"\nFlags:\n"); fs.PrintDefaults() }
-	dataDir := fs.String("data-dir", defaultDataDir, "the hub's data directory")
-	return fs, dataDir
+	return adminFlagSet(name, userUsage, stderr)
 }
 
 // readPassword reads a new password: one line from stdin with fromStdin,
