@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sysmonstm/sysmonstm/internal/db"
 )
@@ -94,6 +95,61 @@ func FuzzAuthenticate(f *testing.F) {
 		}
 		if !strings.Contains(authz, tok) && !strings.Contains(cookie, tok) {
 			t.Fatalf("root authenticated without its token: %q %q", authz, cookie)
+		}
+	})
+}
+
+// FuzzAdminBodies sends arbitrary JSON bodies to the login, token and user
+// endpoints as an admin: every answer is a JSON 2xx or 4xx, never a 5xx.
+func FuzzAdminBodies(f *testing.F) {
+	ctx := context.Background()
+	d, err := db.Open(f.TempDir())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { d.Close() })
+	st, err := Open(ctx, d, Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := st.AddUser(ctx, "root", "password1", RoleAdmin); err != nil {
+		f.Fatal(err)
+	}
+	tok, _, err := st.CreateSession(ctx, "root")
+	if err != nil {
+		f.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	a := NewHTTP(HTTPOptions{Store: st, Limiter: NewLimiter(time.Now)})
+	for _, rt := range a.Routes() {
+		mux.Handle(rt.Pattern, rt.Handler)
+	}
+	h := a.Middleware(mux)
+	for _, seed := range []struct{ path, body string }{
+		{"/api/auth/login", `{"username":"root","password":"wrong-password"}`},
+		{"/api/tokens", `{"machine":"web-1","expires":"30d","name":"n"}`},
+		{"/api/tokens", `{"expires":"-1h"}`},
+		{"/api/users", `{"username":"v","password":"12345678","role":"viewer"}`},
+		{"/api/users", `{"username":"<b>\u0000","password":"x","role":"root"}`},
+	} {
+		f.Add(seed.path, seed.body)
+	}
+	f.Fuzz(func(t *testing.T, path, body string) {
+		switch path {
+		case "/api/auth/login", "/api/tokens", "/api/users":
+		default:
+			path = "/api/users"
+		}
+		r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Authorization", "Bearer "+tok)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code >= 500 {
+			t.Fatalf("POST %s %q: %d %s", path, body, rec.Code, rec.Body.String())
+		}
+		if !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
+			t.Fatalf("POST %s %q: %d answered %q", path, body, rec.Code, rec.Header().Get("Content-Type"))
 		}
 	})
 }
