@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"time"
 
 	"golang.org/x/term"
@@ -50,11 +49,6 @@ func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 
-	if os.Getenv("GOMEMLIMIT") == "" {
-		// A soft heap limit keeps a dashboard of a thousand machines small:
-		// the garbage of the decoded stream is collected sooner.
-		debug.SetMemoryLimit(20 << 20)
-	}
 	fleet := tui.NewFleet()
 	mo := tui.Options{Fleet: fleet, Renderer: tui.NewRenderer(out, os.Getenv)}
 	var src tui.Source
