@@ -242,12 +242,12 @@ func TestTopProcessesKeptDescriptorsOnRealProc(t *testing.T) {
 	if _, err := tp.Snapshot(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f, ok := tp.statFDs[pid]
-	if !ok {
+	r, ok := tp.rec(pid)
+	if !ok || r.fd < 0 {
 		t.Fatalf("no descriptor kept for the child %d", pid)
 	}
 	// A reread through the kept descriptor is the same live process.
-	n, err := preadFd(f.fd, &tp.buf)
+	n, err := preadFd(r.fd, &tp.buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,15 +260,28 @@ func TestTopProcessesKeptDescriptorsOnRealProc(t *testing.T) {
 	if _, err := tp.Snapshot(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := tp.statFDs[pid]; ok {
-		t.Fatal("the exited child's descriptor is still kept")
+	if _, ok := tp.rec(pid); ok {
+		t.Fatal("the exited child is still recorded")
 	}
 	for _, e := range tp.entries {
 		if e.pid == pid {
 			t.Fatal("the exited child is still listed")
 		}
 	}
-	if len(tp.statFDs) != len(tp.entries) {
-		t.Fatalf("%d descriptors for %d processes", len(tp.statFDs), len(tp.entries))
+	if tp.keptFDs != len(tp.entries) || len(tp.recs) != len(tp.entries) {
+		t.Fatalf("%d descriptors, %d records for %d processes", tp.keptFDs, len(tp.recs), len(tp.entries))
 	}
+	if fds := openFDs(t); fds > tp.keptFDs+64 {
+		t.Fatalf("%d descriptors open in the test process, %d kept", fds, tp.keptFDs)
+	}
+}
+
+// openFDs counts the test process' open descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
 }

@@ -3,8 +3,11 @@ package collect
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -58,13 +61,6 @@ func stateIndex(c byte) int {
 	return 6
 }
 
-// procKey identifies a process across scans: pids are reused, a pid with
-// its start time (clock ticks since boot) is not.
-type procKey struct {
-	pid   uint32
-	start uint64
-}
-
 // procEntry is one process of a scan.
 type procEntry struct {
 	pid     uint32
@@ -98,16 +94,19 @@ type TopProcesses struct {
 	entries    []procEntry
 	byCPU      []int // indices into entries
 	byRSS      []int
-	prev       map[procKey]uint64 // utime+stime of the previous scan, clock ticks
-	cur        map[procKey]uint64
 	last       time.Time // time of the previous scan (monotonic)
 	users      map[uint32]string
 	passwdRead bool
 
-	// statFDs keeps /proc/PID/stat open between scans, so a rescan costs
-	// one pread per process instead of openat + read + close (bounded by
-	// maxFDs; processes beyond it are read by path).
-	statFDs    map[uint32]statFD
+	// recs holds every process of the previous scan by ascending pid: its
+	// start time, CPU ticks and kept /proc/PID/stat descriptor. procfs
+	// lists pids in ascending order, so a scan walks recs alongside the
+	// directory listing (a merge, no hashing) and builds next.
+	recs, next []procRec
+	// keptFDs counts the descriptors in recs: a rescan costs one pread per
+	// kept process instead of openat + read + close (bounded by maxFDs;
+	// processes beyond it are read by path).
+	keptFDs    int
 	statusFDs  map[uint32]statFD // of the listed processes
 	cmdlineFDs map[uint32]statFD // of the listed processes
 	maxFDs     int
@@ -132,10 +131,7 @@ func NewTopProcesses(opts Options, n int) *TopProcesses {
 		pageSize:   uint64(os.Getpagesize()),
 		now:        time.Now,
 		buf:        make([]byte, 1024),
-		prev:       make(map[procKey]uint64),
-		cur:        make(map[procKey]uint64),
 		users:      make(map[uint32]string),
-		statFDs:    make(map[uint32]statFD),
 		statusFDs:  make(map[uint32]statFD),
 		cmdlineFDs: make(map[uint32]statFD),
 		maxFDs:     maxStatFDs(),
@@ -188,35 +184,59 @@ func (t *TopProcesses) Snapshot(ctx context.Context) ([]Process, error) {
 	elapsed := now.Sub(t.last).Seconds()
 	first := t.last.IsZero()
 	t.last = now
+	if !slices.IsSorted(t.pids) { // procfs lists pids in order; a fixture may not
+		slices.Sort(t.pids)
+	}
 	var states [len(processStates)]float64
 	t.entries = t.entries[:0]
 	t.names = t.names[:0]
-	clear(t.cur)
+	t.next = t.next[:0]
+	prev, j := t.recs, 0
 	for i, pid := range t.pids {
 		if i%256 == 0 && ctx.Err() != nil {
+			t.next = append(t.next, prev[j:]...) // keep the rest for the next scan
+			t.recs, t.next = t.next, t.recs
 			return nil, ctx.Err()
 		}
-		b, ok := t.readStat(pid)
+		for j < len(prev) && prev[j].pid < pid { // gone since the previous scan
+			t.closeRec(&prev[j])
+			j++
+		}
+		old := procRec{pid: pid, fd: -1}
+		seen := false
+		if j < len(prev) && prev[j].pid == pid {
+			old, seen = prev[j], true
+			j++
+		} else if n := len(t.next); n > 0 && t.next[n-1].pid == pid {
+			continue // listed twice (the directory changed while read)
+		}
+		b, fd, ok := t.readStat(pid, old.fd)
 		if !ok {
 			continue
 		}
 		st, ok := parseProcStat(b)
 		if !ok {
+			if fd >= 0 {
+				closeFd(fd)
+				t.keptFDs--
+			}
 			continue
 		}
 		states[stateIndex(st.state)]++
-		key := procKey{pid, st.start}
-		t.cur[key] = st.ticks
+		t.next = append(t.next, procRec{pid: pid, fd: fd, start: st.start, ticks: st.ticks})
 		var cpu float64
-		if p, ok := t.prev[key]; ok && !first && elapsed > 0 && st.ticks >= p {
-			cpu = float64(st.ticks-p) / t.clkTck / elapsed * 100
+		if seen && old.start == st.start && !first && elapsed > 0 && st.ticks >= old.ticks {
+			cpu = float64(st.ticks-old.ticks) / t.clkTck / elapsed * 100
 		}
 		off := len(t.names)
 		t.names = append(t.names, st.comm...)
 		t.entries = append(t.entries, procEntry{pid: pid, state: st.state, nameOff: off, nameEnd: len(t.names),
 			cpu: cpu, rss: st.rssPages * t.pageSize})
 	}
-	t.prev, t.cur = t.cur, t.prev
+	for ; j < len(prev); j++ {
+		t.closeRec(&prev[j])
+	}
+	t.recs, t.next = t.next, t.recs
 	t.closeGone()
 
 	t.mu.Lock()
@@ -276,7 +296,7 @@ func (t *TopProcesses) process(e *procEntry) Process {
 	if e.state >= utf8.RuneSelf {
 		p.State = "?"
 	}
-	keep := len(t.statFDs) < t.maxFDs
+	keep := t.keptFDs < t.maxFDs
 	if b, ok := t.readKept(t.statusFDs, e.pid, "/status", keep); ok {
 		if uid, ok := parseStatusUID(b); ok {
 			p.User = t.user(uid)
@@ -291,18 +311,61 @@ func (t *TopProcesses) process(e *procEntry) Process {
 	return p
 }
 
-// statFD is a kept /proc/PID/stat descriptor and the scan that last read it.
+// statFD is a kept /proc/PID/status or cmdline descriptor and the scan
+// that last read it.
 type statFD struct {
 	fd   int
 	scan uint32
 }
 
-// readStat reads PID/stat into t.buf: through the kept descriptor when
-// there is one, else by path (keeping the new descriptor while under the
-// bound). A kept descriptor whose process exited is replaced by a fresh
-// open, which reaches whichever process holds the pid now.
-func (t *TopProcesses) readStat(pid uint32) ([]byte, bool) {
-	return t.readKept(t.statFDs, pid, "/stat", len(t.statFDs) < t.maxFDs)
+// procRec is one process of the previous scan.
+type procRec struct {
+	pid   uint32
+	fd    int    // kept /proc/PID/stat descriptor, or -1
+	start uint64 // starttime, clock ticks since boot: tells a reused pid apart
+	ticks uint64 // utime + stime, clock ticks
+}
+
+// closeRec closes the kept descriptor of a process that is gone.
+func (t *TopProcesses) closeRec(r *procRec) {
+	if r.fd >= 0 {
+		closeFd(r.fd)
+		r.fd = -1
+		t.keptFDs--
+	}
+}
+
+// readStat reads PID/stat into t.buf through fd, the descriptor kept from
+// the previous scan (-1 for none), and returns the descriptor to keep.
+// When the kept descriptor's process has exited (ESRCH), it is closed and
+// the path opened afresh, which reaches whichever process holds the pid
+// now; a new descriptor is kept while under the bound.
+func (t *TopProcesses) readStat(pid uint32, fd int) ([]byte, int, bool) {
+	if fd >= 0 {
+		n, err := preadFd(fd, &t.buf)
+		if err == nil && n > 0 {
+			return t.buf[:n], fd, true
+		}
+		closeFd(fd)
+		t.keptFDs--
+	}
+	t.path = strconv.AppendUint(t.path[:0], uint64(pid), 10)
+	t.path = append(t.path, "/stat\x00"...)
+	if t.keptFDs >= t.maxFDs {
+		n, err := t.dir.read(t.path, &t.buf)
+		if err != nil {
+			return nil, -1, false
+		}
+		return t.buf[:n], -1, true
+	}
+	n, fd, err := t.dir.openRead(t.path, &t.buf)
+	if err != nil {
+		return nil, -1, false
+	}
+	if fd >= 0 {
+		t.keptFDs++
+	}
+	return t.buf[:n], fd, true
 }
 
 // readKept reads PID/file through the descriptor kept in fds, reopening it
@@ -310,7 +373,7 @@ func (t *TopProcesses) readStat(pid uint32) ([]byte, bool) {
 func (t *TopProcesses) readKept(fds map[uint32]statFD, pid uint32, file string, keep bool) ([]byte, bool) {
 	if f, ok := fds[pid]; ok {
 		n, err := preadFd(f.fd, &t.buf)
-		if err == nil && (n > 0 || file != "/stat") {
+		if err == nil {
 			fds[pid] = statFD{f.fd, t.scan}
 			return t.buf[:n], true
 		}
@@ -340,11 +403,10 @@ func (t *TopProcesses) readKept(fds map[uint32]statFD, pid uint32, file string, 
 // closeGone closes the kept descriptors of processes the scan did not see,
 // then starts the next generation.
 func (t *TopProcesses) closeGone() {
-	// stat descriptors carry the generation of the scan that read them.
-	// status and cmdline ones are marked while the list is built, after
-	// this call, with the next generation: they survive one scan, and
-	// close when their process has left the list.
-	for _, fds := range []map[uint32]statFD{t.statFDs, t.statusFDs, t.cmdlineFDs} {
+	// status and cmdline descriptors are marked while the list is built,
+	// after this call, with the next generation: they survive one scan,
+	// and close when their process has left the list.
+	for _, fds := range []map[uint32]statFD{t.statusFDs, t.cmdlineFDs} {
 		for pid, f := range fds {
 			if f.scan != t.scan {
 				closeFd(f.fd)
@@ -358,7 +420,11 @@ func (t *TopProcesses) closeGone() {
 // Close releases the descriptors kept between scans and the /proc
 // directory.
 func (t *TopProcesses) Close() {
-	for _, fds := range []map[uint32]statFD{t.statFDs, t.statusFDs, t.cmdlineFDs} {
+	for i := range t.recs {
+		t.closeRec(&t.recs[i])
+	}
+	t.recs = t.recs[:0]
+	for _, fds := range []map[uint32]statFD{t.statusFDs, t.cmdlineFDs} {
 		for pid, f := range fds {
 			closeFd(f.fd)
 			delete(fds, pid)
@@ -400,46 +466,109 @@ type procStat struct {
 
 // parseProcStat parses /proc/PID/stat: "pid (comm) state ppid … utime stime
 // … starttime vsize rss …". comm may hold spaces and parentheses, so it ends
-// at the last ')'.
+// at the last ')'. It runs for every process of every scan, so it walks the
+// line once and converts only the fields it keeps.
 func parseProcStat(b []byte) (procStat, bool) {
 	var st procStat
 	open := bytes.IndexByte(b, '(')
-	end := bytes.LastIndexByte(b, ')')
-	if open < 0 || end < open || end+2 >= len(b) {
+	if open < 0 {
+		return st, false
+	}
+	// The last ')': forward searches are vectorised, a backward one is not,
+	// and after comm the line holds only numbers and the state letter.
+	end := -1
+	for i := open + 1; ; {
+		k := bytes.IndexByte(b[i:], ')')
+		if k < 0 {
+			break
+		}
+		end = i + k
+		i = end + 1
+	}
+	if end < 0 || end+2 >= len(b) {
 		return st, false
 	}
 	st.comm = b[open+1 : end]
-	rest := b[end+2:]
-	// Fields from state (field 3) on; we need 3, 14, 15, 22 and 24.
+	// Fields from state (field 3) on, one space apart as the kernel writes
+	// them; we need 3, 14, 15, 22 and 24.
+	st.state = b[end+2]
+	if b[end+1] != ' ' || st.state == ' ' {
+		return st, false
+	}
 	var utime, stime uint64
-	for field := 3; field <= 24; field++ {
-		var f []byte
-		f, rest = nextField(rest)
-		if len(f) == 0 {
-			return st, false
-		}
-		switch field {
-		case 3:
-			st.state = f[0]
-		case 14, 15, 22, 24:
-			v, ok := parseUint(f)
-			if !ok {
-				return st, false
-			}
-			switch field {
-			case 14:
-				utime = v
-			case 15:
-				stime = v
-			case 22:
-				st.start = v
-			case 24:
-				st.rssPages = v
-			}
-		}
+	i, ok := skipFields(b, end+2, 11)
+	if ok {
+		utime, i, ok = uintField(b, i)
+	}
+	if ok {
+		stime, i, ok = uintField(b, i)
+	}
+	if ok {
+		i, ok = skipFields(b, i, 6)
+	}
+	if ok {
+		st.start, i, ok = uintField(b, i)
+	}
+	if ok {
+		i, ok = skipFields(b, i, 1)
+	}
+	if ok {
+		st.rssPages, _, ok = uintField(b, i)
+	}
+	if !ok {
+		return st, false
 	}
 	st.ticks = utime + stime
 	return st, true
+}
+
+// skipFields returns the index after the n-th space from i. It tests
+// eight bytes at a time: the parser runs on every process of every scan.
+func skipFields(b []byte, i, n int) (int, bool) {
+	const (
+		highs  uint64 = 0x8080808080808080
+		lows   uint64 = 0x7f7f7f7f7f7f7f7f
+		spaces uint64 = 0x2020202020202020
+	)
+	for i+8 <= len(b) {
+		t := binary.LittleEndian.Uint64(b[i:]) ^ spaces // bytes that were ' ' are 0
+		m := ^((t&lows + lows) | t) & highs             // high bit of each zero byte, exactly
+		if c := bits.OnesCount64(m); c < n {
+			n -= c
+			i += 8
+			continue
+		}
+		for ; n > 1; n-- {
+			m &= m - 1
+		}
+		return i + bits.TrailingZeros64(m)/8 + 1, true
+	}
+	for ; i < len(b); i++ {
+		if b[i] == ' ' {
+			if n--; n == 0 {
+				return i + 1, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// uintField parses the decimal field at i, ended by a space, a newline or
+// the end of b, and returns the index after its separator.
+func uintField(b []byte, i int) (uint64, int, bool) {
+	var n uint64
+	start := i
+	for ; i < len(b) && b[i]-'0' <= 9; i++ {
+		n = n*10 + uint64(b[i]-'0')
+	}
+	switch {
+	case i == start, i < len(b) && b[i] != ' ' && b[i] != '\n':
+		return 0, 0, false
+	case i-start > 19: // may have overflowed: 19 digits always fit
+		v, ok := parseUint(b[start:i])
+		return v, i + 1, ok
+	}
+	return n, i + 1, true
 }
 
 // parseStatusUID returns the real uid from /proc/PID/status ("Uid:\treal\t…").

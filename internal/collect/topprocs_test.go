@@ -1,10 +1,13 @@
 package collect
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +59,13 @@ func TestParseProcStat(t *testing.T) {
 	}
 	f("1 (systemd) S 0 1 1 0 -1 4194560 52 0 0 0 120 80 0 0 20 0 1 0 5 172000000 3200 18446744073709551615", "systemd", 'S', 200, 5, 3200)
 	f("42 (a) b) (c) R 1 42 42 0 -1 0 0 0 0 0 7 3 0 0 20 0 1 0 99 1 2 3", "a) b) (c", 'R', 10, 99, 2)
-	for _, bad := range []string{"", "1 (x", "1 (x) S 1 2", "1 (x) S 1 2 3 4 5 6 7 8 9 10 x 1 1 1 1 1 1 1 1 1 1"} {
+	f("7 (x) S 1 1 1 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 3 4 18446744073709551615\n", "x", 'S', 3, 3, 1<<64-1)
+	f("8 (kworker/u8:2-events_unbound) I 2 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9 0 0", "kworker/u8:2-events_unbound", 'I', 0, 9, 0)
+	for _, bad := range []string{"", "1 (x", "1 (x) S 1 2", "1 (x) S 1 2 3 4 5 6 7 8 9 10 x 1 1 1 1 1 1 1 1 1 1",
+		"1 (x) S 1 2 3 4 5 6 7 8 9 10 11 1 1 1 1 1 1 1 1 1 18446744073709551616", // rss overflows
+		"1 (x) S 1 2 3 4 5 6 7 8 9 10 11 1 1 1 1 1 1 1 1 1 1x",
+		"1 (x)  S 1 2 3 4 5 6 7 8 9 10 11 1 1 1 1 1 1 1 1 1 1",
+		"1 (x) S 1 2 3 4 5 6 7 8 9 10 11 1 1 1 1 1 1 1 1 1 "} {
 		if _, ok := parseProcStat([]byte(bad)); ok {
 			t.Errorf("parseProcStat(%q) accepted", bad)
 		}
@@ -178,6 +187,73 @@ func TestTopProcesses(t *testing.T) {
 	}
 }
 
+// TestTopProcessesChurn: processes come and go between scans; the records
+// merged along the pid order keep one descriptor per live process (up to
+// the bound), close those of gone ones, and carry CPU deltas only for
+// survivors.
+func TestTopProcessesChurn(t *testing.T) {
+	for _, bound := range []int{1 << 20, 2, 0} {
+		t.Run(fmt.Sprint("bound ", bound), func(t *testing.T) {
+			proc := t.TempDir()
+			mk := func(pids ...uint32) []fakeProc {
+				ps := make([]fakeProc, len(pids))
+				for i, pid := range pids {
+					ps[i] = fakeProc{pid: pid, comm: fmt.Sprint("p", pid), state: 'S', start: uint64(pid), utime: 100, rss: 1}
+				}
+				return ps
+			}
+			writeFakeProc(t, proc, mk(5, 7, 9, 11))
+			clock := time.Unix(1000, 0)
+			tp := NewTopProcesses(Options{ProcPath: proc, RootFS: t.TempDir()}, 10)
+			defer tp.Close()
+			tp.maxFDs = bound
+			tp.now = func() time.Time { return clock }
+			if _, err := tp.Snapshot(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for _, pid := range []uint32{5, 9} {
+				if err := os.RemoveAll(filepath.Join(proc, fmt.Sprint(pid))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			next := mk(3, 7, 10, 11, 12)
+			next[1].utime, next[3].utime = 150, 200 // 7: +50 ticks, 11: +100
+			writeFakeProc(t, proc, next)
+			clock = clock.Add(time.Second)
+			got, err := tp.Snapshot(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cpu := map[uint32]float64{}
+			for _, p := range got {
+				cpu[p.PID] = p.CPUPercent
+			}
+			want := map[uint32]float64{3: 0, 7: 50, 10: 0, 11: 100, 12: 0}
+			if !maps.Equal(cpu, want) {
+				t.Fatalf("CPU by pid %v, want %v", cpu, want)
+			}
+			var pids []uint32
+			fds := 0
+			for _, r := range tp.recs {
+				pids = append(pids, r.pid)
+				if r.fd >= 0 {
+					fds++
+				}
+			}
+			if !slices.Equal(pids, []uint32{3, 7, 10, 11, 12}) {
+				t.Fatalf("records %v", pids)
+			}
+			if fds != tp.keptFDs || fds != min(bound, 5) {
+				t.Fatalf("%d descriptors in the records, %d counted, bound %d", fds, tp.keptFDs, bound)
+			}
+			tp.Close()
+			if tp.keptFDs != 0 {
+				t.Fatalf("%d descriptors left after Close", tp.keptFDs)
+			}
+		})
+	}
+}
+
 func TestTopProcessesKernelThreadAndDisabled(t *testing.T) {
 	proc := t.TempDir()
 	writeFakeProc(t, proc, []fakeProc{{pid: 2, comm: "kthreadd", state: 'S', start: 2, utime: 1}})
@@ -218,7 +294,9 @@ func TestTopProcessesRealProc(t *testing.T) {
 	}
 }
 
-// BenchmarkTopProcesses scans a generated /proc of 2,000 processes.
+// BenchmarkTopProcesses scans a generated /proc of 2,000 processes, and the
+// host's own /proc ("real-proc", whatever runs there: start extra processes
+// to load it, e.g. 2,000 sleeps, as docs/benchmarks.md does).
 func BenchmarkTopProcesses(b *testing.B) {
 	proc := b.TempDir()
 	ps := make([]fakeProc, 2000)
@@ -230,9 +308,16 @@ func BenchmarkTopProcesses(b *testing.B) {
 	writeFakeProc(b, proc, ps)
 	// kept: stat descriptors stay open between scans (the default);
 	// by-path: openat + read + close per process (descriptor bound 0).
-	for _, mode := range []string{"kept", "by-path"} {
+	for _, mode := range []string{"kept", "by-path", "real-proc"} {
 		b.Run(mode, func(b *testing.B) {
-			tp := NewTopProcesses(Options{ProcPath: proc, RootFS: b.TempDir()}, DefaultTopProcesses)
+			opts := Options{ProcPath: proc, RootFS: b.TempDir()}
+			if mode == "real-proc" {
+				if _, err := os.Stat("/proc/self/stat"); err != nil {
+					b.Skip("no procfs")
+				}
+				opts = Options{}
+			}
+			tp := NewTopProcesses(opts, DefaultTopProcesses)
 			defer tp.Close()
 			if mode == "by-path" {
 				tp.maxFDs = 0
@@ -246,14 +331,34 @@ func BenchmarkTopProcesses(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				got, err := tp.Snapshot(ctx)
-				if err != nil || len(got) < DefaultTopProcesses {
+				if err != nil || len(got) < min(DefaultTopProcesses, len(tp.entries)) {
 					b.Fatalf("%d processes, %v", len(got), err)
 				}
 				sink = tp.AppendStates(sink[:0])
 			}
-			if mode == "kept" && len(tp.statFDs) != len(ps) {
-				b.Fatalf("%d descriptors kept, want %d", len(tp.statFDs), len(ps))
+			b.ReportMetric(float64(len(tp.entries)), "procs")
+			if mode == "kept" && tp.keptFDs != len(ps) {
+				b.Fatalf("%d descriptors kept, want %d", tp.keptFDs, len(ps))
 			}
 		})
 	}
+}
+
+// BenchmarkParseProcStat parses a /proc/PID/stat line of a real process.
+func BenchmarkParseProcStat(b *testing.B) {
+	line := []byte("1234 (postgres: walwriter) S 1201 1201 1201 0 -1 4194624 1875 0 0 0 152 341 0 0 20 0 1 0 2841 224714752 2230 18446744073709551615 1 1 0 0 0 0 0 16781312 16902 0 0 0 17 1 0 0 0 0 0 0 0 0 0 0 0 0 0\n")
+	for b.Loop() {
+		if _, ok := parseProcStat(line); !ok {
+			b.Fatal("parse failed")
+		}
+	}
+}
+
+// rec returns the record of pid from the latest scan.
+func (t *TopProcesses) rec(pid uint32) (procRec, bool) {
+	i, ok := slices.BinarySearchFunc(t.recs, pid, func(r procRec, pid uint32) int { return cmp.Compare(r.pid, pid) })
+	if !ok {
+		return procRec{}, false
+	}
+	return t.recs[i], true
 }
