@@ -26,6 +26,14 @@ const containerRescan = 5 * time.Second
 // runtime API even when no new container appeared (renames).
 const containerNamesEvery = 5 * time.Minute
 
+// containerForget is how long a vanished container is remembered, so that
+// the same id coming back counts as a restart rather than a new container.
+const containerForget = time.Hour
+
+// containerRemember bounds the vanished containers remembered; past it the
+// ones gone longest are forgotten first.
+const containerRemember = 1000
+
 // containerCgroup is one running container found in cgroupfs.
 type containerCgroup struct {
 	id, runtime, dir string
@@ -33,6 +41,8 @@ type containerCgroup struct {
 	named            bool          // labels carry the runtime's name, not the short id
 	waitGen          uint64        // series wait for this names fetch (or a name), so they do not start under the short id
 	found            time.Time
+	ident            fs.FileInfo // dir as last listed; cgroupfs gives a new cgroup a new inode
+	restarts         uint64      // restarts of this id seen since the agent started
 	r                *cgroupReader
 	prev             cgroupUsage
 	valid            bool
@@ -42,6 +52,33 @@ type containerCgroup struct {
 	netDev  *procFile // <proc>/<pid>/net/dev; nil for host-network containers
 	prevNet [2]uint64
 	netOK   bool
+}
+
+// goneContainer is what is remembered of a container whose cgroup vanished
+// from the listing.
+type goneContainer struct {
+	labels   metric.Labels
+	named    bool
+	restarts uint64
+	since    time.Time // the scan that first missed it
+}
+
+// restart records that the container's cgroup was replaced: the count goes
+// up, and neither CPU/I/O nor network rates span the old and the new
+// cgroup's counters.
+func (ct *containerCgroup) restart() {
+	ct.restarts++
+	ct.valid = false
+	ct.pid, ct.netDev, ct.netOK = 0, nil, false
+}
+
+// replace points the container at a new cgroup directory for its id (dir
+// may be the old path).
+func (ct *containerCgroup) replace(dir string) {
+	ct.restart()
+	ct.dir = dir
+	ct.r = newCgroupV2Reader(dir, true)
+	ct.procs = newProcFile(procsFile(dir))
 }
 
 // parseContainerCgroup recognises a container's cgroup directory name:
@@ -89,9 +126,14 @@ func parseContainerList(b []byte) (map[string]string, error) {
 	return m, nil
 }
 
-// Containers reports per-container CPU, memory, I/O and network from cgroup
-// v2, named through the Docker or Podman API socket when one answers (see
-// docs/metrics.md). Hosts with cgroup v1 yield nothing.
+// Containers reports per-container CPU, memory, I/O, network and restarts
+// from cgroup v2, named through the Docker or Podman API socket when one
+// answers (see docs/metrics.md). Hosts with cgroup v1 yield nothing.
+//
+// A restart is a container id whose cgroup ended and came back: the id
+// vanished from a listing and returned within containerForget, its
+// directory was replaced by another (other inode or path) between two
+// listings, or its cpu.stat usage_usec went backwards between two reads.
 type Containers struct {
 	DockerSocket string // default RootFS/var/run/docker.sock
 	PodmanSocket string // default RootFS/run/podman/podman.sock
@@ -102,7 +144,8 @@ type Containers struct {
 	now      func() time.Time
 	clock    rateClock
 	scanned  time.Time
-	list     []*containerCgroup // sorted by id
+	list     []*containerCgroup       // sorted by id
+	gone     map[string]goneContainer // vanished containers by id, at most containerRemember
 	names    *slowSource[map[string]string]
 }
 
@@ -211,10 +254,14 @@ func (c *Containers) Collect(_ context.Context, b *Batch) error {
 		cur, ok := ct.r.read()
 		if !ok {
 			ct.valid = false
-			c.scanned = time.Time{} // gone: rescan next tick
+			c.scanned = time.Time{} // gone or replaced: rescan next tick
 			continue
 		}
+		if ct.valid && cur.cpuUsec < ct.prev.cpuUsec {
+			ct.restart() // a new cgroup under the same path since the last read
+		}
 		containerCgroupNames.emit(b, ct.labels, ct.prev, ct.valid, cur, secs)
+		b.addShared("container_restarts_total", float64(ct.restarts), ct.labels)
 		ct.prev, ct.valid = cur, true
 		c.network(b, ct, secs)
 	}
@@ -278,11 +325,17 @@ var containerParents = []string{
 	"user.slice/user-*.slice/user@*.service/user.slice", // rootless Podman
 }
 
+// scan lists the container cgroups, keeping the state of those already
+// known, counting a restart for a known id whose directory was replaced or
+// that comes back after it vanished, and remembering the ones that
+// vanished.
 func (c *Containers) scan() {
+	now := c.now()
 	old := make(map[string]*containerCgroup, len(c.list))
 	for _, ct := range c.list {
 		old[ct.id] = ct
 	}
+	listed := make(map[string]bool, len(c.list))
 	c.list = c.list[:0]
 	fresh := false
 	var waitGen uint64 // 0: nothing to wait for
@@ -301,27 +354,79 @@ func (c *Containers) scan() {
 					continue
 				}
 				id, rt, ok := parseContainerCgroup(filepath.Base(parent), e.Name())
-				if !ok {
+				if !ok || listed[id] {
 					continue
 				}
-				if ct, ok := old[id]; ok {
-					c.list = append(c.list, ct)
-					delete(old, id)
-					continue
+				info, err := e.Info()
+				if err != nil {
+					continue // removed since the listing
 				}
+				listed[id] = true
 				dir := filepath.Join(parent, e.Name())
-				c.list = append(c.list, &containerCgroup{id: id, runtime: rt, dir: dir, found: c.now(), waitGen: waitGen,
+				if ct, ok := old[id]; ok {
+					delete(old, id)
+					if ct.dir != dir || !os.SameFile(ct.ident, info) {
+						ct.replace(dir)
+					}
+					ct.ident = info
+					c.list = append(c.list, ct)
+					continue
+				}
+				ct := &containerCgroup{id: id, runtime: rt, dir: dir, found: now, waitGen: waitGen, ident: info,
 					labels: sortedLabels("container", id[:12], "id", id[:12], "runtime", rt),
 					r:      newCgroupV2Reader(dir, true),
-					procs:  newProcFile(procsFile(dir))})
-				fresh = true
+					procs:  newProcFile(procsFile(dir))}
+				if g, ok := c.gone[id]; ok {
+					// Back after it vanished: a restart, under the labels it had.
+					ct.labels, ct.named, ct.restarts, ct.waitGen = g.labels, g.named, g.restarts+1, 0
+					delete(c.gone, id)
+				} else {
+					fresh = true
+				}
+				c.list = append(c.list, ct)
 			}
 		}
 	}
+	for id, ct := range old {
+		if _, err := os.Lstat(ct.dir); !errors.Is(err, fs.ErrNotExist) {
+			c.list = append(c.list, ct) // still there: the listing missed it
+			continue
+		}
+		if c.gone == nil {
+			c.gone = make(map[string]goneContainer)
+		}
+		c.gone[id] = goneContainer{labels: ct.labels, named: ct.named, restarts: ct.restarts, since: now}
+	}
+	c.forgetGone(now)
 	slices.SortFunc(c.list, func(a, b *containerCgroup) int { return strings.Compare(a.id, b.id) })
-	c.list = slices.CompactFunc(c.list, func(a, b *containerCgroup) bool { return a.id == b.id })
 	if fresh {
 		c.names.refreshSoon()
+	}
+}
+
+// forgetGone drops vanished containers gone for containerForget, then the
+// ones gone longest while more than containerRemember are left.
+func (c *Containers) forgetGone(now time.Time) {
+	for id, g := range c.gone {
+		if now.Sub(g.since) >= containerForget {
+			delete(c.gone, id)
+		}
+	}
+	if len(c.gone) <= containerRemember {
+		return
+	}
+	ids := make([]string, 0, len(c.gone))
+	for id := range c.gone {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		if d := c.gone[a].since.Compare(c.gone[b].since); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	for _, id := range ids[:len(ids)-containerRemember] {
+		delete(c.gone, id)
 	}
 }
 

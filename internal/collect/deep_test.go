@@ -232,6 +232,8 @@ func TestContainersFixture(t *testing.T) {
 		// 200 MiB current − 100 MiB inactive_file (the docker stats definition).
 		`container_memory_usage_bytes{container="web",id="3f4e5d6c7b8a",runtime="docker"} 104857600`,
 		`container_memory_usage_bytes{container="0a1b2c3d4e5f",id="0a1b2c3d4e5f",runtime="podman"} 10485760`,
+		`container_restarts_total{container="web",id="3f4e5d6c7b8a",runtime="docker"} 0`,
+		`container_restarts_total{container="0a1b2c3d4e5f",id="0a1b2c3d4e5f",runtime="podman"} 0`,
 	)
 	clock.advance(2 * time.Second)
 	cg := filepath.Join(root, "sys", "fs", "cgroup", "system.slice", "docker-"+dockerID+".scope")
@@ -251,6 +253,8 @@ func TestContainersFixture(t *testing.T) {
 		`container_io_write_bytes_per_second{container="0a1b2c3d4e5f",id="0a1b2c3d4e5f",runtime="podman"} 0`,
 		`container_network_receive_bytes_per_second{container="0a1b2c3d4e5f",id="0a1b2c3d4e5f",runtime="podman"} 0`,
 		`container_network_transmit_bytes_per_second{container="0a1b2c3d4e5f",id="0a1b2c3d4e5f",runtime="podman"} 0`,
+		`container_restarts_total{container="web",id="3f4e5d6c7b8a",runtime="docker"} 0`,
+		`container_restarts_total{container="0a1b2c3d4e5f",id="0a1b2c3d4e5f",runtime="podman"} 0`,
 	)
 }
 
