@@ -51,6 +51,7 @@ const (
 	aggAvg
 	aggMax
 	aggMin
+	aggIncrease
 )
 
 // compiled is a rule prepared for evaluation. It is immutable; a changed
@@ -85,6 +86,8 @@ func compile(r Rule) *compiled {
 		c.agg = aggMax
 	case AggMin:
 		c.agg = aggMin
+	case AggIncrease:
+		c.agg = aggIncrease
 	}
 	c.windowMs = r.Window.Milliseconds()
 	c.matchers = compileMatchers(r.Matchers)

@@ -50,7 +50,8 @@ type Options struct {
 	// Provisioning is a YAML file of rules and notifiers (keys rules: and
 	// notifiers:), re-synced at every start; "" provisions nothing.
 	Provisioning string
-	// Defaults creates the built-in default rules on the first start.
+	// Defaults creates each built-in default rule once: on the first start
+	// that ships it, never again after it was deleted.
 	Defaults bool
 	// GroupWait is how long state changes are collected into one message
 	// per channel; default 500ms.

@@ -10,12 +10,12 @@ import (
 )
 
 // Description placeholders: {{machine}}, {{value}}, {{threshold}},
-// {{clear}}, {{op}}, {{metric}}, {{rule}}, {{severity}}, {{for}} and
-// {{labels.NAME}}. Anything else in {{ }} is rejected when the rule is
+// {{clear}}, {{op}}, {{metric}}, {{rule}}, {{severity}}, {{for}},
+// {{window}} and {{labels.NAME}}. Anything else in {{ }} is rejected when the rule is
 // saved.
 var placeholders = map[string]bool{
 	"machine": true, "value": true, "threshold": true, "clear": true, "op": true,
-	"metric": true, "rule": true, "severity": true, "for": true,
+	"metric": true, "rule": true, "severity": true, "for": true, "window": true,
 }
 
 // checkTemplate validates the placeholders of a description.
@@ -34,7 +34,7 @@ func checkTemplate(t string) error {
 		if !placeholders[name] {
 			l, ok := strings.CutPrefix(name, "labels.")
 			if !ok || !metric.ValidLabelName(l) {
-				return fmt.Errorf("unknown placeholder {{%s}}: use machine, value, threshold, clear, op, metric, rule, severity, for or labels.NAME", truncate(name, 40))
+				return fmt.Errorf("unknown placeholder {{%s}}: use machine, value, threshold, clear, op, metric, rule, severity, for, window or labels.NAME", truncate(name, 40))
 			}
 		}
 		rest = rest[i+j+2:]
@@ -101,6 +101,8 @@ func (in renderInput) placeholder(name string) string {
 		return r.Severity
 	case "for":
 		return formatDuration(r.For)
+	case "window":
+		return formatDuration(r.Window)
 	}
 	if l, ok := strings.CutPrefix(name, "labels."); ok {
 		return in.labels.Get(l)

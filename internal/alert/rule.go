@@ -32,6 +32,10 @@ const (
 	AggAvg  = "avg"
 	AggMax  = "max"
 	AggMin  = "min"
+	// AggIncrease is the increase of a counter over the window: the sum of
+	// the rises between consecutive samples, a fall (counter reset)
+	// counting as the new value.
+	AggIncrease = "increase"
 )
 
 // Limits of rule fields.
@@ -67,7 +71,7 @@ type Rule struct {
 	// For is how long the condition must hold before firing; for offline
 	// rules, how long without data.
 	For         time.Duration
-	Aggregation string        // AggLast, AggAvg, AggMax or AggMin
+	Aggregation string        // AggLast, AggAvg, AggMax, AggMin or AggIncrease
 	Window      time.Duration // aggregation window; 0 for AggLast
 	Severity    string        // SeverityWarning or SeverityCritical
 	// Description is a template: {{machine}}, {{value}}, {{threshold}},
@@ -461,9 +465,9 @@ func (r *Rule) normalizeThreshold() error {
 	switch r.Aggregation {
 	case AggLast:
 		if r.Window != 0 {
-			return fieldErr("window", `only used with aggregation "avg", "max" or "min"; leave it out for "last"`)
+			return fieldErr("window", `only used with aggregation "avg", "max", "min" or "increase"; leave it out for "last"`)
 		}
-	case AggAvg, AggMax, AggMin:
+	case AggAvg, AggMax, AggMin, AggIncrease:
 		if r.Window == 0 {
 			r.Window = r.For
 		}
@@ -474,7 +478,7 @@ func (r *Rule) normalizeThreshold() error {
 			return fieldErr("window", "%s: at most %s", formatDuration(r.Window), formatDuration(maxWindow))
 		}
 	default:
-		return fieldErr("aggregation", `%q: must be "last", "avg", "max" or "min"`, truncate(r.Aggregation, 20))
+		return fieldErr("aggregation", `%q: must be "last", "avg", "max", "min" or "increase"`, truncate(r.Aggregation, 20))
 	}
 	return nil
 }

@@ -161,9 +161,13 @@ func TestGlobMatch(t *testing.T) {
 func TestRenderDescription(t *testing.T) {
 	clear := 85.0
 	r := Rule{Name: "disk", Metric: "fs", Op: ">", Threshold: 90, Clear: &clear, For: 5 * time.Minute, Severity: "critical",
-		Description: "{{rule}}: {{labels.mountpoint}} on {{machine}} is {{value}} {{op}} {{threshold}} (clear {{clear}}, {{for}}, {{severity}}, {{metric}}, {{labels.none}}|)"}
+		Aggregation: AggAvg, Window: 90 * time.Second,
+		Description: "{{rule}}: {{labels.mountpoint}} on {{machine}} is {{value}} {{op}} {{threshold}} (clear {{clear}}, {{for}}, {{window}}, {{severity}}, {{metric}}, {{labels.none}}|)"}
+	if err := checkTemplate(r.Description); err != nil {
+		t.Fatal(err)
+	}
 	got := render(renderInput{rule: &r, machine: "web-1", labels: metric.Labels{{Name: "mountpoint", Value: "/var"}}, value: 93.456})
-	want := "disk: /var on web-1 is 93.46 > 90 (clear 85, 5m, critical, fs, |)"
+	want := "disk: /var on web-1 is 93.46 > 90 (clear 85, 5m, 1m30s, critical, fs, |)"
 	if got != want {
 		t.Fatalf("render:\n got %q\nwant %q", got, want)
 	}
@@ -221,6 +225,7 @@ func FuzzRule(f *testing.F) {
 	f.Add([]byte(`{"name":"n","metric":"cpu{cpu=\"total\"}","op":">","threshold":90,"for":"5m","clear":80}`))
 	f.Add([]byte(`{"name":"o","kind":"offline","for":"1m","machines":["web-*"],"machine_labels":{"env":"p*"}}`))
 	f.Add([]byte(`{"name":"a","metric":"x{a=\"\\\"\",b=\"*\"}","op":"<=","threshold":-1,"aggregation":"avg","window":"1h","description":"{{labels.a}} {{value}}"}`))
+	f.Add([]byte(`{"name":"i","metric":"container_restarts_total","op":">=","threshold":3,"aggregation":"increase","window":"15m","description":"{{value}} in {{window}}"}`))
 	for _, r := range DefaultRules() {
 		b, _ := json.Marshal(r)
 		f.Add(b)

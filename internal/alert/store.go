@@ -315,7 +315,12 @@ func saveSilence(ctx context.Context, d execer, s *Silence) error {
 	return nil
 }
 
-func getMeta(ctx context.Context, d *sql.DB, key string) (string, bool, error) {
+// querier is *sql.DB or *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func getMeta(ctx context.Context, d querier, key string) (string, bool, error) {
 	var v string
 	err := d.QueryRowContext(ctx, `SELECT value FROM alert_meta WHERE key = ?`, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {

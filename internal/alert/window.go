@@ -9,33 +9,37 @@ import "math"
 const windowBuckets = 60
 
 // window aggregates one series' samples over a sliding time window (sample
-// timestamps, ms since epoch) as avg, max or min, in O(1) amortized per
-// sample: the buckets form a ring that always covers exactly the window
-// ending at the newest sample, and the aggregate is kept up to date instead
-// of recomputed. Its slot's machine lock protects it.
+// timestamps, ms since epoch) as avg, max, min or increase, in O(1)
+// amortized per sample: the buckets form a ring that always covers exactly
+// the window ending at the newest sample, and the aggregate is kept up to
+// date instead of recomputed. Its slot's machine lock protects it.
 type window struct {
 	agg    aggKind
 	width  int64     // ms per bucket
 	newest int64     // bucket index (ts/width) of the newest sample; math.MinInt64 before the first
-	vals   []float64 // per bucket: the sum (avg), or the max/min (NaN when empty)
+	vals   []float64 // per bucket: the sum (avg), the max/min (NaN when empty), or the increments (increase)
 	cnt    []uint32  // avg: samples per bucket
 
-	sum    float64 // avg: sum over the buckets
-	count  uint32  // avg: samples in the buckets
-	clears int     // avg: buckets cleared since sum was last recomputed exactly
+	sum    float64 // avg, increase: sum over the buckets
+	count  uint32  // avg: samples in the buckets; increase: buckets holding an increment
+	clears int     // avg, increase: buckets cleared since sum was last recomputed exactly
 
 	ext   float64 // max/min: the extreme over the buckets, when extOK
 	extOK bool
+
+	prev    float64 // increase: the value of the previous sample
+	prevIdx int64   // increase: its bucket index; math.MinInt64 before the first
 }
 
 func newWindow(agg aggKind, windowMs int64) *window {
 	n := windowMs / 1000
 	n = max(1, min(n, windowBuckets))
 	width := max(1, (windowMs+n-1)/n)
-	w := &window{agg: agg, width: width, newest: math.MinInt64, vals: make([]float64, n)}
-	if agg == aggAvg {
+	w := &window{agg: agg, width: width, newest: math.MinInt64, prevIdx: math.MinInt64, vals: make([]float64, n)}
+	switch agg {
+	case aggAvg:
 		w.cnt = make([]uint32, n)
-	} else {
+	case aggMax, aggMin:
 		for i := range w.vals {
 			w.vals[i] = math.NaN()
 		}
@@ -53,6 +57,9 @@ func (w *window) slot(idx int64) int {
 // add records v at ts (ms) and returns the aggregate over the window ending
 // at the newest sample. Samples older than the window are ignored.
 func (w *window) add(ts int64, v float64) float64 {
+	if w.agg == aggIncrease && (math.IsNaN(v) || math.IsInf(v, 0)) {
+		return w.value() // no counter value: neither a step nor a reset
+	}
 	idx := ts / w.width
 	if ts < 0 && ts%w.width != 0 {
 		idx--
@@ -91,29 +98,58 @@ func (w *window) add(ts int64, v float64) float64 {
 		if w.extOK && (w.ext != w.ext || v < w.ext) {
 			w.ext = v
 		}
+	case aggIncrease:
+		w.addStep(s, idx, v)
 	}
 	return w.value()
 }
 
+// addStep records the counter step from the previous sample to v (in
+// bucket s, index idx): a rise counts as the difference, a fall is a
+// counter reset and counts as v. A previous sample that has left the
+// window gives no step: only steps between two samples in the window
+// count.
+func (w *window) addStep(s int, idx int64, v float64) {
+	inWindow := w.prevIdx != math.MinInt64 && w.prevIdx > w.newest-int64(len(w.vals))
+	prev := w.prev
+	w.prev, w.prevIdx = v, idx
+	if !inWindow {
+		return
+	}
+	inc := v - prev
+	if v < prev {
+		inc = v // reset: the counter restarted from 0
+	}
+	if !(inc > 0) {
+		return // no rise (a negative value after a reset counts as none)
+	}
+	if w.vals[s] == 0 {
+		w.count++
+	}
+	w.vals[s] += inc
+	w.sum += inc
+}
+
 // clearSlot empties bucket s as the window moves past it.
 func (w *window) clearSlot(s int) {
-	if w.agg == aggAvg {
+	switch w.agg {
+	case aggAvg:
 		if w.cnt[s] == 0 {
 			return
 		}
 		w.sum -= w.vals[s]
 		w.count -= w.cnt[s]
 		w.vals[s], w.cnt[s] = 0, 0
-		w.clears++
-		if w.count == 0 {
-			w.sum, w.clears = 0, 0
-		} else if w.clears >= len(w.vals) {
-			// Recompute exactly now and then, so rounding cannot drift.
-			w.sum, w.clears = 0, 0
-			for _, x := range w.vals {
-				w.sum += x
-			}
+		w.clearedSum()
+		return
+	case aggIncrease:
+		if w.vals[s] == 0 {
+			return
 		}
+		w.sum -= w.vals[s]
+		w.count--
+		w.vals[s] = 0
+		w.clearedSum()
 		return
 	}
 	if old := w.vals[s]; old == old {
@@ -124,13 +160,33 @@ func (w *window) clearSlot(s int) {
 	}
 }
 
-// value is the aggregate of the buckets; NaN when they are empty.
+// clearedSum keeps sum exact after a bucket was subtracted from it (avg,
+// increase): zero once the buckets are empty, and recomputed now and then
+// (or when an overflow left it Inf or NaN), so rounding cannot drift.
+func (w *window) clearedSum() {
+	w.clears++
+	switch {
+	case w.count == 0:
+		w.sum, w.clears = 0, 0
+	case w.clears >= len(w.vals) || math.IsNaN(w.sum) || math.IsInf(w.sum, 0):
+		w.sum, w.clears = 0, 0
+		for _, x := range w.vals {
+			w.sum += x
+		}
+	}
+}
+
+// value is the aggregate of the buckets; NaN when they are empty (avg,
+// max, min), 0 when no increment is in the window (increase).
 func (w *window) value() float64 {
-	if w.agg == aggAvg {
+	switch w.agg {
+	case aggAvg:
 		if w.count == 0 {
 			return math.NaN()
 		}
 		return w.sum / float64(w.count)
+	case aggIncrease:
+		return w.sum
 	}
 	if !w.extOK {
 		w.ext = math.NaN()

@@ -28,7 +28,8 @@ type AlertingConfig struct {
 	// RepeatInterval re-sends unacknowledged firing alerts; default 4h,
 	// negative disables repeats.
 	RepeatInterval time.Duration
-	// NoDefaultRules skips creating the built-in rules on the first start.
+	// NoDefaultRules skips creating the built-in rules (each is created once,
+	// on the first start or after an upgrade that adds it).
 	NoDefaultRules bool
 }
 

@@ -245,7 +245,7 @@ class Editor {
     this.metricList = h("datalist", { id: "rule-metrics" });
     f.metric = field("Metric", text(r.metric, { id: "rule-metric", placeholder: "cpu_usage_percent", attrs: { list: "rule-metrics", autocomplete: "off", spellcheck: "false" } }), "the series name, as in the machine's metrics");
     f.matchers = field("Series labels", text(kvText(r.matchers), { id: "rule-matchers", placeholder: "cpu=total, mountpoint=/" }), "label=value, comma separated; empty: every series");
-    f.aggregation = field("Aggregation", select([["last", "last value"], ["avg", "average"], ["max", "maximum"], ["min", "minimum"]], r.aggregation, { id: "rule-aggregation", disabled: dis }));
+    f.aggregation = field("Aggregation", select([["last", "last value"], ["avg", "average"], ["max", "maximum"], ["min", "minimum"], ["increase", "increase (counters)"]], r.aggregation, { id: "rule-aggregation", disabled: dis }));
     f.window = field("Window", text(r.window, { id: "rule-window", placeholder: "1m" }), "the aggregation's time window");
     f.op = field("Condition", select([[">", ">"], [">=", "≥"], ["<", "<"], ["<=", "≤"]], r.op, { id: "rule-op", disabled: dis }));
     f.threshold = field("Threshold", h("input", { type: "number", step: "any", value: r.threshold == null ? "" : String(r.threshold), disabled: dis, id: "rule-threshold", required: true }));
@@ -291,13 +291,14 @@ class Editor {
     this.metricList, this.error, buttons);
 
     this.pvStatus = h("p", { class: "al-pv-status muted", attrs: { "aria-live": "polite" } });
+    this.pvNote = h("p", { class: "al-pv-note muted al-small", hidden: true });
     this.pvBody = h("tbody");
     this.pvTable = h("table", { class: "dtable al-pv-table", id: "rule-preview-table", hidden: true },
       thead(["Machine", "Series", "Value", "Now"]), this.pvBody);
     const pv = h("aside", { class: "al-preview", id: "rule-preview", attrs: { "aria-label": "Live preview" } },
       h("h2", { text: "Live preview" }),
       h("p", { class: "muted al-small", text: "Which machines this rule matches now, their current value, and whether it would fire (ignoring For)." }),
-      this.pvStatus, h("div", { class: "dtable-wrap" }, this.pvTable));
+      this.pvStatus, this.pvNote, h("div", { class: "dtable-wrap" }, this.pvTable));
     this.el = h("section", { class: "al-editor" }, this.form, pv);
     this.showKind();
   }
@@ -396,6 +397,7 @@ class Editor {
     const { b, errors } = this.body();
     const my = ++this.seq;
     const bad = Object.values(errors);
+    this.pvNote.hidden = true;
     if (bad.length) {
       this.pvStatus.textContent = "Fix the form to see a preview: " + bad[0];
       this.pvStatus.classList.remove("error");
@@ -420,6 +422,9 @@ class Editor {
     const n = res && res.machines != null ? res.machines : new Set(matches.map((x) => x.machine)).size;
     this.pvStatus.textContent = n + (n === 1 ? " machine" : " machines") + ", " + matches.length + (matches.length === 1 ? " series" : " series") +
       " · " + fire + " would fire" + (res && res.truncated ? " · list truncated" : "");
+    // For windowed aggregations the hub says what the values are.
+    this.pvNote.textContent = (res && res.note) || "";
+    this.pvNote.hidden = !this.pvNote.textContent;
     this.pvBody.replaceChildren(...matches.map((x) => {
       const st = x.state === "would fire" ? "fire" : x.state === "ok" ? "ok" : "nodata";
       return h("tr", { class: "pv-" + st },
