@@ -61,14 +61,14 @@ func stateIndex(c byte) int {
 	return 6
 }
 
-// procEntry is one process of a scan.
+// procEntry is one process of a scan that made a top list so far.
 type procEntry struct {
 	pid     uint32
 	state   byte
-	nameOff int // name is t.names[nameOff:nameEnd]
-	nameEnd int
-	cpu     float64 // % of one core
-	rss     uint64  // bytes
+	nameLen uint8
+	name    [64]byte // comm; the kernel's are at most 64 bytes
+	cpu     float64  // % of one core
+	rss     uint64   // bytes
 }
 
 // TopProcesses takes top-process snapshots from procfs: the top n processes
@@ -90,11 +90,10 @@ type TopProcesses struct {
 	buf        []byte
 	path       []byte
 	pids       []uint32
-	names      []byte // comm of every process of the scan, back to back
-	entries    []procEntry
-	byCPU      []int // indices into entries
-	byRSS      []int
-	last       time.Time // time of the previous scan (monotonic)
+	count      int         // processes in the latest scan
+	byCPU      []procEntry // the top n so far by CPU, best first
+	byRSS      []procEntry // the top n so far by resident memory, best first
+	last       time.Time   // time of the previous scan (monotonic)
 	users      map[uint32]string
 	passwdRead bool
 
@@ -188,8 +187,8 @@ func (t *TopProcesses) Snapshot(ctx context.Context) ([]Process, error) {
 		slices.Sort(t.pids)
 	}
 	var states [len(processStates)]float64
-	t.entries = t.entries[:0]
-	t.names = t.names[:0]
+	t.count = 0
+	t.byCPU, t.byRSS = t.byCPU[:0], t.byRSS[:0]
 	t.next = t.next[:0]
 	prev, j := t.recs, 0
 	for i, pid := range t.pids {
@@ -228,10 +227,24 @@ func (t *TopProcesses) Snapshot(ctx context.Context) ([]Process, error) {
 		if seen && old.start == st.start && !first && elapsed > 0 && st.ticks >= old.ticks {
 			cpu = float64(st.ticks-old.ticks) / t.clkTck / elapsed * 100
 		}
-		off := len(t.names)
-		t.names = append(t.names, st.comm...)
-		t.entries = append(t.entries, procEntry{pid: pid, state: st.state, nameOff: off, nameEnd: len(t.names),
-			cpu: cpu, rss: st.rssPages * t.pageSize})
+		t.count++
+		if t.n == 0 {
+			continue
+		}
+		// Keep the top lists as the scan goes: after the first few
+		// processes, most fail one comparison with each list's last.
+		e := procEntry{pid: pid, state: st.state, cpu: cpu, rss: st.rssPages * t.pageSize}
+		inCPU := len(t.byCPU) < t.n || moreCPU(&e, &t.byCPU[len(t.byCPU)-1])
+		inRSS := len(t.byRSS) < t.n || moreRSS(&e, &t.byRSS[len(t.byRSS)-1])
+		if inCPU || inRSS {
+			e.nameLen = uint8(copy(e.name[:], st.comm))
+			if inCPU {
+				t.byCPU = insertTop(t.byCPU, &e, t.n, moreCPU)
+			}
+			if inRSS {
+				t.byRSS = insertTop(t.byRSS, &e, t.n, moreRSS)
+			}
+		}
 	}
 	for ; j < len(prev); j++ {
 		t.closeRec(&prev[j])
@@ -247,13 +260,11 @@ func (t *TopProcesses) Snapshot(ctx context.Context) ([]Process, error) {
 	if t.n == 0 {
 		return nil, nil
 	}
-	t.byCPU = topN(t.byCPU[:0], t.entries, t.n, func(a, b *procEntry) bool { return a.cpu > b.cpu || a.cpu == b.cpu && a.rss > b.rss })
-	t.byRSS = topN(t.byRSS[:0], t.entries, t.n, func(a, b *procEntry) bool { return a.rss > b.rss || a.rss == b.rss && a.cpu > b.cpu })
 	out := make([]Process, 0, len(t.byCPU)+len(t.byRSS))
-	for _, idx := range [2][]int{t.byCPU, t.byRSS} {
+	for _, list := range [2][]procEntry{t.byCPU, t.byRSS} {
 	next:
-		for _, i := range idx {
-			e := &t.entries[i]
+		for i := range list {
+			e := &list[i]
 			for _, p := range out {
 				if p.PID == e.pid {
 					continue next
@@ -265,30 +276,30 @@ func (t *TopProcesses) Snapshot(ctx context.Context) ([]Process, error) {
 	return out, nil
 }
 
-// topN appends to dst the indices of the n best entries by better, best
-// first: an insertion into a short list, O(len(es)·n) without allocation.
-func topN(dst []int, es []procEntry, n int, better func(a, b *procEntry) bool) []int {
-	for i := range es {
-		if len(dst) == n && !better(&es[i], &es[dst[n-1]]) {
-			continue
-		}
-		if len(dst) < n {
-			dst = append(dst, i)
-		} else {
-			dst[n-1] = i
-		}
-		for j := len(dst) - 1; j > 0 && better(&es[dst[j]], &es[dst[j-1]]); j-- {
-			dst[j], dst[j-1] = dst[j-1], dst[j]
-		}
+// moreCPU and moreRSS order the top lists; ties go to the process listed
+// first.
+func moreCPU(a, b *procEntry) bool { return a.cpu > b.cpu || a.cpu == b.cpu && a.rss > b.rss }
+func moreRSS(a, b *procEntry) bool { return a.rss > b.rss || a.rss == b.rss && a.cpu > b.cpu }
+
+// insertTop puts e into list, which holds at most n entries best first by
+// better, dropping the last when full. e must beat the last when full.
+func insertTop(list []procEntry, e *procEntry, n int, better func(a, b *procEntry) bool) []procEntry {
+	if len(list) < n {
+		list = append(list, *e)
+	} else {
+		list[n-1] = *e
 	}
-	return dst
+	for j := len(list) - 1; j > 0 && better(&list[j], &list[j-1]); j-- {
+		list[j], list[j-1] = list[j-1], list[j]
+	}
+	return list
 }
 
 // process fills in the details of a selected process: user and command line.
 func (t *TopProcesses) process(e *procEntry) Process {
 	p := Process{
 		PID:        e.pid,
-		Name:       validUTF8(t.names[e.nameOff:e.nameEnd]),
+		Name:       validUTF8(e.name[:e.nameLen]),
 		CPUPercent: round2(e.cpu),
 		RSSBytes:   e.rss,
 		State:      string(rune(e.state)),

@@ -35,7 +35,7 @@ func (d procDir) rewind() error {
 // the directory with getdents into a reused buffer.
 func (d procDir) pids(buf *[]byte, dst []uint32) ([]uint32, error) {
 	if *buf == nil {
-		*buf = make([]byte, 32<<10)
+		*buf = make([]byte, 64<<10) // ~2,700 pids per getdents
 	}
 	for {
 		n, err := unix.Getdents(d.fd, *buf)
