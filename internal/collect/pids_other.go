@@ -2,11 +2,17 @@
 
 package collect
 
-import "os"
+import (
+	"os"
+	"time"
+)
 
-// countPIDs counts the process directories of procPath (portable fallback).
-func countPIDs(procPath string, _ *[]byte) (int, error) {
-	entries, err := os.ReadDir(procPath)
+// pidCounter counts the process directories of a proc root (portable
+// fallback: a listing every time).
+type pidCounter struct{ path string }
+
+func (c *pidCounter) count(time.Time) (int, error) {
+	entries, err := os.ReadDir(c.path)
 	if err != nil {
 		return 0, err
 	}

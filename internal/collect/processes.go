@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"time"
 )
 
 // parseProcsStat returns procs_running and procs_blocked from /proc/stat.
@@ -40,15 +41,15 @@ func parseProcsStat(b []byte) (running, blocked uint64, err error) {
 // Processes reports processes_total (numeric directories in /proc) and
 // processes_running, processes_blocked from /proc/stat.
 type Processes struct {
-	procPath string
-	stat     *procFile
-	dirBuf   []byte // getdents buffer, reused
+	pids pidCounter
+	stat *procFile
+	now  func() time.Time
 }
 
 // NewProcesses returns the process count collector.
 func NewProcesses(opts Options) *Processes {
 	opts = opts.withDefaults()
-	return &Processes{procPath: opts.ProcPath, stat: newProcFile(filepath.Join(opts.ProcPath, "stat"))}
+	return &Processes{pids: pidCounter{path: opts.ProcPath}, stat: newProcFile(filepath.Join(opts.ProcPath, "stat")), now: time.Now}
 }
 
 // Name implements Collector.
@@ -56,7 +57,7 @@ func (*Processes) Name() string { return "processes" }
 
 // Collect implements Collector.
 func (c *Processes) Collect(_ context.Context, b *Batch) error {
-	n, err := countPIDs(c.procPath, &c.dirBuf)
+	n, err := c.pids.count(c.now())
 	if err != nil {
 		return err
 	}
@@ -76,6 +77,6 @@ func (c *Processes) Collect(_ context.Context, b *Batch) error {
 
 // isPID reports whether a /proc entry name is a process id.
 func isPID(name []byte) bool {
-	_, ok := parseUint(name)
-	return ok
+	v, ok := parseUint(name)
+	return ok && v > 0 && v <= 1<<32-1
 }
