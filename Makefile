@@ -4,6 +4,10 @@ export GOTOOLCHAIN := local
 export GOFLAGS     := -buildvcs=false
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null)
+# grpcnotrace: gRPC without golang.org/x/net/trace (and the templates it
+# links), which sysmonstm never enables: 2.9 MB less binary and 2.5 MB less
+# RSS for the agent build.
+TAGS        ?= grpcnotrace
 LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN         ?= bin/sysmonstm
 PROTOC_GEN_GO_VERSION      := v1.36.12
@@ -16,11 +20,11 @@ all: build
 
 ## build: the static binary in bin/
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sysmonstm
+	CGO_ENABLED=0 $(GO) build -tags '$(TAGS)' -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sysmonstm
 
 ## build-agent: agent-only binary (agent, top, push, export; no hub, no storage engine): smaller RSS
 build-agent:
-	CGO_ENABLED=0 $(GO) build -tags agentonly -trimpath -ldflags '$(LDFLAGS)' -o bin/sysmonstm-agent ./cmd/sysmonstm
+	CGO_ENABLED=0 $(GO) build -tags 'agentonly $(TAGS)' -trimpath -ldflags '$(LDFLAGS)' -o bin/sysmonstm-agent ./cmd/sysmonstm
 
 ## run: sysmonstm up from source
 run:
@@ -63,7 +67,7 @@ vet:
 
 ## lint: gofmt, go vet, and golangci-lint when installed
 lint: vet
-	$(GO) vet -tags agentonly ./cmd/...
+	$(GO) vet -tags 'agentonly $(TAGS)' ./cmd/...
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; else echo "golangci-lint not installed; skipped"; fi
 
