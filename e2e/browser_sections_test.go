@@ -68,6 +68,7 @@ func deepSamples(gpuUtil float64) []ingestSample {
 		{"container_memory_usage_bytes", ctr, 256 << 20},
 		{"container_io_read_bytes_per_second", ctr, 1024},
 		{"container_io_write_bytes_per_second", ctr, 2048},
+		{"container_restarts_total", ctr, 3},
 	}
 }
 
@@ -207,7 +208,7 @@ func TestBrowserMachineSections(t *testing.T) {
 
 	// Container with the hostile name, as text.
 	ctr := js[[]string](b, `[...document.querySelector('[data-section="containers"] tbody tr').children].map(e => e.textContent)`)
-	if len(ctr) != 7 || ctr[0] != evilContainer || ctr[1] != "docker" || ctr[2] != "0123456789ab" || ctr[3] != "13 %" || ctr[4] != "256 MiB" {
+	if len(ctr) != 8 || ctr[0] != evilContainer || ctr[1] != "docker" || ctr[2] != "0123456789ab" || ctr[3] != "13 %" || ctr[4] != "256 MiB" || ctr[7] != "3" {
 		t.Errorf("container row = %q", ctr)
 	}
 

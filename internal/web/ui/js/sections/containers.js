@@ -1,8 +1,9 @@
-// Containers: CPU, memory, I/O and network per container, busiest first.
+// Containers: CPU, memory, I/O, network and restarts per container, busiest
+// first.
 import { bytes, pct, rate } from "../format.js";
 import { deep, h, setText, show, table, sync, td } from "./deep.js";
 
-const COLS = [["Container"], ["Runtime"], ["ID"], ["CPU", "num"], ["Memory", "num"], ["Disk read / write", "num"], ["Net in / out", "num"]];
+const COLS = [["Container"], ["Runtime"], ["ID"], ["CPU", "num"], ["Memory", "num"], ["Disk read / write", "num"], ["Net in / out", "num"], ["Restarts", "num"]];
 
 export const containers = {
   id: "containers",
@@ -25,12 +26,13 @@ export const containers = {
       c.io = rate(g("io_read_bytes_per_second")) + " / " + rate(g("io_write_bytes_per_second"));
       const rx = g("network_receive_bytes_per_second"), tx = g("network_transmit_bytes_per_second");
       c.net = rx == null && tx == null ? "host" : rate(rx) + " / " + rate(tx);
+      c.restarts = g("restarts_total");
     }
     list.sort((a, b) => (b.cpu || 0) - (a.cpu || 0) || (b.mem || 0) - (a.mem || 0));
     const tbody = table(el, "containers", COLS);
     sync(tbody, el._rows, list, (c) => c.key, () => {
-      const r = { name: td("name"), rt: td(), id: td("mono"), cpu: td("num"), mem: td("num"), io: td("num"), net: td("num") };
-      r.tr = h("tr", {}, r.name, r.rt, r.id, r.cpu, r.mem, r.io, r.net);
+      const r = { name: td("name"), rt: td(), id: td("mono"), cpu: td("num"), mem: td("num"), io: td("num"), net: td("num"), restarts: td("num") };
+      r.tr = h("tr", {}, r.name, r.rt, r.id, r.cpu, r.mem, r.io, r.net, r.restarts);
       return r;
     }, (r, c) => {
       setText(r.name, c.labels.container || c.labels.id || "");
@@ -40,6 +42,9 @@ export const containers = {
       setText(r.mem, bytes(c.mem));
       setText(r.io, c.io);
       setText(r.net, c.net);
+      // Restarts the agent has seen since it started (docs/metrics.md).
+      setText(r.restarts, c.restarts == null || !isFinite(c.restarts) ? "–" : String(Math.round(c.restarts)));
+      r.restarts.title = "restarts seen by the agent since it started";
     });
   },
 };
