@@ -243,8 +243,9 @@ func (c *Containers) Collect(_ context.Context, b *Batch) error {
 	gen := c.names.generation()
 	now := c.now()
 	for _, ct := range c.list {
-		if !ct.named && ok {
-			if n := names[ct.id]; n != "" {
+		if ok {
+			// Named, or renamed since (docker rename): new series.
+			if n := names[ct.id]; n != "" && (!ct.named || n != ct.labels.Get("container")) {
 				ct.labels, ct.named = sortedLabels("container", n, "id", ct.id[:12], "runtime", ct.runtime), true
 			}
 		}

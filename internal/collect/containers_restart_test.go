@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -425,4 +426,35 @@ func TestContainerRestartMemoryBound(t *testing.T) {
 	mk(1)
 	mk(n - 1)
 	wantRestarts(t, "back", tick(), map[string]string{ids[0][:12]: "0", ids[1][:12]: "1", ids[n-1][:12]: "1", ids[2][:12]: ""})
+}
+
+// TestContainerRenamed: a name the runtime API changes (docker rename) is
+// picked up at the next names fetch; the series continue under the new
+// name, restart count included.
+func TestContainerRenamed(t *testing.T) {
+	var name atomic.Value
+	name.Store("web")
+	sock := serveDockerAPIFunc(t, func() string {
+		return `[{"Id":"` + dockerID + `","Names":["/` + name.Load().(string) + `"]}]`
+	})
+	f := newRestartFixture(t)
+	f.c.DockerSocket = sock
+	f.tick(0)
+	f.c.names.wait()
+	got := f.tick(time.Second)
+	named := func(got []string, n string) bool {
+		return slices.ContainsFunc(got, func(s string) bool {
+			return strings.HasPrefix(s, `container_restarts_total{container="`+n+`",id="`+dockerShort+`"`)
+		})
+	}
+	if !named(got, "web") {
+		t.Fatalf("not named web: %q", got)
+	}
+	name.Store("web-2")
+	f.tick(containerNamesEvery) // starts the periodic fetch
+	f.c.names.wait()
+	got = f.tick(time.Second)
+	if !named(got, "web-2") || named(got, "web") {
+		t.Fatalf("rename not picked up: %q", got)
+	}
 }

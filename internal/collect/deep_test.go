@@ -192,6 +192,13 @@ const (
 // temporary directory and returns the socket's path.
 func serveDockerAPI(t *testing.T, body string) string {
 	t.Helper()
+	return serveDockerAPIFunc(t, func() string { return body })
+}
+
+// serveDockerAPIFunc is serveDockerAPI with the body of each answer from
+// body.
+func serveDockerAPIFunc(t *testing.T, body func() string) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "dock")
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +215,7 @@ func serveDockerAPI(t *testing.T, body string) string {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(body))
+		w.Write([]byte(body()))
 	})}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
