@@ -37,6 +37,7 @@ func deepSamples(gpuUtil float64) []ingestSample {
 	evil := map[string]string{"unit": evilUnit}
 	disk := map[string]string{"device": "nvme0", "model": evilModel}
 	gpu := map[string]string{"gpu": "0", "name": "NVIDIA H100 80GB HBM3", "vendor": "nvidia"}
+	igpu := map[string]string{"gpu": "1", "name": "Intel GPU 0x46a6", "vendor": "intel"}
 	ctr := map[string]string{"container": evilContainer, "id": "0123456789ab", "runtime": "docker"}
 	return []ingestSample{
 		{"systemd_unit_active", ssh, 1},
@@ -64,6 +65,8 @@ func deepSamples(gpuUtil float64) []ingestSample {
 		{"gpu_temperature_celsius", gpu, 63},
 		{"gpu_power_watts", gpu, 312},
 		{"gpu_power_limit_watts", gpu, 700},
+		{"gpu_utilization_percent", igpu, 25},
+		{"gpu_frequency_mhz", igpu, 1200},
 		{"container_cpu_usage_percent", ctr, 12.5},
 		{"container_memory_usage_bytes", ctr, 256 << 20},
 		{"container_io_read_bytes_per_second", ctr, 1024},
@@ -202,6 +205,11 @@ func TestBrowserMachineSections(t *testing.T) {
 	gpu := js[string](b, `document.querySelector('[data-section="gpus"] .gpu').textContent`)
 	if err := containsAll(gpu, "GPU 0 · NVIDIA H100 80GB HBM3", "nvidia", "42 %", "20.0 GiB / 80.0 GiB", "63 °C", "312 W / 700 W"); err != nil {
 		t.Errorf("GPU card %q: %v", gpu, err)
+	}
+	// The Intel card shows its GT frequency; the NVIDIA card has no such line.
+	igpu := js[[]string](b, `[...document.querySelectorAll('[data-section="gpus"] .gpu')].map(e => [...e.querySelectorAll('.gline')].filter(l => !l.hidden).map(l => l.textContent).join("|"))`)
+	if len(igpu) != 2 || strings.Contains(igpu[0], "Frequency") || !strings.Contains(igpu[1], "Frequency1200 MHz") {
+		t.Errorf("GPU cards' lines = %q", igpu)
 	}
 	util.Store(77)
 	b.waitJS(10*time.Second, "GPU utilisation updates", `document.querySelector('[data-section="gpus"] .gpu').textContent.includes("77 %")`)

@@ -97,7 +97,8 @@ type amdGPU struct {
 }
 
 // GPU reports NVIDIA GPUs through nvidia-smi (in the background every
-// Interval, cached) and AMD GPUs through amdgpu's sysfs files (every tick).
+// Interval, cached), AMD GPUs through amdgpu's sysfs files and Intel GPUs
+// through i915's and xe's sysfs files (both every tick).
 type GPU struct {
 	NvidiaSMI string  // path of nvidia-smi; "" skips NVIDIA
 	run       runFunc // execRun; tests substitute fixture output
@@ -107,6 +108,7 @@ type GPU struct {
 	now     func() time.Time
 	scanned time.Time
 	amd     []amdGPU
+	intel   []*intelGPU
 }
 
 // NewGPU returns the GPU collector.
@@ -119,14 +121,15 @@ func NewGPU(opts Options) *GPU {
 	return c
 }
 
-// gpuAvailable reports whether nvidia-smi is installed or an amdgpu card is
-// present.
+// gpuAvailable reports whether nvidia-smi is installed or an amdgpu or
+// Intel card is present.
 func gpuAvailable(opts Options) bool {
 	if lookPath("nvidia-smi") != "" {
 		return true
 	}
-	m, _ := filepath.Glob(filepath.Join(opts.SysPath, "class", "drm", "card*", "device", "gpu_busy_percent"))
-	return len(m) > 0
+	drm := filepath.Join(opts.SysPath, "class", "drm")
+	m, _ := filepath.Glob(filepath.Join(drm, "card*", "device", "gpu_busy_percent"))
+	return len(m) > 0 || intelAvailable(drm)
 }
 
 // Name implements Collector.
@@ -156,6 +159,7 @@ func (c *GPU) Collect(_ context.Context, b *Batch) error {
 	}
 	if t := c.now(); c.scanned.IsZero() || t.Sub(c.scanned) >= rescanEvery {
 		c.scanAMD()
+		c.scanIntel()
 		c.scanned = t
 	}
 	for _, g := range c.amd {
@@ -177,6 +181,12 @@ func (c *GPU) Collect(_ context.Context, b *Batch) error {
 			if v, ok := g.power.readInt(); ok {
 				b.addShared("gpu_power_watts", round2(float64(v)/1e6), g.power.labels)
 			}
+		}
+	}
+	if len(c.intel) > 0 {
+		now := c.now()
+		for _, g := range c.intel {
+			g.collect(b, now)
 		}
 	}
 	return nil

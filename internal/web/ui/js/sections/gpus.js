@@ -1,9 +1,9 @@
-// GPUs: one card per GPU with utilisation and memory bars, temperature and
-// power against its limit.
+// GPUs: one card per GPU with utilisation and memory bars, temperature,
+// power against its limit and, where reported (Intel), the GT frequency.
 import { bytes, pct, temp, num } from "../format.js";
 import { deep, h, setText, setClass, show, bar } from "./deep.js";
 
-const NAMES = ["gpu_utilization_percent", "gpu_memory_used_bytes", "gpu_memory_total_bytes", "gpu_temperature_celsius", "gpu_power_watts"];
+const NAMES = ["gpu_utilization_percent", "gpu_memory_used_bytes", "gpu_memory_total_bytes", "gpu_temperature_celsius", "gpu_power_watts", "gpu_frequency_mhz"];
 
 export const gpus = {
   id: "gpus",
@@ -24,10 +24,11 @@ export const gpus = {
       let c = el._cards.get(g);
       if (!c) {
         c = { title: h("h3"), vendor: h("span", { class: "muted" }), util: bar(), utilT: h("span", { class: "tv" }),
-          mem: bar(), memT: h("span", { class: "tv" }), t: h("span", { class: "tv" }), p: h("span", { class: "tv" }) };
+          mem: bar(), memT: h("span", { class: "tv" }), t: h("span", { class: "tv" }), p: h("span", { class: "tv" }), f: h("span", { class: "tv" }) };
         const line = (k, b, v) => h("div", { class: "gline" }, h("span", { class: "tl", text: k }), b ? b.el : null, v);
         c.el = h("div", { class: "gpu", dataset: { gpu: String(g) } }, h("div", { class: "ghead" }, c.title, c.vendor),
-          line("Utilisation", c.util, c.utilT), line("Memory", c.mem, c.memT), line("Temperature", null, c.t), line("Power", null, c.p));
+          line("Utilisation", c.util, c.utilT), line("Memory", c.mem, c.memT), line("Temperature", null, c.t), line("Power", null, c.p),
+          (c.fLine = line("Frequency", null, c.f)));
         el._cards.set(g, c);
       }
       const m = { gpu: g };
@@ -45,6 +46,9 @@ export const gpus = {
       setClass(c.t, "tv" + (t >= 95 ? " crit" : t >= 80 ? " warn" : ""));
       const w = d.get("gpu_power_watts", m), lim = d.get("gpu_power_limit_watts", m);
       setText(c.p, (w == null ? "–" : num(w) + " W") + (lim ? " / " + num(lim) + " W" : ""));
+      const f = d.get("gpu_frequency_mhz", m);
+      if (c.fLine.hidden !== (f == null)) c.fLine.hidden = f == null;
+      setText(c.f, f == null ? "" : Math.round(f) + " MHz");
       if (el._box.children[i] !== c.el) el._box.insertBefore(c.el, el._box.children[i] || null);
     });
     for (const [g, c] of el._cards) if (!ids.has(g)) { c.el.remove(); el._cards.delete(g); }
