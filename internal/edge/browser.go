@@ -9,6 +9,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sysmonstm/sysmonstm/internal/httpjson"
+	"github.com/sysmonstm/sysmonstm/internal/wsconn"
 )
 
 const (
@@ -66,7 +67,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The snapshot may be megabytes for a large fleet: it gets more time.
-	if err := writeWS(connCtx, c, snap, max(snapshotWriteTimeout, s.opts.WriteTimeout)); err != nil {
+	if err := wsconn.Write(connCtx, c, snap, max(snapshotWriteTimeout, s.opts.WriteTimeout)); err != nil {
 		s.dropIfStuck(err, r, sub.Drop)
 		return
 	}
@@ -79,7 +80,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
-	go pingLoop(connCtx, c, cancel, s.opts.WriteTimeout)
+	go wsconn.Keepalive(connCtx, c, cancel, pingEvery, s.opts.WriteTimeout)
 	for {
 		select {
 		case ev, ok := <-sub.C():
@@ -91,7 +92,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
-			if err := writeWS(connCtx, c, ev.JSON, s.opts.WriteTimeout); err != nil {
+			if err := wsconn.Write(connCtx, c, ev.JSON, s.opts.WriteTimeout); err != nil {
 				s.dropIfStuck(err, r, sub.Drop)
 				return
 			}
@@ -115,13 +116,6 @@ func (s *Server) dropIfStuck(err error, r *http.Request, drop func()) {
 		return
 	}
 	s.log.Debug("browser write", "remote", r.RemoteAddr, "err", err)
-}
-
-// writeWS writes one text message within timeout.
-func writeWS(ctx context.Context, c *websocket.Conn, msg []byte, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	return c.Write(ctx, websocket.MessageText, msg)
 }
 
 // browserSnapshot returns the encoded browser snapshot, reusing the last one

@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/sysmonstm/sysmonstm/internal/httpjson"
+	"github.com/sysmonstm/sysmonstm/internal/wsconn"
 )
 
 // Close codes of the publish connection.
@@ -79,7 +80,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request) {
 		case <-ctx.Done():
 		}
 	}()
-	go pingLoop(ctx, c, cancel, s.opts.WriteTimeout)
+	go wsconn.Keepalive(ctx, c, cancel, pingEvery, s.opts.WriteTimeout)
 	for {
 		typ, b, err := c.Read(ctx)
 		if err != nil {
@@ -148,26 +149,5 @@ func (s *Server) releasePublisher(id uint64) {
 	s.pubMu.Unlock()
 	if current {
 		s.fan.Publish(s.state.setPublisher(false))
-	}
-}
-
-// pingLoop pings every pingEvery and cancels the connection when no pong
-// comes back within timeout.
-func pingLoop(ctx context.Context, c *websocket.Conn, cancel context.CancelFunc, timeout time.Duration) {
-	t := time.NewTicker(pingEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, pcancel := context.WithTimeout(ctx, timeout)
-		err := c.Ping(pctx)
-		pcancel()
-		if err != nil {
-			cancel()
-			return
-		}
 	}
 }

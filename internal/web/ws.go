@@ -14,6 +14,7 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/httpjson"
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
+	"github.com/sysmonstm/sysmonstm/internal/wsconn"
 )
 
 const (
@@ -81,7 +82,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		_ = c.Close(websocket.StatusInternalError, "internal error")
 		return
 	}
-	if err := writeWS(connCtx, c, snap); err != nil {
+	if err := wsconn.Write(connCtx, c, snap, wsWriteTimeout); err != nil {
 		s.log.Debug("websocket snapshot write", "remote", r.RemoteAddr, "err", err)
 		return
 	}
@@ -89,7 +90,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	replies := make(chan []byte, 4)
 	readDone := make(chan error, 1)
 	go func() { readDone <- s.readWS(connCtx, c, sub, replies) }()
-	go pingWS(connCtx, c, cancel)
+	go wsconn.Keepalive(connCtx, c, cancel, wsPingEvery, wsWriteTimeout)
 
 	for {
 		select {
@@ -101,7 +102,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 				}
 				return
 			}
-			if err := writeWS(connCtx, c, ev.JSON); err != nil {
+			if err := wsconn.Write(connCtx, c, ev.JSON, wsWriteTimeout); err != nil {
 				if errors.Is(err, context.DeadlineExceeded) {
 					s.log.Warn("websocket client stuck, dropped", "remote", r.RemoteAddr, "timeout", wsWriteTimeout)
 					sub.Drop()
@@ -111,7 +112,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case msg := <-replies:
-			if err := writeWS(connCtx, c, msg); err != nil {
+			if err := wsconn.Write(connCtx, c, msg, wsWriteTimeout); err != nil {
 				return
 			}
 		case err := <-readDone:
@@ -153,34 +154,6 @@ func nonNil(ms []live.Machine) []live.Machine {
 		return []live.Machine{}
 	}
 	return ms
-}
-
-// writeWS writes one text message within wsWriteTimeout.
-func writeWS(ctx context.Context, c *websocket.Conn, msg []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, wsWriteTimeout)
-	defer cancel()
-	return c.Write(ctx, websocket.MessageText, msg)
-}
-
-// pingWS pings every wsPingEvery and cancels the connection when no pong
-// comes back in time.
-func pingWS(ctx context.Context, c *websocket.Conn, cancel context.CancelFunc) {
-	t := time.NewTicker(wsPingEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, pcancel := context.WithTimeout(ctx, wsWriteTimeout)
-		err := c.Ping(pctx)
-		pcancel()
-		if err != nil {
-			cancel()
-			return
-		}
-	}
 }
 
 // readWS reads client messages until the connection ends. A valid subscribe
