@@ -86,15 +86,23 @@ func (e *Engine) handleGetNotifier(w http.ResponseWriter, r *http.Request) {
 	e.writeNotifier(w, r, http.StatusOK, n)
 }
 
-func (e *Engine) handleCreateNotifier(w http.ResponseWriter, r *http.Request) {
+// readNotifier reads and decodes a notifier body, answering the error
+// itself when it fails.
+func (e *Engine) readNotifier(w http.ResponseWriter, r *http.Request) (notify.Config, bool) {
 	b, err := readBody(w, r, false)
-	if err != nil {
-		e.fail(w, r, err)
-		return
+	if err == nil {
+		var cfg notify.Config
+		if cfg, err = decodeNotifier(b); err == nil {
+			return cfg, true
+		}
 	}
-	cfg, err := decodeNotifier(b)
-	if err != nil {
-		e.fail(w, r, err)
+	e.fail(w, r, err)
+	return notify.Config{}, false
+}
+
+func (e *Engine) handleCreateNotifier(w http.ResponseWriter, r *http.Request) {
+	cfg, ok := e.readNotifier(w, r)
+	if !ok {
 		return
 	}
 	n, err := e.createNotifier(r.Context(), cfg)
@@ -148,14 +156,8 @@ func (e *Engine) handleUpdateNotifier(w http.ResponseWriter, r *http.Request) {
 		e.fail(w, r, notFound("notifier %q", id))
 		return
 	}
-	b, err := readBody(w, r, false)
-	if err != nil {
-		e.fail(w, r, err)
-		return
-	}
-	cfg, err := decodeNotifier(b)
-	if err != nil {
-		e.fail(w, r, err)
+	cfg, ok := e.readNotifier(w, r)
+	if !ok {
 		return
 	}
 	n, err := e.updateNotifier(r.Context(), id, cfg)

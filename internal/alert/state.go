@@ -43,14 +43,22 @@ func (e *Engine) startPending(m *machineState, s *slot, v float64, now int64) {
 	}
 }
 
-// dropPending ends a pending episode that never fired: no notification,
-// and the alert is removed.
-func (e *Engine) dropPending(m *machineState, s *slot, v float64, now int64) {
+// endEpisode returns s to inactive and hands back its episode's record
+// (nil when it had none), keeping the machine's count of active offline
+// slots.
+func (m *machineState) endEpisode(s *slot) *record {
 	rec := s.rec
 	s.state, s.rec = stInactive, nil
 	if s.ss == nil && m.offlineActive > 0 {
 		m.offlineActive--
 	}
+	return rec
+}
+
+// dropPending ends a pending episode that never fired: no notification,
+// and the alert is removed.
+func (e *Engine) dropPending(m *machineState, s *slot, v float64, now int64) {
+	rec := m.endEpisode(s)
 	if rec == nil {
 		return
 	}
@@ -113,11 +121,7 @@ func (e *Engine) fireOffline(m *machineState, s *slot, now int64) {
 // resolve ends a firing slot's episode. reason is "" when the value
 // resolved it.
 func (e *Engine) resolve(m *machineState, s *slot, v float64, now int64, reason string) {
-	rec := s.rec
-	s.state, s.rec = stInactive, nil
-	if s.ss == nil && m.offlineActive > 0 {
-		m.offlineActive--
-	}
+	rec := m.endEpisode(s)
 	if rec == nil {
 		return
 	}
