@@ -90,7 +90,6 @@ type TopProcesses struct {
 	buf        []byte
 	path       []byte
 	pids       []uint32
-	count      int         // processes in the latest scan
 	byCPU      []procEntry // the top n so far by CPU, best first
 	byRSS      []procEntry // the top n so far by resident memory, best first
 	last       time.Time   // time of the previous scan (monotonic)
@@ -187,7 +186,6 @@ func (t *TopProcesses) Snapshot(ctx context.Context) ([]Process, error) {
 		slices.Sort(t.pids)
 	}
 	var states [len(processStates)]float64
-	t.count = 0
 	t.byCPU, t.byRSS = t.byCPU[:0], t.byRSS[:0]
 	t.next = t.next[:0]
 	prev, j := t.recs, 0
@@ -227,7 +225,6 @@ func (t *TopProcesses) Snapshot(ctx context.Context) ([]Process, error) {
 		if seen && old.start == st.start && !first && elapsed > 0 && st.ticks >= old.ticks {
 			cpu = float64(st.ticks-old.ticks) / t.clkTck / elapsed * 100
 		}
-		t.count++
 		if t.n == 0 {
 			continue
 		}

@@ -331,12 +331,12 @@ func BenchmarkTopProcesses(b *testing.B) {
 			b.ResetTimer()
 			for b.Loop() {
 				got, err := tp.Snapshot(ctx)
-				if err != nil || len(got) < min(DefaultTopProcesses, tp.count) {
+				if err != nil || len(got) < min(DefaultTopProcesses, len(tp.recs)) {
 					b.Fatalf("%d processes, %v", len(got), err)
 				}
 				sink = tp.AppendStates(sink[:0])
 			}
-			b.ReportMetric(float64(tp.count), "procs")
+			b.ReportMetric(float64(len(tp.recs)), "procs")
 			if mode == "kept" && tp.keptFDs != len(ps) {
 				b.Fatalf("%d descriptors kept, want %d", tp.keptFDs, len(ps))
 			}
