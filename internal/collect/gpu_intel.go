@@ -2,7 +2,6 @@ package collect
 
 import (
 	"bytes"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -189,7 +188,7 @@ func (g *intelGPU) read(seconds float64) {
 		}
 	}
 	if g.idle != nil {
-		cur, ok := readUint(g.idle)
+		cur, ok := readSysUint(g.idle)
 		if ok && g.haveIdle {
 			// ms of idle per second of wall time: 1000 = fully idle.
 			if idle, ok := perSecond(g.prevIdle, cur, seconds); ok {
@@ -199,12 +198,12 @@ func (g *intelGPU) read(seconds float64) {
 		g.prevIdle, g.haveIdle = cur, ok
 	}
 	if g.freq != nil {
-		if v, ok := readUint(g.freq); ok {
+		if v, ok := readSysUint(g.freq); ok {
 			add("gpu_frequency_mhz", float64(v))
 		}
 	}
 	if g.energy != nil {
-		cur, ok := readUint(g.energy)
+		cur, ok := readSysUint(g.energy)
 		if ok && g.haveEnergy {
 			if uw, ok := perSecond(g.prevEnergy, cur, seconds); ok {
 				add("gpu_power_watts", round2(uw/1e6))
@@ -213,21 +212,12 @@ func (g *intelGPU) read(seconds float64) {
 		g.prevEnergy, g.haveEnergy = cur, ok
 	}
 	if g.temp != nil {
-		if v, ok := readUint(g.temp); ok {
+		if v, ok := readSysUint(g.temp); ok {
 			add("gpu_temperature_celsius", round2(float64(v)/1000))
 		}
 	}
 }
 
-// readUint reads a sysfs file holding one unsigned decimal integer.
-func readUint(f *procFile) (uint64, bool) {
-	data, err := f.read()
-	if err != nil {
-		return 0, false
-	}
-	v, ok := parseUint(bytes.TrimSpace(data))
-	return v, ok && v <= math.MaxInt64
-}
 
 // isPCIID reports whether s looks like a PCI id as sysfs writes it ("0x56a0").
 func isPCIID(s string) bool {

@@ -34,15 +34,26 @@ type sysValue struct {
 
 // readInt reads the file as an integer; false when it cannot be read or
 // parsed (sensors return EIO or ENODATA while unavailable).
-func (v *sysValue) readInt() (int64, bool) {
-	if v.file.buf == nil {
-		v.file.buf = make([]byte, 64)
+func (v *sysValue) readInt() (int64, bool) { return readSysInt(v.file) }
+
+// readSysInt reads a sysfs file holding one decimal integer into f's
+// buffer; false when it cannot be read or parsed.
+func readSysInt(f *procFile) (int64, bool) {
+	if f.buf == nil {
+		f.buf = make([]byte, 64)
 	}
-	data, err := v.file.read()
+	data, err := f.read()
 	if err != nil {
 		return 0, false
 	}
 	return parseSysInt(data)
+}
+
+// readSysUint is readSysInt for counters and other values that cannot be
+// negative: a negative one is refused.
+func readSysUint(f *procFile) (uint64, bool) {
+	v, ok := readSysInt(f)
+	return uint64(v), ok && v >= 0
 }
 
 // isNotSupported reports EOPNOTSUPP ("Operation not supported"), what PSI
