@@ -130,6 +130,26 @@ func (c *Client) machine(ctx context.Context, id string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 }
 
+// Processes returns machine id's top-process list from GET
+// /api/machines/{id}; nil when the hub does not report one.
+func (c *Client) Processes(ctx context.Context, id string) ([]Process, error) {
+	resp, err := c.request(ctx, http.MethodGet, "/api/machines/"+url.PathEscape(id))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, apiError(resp)
+	}
+	var m struct {
+		Processes []Process `json:"processes"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&m); err != nil {
+		return nil, fmt.Errorf("decode machine %s: %w", Clean(id), err)
+	}
+	return m.Processes, nil
+}
+
 // Backoff bounds of the reconnect loop.
 const (
 	minBackoff = 500 * time.Millisecond

@@ -74,17 +74,9 @@ func TestClientAlertsAndAck(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "role") {
 		t.Fatalf("403 ack: %v", err)
 	}
-	// The machine fetch the client makes for the machine in detail.
-	b, err := c.machine(ctx, "web-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := NewFleet()
-	if err := f.HandleMachine(b); err != nil {
-		t.Fatal(err)
-	}
-	if m := f.Lookup("web-1"); m == nil || len(m.Processes) != 1 || m.Processes[0].PID != 42 || m.Processes[0].Mem != 1048576 {
-		t.Fatalf("machine %+v", m)
+	ps, err := c.Processes(ctx, "web-1")
+	if err != nil || len(ps) != 1 || ps[0].PID != 42 || ps[0].Mem != 1048576 {
+		t.Fatalf("processes %+v %v", ps, err)
 	}
 	if _, err := NewClient("127.0.0.1:8000", "", nil); err == nil {
 		t.Fatal("a URL without scheme was accepted")
