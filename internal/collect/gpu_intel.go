@@ -218,7 +218,6 @@ func (g *intelGPU) read(seconds float64) {
 	}
 }
 
-
 // isPCIID reports whether s looks like a PCI id as sysfs writes it ("0x56a0").
 func isPCIID(s string) bool {
 	if len(s) != 6 || !strings.HasPrefix(s, "0x") {
