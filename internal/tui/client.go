@@ -133,18 +133,14 @@ func (c *Client) machine(ctx context.Context, id string) ([]byte, error) {
 // Processes returns machine id's top-process list from GET
 // /api/machines/{id}; nil when the hub does not report one.
 func (c *Client) Processes(ctx context.Context, id string) ([]Process, error) {
-	resp, err := c.request(ctx, http.MethodGet, "/api/machines/"+url.PathEscape(id))
+	b, err := c.machine(ctx, id)
 	if err != nil {
 		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, apiError(resp)
 	}
 	var m struct {
 		Processes []Process `json:"processes"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&m); err != nil {
+	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("decode machine %s: %w", Clean(id), err)
 	}
 	return m.Processes, nil
