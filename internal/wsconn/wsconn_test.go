@@ -27,15 +27,17 @@ func serve(t *testing.T, clientReads bool, wait time.Duration) bool {
 		go c.CloseRead(ctx) // the server reads nothing, but answers control frames
 		done := make(chan struct{})
 		go func() { Keepalive(ctx, c, func() { close(done) }, 20*time.Millisecond, 100*time.Millisecond) }()
+		var was bool
 		select {
 		case <-done:
-			cancelled <- true
+			was = true
 		case <-time.After(wait):
-			cancelled <- false
 		}
+		// Written before the result goes out, while the client still reads.
 		if err := Write(ctx, c, []byte("bye"), time.Second); err != nil && clientReads {
 			t.Errorf("write to a reading client: %v", err)
 		}
+		cancelled <- was
 	}))
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
