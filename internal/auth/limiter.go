@@ -9,10 +9,10 @@ import (
 	"time"
 )
 
-// Login lock-out: after LockoutThreshold failures for one key (a client
-// address, or a user name), each further failure locks the key for
-// LockoutBase, then twice that, and so on up to LockoutMax. A key forgets
-// its failures after LockoutForget without one.
+// Login lock-out: the LockoutThreshold-th failure for one key (a client
+// address, or a user name) locks the key for LockoutBase, each further
+// failure for twice as long as the one before, up to LockoutMax. A key
+// forgets its failures LockoutForget after the last one.
 const (
 	LockoutThreshold = 5
 	LockoutBase      = time.Second
@@ -47,8 +47,8 @@ const (
 type Limiter struct {
 	now func() time.Time
 
-	mu      sync.Mutex // protects entries and known
-	entries map[string]*lockout
+	mu      sync.Mutex          // protects entries and known
+	entries map[string]*lockout // "ip:" + limiterAddr, "user:" + lower-case user name
 	known   map[string][]string // user name → addresses of its successful logins, oldest first
 }
 
