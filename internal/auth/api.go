@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -150,17 +149,28 @@ func (a *HTTP) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := clientIP(r)
-	keys := []string{"ip:" + ip, "user:" + strings.ToLower(req.Username)}
-	if wait := a.lim.Check(keys...); wait > 0 {
-		secs := int(math.Ceil(wait.Seconds()))
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		a.log.Warn("login refused: locked out", "user", req.Username, "remote", ip, "retry_after_s", secs)
-		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many failed logins: try again in %d s", secs))
+	// Reserve the attempt before the (slow) password check, so concurrent
+	// guesses count before they are checked, not after.
+	att, le := a.lim.Begin(ip, req.Username)
+	if le != nil {
+		w.Header().Set("Retry-After", strconv.Itoa(le.Seconds()))
+		a.log.Warn("login refused: locked out", "user", req.Username, "remote", ip, "retry_after_s", le.Seconds(), "in_progress", le.Pending)
+		writeError(w, http.StatusTooManyRequests, le.Error())
 		return
 	}
-	u, err := a.store.CheckPassword(r.Context(), req.Username, req.Password)
+	defer att.Abort() // unless Fail or Succeed ended it
+	if !a.gate.enter(r.Context()) {
+		w.Header().Set("Retry-After", "1")
+		a.log.Warn("login refused: too many password checks at once", "user", req.Username, "remote", ip)
+		writeError(w, http.StatusServiceUnavailable, "too many logins being checked at once: try again in 1 s")
+		return
+	}
+	u, err := func() (User, error) {
+		defer a.gate.leave()
+		return a.check(r.Context(), req.Username, req.Password)
+	}()
 	if errors.Is(err, ErrBadCredentials) {
-		locked := a.lim.Fail(keys...)
+		locked := att.Fail()
 		a.log.Warn("login failed", "user", req.Username, "remote", ip, "locked_for", locked)
 		writeError(w, http.StatusUnauthorized, ErrBadCredentials.Error())
 		return
@@ -169,7 +179,7 @@ func (a *HTTP) login(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, err)
 		return
 	}
-	a.lim.Succeed(keys...)
+	att.Succeed()
 	tok, sess, err := a.store.CreateSession(r.Context(), u.Name)
 	if err != nil {
 		a.storeError(w, err)

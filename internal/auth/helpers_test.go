@@ -41,7 +41,7 @@ func (c *clock) Add(d time.Duration) {
 }
 
 // openDB opens a fresh metadata database in a temp dir.
-func openDB(t *testing.T) (*sql.DB, string) {
+func openDB(t testing.TB) (*sql.DB, string) {
 	t.Helper()
 	dir := t.TempDir()
 	d, err := db.Open(dir)

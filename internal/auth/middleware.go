@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/sysmonstm/sysmonstm/internal/httpjson"
 )
@@ -29,7 +30,14 @@ type HTTPOptions struct {
 	MetricsPublic bool
 	// Limiter counts failed logins; nil makes one on the wall clock.
 	Limiter *Limiter
-	Logger  *slog.Logger
+	// MaxPasswordChecks bounds the password checks (bcrypt) running at
+	// once; 0 takes DefaultPasswordChecks(). Four logins per check may wait
+	// for one; more are answered 503 at once.
+	MaxPasswordChecks int
+	// PasswordCheckWait is the longest a login waits for a password check
+	// before 503; 0 takes DefaultPasswordCheckWait.
+	PasswordCheckWait time.Duration
+	Logger            *slog.Logger
 }
 
 // HTTP is the auth middleware and the auth, token and user API.
@@ -37,7 +45,11 @@ type HTTP struct {
 	opts  HTTPOptions
 	store *Store
 	lim   *Limiter
+	gate  *checkGate
 	log   *slog.Logger
+	// check is the password check, store.CheckPassword (tests count its
+	// calls).
+	check func(ctx context.Context, name, password string) (User, error)
 }
 
 // NewHTTP builds the HTTP side on opts.Store.
@@ -45,10 +57,23 @@ func NewHTTP(opts HTTPOptions) *HTTP {
 	if opts.Limiter == nil {
 		opts.Limiter = NewLimiter(nil)
 	}
+	if opts.MaxPasswordChecks <= 0 {
+		opts.MaxPasswordChecks = DefaultPasswordChecks()
+	}
+	if opts.PasswordCheckWait <= 0 {
+		opts.PasswordCheckWait = DefaultPasswordCheckWait
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &HTTP{opts: opts, store: opts.Store, lim: opts.Limiter, log: opts.Logger}
+	return &HTTP{
+		opts:  opts,
+		store: opts.Store,
+		lim:   opts.Limiter,
+		gate:  newCheckGate(opts.MaxPasswordChecks, opts.PasswordCheckWait),
+		log:   opts.Logger,
+		check: opts.Store.CheckPassword,
+	}
 }
 
 // publicPages are the GET paths anyone may load: the dashboard shell and

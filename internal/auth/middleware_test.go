@@ -17,6 +17,7 @@ type testServer struct {
 	*httptest.Server
 	store *Store
 	clk   *clock
+	auth  *HTTP
 }
 
 func newTestServer(t *testing.T, opts HTTPOptions) *testServer {
@@ -50,7 +51,7 @@ func newTestServer(t *testing.T, opts HTTPOptions) *testServer {
 	if _, err := st.AddUser(ctx, "vera", "viewer-password", RoleViewer); err != nil {
 		t.Fatal(err)
 	}
-	return &testServer{Server: srv, store: st, clk: clk}
+	return &testServer{Server: srv, store: st, clk: clk, auth: a}
 }
 
 // session logs user in directly on the store: token and CSRF token.
