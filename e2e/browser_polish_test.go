@@ -135,6 +135,16 @@ func TestBrowserChartAxes(t *testing.T) {
 		t.Errorf("desktop: %s", p)
 	}
 	b.screenshot("axes-desktop")
+	for _, r := range []string{"1h", "24h", "7d", "30d"} {
+		b.run("range "+r, chromedp.Click(chromedp.CSS(`button[data-range="`+r+`"]`)))
+		b.waitJS(10*time.Second, "range "+r, `(document.documentElement.dataset.loaded || "").startsWith("`+r+`:") && !document.querySelector('.sections.loading')`)
+		for _, p := range js[[]string](b, axesCheck) {
+			t.Errorf("desktop, %s: %s", r, p)
+		}
+	}
+	b.screenshot("axes-30d")
+	b.run("live", chromedp.Click(chromedp.CSS(`button[data-range="live"]`)))
+	b.waitJS(10*time.Second, "live again", `(document.documentElement.dataset.loaded || "").startsWith("live:")`)
 	b.exec("scroll to network", `document.querySelector('.section[data-section="network"]').scrollIntoView()`)
 	b.screenshot("axes-network")
 
