@@ -204,6 +204,7 @@ func TestBrowserChartAxes(t *testing.T) {
   eq("time labels", [tl[0].split("\n")[0], tl[1].split("\n")[0], tl[2].split("\n")[0]], ["23:59:30", "00:00:00", "00:00:30"]);
   eq("day on the first tick and at midnight", tl.map((l) => l.includes("\n")), [true, true, false]);
   eq("visible", d.visible("\u202egnp.exe\u202c a\u0007b\tc\u200b\u2066x\u2069 عربي"), "[U+202E]gnp.exe[U+202C] a[U+0007]b[U+0009]c[U+200B][U+2066]x[U+2069] عربي");
+  eq("lines", d.lines("a\nb\r\nc").map((x) => (typeof x === "string" ? x : x.tagName)), ["a", "BR", "b", "BR", "c"]);
   const r = new m.Machine("x");
   r.setInfo({ online: true });
   r.apply([10, 10, 10, "/", 0, 0, 0], null);
