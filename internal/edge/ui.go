@@ -5,16 +5,20 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"io/fs"
 	"net/http"
 	"path"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/webdom"
 )
 
 // The read-only page: index.html loads edge.js (an ES module) and edge.css.
 // Embedded, so the binary needs nothing beside it. The edge never serves
-// the hub's dashboard files.
+// the hub's dashboard files, except dom.js, which both share (package
+// webdom).
 //
-//go:embed ui/index.html ui/edge.js ui/dom.js ui/edge.css
+//go:embed ui/index.html ui/edge.js ui/edge.css
 var uiFiles embed.FS
 
 // uiAsset is one embedded file with its validator.
@@ -34,14 +38,17 @@ func loadUI() map[string]uiAsset {
 		".css":  "text/css; charset=utf-8",
 	}
 	out := map[string]uiAsset{}
-	entries, _ := uiFiles.ReadDir("ui")
-	for _, e := range entries {
-		b, err := uiFiles.ReadFile("ui/" + e.Name())
-		if err != nil {
-			continue
+	own, _ := fs.Sub(uiFiles, "ui")
+	for _, fsys := range []fs.FS{own, webdom.Files()} {
+		entries, _ := fs.ReadDir(fsys, ".")
+		for _, e := range entries {
+			b, err := fs.ReadFile(fsys, e.Name())
+			if err != nil {
+				continue
+			}
+			sum := sha256.Sum256(b)
+			out[e.Name()] = uiAsset{body: b, etag: `"` + hex.EncodeToString(sum[:8]) + `"`, ctype: types[path.Ext(e.Name())]}
 		}
-		sum := sha256.Sum256(b)
-		out[e.Name()] = uiAsset{body: b, etag: `"` + hex.EncodeToString(sum[:8]) + `"`, ctype: types[path.Ext(e.Name())]}
 	}
 	return out
 }

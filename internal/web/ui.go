@@ -11,11 +11,14 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/webdom"
 )
 
 // The dashboard: index.html is the single page for / and /machines/{id};
 // app.js boots it and loads the modules and styles under /ui/. Everything is
-// embedded so the binary needs no network and no files beside it.
+// embedded so the binary needs no network and no files beside it. js/dom.js
+// is the one the edge serves too (package webdom).
 //
 //go:embed ui/index.html ui/app.js ui/css ui/js ui/vendor
 var uiFiles embed.FS
@@ -31,21 +34,30 @@ var (
 	uiAssets map[string]uiAsset // by path under ui/, e.g. "js/overview.js"
 )
 
+// uiFS is the dashboard's file tree: the files under ui/ and, at js/, the
+// files shared with the edge.
+func uiFS() map[string]fs.FS {
+	own, _ := fs.Sub(uiFiles, "ui")
+	return map[string]fs.FS{"": own, "js/": webdom.Files()}
+}
+
 // loadUI reads every embedded file once and computes its ETag.
 func loadUI() {
 	uiAssets = make(map[string]uiAsset)
-	_ = fs.WalkDir(uiFiles, "ui", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := uiFiles.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		sum := sha256.Sum256(b)
-		uiAssets[strings.TrimPrefix(p, "ui/")] = uiAsset{body: b, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
-		return nil
-	})
+	for prefix, fsys := range uiFS() {
+		_ = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			sum := sha256.Sum256(b)
+			uiAssets[prefix+p] = uiAsset{body: b, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+			return nil
+		})
+	}
 }
 
 // uiTypes maps the embedded files' extensions to their content types.

@@ -36,6 +36,7 @@ func TestUIRoutes(t *testing.T) {
 	f("/machines/%3Cscript%3E", 200, "text/html")
 	f("/ui/css/app.css", 200, "text/css")
 	f("/ui/js/overview.js", 200, "text/javascript")
+	f("/ui/js/dom.js", 200, "text/javascript")
 	f("/ui/js/feed.worker.js", 200, "text/javascript")
 	f("/ui/js/sections/core.js", 200, "text/javascript")
 	f("/ui/vendor/uPlot.iife.min.js", 200, "text/javascript")
@@ -67,35 +68,38 @@ func TestUIConditionalGet(t *testing.T) {
 func TestUISources(t *testing.T) {
 	forbidden := regexp.MustCompile(`innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|setAttribute\("style"|\.cssText|https?://`)
 	total := 0
-	err := fs.WalkDir(uiFiles, "ui", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || strings.HasPrefix(p, "ui/vendor/") {
-			return err
-		}
-		b, err := uiFiles.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		total += len(b)
-		if strings.HasSuffix(p, ".js") {
-			for i, line := range strings.Split(string(b), "\n") {
-				if m := forbidden.FindString(line); m != "" {
-					t.Errorf("%s:%d uses %q", p, i+1, m)
+	for prefix, fsys := range uiFS() {
+		err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || strings.HasPrefix(p, "vendor/") {
+				return err
+			}
+			b, err := fs.ReadFile(fsys, p)
+			if err != nil {
+				return err
+			}
+			p = prefix + p
+			total += len(b)
+			if strings.HasSuffix(p, ".js") {
+				for i, line := range strings.Split(string(b), "\n") {
+					if m := forbidden.FindString(line); m != "" {
+						t.Errorf("%s:%d uses %q", p, i+1, m)
+					}
 				}
 			}
-		}
-		if strings.HasSuffix(p, ".html") {
-			s := string(b)
-			if strings.Contains(s, " style=") || strings.Contains(s, " on") && regexp.MustCompile(`\son[a-z]+=`).MatchString(s) {
-				t.Errorf("%s has inline style or handlers", p)
+			if strings.HasSuffix(p, ".html") {
+				s := string(b)
+				if strings.Contains(s, " style=") || strings.Contains(s, " on") && regexp.MustCompile(`\son[a-z]+=`).MatchString(s) {
+					t.Errorf("%s has inline style or handlers", p)
+				}
+				if regexp.MustCompile(`<script>|<style`).MatchString(s) {
+					t.Errorf("%s has inline script or style", p)
+				}
 			}
-			if regexp.MustCompile(`<script>|<style`).MatchString(s) {
-				t.Errorf("%s has inline script or style", p)
-			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	// Pages are ES modules loaded only on their own routes (alerts, rules,
 	// admin…): the budget bounds the binary and a cold cache, not what the

@@ -110,11 +110,6 @@ function labelList(labels) {
   return Object.keys(labels).sort().map((k) => k + "=" + labels[k]);
 }
 
-// labelTexts are the labels as shown: control and bidi characters visible.
-function labelTexts(labels) {
-  return labelList(labels).map(visible);
-}
-
 // --- stream ----------------------------------------------------------------
 
 let retry = 0;
@@ -261,9 +256,8 @@ function buildCard(r) {
   const [cRx, vRx] = cell("Net in");
   const [cTx, vTx] = cell("Net out");
   const canvas = h("canvas", { class: "spark", attrs: { role: "img", "aria-label": "CPU (blue) and memory (green), last minutes" } });
-  const name = visible(r.id);
   const el = h("article", { class: "card", dataset: { id: r.id } },
-    h("div", { class: "head" }, dot, h("h2", { class: "id", text: name, title: name }), state),
+    h("div", { class: "head" }, dot, h("h2", { class: "id", text: r.id, title: r.id }), state),
     chips,
     h("div", { class: "vals" }, cCpu, cMem, cDisk, cLoad, cRx, cTx),
     canvas);
@@ -277,7 +271,7 @@ function updateCard(r) {
   c.el.classList.toggle("off", !online);
   c.dot.className = "dot " + (online ? "on" : "off");
   setText(c.state, online ? (v.up === null ? "online" : "up " + duration(v.up)) : "offline" + (r.lastSeen ? " · seen " + ago(r.lastSeen) : ""));
-  const ls = labelTexts(r.labels);
+  const ls = labelList(r.labels); // h shows their control and bidi characters
   const lsKey = ls.join("\u0000");
   if (c.labels !== lsKey) {
     c.labels = lsKey;

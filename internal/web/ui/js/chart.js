@@ -1,15 +1,66 @@
 // One time-series chart on uPlot (global uPlot, loaded by app.js): lines, an
 // optional min–max band per line (rollups, so spikes stay visible), a
 // crosshair shared by every chart of the page, drag to zoom.
-import { h } from "./dom.js";
-import { byUnit } from "./format.js";
+import { h, visible } from "./dom.js";
+import { byUnit, axisIncrs, axisValues, timeAxisValues, timeAxisDay } from "./format.js";
 
 export const PALETTE = ["#3b82f6", "#f97316", "#10b981", "#a855f7", "#ef4444", "#eab308", "#06b6d4", "#ec4899", "#84cc16", "#6366f1"];
 const SYNC = "sysmonstm-machine";
 const HEIGHT = 180;
+const LABEL_GAP = 16; // px between two x labels, at least
+// X_STEPS: the x axis' tick steps in s (uPlot's own lack 2 min, which
+// keeps a phone-wide live chart from dropping to one tick per 5 min).
+const M = 60, H = 3600, D = 86400;
+const X_STEPS = [1, 2, 5, 10, 15, 30, M, 2 * M, 5 * M, 10 * M, 15 * M, 30 * M, H, 2 * H, 3 * H, 6 * H, 12 * H, D, 2 * D, 7 * D, 14 * D, 30 * D, 90 * D, 365 * D];
 
 function css(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+}
+
+// textWidth is the widest line of the labels in CSS px, in axis a's font.
+function textWidth(u, a, labels) {
+  u.ctx.font = a.font[0]; // uPlot scales the font by the pixel ratio
+  let w = 0;
+  for (const l of labels) {
+    if (l == null) continue;
+    for (const line of String(l).split("\n")) w = Math.max(w, u.ctx.measureText(line).width);
+  }
+  return w / (window.devicePixelRatio || 1);
+}
+
+// ySize sizes the y axis to its widest label, so none is clipped. uPlot
+// calls it until the sizes settle; the third pass keeps the last size.
+function ySize(u, values, i, cycle) {
+  const a = u.axes[i];
+  if (cycle > 1 && a._size) return a._size;
+  return Math.ceil(textWidth(u, a, values || []) + a.ticks.size + a.gap + 2);
+}
+
+// xSpace is the least distance of two x ticks, in CSS px: the width of the
+// labels the step would have (format.js: with seconds below a minute, with
+// a day line below a day, else a day), plus LABEL_GAP. X_STEPS go from 30 s
+// to 1 min and from 12 h to 1 day, so the check on a step of the wider kind
+// holds for the step uPlot then picks.
+function xSpace(u, i, min, max, dim) {
+  const a = u.axes[i], perPx = (max - min) / dim;
+  const secs = textWidth(u, a, ["00:00:00", timeAxisDay(min), timeAxisDay(max)]) + LABEL_GAP;
+  if (perPx * secs < 60) return secs;
+  const mins = textWidth(u, a, ["00:00", timeAxisDay(min), timeAxisDay(max)]) + LABEL_GAP;
+  if (perPx * mins < 86400) return mins;
+  return textWidth(u, a, [timeAxisDay(min), timeAxisDay(max), "Sep 30"]) + LABEL_GAP;
+}
+
+// xValues labels the time ticks and drops a label that would stick out of
+// the canvas at either end.
+function xValues(u, splits, i, space, step) {
+  const a = u.axes[i];
+  const labels = timeAxisValues(splits, step);
+  const left = u.bbox.left / (window.devicePixelRatio || 1);
+  return labels.map((l, j) => {
+    if (l == null) return null;
+    const x = left + u.valToPos(splits[j], "x"), half = textWidth(u, a, [l]) / 2;
+    return x - half < 0 || x + half > u.width ? null : l;
+  });
 }
 
 function alpha(hex, a) {
@@ -62,13 +113,18 @@ export class Chart {
         },
       },
       axes: [
-        { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } },
-        { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, size: 70, values: (u, vals) => vals.map(fmt) },
+        // x: ticks a label's width plus LABEL_GAP apart, so no two touch.
+        { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 },
+          space: xSpace, incrs: X_STEPS, values: xValues },
+        // y: round steps of the unit (format.js), as wide as its labels.
+        { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 },
+          size: ySize, incrs: (u, i, lo, hi) => axisIncrs(spec.unit, lo, hi),
+          values: (u, splits, i, space, step) => axisValues(spec.unit, splits, step, u.scales.y.min, u.scales.y.max) },
       ],
       series: [
         { value: (u, v) => (v == null ? "–" : new Date(v * 1000).toLocaleString()) },
         ...spec.lines.map((l, i) => ({
-          label: l.label,
+          label: visible(l.label),
           stroke: PALETTE[i % PALETTE.length],
           width: spec.lines.length > 8 ? 1 : 1.5,
           dash: l.dash,
@@ -85,6 +141,7 @@ export class Chart {
       },
     };
     this.u = new uPlot(opts, this.data, this.plot);
+    this.plot.uplot = this.u; // for the browser tests and the console
   }
 
   legendLast() {

@@ -80,3 +80,90 @@ export function ago(ms, now) {
 export function time(ms) {
   return ms ? new Date(ms).toLocaleString() : none;
 }
+
+// --- chart axes ----------------------------------------------------------------
+//
+// An axis shows its ticks in one display unit, chosen from the larger end of
+// its scale (IEC for bytes and rates, k/M/G for counts), at 1-2-5 steps of
+// that unit and with the decimals the step needs: labels are round in the
+// unit they are shown in ("5 GiB", never "9.31 GiB" for 10^10 bytes),
+// distinct (a 0.2 B/s step never shows "0 B/s" twice) and equally precise.
+
+// AXIS: unit name → [base, prefixes, suffix]; base 0 has one display unit.
+const AXIS = {
+  bytes: [1024, IEC, ""],
+  rate: [1024, IEC, "/s"],
+  num: [1000, ["", "k", "M", "G", "T", "P"], ""],
+  pct: [0, ["%"], ""],
+  temp: [0, ["°C"], ""],
+  secs: [0, ["s"], ""],
+};
+
+// axisUnit is the display unit of a scale from lo to hi: {div, name}, where
+// a value v shows as v/div followed by name.
+export function axisUnit(unit, lo, hi) {
+  const [base, names, suffix] = AXIS[unit] || AXIS.num;
+  const m = Math.max(Math.abs(lo || 0), Math.abs(hi || 0));
+  let div = 1, i = 0;
+  if (base) while (isFinite(m) && m >= div * base && i < names.length - 1) { div *= base; i++; }
+  return { div, name: names[i] + suffix };
+}
+
+// axisIncrs lists the tick steps allowed for a scale from lo to hi (in the
+// values' base unit): 1, 2 and 5 times a power of ten of the display unit.
+export function axisIncrs(unit, lo, hi) {
+  const { div } = axisUnit(unit, lo, hi);
+  const out = [];
+  for (let e = -3; e <= 5; e++) for (const m of [1, 2, 5]) out.push(m * Math.pow(10, e) * div);
+  return out;
+}
+
+// axisValues labels the ticks (splits) of a scale from lo to hi that are
+// step apart, all in the scale's display unit with the step's decimals.
+export function axisValues(unit, splits, step, lo, hi) {
+  const { div, name } = axisUnit(unit, lo, hi);
+  const s = step / div;
+  const dec = Math.max(0, Math.min(3, -Math.floor(Math.log10(s) + 1e-9)));
+  return splits.map((v) => {
+    if (v == null) return null;
+    let x = v / div;
+    if (Math.abs(x) < s / 2) x = 0; // no "-0.0"
+    return x.toFixed(dec) + (name ? " " + name : "");
+  });
+}
+
+function pad2(n) {
+  return n < 10 ? "0" + n : String(n);
+}
+
+// dayLabel: "Dec 4" in the viewer's locale and time zone.
+function dayLabel(d) {
+  return d.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+}
+
+// timeAxisDay is the day label of time s (s since epoch), as the x axis
+// shows it.
+export function timeAxisDay(s) {
+  return dayLabel(new Date(s * 1000));
+}
+
+// timeAxisValues labels time ticks (s since epoch) step s apart, in the
+// viewer's time zone: "14:05:30" below a minute's step, "14:05" below a
+// day's (with the day on a second line at the first tick and where the day
+// changes), else the day alone.
+export function timeAxisValues(splits, step) {
+  let day = "";
+  return splits.map((s) => {
+    if (s == null) return null;
+    const d = new Date(s * 1000);
+    if (step >= 86400) return dayLabel(d);
+    let t = pad2(d.getHours()) + ":" + pad2(d.getMinutes());
+    if (step < 60) t += ":" + pad2(d.getSeconds());
+    const k = d.toDateString();
+    if (k !== day) {
+      day = k;
+      t += "\n" + dayLabel(d);
+    }
+    return t;
+  });
+}

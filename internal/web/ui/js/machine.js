@@ -2,7 +2,7 @@
 // Live mode loads the last 5 minutes and appends each metrics event; other
 // ranges ask the history API (which picks the storage tier) for about one
 // point per pixel, and draw min–max bands where the hub sends them.
-import { h, setText, labelText } from "./dom.js";
+import { h, setText, labelText, visible } from "./dom.js";
 import * as fmt from "./format.js";
 import { showStatus } from "./live.js";
 import { Chart } from "./chart.js";
@@ -18,7 +18,7 @@ let id, machine, charts = [], sectionEls = [], range, gen = 0, els = {}, zoomSta
 
 export async function start(main, machineId) {
   id = machineId;
-  document.title = id + " — sysmonstm";
+  document.title = visible(id) + " — sysmonstm";
   let res;
   try {
     res = await fetch("/api/machines/" + encodeURIComponent(id));

@@ -1,5 +1,6 @@
 // Client-side machine records for the overview: latest headline values, a
 // bounded sparkline buffer and the health derived from thresholds.
+import { pct } from "./format.js";
 
 // SPARK is the sparkline length in points (5 minutes at 1 s).
 export const SPARK = 300;
@@ -28,7 +29,9 @@ export class Machine {
     this.rx = null; // bytes/s, all interfaces
     this.tx = null;
     this.alerts = 0; // firing alerts
+    this.alertsCrit = false; // one of them is critical
     this.health = "off";
+    this.why = ""; // what made health warn or crit, e.g. "CPU 97 % ≥ 90 %"
     this.version = 0; // bumped on every change the row shows
     this.spark = new Float32Array(SPARK); // ring buffer of CPU %
     this.sparkHead = 0; // next write position
@@ -83,26 +86,41 @@ export class Machine {
     this.version++;
   }
 
-  // updateHealth: off when offline, crit/warn when a value crosses its
-  // threshold or an alert fires, else ok. Returns whether it changed.
+  // updateHealth: off when offline; else the worst of the thresholds
+  // (THRESHOLDS) and the firing alerts (critical if one is critical, else
+  // warning), with why saying which. Returns whether health changed.
   updateHealth() {
-    let h;
-    if (!this.online) h = "off";
-    else {
-      let lvl = this.alerts > 0 ? 2 : 0;
-      lvl = Math.max(lvl, level(this.cpu, THRESHOLDS.cpu), level(this.mem, THRESHOLDS.mem), level(this.disk, THRESHOLDS.disk));
+    let h = "off", why = [];
+    if (this.online) {
+      let lvl = this.alerts > 0 ? (this.alertsCrit ? 2 : 1) : 0;
+      if (lvl) why.push(this.alerts + (this.alerts === 1 ? " firing alert" : " firing alerts"));
+      for (const [k, name] of [["cpu", "CPU"], ["mem", "memory"], ["disk", "disk"]]) {
+        const v = this[k], th = THRESHOLDS[k], l = level(v, th);
+        if (l) why.push(name + " " + pct(v) + " ≥ " + th[l - 1] + " %");
+        lvl = Math.max(lvl, l);
+      }
       h = lvl === 2 ? "crit" : lvl === 1 ? "warn" : "ok";
     }
+    this.why = why.join(", ");
     const changed = h !== this.health;
     this.health = h;
     return changed;
   }
 }
 
+// level: 0 below the warning threshold th[0], 1 from it, 2 from the
+// critical one th[1].
 function level(v, th) {
   if (v == null) return 0;
   return v >= th[1] ? 2 : v >= th[0] ? 1 : 0;
 }
+
+// HEALTH_HELP says what the health counts and a machine's dot mean.
+export const HEALTH_HELP = {
+  crit: "Machines in critical health: CPU, memory or disk at " + THRESHOLDS.cpu[1] + " % or more, or a critical alert firing",
+  warn: "Machines in warning health: CPU from " + THRESHOLDS.cpu[0] + " %, memory or disk from " + THRESHOLDS.mem[0] + " %, or a warning alert firing",
+  alert: "Alerts firing now, from the rules on the Rules page; health also counts the CPU, memory and disk thresholds, so a machine can be critical without one",
+};
 
 // matcher compiles the search box: words match id, hostname and labels
 // (substring, any case); "k=v" matches a label (value substring); "is:" picks

@@ -2,10 +2,10 @@
 // view exist in the DOM (a virtual list over window scroll); each animation
 // frame updates the cells of rows whose machine changed, so a thousand
 // machines reporting every second cost a few dozen cell writes per frame.
-import { h, setText, setClass, machineURL } from "./dom.js";
+import { h, setText, setClass, machineURL, visible } from "./dom.js";
 import * as fmt from "./format.js";
 import { showStatus } from "./live.js";
-import { Machine, HEALTH_ORDER, SPARK, matcher, isState } from "./machines.js";
+import { Machine, HEALTH_ORDER, HEALTH_HELP, SPARK, matcher, isState } from "./machines.js";
 import { drawSpark } from "./spark.js";
 
 const machines = new Map(); // id → Machine
@@ -57,17 +57,20 @@ export function start(main) {
 }
 
 function build() {
-  const count = (key, label) => {
+  const count = (key, label, help) => {
     const v = h("span", { class: "num", text: "0" });
-    const b = h("button", { class: "count", type: "button", dataset: { count: key }, on: { click: () => setStatus(key) } }, v, h("span", { class: "lbl", text: label }));
+    const b = h("button", { class: "count", type: "button", title: help, dataset: { count: key }, on: { click: () => setStatus(key) } }, v, h("span", { class: "lbl", text: label }));
     return [b, v];
   };
   const [cAll, nAll] = count("all", "machines");
   const [cOn, nOn] = count("online", "online");
   const [cOff, nOff] = count("offline", "offline");
-  const [cCrit, nCrit] = count("crit", "critical");
-  const [cWarn, nWarn] = count("warn", "warning");
-  const [cAl, nAl] = count("alert", "firing alerts");
+  const [cCrit, nCrit] = count("crit", "critical", HEALTH_HELP.crit);
+  const [cWarn, nWarn] = count("warn", "warning", HEALTH_HELP.warn);
+  const [cAl, nAl] = count("alert", "firing alerts", HEALTH_HELP.alert);
+  // Shown while thresholds alone make machines critical or warning, so the
+  // health counts next to "0 firing alerts" explain themselves.
+  const note = h("p", { class: "counts-note muted", id: "health-note", hidden: true });
 
   const q = h("input", {
     type: "search", id: "search", placeholder: "Search: name, label=value, is:offline …  (press /)", value: state.q,
@@ -92,11 +95,12 @@ function build() {
   const table = h("div", { class: "mtable", attrs: { role: "table", "aria-label": "Machines" } }, head, list);
 
   els = {
-    nAll, nOn, nOff, nCrit, nWarn, nAl, cAl, q, status, sort, group, head, list, spacer, empty,
+    nAll, nOn, nOff, nCrit, nWarn, nAl, cAl, note, q, status, sort, group, head, list, spacer, empty,
     shown: new Map(), freeRows: [], freeGroups: [], rowH: 48, top: 0,
   };
   return h("div", { class: "overview" },
     h("div", { class: "counts" }, cAll, cOn, cOff, cCrit, cWarn, cAl),
+    note,
     h("div", { class: "toolbar" }, q, status.wrap, sort.wrap, group.wrap),
     table, empty);
 }
@@ -308,12 +312,13 @@ function compare(a, b) {
 function rebuild() {
   const match = matcher(state.q);
   const list = [];
-  let on = 0, off = 0, crit = 0, warn = 0;
+  let on = 0, off = 0, crit = 0, warn = 0, byThreshold = 0;
   for (const r of machines.values()) {
     if (r.online) on++;
     else off++;
     if (r.health === "crit") crit++;
     else if (r.health === "warn") warn++;
+    if ((r.health === "crit" || r.health === "warn") && r.alerts === 0) byThreshold++;
     if (isState(r, state.status) && match(r)) list.push(r);
   }
   list.sort(compare);
@@ -340,7 +345,10 @@ function rebuild() {
   setText(els.nCrit, String(crit));
   setText(els.nWarn, String(warn));
   setText(els.nAl, alertsKnown ? String(alerts.size) : "–");
-  els.cAl.title = alertsKnown ? "" : "alerting is not enabled on this hub";
+  els.cAl.title = alertsKnown ? HEALTH_HELP.alert : "alerting is not enabled on this hub";
+  els.note.hidden = byThreshold === 0;
+  setText(els.note, (byThreshold === 1 ? "1 machine is" : byThreshold + " machines are") +
+    " critical or warning by a CPU, memory or disk threshold, not by an alert rule; the status dot's tooltip says which.");
   for (const b of document.querySelectorAll(".count")) b.classList.toggle("active", b.dataset.count === state.status);
   for (const b of els.head.querySelectorAll(".sortbtn")) {
     const on = b.dataset.sort === state.sort;
@@ -468,12 +476,12 @@ function takeRow() {
 
 function bindRow(el, r) {
   el.href = machineURL(r.id);
-  el._id.textContent = r.id;
-  el._host.textContent = r.hostname && r.hostname !== r.id ? r.hostname : "";
+  setText(el._id, r.id);
+  setText(el._host, r.hostname && r.hostname !== r.id ? r.hostname : "");
   const chips = [];
   for (const k of Object.keys(r.labels).sort()) chips.push(h("span", { class: "chip", text: k + "=" + r.labels[k] }));
   el._labels.replaceChildren(...chips);
-  el.title = r.id;
+  el.title = visible(r.id);
   delete el.dataset.ts;
   el.dataset.id = r.id;
   if (!r.sparkFilled) fillSpark(r);
@@ -482,11 +490,11 @@ function bindRow(el, r) {
 function updateRow(el, r, now) {
   setClass(el, "row h-" + r.health);
   setClass(el._dot, "dot " + r.health);
-  el._dot.title = r.online ? (r.health === "ok" ? "online" : r.health === "warn" ? "online, warning" : "online, critical") : "offline";
+  el._dot.title = r.online ? (r.health === "ok" ? "online" : (r.health === "warn" ? "online, warning: " : "online, critical: ") + r.why) : "offline";
   metricCell(el._cpu, el._cpuBar, r.cpu, fmt.pct(r.cpu));
   metricCell(el._mem, el._memBar, r.mem, fmt.pct(r.mem));
   metricCell(el._disk, el._diskBar, r.disk, fmt.pct(r.disk));
-  el._disk.title = r.diskMount;
+  el._disk.title = visible(r.diskMount);
   setText(el._load, fmt.num(r.load));
   if (r.ts && el.dataset.ts !== String(r.ts)) el.dataset.ts = r.ts; // batch time: tests see values move
   setText(el._rx, "↓ " + fmt.rate(r.rx));
@@ -538,8 +546,8 @@ function takeGroup() {
 }
 
 function bindGroup(el, it) {
-  el._label.textContent = (collapsed.has(it.key) ? "▸ " : "▾ ") + it.label;
-  el._count.textContent = it.n + (it.n === 1 ? " machine" : " machines") + (it.down ? ", " + it.down + " offline" : "");
+  setText(el._label, (collapsed.has(it.key) ? "▸ " : "▾ ") + it.label);
+  setText(el._count, it.n + (it.n === 1 ? " machine" : " machines") + (it.down ? ", " + it.down + " offline" : ""));
   el.setAttribute("aria-expanded", collapsed.has(it.key) ? "false" : "true");
 }
 

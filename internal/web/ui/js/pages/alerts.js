@@ -2,7 +2,7 @@
 // over the hub's alert events; admins acknowledge and silence from here.
 // Rows are kept per alert id and updated in place, so live events do not
 // steal the keyboard focus or close an open form.
-import { h, machineURL } from "../dom.js";
+import { h, lines, machineURL } from "../dom.js";
 import * as fmt from "../format.js";
 import { api } from "../session.js";
 import {
@@ -317,7 +317,7 @@ function fillRow(r, a, hist, now) {
   const focused = r.tr.contains(document.activeElement) ? document.activeElement.dataset.act : null;
   const td = (...kids) => h("td", {}, ...kids);
   const ruleCell = td(h("a", { href: "/rules?edit=" + encodeURIComponent(a.rule_id || ""), class: "name", text: a.rule_name || a.rule_id || "?" }));
-  if (a.description) ruleCell.append(h("div", { class: "al-desc muted", text: a.description }));
+  if (a.description) ruleCell.append(h("div", { class: "al-desc muted" }, ...lines(a.description)));
   const machineCell = td(a.machine != null && a.machine !== "" ? h("a", { href: machineURL(a.machine), class: "al-machine", text: a.machine }) : "–");
   const series = td(a.metric ? h("span", { class: "mono", text: a.metric }) : null, labelChips(a.labels));
   // Active alerts show the latest value; offline alerts' value is the

@@ -2,7 +2,7 @@
 // counts, and an editor with every field, client-side hints, the server's
 // validation message beside the field it names, and a live preview that asks
 // the hub which machines the rule would match right now.
-import { h } from "../dom.js";
+import { h, lines } from "../dom.js";
 import { api } from "../session.js";
 import {
   access, hint, pageHead, sevChip, tag, labelChips, val, field, fieldError, select, errorBox, showError, errText,
@@ -145,7 +145,7 @@ function renderTable() {
     if (r.builtin) name.append(" ", tag("builtin"));
     if (r.provisioned) name.append(" ", tag("provisioned", "prov"));
     if (!r.enabled) name.append(" ", tag("disabled", "off"));
-    if (r.description) name.append(h("div", { class: "al-desc muted", text: r.description }));
+    if (r.description) name.append(h("div", { class: "al-desc muted" }, ...lines(r.description)));
     const tr = h("tr", { dataset: { id: r.id }, class: r.enabled ? "" : "al-disabled" },
       h("td", {}, toggle), name,
       h("td", { class: "mono al-expr", text: ruleExpr(r), title: ruleExpr(r) }),
