@@ -231,10 +231,10 @@ func (s *Store) VerifyAgent(ctx context.Context, token, machine string) (string,
 	return id, nil
 }
 
-// VerifyAgentToken checks that token is an agent token that is neither
+// CheckAgentToken checks that token is an agent token that is neither
 // revoked nor expired, whatever machine it may write as; it records
 // nothing. HTTP ingest calls it before reading a body, VerifyAgent after.
-func (s *Store) VerifyAgentToken(ctx context.Context, token string) error {
+func (s *Store) CheckAgentToken(ctx context.Context, token string) error {
 	_, _, _, err := s.verifyAgentToken(ctx, token)
 	return err
 }

@@ -193,7 +193,7 @@ func New(cfg Config) (*Hub, error) {
 		Storage:    storageAdapter{h.store},
 		Live:       h.liveSink(),
 		Auth:       h.ingestAuth(),
-		Token:      h.ingestToken(),
+		TokenAuth:  h.sec.store.CheckAgentToken,
 		Logger:     h.log.With("component", "ingest"),
 		Registerer: h.reg,
 

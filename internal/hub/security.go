@@ -119,11 +119,6 @@ func (h *Hub) ingestAuth() ingest.AuthFunc {
 	}
 }
 
-// ingestToken checks an HTTP ingest token before its body is read.
-func (h *Hub) ingestToken() ingest.TokenFunc {
-	return h.sec.store.VerifyAgentToken
-}
-
 // middleware authenticates and authorizes every HTTP request.
 func (h *Hub) middleware() func(http.Handler) http.Handler { return h.sec.http.Middleware }
 

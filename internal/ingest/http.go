@@ -42,10 +42,10 @@ const maxReportedErrors = 10
 // maxIngestMetrics bounds the samples in one HTTP request.
 const maxIngestMetrics = 50_000
 
-// TokenFunc checks an agent token without regard to a machine id: nil when
-// the token exists and is neither revoked nor expired. An error means no
-// valid token (HTTP 401).
-type TokenFunc func(ctx context.Context, token string) error
+// TokenAuthFunc checks an agent token alone, before the machine id it will
+// write as is known: nil when the token exists and is neither revoked nor
+// expired. An error means no valid token (HTTP 401).
+type TokenAuthFunc func(ctx context.Context, token string) error
 
 // sample is a validated sample of an HTTP request.
 type sample struct {
@@ -129,7 +129,7 @@ func (s *Server) decodeIngest(body io.Reader) (machine string, ok []sample, reje
 
 // HTTPHandler serves POST /api/v1/ingest: JSON samples for scripts and
 // devices, authenticated with "Authorization: Bearer TOKEN". The token is
-// checked before the body is read (with Token; the machine binding once the
+// checked before the body is read (with TokenAuth; the machine binding once the
 // body names the machine).
 func (s *Server) HTTPHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -152,8 +152,8 @@ func (s *Server) HTTPHandler() http.Handler {
 				writeJSONError(w, http.StatusUnauthorized, "no token: send Authorization: Bearer <token from `sysmonstm token create`>")
 				return
 			}
-			if s.opts.Token != nil {
-				if err := s.opts.Token(r.Context(), token); err != nil {
+			if s.opts.TokenAuth != nil {
+				if err := s.opts.TokenAuth(r.Context(), token); err != nil {
 					s.httpUnauthenticated(w, r, "", err)
 					return
 				}

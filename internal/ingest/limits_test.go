@@ -367,7 +367,7 @@ func TestHTTPIngestChecksTokenBeforeBody(t *testing.T) {
 		}
 		return nil
 	}, func(o *Options) {
-		o.Token = func(_ context.Context, token string) error {
+		o.TokenAuth = func(_ context.Context, token string) error {
 			if token != "good" {
 				return errors.New("unknown token")
 			}

@@ -79,9 +79,9 @@ type Options struct {
 	// defined it; default 3h (the storage head's span, so the caps bound
 	// the series held in memory).
 	SeriesIdle time.Duration
-	// Token checks an HTTP ingest token on its own, before the body is
-	// read; nil reads the body and leaves the check to Auth.
-	Token TokenFunc
+	// TokenAuth, with Auth, checks an HTTP ingest token on its own, before
+	// the body is read; nil reads the body and leaves the check to Auth.
+	TokenAuth TokenAuthFunc
 	// MaxFuture rejects samples stamped further ahead than this; default 5m.
 	MaxFuture time.Duration
 	// MaxAge rejects samples older than this; default 2h (the store's
