@@ -65,10 +65,19 @@ const (
 	limitActive     = "max_active_series"
 )
 
-// admit counts series h of machine as used now (ms since epoch). With hold,
-// a stream takes a reference that it gives back with release. A series
-// already counted is always admitted; a new one only under both caps.
-func (b *seriesBook) admit(machine string, h uint64, now int64, hold bool) error {
+// admission says how a series is admitted.
+type admission struct {
+	hold bool // a stream takes a reference that it gives back with release
+	// hub marks the hub's own sequence series of a stream: it is counted
+	// but not held to the hub-wide cap, so that a machine that already has
+	// its series can always reconnect with a new agent process.
+	hub bool
+}
+
+// admit counts series h of machine as used now (ms since epoch). A series
+// already counted is always admitted; a new one only under the per-machine
+// cap and, unless a.hub, the hub-wide cap.
+func (b *seriesBook) admit(machine string, h uint64, now int64, a admission) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	set := b.machines[machine]
@@ -77,7 +86,7 @@ func (b *seriesBook) admit(machine string, h uint64, now int64, hold bool) error
 		if len(set) >= b.perMachine {
 			return &limitError{limit: limitPerMachine, max: b.perMachine}
 		}
-		if b.total >= b.global {
+		if b.total >= b.global && !a.hub {
 			return &limitError{limit: limitActive, max: b.global}
 		}
 		if set == nil {
@@ -86,7 +95,7 @@ func (b *seriesBook) admit(machine string, h uint64, now int64, hold bool) error
 		}
 		b.total++
 	}
-	if hold {
+	if a.hold {
 		u.refs++
 	}
 	u.last = max(u.last, now)

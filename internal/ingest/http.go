@@ -270,7 +270,7 @@ func (s *Server) admitHTTP(machine string, samples []sample, rejected []rejectio
 		h := sm.lset.Hash()
 		err, seen := refused[h]
 		if !seen {
-			err = s.series.admit(machine, h, now, false)
+			err = s.series.admit(machine, h, now, admission{})
 			refused[h] = err
 			if err != nil {
 				s.countRefused(err)

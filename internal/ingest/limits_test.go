@@ -191,6 +191,23 @@ func TestActiveSeriesCapIsGlobal(t *testing.T) {
 	if got := e.refused(limitActive); got != 52 {
 		t.Errorf("refused{max_active_series} = %v, want 52", got)
 	}
+	// A machine with its series reconnects as a new agent process even
+	// with the hub at its cap: only its new series are refused.
+	a.cancel()
+	a2, err := e.connect("a", 2)
+	if err != nil {
+		t.Fatalf("reconnect with a new agent process at the hub-wide cap: %v", err)
+	}
+	a2.defsRound(0, 100)
+	a2.send(&pb.AgentMessage{Msg: &pb.AgentMessage_Series{Series: &pb.SeriesDefs{Series: []*pb.SeriesDef{{Id: 100, Name: "new_series"}}}}})
+	a2.batchAll(1, tick(2), 101, 2)
+	a2.waitAck(1)
+	if pts := e.points("bomb", "a"); len(pts) != 200 {
+		t.Fatalf("machine a stored %d points after reconnecting, want 200", len(pts))
+	}
+	if got := e.refused(limitActive); got != 53 {
+		t.Errorf("refused{max_active_series} = %v after a new series, want 53", got)
+	}
 	code, out := post(t, e.srv.HTTPHandler(), `{"machine":"c","metrics":[{"name":"x","value":1}]}`)
 	if code != http.StatusTooManyRequests || !strings.Contains(fmt.Sprint(out["error"]), "limit for all machines") {
 		t.Fatalf("HTTP ingest over the hub-wide cap: %d %v", code, out)
@@ -403,7 +420,7 @@ func BenchmarkSeriesBookAdmit(b *testing.B) {
 	runtime.ReadMemStats(&before)
 	book := newSeriesBook(n, n, time.Hour)
 	for i := 0; i < n; i++ {
-		if err := book.admit(fmt.Sprintf("m%d", i%1000), uint64(i)*0x9e3779b97f4a7c15, 1, true); err != nil {
+		if err := book.admit(fmt.Sprintf("m%d", i%1000), uint64(i)*0x9e3779b97f4a7c15, 1, admission{hold: true}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -412,7 +429,7 @@ func BenchmarkSeriesBookAdmit(b *testing.B) {
 	perSeries := float64(after.HeapAlloc-before.HeapAlloc) / n
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		_ = book.admit("m1", uint64(i%1000)*0x9e3779b97f4a7c15, 2, false)
+		_ = book.admit("m1", uint64(i%1000)*0x9e3779b97f4a7c15, 2, admission{})
 	}
 	b.ReportMetric(perSeries, "bytes/series")
 }

@@ -74,10 +74,10 @@ func newStream(s *Server, h *pb.Hello, w *writer) *stream {
 }
 
 // admitSeq counts the stream's sequence series (one per agent process)
-// against the series caps; a machine or hub at its cap takes no new agent
-// process, since its batches could not be tracked.
+// against the machine's series cap (not the hub-wide one); a machine at its
+// cap takes no new agent process, since its batches could not be tracked.
 func (st *stream) admitSeq() error {
-	err := st.s.series.admit(st.machine, st.seqHash, st.s.opts.Now().UnixMilli(), true)
+	err := st.s.series.admit(st.machine, st.seqHash, st.s.opts.Now().UnixMilli(), admission{hold: true, hub: true})
 	if err == nil {
 		return nil
 	}
@@ -153,7 +153,7 @@ func (st *stream) define(defs []*pb.SeriesDef) error {
 			// counting for SeriesIdle.
 			st.s.series.release(st.machine, old.hash, now)
 		}
-		if err := st.s.series.admit(st.machine, h, now, true); err != nil {
+		if err := st.s.series.admit(st.machine, h, now, admission{hold: true}); err != nil {
 			st.s.countRefused(err)
 			st.s.once.warn("serieslimit:"+st.machine, "new series refused: series limit reached", "machine", st.machine, "metric", d.GetName(), "err", err)
 			st.table[id] = overLimit
