@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -132,5 +133,92 @@ func TestHostileInputIsRefusedAndCounted(t *testing.T) {
 		if code := getJSON(t, "http://"+hub.http+"/api/machines/"+id, &other); code == 200 && other.Online && len(other.Metrics) > 0 {
 			t.Errorf("%s: refused stream left %d values", id, len(other.Metrics))
 		}
+	}
+}
+
+// TestSeriesBombsAreBounded: HTTP ingest of ever new label values for one
+// machine (issue #12: 480 k series, 1.1 GB) stops at the machine's series
+// cap with 429, the count survives a hub restart, a new agent process of the
+// capped machine is refused, and the machine object carries at most
+// --max-live-series-per-machine series.
+func TestSeriesBombsAreBounded(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"--max-series-per-machine", "1000", "--max-live-series-per-machine", "200"}
+	hub := startHub(t, dir, "", "", args...)
+	post := func(hub *hubProc, from, n int) (int, map[string]any) {
+		var b strings.Builder
+		b.WriteString(`{"machine":"bomb","metrics":[`)
+		for i := 0; i < n; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"name":"bomb_metric","labels":{"v":"%d"},"value":1}`, from+i)
+		}
+		b.WriteString("]}")
+		req, _ := http.NewRequest("POST", "http://"+hub.http+"/api/v1/ingest", strings.NewReader(b.String()))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+hub.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, out
+	}
+	if code, out := post(hub, 0, 600); code != 200 || out["accepted"] != 600.0 {
+		t.Fatalf("first 600: %d %v", code, out)
+	}
+	if code, out := post(hub, 600, 600); code != 200 || out["accepted"] != 400.0 || out["rejected"] != 200.0 {
+		t.Fatalf("600 more under a cap of 1000: %d %v", code, out)
+	}
+	if code, out := post(hub, 1200, 600); code != 429 || !strings.Contains(fmt.Sprint(out["error"]), "limit per machine") {
+		t.Fatalf("over the cap: %d %v", code, out)
+	}
+	var m struct {
+		Metrics   []json.RawMessage `json:"metrics"`
+		Truncated bool              `json:"metrics_truncated"`
+	}
+	if code := getJSON(t, "http://"+hub.http+"/api/machines/bomb", &m); code != 200 || len(m.Metrics) != 200 || !m.Truncated {
+		t.Fatalf("machine object: %d, %d series, truncated %v", code, len(m.Metrics), m.Truncated)
+	}
+	metrics := "http://" + hub.http + "/metrics"
+	if v := promValue(t, metrics, `sysmonstm_refused_series_total{limit="max_series_per_machine"}`); v != 800 {
+		t.Errorf("refused series = %v, want 800", v)
+	}
+	if v := promValue(t, metrics, `sysmonstm_active_series`); v != 1000 {
+		t.Errorf("active series = %v, want 1000", v)
+	}
+
+	hub.kill(syscall.SIGTERM)
+	hub = startHub(t, dir, "", "", args...)
+	if code, out := post(hub, 5000, 1); code != 429 {
+		t.Fatalf("a new series after a restart: %d %v, want 429", code, out)
+	}
+	if code, out := post(hub, 0, 10); code != 200 || out["accepted"] != 10.0 {
+		t.Fatalf("known series after a restart: %d %v", code, out)
+	}
+	// An agent process for the capped machine cannot start a stream: its
+	// sequence series would be a new series.
+	conn, err := grpc.NewClient(hub.grpc, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := pb.NewIngestClient(conn).Stream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(&pb.AgentMessage{Msg: &pb.AgentMessage_Hello{Hello: &pb.Hello{
+		MachineId: "bomb", Hostname: "bomb", Token: hub.token, Instance: 99, IntervalMs: 1000}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recv(); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "series limit") {
+		t.Fatalf("stream of a capped machine: %v, want ResourceExhausted", err)
 	}
 }

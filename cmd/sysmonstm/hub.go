@@ -32,7 +32,9 @@ func hubFlags(fs *flag.FlagSet) *hub.Config {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert (both are re-read on SIGHUP)")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "PEM CA bundle: agents must present a client certificate it signed (mutual TLS on gRPC)")
 	fs.StringVar(&c.ExternalURL, "external-url", "", "URL users reach the dashboard at (e.g. https://monitor.example.com/), for links in notifications")
-	fs.IntVar(&c.Limits.MaxSeriesPerMachine, "max-series-per-machine", 100_000, "series one agent may define; its stream is closed beyond")
+	fs.IntVar(&c.Limits.MaxSeriesPerMachine, "max-series-per-machine", 100_000, "distinct active series of one machine over all its streams and HTTP ingest; new series beyond are refused")
+	fs.IntVar(&c.Limits.MaxActiveSeries, "max-active-series", 2_000_000, "distinct active series of all machines; new series beyond are refused")
+	fs.IntVar(&c.Limits.MaxLiveSeriesPerMachine, "max-live-series-per-machine", 10_000, "series per machine whose latest value the live state keeps (dashboard, /ws snapshot, machine object)")
 	fs.IntVar(&c.Limits.MaxLabels, "max-labels-per-series", 30, "labels per series; a series with more is dropped")
 	fs.IntVar(&c.Limits.MaxLabelValueLength, "max-label-value-length", 1024, "bytes of one label value; a longer one drops its series")
 	fs.IntVar(&c.Limits.MaxMessageBytes, "max-message-bytes", 8<<20, "bytes of one gRPC message from an agent")
@@ -59,6 +61,8 @@ func validateHub(c *hub.Config) error {
 		v, min int64
 	}{
 		{"--max-series-per-machine", int64(c.Limits.MaxSeriesPerMachine), 100},
+		{"--max-active-series", int64(c.Limits.MaxActiveSeries), 1000},
+		{"--max-live-series-per-machine", int64(c.Limits.MaxLiveSeriesPerMachine), 100},
 		{"--max-labels-per-series", int64(c.Limits.MaxLabels), 1},
 		{"--max-label-value-length", int64(c.Limits.MaxLabelValueLength), 16},
 		{"--max-message-bytes", int64(c.Limits.MaxMessageBytes), 64 << 10},

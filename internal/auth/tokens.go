@@ -208,45 +208,19 @@ func (s *Store) SetLocalAgent(machine string) (string, error) {
 // batches by FlushLastUsed) and, for an unbound token, records the machine
 // id against the per-token limit.
 func (s *Store) VerifyAgent(ctx context.Context, token, machine string) (string, error) {
-	if token == "" {
-		return "", ErrNoToken
+	id, bound, local, err := s.verifyAgentToken(ctx, token)
+	if err != nil {
+		return id, err
 	}
-	s.localMu.Lock()
-	local := s.local
-	s.localMu.Unlock()
-	if local != nil && subtle.ConstantTimeCompare([]byte(token), []byte(local.token)) == 1 {
-		if machine != local.machine {
-			return "local", fmt.Errorf("%w (the local agent's credential is for %q)", ErrWrongMachine, local.machine)
+	if local {
+		if machine != bound {
+			return id, fmt.Errorf("%w (the local agent's credential is for %q)", ErrWrongMachine, bound)
 		}
-		return "local", nil
+		return id, nil
 	}
-	id, secret, err := ParseToken(token)
-	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrInvalidToken, err)
-	}
-	entries, err := s.tokens.get(ctx, s)
-	if err != nil {
-		return "", err
-	}
-	sum := s.mac(secret)
-	e, ok := entries[id]
-	if !ok {
-		// Same work as a known id, so timing does not tell ids apart.
-		hmac.Equal(sum, s.key)
-		return "", ErrInvalidToken
-	}
-	if !hmac.Equal(sum, e.hash) {
-		return "", ErrInvalidToken
-	}
-	if e.revoked {
-		return id, fmt.Errorf("token %s: %w", id, ErrTokenRevoked)
-	}
-	if e.expires != 0 && ms(s.now()) >= e.expires {
-		return id, fmt.Errorf("token %s: %w", id, ErrTokenExpired)
-	}
-	if e.machine != "" {
-		if e.machine != machine {
-			return id, fmt.Errorf("%w: token %s is bound to %q, not %q", ErrWrongMachine, id, e.machine, machine)
+	if bound != "" {
+		if bound != machine {
+			return id, fmt.Errorf("%w: token %s is bound to %q, not %q", ErrWrongMachine, id, bound, machine)
 		}
 	} else if err := s.admitMachine(ctx, id, machine); err != nil {
 		return id, err
@@ -255,6 +229,54 @@ func (s *Store) VerifyAgent(ctx context.Context, token, machine string) (string,
 	s.used[id] = ms(s.now())
 	s.usedMu.Unlock()
 	return id, nil
+}
+
+// CheckAgentToken checks that token is an agent token that is neither
+// revoked nor expired, whatever machine it may write as; it records
+// nothing. HTTP ingest calls it before reading a body, VerifyAgent after.
+func (s *Store) CheckAgentToken(ctx context.Context, token string) error {
+	_, _, _, err := s.verifyAgentToken(ctx, token)
+	return err
+}
+
+// verifyAgentToken returns the token's id and the machine it is bound to
+// ("" for an unbound token) when the token is valid; local is set for `up`
+// mode's in-process credential.
+func (s *Store) verifyAgentToken(ctx context.Context, token string) (id, machine string, local bool, err error) {
+	if token == "" {
+		return "", "", false, ErrNoToken
+	}
+	s.localMu.Lock()
+	lc := s.local
+	s.localMu.Unlock()
+	if lc != nil && subtle.ConstantTimeCompare([]byte(token), []byte(lc.token)) == 1 {
+		return "local", lc.machine, true, nil
+	}
+	id, secret, err := ParseToken(token)
+	if err != nil {
+		return "", "", false, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	}
+	entries, err := s.tokens.get(ctx, s)
+	if err != nil {
+		return "", "", false, err
+	}
+	sum := s.mac(secret)
+	e, ok := entries[id]
+	if !ok {
+		// Same work as a known id, so timing does not tell ids apart.
+		hmac.Equal(sum, s.key)
+		return "", "", false, ErrInvalidToken
+	}
+	if !hmac.Equal(sum, e.hash) {
+		return "", "", false, ErrInvalidToken
+	}
+	if e.revoked {
+		return id, "", false, fmt.Errorf("token %s: %w", id, ErrTokenRevoked)
+	}
+	if e.expires != 0 && ms(s.now()) >= e.expires {
+		return id, "", false, fmt.Errorf("token %s: %w", id, ErrTokenExpired)
+	}
+	return id, e.machine, false, nil
 }
 
 // admitMachine records machine as written by the unbound token id, unless

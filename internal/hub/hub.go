@@ -67,11 +67,18 @@ type Config struct {
 // Input over a limit is refused with a clear error and counted in
 // sysmonstm_rejected_requests_total or sysmonstm_dropped_samples_total.
 type Limits struct {
-	MaxSeriesPerMachine int   // series one agent stream may define; default 100,000
+	MaxSeriesPerMachine int   // distinct active series of one machine (and one stream's table); default 100,000
 	MaxLabels           int   // labels per series; default 30
 	MaxLabelValueLength int   // bytes of a label value; default 1024
 	MaxMessageBytes     int   // one gRPC message; default 8 MiB
 	MaxBodyBytes        int64 // one HTTP ingest body; default 4 MiB
+
+	// MaxActiveSeries bounds the distinct active series of all machines;
+	// default 2,000,000.
+	MaxActiveSeries int
+	// MaxLiveSeriesPerMachine bounds the latest values the live state keeps
+	// per machine (snapshots, machine objects); default 10,000.
+	MaxLiveSeriesPerMachine int
 }
 
 // Hub is a running hub's handle.
@@ -167,10 +174,11 @@ func New(cfg Config) (*Hub, error) {
 		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
 	}
 	h.live, err = live.New(live.Options{
-		OfflineAfter: cfg.OfflineAfter,
-		StatePath:    filepath.Join(cfg.DataDir, "machines.json"),
-		Logger:       h.log.With("component", "live"),
-		Registerer:   h.reg,
+		OfflineAfter:        cfg.OfflineAfter,
+		MaxSeriesPerMachine: cfg.Limits.MaxLiveSeriesPerMachine,
+		StatePath:           filepath.Join(cfg.DataDir, "machines.json"),
+		Logger:              h.log.With("component", "live"),
+		Registerer:          h.reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load machine registry: %w", err)
@@ -185,10 +193,13 @@ func New(cfg Config) (*Hub, error) {
 		Storage:    storageAdapter{h.store},
 		Live:       h.liveSink(),
 		Auth:       h.ingestAuth(),
+		TokenAuth:  h.sec.store.CheckAgentToken,
 		Logger:     h.log.With("component", "ingest"),
 		Registerer: h.reg,
 
 		MaxSeriesPerStream: cfg.Limits.MaxSeriesPerMachine,
+		MaxActiveSeries:    cfg.Limits.MaxActiveSeries,
+		SeriesIdle:         seriesIdle(cfg.RetentionRaw),
 		MaxBodyBytes:       cfg.Limits.MaxBodyBytes,
 		Limits:             limits(cfg.Limits),
 	})
@@ -360,4 +371,14 @@ func limits(l Limits) metric.Limits {
 		out.MaxLabelValueLength = l.MaxLabelValueLength
 	}
 	return out
+}
+
+// seriesIdle is how long a series keeps counting against the series caps
+// after its last use: the storage head's span (3h), or the raw retention
+// when that is shorter.
+func seriesIdle(retentionRaw time.Duration) time.Duration {
+	if retentionRaw > 0 && retentionRaw < 3*time.Hour {
+		return retentionRaw
+	}
+	return 3 * time.Hour
 }

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,6 +42,11 @@ const maxReportedErrors = 10
 // maxIngestMetrics bounds the samples in one HTTP request.
 const maxIngestMetrics = 50_000
 
+// TokenAuthFunc checks an agent token alone, before the machine id it will
+// write as is known: nil when the token exists and is neither revoked nor
+// expired. An error means no valid token (HTTP 401).
+type TokenAuthFunc func(ctx context.Context, token string) error
+
 // sample is a validated sample of an HTTP request.
 type sample struct {
 	lset labels.Labels
@@ -48,12 +54,19 @@ type sample struct {
 	name string
 	ts   int64
 	v    float64
+	idx  int // position in the request's metrics
+}
+
+// rejection is one refused sample of an HTTP request.
+type rejection struct {
+	reason string // label of sysmonstm_dropped_samples_total
+	msg    string // for the response: "metrics[i]: what is wrong"
 }
 
 // decodeIngest parses and validates a request body. It returns the valid
-// samples and a description of each rejected one; err is set only when the
+// samples and each rejected one with its reason; err is set only when the
 // body as a whole is unusable.
-func (s *Server) decodeIngest(body io.Reader) (machine string, ok []sample, rejected []string, err error) {
+func (s *Server) decodeIngest(body io.Reader) (machine string, ok []sample, rejected []rejection, err error) {
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	var req IngestRequest
@@ -75,28 +88,31 @@ func (s *Server) decodeIngest(body io.Reader) (machine string, ok []sample, reje
 	now := s.opts.Now().UnixMilli()
 	for i, m := range req.Metrics {
 		ls := metric.FromMap(m.Labels)
-		var problem error
+		reason, problem := reasonInvalidSeries, error(nil)
 		switch {
 		case m.Value == nil:
 			problem = errors.New("value missing")
 		default:
 			problem = s.opts.Limits.ValidateSeries(m.Name, ls)
+			if errors.Is(problem, metric.ErrReservedName) {
+				reason = reasonReservedName
+			}
 		}
 		if problem == nil {
-			problem = metric.ValidateValue(*m.Value)
+			reason, problem = reasonInvalidValue, metric.ValidateValue(*m.Value)
 		}
 		ts := now
 		if problem == nil && m.TS != nil {
 			ts = *m.TS
 			switch {
 			case ts > now+s.opts.MaxFuture.Milliseconds():
-				problem = fmt.Errorf("ts %d is more than %s in the future (ts is unix milliseconds)", ts, s.opts.MaxFuture)
+				reason, problem = reasonTooNew, fmt.Errorf("ts %d is more than %s in the future (ts is unix milliseconds)", ts, s.opts.MaxFuture)
 			case ts < now-s.opts.MaxAge.Milliseconds():
-				problem = fmt.Errorf("ts %d is older than %s (ts is unix milliseconds)", ts, s.opts.MaxAge)
+				reason, problem = reasonTooOld, fmt.Errorf("ts %d is older than %s (ts is unix milliseconds)", ts, s.opts.MaxAge)
 			}
 		}
 		if problem != nil {
-			rejected = append(rejected, fmt.Sprintf("metrics[%d]: %v", i, problem))
+			rejected = append(rejected, rejection{reason: reason, msg: fmt.Sprintf("metrics[%d]: %v", i, problem)})
 			continue
 		}
 		b := labels.NewScratchBuilder(len(ls) + 2)
@@ -106,13 +122,15 @@ func (s *Server) decodeIngest(body io.Reader) (machine string, ok []sample, reje
 			b.Add(l.Name, l.Value)
 		}
 		b.Sort()
-		ok = append(ok, sample{lset: b.Labels(), ls: ls, name: m.Name, ts: ts, v: *m.Value})
+		ok = append(ok, sample{lset: b.Labels(), ls: ls, name: m.Name, ts: ts, v: *m.Value, idx: i})
 	}
 	return req.Machine, ok, rejected, nil
 }
 
 // HTTPHandler serves POST /api/v1/ingest: JSON samples for scripts and
-// devices, authenticated with "Authorization: Bearer TOKEN".
+// devices, authenticated with "Authorization: Bearer TOKEN". The token is
+// checked before the body is read (with TokenAuth; the machine binding once the
+// body names the machine).
 func (s *Server) HTTPHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
@@ -124,12 +142,22 @@ func (s *Server) HTTPHandler() http.Handler {
 			writeJSONError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
 			return
 		}
-		if s.opts.Auth != nil && !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
-			// No token at all: refuse before reading the body.
-			s.m.rejected.WithLabelValues(rejectUnauthenticated).Inc()
-			w.Header().Set("WWW-Authenticate", `Bearer realm="sysmonstm ingest"`)
-			writeJSONError(w, http.StatusUnauthorized, "no token: send Authorization: Bearer <token from `sysmonstm token create`>")
-			return
+		token, hasToken := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		token = strings.TrimSpace(token)
+		if s.opts.Auth != nil {
+			if !hasToken {
+				// No token at all: refuse before reading the body.
+				s.m.rejected.WithLabelValues(rejectUnauthenticated).Inc()
+				w.Header().Set("WWW-Authenticate", `Bearer realm="sysmonstm ingest"`)
+				writeJSONError(w, http.StatusUnauthorized, "no token: send Authorization: Bearer <token from `sysmonstm token create`>")
+				return
+			}
+			if s.opts.TokenAuth != nil {
+				if err := s.opts.TokenAuth(r.Context(), token); err != nil {
+					s.httpUnauthenticated(w, r, "", err)
+					return
+				}
+			}
 		}
 		body := http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
 		machine, samples, rejected, err := s.decodeIngest(body)
@@ -147,36 +175,41 @@ func (s *Server) HTTPHandler() http.Handler {
 			return
 		}
 		if s.opts.Auth != nil {
-			token, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if err := s.opts.Auth(r.Context(), strings.TrimSpace(token), machine); err != nil {
-				remote := hostOf(r.RemoteAddr)
+			if err := s.opts.Auth(r.Context(), token, machine); err != nil {
 				if errors.Is(err, ErrPermissionDenied) {
+					remote := hostOf(r.RemoteAddr)
 					s.m.rejected.WithLabelValues(rejectPermission).Inc()
 					s.authLog.warn("httpauth:"+remote, "ingest token not allowed for this machine", "machine", machine, "remote", remote, "err", err)
 					writeJSONError(w, http.StatusForbidden, fmt.Sprintf("token not allowed for machine %q: %v", machine, err))
 					return
 				}
-				s.m.rejected.WithLabelValues(rejectUnauthenticated).Inc()
-				s.authLog.warn("httpauth:"+remote, "ingest token rejected", "machine", machine, "remote", remote, "err", err)
-				w.Header().Set("WWW-Authenticate", `Bearer realm="sysmonstm ingest"`)
-				writeJSONError(w, http.StatusUnauthorized, "token rejected: "+err.Error()+"; send Authorization: Bearer <token from `sysmonstm token create`>")
+				s.httpUnauthenticated(w, r, machine, err)
 				return
 			}
 		}
-		s.m.dropped.WithLabelValues(reasonInvalidSeries).Add(float64(len(rejected)))
+		samples, rejected = s.dedupe(samples, rejected)
+		samples, rejected, limited := s.admitHTTP(machine, samples, rejected)
+		for _, rj := range rejected {
+			s.m.dropped.WithLabelValues(rj.reason).Inc()
+		}
 		resp := IngestResponse{Rejected: len(rejected)}
-		if len(rejected) > maxReportedErrors {
-			resp.Errors = rejected[:maxReportedErrors]
-		} else {
-			resp.Errors = rejected
+		for _, rj := range rejected[:min(len(rejected), maxReportedErrors)] {
+			resp.Errors = append(resp.Errors, rj.msg)
 		}
 		if len(samples) == 0 {
+			code, msg := http.StatusBadRequest, "no valid sample: "+rejected[0].msg
+			if limited != nil {
+				// Nothing stored because of a series cap: the request as a
+				// whole is refused; it may succeed once series go idle.
+				s.m.rejected.WithLabelValues(rejectTooManySeries).Inc()
+				code, msg = http.StatusTooManyRequests, limited.Error()+"; retry when series have been idle for "+s.opts.SeriesIdle.String()+", or ask the hub's operator to raise the limit"
+			}
 			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusBadRequest)
+			w.WriteHeader(code)
 			_ = json.NewEncoder(w).Encode(struct {
 				Error string `json:"error"`
 				IngestResponse
-			}{Error: "no valid sample: " + rejected[0], IngestResponse: resp})
+			}{Error: msg, IngestResponse: resp})
 			return
 		}
 		accepted, err := s.storeHTTP(r, machine, samples)
@@ -190,6 +223,70 @@ func (s *Server) HTTPHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(resp)
 	})
+}
+
+// httpUnauthenticated answers 401 for a token that is not valid; machine
+// is "" when the body was not read.
+func (s *Server) httpUnauthenticated(w http.ResponseWriter, r *http.Request, machine string, err error) {
+	remote := hostOf(r.RemoteAddr)
+	s.m.rejected.WithLabelValues(rejectUnauthenticated).Inc()
+	s.authLog.warn("httpauth:"+remote, "ingest token rejected", "machine", machine, "remote", remote, "err", err)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="sysmonstm ingest"`)
+	writeJSONError(w, http.StatusUnauthorized, "token rejected: "+err.Error()+"; send Authorization: Bearer <token from `sysmonstm token create`>")
+}
+
+// dedupe keeps the first sample of each series and timestamp in a request:
+// storage keeps one sample per series and ms, so a repeat is reported as
+// a duplicate instead of being counted as accepted.
+func (s *Server) dedupe(samples []sample, rejected []rejection) ([]sample, []rejection) {
+	type key struct {
+		h  uint64
+		ts int64
+	}
+	seen := make(map[key]labels.Labels, len(samples))
+	out := samples[:0]
+	for _, sm := range samples {
+		k := key{sm.lset.Hash(), sm.ts}
+		if first, ok := seen[k]; ok && labels.Equal(first, sm.lset) {
+			rejected = append(rejected, rejection{reason: reasonDuplicate,
+				msg: fmt.Sprintf("metrics[%d]: duplicate of an earlier sample of the same series and ts in this request", sm.idx)})
+			continue
+		}
+		seen[k] = sm.lset
+		out = append(out, sm)
+	}
+	return out, rejected
+}
+
+// admitHTTP counts the request's series against the series caps; the
+// samples of series a cap refuses are rejected as series_limit, and limited
+// is the first cap error (nil when none).
+func (s *Server) admitHTTP(machine string, samples []sample, rejected []rejection) ([]sample, []rejection, error) {
+	now := s.opts.Now().UnixMilli()
+	refused := map[uint64]error{}
+	var limited error
+	out := samples[:0]
+	for _, sm := range samples {
+		h := sm.lset.Hash()
+		err, seen := refused[h]
+		if !seen {
+			err = s.series.admit(machine, h, now, admission{})
+			refused[h] = err
+			if err != nil {
+				s.countRefused(err)
+			}
+		}
+		if err != nil {
+			if limited == nil {
+				limited = err
+				s.once.warn("serieslimit:"+machine, "new series refused: series limit reached", "machine", machine, "err", err)
+			}
+			rejected = append(rejected, rejection{reason: reasonSeriesLimit, msg: fmt.Sprintf("metrics[%d]: %v", sm.idx, err)})
+			continue
+		}
+		out = append(out, sm)
+	}
+	return out, rejected, limited
 }
 
 // storeHTTP writes samples in one commit and updates the live state.

@@ -42,7 +42,8 @@ type env struct {
 	stop   func()
 }
 
-func newEnv(t *testing.T, dir string, auth AuthFunc) *env {
+// newEnv starts the env; each of with may change the ingest options.
+func newEnv(t *testing.T, dir string, auth AuthFunc, with ...func(*Options)) *env {
 	t.Helper()
 	st, err := store.Open(store.Options{Dir: dir})
 	if err != nil {
@@ -53,7 +54,11 @@ func newEnv(t *testing.T, dir string, auth AuthFunc) *env {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	srv, err := New(Options{Storage: testStore{st}, Live: lv, Auth: auth, Registerer: reg, HelloTimeout: 2 * time.Second})
+	opts := Options{Storage: testStore{st}, Live: lv, Auth: auth, Registerer: reg, HelloTimeout: 2 * time.Second}
+	for _, f := range with {
+		f(&opts)
+	}
+	srv, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,8 @@ const (
 	reasonDuplicate     = "duplicate"
 	reasonOutOfOrder    = "out_of_order"
 	reasonStorage       = "storage_error"
+	reasonReservedName  = "reserved_name" // a sysmonstm_* name, reserved for the hub
+	reasonSeriesLimit   = "series_limit"  // a new series over a series cap
 )
 
 // Reasons a stream or request is refused as a whole (label of
@@ -32,7 +34,7 @@ const (
 	rejectPermission      = "permission_denied" // token not valid for the machine
 	rejectTooLarge        = "too_large"         // body or message over the size limit
 	rejectMalformed       = "malformed"         // undecodable body, invalid hello, protocol violation
-	rejectTooManySeries   = "too_many_series"   // series table over --max-series-per-machine
+	rejectTooManySeries   = "too_many_series"   // series table or active series over a series cap
 )
 
 type metrics struct {
@@ -45,9 +47,13 @@ type metrics struct {
 	streams          prometheus.Gauge
 	commitSeconds    prometheus.Histogram
 	rejectedSnaps    prometheus.Counter
+	refusedSeries    *prometheus.CounterVec
+	activeSeries     prometheus.GaugeFunc
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics builds the ingest metrics; active reports the active series
+// counted against the series caps.
+func newMetrics(reg prometheus.Registerer, active func() float64) *metrics {
 	m := &metrics{
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sysmonstm_rejected_requests_total",
@@ -78,16 +84,28 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		rejectedSnaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sysmonstm_rejected_process_snapshots_total", Help: "Top-process snapshots rejected by validation.",
 		}),
+		refusedSeries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sysmonstm_refused_series_total",
+			Help: "New series refused because a series cap was reached, by cap: max_series_per_machine or max_active_series.",
+		}, []string{"limit"}),
+		activeSeries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sysmonstm_active_series",
+			Help: "Distinct series of all machines counted against the series caps (held by a stream, or written within the idle window).",
+		}, active),
 	}
 	for _, r := range []string{reasonInvalidBatch, reasonInvalidValue, reasonInvalidSeries, reasonUnknownSeries,
-		reasonTooNew, reasonTooOld, reasonDuplicate, reasonOutOfOrder, reasonStorage} {
+		reasonTooNew, reasonTooOld, reasonDuplicate, reasonOutOfOrder, reasonStorage, reasonReservedName, reasonSeriesLimit} {
 		m.dropped.WithLabelValues(r)
 	}
 	for _, r := range []string{rejectUnauthenticated, rejectPermission, rejectTooLarge, rejectMalformed, rejectTooManySeries} {
 		m.rejected.WithLabelValues(r)
 	}
+	for _, l := range []string{limitPerMachine, limitActive} {
+		m.refusedSeries.WithLabelValues(l)
+	}
 	if reg != nil {
-		reg.MustRegister(m.rejected, m.ingested, m.dropped, m.invalidSeries, m.batches, m.duplicateBatches, m.streams, m.commitSeconds, m.rejectedSnaps)
+		reg.MustRegister(m.rejected, m.ingested, m.dropped, m.invalidSeries, m.batches, m.duplicateBatches, m.streams, m.commitSeconds, m.rejectedSnaps,
+			m.refusedSeries, m.activeSeries)
 	}
 	return m
 }

@@ -54,7 +54,8 @@ func (t *seqTable) commit(machine string, instance, seq uint64) {
 }
 
 // Restore loads the last stored seq of every machine from the raw tier, so
-// batches an agent replays after a hub restart are recognised as duplicates.
+// batches an agent replays after a hub restart are recognised as duplicates,
+// and counts the series written within SeriesIdle against the series caps.
 func (s *Server) Restore(ctx context.Context) error {
 	now := s.opts.Now().UnixMilli()
 	q, err := s.opts.Storage.Querier(now-s.opts.MaxAge.Milliseconds()-3600_000, now+s.opts.MaxFuture.Milliseconds())
@@ -93,5 +94,10 @@ func (s *Server) Restore(ctx context.Context) error {
 	}
 	s.seqs.mu.Unlock()
 	s.log.Debug("restored agent sequence numbers", "machines", len(found))
+	if err := s.restoreSeries(ctx, now); err != nil {
+		return err
+	}
+	_, total := s.series.counts("")
+	s.log.Debug("restored active series", "series", total)
 	return nil
 }

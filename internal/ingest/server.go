@@ -67,8 +67,21 @@ type Options struct {
 	// each agent's own.
 	Interval time.Duration
 	Limits   metric.Limits // zero value = metric.DefaultLimits
-	// MaxSeriesPerStream bounds one stream's series table; default 100,000.
+	// MaxSeriesPerStream bounds one stream's series table and the distinct
+	// active series of one machine over all streams and HTTP ingest;
+	// default 100,000.
 	MaxSeriesPerStream int
+	// MaxActiveSeries bounds the distinct active series of all machines;
+	// default 2,000,000.
+	MaxActiveSeries int
+	// SeriesIdle is how long a series keeps counting against the series
+	// caps after its last HTTP write or the end of the last stream that
+	// defined it; default 3h (the storage head's span, so the caps bound
+	// the series held in memory).
+	SeriesIdle time.Duration
+	// TokenAuth, with Auth, checks an HTTP ingest token on its own, before
+	// the body is read; nil reads the body and leaves the check to Auth.
+	TokenAuth TokenAuthFunc
 	// MaxFuture rejects samples stamped further ahead than this; default 5m.
 	MaxFuture time.Duration
 	// MaxAge rejects samples older than this; default 2h (the store's
@@ -93,6 +106,7 @@ type Server struct {
 	log     *slog.Logger
 	m       *metrics
 	seqs    *seqTable
+	series  *seriesBook
 	writers []*writer
 	once    *limitedLog
 	authLog *limitedLog // rejected tokens, once per remote address and period
@@ -113,6 +127,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxSeriesPerStream <= 0 {
 		opts.MaxSeriesPerStream = 100_000
+	}
+	if opts.MaxActiveSeries <= 0 {
+		opts.MaxActiveSeries = 2_000_000
+	}
+	if opts.SeriesIdle <= 0 {
+		opts.SeriesIdle = 3 * time.Hour
 	}
 	if opts.MaxFuture <= 0 {
 		opts.MaxFuture = 5 * time.Minute
@@ -142,13 +162,14 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		opts:    opts,
 		log:     opts.Logger,
-		m:       newMetrics(opts.Registerer),
 		seqs:    newSeqTable(),
+		series:  newSeriesBook(opts.MaxSeriesPerStream, opts.MaxActiveSeries, opts.SeriesIdle),
 		once:    newLimitedLog(opts.Logger, time.Minute),
 		authLog: newLimitedLog(opts.Logger, 5*time.Minute),
 		ctx:     ctx,
 		cancel:  cancel,
 	}
+	s.m = newMetrics(opts.Registerer, func() float64 { _, n := s.series.counts(""); return float64(n) })
 	for i := 0; i < opts.Writers; i++ {
 		s.writers = append(s.writers, newWriter(s))
 	}
@@ -159,6 +180,11 @@ func New(opts Options) (*Server, error) {
 func (s *Server) Run(ctx context.Context) error {
 	defer s.cancel()
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.expireSeries(ctx)
+	}()
 	for _, w := range s.writers {
 		wg.Add(1)
 		go func() {
@@ -198,6 +224,10 @@ func (s *Server) Stream(gs pb.Ingest_StreamServer) error {
 	}
 
 	st := newStream(s, hello, s.pickWriter())
+	if err := st.admitSeq(); err != nil {
+		return err
+	}
+	defer st.releaseSeries()
 	welcome := &pb.Welcome{
 		Settings: &pb.Settings{IntervalMs: s.opts.Interval.Milliseconds()},
 		LastSeq:  s.seqs.last(machine, hello.GetInstance()),

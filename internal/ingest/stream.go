@@ -2,12 +2,16 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
@@ -23,9 +27,14 @@ const seqMetric = "sysmonstm_agent_seq"
 // creates entries; after that only the stream's writer touches ref.
 type series struct {
 	lset labels.Labels // __name__, machine and the series' labels
+	hash uint64        // lset.Hash(): the key in the hub's series book
 	live *live.Series
 	ref  storage.SeriesRef // owned by the stream's writer
 }
+
+// overLimit marks a table slot whose definition a series cap refused: its
+// values are dropped as series_limit.
+var overLimit = &series{}
 
 // stream is one agent connection.
 type stream struct {
@@ -33,10 +42,14 @@ type stream struct {
 	w        *writer
 	machine  string
 	instance uint64
-	table    []*series // indexed by series id; nil = undefined or invalid
-	defined  int
+	// mu protects table against releaseSeries; the receive loop is the
+	// only writer, so its own reads need no lock.
+	mu     sync.Mutex
+	table  []*series // indexed by series id; nil = undefined or invalid
+	closed bool      // releaseSeries ran: the series book holds nothing for us
 
 	seqLabels labels.Labels
+	seqHash   uint64
 	seqRef    storage.SeriesRef // owned by the writer
 
 	lastLiveTs int64 // owned by the writer: newest ts sent to live state
@@ -47,7 +60,7 @@ type stream struct {
 }
 
 func newStream(s *Server, h *pb.Hello, w *writer) *stream {
-	return &stream{
+	st := &stream{
 		s:        s,
 		w:        w,
 		machine:  h.GetMachineId(),
@@ -56,12 +69,58 @@ func newStream(s *Server, h *pb.Hello, w *writer) *stream {
 			"instance", strconv.FormatUint(h.GetInstance(), 16)),
 		notify: make(chan struct{}, 1),
 	}
+	st.seqHash = st.seqLabels.Hash()
+	return st
+}
+
+// admitSeq counts the stream's sequence series (one per agent process)
+// against the machine's series cap (not the hub-wide one); a machine at its
+// cap takes no new agent process, since its batches could not be tracked.
+func (st *stream) admitSeq() error {
+	err := st.s.series.admit(st.machine, st.seqHash, st.s.opts.Now().UnixMilli(), admission{hold: true, hub: true})
+	if err == nil {
+		return nil
+	}
+	st.s.m.rejected.WithLabelValues(rejectTooManySeries).Inc()
+	st.s.countRefused(err)
+	st.s.once.warn("series:"+st.machine, "agent stream refused: series limit reached", "machine", st.machine, "err", err)
+	st.mu.Lock()
+	st.closed = true
+	st.mu.Unlock()
+	return status.Errorf(codes.ResourceExhausted, "%v; the hub counts series for %s again once they have been idle for %s", err, st.machine, st.s.opts.SeriesIdle)
+}
+
+// releaseSeries gives back the stream's hold on its series when it ends;
+// they keep counting for SeriesIdle, so reconnecting does not reset the caps.
+func (st *stream) releaseSeries() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return
+	}
+	st.closed = true
+	now := st.s.opts.Now().UnixMilli()
+	st.s.series.release(st.machine, st.seqHash, now)
+	for _, e := range st.table {
+		if e != nil && e != overLimit {
+			st.s.series.release(st.machine, e.hash, now)
+		}
+	}
 }
 
 // define adds series definitions. An invalid definition is dropped (its
-// values will be counted as invalid_series); only exceeding the table bound
-// ends the stream.
+// values will be counted as unknown_series); a definition with labels the
+// machine has not used yet is a new series and must fit the series caps,
+// else it is refused and its values dropped as series_limit, while the
+// stream and its other series go on. Only a series id beyond the table
+// bound ends the stream.
 func (st *stream) define(defs []*pb.SeriesDef) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return nil
+	}
+	now := st.s.opts.Now().UnixMilli()
 	for _, d := range defs {
 		id := int(d.GetId())
 		if id >= st.s.opts.MaxSeriesPerStream {
@@ -76,9 +135,6 @@ func (st *stream) define(defs []*pb.SeriesDef) error {
 		for len(st.table) <= id {
 			st.table = append(st.table, nil)
 		}
-		if st.table[id] == nil {
-			st.defined++
-		}
 		b := labels.NewScratchBuilder(len(ls) + 2)
 		b.Add(labels.MetricName, d.GetName())
 		b.Add(metric.MachineLabel, st.machine)
@@ -86,9 +142,34 @@ func (st *stream) define(defs []*pb.SeriesDef) error {
 			b.Add(l.Name, l.Value)
 		}
 		b.Sort()
-		st.table[id] = &series{lset: b.Labels(), live: live.NewSeries(d.GetName(), ls)}
+		lset := b.Labels()
+		h := lset.Hash()
+		old := st.table[id]
+		if old != nil && old != overLimit && old.hash == h && labels.Equal(old.lset, lset) {
+			continue // the same definition again
+		}
+		if old != nil && old != overLimit {
+			// Redefined with other labels: a new series. The old one keeps
+			// counting for SeriesIdle.
+			st.s.series.release(st.machine, old.hash, now)
+		}
+		if err := st.s.series.admit(st.machine, h, now, admission{hold: true}); err != nil {
+			st.s.countRefused(err)
+			st.s.once.warn("serieslimit:"+st.machine, "new series refused: series limit reached", "machine", st.machine, "metric", d.GetName(), "err", err)
+			st.table[id] = overLimit
+			continue
+		}
+		st.table[id] = &series{lset: lset, hash: h, live: live.NewSeries(d.GetName(), ls)}
 	}
 	return nil
+}
+
+// countRefused counts a series refused by a cap.
+func (s *Server) countRefused(err error) {
+	var le *limitError
+	if errors.As(err, &le) {
+		s.m.refusedSeries.WithLabelValues(le.limit).Inc()
+	}
 }
 
 // job is one batch on its way through a writer.
@@ -134,6 +215,10 @@ func (st *stream) batch(b *pb.Batch) *job {
 		}
 		if e == nil {
 			st.s.m.dropped.WithLabelValues(reasonUnknownSeries).Inc()
+			continue
+		}
+		if e == overLimit {
+			st.s.m.dropped.WithLabelValues(reasonSeriesLimit).Inc()
 			continue
 		}
 		if metric.ValidateValue(vals[i]) != nil {

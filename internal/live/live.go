@@ -28,6 +28,11 @@ type Options struct {
 	// has sent no value for it for this long (agent clock), e.g. an unmounted
 	// filesystem; default 5m.
 	StalenessAfter time.Duration
+	// MaxSeriesPerMachine bounds the series whose latest value is kept for
+	// one machine (and so its share of every snapshot, machine object and
+	// metrics event); values of further series are not kept, the machine
+	// is marked MetricsTruncated. Default 10,000.
+	MaxSeriesPerMachine int
 	// StatePath is the machine registry file (JSON); "" disables persistence.
 	StatePath string
 	// PersistEvery bounds how often the registry is written while it changes;
@@ -76,6 +81,7 @@ type machine struct {
 	index     map[string]int // series key → position in values
 	values    []entry        // latest value per series, in arrival order
 	hint      int            // position after the last series updated: the likely next one
+	truncated bool           // a series was left out for MaxSeriesPerMachine
 	procs     []Process      // latest top-process list; nil when none or offline
 	procsTs   int64          // ms since epoch (agent clock) of procs
 	sum       summaryState   // summary bookkeeping (summary.go)
@@ -97,6 +103,9 @@ func New(opts Options) (*State, error) {
 	}
 	if opts.StalenessAfter <= 0 {
 		opts.StalenessAfter = 5 * time.Minute
+	}
+	if opts.MaxSeriesPerMachine <= 0 {
+		opts.MaxSeriesPerMachine = 10_000
 	}
 	if opts.PersistEvery <= 0 {
 		opts.PersistEvery = 10 * time.Second
@@ -213,7 +222,8 @@ func (s *State) Disconnect(id string) {
 // than the newest one (to full subscribers and to summary subscribers that
 // asked for this machine), and summary subscribers get the machine's summary
 // (at most once per SummaryEvery). Unknown machines are created. No
-// allocation happens for known series when nobody is subscribed.
+// allocation happens for known series when nobody is subscribed. A new
+// series beyond MaxSeriesPerMachine is left out of the state and the event.
 func (s *State) Update(id string, ts int64, series []*Series, values []float64) {
 	m := s.get(id, true)
 	now := s.now()
@@ -221,6 +231,7 @@ func (s *State) Update(id string, ts int64, series []*Series, values []float64) 
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	var left []int // positions in series left out for the cap
 	for i := 0; i < n; i++ {
 		sr := series[i]
 		if sr == nil {
@@ -230,6 +241,15 @@ func (s *State) Update(id string, ts int64, series []*Series, values []float64) 
 		if j >= len(m.values) || m.values[j].series != sr {
 			var ok bool
 			if j, ok = m.index[sr.Key]; !ok {
+				if len(m.values) >= s.opts.MaxSeriesPerMachine {
+					if !m.truncated {
+						m.truncated = true
+						s.log.Warn("machine has more series than the live state keeps; the others are stored but not shown live",
+							"machine", m.id, "limit", s.opts.MaxSeriesPerMachine)
+					}
+					left = append(left, i)
+					continue
+				}
 				j = len(m.values)
 				m.index[sr.Key] = j
 				m.values = append(m.values, entry{series: sr, ts: ts, value: values[i], role: seriesRole(sr)})
@@ -256,11 +276,31 @@ func (s *State) Update(id string, ts int64, series []*Series, values []float64) 
 	}
 	m.lastTs = ts
 	if s.subs.wantMetrics(m.id) {
-		s.Publish(Event{Type: EventMetrics, Machine: m.id, JSON: encodeMetrics(m.idJSON, ts, series[:n], values[:n])})
+		series, values := series[:n], values[:n]
+		if left != nil {
+			series, values = without(series, values, left)
+		}
+		s.Publish(Event{Type: EventMetrics, Machine: m.id, JSON: encodeMetrics(m.idJSON, ts, series, values)})
 	}
 	if s.subs.summaries() {
 		s.publishSummary(m)
 	}
+}
+
+// without returns copies of series and values without the positions in
+// left (ascending).
+func without(series []*Series, values []float64, left []int) ([]*Series, []float64) {
+	ss := make([]*Series, 0, len(series)-len(left))
+	vs := make([]float64, 0, len(series)-len(left))
+	for i := range series {
+		if len(left) > 0 && left[0] == i {
+			left = left[1:]
+			continue
+		}
+		ss = append(ss, series[i])
+		vs = append(vs, values[i])
+	}
+	return ss, vs
 }
 
 // encodeMetrics builds
@@ -335,7 +375,7 @@ func (s *State) publishMachine(m *machine) {
 // snapshot copies m; with metrics, Metrics is non-nil and sorted by series
 // key; with procs, Processes is non-nil. Caller holds m.mu.
 func (m *machine) snapshot(metrics, procs bool) Machine {
-	out := Machine{Info: m.info, Online: m.online, Connected: m.connected, LastSeen: m.lastSeen, LastTs: m.lastTs}
+	out := Machine{Info: m.info, Online: m.online, Connected: m.connected, LastSeen: m.lastSeen, LastTs: m.lastTs, MetricsTruncated: m.truncated}
 	if procs {
 		out.Processes = append([]Process{}, m.procs...)
 		out.ProcessesTs = m.procsTs

@@ -92,6 +92,10 @@ type Machine struct {
 	// Metrics holds the latest value of every series, sorted by name then
 	// labels. Nil when the caller asked for no metrics; JSON omits it then.
 	Metrics []Value
+	// MetricsTruncated is set when the machine has more series than the
+	// live state keeps (Options.MaxSeriesPerMachine): Metrics holds the
+	// first ones only; all are stored.
+	MetricsTruncated bool
 	// Processes is the latest top-process list (State.Machine only; nil from
 	// State.Machines, and JSON omits it then). ProcessesTs is when the agent
 	// took it, ms since epoch; 0 when there is none.
@@ -129,6 +133,9 @@ type machineJSON struct {
 	LastTs    int64             `json:"last_ts,omitempty"`
 	Info      MachineInfo       `json:"info"`
 	Metrics   []Value           `json:"metrics,omitempty"`
+	// MetricsTruncated: "metrics" holds only the first series the live
+	// state keeps per machine.
+	MetricsTruncated bool `json:"metrics_truncated,omitempty"`
 	// Processes is a pointer so that an empty list encodes as [] while a
 	// nil one is left out.
 	Processes   *[]Process `json:"processes,omitempty"`
@@ -143,7 +150,7 @@ func (m Machine) MarshalJSON() ([]byte, error) {
 	j := machineJSON{
 		ID: m.Info.ID, Hostname: m.Info.Hostname, Labels: m.Info.Labels.Map(),
 		Online: m.Online, Connected: m.Connected, LastTs: m.LastTs, Info: m.Info,
-		Metrics: m.Metrics, ProcessesTs: m.ProcessesTs,
+		Metrics: m.Metrics, MetricsTruncated: m.MetricsTruncated, ProcessesTs: m.ProcessesTs,
 	}
 	if m.Processes != nil {
 		j.Processes = &m.Processes

@@ -76,6 +76,7 @@ func (m *machine) prune(minTs int64) {
 	}
 	clear(m.values[len(keep):])
 	m.values = keep
+	m.truncated = false // room again; Update marks it anew if still too many
 	clear(m.index)
 	for i, e := range m.values {
 		m.index[e.series.Key] = i

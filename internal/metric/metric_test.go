@@ -1,6 +1,7 @@
 package metric
 
 import (
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -50,6 +51,13 @@ func TestValidateSeries(t *testing.T) {
 	f("m", Labels{{"b", "1"}, {"a", "1"}}, "not sorted")
 	f("m", Labels{{"a", "1"}, {"a", "2"}}, "repeated")
 	f("m", Labels{{"machine", "x"}}, "reserved")
+	f("sysmonstm_agent_seq", Labels{{"instance", "2a"}}, "reserved for the hub")
+	f("sysmonstm_anything", nil, "reserved for the hub")
+	f("sysmonstm", nil, "")      // not the prefix
+	f("my_sysmonstm_x", nil, "") // prefix only
+	if err := lim.ValidateSeries("sysmonstm_x", nil); !errors.Is(err, ErrReservedName) {
+		t.Errorf("reserved name: %v, want ErrReservedName", err)
+	}
 	f("m", Labels{{"__x", "1"}}, "invalid label name")
 	f("m", Labels{{"a", "\xff"}}, "not valid UTF-8")
 	f("m", Labels{{"a", strings.Repeat("v", 1025)}}, "1025 bytes")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -55,17 +56,30 @@ func ValidLabelName(s string) bool {
 	return true
 }
 
+// ReservedPrefix starts the names of the hub's own series (such as
+// sysmonstm_agent_seq, its record of each agent's last stored batch) and of
+// its telemetry; agents may not send series with such names.
+const ReservedPrefix = "sysmonstm_"
+
+// ErrReservedName is wrapped by ValidateSeries for a name that starts with
+// ReservedPrefix.
+var ErrReservedName = errors.New("metric name reserved for the hub")
+
 // ErrInvalidValue is returned for NaN and ±Inf values.
 var ErrInvalidValue = errors.New("value is NaN or infinite")
 
 // ValidateSeries checks a series identity against the limits. Labels must be
-// sorted and unique; MachineLabel is reserved for the hub.
+// sorted and unique; MachineLabel and names starting with ReservedPrefix are
+// reserved for the hub.
 func (lim Limits) ValidateSeries(name string, ls Labels) error {
 	if len(name) > lim.MaxNameLength {
 		return fmt.Errorf("metric name is %d bytes, limit %d", len(name), lim.MaxNameLength)
 	}
 	if !ValidMetricName(name) {
 		return fmt.Errorf("invalid metric name %q: must match [a-zA-Z_:][a-zA-Z0-9_:]*", truncate(name))
+	}
+	if strings.HasPrefix(name, ReservedPrefix) {
+		return fmt.Errorf("metric %s: %w (names starting with %q are the hub's own); rename it", name, ErrReservedName, ReservedPrefix)
 	}
 	if len(ls) > lim.MaxLabels {
 		return fmt.Errorf("metric %s has %d labels, limit %d", name, len(ls), lim.MaxLabels)
