@@ -63,6 +63,17 @@ type Options struct {
 	Auth AuthFunc
 	// AuthRecheck is the period of those re-checks; default 2s.
 	AuthRecheck time.Duration
+	// TokenAuth, with Auth, checks the token of a stream's
+	// "authorization: Bearer" metadata before the hub reads any message of
+	// it (see admit). nil: every stream authenticates by its hello, under
+	// the pending-hello bound.
+	TokenAuth TokenAuthFunc
+	// MaxPendingHellos bounds the streams, with Auth, reading their hello
+	// before their token is checked (no metadata token): at most this many
+	// at once (default 4) and MaxPendingHellosPerAddr (default 1) from one
+	// client address; more are refused with ResourceExhausted.
+	MaxPendingHellos        int
+	MaxPendingHellosPerAddr int
 	// Interval is the collection interval sent to agents in Welcome; 0 keeps
 	// each agent's own.
 	Interval time.Duration
@@ -96,6 +107,7 @@ type Server struct {
 	writers []*writer
 	once    *limitedLog
 	authLog *limitedLog // rejected tokens, once per remote address and period
+	hellos  *helloSlots // streams reading a hello before their token is checked
 
 	mu     sync.Mutex // protects next
 	next   int        // round-robin writer assignment
@@ -129,6 +141,12 @@ func New(opts Options) (*Server, error) {
 	if opts.AuthRecheck <= 0 {
 		opts.AuthRecheck = 2 * time.Second
 	}
+	if opts.MaxPendingHellos <= 0 {
+		opts.MaxPendingHellos = defaultMaxPendingHellos
+	}
+	if opts.MaxPendingHellosPerAddr <= 0 {
+		opts.MaxPendingHellosPerAddr = defaultMaxPendingHellosPerAddr
+	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 4 << 20
 	}
@@ -146,12 +164,14 @@ func New(opts Options) (*Server, error) {
 		seqs:    newSeqTable(),
 		once:    newLimitedLog(opts.Logger, time.Minute),
 		authLog: newLimitedLog(opts.Logger, 5*time.Minute),
+		hellos:  newHelloSlots(opts.MaxPendingHellos, opts.MaxPendingHellosPerAddr),
 		ctx:     ctx,
 		cancel:  cancel,
 	}
 	for i := 0; i < opts.Writers; i++ {
 		s.writers = append(s.writers, newWriter(s))
 	}
+	s.m.rejected.WithLabelValues(rejectPreAuthLimit)
 	return s, nil
 }
 
@@ -181,21 +201,11 @@ func (s *Server) pickWriter() *writer {
 // Stream serves one agent's stream.
 func (s *Server) Stream(gs pb.Ingest_StreamServer) error {
 	ctx := gs.Context()
-	hello, err := s.recvHello(gs)
+	hello, token, err := s.admit(gs)
 	if err != nil {
 		return err
 	}
 	machine := hello.GetMachineId()
-	if err := s.validateHello(hello); err != nil {
-		s.once.warn("hello:"+machine, "agent hello rejected", "machine", machine, "err", err)
-		s.m.rejected.WithLabelValues(rejectMalformed).Inc()
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	if s.opts.Auth != nil {
-		if err := s.opts.Auth(ctx, hello.GetToken(), machine); err != nil {
-			return s.authFailed(ctx, machine, err, false)
-		}
-	}
 
 	st := newStream(s, hello, s.pickWriter())
 	welcome := &pb.Welcome{
@@ -218,7 +228,7 @@ func (s *Server) Stream(gs pb.Ingest_StreamServer) error {
 	st.cancel = cancel
 	go st.sendAcks(sctx, gs)
 	if s.opts.Auth != nil {
-		go s.recheckAuth(sctx, st, hello.GetToken())
+		go s.recheckAuth(sctx, st, token)
 	}
 
 	// Receive on a goroutine so that a failed commit or a revoked token
@@ -308,7 +318,8 @@ func (s *Server) recheckAuth(ctx context.Context, st *stream, token string) {
 }
 
 // authFailed logs a rejected token once per remote address and period,
-// and returns the gRPC status the stream ends with.
+// and returns the gRPC status the stream ends with. machine is "" when the
+// token was refused before the hello.
 func (s *Server) authFailed(ctx context.Context, machine string, err error, open bool) error {
 	remote := "unknown"
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
@@ -323,6 +334,9 @@ func (s *Server) authFailed(ctx context.Context, machine string, err error, open
 		what += " on an open stream; closing it"
 	}
 	s.authLog.warn("auth:"+remote, "agent "+what, "machine", machine, "remote", remote, "err", err)
+	if machine == "" {
+		return status.Errorf(codes.Unauthenticated, "token rejected: %v; create one with `sysmonstm token create` and pass it with --token", err)
+	}
 	if code == codes.PermissionDenied {
 		return status.Errorf(code, "token not allowed for machine %q: %v; use a token created for it with `sysmonstm token create --machine %s`", machine, err, machine)
 	}
