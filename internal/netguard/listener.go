@@ -177,10 +177,13 @@ func exempt(list []netip.Prefix, ip netip.Addr) bool {
 }
 
 // ParsePrefixes parses a comma-separated list of CIDR prefixes or single
-// addresses ("127.0.0.0/8, ::1, 10.1.2.3"); an empty string is an empty
-// list.
+// addresses ("127.0.0.0/8, ::1, 10.1.2.3"); an empty string or "none" is
+// an empty list (an empty environment variable counts as unset).
 func ParsePrefixes(s string) ([]netip.Prefix, error) {
 	out := []netip.Prefix{}
+	if strings.TrimSpace(s) == "none" {
+		return out, nil
+	}
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {

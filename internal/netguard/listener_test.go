@@ -152,10 +152,12 @@ func TestParsePrefixes(t *testing.T) {
 			t.Fatalf("got %v, want %v", got, want)
 		}
 	}
-	if got, err := ParsePrefixes(""); err != nil || got == nil || len(got) != 0 {
-		t.Fatalf(`ParsePrefixes("") = %v, %v; want an empty list`, got, err)
+	for _, empty := range []string{"", " none ", ","} {
+		if got, err := ParsePrefixes(empty); err != nil || got == nil || len(got) != 0 {
+			t.Fatalf(`ParsePrefixes(%q) = %v, %v; want an empty list`, empty, got, err)
+		}
 	}
-	for _, bad := range []string{"10.0.0.0/33", "example.com", "10.0.0.1/x", "1.2.3"} {
+	for _, bad := range []string{"10.0.0.0/33", "example.com", "10.0.0.1/x", "1.2.3", "none,10.0.0.1"} {
 		if _, err := ParsePrefixes(bad); err == nil {
 			t.Errorf("ParsePrefixes(%q) accepted", bad)
 		}
