@@ -74,8 +74,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		n := l.open[key]
 		if n >= l.opts.MaxPerAddr {
 			l.mu.Unlock()
+			l.opts.Metrics.reject(l.opts.Name, ReasonPerIPLimit) // counted before the client can see it
 			_ = c.Close()
-			l.opts.Metrics.reject(l.opts.Name, ReasonPerIPLimit)
 			l.log.warn(key.String(), "connection refused: too many open connections from one address",
 				"listener", l.opts.Name, "remote", key, "limit", l.opts.MaxPerAddr)
 			continue
