@@ -258,8 +258,12 @@ func New(cfg Config) (*Hub, error) {
 	}
 	guard := netguard.NewMetrics(h.reg)
 	guardLog := h.log.With("component", "netguard")
-	h.grpcLn = netguard.Limit(h.grpcLn, netguard.ListenerOptions{Name: "grpc", MaxPerAddr: cfg.Conn.MaxPerIP, Exempt: cfg.Conn.Exempt, Metrics: guard, Logger: guardLog})
-	h.httpLn = netguard.Limit(h.httpLn, netguard.ListenerOptions{Name: "http", MaxPerAddr: cfg.Conn.MaxPerIP, Exempt: cfg.Conn.Exempt, Metrics: guard, Logger: guardLog})
+	limit := func(ln net.Listener, name string) net.Listener {
+		return netguard.Limit(ln, netguard.ListenerOptions{
+			Name: name, MaxPerAddr: cfg.Conn.MaxPerIP, Exempt: cfg.Conn.Exempt, Metrics: guard, Logger: guardLog,
+		})
+	}
+	h.grpcLn, h.httpLn = limit(h.grpcLn, "grpc"), limit(h.httpLn, "http") // under TLS: the handshake counts
 	if h.tlsConf != nil {
 		h.httpLn = tls.NewListener(h.httpLn, h.tlsConf)
 	}
