@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/sysmonstm/sysmonstm/internal/hub"
+	"github.com/sysmonstm/sysmonstm/internal/netguard"
 )
 
 const defaultDataDir = "sysmonstm-data"
@@ -39,6 +42,11 @@ func hubFlags(fs *flag.FlagSet) *hub.Config {
 	fs.IntVar(&c.Limits.MaxLabelValueLength, "max-label-value-length", 1024, "bytes of one label value; a longer one drops its series")
 	fs.IntVar(&c.Limits.MaxMessageBytes, "max-message-bytes", 8<<20, "bytes of one gRPC message from an agent")
 	fs.Int64Var(&c.Limits.MaxBodyBytes, "max-body-bytes", 4<<20, "bytes of one POST /api/v1/ingest body")
+	fs.IntVar(&c.Conn.MaxPerIP, "max-conns-per-ip", 256, "open connections one client address (an IPv6 /64) may hold on each listener, HTTP and gRPC; more are closed at once (0: no limit)")
+	c.Conn.Exempt = netguard.Loopback()
+	fs.Var(prefixesFlag{&c.Conn.Exempt}, "conn-limit-exempt", "client addresses or CIDR prefixes, comma-separated, without the --max-conns-per-ip limit (\"none\": none)")
+	c.Conn.BodyTimeout = 30 * time.Second
+	fs.Var(&atLeastDuration{&c.Conn.BodyTimeout, time.Second}, "request-body-timeout", "how long an HTTP request body may take to arrive after its headers; a slower one is cut and its connection closed")
 	alertingFlags(fs, &c.Alerting)
 	securityFlags(fs, &c.Security)
 	edgeFlags(fs, &c.Edge)
@@ -75,6 +83,35 @@ func validateHub(c *hub.Config) error {
 	if c.OfflineAfter < time.Second {
 		return fmt.Errorf("--offline-after %s: must be at least 1s", c.OfflineAfter)
 	}
+	switch {
+	case c.Conn.MaxPerIP < 0:
+		return fmt.Errorf("--max-conns-per-ip %d: must be 0 (no limit) or more", c.Conn.MaxPerIP)
+	case c.Conn.MaxPerIP == 0:
+		c.Conn.MaxPerIP = -1 // hub.Config's "no limit"; its 0 is the default
+	}
+	return nil
+}
+
+// prefixesFlag is a flag of comma-separated addresses and CIDR prefixes.
+type prefixesFlag struct{ p *[]netip.Prefix }
+
+func (f prefixesFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	parts := make([]string, len(*f.p))
+	for i, p := range *f.p {
+		parts[i] = p.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+func (f prefixesFlag) Set(s string) error {
+	ps, err := netguard.ParsePrefixes(s)
+	if err != nil {
+		return err
+	}
+	*f.p = ps
 	return nil
 }
 

@@ -42,7 +42,7 @@ const (
 // Options configure an Agent. Hub and MachineID are required.
 type Options struct {
 	Hub       string // host:port of the hub's gRPC listener (or a gRPC target URI)
-	Token     string // agent token; empty for the in-process agent of `up`
+	Token     string // agent token, sent as "authorization: Bearer" stream metadata and in the hello
 	MachineID string
 	Hostname  string        // defaults to MachineID
 	Labels    metric.Labels // machine labels, sorted; "machine" is reserved
@@ -174,6 +174,11 @@ func New(opts Options, src Source) (*Agent, error) {
 	}
 	if opts.SnapshotInterval < MinInterval {
 		return nil, fmt.Errorf("agent: snapshot interval %s is below %s", opts.SnapshotInterval, MinInterval)
+	}
+	for _, c := range []byte(opts.Token) {
+		if c <= ' ' || c > '~' {
+			return nil, errors.New("agent: the token has a space, control or non-ASCII character, which tokens never have; copy it again from `sysmonstm token create`")
+		}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -166,8 +166,14 @@ func TestStreamsToHub(t *testing.T) {
 
 	hub.mu.Lock()
 	hello := hub.hellos[0]
+	authz := hub.authz[0]
 	defsSent := hub.defsSent
 	hub.mu.Unlock()
+	// The token also travels as stream metadata, checked by the hub
+	// before it reads the hello.
+	if len(authz) != 1 || authz[0] != "Bearer secret" {
+		t.Errorf("authorization metadata = %q, want [\"Bearer secret\"]", authz)
+	}
 	if hello.GetMachineId() != "web-1" || hello.GetHostname() != "web-1.example.com" || hello.GetToken() != "secret" ||
 		hello.GetAgentVersion() != "1.2.3" || hello.GetIntervalMs() != 50 || hello.GetInstance() != a.Instance() ||
 		hello.GetInstance() == 0 || hello.GetInfo().GetCpuThreads() != 8 {
@@ -473,5 +479,24 @@ func TestBuffer(t *testing.T) {
 	}
 	if first, last, _ := q.span(); first != 4998 || last != 5000 || q.at(0).GetSeq() != 4998 {
 		t.Errorf("after churn: span %d..%d", first, last)
+	}
+}
+
+// TestTokenWithImpossibleCharacters: a token no hub issues (a space, a
+// control or non-ASCII character, e.g. from a copy with a line break) is
+// refused at start: as gRPC metadata it could not even be sent.
+func TestTokenWithImpossibleCharacters(t *testing.T) {
+	src := func(context.Context) []metric.Sample { return nil }
+	for _, tok := range []string{"smt_a b", "smt_ab\n", "smt_\x00", "smt_é"} {
+		opts := testOptions("127.0.0.1:1")
+		opts.Token = tok
+		if _, err := New(opts, src); err == nil || !strings.Contains(err.Error(), "copy it again") {
+			t.Errorf("token %q: %v", tok, err)
+		}
+	}
+	opts := testOptions("127.0.0.1:1")
+	opts.Token = "smt_AbC-_09~!"
+	if _, err := New(opts, src); err != nil {
+		t.Errorf("printable token: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	sysmonstmv1 "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
@@ -22,6 +23,7 @@ type testHub struct {
 
 	mu         sync.Mutex
 	hellos     []*sysmonstmv1.Hello
+	authz      [][]string                    // each stream's "authorization" metadata
 	stored     map[uint64]*sysmonstmv1.Batch // by seq, first copy wins
 	lastSeq    uint64                        // highest contiguous stored seq
 	received   int                           // batches received, duplicates included
@@ -62,6 +64,8 @@ func (h *testHub) Stream(stream grpc.BidiStreamingServer[sysmonstmv1.AgentMessag
 		return status.Error(codes.InvalidArgument, "hello first")
 	}
 	h.hellos = append(h.hellos, hello)
+	md, _ := metadata.FromIncomingContext(stream.Context())
+	h.authz = append(h.authz, md.Get("authorization"))
 	if h.token != "" && hello.GetToken() != h.token {
 		h.mu.Unlock()
 		return status.Error(codes.Unauthenticated, "unknown token")

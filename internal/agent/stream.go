@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	sysmonstmv1 "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
@@ -112,7 +113,13 @@ func (a *Agent) session(ctx context.Context, client sysmonstmv1.IngestClient, st
 	defer cancel()
 	st := &streamState{stop: cancel}
 
-	stream, err := client.Stream(sctx)
+	// The token travels as metadata too, so the hub checks it before it
+	// reads anything of the stream; the hello keeps it for older hubs.
+	octx := sctx
+	if a.opts.Token != "" {
+		octx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+a.opts.Token)
+	}
+	stream, err := client.Stream(octx)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("open stream: %w", err)
 	}

@@ -208,22 +208,23 @@ func (s *Store) SetLocalAgent(machine string) (string, error) {
 // batches by FlushLastUsed) and, for an unbound token, records the machine
 // id against the per-token limit.
 func (s *Store) VerifyAgent(ctx context.Context, token, machine string) (string, error) {
-	id, bound, local, err := s.verifyAgentToken(ctx, token)
-	if err != nil {
+	id, e, local, err := s.checkToken(ctx, token)
+	switch {
+	case err != nil:
 		return id, err
-	}
-	if local {
-		if machine != bound {
-			return id, fmt.Errorf("%w (the local agent's credential is for %q)", ErrWrongMachine, bound)
+	case local != nil:
+		if machine != local.machine {
+			return id, fmt.Errorf("%w (the local agent's credential is for %q)", ErrWrongMachine, local.machine)
 		}
 		return id, nil
-	}
-	if bound != "" {
-		if bound != machine {
-			return id, fmt.Errorf("%w: token %s is bound to %q, not %q", ErrWrongMachine, id, bound, machine)
+	case e.machine != "":
+		if e.machine != machine {
+			return id, fmt.Errorf("%w: token %s is bound to %q, not %q", ErrWrongMachine, id, e.machine, machine)
 		}
-	} else if err := s.admitMachine(ctx, id, machine); err != nil {
-		return id, err
+	default:
+		if err := s.admitMachine(ctx, id, machine); err != nil {
+			return id, err
+		}
 	}
 	s.usedMu.Lock()
 	s.used[id] = ms(s.now())
@@ -231,52 +232,53 @@ func (s *Store) VerifyAgent(ctx context.Context, token, machine string) (string,
 	return id, nil
 }
 
-// CheckAgentToken checks that token is an agent token that is neither
-// revoked nor expired, whatever machine it may write as; it records
-// nothing. HTTP ingest calls it before reading a body, VerifyAgent after.
+// CheckAgentToken checks token alone, before the machine id it will write
+// as is known: nil means a known, unrevoked, unexpired token (or `up`
+// mode's credential). It costs what VerifyAgent costs without the machine
+// check and records nothing; the hub calls it before it reads anything an
+// agent sends, and VerifyAgent once the hello names the machine.
 func (s *Store) CheckAgentToken(ctx context.Context, token string) error {
-	_, _, _, err := s.verifyAgentToken(ctx, token)
+	_, _, _, err := s.checkToken(ctx, token)
 	return err
 }
 
-// verifyAgentToken returns the token's id and the machine it is bound to
-// ("" for an unbound token) when the token is valid; local is set for `up`
-// mode's in-process credential.
-func (s *Store) verifyAgentToken(ctx context.Context, token string) (id, machine string, local bool, err error) {
+// checkToken finds token's entry and checks its secret, revocation and
+// expiry. local is set (and e zero) for `up` mode's credential.
+func (s *Store) checkToken(ctx context.Context, token string) (id string, e tokenEntry, local *localCred, err error) {
 	if token == "" {
-		return "", "", false, ErrNoToken
+		return "", e, nil, ErrNoToken
 	}
 	s.localMu.Lock()
-	lc := s.local
+	local = s.local
 	s.localMu.Unlock()
-	if lc != nil && subtle.ConstantTimeCompare([]byte(token), []byte(lc.token)) == 1 {
-		return "local", lc.machine, true, nil
+	if local != nil && subtle.ConstantTimeCompare([]byte(token), []byte(local.token)) == 1 {
+		return "local", e, local, nil
 	}
 	id, secret, err := ParseToken(token)
 	if err != nil {
-		return "", "", false, fmt.Errorf("%w: %w", ErrInvalidToken, err)
+		return "", e, nil, fmt.Errorf("%w: %w", ErrInvalidToken, err)
 	}
 	entries, err := s.tokens.get(ctx, s)
 	if err != nil {
-		return "", "", false, err
+		return "", e, nil, err
 	}
 	sum := s.mac(secret)
 	e, ok := entries[id]
 	if !ok {
 		// Same work as a known id, so timing does not tell ids apart.
 		hmac.Equal(sum, s.key)
-		return "", "", false, ErrInvalidToken
+		return "", e, nil, ErrInvalidToken
 	}
 	if !hmac.Equal(sum, e.hash) {
-		return "", "", false, ErrInvalidToken
+		return "", tokenEntry{}, nil, ErrInvalidToken
 	}
 	if e.revoked {
-		return id, "", false, fmt.Errorf("token %s: %w", id, ErrTokenRevoked)
+		return id, e, nil, fmt.Errorf("token %s: %w", id, ErrTokenRevoked)
 	}
 	if e.expires != 0 && ms(s.now()) >= e.expires {
-		return id, "", false, fmt.Errorf("token %s: %w", id, ErrTokenExpired)
+		return id, e, nil, fmt.Errorf("token %s: %w", id, ErrTokenExpired)
 	}
-	return id, e.machine, false, nil
+	return id, e, nil, nil
 }
 
 // admitMachine records machine as written by the unbound token id, unless

@@ -262,3 +262,67 @@ func TestParseExpiry(t *testing.T) {
 	f("99999999999d", 0, false)
 	f("soon", 0, false)
 }
+
+// TestCheckAgentToken: the token-only check the hub runs before it reads
+// an agent's hello accepts what VerifyAgent would accept for some machine,
+// refuses what it refuses for every machine, and records nothing.
+func TestCheckAgentToken(t *testing.T) {
+	ctx := context.Background()
+	d, _ := openDB(t)
+	clk := newClock()
+	s := openStore(t, d, clk, Options{MaxMachinesPerToken: 1})
+	_, unbound, err := s.CreateToken(ctx, NewToken{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, bound, err := s.CreateToken(ctx, NewToken{Machine: "db-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revokedTk, revoked, err := s.CreateToken(ctx, NewToken{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeToken(ctx, revokedTk.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, expiring, err := s.CreateToken(ctx, NewToken{Expires: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := s.SetLocalAgent("laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Hour)
+	id, _, _ := ParseToken(unbound)
+	_, _, other, _ := newAgentToken()
+	for _, c := range []struct {
+		tok  string
+		want error
+	}{
+		{unbound, nil}, {bound, nil}, {local, nil},
+		{revoked, ErrTokenRevoked}, {expiring, ErrTokenExpired},
+		{"smt_" + id + other[len("smt_")+16:], ErrInvalidToken}, {other, ErrInvalidToken},
+		{"hunter2", ErrInvalidToken}, {"", ErrNoToken},
+	} {
+		err := s.CheckAgentToken(ctx, c.tok)
+		if (c.want == nil && err != nil) || (c.want != nil && !errors.Is(err, c.want)) {
+			t.Errorf("CheckAgentToken(%.20q) = %v, want %v", c.tok, err, c.want)
+		}
+	}
+	// Nothing recorded: the unbound token may still take its one machine,
+	// and it has no last use.
+	list, err := s.ListTokens(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range list {
+		if tk.LastUsedAt != nil || tk.Machines != 0 {
+			t.Fatalf("CheckAgentToken recorded a use: %+v", tk)
+		}
+	}
+	if _, err := s.VerifyAgent(ctx, unbound, "web-1"); err != nil {
+		t.Fatalf("VerifyAgent after CheckAgentToken: %v", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -31,6 +32,7 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
+	"github.com/sysmonstm/sysmonstm/internal/netguard"
 	"github.com/sysmonstm/sysmonstm/internal/store"
 	"github.com/sysmonstm/sysmonstm/internal/web"
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
@@ -53,6 +55,7 @@ type Config struct {
 	Logger      *slog.Logger
 
 	Limits Limits
+	Conn   ConnLimits
 	// ExternalURL is where users reach the dashboard (behind a proxy, or on
 	// a public name); links in notifications use it. Default: the HTTP
 	// listener's address.
@@ -80,6 +83,27 @@ type Limits struct {
 	// per machine (snapshots, machine objects); default 10,000.
 	MaxLiveSeriesPerMachine int
 }
+
+// ConnLimits bound what a client may hold of the hub's listeners, before it
+// has authenticated (and after, alike); zero values take the defaults.
+type ConnLimits struct {
+	// MaxPerIP is how many connections one client address (an IPv4
+	// address, or an IPv6 /64) may hold open on each listener, HTTP and
+	// gRPC; default 256, negative: no limit.
+	MaxPerIP int
+	// Exempt lists client addresses without that limit; nil: loopback
+	// (127.0.0.0/8, ::1), where a reverse proxy or loadgen on the hub's
+	// host speaks for many clients.
+	Exempt []netip.Prefix
+	// BodyTimeout is how long an HTTP request body may take to arrive
+	// after its headers; default 30s.
+	BodyTimeout time.Duration
+}
+
+// grpcHandshakeTimeout bounds a new gRPC connection's TLS handshake and
+// HTTP/2 preface (gRPC's own default is 120 s), like the HTTP listener's
+// header timeout.
+const grpcHandshakeTimeout = 10 * time.Second
 
 // Hub is a running hub's handle.
 type Hub struct {
@@ -124,6 +148,15 @@ func New(cfg Config) (*Hub, error) {
 	}
 	if cfg.Limits.MaxMessageBytes <= 0 {
 		cfg.Limits.MaxMessageBytes = 8 << 20
+	}
+	if cfg.Conn.MaxPerIP == 0 {
+		cfg.Conn.MaxPerIP = 256
+	}
+	if cfg.Conn.Exempt == nil {
+		cfg.Conn.Exempt = netguard.Loopback()
+	}
+	if cfg.Conn.BodyTimeout <= 0 {
+		cfg.Conn.BodyTimeout = 30 * time.Second
 	}
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errTLSPair
@@ -233,11 +266,20 @@ func New(cfg Config) (*Hub, error) {
 	if h.httpLn, err = net.Listen("tcp", cfg.ListenHTTP); err != nil {
 		return nil, fmt.Errorf("listen HTTP on %s: %w (is another hub running? change --listen-http)", cfg.ListenHTTP, err)
 	}
+	guard := netguard.NewMetrics(h.reg)
+	guardLog := h.log.With("component", "netguard")
+	limit := func(ln net.Listener, name string) net.Listener {
+		return netguard.Limit(ln, netguard.ListenerOptions{
+			Name: name, MaxPerAddr: cfg.Conn.MaxPerIP, Exempt: cfg.Conn.Exempt, Metrics: guard, Logger: guardLog,
+		})
+	}
+	h.grpcLn, h.httpLn = limit(h.grpcLn, "grpc"), limit(h.httpLn, "http") // under TLS: the handshake counts
 	if h.tlsConf != nil {
 		h.httpLn = tls.NewListener(h.httpLn, h.tlsConf)
 	}
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.Limits.MaxMessageBytes),
+		grpc.ConnectionTimeout(grpcHandshakeTimeout),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
@@ -247,7 +289,9 @@ func New(cfg Config) (*Hub, error) {
 	h.grpcSrv = grpc.NewServer(opts...)
 	pb.RegisterIngestServer(h.grpcSrv, h.ingest)
 	h.httpSrv = &http.Server{
-		Handler:           h.web.Handler(),
+		// Bodies get a deadline of their own, not ReadTimeout: that would
+		// also cut WebSockets and long answers.
+		Handler:           netguard.BodyTimeout(h.web.Handler(), netguard.BodyOptions{Timeout: cfg.Conn.BodyTimeout, Metrics: guard, Logger: guardLog}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),

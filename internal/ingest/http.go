@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,11 +40,6 @@ const maxReportedErrors = 10
 
 // maxIngestMetrics bounds the samples in one HTTP request.
 const maxIngestMetrics = 50_000
-
-// TokenAuthFunc checks an agent token alone, before the machine id it will
-// write as is known: nil when the token exists and is neither revoked nor
-// expired. An error means no valid token (HTTP 401).
-type TokenAuthFunc func(ctx context.Context, token string) error
 
 // sample is a validated sample of an HTTP request.
 type sample struct {

@@ -63,6 +63,18 @@ type Options struct {
 	Auth AuthFunc
 	// AuthRecheck is the period of those re-checks; default 2s.
 	AuthRecheck time.Duration
+	// TokenAuth, with Auth, checks a token on its own before anything sent
+	// with it is read: a stream's "authorization: Bearer" metadata before
+	// its first message (see admit), an HTTP ingest token before the body.
+	// nil: every stream authenticates by its hello, under the pending-hello
+	// bound, and HTTP ingest reads the body before Auth checks the token.
+	TokenAuth TokenAuthFunc
+	// MaxPendingHellos bounds the streams, with Auth, reading their hello
+	// before their token is checked (no metadata token): at most this many
+	// at once (default 4) and MaxPendingHellosPerAddr (default 1) from one
+	// client address; more are refused with ResourceExhausted.
+	MaxPendingHellos        int
+	MaxPendingHellosPerAddr int
 	// Interval is the collection interval sent to agents in Welcome; 0 keeps
 	// each agent's own.
 	Interval time.Duration
@@ -79,9 +91,6 @@ type Options struct {
 	// defined it; default 3h (the storage head's span, so the caps bound
 	// the series held in memory).
 	SeriesIdle time.Duration
-	// TokenAuth, with Auth, checks an HTTP ingest token on its own, before
-	// the body is read; nil reads the body and leaves the check to Auth.
-	TokenAuth TokenAuthFunc
 	// MaxFuture rejects samples stamped further ahead than this; default 5m.
 	MaxFuture time.Duration
 	// MaxAge rejects samples older than this; default 2h (the store's
@@ -110,6 +119,7 @@ type Server struct {
 	writers []*writer
 	once    *limitedLog
 	authLog *limitedLog // rejected tokens, once per remote address and period
+	hellos  *helloSlots // streams reading a hello before their token is checked
 
 	mu     sync.Mutex // protects next
 	next   int        // round-robin writer assignment
@@ -149,6 +159,12 @@ func New(opts Options) (*Server, error) {
 	if opts.AuthRecheck <= 0 {
 		opts.AuthRecheck = 2 * time.Second
 	}
+	if opts.MaxPendingHellos <= 0 {
+		opts.MaxPendingHellos = defaultMaxPendingHellos
+	}
+	if opts.MaxPendingHellosPerAddr <= 0 {
+		opts.MaxPendingHellosPerAddr = defaultMaxPendingHellosPerAddr
+	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 4 << 20
 	}
@@ -166,6 +182,7 @@ func New(opts Options) (*Server, error) {
 		series:  newSeriesBook(opts.MaxSeriesPerStream, opts.MaxActiveSeries, opts.SeriesIdle),
 		once:    newLimitedLog(opts.Logger, time.Minute),
 		authLog: newLimitedLog(opts.Logger, 5*time.Minute),
+		hellos:  newHelloSlots(opts.MaxPendingHellos, opts.MaxPendingHellosPerAddr),
 		ctx:     ctx,
 		cancel:  cancel,
 	}
@@ -173,6 +190,7 @@ func New(opts Options) (*Server, error) {
 	for i := 0; i < opts.Writers; i++ {
 		s.writers = append(s.writers, newWriter(s))
 	}
+	s.m.rejected.WithLabelValues(rejectPreAuthLimit)
 	return s, nil
 }
 
@@ -207,21 +225,11 @@ func (s *Server) pickWriter() *writer {
 // Stream serves one agent's stream.
 func (s *Server) Stream(gs pb.Ingest_StreamServer) error {
 	ctx := gs.Context()
-	hello, err := s.recvHello(gs)
+	hello, token, err := s.admit(gs)
 	if err != nil {
 		return err
 	}
 	machine := hello.GetMachineId()
-	if err := s.validateHello(hello); err != nil {
-		s.once.warn("hello:"+machine, "agent hello rejected", "machine", machine, "err", err)
-		s.m.rejected.WithLabelValues(rejectMalformed).Inc()
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	if s.opts.Auth != nil {
-		if err := s.opts.Auth(ctx, hello.GetToken(), machine); err != nil {
-			return s.authFailed(ctx, machine, err, false)
-		}
-	}
 
 	st := newStream(s, hello, s.pickWriter())
 	if err := st.admitSeq(); err != nil {
@@ -248,7 +256,7 @@ func (s *Server) Stream(gs pb.Ingest_StreamServer) error {
 	st.cancel = cancel
 	go st.sendAcks(sctx, gs)
 	if s.opts.Auth != nil {
-		go s.recheckAuth(sctx, st, hello.GetToken())
+		go s.recheckAuth(sctx, st, token)
 	}
 
 	// Receive on a goroutine so that a failed commit or a revoked token
@@ -338,7 +346,8 @@ func (s *Server) recheckAuth(ctx context.Context, st *stream, token string) {
 }
 
 // authFailed logs a rejected token once per remote address and period,
-// and returns the gRPC status the stream ends with.
+// and returns the gRPC status the stream ends with. machine is "" when the
+// token was refused before the hello.
 func (s *Server) authFailed(ctx context.Context, machine string, err error, open bool) error {
 	remote := "unknown"
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
@@ -353,6 +362,9 @@ func (s *Server) authFailed(ctx context.Context, machine string, err error, open
 		what += " on an open stream; closing it"
 	}
 	s.authLog.warn("auth:"+remote, "agent "+what, "machine", machine, "remote", remote, "err", err)
+	if machine == "" {
+		return status.Errorf(codes.Unauthenticated, "token rejected: %v; create one with `sysmonstm token create` and pass it with --token", err)
+	}
 	if code == codes.PermissionDenied {
 		return status.Errorf(code, "token not allowed for machine %q: %v; use a token created for it with `sysmonstm token create --machine %s`", machine, err, machine)
 	}
