@@ -37,6 +37,7 @@ func hubFlags(fs *flag.FlagSet) *hub.Config {
 	fs.IntVar(&c.Limits.MaxLabelValueLength, "max-label-value-length", 1024, "bytes of one label value; a longer one drops its series")
 	fs.IntVar(&c.Limits.MaxMessageBytes, "max-message-bytes", 8<<20, "bytes of one gRPC message from an agent")
 	fs.Int64Var(&c.Limits.MaxBodyBytes, "max-body-bytes", 4<<20, "bytes of one POST /api/v1/ingest body")
+	fs.IntVar(&c.MinFreeDiskMiB, "min-free-disk-mib", 256, "MiB kept free on the data dir's filesystem: below it samples are refused (agents buffer them) and /ready answers 503")
 	alertingFlags(fs, &c.Alerting)
 	securityFlags(fs, &c.Security)
 	edgeFlags(fs, &c.Edge)
@@ -63,6 +64,7 @@ func validateHub(c *hub.Config) error {
 		{"--max-label-value-length", int64(c.Limits.MaxLabelValueLength), 16},
 		{"--max-message-bytes", int64(c.Limits.MaxMessageBytes), 64 << 10},
 		{"--max-body-bytes", c.Limits.MaxBodyBytes, 1 << 10},
+		{"--min-free-disk-mib", int64(c.MinFreeDiskMiB), 16},
 	} {
 		if l.v < l.min {
 			return fmt.Errorf("%s %d: must be at least %d", l.flag, l.v, l.min)
