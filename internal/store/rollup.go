@@ -67,6 +67,10 @@ func (s *Store) Rollup(ctx context.Context) error {
 	s.m.lastDuration.Set(time.Since(began).Seconds())
 	if err != nil {
 		s.m.failures.Inc()
+		if IsDiskFull(err) && !errors.Is(err, ErrDiskFull) {
+			// The watermark file found no room: stop writes as a commit would.
+			err = fmt.Errorf("%w (%v)", s.space.noteWriteError(err), err)
+		}
 	}
 	return err
 }

@@ -244,3 +244,69 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+// A real TSDB commit on a really full filesystem (a tmpfs, filled while the
+// injected statfs still reports room) comes back as a disk-full error and
+// stops writes at once; so does a rollup pass that finds no room. Needs root for the mount: skipped without, except under CI=true.
+func TestRealENOSPCMarksDiskFull(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=32m,mode=0700"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mount tmpfs: %v (CI runs as root and must run this test)", err)
+		}
+		t.Skipf("mount tmpfs: %v (needs root)", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	disk := &fakeDisk{avail: 1 << 30}
+	s, clk := openTest(t, dir+"/tsdb", base, func(o *Options) { o.MinFree = EngineReserve; o.Statfs = disk.statfs })
+	app := s.Appender(context.Background())
+	if _, err := app.Append(0, series("load1", "a"), base.UnixMilli(), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(dir + "/filler")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Fallocate(int(f.Fd()), 0, 0, int64(st.Bavail)*int64(st.Bsize)); err != nil {
+		t.Fatal(err)
+	}
+	app = s.Appender(context.Background())
+	for i := range 2000 { // more than a WAL page
+		if _, err := app.Append(0, series("load1", "a", "i", fmt.Sprint(i)), base.UnixMilli()+1000, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = app.Commit()
+	if !IsDiskFull(err) || !errors.Is(err, syscall.ENOSPC) || !strings.HasPrefix(err.Error(), "disk full: ") {
+		t.Fatalf("commit on a full tmpfs: %v; want a disk-full error", err)
+	}
+	if s.Writable() == nil {
+		t.Fatal("writable after a commit found the disk full")
+	}
+
+	// The rollup pass: its watermark file cannot be written either.
+	disk.set(1<<30, nil)
+	s.space.check()
+	clk.Set(base.Add(10 * time.Minute))
+	s.NoteWritten("a", base.Add(9*time.Minute).UnixMilli())
+	err = s.Rollup(context.Background())
+	if !IsDiskFull(err) || !strings.Contains(err.Error(), "disk full: ") || s.Writable() == nil {
+		t.Fatalf("rollup on a full tmpfs: %v, writable %v; want a disk-full error that stops writes", err, s.Writable())
+	}
+	f.Close()
+	if err := os.Remove(dir + "/filler"); err != nil {
+		t.Fatal(err)
+	}
+	s.space.check()
+	if err := s.Rollup(context.Background()); err != nil {
+		t.Fatalf("rollup after space was freed: %v", err)
+	}
+}
