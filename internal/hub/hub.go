@@ -169,7 +169,7 @@ func New(cfg Config) (*Hub, error) {
 	})
 	if err != nil {
 		if store.IsDiskFull(err) {
-			return nil, fmt.Errorf("open storage in %s: %w; then start the hub again (or lower --min-free-disk-mib)", cfg.DataDir, err)
+			return nil, fmt.Errorf("open storage in %s: %w, then start the hub again (or lower --min-free-disk-mib)", cfg.DataDir, err)
 		}
 		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
 	}

@@ -68,7 +68,7 @@ func (e *DiskFullError) Error() string {
 	if e.Err != nil {
 		how = "a storage write found no space left (" + how + ")"
 	}
-	return "disk full: " + how + "; samples are refused until more is free on the data directory's filesystem (delete other files there or grow it)"
+	return "disk full: " + how + "; free space on the data directory's filesystem (delete other files there or grow it)"
 }
 
 // Unwrap returns the write error, if any.
