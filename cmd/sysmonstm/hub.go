@@ -47,6 +47,7 @@ func hubFlags(fs *flag.FlagSet) *hub.Config {
 	fs.Var(prefixesFlag{&c.Conn.Exempt}, "conn-limit-exempt", "client addresses or CIDR prefixes, comma-separated, without the --max-conns-per-ip limit (\"none\": none)")
 	c.Conn.BodyTimeout = 30 * time.Second
 	fs.Var(&atLeastDuration{&c.Conn.BodyTimeout, time.Second}, "request-body-timeout", "how long an HTTP request body may take to arrive after its headers; a slower one is cut and its connection closed")
+	fs.IntVar(&c.MinFreeDiskMiB, "min-free-disk-mib", 256, "MiB kept free on the data dir's filesystem: below it samples are refused (agents buffer them) and /ready answers 503")
 	alertingFlags(fs, &c.Alerting)
 	securityFlags(fs, &c.Security)
 	edgeFlags(fs, &c.Edge)
@@ -75,6 +76,7 @@ func validateHub(c *hub.Config) error {
 		{"--max-label-value-length", int64(c.Limits.MaxLabelValueLength), 16},
 		{"--max-message-bytes", int64(c.Limits.MaxMessageBytes), 64 << 10},
 		{"--max-body-bytes", c.Limits.MaxBodyBytes, 1 << 10},
+		{"--min-free-disk-mib", int64(c.MinFreeDiskMiB), 16},
 	} {
 		if l.v < l.min {
 			return fmt.Errorf("%s %d: must be at least %d", l.flag, l.v, l.min)

@@ -14,7 +14,7 @@ import (
 	"os"
 	"path/filepath"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 // FileName is the database's name inside the data directory.
@@ -40,13 +40,46 @@ func Open(dataDir string) (*sql.DB, error) {
 	d.SetMaxOpenConns(4)
 	if err := d.PingContext(context.Background()); err != nil {
 		_ = d.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, fmt.Errorf("open %s: %w", path, nameDiskFull(dataDir, err))
 	}
 	if err := os.Chmod(path, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
 		_ = d.Close()
 		return nil, fmt.Errorf("restrict %s: %w", path, err)
 	}
 	return d, nil
+}
+
+// SQLite result codes (https://sqlite.org/rescode.html): the primary code
+// is the low byte of an extended one.
+const (
+	sqliteIOErr = 10
+	sqliteFull  = 13
+)
+
+// diskFullBelow is the free space, in bytes, under which an SQLite I/O error
+// is taken for a full disk: SQLite reports a shared-memory or journal file
+// it cannot grow as "disk I/O error", not as SQLITE_FULL.
+const diskFullBelow = 1 << 20
+
+// nameDiskFull returns err prefixed with "disk full" when it is SQLite's
+// way of saying the disk is full, so an operator is not left with "disk
+// I/O error (4874)".
+func nameDiskFull(dir string, err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch code := se.Code() & 0xff; {
+	case code == sqliteFull:
+	case code == sqliteIOErr:
+		if free, ok := freeBytes(dir); !ok || free >= diskFullBelow {
+			return err
+		}
+	default:
+		return err
+	}
+	free, _ := freeBytes(dir)
+	return fmt.Errorf("disk full: %d bytes free on the filesystem of %s; free space there and try again: %w", free, dir, err)
 }
 
 // Migrate brings one component's tables up to date. steps are SQL scripts

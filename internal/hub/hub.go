@@ -56,6 +56,11 @@ type Config struct {
 
 	Limits Limits
 	Conn   ConnLimits
+
+	// MinFreeDiskMiB is the free space, in MiB, kept on the data dir's
+	// filesystem: below it the hub refuses samples and is not ready, and it
+	// does not start; default 256 (store.DefaultMinFree).
+	MinFreeDiskMiB int
 	// ExternalURL is where users reach the dashboard (behind a proxy, or on
 	// a public name); links in notifications use it. Default: the HTTP
 	// listener's address.
@@ -191,20 +196,26 @@ func New(cfg Config) (*Hub, error) {
 		}
 	}()
 
+	// The store first: it refuses a disk below its reserve before anything
+	// writes there.
 	var err error
-	if h.db, err = db.Open(cfg.DataDir); err != nil {
-		return nil, err
-	}
 	h.store, err = store.Open(store.Options{
 		Dir:          filepath.Join(cfg.DataDir, "tsdb"),
 		RetentionRaw: cfg.RetentionRaw,
 		Retention1m:  cfg.Retention1m,
 		Retention1h:  cfg.Retention1h,
+		MinFree:      uint64(max(cfg.MinFreeDiskMiB, 0)) << 20,
 		Logger:       h.log.With("component", "store"),
 		Registerer:   h.reg,
 	})
 	if err != nil {
+		if store.IsDiskFull(err) {
+			return nil, fmt.Errorf("open storage in %s: %w, then start the hub again (or lower --min-free-disk-mib)", cfg.DataDir, err)
+		}
 		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
+	}
+	if h.db, err = db.Open(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	h.live, err = live.New(live.Options{
 		OfflineAfter:        cfg.OfflineAfter,
@@ -235,6 +246,7 @@ func New(cfg Config) (*Hub, error) {
 		SeriesIdle:         seriesIdle(cfg.RetentionRaw),
 		MaxBodyBytes:       cfg.Limits.MaxBodyBytes,
 		Limits:             limits(cfg.Limits),
+		Writable:           h.store.Writable,
 	})
 	if err != nil {
 		return nil, err
@@ -248,7 +260,7 @@ func New(cfg Config) (*Hub, error) {
 		Ingest:     h.ingest.HTTPHandler(),
 		Gatherer:   h.reg,
 		Registerer: h.reg,
-		Ready:      h.ready.Load,
+		Ready:      h.readiness,
 		Logger:     h.log.With("component", "web"),
 		Routes:     h.routes,
 		Middleware: h.middleware(),
@@ -382,6 +394,18 @@ func (h *Hub) Run(ctx context.Context) error {
 		err = cerr
 	}
 	return err
+}
+
+// readiness is GET /ready's answer: nil once Run serves, until it stops,
+// while the storage takes samples; else why not.
+func (h *Hub) readiness() error {
+	if !h.ready.Load() {
+		return errors.New("not ready: starting or shutting down")
+	}
+	if err := h.store.Writable(); err != nil {
+		return fmt.Errorf("not ready: %w", err)
+	}
+	return nil
 }
 
 func (h *Hub) closeAll() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
@@ -208,8 +209,7 @@ func (s *Server) HTTPHandler() http.Handler {
 		}
 		accepted, err := s.storeHTTP(r, machine, samples)
 		if err != nil {
-			s.log.Error("http ingest commit failed", "machine", machine, "err", err)
-			writeJSONError(w, http.StatusServiceUnavailable, "storage unavailable; retry")
+			s.storageUnavailable(w, machine, len(samples), err)
 			return
 		}
 		resp.Accepted = accepted
@@ -283,8 +283,12 @@ func (s *Server) admitHTTP(machine string, samples []sample, rejected []rejectio
 	return out, rejected, limited
 }
 
-// storeHTTP writes samples in one commit and updates the live state.
+// storeHTTP writes samples in one commit and updates the live state. While
+// storage refuses writes it returns a *refusedError, writing nothing.
 func (s *Server) storeHTTP(r *http.Request, machine string, samples []sample) (int, error) {
+	if err := s.writable(); err != nil {
+		return 0, &refusedError{err}
+	}
 	app := s.opts.Storage.Appender(r.Context())
 	stored := make([]sample, 0, len(samples))
 	var maxTs int64
@@ -325,6 +329,38 @@ func (s *Server) storeHTTP(r *http.Request, machine string, samples []sample) (i
 		i = k
 	}
 	return len(stored), nil
+}
+
+// refusedError is Options.Writable's refusal, before anything was written.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
+// storageRetryAfter is the Retry-After, in seconds, of a 503 for a refused
+// or failed write.
+const storageRetryAfter = "10"
+
+// storageUnavailable answers 503 for n samples that were not stored:
+// refused while storage is short of space, or a failed commit.
+func (s *Server) storageUnavailable(w http.ResponseWriter, machine string, n int, err error) {
+	w.Header().Set("Retry-After", storageRetryAfter)
+	var refused *refusedError
+	switch {
+	case errors.As(err, &refused):
+		s.m.rejected.WithLabelValues(rejectDiskFull).Inc()
+		s.m.dropped.WithLabelValues(reasonDiskFull).Add(float64(n))
+		s.once.warn("httprefused", "http ingest refused: storage refuses writes (logged once a minute)", "machine", machine, "err", err)
+		writeJSONError(w, http.StatusServiceUnavailable, "hub storage refuses samples: "+err.Error()+"; retry later")
+	default:
+		s.m.dropped.WithLabelValues(reasonStorage).Add(float64(n))
+		s.once.log(slog.LevelError, "httpcommit", "http ingest commit failed (logged once a minute)", "machine", machine, "err", err)
+		msg := "hub storage error; retry later"
+		if isDiskFull(err) {
+			msg = "hub storage refuses samples: disk full; retry later"
+		}
+		writeJSONError(w, http.StatusServiceUnavailable, msg)
+	}
 }
 
 func writeJSONError(w http.ResponseWriter, code int, msg string) {

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -25,6 +26,7 @@ const (
 	reasonStorage       = "storage_error"
 	reasonReservedName  = "reserved_name" // a sysmonstm_* name, reserved for the hub
 	reasonSeriesLimit   = "series_limit"  // a new series over a series cap
+	reasonDiskFull      = "disk_full"     // refused while storage is short of space; agents resend
 )
 
 // Reasons a stream or request is refused as a whole (label of
@@ -35,6 +37,7 @@ const (
 	rejectTooLarge        = "too_large"         // body or message over the size limit
 	rejectMalformed       = "malformed"         // undecodable body, invalid hello, protocol violation
 	rejectTooManySeries   = "too_many_series"   // series table or active series over a series cap
+	rejectDiskFull        = "disk_full"         // storage short of space: stream or request refused, sender resends
 )
 
 type metrics struct {
@@ -94,10 +97,10 @@ func newMetrics(reg prometheus.Registerer, active func() float64) *metrics {
 		}, active),
 	}
 	for _, r := range []string{reasonInvalidBatch, reasonInvalidValue, reasonInvalidSeries, reasonUnknownSeries,
-		reasonTooNew, reasonTooOld, reasonDuplicate, reasonOutOfOrder, reasonStorage, reasonReservedName, reasonSeriesLimit} {
+		reasonTooNew, reasonTooOld, reasonDuplicate, reasonOutOfOrder, reasonStorage, reasonReservedName, reasonSeriesLimit, reasonDiskFull} {
 		m.dropped.WithLabelValues(r)
 	}
-	for _, r := range []string{rejectUnauthenticated, rejectPermission, rejectTooLarge, rejectMalformed, rejectTooManySeries} {
+	for _, r := range []string{rejectUnauthenticated, rejectPermission, rejectTooLarge, rejectMalformed, rejectTooManySeries, rejectDiskFull} {
 		m.rejected.WithLabelValues(r)
 	}
 	for _, l := range []string{limitPerMachine, limitActive} {
@@ -113,17 +116,20 @@ func newMetrics(reg prometheus.Registerer, active func() float64) *metrics {
 // limitedLog logs a warning once per key and period, so a misbehaving agent
 // is reported without flooding the log. mu protects last.
 type limitedLog struct {
-	log    *slog.Logger
+	logger *slog.Logger
 	period time.Duration
 	mu     sync.Mutex
 	last   map[string]time.Time
 }
 
 func newLimitedLog(l *slog.Logger, period time.Duration) *limitedLog {
-	return &limitedLog{log: l, period: period, last: map[string]time.Time{}}
+	return &limitedLog{logger: l, period: period, last: map[string]time.Time{}}
 }
 
-func (l *limitedLog) warn(key, msg string, args ...any) {
+func (l *limitedLog) warn(key, msg string, args ...any) { l.log(slog.LevelWarn, key, msg, args...) }
+
+// log logs at level once per key and period.
+func (l *limitedLog) log(level slog.Level, key, msg string, args ...any) {
 	now := time.Now()
 	l.mu.Lock()
 	if t, ok := l.last[key]; ok && now.Sub(t) < l.period {
@@ -135,5 +141,5 @@ func (l *limitedLog) warn(key, msg string, args ...any) {
 	}
 	l.last[key] = now
 	l.mu.Unlock()
-	l.log.Warn(msg, args...)
+	l.logger.Log(context.Background(), level, msg, args...)
 }

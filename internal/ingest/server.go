@@ -105,6 +105,12 @@ type Options struct {
 	Logger       *slog.Logger
 	Registerer   prometheus.Registerer
 	Now          func() time.Time
+
+	// Writable, when set, is asked before each commit and each new stream;
+	// an error refuses the samples unacknowledged (gRPC Unavailable, HTTP
+	// 503 with Retry-After), so senders keep them and resend. The hub
+	// passes the store's free-space guard.
+	Writable func() error
 }
 
 // Server implements the gRPC Ingest service and the HTTP ingest handler.
@@ -230,6 +236,10 @@ func (s *Server) Stream(gs pb.Ingest_StreamServer) error {
 		return err
 	}
 	machine := hello.GetMachineId()
+
+	if err := s.writable(); err != nil {
+		return s.refuse(machine, err)
+	}
 
 	st := newStream(s, hello, s.pickWriter())
 	if err := st.admitSeq(); err != nil {

@@ -53,6 +53,7 @@ type stream struct {
 	seqRef    storage.SeriesRef // owned by the writer
 
 	lastLiveTs int64 // owned by the writer: newest ts sent to live state
+	refused    bool  // owned by the writer: a batch was not stored; store no later one
 
 	acked  atomic.Uint64
 	notify chan struct{}

@@ -3,9 +3,14 @@ package ingest
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"slices"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/prometheus/storage"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Group-commit bounds: a writer takes whatever is queued, up to these, into
@@ -53,11 +58,22 @@ func (w *writer) run(ctx context.Context) {
 }
 
 // commit stores jobs in one appender. On success each job is acknowledged and
-// its values go to the live state; on failure the jobs' streams are ended so
-// their agents replay.
+// its values go to the live state; on failure, or while storage refuses
+// writes, the jobs' streams are ended unacknowledged so their agents resend.
+// Once one of a stream's batches is refused, its later batches still queued
+// are neither stored nor acknowledged: storing them would tell the agent
+// (welcome.last_seq) that the refused batch is stored too.
 func (w *writer) commit(ctx context.Context, jobs []*job) {
 	s := w.s
 	start := time.Now()
+	jobs = slices.DeleteFunc(jobs, func(j *job) bool { return j.st.refused })
+	if len(jobs) == 0 {
+		return
+	}
+	if err := s.writable(); err != nil {
+		s.refuseJobs(jobs, err)
+		return
+	}
 	app := s.opts.Storage.Appender(ctx)
 	var stored int
 	maxTs := map[string]int64{}
@@ -86,10 +102,7 @@ func (w *writer) commit(ctx context.Context, jobs []*job) {
 		}
 	}
 	if err := app.Commit(); err != nil {
-		s.log.Error("storage commit failed; agents will replay", "err", err, "batches", len(jobs))
-		for _, j := range jobs {
-			j.st.fail(errors.New("storage commit failed"))
-		}
+		s.commitFailed(jobs, stored, err)
 		return
 	}
 	s.m.commitSeconds.Observe(time.Since(start).Seconds())
@@ -112,6 +125,62 @@ func (w *writer) commit(ctx context.Context, jobs []*job) {
 		}
 		j.st.ack(j.seq)
 	}
+}
+
+// writable asks Options.Writable; nil when storage takes samples.
+func (s *Server) writable() error {
+	if s.opts.Writable == nil {
+		return nil
+	}
+	return s.opts.Writable()
+}
+
+// refuseJobs ends the jobs' streams unacknowledged because storage refuses
+// writes (err, from Options.Writable), counting their samples and streams.
+func (s *Server) refuseJobs(jobs []*job, err error) {
+	for _, j := range jobs {
+		if !j.skip {
+			s.m.dropped.WithLabelValues(reasonDiskFull).Add(float64(len(j.values)))
+		}
+		if !j.st.refused {
+			j.st.refused = true
+			j.st.fail(s.refuse(j.st.machine, err))
+		}
+	}
+}
+
+// refuse counts a stream refused because storage refuses writes, logs it
+// at most once a minute, and returns the status the stream ends with.
+func (s *Server) refuse(machine string, err error) error {
+	s.m.rejected.WithLabelValues(rejectDiskFull).Inc()
+	s.once.warn("refused", "agent stream refused: storage refuses writes; the agent keeps its batches and resends them (logged once a minute)",
+		"machine", machine, "err", err)
+	return status.Error(codes.Unavailable, "hub storage refuses samples: "+err.Error())
+}
+
+// commitFailed ends the streams of a commit that failed. Nothing of it is
+// acknowledged, so the agents resend it.
+func (s *Server) commitFailed(jobs []*job, samples int, err error) {
+	s.m.dropped.WithLabelValues(reasonStorage).Add(float64(samples))
+	msg := "hub storage error; the agent resends the batch"
+	if isDiskFull(err) {
+		// The store names the full disk; the path in the OS error stays in
+		// the hub's log.
+		msg = "hub storage refuses samples: disk full; the agent resends the batch"
+	}
+	s.once.log(slog.LevelError, "commit", "storage commit failed; agents will resend (logged once a minute)",
+		"err", err, "batches", len(jobs), "samples", samples)
+	for _, j := range jobs {
+		if !j.st.refused {
+			j.st.refused = true
+			j.st.fail(status.Error(codes.Unavailable, msg))
+		}
+	}
+}
+
+// isDiskFull reports whether a storage error is a lack of space.
+func isDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 // appendReason classifies a rejected sample for sysmonstm_dropped_samples_total.

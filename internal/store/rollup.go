@@ -28,13 +28,19 @@ const (
 // Rollup kinds, the values of the __rollup__ label, in the order of aggr.
 var rollupKinds = [4]string{"min", "max", "sum", "count"}
 
-// Run rolls up complete buckets every RollupInterval until ctx is done. A
-// failed pass is logged and retried on the next tick.
+// Run watches the free space and rolls up complete buckets every
+// RollupInterval until ctx is done. A failed pass is logged and retried on
+// the next tick; while the disk is full no pass runs.
 func (s *Store) Run(ctx context.Context) error {
+	watched := make(chan struct{})
+	go func() { defer close(watched); s.watchSpace(ctx) }()
+	defer func() { <-watched }()
 	t := time.NewTicker(s.opts.RollupInterval)
 	defer t.Stop()
 	for {
-		if err := s.Rollup(ctx); err != nil && ctx.Err() == nil {
+		if s.Writable() != nil {
+			s.log.Debug("rollup pass skipped: disk full")
+		} else if err := s.Rollup(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("rollup pass failed", "err", err)
 		}
 		select {
@@ -61,6 +67,10 @@ func (s *Store) Rollup(ctx context.Context) error {
 	s.m.lastDuration.Set(time.Since(began).Seconds())
 	if err != nil {
 		s.m.failures.Inc()
+		if IsDiskFull(err) && !errors.Is(err, ErrDiskFull) {
+			// The watermark file found no room: stop writes as a commit would.
+			err = fmt.Errorf("%w (%v)", s.space.noteWriteError(err), err)
+		}
 	}
 	return err
 }
@@ -195,7 +205,7 @@ func (s *Store) runJobs(ctx context.Context, src, dst *tsdb.DB, tier string, job
 	}
 	defer q.Close()
 
-	app := dst.Appender(ctx)
+	app := s.appender(ctx, dst)
 	pending, appended, rejected := 0, 0, 0
 	var (
 		it chunkenc.Iterator
@@ -227,7 +237,7 @@ func (s *Store) runJobs(ctx context.Context, src, dst *tsdb.DB, tier string, job
 				}
 				appended += pending
 				pending = 0
-				app = dst.Appender(ctx)
+				app = s.appender(ctx, dst)
 			}
 		}
 		if err := set.Err(); err != nil {

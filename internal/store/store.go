@@ -62,6 +62,16 @@ type Options struct {
 	Now func() time.Time
 	// RollupInterval is how often Run rolls up; 0 = 15s.
 	RollupInterval time.Duration
+
+	// MinFree is the free space, in bytes, the store keeps on Dir's
+	// filesystem: Open refuses to start below it, and writes are refused
+	// (Writable, Appender) while less is free, until a quarter more is free
+	// again. 0 = DefaultMinFree; a smaller value than EngineReserve, or than
+	// 4 KiB per series in the raw head, is raised to that.
+	MinFree uint64
+	// Statfs reports Dir's filesystem space; nil = statfs(2). Tests inject
+	// a fake.
+	Statfs StatfsFunc
 }
 
 // Store is the tiered history. It is safe for concurrent use.
@@ -73,6 +83,7 @@ type Store struct {
 	tier1m *tsdb.DB
 	tier1h *tsdb.DB
 	m      *storeMetrics
+	space  *spaceGuard
 
 	// rollupMu serialises rollup passes and Close.
 	rollupMu sync.Mutex
@@ -100,6 +111,15 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
 	}
+	s.space = &spaceGuard{
+		dir: opts.Dir, statfs: opts.Statfs, minFree: opts.MinFree, log: s.log, now: opts.Now,
+		m: newSpaceMetrics(opts.Registerer), changed: make(chan struct{}, 1),
+	}
+	// Replaying a WAL writes head chunks, and the TSDB panics when that
+	// write finds no room: refuse to open below the reserve.
+	if sp, err := opts.Statfs(opts.Dir); err == nil && sp.Avail < s.space.reserve() {
+		return nil, fmt.Errorf("open store %s: %w", opts.Dir, &DiskFullError{Dir: opts.Dir, Avail: sp.Avail, Reserve: s.space.reserve()})
+	}
 	var err error
 	if s.raw, err = s.openTier(TierRaw, tierOptions(opts.RetentionRaw, opts.OutOfOrderWindow, 0)); err != nil {
 		return nil, err
@@ -124,6 +144,8 @@ func Open(opts Options) (*Store, error) {
 		s.closeTiers()
 		return nil, err
 	}
+	s.space.series = func() uint64 { return s.raw.Head().NumSeries() }
+	s.space.check()
 	return s, nil
 }
 
@@ -151,6 +173,12 @@ func setDefaults(o *Options) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.MinFree == 0 {
+		o.MinFree = DefaultMinFree
+	}
+	if o.Statfs == nil {
+		o.Statfs = statfs
 	}
 }
 
@@ -212,10 +240,33 @@ func (s *Store) Close() error {
 
 // Appender returns an appender on the raw tier. Labels are __name__, machine
 // and the series' own labels. When Commit returns nil the samples are in the
-// WAL (written to the OS), so a killed process loses none of them.
+// WAL (written to the OS), so a killed process loses none of them. A Commit
+// that finds no space left returns a *DiskFullError and makes Writable
+// refuse until space is freed. Callers check Writable before appending:
+// the appender itself does not refuse.
 func (s *Store) Appender(ctx context.Context) storage.Appender {
-	return s.raw.Appender(ctx)
+	return s.appender(ctx, s.raw)
 }
+
+// appender returns an appender on db whose Commit and Rollback report a
+// lack of space to the free-space guard.
+func (s *Store) appender(ctx context.Context, db *tsdb.DB) storage.Appender {
+	return spaceAppender{Appender: db.Appender(ctx), g: s.space}
+}
+
+// spaceAppender passes write errors to the free-space guard.
+type spaceAppender struct {
+	storage.Appender
+	g *spaceGuard
+}
+
+func (a spaceAppender) Commit() error   { return a.g.noteWriteError(a.Appender.Commit()) }
+func (a spaceAppender) Rollback() error { return a.g.noteWriteError(a.Appender.Rollback()) }
+
+// Writable returns nil while the store takes samples, or a *DiskFullError
+// while its filesystem has less than the reserve free. It is cheap (one
+// atomic load): ingest asks it before every commit.
+func (s *Store) Writable() error { return s.space.state() }
 
 // Raw returns the raw tier, for PromQL and tests.
 func (s *Store) Raw() *tsdb.DB { return s.raw }

@@ -41,7 +41,7 @@ type Options struct {
 	Ingest     http.Handler
 	Gatherer   prometheus.Gatherer   // served at GET /metrics when not nil
 	Registerer prometheus.Registerer // receives sysmonstm_websocket_clients; nil registers nothing
-	Ready      func() bool           // GET /ready; nil means always ready
+	Ready      func() error          // GET /ready: nil = ready, else the reason (503); nil func = always ready
 	Logger     *slog.Logger
 	// MaxQueryPoints bounds the points per series a history query may ask
 	// for ((to-from)/step); default 11000.
@@ -163,9 +163,11 @@ func (s *Server) routes() http.Handler {
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
-	if s.opts.Ready != nil && !s.opts.Ready() {
-		writeError(w, http.StatusServiceUnavailable, "not ready")
-		return
+	if s.opts.Ready != nil {
+		if err := s.opts.Ready(); err != nil {
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

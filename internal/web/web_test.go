@@ -106,8 +106,15 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 	e.live = lv
 	opts := Options{
 		Live: lv, History: e.hist, Gatherer: e.reg, Registerer: e.reg,
-		Ready: func() bool { e.readyMu.Lock(); defer e.readyMu.Unlock(); return e.ready },
-		Now:   func() time.Time { return now },
+		Ready: func() error {
+			e.readyMu.Lock()
+			defer e.readyMu.Unlock()
+			if e.ready {
+				return nil
+			}
+			return errors.New("not ready: disk full: 3.0 MiB free, below the 256.0 MiB reserve")
+		},
+		Now: func() time.Time { return now },
 		Ingest: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, map[string]int{"accepted": 1})
 		}),
@@ -195,7 +202,7 @@ func TestHealthAndReady(t *testing.T) {
 	e.readyMu.Lock()
 	e.ready = false
 	e.readyMu.Unlock()
-	e.wantError(t, "/ready", http.StatusServiceUnavailable, "not ready")
+	e.wantError(t, "/ready", http.StatusServiceUnavailable, "not ready: disk full: 3.0 MiB free")
 }
 
 func TestMachines(t *testing.T) {
