@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/sysmonstm/sysmonstm/internal/metric"
 )
 
 // exportDigits is how many significant digits an exported average keeps:
@@ -108,6 +110,7 @@ func (s *Store) exportRollups(ctx context.Context, p plan, fn ExportFunc) error 
 			return err
 		}
 		ps := p
+		ps.machine = ls.Get(metric.MachineLabel) // the tail is read for this machine only
 		ps.matchers = make([]*labels.Matcher, 0, ls.Len())
 		ls.Range(func(l labels.Label) {
 			ps.matchers = append(ps.matchers, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value))
