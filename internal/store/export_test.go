@@ -4,8 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 )
@@ -156,4 +161,82 @@ func TestExportYoungHub(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BenchmarkExportMinutes30d exports 30 days of 1-minute rollups of one
+// machine's 20 series (864,000 rows) and reports the peak heap in use
+// while it runs: the export holds one series' buckets at a time.
+func BenchmarkExportMinutes30d(b *testing.B) {
+	const nSeries, minutes = 20, 30 * 24 * 60
+	now := base.Add(minutes * time.Minute)
+	s, _ := openTest(b, "", now, nil)
+	var kls []labels.Labels
+	for i := range nSeries {
+		ls := series("cpu_usage_percent", "m1", "cpu", fmt.Sprint(i))
+		for _, kind := range rollupKinds {
+			kls = append(kls, labels.NewBuilder(ls).Set(rollupLabel, kind).Labels())
+		}
+	}
+	refs := make([]storage.SeriesRef, len(kls))
+	app := s.tier1m.Appender(context.Background())
+	for m := range minutes {
+		t := ms(base.Add(time.Duration(m) * time.Minute))
+		for j, kl := range kls {
+			var err error
+			if refs[j], err = app.Append(refs[j], kl, t, [4]float64{1, 3, 120, 60}[j%4]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if m%1000 == 999 {
+			if err := app.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			app = s.tier1m.Appender(context.Background())
+		}
+	}
+	if err := app.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	// Into blocks, as a month-old tier is.
+	if err := s.tier1m.Compact(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	s.mu.Lock()
+	s.machines["m1"] = &watermark{maxTs: ms(now), done1m: ms(now), done1h: ms(now.Truncate(time.Hour))}
+	s.mu.Unlock()
+	q := Query{Machine: "m1", From: base, To: now}
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	b.ResetTimer()
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		var m runtime.MemStats
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+		}
+	}()
+	rows := 0
+	for range b.N {
+		rows = 0
+		err := s.Export(context.Background(), q, func(string, metric.Labels, int64, float64) error { rows++; return nil })
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	close(done)
+	if rows != nSeries*minutes {
+		b.Fatalf("exported %d rows, want %d", rows, nSeries*minutes)
+	}
+	b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(peak.Load())-float64(before.HeapInuse), "peak-heap-growth-B")
 }
