@@ -10,8 +10,8 @@ import (
 // subscribers get a machine event with "forgotten": true. Options.OnForget
 // is called afterwards (the alert engine ends the machine's alerts there).
 // Stored history is not touched. A machine that sends data again simply
-// reappears: an agent's stream with its next hello, until then under its
-// id only. It reports whether the machine was known, and the error of the
+// reappears with its next batch, under its id only until its agent's next
+// hello. It reports whether the machine was known, and the error of the
 // registry write (the machine is forgotten in memory either way).
 func (s *State) Forget(id string) (bool, error) {
 	if !s.forget(id, time.Time{}, "") {
