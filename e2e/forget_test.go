@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // TestForgetMachineEndToEnd: a dead agent's machine raises its offline
@@ -101,4 +103,69 @@ func TestForgetMachineEndToEnd(t *testing.T) {
 	if pts := exportJSON(t, hub, "sensor", "e2e_temp_celsius", "-24h"); len(pts) != 1 || pts[0].Value != 21.5 {
 		t.Fatalf("export from=-24h on a young hub: %+v", pts)
 	}
+}
+
+// TestBrowserForgetMachine: the overview lists offline machines below live
+// ones and drops a machine forgotten meanwhile; an offline machine's page
+// offers "Forget machine" to admins only, and it works.
+func TestBrowserForgetMachine(t *testing.T) {
+	const password = "forget-e2e-Pa55word"
+	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", password)
+	b := newBrowser(t, 1400, 900, 120*time.Second)
+	hub := startHub(t, t.TempDir(), "", "", "--offline-after", "2s")
+	base := "http://" + hub.http
+	// Machines over HTTP ingest, so their health is what they send: b-live
+	// keeps reporting a calm CPU, a-dead and a-gone report once.
+	calm := []ingestSample{{Name: "cpu_usage_percent", Labels: map[string]string{"cpu": "total"}, Value: 10}}
+	for _, id := range []string{"a-dead", "a-gone"} {
+		if err := ingest(t, hub, id, calm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			_ = ingest(t, hub, "b-live", calm)
+			select {
+			case <-stop:
+				return
+			case <-time.After(300 * time.Millisecond):
+			}
+		}
+	}()
+	waitFor(t, 20*time.Second, "a-dead and a-gone offline, b-live online", func() error {
+		for _, id := range []string{"a-dead", "a-gone", "b-live"} {
+			var m machine
+			if code := getJSON(t, base+"/api/machines/"+id, &m); code != 200 || m.Online != (id == "b-live") {
+				return fmt.Errorf("%s: status %d, online %v", id, code, m.Online)
+			}
+		}
+		return nil
+	})
+
+	// Anonymous (loopback) viewer: no forget button.
+	b.run("open a-dead", chromedp.Navigate(base+"/machines/a-dead"))
+	b.waitJS(10*time.Second, "offline state", `document.querySelector('.state') && document.querySelector('.state').textContent === "offline"`)
+	time.Sleep(500 * time.Millisecond) // the principal is fetched once
+	if !js[bool](b, `document.getElementById("machine-forget").hidden`) {
+		t.Error("forget button shown to an anonymous viewer")
+	}
+
+	token := alertsLogin(t, hub, "admin", password)
+	alertsBrowserLogin(b, base, "admin", password, "/")
+	// Offline machines sort below the live one, whatever their ids.
+	b.waitJS(10*time.Second, "three rows, live first", rowIDs+`.join(",") === "b-live,a-dead,a-gone"`)
+	// Forgotten elsewhere: the row goes.
+	alertsAPI(t, hub, token, http.MethodDelete, "/api/machines/a-gone", nil, nil)
+	b.waitJS(10*time.Second, "a-gone dropped live", rowIDs+`.join(",") === "b-live,a-dead"`)
+
+	b.run("open a-dead as admin", chromedp.Navigate(base+"/machines/a-dead"))
+	b.waitJS(10*time.Second, "forget button", `!document.getElementById("machine-forget").hidden`)
+	b.run("forget, confirm", chromedp.Click(chromedp.ID("machine-forget")), chromedp.Click(chromedp.ID("machine-forget")))
+	b.waitJS(10*time.Second, "back on the overview without a-dead", `location.pathname === "/" && `+rowIDs+`.join(",") === "b-live"`)
+	if code := getJSON(t, base+"/api/machines/a-dead", nil); code != http.StatusNotFound {
+		t.Errorf("a-dead after forget: status %d", code)
+	}
+	b.checkClean()
 }
