@@ -31,6 +31,7 @@ func hubFlags(fs *flag.FlagSet) *hub.Config {
 	fs.DurationVar(&c.Retention1m, "retention-1m", 30*24*time.Hour, "how long 1-minute rollups are kept")
 	fs.DurationVar(&c.Retention1h, "retention-1h", 365*24*time.Hour, "how long 1-hour rollups are kept")
 	fs.DurationVar(&c.OfflineAfter, "offline-after", 15*time.Second, "a machine with no data for this long is offline")
+	fs.DurationVar(&c.ForgetOfflineAfter, "forget-offline-after", 0, "forget a machine with no data for this long (e.g. 168h); its history stays; 0 = never")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate for HTTPS and gRPC TLS (with --tls-key)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert (both are re-read on SIGHUP)")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "PEM CA bundle: agents must present a client certificate it signed (mutual TLS on gRPC)")
@@ -84,6 +85,9 @@ func validateHub(c *hub.Config) error {
 	}
 	if c.OfflineAfter < time.Second {
 		return fmt.Errorf("--offline-after %s: must be at least 1s", c.OfflineAfter)
+	}
+	if c.ForgetOfflineAfter != 0 && c.ForgetOfflineAfter < c.OfflineAfter {
+		return fmt.Errorf("--forget-offline-after %s: must be 0 (never) or at least --offline-after (%s)", c.ForgetOfflineAfter, c.OfflineAfter)
 	}
 	switch {
 	case c.Conn.MaxPerIP < 0:

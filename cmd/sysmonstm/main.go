@@ -28,6 +28,7 @@ Commands:
   edge      public read-only relay of a hub's live overview
   token     agent tokens: token create|list|revoke
   user      dashboard users: user add|passwd|remove|list
+  machine   a running hub's machines: machine list|forget ID
   version   print version information
 
 Run 'sysmonstm <command> --help' for a command's flags. Every flag can also be

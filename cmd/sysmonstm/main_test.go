@@ -17,7 +17,7 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	flagLine := regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`)
-	for _, cmd := range []string{"up", "hub", "agent", "loadgen", "export", "top", "push", "version", "edge", "token", "user"} {
+	for _, cmd := range []string{"up", "hub", "agent", "loadgen", "export", "top", "push", "version", "edge", "token", "user", "machine"} {
 		var out, errOut bytes.Buffer
 		if code := run(context.Background(), []string{cmd, "--help"}, &out, &errOut); code != 0 {
 			t.Fatalf("%s --help: exit %d", cmd, code)

@@ -17,5 +17,6 @@ func registerServer(m map[string]func(context.Context, []string, io.Writer, io.W
 	m["loadgen"] = runLoadgen
 	m["token"] = runToken
 	m["user"] = runUser
+	m["machine"] = runMachine
 	m["edge"] = runEdge
 }

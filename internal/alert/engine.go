@@ -198,6 +198,7 @@ func New(opts Options) (*Engine, error) {
 		ms := e.machine(m.Info.ID)
 		ms.mu.Lock()
 		ms.labels = m.Info.Labels
+		ms.httpOnly = m.Info.Source == live.SourceHTTP
 		ms.mu.Unlock()
 	}
 	return e, nil
@@ -256,9 +257,12 @@ func (e *Engine) bumpLocked() {
 type machineState struct {
 	id string
 
-	mu       sync.Mutex // protects every field below
-	version  uint64     // ruleSet version byMetric, offline and the caches were built for
-	labels   metric.Labels
+	mu      sync.Mutex // protects every field below
+	version uint64     // ruleSet version byMetric, offline and the caches were built for
+	labels  metric.Labels
+	// httpOnly: the machine reports only through HTTP ingest (no agent),
+	// so offline rules for every machine leave it alone.
+	httpOnly bool
 	lastSeen int64 // ns since epoch (hub clock) of the last batch or hello; 0 = never
 	byMetric map[string][]*compiled
 	offline  []*slot
@@ -339,6 +343,7 @@ func (e *Engine) machine(id string) *machineState {
 		}
 		if info, ok := e.opts.Machines.Info(id); ok {
 			m.labels = info.Info.Labels
+			m.httpOnly = info.Info.Source == live.SourceHTTP
 		}
 		e.machines[id] = m
 	}
@@ -367,6 +372,7 @@ func (e *Engine) Connected(info live.MachineInfo) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.labels = info.Labels
+	m.httpOnly = info.Source == live.SourceHTTP
 	m.version = 0
 	m.lastSeen = now
 	e.rebuildNeeded.Store(true)
@@ -536,7 +542,7 @@ func (e *Engine) rebuild(m *machineState, rs *ruleSet, now int64) {
 	}
 	var next []*slot
 	for _, c := range rs.offline {
-		if c.selects(m.id, m.labels) {
+		if c.selects(m.id, m.labels) && (!m.httpOnly || !c.allMachines) {
 			next = append(next, e.keepSlot(m, m.offline, c, nil))
 		}
 	}

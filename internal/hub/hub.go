@@ -47,8 +47,11 @@ type Config struct {
 	Retention1m  time.Duration // default 30d
 	Retention1h  time.Duration // default 1y
 	OfflineAfter time.Duration // default 15s
-	TLSCert      string        // PEM files; both or neither
-	TLSKey       string
+	// ForgetOfflineAfter forgets a machine that has sent no data for this
+	// long (as DELETE /api/machines/{id} does); 0 never does.
+	ForgetOfflineAfter time.Duration
+	TLSCert            string // PEM files; both or neither
+	TLSKey             string
 	// TLSClientCA, with TLS on, requires agents to present a client
 	// certificate signed by this PEM CA bundle (mutual TLS on gRPC).
 	TLSClientCA string
@@ -219,10 +222,18 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h.live, err = live.New(live.Options{
 		OfflineAfter:        cfg.OfflineAfter,
+		ForgetAfter:         cfg.ForgetOfflineAfter,
 		MaxSeriesPerMachine: cfg.Limits.MaxLiveSeriesPerMachine,
-		StatePath:           filepath.Join(cfg.DataDir, "machines.json"),
-		Logger:              h.log.With("component", "live"),
-		Registerer:          h.reg,
+		// The alert engine is built after the live state; it ends a
+		// forgotten machine's alerts.
+		OnForget: func(id string) {
+			if h.alerts.engine != nil {
+				h.alerts.engine.Forget(id)
+			}
+		},
+		StatePath:  filepath.Join(cfg.DataDir, "machines.json"),
+		Logger:     h.log.With("component", "live"),
+		Registerer: h.reg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load machine registry: %w", err)

@@ -309,8 +309,9 @@ func (s *Server) storeHTTP(r *http.Request, machine string, samples []sample) (i
 	}
 	s.opts.Storage.NoteWritten(machine, maxTs)
 	if !s.opts.Live.Known(machine) {
-		// A machine that only reports over HTTP has no hello: register it by id.
-		s.opts.Live.Connect(live.MachineInfo{ID: machine, Hostname: machine})
+		// A machine that only reports over HTTP has no hello: register it
+		// by id, marked so that offline rules for every machine skip it.
+		s.opts.Live.Connect(live.MachineInfo{ID: machine, Hostname: machine, Source: live.SourceHTTP})
 	}
 	// The live state takes one timestamp per update: group by ts.
 	sort.SliceStable(stored, func(i, j int) bool { return stored[i].ts < stored[j].ts })

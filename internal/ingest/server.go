@@ -438,6 +438,7 @@ func machineInfo(h *pb.Hello) live.MachineInfo {
 		Labels:       protoLabels(h.GetLabels()),
 		AgentVersion: h.GetAgentVersion(),
 		IntervalMs:   h.GetIntervalMs(),
+		Source:       live.SourceAgent,
 	}
 	if hi := h.GetInfo(); hi != nil {
 		info.OS = hi.GetOs()

@@ -35,6 +35,13 @@ type Options struct {
 	MaxSeriesPerMachine int
 	// StatePath is the machine registry file (JSON); "" disables persistence.
 	StatePath string
+	// ForgetAfter forgets an offline machine (as Forget does) once it has
+	// sent no data for this long (since last_seen); 0 never forgets on its
+	// own.
+	ForgetAfter time.Duration
+	// OnForget, when not nil, is called with the id of every machine
+	// forgotten (by Forget or by ForgetAfter), after it left the state.
+	OnForget func(id string)
 	// PersistEvery bounds how often the registry is written while it changes;
 	// default 10s. It is always written when Run returns.
 	PersistEvery time.Duration
@@ -56,6 +63,7 @@ type State struct {
 	machines map[string]*machine
 
 	subs         subscribers
+	persistMu    sync.Mutex    // serialises registry writes, so the last snapshot taken is the last written
 	dirty        atomic.Bool   // the registry changed since it was last written
 	summaryEvery time.Duration // SummaryEvery; shorter in tests
 	metrics      stateMetrics

@@ -193,7 +193,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 	info := MachineInfo{
 		ID: "db-1", Hostname: "db-1.lan", Labels: metric.Labels{{Name: "env", Value: "prod"}, {Name: "role", Value: "db"}},
 		OS: "linux", Platform: "debian", KernelVersion: "6.12", Arch: "amd64", CPUModel: "EPYC",
-		CPUCores: 8, CPUThreads: 16, MemoryTotalBytes: 64 << 30, BootTime: boot, AgentVersion: "0.1.0", IntervalMs: 1000,
+		CPUCores: 8, CPUThreads: 16, MemoryTotalBytes: 64 << 30, BootTime: boot, AgentVersion: "0.1.0", IntervalMs: 1000, Source: SourceAgent,
 	}
 	s.Connect(info)
 	s.Update("db-1", 1, []*Series{NewSeries("x", nil)}, []float64{1})

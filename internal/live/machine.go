@@ -24,7 +24,17 @@ type MachineInfo struct {
 	BootTime         time.Time
 	AgentVersion     string
 	IntervalMs       int64 // collection interval, ms
+	// Source is how the machine reports: SourceAgent (a hello on the gRPC
+	// stream) or SourceHTTP (only POST /api/v1/ingest); "" when unknown
+	// (registries written before the field existed).
+	Source string
 }
+
+// MachineInfo.Source values.
+const (
+	SourceAgent = "agent"
+	SourceHTTP  = "http"
+)
 
 // machineInfoJSON is the JSON shape of MachineInfo.
 type machineInfoJSON struct {
@@ -42,6 +52,7 @@ type machineInfoJSON struct {
 	BootTime         *time.Time        `json:"boot_time,omitempty"`
 	AgentVersion     string            `json:"agent_version,omitempty"`
 	IntervalMs       int64             `json:"interval_ms,omitempty"`
+	Source           string            `json:"source,omitempty"`
 }
 
 // MarshalJSON encodes the info with snake_case keys and labels as an object.
@@ -51,7 +62,7 @@ func (in MachineInfo) MarshalJSON() ([]byte, error) {
 		OS: in.OS, Platform: in.Platform, KernelVersion: in.KernelVersion,
 		Arch: in.Arch, CPUModel: in.CPUModel, CPUCores: in.CPUCores,
 		CPUThreads: in.CPUThreads, MemoryTotalBytes: in.MemoryTotalBytes,
-		AgentVersion: in.AgentVersion, IntervalMs: in.IntervalMs,
+		AgentVersion: in.AgentVersion, IntervalMs: in.IntervalMs, Source: in.Source,
 	}
 	if !in.BootTime.IsZero() {
 		bt := in.BootTime.UTC()
@@ -71,7 +82,7 @@ func (in *MachineInfo) UnmarshalJSON(b []byte) error {
 		KernelVersion: j.KernelVersion, Arch: j.Arch, CPUModel: j.CPUModel,
 		CPUCores: j.CPUCores, CPUThreads: j.CPUThreads,
 		MemoryTotalBytes: j.MemoryTotalBytes, AgentVersion: j.AgentVersion,
-		IntervalMs: j.IntervalMs,
+		IntervalMs: j.IntervalMs, Source: j.Source,
 	}
 	if len(j.Labels) > 0 {
 		in.Labels = metric.FromMap(j.Labels)

@@ -66,6 +66,8 @@ func (s *State) persist() error {
 	if s.opts.StatePath == "" {
 		return nil
 	}
+	s.persistMu.Lock()
+	defer s.persistMu.Unlock()
 	s.dirty.Store(false)
 	ms := s.list()
 	rf := registryFile{Version: registryVersion, Machines: make([]registryEntry, 0, len(ms))}

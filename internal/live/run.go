@@ -43,10 +43,15 @@ func (s *State) offlineAfter(m *machine) time.Duration {
 	return d
 }
 
-// sweep marks machines offline whose data is older than their timeout and,
-// with prune, drops series that have not been updated for StalenessAfter.
+// sweep marks machines offline whose data is older than their timeout,
+// forgets those offline for ForgetAfter and, with prune, drops series that
+// have not been updated for StalenessAfter.
 func (s *State) sweep(now time.Time, prune bool) {
 	for _, m := range s.list() {
+		if s.expired(m, now) {
+			s.forget(m.id, now, "offline for "+s.opts.ForgetAfter.String())
+			continue
+		}
 		m.mu.Lock()
 		if m.online && now.Sub(m.lastSeen) > s.offlineAfter(m) {
 			s.setOnline(m, false)

@@ -56,6 +56,7 @@ type plan struct {
 	db       *tsdb.DB
 	step     int64 // ms
 	mint     int64 // ms, start of the first step bucket
+	from     int64 // ms, Query.From: no sample before it is read
 	maxt     int64 // ms, inclusive
 	buckets  int64 // step buckets in [mint, maxt]
 	matchers []*labels.Matcher
@@ -83,6 +84,7 @@ func (s *Store) planQuery(q Query) (plan, error) {
 	}
 	now := s.now()
 	p := plan{matchers: ms, machine: q.Machine}
+	from := q.From.UnixMilli()
 	switch {
 	case step < time.Minute && !q.From.Before(now.Add(-s.opts.RetentionRaw)):
 		p.tier, p.db = TierRaw, s.raw
@@ -98,7 +100,8 @@ func (s *Store) planQuery(q Query) (plan, error) {
 	step = (step + res - 1) / res * res
 
 	p.step = step.Milliseconds()
-	p.mint = floorTo(q.From.UnixMilli(), p.step)
+	p.from = from
+	p.mint = floorTo(from, p.step)
 	p.maxt = q.To.UnixMilli()
 	p.buckets = (floorTo(p.maxt, p.step)-p.mint)/p.step + 1
 	if p.buckets > MaxPointsPerSeries {
@@ -106,6 +109,32 @@ func (s *Store) planQuery(q Query) (plan, error) {
 			q.To.Sub(q.From), step, p.buckets, MaxPointsPerSeries)
 	}
 	return p, nil
+}
+
+// rawCovers reports whether the raw tier holds every stored sample from
+// from (ms) on: from is at or after its oldest sample, or no rollup tier
+// holds anything older than that (the data is simply younger than from, as
+// on a young hub). Retention drops whole blocks, oldest first, so the raw
+// tier is complete from its oldest sample on.
+func (s *Store) rawCovers(from int64) bool {
+	start, _ := s.raw.StartTime() // never fails
+	if from >= start {
+		return true
+	}
+	// The rollups begin at the raw tier's first minute and hour.
+	m, _ := s.tier1m.StartTime()
+	h, _ := s.tier1h.StartTime()
+	return m >= floorTo(start, minuteMs) && h >= floorTo(start, hourMs)
+}
+
+// minuteCovers is rawCovers for the 1m tier against the 1h tier.
+func (s *Store) minuteCovers(from int64) bool {
+	start, _ := s.tier1m.StartTime()
+	if from >= start {
+		return true
+	}
+	h, _ := s.tier1h.StartTime()
+	return h >= floorTo(start, hourMs)
 }
 
 // matchers builds the TSDB matchers of q. An empty Metric matches every

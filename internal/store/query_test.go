@@ -212,3 +212,26 @@ func TestQueryErrorsAreClientErrors(t *testing.T) {
 		t.Fatalf("too many points: %v is not a client error", err)
 	}
 }
+
+// The first step bucket starts at a multiple of the step, before From, but
+// holds no sample from before From.
+func TestQueryClipsFrom(t *testing.T) {
+	s, clk := openTest(t, "", base, nil)
+	appendRange(t, s, series("load1", "m1"), base, 3*3600, time.Second, func(i int) float64 { return float64(i) })
+	clk.Set(base.Add(3 * time.Hour))
+	mustRollup(t, s)
+
+	// Raw tier: the bucket [base, base+50s) holds the samples 30…49 only.
+	res := mustQuery(t, s, Query{Metric: "load1", From: base.Add(30 * time.Second), To: base.Add(100 * time.Second), Step: 50 * time.Second})
+	pts := res.Series[0].Points
+	if res.Tier != TierRaw || pts[0].T != ms(base) || pts[0].Min != 30 || pts[0].Count != 20 {
+		t.Fatalf("raw first bucket %+v (tier %s), want samples 30…49 only", pts[0], res.Tier)
+	}
+
+	// 1m tier: the rolled-up minute that began before From is left out.
+	res = mustQuery(t, s, Query{Metric: "load1", From: base.Add(30 * time.Second), To: base.Add(time.Hour), Step: 10 * time.Minute})
+	pts = res.Series[0].Points
+	if res.Tier != Tier1m || pts[0].T != ms(base) || pts[0].Min != 60 || pts[0].Count != 540 {
+		t.Fatalf("1m first bucket %+v (tier %s), want minutes 1…9 only", pts[0], res.Tier)
+	}
+}

@@ -26,9 +26,11 @@ const (
 // Query returns q.Metric's series over [q.From, q.To] as step buckets. The
 // tier and step are chosen as documented on Query; buckets are aligned to
 // multiples of the step since the Unix epoch, so the first bucket may start
-// before From. Only buckets with data get a point. Series are sorted by
-// labels. A query that would return more than MaxPointsPerSeries points per
-// series, more than MaxSeries series or more than MaxPoints points in all is
+// before From, but it holds no sample from before From: on the raw tier it
+// is clipped to From, and a rollup bucket that begins before From is left
+// out. Only buckets with data get a point. Series are sorted by labels. A
+// query that would return more than MaxPointsPerSeries points per series,
+// more than MaxSeries series or more than MaxPoints points in all is
 // refused.
 //
 // A rollup tier lags by RollupLag and more for machines whose data is still
@@ -41,30 +43,35 @@ func (s *Store) Query(ctx context.Context, q Query) (*Result, error) {
 		return nil, err
 	}
 	c := &collector{series: map[string]*seriesBuckets{}, metric: q.Metric}
-	everything := func(string) (int64, int64) { return math.MinInt64, math.MaxInt64 }
-	switch p.tier {
-	case TierRaw:
-		err = readRaw(ctx, s.raw, p, p.mint, everything, c)
-	case Tier1m:
-		wm := s.watermarks()
-		err = readRollup(ctx, s.tier1m, p, p.mint, wm.window(nil, done1m), c)
-		if err == nil {
-			err = readTail(ctx, readRaw, s.raw, p, wm, done1m, nil, c)
-		}
-	case Tier1h:
-		wm := s.watermarks()
-		err = readRollup(ctx, s.tier1h, p, p.mint, wm.window(nil, done1h), c)
-		if err == nil {
-			err = readTail(ctx, readRollup, s.tier1m, p, wm, done1h, done1m, c)
-		}
-		if err == nil {
-			err = readTail(ctx, readRaw, s.raw, p, wm, done1m, nil, c)
-		}
-	}
-	if err != nil {
+	if err := s.read(ctx, p, c); err != nil {
 		return nil, err
 	}
 	return c.result(p)
+}
+
+// read adds the buckets of p's tier to c, and each machine's buckets past
+// that tier's rollup watermark from the finer tiers.
+func (s *Store) read(ctx context.Context, p plan, c *collector) error {
+	switch p.tier {
+	case TierRaw:
+		everything := func(string) (int64, int64) { return math.MinInt64, math.MaxInt64 }
+		return readRaw(ctx, s.raw, p, p.mint, everything, c)
+	case Tier1m:
+		wm := s.watermarks()
+		if err := readRollup(ctx, s.tier1m, p, p.mint, wm.window(nil, done1m), c); err != nil {
+			return err
+		}
+		return readTail(ctx, readRaw, s.raw, p, wm, done1m, nil, c)
+	default:
+		wm := s.watermarks()
+		if err := readRollup(ctx, s.tier1h, p, p.mint, wm.window(nil, done1h), c); err != nil {
+			return err
+		}
+		if err := readTail(ctx, readRollup, s.tier1m, p, wm, done1h, done1m, c); err != nil {
+			return err
+		}
+		return readTail(ctx, readRaw, s.raw, p, wm, done1m, nil, c)
+	}
 }
 
 // bucket is one step bucket being accumulated.
@@ -91,10 +98,13 @@ type collector struct {
 	metric string
 	series map[string]*seriesBuckets
 	key    []byte
+	// only, when not empty, is the one series kept; the matchers of a
+	// query cannot exclude series with further labels.
+	only labels.Labels
 }
 
 func (c *collector) add(ls labels.Labels, bs []bucket) error {
-	if len(bs) == 0 {
+	if len(bs) == 0 || (!c.only.IsEmpty() && !labels.Equal(ls, c.only)) {
 		return nil
 	}
 	c.key = ls.Bytes(c.key)
@@ -176,7 +186,7 @@ func readRaw(ctx context.Context, db *tsdb.DB, p plan, from int64, win func(stri
 		}
 		ser := set.At()
 		lo, hi := win(ser.Labels().Get(metric.MachineLabel))
-		lo, hi = max(lo, p.mint), min(hi, p.maxt+1)
+		lo, hi = max(lo, p.from), min(hi, p.maxt+1)
 		if lo >= hi {
 			continue
 		}
@@ -237,7 +247,7 @@ func readRollup(ctx context.Context, db *tsdb.DB, p plan, from int64, win func(s
 	var it chunkenc.Iterator
 	return joinRollups(ctx, querier, hints, p.matchers, []int{kindMin, kindMax, kindSum, kindCount}, func(base labels.Labels, group *[4]storage.Series) error {
 		lo, hi := win(base.Get(metric.MachineLabel))
-		lo, hi = max(lo, p.mint), min(hi, p.maxt+1)
+		lo, hi = max(lo, p.from), min(hi, p.maxt+1)
 		if lo >= hi {
 			return nil
 		}

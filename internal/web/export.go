@@ -19,7 +19,9 @@ import (
 const exportTimeFormat = "2006-01-02T15:04:05.000Z07:00"
 
 // handleExport answers GET /api/export: stored points of one machine in long
-// format, streamed as CSV or a JSON array.
+// format, streamed as CSV or a JSON array. A machine unknown to the live
+// state (never seen, or forgotten) is exported when it has stored points in
+// the range, else answered 404.
 func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	id := q.Get("machine")
@@ -40,10 +42,9 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if _, ok := s.opts.Live.Machine(id); !ok {
-		writeError(w, http.StatusNotFound, "unknown machine")
-		return
-	}
+	// A forgotten machine is no longer known, but its stored history is
+	// still exported; only a machine with neither is unknown.
+	known := s.opts.Live.Known(id)
 
 	var ex exporter
 	if format == "csv" {
@@ -66,6 +67,10 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 		// truncated (invalid) file rather than a complete-looking one.
 		s.log.Error("export failed mid-stream", "machine", id, "err", err)
 		panic(http.ErrAbortHandler)
+	}
+	if !out.started && !known {
+		writeError(w, http.StatusNotFound, "unknown machine")
+		return
 	}
 	if err := out.finish(); err != nil {
 		s.log.Debug("export write", "machine", id, "err", err)

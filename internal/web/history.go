@@ -84,13 +84,12 @@ func (pl pointList) MarshalJSON() ([]byte, error) {
 	return append(b, ']'), nil
 }
 
-// handleHistory answers GET /api/machines/{id}/history.
+// handleHistory answers GET /api/machines/{id}/history. A machine unknown
+// to the live state (never seen, or forgotten) is answered from storage
+// when it has points in the range, else 404.
 func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if _, ok := s.opts.Live.Machine(id); !ok {
-		writeError(w, http.StatusNotFound, "unknown machine")
-		return
-	}
+	known := s.opts.Live.Known(id)
 	q := r.URL.Query()
 	name := q.Get("metric")
 	if name == "" {
@@ -123,6 +122,12 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 	}
 	if res == nil {
 		res = &store.Result{}
+	}
+	if !known && len(res.Series) == 0 {
+		// Neither live nor stored: most likely a typo. A forgotten machine
+		// with history in the range is answered as usual.
+		writeError(w, http.StatusNotFound, "unknown machine")
+		return
 	}
 	out := historyResponse{
 		Metric: name, Machine: id, Tier: res.Tier, Step: res.Step.Seconds(),

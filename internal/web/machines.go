@@ -31,3 +31,20 @@ func (s *Server) handleMachine(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, m)
 }
+
+// handleForget answers DELETE /api/machines/{id}: the machine leaves the
+// live state, the registry and the alerts (see live.State.Forget); its
+// stored history stays. 204 when done, 404 for an unknown machine.
+func (s *Server) handleForget(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	ok, err := s.opts.Live.Forget(id)
+	switch {
+	case !ok:
+		writeError(w, http.StatusNotFound, "unknown machine")
+	case err != nil:
+		s.log.Error("forget machine: write registry", "machine", id, "err", err)
+		writeError(w, http.StatusInternalServerError, "machine forgotten until the hub restarts: the machine registry could not be written (see the hub's log)")
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}

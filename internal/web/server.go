@@ -133,6 +133,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /ready", s.handleReady)
 	mux.HandleFunc("GET /api/machines", s.handleMachines)
 	mux.HandleFunc("GET /api/machines/{id}", s.handleMachine)
+	mux.HandleFunc("DELETE /api/machines/{id}", s.handleForget)
 	mux.HandleFunc("GET /api/machines/{id}/history", s.handleHistory)
 	mux.HandleFunc("GET /api/export", s.handleExport)
 	mux.HandleFunc("GET /ws", s.handleWS)

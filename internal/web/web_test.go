@@ -404,9 +404,9 @@ func TestNotFoundAndMethod(t *testing.T) {
 	if res.StatusCode != 405 || res.Header.Get("Allow") == "" || !strings.Contains(string(raw), `"error":"method not allowed"`) {
 		t.Fatalf("POST /health: %d %v %s", res.StatusCode, res.Header, raw)
 	}
-	res, raw = e.do(t, http.MethodDelete, "/api/machines/web-1", nil)
+	res, raw = e.do(t, http.MethodPut, "/api/machines/web-1", nil)
 	if res.StatusCode != 405 || res.Header.Get("Content-Type") != "application/json" {
-		t.Fatalf("DELETE machine: %d %s", res.StatusCode, raw)
+		t.Fatalf("PUT machine: %d %s", res.StatusCode, raw)
 	}
 }
 

@@ -7,6 +7,7 @@ import * as fmt from "./format.js";
 import { showStatus } from "./live.js";
 import { Chart } from "./chart.js";
 import { SECTIONS } from "./sections/index.js";
+import { me, api } from "./session.js";
 
 const LIVE_S = 300; // live window, s
 const RANGES = [
@@ -14,7 +15,7 @@ const RANGES = [
   ["24h", "24 h", 86400], ["7d", "7 d", 604800], ["30d", "30 d", 2592000], ["custom", "Custom", 0],
 ];
 
-let id, machine, charts = [], sectionEls = [], range, gen = 0, els = {}, zoomStack = [];
+let id, machine, charts = [], sectionEls = [], range, gen = 0, els = {}, zoomStack = [], isAdmin = false;
 
 export async function start(main, machineId) {
   id = machineId;
@@ -105,15 +106,53 @@ function buildHeader() {
     h("a", { href: "/", class: "back", text: "← All machines" }),
     h("h1", { id: "machine-id", text: id }),
     machine.hostname && machine.hostname !== id ? h("span", { class: "muted", text: machine.hostname }) : null,
-    els.state, els.seen, h("span", { class: "labels" }, ...chips));
+    els.state, els.seen, h("span", { class: "labels" }, ...chips), buildForget());
   updateState();
+  me().then((m) => {
+    isAdmin = !!(m && m.role === "admin" && !m.anonymous);
+    updateState();
+  }).catch(() => {});
   return head;
 }
 
 function updateState() {
-  setText(els.state, machine.online ? "online" : "offline");
+  setText(els.state, machine.forgotten ? "forgotten" : machine.online ? "online" : "offline");
   els.state.className = "state " + (machine.online ? "online" : "offline");
+  // Admins may forget an offline machine (DELETE /api/machines/{id}).
+  els.forget.hidden = !isAdmin || machine.online || !!machine.forgotten;
   updateAges();
+}
+
+// buildForget is the admin's "Forget machine" button: a second click
+// within 4 s confirms; the machine's stored history stays.
+function buildForget() {
+  let timer = 0;
+  const label = "Forget machine";
+  const b = h("button", { class: "btn danger", type: "button", id: "machine-forget", hidden: true, text: label,
+    attrs: { title: "Remove this machine from the list and end its alerts; its stored history stays. It reappears if it sends data again." } });
+  els.forgetError = h("span", { class: "error", role: "alert" });
+  b.addEventListener("click", async () => {
+    if (!b.classList.contains("armed")) {
+      b.classList.add("armed");
+      b.textContent = "Really forget?";
+      timer = setTimeout(() => { b.classList.remove("armed"); b.textContent = label; }, 4000);
+      return;
+    }
+    clearTimeout(timer);
+    b.disabled = true;
+    try {
+      await api("DELETE", "/api/machines/" + encodeURIComponent(id));
+      location.assign("/");
+    } catch (err) {
+      setText(els.forgetError, "Could not forget the machine: " + err.message);
+    } finally {
+      b.disabled = false;
+      b.classList.remove("armed");
+      b.textContent = label;
+    }
+  });
+  els.forget = b;
+  return h("span", {}, b, " ", els.forgetError);
 }
 
 function updateAges() {
@@ -384,6 +423,7 @@ function onMessage(msg) {
   }
   if (msg.type === "machine" && msg.machine && msg.machine.id === id) {
     Object.assign(machine, msg.machine);
+    machine.forgotten = !!msg.forgotten;
     if (!machine.online) machine.processes = []; // the hub drops the list
     updateState();
     onProcesses();

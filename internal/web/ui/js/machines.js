@@ -8,8 +8,9 @@ export const SPARK = 300;
 // THRESHOLDS: [warning, critical] in percent.
 export const THRESHOLDS = { cpu: [75, 90], mem: [80, 90], disk: [80, 90] };
 
-// HEALTH_ORDER sorts the worst first.
-export const HEALTH_ORDER = { crit: 0, off: 1, warn: 2, ok: 3 };
+// HEALTH_ORDER sorts the worst live machines first and offline ones last,
+// below every machine still reporting.
+export const HEALTH_ORDER = { crit: 0, warn: 1, ok: 2, off: 3 };
 
 export class Machine {
   constructor(id) {

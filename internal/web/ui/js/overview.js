@@ -199,7 +199,11 @@ function onFeed(msg) {
       }
       let groups = false;
       for (const ev of msg.events) {
-        if (ev.type === "machine" && ev.machine && ev.machine.id != null) {
+        if (ev.type === "machine" && ev.forgotten && ev.machine && ev.machine.id != null) {
+          machines.delete(String(ev.machine.id)); // DELETE /api/machines/{id}
+          viewDirty = true;
+          groups = true;
+        } else if (ev.type === "machine" && ev.machine && ev.machine.id != null) {
           upsert(ev.machine);
           viewDirty = true;
           groups = true;
