@@ -77,3 +77,33 @@ func TestLoadgenAndExportCLI(t *testing.T) {
 		t.Fatalf("no machine: %v %s", err, out)
 	}
 }
+
+// TestLoadgenFailsLoudly: a run whose machines the hub refuses exits
+// non-zero, says why on stderr and still ends stdout with the summary.
+func TestLoadgenFailsLoudly(t *testing.T) {
+	dir := t.TempDir()
+	hub := startHub(t, dir, "", "")
+	bound := createToken(t, dir, "--machine", "some-other-host")
+	cmd := exec.Command(binary, "loadgen", "--hub", hub.grpc, "--token", bound, "--machines", "3", "--series", "20",
+		"--interval", "200ms", "--duration", "1s", "--log-level", "error")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err == nil {
+		t.Fatalf("loadgen exited 0 with every machine refused\nstdout %s\nstderr %s", out, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "failed streams or requests") || !strings.Contains(stderr.String(), `bound to "some-other-host"`) {
+		t.Errorf("stderr does not say why:\n%s", stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var sum struct {
+		Errors  int64 `json:"errors"`
+		Reasons []struct {
+			Error string `json:"error"`
+			Count int64  `json:"count"`
+		} `json:"error_reasons"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil || sum.Errors < 3 || len(sum.Reasons) == 0 {
+		t.Fatalf("last line %q: %+v, %v", lines[len(lines)-1], sum, err)
+	}
+}

@@ -17,7 +17,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs, lf := newFlagSet("loadgen", "Simulate many agents over the real protocol, or send the same workload to a Prometheus remote-write endpoint.\nThe last line of output is a JSON summary.", stderr)
 	o := loadgen.Options{}
 	fs.StringVar(&o.Hub, "hub", "127.0.0.1:50051", "hub gRPC address HOST:PORT")
-	fs.StringVar(&o.Token, "token", "", "agent token for every simulated machine")
+	fs.StringVar(&o.Token, "token", "", "agent token for every simulated machine, created without --machine (the hub's --max-machines-per-token must be at least --machines); the bearer token with --remote-write")
 	fs.IntVar(&o.Machines, "machines", 100, "number of simulated machines")
 	fs.IntVar(&o.Series, "series", 100, "series per machine")
 	fs.DurationVar(&o.Interval, "interval", time.Second, "collection interval of each machine")
@@ -31,8 +31,8 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	switch {
 	case o.Machines < 1 || o.Machines > 100_000:
 		return fmt.Errorf("--machines %d: must be between 1 and 100000", o.Machines)
-	case o.Series < 20 || o.Series > 100_000:
-		return fmt.Errorf("--series %d: must be between 20 and 100000", o.Series)
+	case o.Series < 20 || o.Series > 50_000:
+		return fmt.Errorf("--series %d: must be between 20 and 50000", o.Series)
 	case o.Interval < 10*time.Millisecond:
 		return fmt.Errorf("--interval %s: must be at least 10ms", o.Interval)
 	case o.Duration < 0:
@@ -54,5 +54,5 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	fmt.Fprintln(stdout, string(b))
-	return nil
+	return sum.Err()
 }

@@ -51,6 +51,7 @@ func TestStartupErrorsArePrecise(t *testing.T) {
 	f("--retention-1m 1h0m0s: must be at least --retention-raw", "hub", "--retention-1m", "1h")
 	f("--tls-cert and --tls-key go together", "hub", "--tls-cert", "x.pem", "--data-dir", t.TempDir())
 	f("--machines 0: must be between 1 and 100000", "loadgen", "--machines", "0")
+	f("--series 60000: must be between 20 and 50000", "loadgen", "--series", "60000")
 	f("--format \"xml\": want csv or json", "export", "--machine", "m", "--format", "xml")
 	f(`label name "9"`, "agent", "--labels", "9=x")
 	f(`--log-level "loud"`, "version", "--log-level", "loud")
