@@ -21,10 +21,10 @@ func newFlagSet(name, summary string, stderr io.Writer) (*flag.FlagSet, *logFlag
 		fmt.Fprintf(stderr, "Usage: sysmonstm %s [flags]\n\n%s\n\nFlags (each also settable as %s<FLAG> or in --config):\n", name, summary, config.EnvPrefix)
 		fs.PrintDefaults()
 	}
-	fs.String("config", "", "YAML file of settings (keys are flag names)")
+	fs.String("config", "", "YAML `FILE` of settings (keys are flag names)")
 	lf := &logFlags{}
-	fs.StringVar(&lf.level, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&lf.format, "log-format", "auto", "log format: text, json, or auto (text on a terminal, else JSON)")
+	fs.StringVar(&lf.level, "log-level", "info", "log `LEVEL`: debug, info, warn, error")
+	fs.StringVar(&lf.format, "log-format", "auto", "log `FORMAT`: text, json, or auto (text on a terminal, else JSON)")
 	return fs, lf
 }
 

@@ -28,7 +28,7 @@ Commands:
   edge      public read-only relay of a hub's live overview
   token     agent tokens: token create|list|revoke
   user      dashboard users: user add|passwd|remove|list
-  version   print version information
+  version   print version information (also: sysmonstm --version, -v)
 
 Run 'sysmonstm <command> --help' for a command's flags. Every flag can also be
 set with SYSMONSTM_<FLAG> (e.g. SYSMONSTM_DATA_DIR) or in a YAML file given
@@ -55,9 +55,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	registerServer(cmds)
 	name := args[0]
-	if name == "-h" || name == "--help" || name == "help" {
+	switch name {
+	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "-v", "-version", "--version":
+		name = "version"
 	}
 	cmd, ok := cmds[name]
 	if !ok {
