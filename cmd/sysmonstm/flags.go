@@ -37,18 +37,29 @@ func (lf *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", lf.level)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	jsonOpts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationString}
 	switch strings.ToLower(lf.format) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, jsonOpts)), nil
 	case "auto", "":
 		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			return slog.New(slog.NewTextHandler(w, opts)), nil
 		}
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, jsonOpts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text, json or auto", lf.format)
+}
+
+// durationString writes a duration as Go's duration string ("1.5s",
+// "10m0s"), as text logs do and flags accept, instead of the JSON handler's
+// integer nanoseconds.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // parse resolves flags, environment and config file, then builds the logger.
