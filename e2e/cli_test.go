@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -105,5 +107,33 @@ func TestLoadgenFailsLoudly(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil || sum.Errors < 3 || len(sum.Reasons) == 0 {
 		t.Fatalf("last line %q: %+v, %v", lines[len(lines)-1], sum, err)
+	}
+}
+
+// TestHubStopsPromptlyWithAgentConnected: Ctrl-C on a hub that an agent
+// streams to ends it within seconds (it used to wait 10 s for the agent's
+// stream, which never ends by itself), and it says so.
+func TestHubStopsPromptlyWithAgentConnected(t *testing.T) {
+	hub := startHub(t, t.TempDir(), "", "")
+	startAgent(t, hub, "stayer")
+	waitFor(t, 15*time.Second, "agent online", func() error {
+		var m machine
+		if code := getJSON(t, "http://"+hub.http+"/api/machines/stayer", &m); code != 200 || !m.Online {
+			return fmt.Errorf("status %d, online %v", code, m.Online)
+		}
+		return nil
+	})
+	start := time.Now()
+	hub.kill(syscall.SIGINT)
+	took := time.Since(start)
+	t.Logf("hub exited %s after SIGINT", took)
+	if took > 5*time.Second {
+		t.Errorf("hub took %s to stop after SIGINT with an agent connected, want under 5s", took)
+	}
+	if code := hub.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("hub exit status %d after SIGINT, want 0", code)
+	}
+	if !strings.Contains(hub.out.String(), "hub shutting down") {
+		t.Errorf("hub did not log that it is shutting down:\n%s", hub.out.String())
 	}
 }

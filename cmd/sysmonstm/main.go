@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/term"
 )
 
 const usage = `sysmonstm — real-time distributed system monitor
@@ -38,7 +40,32 @@ with --config; a flag beats the environment, which beats the file.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts an orderly shutdown; from then on a second one
+	// ends the process at once (the data directory survives even SIGKILL).
+	context.AfterFunc(ctx, stop)
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// isService reports whether command name runs until interrupted.
+func isService(name string) bool {
+	switch name {
+	case "up", "hub", "agent", "edge", "loadgen":
+		return true
+	}
+	return false
+}
+
+// sayShuttingDown tells the person at a terminal who pressed Ctrl-C that
+// the command is ending and how to hurry it; logs say the same to others.
+// The returned func cancels the notice.
+func sayShuttingDown(ctx context.Context, name string, stderr io.Writer) func() bool {
+	f, ok := stderr.(*os.File)
+	if !ok || !isService(name) || !term.IsTerminal(int(f.Fd())) {
+		return func() bool { return false }
+	}
+	return context.AfterFunc(ctx, func() {
+		fmt.Fprintf(stderr, "sysmonstm %s: shutting down (press Ctrl-C again to stop at once)\n", name)
+	})
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -67,6 +94,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "sysmonstm: unknown command %q\n\n%s", name, usage)
 		return 2
 	}
+	defer sayShuttingDown(ctx, name, stderr)()
 	if err := cmd(ctx, args[1:], stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
