@@ -2,10 +2,15 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -136,4 +141,81 @@ func TestHubStopsPromptlyWithAgentConnected(t *testing.T) {
 	if !strings.Contains(hub.out.String(), "hub shutting down") {
 		t.Errorf("hub did not log that it is shutting down:\n%s", hub.out.String())
 	}
+}
+
+// TestHubRefusesALostDatabase: a hub whose sysmonstm.db was deleted next to
+// its stored data refuses to start (instead of a new admin and no tokens or
+// rules), changes nothing, and says how to go on; `token create` refuses
+// too. An empty file is the explicit way to start afresh, history kept.
+func TestHubRefusesALostDatabase(t *testing.T) {
+	dir := t.TempDir()
+	hub := startHub(t, dir, "", "")
+	startAgent(t, hub, "keeper")
+	waitFor(t, 15*time.Second, "agent online", func() error {
+		var m machine
+		if code := getJSON(t, "http://"+hub.http+"/api/machines/keeper", &m); code != 200 || !m.Online {
+			return fmt.Errorf("status %d, online %v", code, m.Online)
+		}
+		return nil
+	})
+	hub.kill(syscall.SIGTERM)
+	dbFile := filepath.Join(dir, "sysmonstm.db")
+	for _, f := range []string{dbFile, dbFile + "-wal", dbFile + "-shm"} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	before := listDir(t, dir)
+
+	for _, args := range [][]string{
+		{"hub", "--data-dir", dir, "--listen-http", freePort(t), "--listen-grpc", freePort(t)},
+		{"token", "create", "--data-dir", dir},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput()
+		timedOut := ctx.Err() != nil
+		cancel()
+		if err == nil || timedOut {
+			t.Fatalf("sysmonstm %s started without its database (%v):\n%s", args[0], err, out)
+		}
+		for _, want := range []string{"metadata database missing", "Restore sysmonstm.db from a backup", "touch " + dbFile} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("sysmonstm %s: output lacks %q:\n%s", args[0], want, out)
+			}
+		}
+	}
+	if after := listDir(t, dir); after != before {
+		t.Errorf("the refused starts changed the data directory:\nbefore %s\nafter  %s", before, after)
+	}
+
+	if err := os.WriteFile(dbFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hub = startHub(t, dir, "", "")
+	var list []machine
+	getJSON(t, "http://"+hub.http+"/api/machines", &list)
+	if len(list) != 1 || list[0].ID != "keeper" {
+		t.Errorf("machines after starting afresh: %+v, want the known machine kept", list)
+	}
+}
+
+// listDir names every file under dir with its size.
+func listDir(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s:%d ", strings.TrimPrefix(p, dir), info.Size())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
