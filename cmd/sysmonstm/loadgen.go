@@ -49,10 +49,10 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	b, err := json.Marshal(sum)
-	if err != nil {
+	enc := json.NewEncoder(stdout)
+	enc.SetEscapeHTML(false) // reasons quote "<machine>"; keep them readable
+	if err := enc.Encode(sum); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, string(b))
 	return sum.Err()
 }

@@ -49,9 +49,9 @@ func runHub(ctx context.Context, opts Options) (Summary, error) {
 		id := opts.machineID(i)
 		// Every agent's warnings are failure reasons; one agent also logs
 		// them for all: the others would repeat it.
-		log := slog.New(why.handler())
+		log := slog.New(why.handler(id))
 		if i == 0 {
-			log = slog.New(slog.NewMultiHandler(why.handler(), minLevel{opts.Logger.Handler(), slog.LevelWarn})).With("machine", id)
+			log = slog.New(slog.NewMultiHandler(why.handler(id), minLevel{opts.Logger.Handler(), slog.LevelWarn})).With("machine", id)
 		}
 		a, err := agent.New(agent.Options{
 			Hub:       opts.Hub,

@@ -259,10 +259,12 @@ type refusingHub struct {
 }
 
 func (refusingHub) Stream(stream grpc.BidiStreamingServer[sysmonstmv1.AgentMessage, sysmonstmv1.HubMessage]) error {
-	if _, err := stream.Recv(); err != nil {
+	msg, err := stream.Recv()
+	if err != nil {
 		return err
 	}
-	return status.Error(codes.PermissionDenied, "token abc already wrote as 100 machine ids")
+	hello := msg.GetHello()
+	return status.Errorf(codes.PermissionDenied, "token abc already wrote as 100 machine ids; create one for %q", hello.GetMachineId())
 }
 
 // TestRunAgainstHubReportsWhy: a hub that refuses every machine makes a run
@@ -282,8 +284,8 @@ func TestRunAgainstHubReportsWhy(t *testing.T) {
 		t.Fatal(err)
 	}
 	if sum.Errors < 3 || sum.AckedSamples != 0 || len(sum.ErrorReasons) != 1 || sum.ErrorReasons[0].Count != 3 ||
-		!strings.Contains(sum.ErrorReasons[0].Error, "already wrote as 100 machine ids") {
-		t.Fatalf("summary %+v: want each of 3 machines to report the hub's refusal", sum)
+		!strings.Contains(sum.ErrorReasons[0].Error, `already wrote as 100 machine ids; create one for "<machine>"`) {
+		t.Fatalf("summary %+v: want each of 3 machines to report the hub's refusal, as one reason", sum)
 	}
 	if err := sum.Err(); err == nil || !strings.Contains(err.Error(), "3× token rejected by hub") {
 		t.Errorf("Err() = %v", err)

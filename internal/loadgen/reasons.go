@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -59,13 +60,18 @@ func (r *reasons) list() []Reason {
 	return out
 }
 
-// handler returns a slog.Handler that records every warning or error as a
-// reason: its message and its "err" attribute.
-func (r *reasons) handler() slog.Handler { return reasonHandler{r: r} }
+// handler returns a slog.Handler for the agent of machine that records
+// every warning or error as a reason: its message and its "err" attribute,
+// with the machine id replaced by "<machine>" so that machines failing
+// for the same cause count as one reason.
+func (r *reasons) handler(machine string) slog.Handler {
+	return reasonHandler{r: r, machine: machine}
+}
 
 type reasonHandler struct {
-	r   *reasons
-	err string // "err" attribute added by WithAttrs
+	r       *reasons
+	machine string
+	err     string // "err" attribute added by WithAttrs
 }
 
 func (h reasonHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
@@ -83,6 +89,9 @@ func (h reasonHandler) Handle(_ context.Context, rec slog.Record) error {
 	if err != "" {
 		reason += ": " + err
 	}
+	if h.machine != "" {
+		reason = strings.ReplaceAll(reason, h.machine, "<machine>")
+	}
 	h.r.add(reason)
 	return nil
 }
@@ -99,7 +108,7 @@ func (h reasonHandler) WithAttrs(as []slog.Attr) slog.Handler {
 func (h reasonHandler) WithGroup(string) slog.Handler { return h }
 
 // Err reports a run that had errors: nil when Errors is 0, else an error
-// naming the count and the reasons, most frequent first.
+// naming the count and the reasons, most frequent first, one per line.
 func (s Summary) Err() error {
 	if s.Errors == 0 {
 		return nil
@@ -112,5 +121,5 @@ func (s Summary) Err() error {
 	for _, r := range s.ErrorReasons {
 		fmt.Fprintf(&b, "\n  %d× %s", r.Count, r.Error)
 	}
-	return fmt.Errorf("loadgen: %s", b.String())
+	return errors.New(b.String())
 }
