@@ -29,9 +29,11 @@ func Path(dataDir string) string { return filepath.Join(dataDir, FileName) }
 // database: the file was deleted, moved or not restored with the rest.
 var ErrMissing = errors.New("metadata database missing")
 
-// hubData are entries of a data directory that only a hub that has already
-// run (and so created the database) leaves behind.
-var hubData = []string{"tsdb", "machines.json", "admin-password", FileName + "-wal"}
+// hubData returns the entries of a data directory that only a hub that
+// has already run (and so created the database) leaves behind.
+func hubData() []string {
+	return []string{"tsdb", "machines.json", "admin-password", FileName + "-wal"}
+}
 
 // Open opens the database in dataDir with WAL journaling, a 5 s busy timeout
 // and foreign keys on. It creates the database in a new data directory, but
@@ -74,7 +76,7 @@ func checkNotLost(dataDir string) error {
 		return nil // present, or unreadable: opening it reports why
 	}
 	var found []string
-	for _, name := range hubData {
+	for _, name := range hubData() {
 		if _, err := os.Lstat(filepath.Join(dataDir, name)); err == nil {
 			found = append(found, name)
 		}

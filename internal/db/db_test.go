@@ -76,7 +76,7 @@ func TestTwoHandlesShareTheFile(t *testing.T) {
 // database is not silently given a new, empty one; an empty file is the
 // operator's explicit way to start afresh, and a new directory just works.
 func TestOpenRefusesALostDatabase(t *testing.T) {
-	for _, leftover := range hubData {
+	for _, leftover := range hubData() {
 		t.Run(leftover, func(t *testing.T) {
 			dir := t.TempDir()
 			p := filepath.Join(dir, leftover)
