@@ -116,7 +116,7 @@ func (s Summary) Err() error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d failed streams or requests", s.Errors)
 	if len(s.ErrorReasons) == 0 {
-		b.WriteString(" (no reason recorded; rerun with --log-level debug)")
+		b.WriteString(" (no reason recorded)")
 	}
 	for _, r := range s.ErrorReasons {
 		fmt.Fprintf(&b, "\n  %d× %s", r.Count, r.Error)
