@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/sysmonstm/sysmonstm/internal/db"
 	"github.com/sysmonstm/sysmonstm/internal/store"
 )
 
@@ -208,6 +209,13 @@ func TestBrowserPerfMachine24h(t *testing.T) {
 // from and to into a store at dir, then rolls them up, as a hub would have.
 func backfill(t *testing.T, dir, machine string, from, to time.Time) {
 	t.Helper()
+	// A hub that stored this history created its metadata database first;
+	// without one the hub would refuse the data directory as having lost it.
+	d, err := db.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
 	// The hub keeps its store in <data-dir>/tsdb (internal/hub).
 	s, err := store.Open(store.Options{Dir: filepath.Join(dir, "tsdb")})
 	if err != nil {

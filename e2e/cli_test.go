@@ -2,10 +2,17 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -76,4 +83,139 @@ func TestLoadgenAndExportCLI(t *testing.T) {
 	if out, err := exec.Command(binary, "export").CombinedOutput(); err == nil || !strings.Contains(string(out), "--machine is required") {
 		t.Fatalf("no machine: %v %s", err, out)
 	}
+}
+
+// TestLoadgenFailsLoudly: a run whose machines the hub refuses exits
+// non-zero, says why on stderr and still ends stdout with the summary.
+func TestLoadgenFailsLoudly(t *testing.T) {
+	dir := t.TempDir()
+	hub := startHub(t, dir, "", "")
+	bound := createToken(t, dir, "--machine", "some-other-host")
+	cmd := exec.Command(binary, "loadgen", "--hub", hub.grpc, "--token", bound, "--machines", "3", "--series", "20",
+		"--interval", "200ms", "--duration", "1s", "--log-level", "error")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err == nil {
+		t.Fatalf("loadgen exited 0 with every machine refused\nstdout %s\nstderr %s", out, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "failed streams or requests") || !strings.Contains(stderr.String(), `bound to "some-other-host"`) {
+		t.Errorf("stderr does not say why:\n%s", stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var sum struct {
+		Errors  int64 `json:"errors"`
+		Reasons []struct {
+			Error string `json:"error"`
+			Count int64  `json:"count"`
+		} `json:"error_reasons"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil || sum.Errors < 3 || len(sum.Reasons) == 0 {
+		t.Fatalf("last line %q: %+v, %v", lines[len(lines)-1], sum, err)
+	}
+}
+
+// TestHubStopsPromptlyWithAgentConnected: Ctrl-C on a hub that an agent
+// streams to ends it within seconds (it used to wait 10 s for the agent's
+// stream, which never ends by itself), and it says so.
+func TestHubStopsPromptlyWithAgentConnected(t *testing.T) {
+	hub := startHub(t, t.TempDir(), "", "")
+	startAgent(t, hub, "stayer")
+	waitFor(t, 15*time.Second, "agent online", func() error {
+		var m machine
+		if code := getJSON(t, "http://"+hub.http+"/api/machines/stayer", &m); code != 200 || !m.Online {
+			return fmt.Errorf("status %d, online %v", code, m.Online)
+		}
+		return nil
+	})
+	start := time.Now()
+	hub.kill(syscall.SIGINT)
+	took := time.Since(start)
+	t.Logf("hub exited %s after SIGINT", took)
+	if took > 5*time.Second {
+		t.Errorf("hub took %s to stop after SIGINT with an agent connected, want under 5s", took)
+	}
+	if code := hub.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("hub exit status %d after SIGINT, want 0", code)
+	}
+	if !strings.Contains(hub.out.String(), "hub shutting down") {
+		t.Errorf("hub did not log that it is shutting down:\n%s", hub.out.String())
+	}
+}
+
+// TestHubRefusesALostDatabase: a hub whose sysmonstm.db was deleted next to
+// its stored data refuses to start (instead of a new admin and no tokens or
+// rules), changes nothing, and says how to go on; `token create` refuses
+// too. An empty file is the explicit way to start afresh, history kept.
+func TestHubRefusesALostDatabase(t *testing.T) {
+	dir := t.TempDir()
+	hub := startHub(t, dir, "", "")
+	startAgent(t, hub, "keeper")
+	waitFor(t, 15*time.Second, "agent online", func() error {
+		var m machine
+		if code := getJSON(t, "http://"+hub.http+"/api/machines/keeper", &m); code != 200 || !m.Online {
+			return fmt.Errorf("status %d, online %v", code, m.Online)
+		}
+		return nil
+	})
+	hub.kill(syscall.SIGTERM)
+	dbFile := filepath.Join(dir, "sysmonstm.db")
+	for _, f := range []string{dbFile, dbFile + "-wal", dbFile + "-shm"} {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+	}
+	before := listDir(t, dir)
+
+	for _, args := range [][]string{
+		{"hub", "--data-dir", dir, "--listen-http", freePort(t), "--listen-grpc", freePort(t)},
+		{"token", "create", "--data-dir", dir},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput()
+		timedOut := ctx.Err() != nil
+		cancel()
+		if err == nil || timedOut {
+			t.Fatalf("sysmonstm %s started without its database (%v):\n%s", args[0], err, out)
+		}
+		for _, want := range []string{"metadata database missing", "Restore sysmonstm.db from a backup", "touch " + dbFile} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("sysmonstm %s: output lacks %q:\n%s", args[0], want, out)
+			}
+		}
+	}
+	if after := listDir(t, dir); after != before {
+		t.Errorf("the refused starts changed the data directory:\nbefore %s\nafter  %s", before, after)
+	}
+
+	if err := os.WriteFile(dbFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hub = startHub(t, dir, "", "")
+	var list []machine
+	getJSON(t, "http://"+hub.http+"/api/machines", &list)
+	if len(list) != 1 || list[0].ID != "keeper" {
+		t.Errorf("machines after starting afresh: %+v, want the known machine kept", list)
+	}
+}
+
+// listDir names every file under dir with its size.
+func listDir(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s:%d ", strings.TrimPrefix(p, dir), info.Size())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }

@@ -52,6 +52,6 @@ func runSubcommand(ctx context.Context, group, usage string, subs []subcommand, 
 func adminFlagSet(name, usage string, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs, _ := newFlagSet(name, "", stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage+"\nFlags:\n"); fs.PrintDefaults() }
-	dataDir := fs.String("data-dir", defaultDataDir, "the hub's data directory")
+	dataDir := fs.String("data-dir", defaultDataDir, "the hub's data `DIR`")
 	return fs, dataDir
 }

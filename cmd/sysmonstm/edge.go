@@ -15,12 +15,12 @@ import (
 func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, lf := newFlagSet("edge", "Run the public relay: receive a hub's live stream (publish key) and serve a read-only dashboard.", stderr)
 	o := edge.Options{}
-	fs.StringVar(&o.ListenHTTP, "listen-http", "127.0.0.1:8080", "HTTP address: the read-only page, its API, /ws and the hub's publish endpoint /api/publish")
-	fs.StringVar(&o.Key, "key", "", "publish key a hub must send (its --edge-key); required, at least 16 characters; prefer SYSMONSTM_KEY")
-	fs.StringVar(&o.TLSCert, "tls-cert", "", "PEM certificate: serve HTTPS and wss:// (with --tls-key)")
-	fs.StringVar(&o.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&o.ListenHTTP, "listen-http", "127.0.0.1:8080", "HTTP address `HOST:PORT`: the read-only page, its API, /ws and the hub's publish endpoint /api/publish")
+	fs.StringVar(&o.Key, "key", "", "publish `KEY` a hub must send (its --edge-key); required, at least 16 characters; prefer SYSMONSTM_KEY")
+	fs.StringVar(&o.TLSCert, "tls-cert", "", "PEM certificate `FILE`: serve HTTPS and wss:// (with --tls-key)")
+	fs.StringVar(&o.TLSKey, "tls-key", "", "PEM private key `FILE` for --tls-cert")
 	fs.DurationVar(&o.Window, "window", 5*time.Minute, "span of the sparklines: recent values kept per series, in 300 buckets (30s–24h)")
-	fs.IntVar(&o.MaxMachines, "max-machines", 10000, "most machines kept (1–1000000); messages that would add more are rejected")
+	fs.IntVar(&o.MaxMachines, "max-machines", 10000, "most machines kept, `N` (1–1000000); messages that would add more are rejected")
 	log, err := parse(fs, lf, args, stderr)
 	if err != nil {
 		return err

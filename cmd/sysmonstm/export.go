@@ -13,14 +13,14 @@ import (
 
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, lf := newFlagSet("export", "Write a machine's stored history as CSV or JSON (the same data as GET /api/export).", stderr)
-	hubURL := fs.String("url", "http://127.0.0.1:8000", "hub HTTP base URL")
-	machine := fs.String("machine", "", "machine id (required)")
-	metricName := fs.String("metric", "", "only this metric (default: every metric of the machine)")
-	from := fs.String("from", "-1h", "start: RFC 3339, unix seconds, or a negative duration relative to now")
-	to := fs.String("to", "now", "end: RFC 3339, unix seconds, now, or a negative duration")
-	format := fs.String("format", "csv", "csv or json")
-	out := fs.String("output", "-", "file to write, - for standard output")
-	token := fs.String("token", "", "bearer token for the hub's API")
+	hubURL := fs.String("url", "http://127.0.0.1:8000", "hub HTTP base `URL`")
+	machine := fs.String("machine", "", "machine `ID` (required)")
+	metricName := fs.String("metric", "", "only this metric `NAME` (default: every metric of the machine)")
+	from := fs.String("from", "-1h", "start `TIME`: RFC 3339, unix seconds, or a negative duration relative to now")
+	to := fs.String("to", "now", "end `TIME`: RFC 3339, unix seconds, now, or a negative duration")
+	format := fs.String("format", "csv", "output `FORMAT`: csv or json")
+	out := fs.String("output", "-", "`FILE` to write, - for standard output")
+	token := fs.String("token", "", "login `TOKEN` for the hub's API (from POST /api/auth/login); needed when the hub is not on loopback")
 	if _, err := parse(fs, lf, args, stderr); err != nil {
 		return err
 	}

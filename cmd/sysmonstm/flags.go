@@ -21,10 +21,10 @@ func newFlagSet(name, summary string, stderr io.Writer) (*flag.FlagSet, *logFlag
 		fmt.Fprintf(stderr, "Usage: sysmonstm %s [flags]\n\n%s\n\nFlags (each also settable as %s<FLAG> or in --config):\n", name, summary, config.EnvPrefix)
 		fs.PrintDefaults()
 	}
-	fs.String("config", "", "YAML file of settings (keys are flag names)")
+	fs.String("config", "", "YAML `FILE` of settings (keys are flag names)")
 	lf := &logFlags{}
-	fs.StringVar(&lf.level, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&lf.format, "log-format", "auto", "log format: text, json, or auto (text on a terminal, else JSON)")
+	fs.StringVar(&lf.level, "log-level", "info", "log `LEVEL`: debug, info, warn, error")
+	fs.StringVar(&lf.format, "log-format", "auto", "log `FORMAT`: text, json, or auto (text on a terminal, else JSON)")
 	return fs, lf
 }
 
@@ -37,18 +37,29 @@ func (lf *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", lf.level)
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	jsonOpts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationString}
 	switch strings.ToLower(lf.format) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, jsonOpts)), nil
 	case "auto", "":
 		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			return slog.New(slog.NewTextHandler(w, opts)), nil
 		}
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, jsonOpts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text, json or auto", lf.format)
+}
+
+// durationString writes a duration as Go's duration string ("1.5s",
+// "10m0s"), as text logs do and flags accept, instead of the JSON handler's
+// integer nanoseconds.
+func durationString(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // parse resolves flags, environment and config file, then builds the logger.

@@ -12,7 +12,7 @@ import (
 
 // alertingFlags registers the hub's alerting flags (shared by hub and up).
 func alertingFlags(fs *flag.FlagSet, c *hub.AlertingConfig) {
-	fs.StringVar(&c.ConfigFile, "alerts-config", "", "YAML file of provisioned alert rules and notifiers (keys rules: and notifiers:), read-only in the API and re-synced at each start")
+	fs.StringVar(&c.ConfigFile, "alerts-config", "", "YAML `FILE` of provisioned alert rules and notifiers (keys rules: and notifiers:), read-only in the API and re-synced at each start")
 	fs.DurationVar(&c.Retention, "alerts-retention", 720*time.Hour, "how long resolved alerts and expired silences are kept (at least 1h)")
 	fs.DurationVar(&c.GroupWait, "alerts-group-wait", 500*time.Millisecond, "alert changes within this window go out as one notification per channel")
 	c.RepeatInterval = 4 * time.Hour

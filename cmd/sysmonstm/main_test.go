@@ -51,6 +51,7 @@ func TestStartupErrorsArePrecise(t *testing.T) {
 	f("--retention-1m 1h0m0s: must be at least --retention-raw", "hub", "--retention-1m", "1h")
 	f("--tls-cert and --tls-key go together", "hub", "--tls-cert", "x.pem", "--data-dir", t.TempDir())
 	f("--machines 0: must be between 1 and 100000", "loadgen", "--machines", "0")
+	f("--series 60000: must be between 20 and 50000", "loadgen", "--series", "60000")
 	f("--format \"xml\": want csv or json", "export", "--machine", "m", "--format", "xml")
 	f(`label name "9"`, "agent", "--labels", "9=x")
 	f(`--log-level "loud"`, "version", "--log-level", "loud")
@@ -60,8 +61,39 @@ func TestStartupErrorsArePrecise(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
+	for _, arg := range []string{"version", "--version", "-version", "-v"} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), []string{arg}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "sysmonstm ") || !strings.Contains(out.String(), "commit") {
+			t.Errorf("sysmonstm %s: exit %d, stdout %q, stderr %q", arg, code, out.String(), errOut.String())
+		}
+	}
+}
+
+// TestHelpNamesEveryArgument: each flag that takes a value shows what kind
+// (-labels k=v,…, -data-dir DIR), not the Go type or "value", and no usage
+// text keeps a backquote (the flag package turns only the first backquoted
+// word into the argument's name: quote that word, and only that one).
+func TestHelpNamesEveryArgument(t *testing.T) {
+	flagLine := regexp.MustCompile(`(?m)^  -([a-z0-9-]+)(?: (\S+))?$`)
+	vague := map[string]bool{"value": true, "string": true, "int": true, "int64": true, "uint": true, "uint64": true, "float": true}
+	for _, cmd := range []string{"up", "hub", "agent", "loadgen", "export", "top", "push", "version", "edge", "token", "user"} {
+		var out, errOut bytes.Buffer
+		if code := run(context.Background(), []string{cmd, "--help"}, &out, &errOut); code != 0 {
+			t.Fatalf("%s --help: exit %d", cmd, code)
+		}
+		help := errOut.String()
+		for _, m := range flagLine.FindAllStringSubmatch(help, -1) {
+			if vague[m[2]] {
+				t.Errorf("sysmonstm %s --help: -%s %s: name the argument: put its name in backquotes in the usage text", cmd, m[1], m[2])
+			}
+		}
+		if _, flags, _ := strings.Cut(help, "\nFlags"); strings.Contains(flags, "`") {
+			t.Errorf("sysmonstm %s --help keeps a backquote:\n%s", cmd, help)
+		}
+	}
 	var out, errOut bytes.Buffer
-	if code := run(context.Background(), []string{"version"}, &out, &errOut); code != 0 || !strings.HasPrefix(out.String(), "sysmonstm ") {
-		t.Fatalf("version: %d %q %q", code, out.String(), errOut.String())
+	run(context.Background(), []string{"top", "--help"}, &out, &errOut)
+	if !regexp.MustCompile(`-token TOKEN\n\s+login TOKEN`).MatchString(errOut.String()) {
+		t.Errorf("top --help does not say -token is a login token:\n%s", errOut.String())
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, lf := newFlagSet("push", "Send a value to the local agent, which reports it with its next batches:\n  sysmonstm push [flags] NAME=VALUE [LABEL=VALUE …]\nVALUE is a number or `now` (the current Unix time in seconds).", stderr)
-	socket := fs.String("socket", push.DefaultSocket(), "the agent's push socket (its --push-socket)")
+	socket := fs.String("socket", push.DefaultSocket(), "the agent's push socket `PATH` (its --push-socket)")
 	flags, values := splitPushArgs(args)
 	if _, err := parse(fs, lf, flags, stderr); err != nil {
 		return err

@@ -37,9 +37,9 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return runSubcommand(ctx, "token", tokenUsage, []subcommand{
 		{"create", runTokenCreate}, {"list", runTokenList}, {"revoke", runTokenRevoke},
 	}, func(fs *flag.FlagSet) {
-		fs.String("machine", "", "create: bind the token to this machine id (default: any, up to the hub's --max-machines-per-token)")
-		fs.String("expires", "", "create: lifetime, e.g. 720h or 30d (default: never)")
-		fs.String("name", "", "create: a note saying what the token is for")
+		fs.String("machine", "", "create: bind the token to this machine `ID` (default: any, up to the hub's --max-machines-per-token)")
+		fs.String("expires", "", "create: `LIFETIME`, e.g. 720h or 30d (default: never)")
+		fs.String("name", "", "create: `TEXT` noting what the token is for")
 		fs.Bool("json", false, "create, list: print JSON")
 	}, args, stdout, stderr)
 }
@@ -122,9 +122,9 @@ func parseSub(fs *flag.FlagSet, args []string, want ...string) ([]string, error)
 
 func runTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, dataDir := tokenFlagSet("token create", stderr)
-	machine := fs.String("machine", "", "bind the token to this machine id (default: any, up to the hub's --max-machines-per-token)")
-	expires := fs.String("expires", "", "lifetime, e.g. 720h or 30d (default: never)")
-	name := fs.String("name", "", "a note saying what the token is for")
+	machine := fs.String("machine", "", "bind the token to this machine `ID` (default: any, up to the hub's --max-machines-per-token)")
+	expires := fs.String("expires", "", "`LIFETIME`, e.g. 720h or 30d (default: never)")
+	name := fs.String("name", "", "`TEXT` noting what the token is for")
 	asJSON := fs.Bool("json", false, "print the token and its record as JSON")
 	if _, err := parseSub(fs, args); err != nil {
 		return err

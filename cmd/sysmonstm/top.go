@@ -17,10 +17,10 @@ import (
 
 func runTop(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, lf := newFlagSet("top", "Terminal dashboard: watch a hub's machines live (--hub), or this machine alone (--local).", stderr)
-	hubURL := fs.String("hub", "http://127.0.0.1:8000", "hub HTTP base URL (its API and WebSocket)")
-	token := fs.String("token", "", "bearer token for the hub's API")
+	hubURL := fs.String("hub", "http://127.0.0.1:8000", "hub HTTP base `URL` (its API and WebSocket)")
+	token := fs.String("token", "", "login `TOKEN` for the hub's API (from POST /api/auth/login); needed when the hub is not on loopback")
 	local := fs.Bool("local", false, "collect this machine's metrics in-process; no hub")
-	logFile := fs.String("log-file", filepath.Join(os.TempDir(), "sysmonstm-top.log"), "file the dashboard logs to (never the screen)")
+	logFile := fs.String("log-file", filepath.Join(os.TempDir(), "sysmonstm-top.log"), "`FILE` the dashboard logs to (never the screen)")
 	interval := fs.Duration("interval", time.Second, "collection interval with --local")
 	refresh := fs.Duration("refresh", 500*time.Millisecond, "least time between two data-driven redraws")
 	if _, err := parse(fs, lf, args, io.Discard); err != nil {

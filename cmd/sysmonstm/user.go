@@ -39,7 +39,7 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return runSubcommand(ctx, "user", userUsage, []subcommand{
 		{"add", runUserAdd}, {"passwd", runUserPasswd}, {"remove", runUserRemove}, {"list", runUserList},
 	}, func(fs *flag.FlagSet) {
-		fs.String("role", "viewer", "add: admin or viewer")
+		fs.String("role", "viewer", "add: `ROLE`, admin or viewer")
 		fs.Bool("password-stdin", false, "add, passwd: read the password from standard input (one line)")
 		fs.Bool("json", false, "list: print JSON")
 	}, args, stdout, stderr)
@@ -88,7 +88,7 @@ func readPassword(user string, fromStdin bool, stderr io.Writer) (string, error)
 
 func runUserAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, dataDir := userFlagSet("user add", stderr)
-	role := fs.String("role", "viewer", "admin or viewer")
+	role := fs.String("role", "viewer", "`ROLE`: admin or viewer")
 	fromStdin := fs.Bool("password-stdin", false, "read the password from standard input (one line)")
 	pos, err := parseSub(fs, args, "NAME")
 	if err != nil {

@@ -11,8 +11,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -23,11 +25,28 @@ const FileName = "sysmonstm.db"
 // Path returns the database path for a data directory.
 func Path(dataDir string) string { return filepath.Join(dataDir, FileName) }
 
-// Open opens (creating if needed) the database in dataDir with WAL
-// journaling, a 5 s busy timeout and foreign keys on.
+// ErrMissing reports a data directory that holds a hub's data but no
+// database: the file was deleted, moved or not restored with the rest.
+var ErrMissing = errors.New("metadata database missing")
+
+// hubData returns the entries of a data directory that only a hub that
+// has already run (and so created the database) leaves behind.
+func hubData() []string {
+	return []string{"tsdb", "machines.json", "admin-password", FileName + "-wal"}
+}
+
+// Open opens the database in dataDir with WAL journaling, a 5 s busy timeout
+// and foreign keys on. It creates the database in a new data directory, but
+// refuses with ErrMissing to create one next to a hub's existing data: a new
+// database would silently mean a new admin and no tokens, users, rules,
+// notifiers or silences. An empty file counts as a database, so creating
+// one is how an operator starts afresh on purpose.
 func Open(dataDir string) (*sql.DB, error) {
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	if err := checkNotLost(dataDir); err != nil {
+		return nil, err
 	}
 	path := Path(dataDir)
 	dsn := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
@@ -80,6 +99,29 @@ func nameDiskFull(dir string, err error) error {
 	}
 	free, _ := freeBytes(dir)
 	return fmt.Errorf("disk full: %d bytes free on the filesystem of %s; free space there and try again: %w", free, dir, err)
+}
+
+// checkNotLost returns ErrMissing, explained, when dataDir has no database
+// but holds a hub's data.
+func checkNotLost(dataDir string) error {
+	path := Path(dataDir)
+	if _, err := os.Stat(path); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return nil // present, or unreadable: opening it reports why
+	}
+	var found []string
+	for _, name := range hubData() {
+		if _, err := os.Lstat(filepath.Join(dataDir, name)); err == nil {
+			found = append(found, name)
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s holds a hub's data (%s) but no %s; it was deleted or not restored. "+
+		"A new one would mean a new admin password and no agent tokens, users, alert rules, notifiers or silences, so nothing was changed. "+
+		"Restore %s from a backup (delete any %s-wal and %s-shm beside it first); "+
+		"or, to start over with an empty one on purpose (stored history is kept), delete those two files if present and create an empty file: touch %s",
+		ErrMissing, dataDir, strings.Join(found, ", "), FileName, FileName, FileName, FileName, path)
 }
 
 // Migrate brings one component's tables up to date. steps are SQL scripts

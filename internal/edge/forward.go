@@ -93,8 +93,11 @@ func NewForwarder(opts ForwarderOptions) (*Forwarder, error) {
 	if err := checkEdgeURL(opts.URL); err != nil {
 		return nil, err
 	}
-	if len(opts.Key) < MinKeyLength {
+	if opts.Key == "" {
 		return nil, fmt.Errorf("--edge-key: the edge's publish key is required and has at least %d characters (set --edge-key or SYSMONSTM_EDGE_KEY)", MinKeyLength)
+	}
+	if err := ValidateKey(opts.Key); err != nil {
+		return nil, fmt.Errorf("--edge-key %w", err)
 	}
 	if opts.Queue <= 0 {
 		opts.Queue = 1024

@@ -21,7 +21,8 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/live"
 )
 
-// MinKeyLength is the shortest publish key the edge accepts, in bytes.
+// MinKeyLength is the shortest publish key the edge accepts, in characters
+// (see ValidateKey).
 const MinKeyLength = 16
 
 // Options configures a Server. Key is required; the other zero values take
@@ -95,8 +96,8 @@ func New(opts Options) (*Server, error) {
 	if opts.Key == "" {
 		return nil, errors.New("no publish key configured: set --key (or SYSMONSTM_KEY) to a random secret of at least 16 characters, the same as the hub's --edge-key; the edge never runs without one")
 	}
-	if len(opts.Key) < MinKeyLength {
-		return nil, fmt.Errorf("--key is %d characters, need at least %d: use a random secret, e.g. `openssl rand -hex 32`", len(opts.Key), MinKeyLength)
+	if err := ValidateKey(opts.Key); err != nil {
+		return nil, fmt.Errorf("--key %w", err)
 	}
 	if (opts.TLSCert == "") != (opts.TLSKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")

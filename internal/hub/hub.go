@@ -346,8 +346,16 @@ func (h *Hub) URL() string {
 	return scheme + "://" + h.HTTPAddr() + "/"
 }
 
+// streamGrace is how long a shutting-down hub lets open agent streams run
+// so that acks of batches in flight go out. Agents never end a stream
+// themselves, so the hub then closes them; what they sent and did not get
+// acknowledged they replay to the next hub (acks follow commits, so no
+// acknowledged sample is lost either way).
+const streamGrace = time.Second
+
 // Run serves until ctx is done, then shuts down in order: stop taking new
-// streams and requests, let writers finish their commits, close storage.
+// streams and requests, close agent streams after streamGrace, let writers
+// finish their commits, close storage.
 func (h *Hub) Run(ctx context.Context) error {
 	defer h.closeAll()
 	g, gctx := errgroup.WithContext(ctx)
@@ -388,12 +396,12 @@ func (h *Hub) Run(ctx context.Context) error {
 
 	<-gctx.Done()
 	h.ready.Store(false)
-	h.log.Info("hub shutting down")
+	h.log.Info("hub shutting down", "agent_streams_closed_after", streamGrace)
 	done := make(chan struct{})
 	go func() { h.grpcSrv.GracefulStop(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(h.shutdown):
+	case <-time.After(streamGrace):
 		h.grpcSrv.Stop()
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), h.shutdown)

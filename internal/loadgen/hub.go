@@ -42,13 +42,16 @@ func runHub(ctx context.Context, opts Options) (Summary, error) {
 	}
 
 	var stopped atomic.Bool // set when generation ends; sources then return nothing
+	why := newReasons()
 	agents := make([]*agent.Agent, opts.Machines)
 	for i := range agents {
 		w := NewWorkload(i, opts.Series, opts.Seed)
 		id := opts.machineID(i)
-		log := slog.New(slog.DiscardHandler)
-		if i == 0 { // one agent speaks for all: the others would repeat it
-			log = slog.New(minLevel{opts.Logger.Handler(), slog.LevelWarn}).With("machine", id)
+		// Every agent's warnings are failure reasons; one agent also logs
+		// them for all: the others would repeat it.
+		log := slog.New(why.handler(id))
+		if i == 0 {
+			log = slog.New(slog.NewMultiHandler(why.handler(id), minLevel{opts.Logger.Handler(), slog.LevelWarn})).With("machine", id)
 		}
 		a, err := agent.New(agent.Options{
 			Hub:       opts.Hub,
@@ -114,6 +117,7 @@ wait:
 	wg.Wait()
 
 	s, _ := hubSummary(agents, opts)
+	s.ErrorReasons = why.list()
 	summarize(&s, elapsed)
 	return s, nil
 }

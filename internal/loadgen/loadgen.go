@@ -15,10 +15,12 @@ import (
 
 // Options configure a load run. Hub or RemoteWrite is required.
 type Options struct {
-	Hub      string // host:port of the hub's gRPC listener
-	Token    string // agent token sent by every simulated machine
-	Machines int    // simulated machines, default 1
-	Series   int    // series per machine, default 100
+	Hub string // host:port of the hub's gRPC listener
+	// Token is the agent token every simulated machine sends; with
+	// RemoteWrite it is sent as the requests' bearer token, if set.
+	Token    string
+	Machines int // simulated machines, default 1
+	Series   int // series per machine, default 100
 	Interval time.Duration
 	// Duration of the run; 0 runs until ctx is done.
 	Duration time.Duration
@@ -40,6 +42,11 @@ type Summary struct {
 	Machines         int     `json:"machines"`
 	SeriesPerMachine int     `json:"series_per_machine"`
 	Errors           int64   `json:"errors"` // failed streams or requests
+	// ErrorReasons says why, most frequent first: each distinct warning a
+	// simulated agent logged (it logs a lasting failure once, not on every
+	// retry) or each distinct remote-write error, at most 10 plus "other
+	// reasons".
+	ErrorReasons []Reason `json:"error_reasons,omitempty"`
 }
 
 // Defaults of Options.

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	sysmonstmv1 "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
 )
@@ -226,16 +229,88 @@ func TestRunRemoteWrite(t *testing.T) {
 }
 
 func TestRunRemoteWriteCountsErrors(t *testing.T) {
+	var auth sync.Map
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth.Store(r.Header.Get("Authorization"), true)
 		http.Error(w, "out of order sample", http.StatusBadRequest)
 	}))
 	defer srv.Close()
-	sum, err := Run(context.Background(), Options{RemoteWrite: srv.URL, Machines: 2, Series: 10, Interval: 100 * time.Millisecond, Duration: 350 * time.Millisecond})
+	sum, err := Run(context.Background(), Options{RemoteWrite: srv.URL, Token: "smt_x", Machines: 2, Series: 10, Interval: 100 * time.Millisecond, Duration: 350 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sum.Errors == 0 || sum.AckedSamples != 0 || sum.SentSamples == 0 {
 		t.Errorf("summary %+v", sum)
+	}
+	if len(sum.ErrorReasons) != 1 || sum.ErrorReasons[0].Count != sum.Errors || sum.ErrorReasons[0].Error != "400 Bad Request: out of order sample" {
+		t.Errorf("reasons %+v, want the endpoint's answer counted %d times", sum.ErrorReasons, sum.Errors)
+	}
+	if err := sum.Err(); err == nil || !strings.Contains(err.Error(), "failed streams or requests") || !strings.Contains(err.Error(), "out of order sample") {
+		t.Errorf("Err() = %v", err)
+	}
+	if _, ok := auth.Load("Bearer smt_x"); !ok {
+		t.Error("the token was not sent as the bearer token")
+	}
+}
+
+// refusingHub refuses every stream as the real hub refuses a token.
+type refusingHub struct {
+	sysmonstmv1.UnimplementedIngestServer
+}
+
+func (refusingHub) Stream(stream grpc.BidiStreamingServer[sysmonstmv1.AgentMessage, sysmonstmv1.HubMessage]) error {
+	msg, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	hello := msg.GetHello()
+	return status.Errorf(codes.PermissionDenied, "token abc already wrote as 100 machine ids; create one for %q", hello.GetMachineId())
+}
+
+// TestRunAgainstHubReportsWhy: a hub that refuses every machine makes a run
+// with errors whose reason is the hub's, and Err reports it.
+func TestRunAgainstHubReportsWhy(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	sysmonstmv1.RegisterIngestServer(srv, refusingHub{})
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+
+	sum, err := Run(context.Background(), Options{Hub: lis.Addr().String(), Machines: 3, Series: 20, Interval: 100 * time.Millisecond, Duration: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Errors < 3 || sum.AckedSamples != 0 || len(sum.ErrorReasons) != 1 || sum.ErrorReasons[0].Count != 3 ||
+		!strings.Contains(sum.ErrorReasons[0].Error, `already wrote as 100 machine ids; create one for "<machine>"`) {
+		t.Fatalf("summary %+v: want each of 3 machines to report the hub's refusal, as one reason", sum)
+	}
+	if err := sum.Err(); err == nil || !strings.Contains(err.Error(), "3× token rejected by hub") {
+		t.Errorf("Err() = %v", err)
+	}
+	ok := Summary{SentSamples: 5, AckedSamples: 5}
+	if err := ok.Err(); err != nil {
+		t.Errorf("Err() of a run without errors = %v", err)
+	}
+}
+
+func TestReasonsBounded(t *testing.T) {
+	r := newReasons()
+	for i := range 30 {
+		r.add(fmt.Sprint("reason ", i%15))
+	}
+	got := r.list()
+	if len(got) != maxReasons+1 {
+		t.Fatalf("%d reasons, want %d: %+v", len(got), maxReasons+1, got)
+	}
+	var total int64
+	for _, g := range got {
+		total += g.Count
+	}
+	if total != 30 || got[0].Error != otherReason || got[0].Count != 10 || got[1] != (Reason{"reason 0", 2}) {
+		t.Errorf("reasons %+v", got)
 	}
 }
 

@@ -49,14 +49,16 @@ func runRemoteWrite(ctx context.Context, opts Options) (Summary, error) {
 
 	var sent, acked, errs atomic.Int64
 	var errLogged atomic.Bool
+	why := newReasons()
 	client := &http.Client{Timeout: rwTimeout}
 	queue := make(chan rwRequest, rwWorkers*2)
 	var wg sync.WaitGroup
 	for range rwWorkers {
 		wg.Go(func() {
 			for req := range queue {
-				if err := postRW(client, opts.RemoteWrite, req.body); err != nil {
+				if err := postRW(client, opts.RemoteWrite, opts.Token, req.body); err != nil {
 					errs.Add(1)
+					why.add(err.Error())
 					if !errLogged.Swap(true) {
 						opts.Logger.Warn("remote write failed (logged once; see errors in the summary)", "url", opts.RemoteWrite, "err", err)
 					}
@@ -107,6 +109,7 @@ func runRemoteWrite(ctx context.Context, opts Options) (Summary, error) {
 		Machines:         opts.Machines,
 		SeriesPerMachine: opts.Series,
 		Errors:           errs.Load(),
+		ErrorReasons:     why.list(),
 	}
 	summarize(&s, elapsed)
 	return s, nil
@@ -147,8 +150,9 @@ func buildWriteRequest(machines []*rwMachine, ts time.Time) rwRequest {
 	return rwRequest{body: snappy.Encode(nil, raw), samples: int64(len(wr.Timeseries))}
 }
 
-// postRW sends one encoded WriteRequest; any non-2xx answer is an error.
-func postRW(client *http.Client, url string, body []byte) error {
+// postRW sends one encoded WriteRequest, with token (if any) as its bearer;
+// any non-2xx answer is an error.
+func postRW(client *http.Client, url, token string, body []byte) error {
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return err
@@ -157,6 +161,9 @@ func postRW(client *http.Client, url string, body []byte) error {
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
 	req.Header.Set("User-Agent", "sysmonstm-loadgen")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
