@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 )
 
@@ -93,4 +96,30 @@ func TestForgottenMachineLeavesTopAndEdge(t *testing.T) {
 	if health.Rejected != 0 {
 		t.Errorf("edge rejected %d messages", health.Rejected)
 	}
+}
+
+// TestBrowserEdgeForgottenMachine: a machine an admin forgets on the hub
+// leaves the edge's page in an open browser, without a reload.
+func TestBrowserEdgeForgottenMachine(t *testing.T) {
+	const password = "edge-forget-Pa55word"
+	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", password)
+	b := newBrowser(t, 1280, 900, 90*time.Second)
+	e := startEdgeRelay(t, "")
+	hub := startHub(t, t.TempDir(), "", "", edgeHubFlags(e)...)
+	calm := []ingestSample{{Name: "cpu_usage_percent", Labels: map[string]string{"cpu": "total"}, Value: 10}}
+	for _, id := range []string{"a-gone", "b-stays"} {
+		if err := ingest(t, hub, id, calm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.run("open the edge page", chromedp.Navigate("http://"+e.http+"/"))
+	b.waitJS(15*time.Second, "two cards", edgeCardIDs+`.join(",") === "a-gone,b-stays"`)
+
+	token := alertsLogin(t, hub, "admin", password)
+	alertsAPI(t, hub, token, http.MethodDelete, "/api/machines/a-gone", nil, nil)
+	b.waitJS(10*time.Second, "a-gone's card dropped", edgeCardIDs+`.join(",") === "b-stays" && document.querySelectorAll('#cards .card').length === 1`)
+	if c := js[string](b, `document.getElementById("counts").textContent`); !strings.HasPrefix(c, "1 machines") {
+		t.Errorf("counts after the forget: %q", c)
+	}
+	b.checkClean()
 }
