@@ -38,6 +38,7 @@ type env struct {
 	live   *live.State
 	srv    *Server
 	reg    *prometheus.Registry
+	conn   *grpc.ClientConn
 	client pb.IngestClient
 	stop   func()
 }
@@ -72,14 +73,14 @@ func newEnv(t *testing.T, dir string, auth AuthFunc, with ...func(*Options)) *en
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(8 << 20)) // the hub's default message limit
 	pb.RegisterIngestServer(gs, srv)
 	go func() { _ = gs.Serve(ln) }()
 	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, dir: dir, st: st, live: lv, srv: srv, reg: reg, client: pb.NewIngestClient(conn)}
+	e := &env{t: t, dir: dir, st: st, live: lv, srv: srv, reg: reg, conn: conn, client: pb.NewIngestClient(conn)}
 	stopped := false
 	e.stop = func() {
 		if stopped {

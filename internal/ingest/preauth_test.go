@@ -11,77 +11,33 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sysmonstm/sysmonstm/internal/live"
-	"github.com/sysmonstm/sysmonstm/internal/store"
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
 )
-
-// preauthEnv is a real ingest server behind a gRPC server with the hub's
-// message limit (8 MiB), on loopback.
-type preauthEnv struct {
-	srv  *Server
-	reg  *prometheus.Registry
-	conn *grpc.ClientConn
-}
 
 // The test's tokens: goodToken passes TokenAuth and Auth (for any machine
 // but "other"); anything else is refused.
 const goodToken = "smt_good"
 
-func newPreauthEnv(t *testing.T, opts Options) *preauthEnv {
+// newPreauthEnv is newEnv with opts' limits and auth functions (the test
+// server takes hellos up to the hub's 8 MiB message limit).
+func newPreauthEnv(t *testing.T, opts Options) *env {
 	t.Helper()
-	st, err := store.Open(store.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lv, err := live.New(live.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	opts.Storage, opts.Live, opts.Registerer = testStore{st}, lv, reg
-	if opts.HelloTimeout == 0 {
-		opts.HelloTimeout = 5 * time.Second
-	}
-	srv, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan struct{})
-	go func() { _ = srv.Run(ctx); close(runDone) }()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(8 << 20))
-	pb.RegisterIngestServer(gs, srv)
-	go func() { _ = gs.Serve(ln) }()
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		gs.Stop()
-		cancel()
-		<-runDone
-		if err := st.Close(); err != nil {
-			t.Error(err)
+	return newEnv(t, t.TempDir(), nil, func(o *Options) {
+		opts.Storage, opts.Live, opts.Registerer = o.Storage, o.Live, o.Registerer
+		if opts.HelloTimeout == 0 {
+			opts.HelloTimeout = 5 * time.Second
 		}
+		*o = opts
 	})
-	return &preauthEnv{srv: srv, reg: reg, conn: conn}
 }
 
 func testAuth(_ context.Context, token, machine string) error {
@@ -118,7 +74,7 @@ func (rawCodec) Name() string { return "proto" }
 // openRaw opens a stream with the given authorization metadata ("" for
 // none) and sends msg, an encoded AgentMessage (nil: send nothing). It
 // returns the stream's end: the first message or error from the hub.
-func (e *preauthEnv) openRaw(ctx context.Context, authz string, msg []byte) (*pb.HubMessage, error) {
+func (e *env) openRaw(ctx context.Context, authz string, msg []byte) (*pb.HubMessage, error) {
 	if authz != "" {
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", authz)
 	}
