@@ -8,7 +8,6 @@ import (
 
 	"github.com/sysmonstm/sysmonstm/internal/auth"
 	"github.com/sysmonstm/sysmonstm/internal/httpjson"
-	"github.com/sysmonstm/sysmonstm/internal/web"
 )
 
 // maxBodyBytes bounds every request body of the alerting API.
@@ -17,9 +16,11 @@ const maxBodyBytes = 256 << 10
 // Routes returns the alerting API's handlers (see docs/api.md, "Alerts").
 // Authorization (writes need an admin) is the hub middleware's job; the
 // handlers record the principal's name.
-func (e *Engine) Routes() []web.Route {
-	h := func(pattern string, f http.HandlerFunc) web.Route { return web.Route{Pattern: pattern, Handler: f} }
-	return []web.Route{
+func (e *Engine) Routes() []httpjson.Route {
+	h := func(pattern string, f http.HandlerFunc) httpjson.Route {
+		return httpjson.Route{Pattern: pattern, Handler: f}
+	}
+	return []httpjson.Route{
 		h("GET /api/rules", e.handleListRules),
 		h("POST /api/rules", e.handleCreateRule),
 		h("POST /api/rules/preview", e.handlePreview),
