@@ -29,7 +29,7 @@ func TestDefaultsFreshDatabase(t *testing.T) {
 	if got := ruleIDs(h.e.Rules()); !slices.Equal(got, want) {
 		t.Fatalf("rules %v, want %v", got, want)
 	}
-	r, _ := h.e.rule("builtin-container-restarting")
+	r, _ := h.e.Rule("builtin-container-restarting")
 	if !r.Builtin || !r.Enabled || r.Aggregation != AggIncrease || r.Window != 15*time.Minute || r.Op != ">=" || r.Threshold != 3 || r.For != 0 {
 		t.Fatalf("container default %+v", r)
 	}
@@ -106,7 +106,7 @@ func TestDefaultsAfterUpgrade(t *testing.T) {
 		if len(got) != 8 || slices.Contains(got, "builtin-cpu-high") || !slices.Contains(got, "builtin-container-restarting") {
 			t.Fatalf("taken %v: rules after upgrade %v", taken, got)
 		}
-		r, _ := h.e.rule("builtin-container-restarting")
+		r, _ := h.e.Rule("builtin-container-restarting")
 		if r.Builtin == taken || (r.Name == "mine") != taken {
 			t.Fatalf("taken %v: container rule %+v", taken, r)
 		}

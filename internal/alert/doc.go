@@ -9,4 +9,8 @@
 // (a ticker) persists them, publishes live events, promotes pending alerts,
 // detects offline machines and stale series, and hands grouped messages to
 // one delivery goroutine per channel.
+//
+// The package knows nothing of HTTP: internal/web/alertapi serves its API
+// through small interfaces the Engine satisfies. Errors the API answers
+// come in three kinds: *FieldError, ErrNotFound and ErrConflict.
 package alert

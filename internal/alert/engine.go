@@ -44,8 +44,7 @@ type Options struct {
 	// Publish receives an alert event on every state change, ack and
 	// silence change; nil publishes nothing.
 	Publish func(live.Event)
-	// Sender delivers notifications; nil sends none (and the test
-	// endpoint answers 503).
+	// Sender delivers notifications; nil sends none.
 	Sender Sender
 	// Provisioning is a YAML file of rules and notifiers (keys rules: and
 	// notifiers:), re-synced at every start; "" provisions nothing.
@@ -83,11 +82,12 @@ type Options struct {
 const promoteGrace = 15 * time.Second
 
 // Engine evaluates alert rules on the live stream. Observe is safe for
-// concurrent use; the API handlers and Run may run at the same time.
+// concurrent use; the methods the API calls and Run may run at the same
+// time.
 //
 // Locks, in the order they may be taken: machineState.mu, then Engine.mu;
 // machinesMu and writeMu are never held while taking another lock except
-// writeMu → Engine.mu.
+// writeMu → Engine.mu; stepMu is taken before all of them.
 type Engine struct {
 	opts    Options
 	log     *slog.Logger
@@ -104,13 +104,17 @@ type Engine struct {
 	machinesMu sync.RWMutex // protects machines (the map, not the entries)
 	machines   map[string]*machineState
 
-	// writeMu serialises API writes (database, then memory).
+	// writeMu serialises writes of rules, notifiers and silences (database,
+	// then memory).
 	writeMu sync.Mutex
+
+	stepMu    sync.Mutex // protects stepState
+	stepState runState   // what Step remembers between calls (Run keeps its own)
 
 	mu        sync.Mutex // protects every field below
 	version   uint64     // rules version: bumped on every rule change
 	rules     map[string]Rule
-	notifiers map[string]notifierEntry
+	notifiers map[string]Notifier
 	silences  map[string]*Silence
 	active    map[string]*record      // id → pending or firing alert
 	restored  map[string]*record      // identity → active alert loaded at start, not yet seen again
@@ -156,7 +160,7 @@ func New(opts Options) (*Engine, error) {
 		opts: opts, log: opts.Logger, now: opts.Now, db: opts.DB,
 		machines:  map[string]*machineState{},
 		rules:     map[string]Rule{},
-		notifiers: map[string]notifierEntry{},
+		notifiers: map[string]Notifier{},
 		silences:  map[string]*Silence{},
 		active:    map[string]*record{},
 		restored:  map[string]*record{},
@@ -228,7 +232,7 @@ func (e *Engine) load(ctx context.Context) error {
 		e.rules[r.ID] = r
 	}
 	for _, n := range nots {
-		e.notifiers[n.cfg.ID] = n
+		e.notifiers[n.Config.ID] = n
 	}
 	for _, s := range sils {
 		e.silences[s.ID] = s

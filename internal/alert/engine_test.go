@@ -468,7 +468,7 @@ func TestSilences(t *testing.T) {
 		t.Fatalf("notifications %+v, want only db-1", got)
 	}
 	// Expiring the silence notifies the alert that still fires.
-	if _, err := h.e.expireSilence(context.Background(), "s1"); err != nil {
+	if _, err := h.e.ExpireSilence(context.Background(), "s1"); err != nil {
 		t.Fatal(err)
 	}
 	h.advance(2*time.Second, time.Second, nil)
@@ -715,17 +715,17 @@ func TestDefaultsCreatedOnce(t *testing.T) {
 	if err := h.e.DeleteRule(context.Background(), "builtin-cpu-high"); err != nil {
 		t.Fatal(err)
 	}
-	r, _ := h.e.rule("builtin-memory-high")
+	r, _ := h.e.Rule("builtin-memory-high")
 	r.Enabled = false
 	if _, err := h.e.UpdateRule(context.Background(), r.ID, r); err != nil {
 		t.Fatal(err)
 	}
 	h.stop()
 	h2 := openHarness(t, dir, clk, Options{Defaults: true})
-	if _, ok := h2.e.rule("builtin-cpu-high"); ok {
+	if _, ok := h2.e.Rule("builtin-cpu-high"); ok {
 		t.Fatal("a deleted default came back")
 	}
-	if r, _ := h2.e.rule("builtin-memory-high"); r.Enabled || !r.Builtin {
+	if r, _ := h2.e.Rule("builtin-memory-high"); r.Enabled || !r.Builtin {
 		t.Fatalf("edited default: %+v", r)
 	}
 	// The defaults work: the filesystem pair fires warning and critical.

@@ -202,7 +202,7 @@ func (h *harness) createNotifier(id string, severities ...string) {
 	h.t.Helper()
 	h.e.mu.Lock()
 	defer h.e.mu.Unlock()
-	h.e.notifiers[id] = notifierEntry{cfg: notify.Config{ID: id, Name: id, Type: notify.TypeWebhook, URL: "http://127.0.0.1:1/" + id, Severities: severities}}
+	h.e.notifiers[id] = Notifier{Config: notify.Config{ID: id, Name: id, Type: notify.TypeWebhook, URL: "http://127.0.0.1:1/" + id, Severities: severities}}
 }
 
 // alerts lists alerts in the given states.

@@ -1,7 +1,6 @@
 package alert
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -94,61 +93,5 @@ func TestIncreaseRuleValidation(t *testing.T) {
 		a.sameWindow(compile(Rule{Aggregation: AggMax, Window: time.Minute})) ||
 		a.sameWindow(compile(Rule{Aggregation: AggIncrease, Window: 2 * time.Minute})) {
 		t.Fatal("sameWindow of increase rules")
-	}
-}
-
-// TestPreviewIncrease: the preview shows an increase only where the engine
-// tracks one for the same aggregation and window, never a counter's raw
-// value.
-func TestPreviewIncrease(t *testing.T) {
-	h := newHarness(t, Options{Defaults: true})
-	srv := apiServer(t, h)
-	s := h.series("container_restarts_total", "container", "web")
-	for i, v := range []float64{40, 41, 42, 43} { // high raw value, increase 3
-		if i > 0 {
-			h.clk.Add(time.Second)
-		}
-		h.observe("host-1", s, v)
-	}
-	h.observe("host-2", h.series("container_restarts_total", "container", "db"), 50)
-
-	var p Preview
-	code, body := call(t, "POST", srv.URL+"/api/rules/preview", `{"name":"p","metric":"container_restarts_total","op":">=","threshold":3,"aggregation":"increase","window":"15m"}`, &p)
-	if code != 200 || len(p.Matches) != 2 || !strings.Contains(p.Note, "increase over 15m") {
-		t.Fatalf("preview: %d %s", code, body)
-	}
-	for _, m := range p.Matches {
-		want := map[string]float64{"host-1": 3, "host-2": 0}[m.Machine]
-		st := map[string]string{"host-1": "would fire", "host-2": "ok"}[m.Machine]
-		if m.Value == nil || *m.Value != want || m.State != st {
-			t.Fatalf("preview of %s: %s", m.Machine, body)
-		}
-	}
-	// Another window: the engine knows no increase over it.
-	code, body = call(t, "POST", srv.URL+"/api/rules/preview", `{"name":"p","metric":"container_restarts_total","op":">=","threshold":3,"aggregation":"increase","window":"5m"}`, &p)
-	if code != 200 || len(p.Matches) != 2 || p.Matches[0].Value != nil || p.Matches[0].State != "unknown" || p.Matches[1].State != "unknown" {
-		t.Fatalf("preview without a window: %d %s", code, body)
-	}
-	// avg/max/min say that they show the latest sample.
-	p = Preview{}
-	call(t, "POST", srv.URL+"/api/rules/preview", `{"name":"p","metric":"container_restarts_total","op":">","threshold":1,"aggregation":"avg","window":"1m"}`, &p)
-	if p.Note != "values are each series' latest sample, not its avg over 1m" || *p.Matches[0].Value != 43 {
-		t.Fatalf("avg preview: %+v", p)
-	}
-	p = Preview{}
-	call(t, "POST", srv.URL+"/api/rules/preview", `{"name":"p","metric":"container_restarts_total","op":">","threshold":1}`, &p)
-	if p.Note != "" {
-		t.Fatalf("last preview note %q", p.Note)
-	}
-	// With the default deleted, nothing tracks the 15m increase any more
-	// once the machine's rules are rebuilt.
-	if err := h.e.DeleteRule(context.Background(), "builtin-container-restarting"); err != nil {
-		t.Fatal(err)
-	}
-	h.clk.Add(time.Second)
-	h.observe("host-1", s, 43)
-	call(t, "POST", srv.URL+"/api/rules/preview", `{"name":"p","metric":"container_restarts_total","op":">=","threshold":3,"aggregation":"increase","window":"15m"}`, &p)
-	if p.Matches[0].Machine != "host-1" || p.Matches[0].State != "unknown" {
-		t.Fatalf("preview after delete: %+v", p)
 	}
 }

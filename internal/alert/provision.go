@@ -63,7 +63,7 @@ func parseProvisioning(path string, b []byte) (*provisioning, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
-		cfg, err := decodeNotifier(js)
+		cfg, err := DecodeNotifier(js)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
@@ -108,9 +108,11 @@ func parseProvisioning(path string, b []byte) (*provisioning, error) {
 	return p, nil
 }
 
-// decodeNotifier parses a notifier's JSON (the notify.Config fields;
-// "provisioned" and "status" echoed back by clients are ignored).
-func decodeNotifier(b []byte) (notify.Config, error) {
+// DecodeNotifier parses a notifier's JSON form (the notify.Config fields;
+// "provisioned", "status", "created_at" and "updated_at" echoed back by
+// clients are ignored); the error names the offending field. It does not
+// validate the config: CreateNotifier and UpdateNotifier do.
+func DecodeNotifier(b []byte) (notify.Config, error) {
 	var probe map[string]json.RawMessage
 	if err := json.Unmarshal(b, &probe); err != nil {
 		return notify.Config{}, jsonFieldError(err)
@@ -149,8 +151,8 @@ func (e *Engine) syncProvisioning(ctx context.Context, p *provisioning) error {
 		known[n.ID] = true
 	}
 	for _, n := range oldNots {
-		if !n.provisioned {
-			known[n.cfg.ID] = true
+		if !n.Provisioned {
+			known[n.Config.ID] = true
 		}
 	}
 	for _, r := range p.rules {
@@ -167,19 +169,19 @@ func (e *Engine) syncProvisioning(ctx context.Context, p *provisioning) error {
 	}
 	defer func() { _ = tx.Rollback() }()
 
-	oldN := map[string]notifierEntry{}
+	oldN := map[string]Notifier{}
 	for _, n := range oldNots {
-		oldN[n.cfg.ID] = n
+		oldN[n.Config.ID] = n
 	}
 	for _, cfg := range p.notifiers {
-		n := notifierEntry{cfg: cfg, provisioned: true, createdAt: now, updatedAt: now}
+		n := Notifier{Config: cfg, Provisioned: true, CreatedAt: now, UpdatedAt: now}
 		if old, ok := oldN[cfg.ID]; ok {
-			if !old.provisioned {
+			if !old.Provisioned {
 				e.log.Warn("alerts config takes over a notifier created through the API", "notifier", cfg.ID)
 			}
-			n.createdAt = old.createdAt
-			if reflect.DeepEqual(old.cfg, cfg) && old.provisioned {
-				n.updatedAt = old.updatedAt
+			n.CreatedAt = old.CreatedAt
+			if reflect.DeepEqual(old.Config, cfg) && old.Provisioned {
+				n.UpdatedAt = old.UpdatedAt
 			}
 		}
 		if err := saveNotifier(ctx, tx, n); err != nil {
@@ -187,9 +189,9 @@ func (e *Engine) syncProvisioning(ctx context.Context, p *provisioning) error {
 		}
 	}
 	for _, old := range oldNots {
-		if old.provisioned && !containsNotifier(p.notifiers, old.cfg.ID) {
-			e.log.Info("provisioned notifier removed from the alerts config: deleted", "notifier", old.cfg.ID)
-			if err := deleteRow(ctx, tx, "alert_notifiers", old.cfg.ID); err != nil {
+		if old.Provisioned && !containsNotifier(p.notifiers, old.Config.ID) {
+			e.log.Info("provisioned notifier removed from the alerts config: deleted", "notifier", old.Config.ID)
+			if err := deleteRow(ctx, tx, "alert_notifiers", old.Config.ID); err != nil {
 				return err
 			}
 		}

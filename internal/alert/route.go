@@ -178,7 +178,7 @@ func (e *Engine) routeLocked(r *record) []string {
 		return out
 	}
 	for id, n := range e.notifiers {
-		if slices.Contains(n.cfg.Severities, r.a.Severity) {
+		if slices.Contains(n.Config.Severities, r.a.Severity) {
 			out = append(out, id)
 		}
 	}
@@ -203,11 +203,11 @@ func (e *Engine) flushGroups(now time.Time) {
 		msg := e.message(g)
 		w := e.workerLocked(id)
 		select {
-		case w.queue <- job{cfg: n.cfg, msg: msg}:
+		case w.queue <- job{cfg: n.Config, msg: msg}:
 			e.m.notifications.WithLabelValues("queued").Inc()
 		default:
 			e.m.notifications.WithLabelValues("dropped").Inc()
-			e.log.Warn("notification dropped: the channel's queue is full (is it failing?)", "notifier", id, "name", n.cfg.Name, "queue", cap(w.queue))
+			e.log.Warn("notification dropped: the channel's queue is full (is it failing?)", "notifier", id, "name", n.Config.Name, "queue", cap(w.queue))
 		}
 	}
 }

@@ -2,6 +2,7 @@ package alert
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -279,6 +280,31 @@ func FuzzSilence(f *testing.F) {
 		}
 		if _, err := json.Marshal(s); err != nil {
 			t.Fatalf("accepted silence does not encode: %v", err)
+		}
+	})
+}
+
+// FuzzAck feeds arbitrary POST /api/alerts/{id}/ack bodies to the decoder:
+// it never panics, every refusal is a *FieldError (a 400, never a 500), and
+// an accepted comment is trimmed and within the limit.
+func FuzzAck(f *testing.F) {
+	f.Add([]byte(`{"comment":"looking"}`))
+	f.Add([]byte(``))
+	f.Add([]byte(`  `))
+	f.Add([]byte(`{"comment":1}`))
+	f.Add([]byte(`{"comment":"a"} {}`))
+	f.Add([]byte(`{"bogus":true}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := DecodeAck(b)
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("%q: error %v is not a field error", b, err)
+			}
+			return
+		}
+		if len(c) > maxAckComment || c != strings.TrimSpace(c) {
+			t.Fatalf("%q: accepted comment %q", b, c)
 		}
 	})
 }

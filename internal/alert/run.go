@@ -36,6 +36,16 @@ type runState struct {
 	rebuilt              uint64 // rules version every machine was brought to
 }
 
+// Step does one round of Run's housekeeping at now, for code that drives
+// the engine with its own clock instead of running Run (tests of the
+// layers above the engine). Calls are serialised and share one state
+// between them; never call Step while Run runs.
+func (e *Engine) Step(ctx context.Context, now time.Time) {
+	e.stepMu.Lock()
+	defer e.stepMu.Unlock()
+	e.step(ctx, now, &e.stepState)
+}
+
 // step is one tick of Run.
 func (e *Engine) step(ctx context.Context, now time.Time, st *runState) {
 	if v := e.set.Load().version; v != st.rebuilt || e.rebuildNeeded.Swap(false) {

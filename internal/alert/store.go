@@ -10,7 +10,6 @@ import (
 	"time"
 
 	metadb "github.com/sysmonstm/sysmonstm/internal/db"
-	"github.com/sysmonstm/sysmonstm/internal/notify"
 )
 
 // migrations are the alert component's schema steps (append only). Bodies
@@ -103,48 +102,40 @@ func deleteRow(ctx context.Context, d execer, table, id string) error {
 	return nil
 }
 
-// notifierEntry is a stored notification channel.
-type notifierEntry struct {
-	cfg         notify.Config
-	provisioned bool
-	createdAt   time.Time
-	updatedAt   time.Time
-}
-
-func loadNotifiers(ctx context.Context, d *sql.DB) ([]notifierEntry, error) {
+func loadNotifiers(ctx context.Context, d *sql.DB) ([]Notifier, error) {
 	rows, err := d.QueryContext(ctx, `SELECT id, body, provisioned, created_at, updated_at FROM alert_notifiers ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("load notifiers: %w", err)
 	}
 	defer rows.Close()
-	var out []notifierEntry
+	var out []Notifier
 	for rows.Next() {
 		var id, body string
-		var n notifierEntry
+		var n Notifier
 		var created, updated int64
-		if err := rows.Scan(&id, &body, &n.provisioned, &created, &updated); err != nil {
+		if err := rows.Scan(&id, &body, &n.Provisioned, &created, &updated); err != nil {
 			return nil, fmt.Errorf("load notifiers: %w", err)
 		}
-		if err := json.Unmarshal([]byte(body), &n.cfg); err != nil {
+		if err := json.Unmarshal([]byte(body), &n.Config); err != nil {
 			return nil, fmt.Errorf("load notifier %s: %w", id, err)
 		}
-		n.cfg.ID = id
-		n.createdAt, n.updatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
+		n.Config.ID = id
+		n.CreatedAt, n.UpdatedAt = time.UnixMilli(created).UTC(), time.UnixMilli(updated).UTC()
 		out = append(out, n)
 	}
 	return out, rows.Err()
 }
 
-func saveNotifier(ctx context.Context, d execer, n notifierEntry) error {
-	body, err := json.Marshal(n.cfg)
+func saveNotifier(ctx context.Context, d execer, n Notifier) error {
+	body, err := json.Marshal(n.Config)
 	if err != nil {
-		return fmt.Errorf("encode notifier %s: %w", n.cfg.ID, err)
+		return fmt.Errorf("encode notifier %s: %w", n.Config.ID, err)
 	}
 	_, err = d.ExecContext(ctx, `INSERT INTO alert_notifiers(id, body, provisioned, created_at, updated_at) VALUES(?, ?, ?, ?, ?)
 		ON CONFLICT(id) DO UPDATE SET body = excluded.body, provisioned = excluded.provisioned, updated_at = excluded.updated_at`,
-		n.cfg.ID, string(body), n.provisioned, n.createdAt.UnixMilli(), n.updatedAt.UnixMilli())
+		n.Config.ID, string(body), n.Provisioned, n.CreatedAt.UnixMilli(), n.UpdatedAt.UnixMilli())
 	if err != nil {
-		return fmt.Errorf("save notifier %s: %w", n.cfg.ID, err)
+		return fmt.Errorf("save notifier %s: %w", n.Config.ID, err)
 	}
 	return nil
 }

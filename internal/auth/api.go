@@ -11,31 +11,30 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// Route is one handler of the auth API, with an http.ServeMux pattern.
-type Route struct {
-	Pattern string
-	Handler http.Handler
-}
+	"github.com/sysmonstm/sysmonstm/internal/httpjson"
+)
 
 // maxBody bounds the JSON bodies of the auth API.
 const maxBody = 16 << 10
 
 // Routes are the auth endpoints: login, logout, me, and the admin API of
 // agent tokens and users.
-func (a *HTTP) Routes() []Route {
-	return []Route{
-		{"POST /api/auth/login", http.HandlerFunc(a.login)},
-		{"POST /api/auth/logout", http.HandlerFunc(a.logout)},
-		{"GET /api/auth/me", http.HandlerFunc(a.me)},
-		{"GET /api/tokens", a.admin(a.listTokens)},
-		{"POST /api/tokens", a.admin(a.createToken)},
-		{"DELETE /api/tokens/{id}", a.admin(a.revokeToken)},
-		{"GET /api/users", a.admin(a.listUsers)},
-		{"POST /api/users", a.admin(a.addUser)},
-		{"PUT /api/users/{name}", a.admin(a.updateUser)},
-		{"DELETE /api/users/{name}", a.admin(a.removeUser)},
+func (a *HTTP) Routes() []httpjson.Route {
+	h := func(pattern string, handler http.Handler) httpjson.Route {
+		return httpjson.Route{Pattern: pattern, Handler: handler}
+	}
+	return []httpjson.Route{
+		h("POST /api/auth/login", http.HandlerFunc(a.login)),
+		h("POST /api/auth/logout", http.HandlerFunc(a.logout)),
+		h("GET /api/auth/me", http.HandlerFunc(a.me)),
+		h("GET /api/tokens", a.admin(a.listTokens)),
+		h("POST /api/tokens", a.admin(a.createToken)),
+		h("DELETE /api/tokens/{id}", a.admin(a.revokeToken)),
+		h("GET /api/users", a.admin(a.listUsers)),
+		h("POST /api/users", a.admin(a.addUser)),
+		h("PUT /api/users/{name}", a.admin(a.updateUser)),
+		h("DELETE /api/users/{name}", a.admin(a.removeUser)),
 	}
 }
 

@@ -1,6 +1,7 @@
-// Package httpjson writes the JSON answers every sysmonstm HTTP server
-// gives: a value with its status, or {"error": "…"} (SPEC §5: never a stack
-// trace, never a 200 with an error inside).
+// Package httpjson holds what every sysmonstm HTTP API shares: the Route
+// each API contributes to a server's mux, and the JSON answers they give: a
+// value with its status, or {"error": "…"} (SPEC §5: never a stack trace,
+// never a 200 with an error inside).
 package httpjson
 
 import (
@@ -8,6 +9,14 @@ import (
 	"net/http"
 	"strings"
 )
+
+// Route is one handler an API contributes to a server's mux (the auth,
+// alerting and admin APIs to the hub's web server), with an http.ServeMux
+// pattern such as "GET /api/rules/{id}".
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
 
 // Write answers v as JSON with status. API answers are never cached.
 func Write(w http.ResponseWriter, status int, v any) {

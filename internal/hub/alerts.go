@@ -11,6 +11,7 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/notify"
+	"github.com/sysmonstm/sysmonstm/internal/web/alertapi"
 )
 
 // AlertingConfig is the alert engine's settings; zero values take the
@@ -39,8 +40,9 @@ type alertsPart struct {
 	dispatcher *notify.Dispatcher
 }
 
-// setupAlerts builds the alert engine on h.db and h.live and appends its
-// API routes to h.routes. Called after setupSecurity, before ingest.
+// setupAlerts builds the alert engine on h.db and h.live and appends the
+// alerting API's routes (internal/web/alertapi, over the engine) to
+// h.routes. Called after setupSecurity, before ingest.
 func (h *Hub) setupAlerts() error {
 	c := h.cfg.Alerting
 	if c.Retention != 0 && c.Retention < time.Hour {
@@ -81,8 +83,16 @@ func (h *Hub) setupAlerts() error {
 	if err != nil {
 		return err
 	}
+	api, err := alertapi.New(alertapi.Options{
+		Rules: e, Alerts: e, Silences: e, Notifiers: e,
+		Sender: d,
+		Logger: h.log.With("component", "alert"),
+	})
+	if err != nil {
+		return err
+	}
 	h.alerts = alertsPart{engine: e, dispatcher: d}
-	h.routes = append(h.routes, e.Routes()...)
+	h.routes = append(h.routes, api.Routes()...)
 	return nil
 }
 

@@ -29,6 +29,7 @@ import (
 
 	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/db"
+	"github.com/sysmonstm/sysmonstm/internal/httpjson"
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
@@ -132,7 +133,7 @@ type Hub struct {
 	shutdown time.Duration
 
 	db     *sql.DB // metadata: rules, alerts, tokens, users (internal/db)
-	routes []web.Route
+	routes []httpjson.Route
 	// Each part adds its components in its own file; see setup* and run*.
 	alerts alertsPart
 	sec    securityPart

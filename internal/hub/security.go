@@ -11,7 +11,6 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/auth"
 	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
-	"github.com/sysmonstm/sysmonstm/internal/web"
 )
 
 // SecurityConfig is the hub's authentication settings.
@@ -98,9 +97,7 @@ func (h *Hub) setupSecurity() error {
 		Registerer:    h.reg,
 		Logger:        log,
 	})
-	for _, rt := range h.sec.http.Routes() {
-		h.routes = append(h.routes, web.Route{Pattern: rt.Pattern, Handler: rt.Handler})
-	}
+	h.routes = append(h.routes, h.sec.http.Routes()...)
 	return nil
 }
 

@@ -52,16 +52,10 @@ type Options struct {
 	Now func() time.Time
 	// Routes are further handlers mounted on the same mux (alerts, auth,
 	// admin APIs), with http.ServeMux patterns such as "GET /api/rules".
-	Routes []Route
+	Routes []httpjson.Route
 	// Middleware wraps every route (authentication and authorization);
 	// nil serves every request as is.
 	Middleware func(http.Handler) http.Handler
-}
-
-// Route is one extra handler of Options.Routes.
-type Route struct {
-	Pattern string
-	Handler http.Handler
 }
 
 // Server is the HTTP API.

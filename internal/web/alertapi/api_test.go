@@ -1,7 +1,7 @@
-package alert
+package alertapi
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,17 +13,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysmonstm/sysmonstm/internal/alert"
 	"github.com/sysmonstm/sysmonstm/internal/auth"
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 	"github.com/sysmonstm/sysmonstm/internal/notify"
 )
 
-// apiServer serves the engine's routes as user "alice" (admin).
+// apiServer serves the API over h's engine as user "alice" (admin).
 func apiServer(t *testing.T, h *harness) *httptest.Server {
 	t.Helper()
+	api, err := New(Options{Rules: h.e, Alerts: h.e, Silences: h.e, Notifiers: h.e, Sender: h.opts.Sender})
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
-	for _, r := range h.e.Routes() {
+	for _, r := range api.Routes() {
 		mux.Handle(r.Pattern, r.Handler)
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -75,11 +80,11 @@ func expect(t *testing.T, method, url, body string, status int, contains string)
 }
 
 func TestRulesAPI(t *testing.T) {
-	h := newHarness(t, Options{})
+	h := newHarness(t, alert.Options{})
 	srv := apiServer(t, h)
 	u := srv.URL + "/api/rules"
 
-	var created Rule
+	var created alert.Rule
 	code, body := call(t, "POST", u, `{"name":"Root disk","metric":"filesystem_usage_percent{mountpoint=\"/\"}","op":">","threshold":90,"clear":85,"for":"5m","severity":"critical","machines":["web-*"]}`, &created)
 	if code != 201 || created.ID == "" || created.Metric != "filesystem_usage_percent" || created.Matchers["mountpoint"] != "/" || created.CreatedAt.IsZero() {
 		t.Fatalf("create: %d %s", code, body)
@@ -91,11 +96,11 @@ func TestRulesAPI(t *testing.T) {
 			t.Errorf("rule JSON lacks %q: %s", k, body)
 		}
 	}
-	var list []Rule
+	var list []alert.Rule
 	if code, _ := call(t, "GET", u, "", &list); code != 200 || len(list) != 1 {
 		t.Fatalf("list: %d %+v", code, list)
 	}
-	var got Rule
+	var got alert.Rule
 	call(t, "GET", u+"/"+created.ID, "", &got)
 	if got.Name != "Root disk" || got.Clear == nil || *got.Clear != 85 {
 		t.Fatalf("get: %+v", got)
@@ -113,7 +118,7 @@ func TestRulesAPI(t *testing.T) {
 	}
 
 	// PUT replaces; the id in the body must match.
-	var upd Rule
+	var upd alert.Rule
 	code, body = call(t, "PUT", u+"/"+created.ID, `{"name":"Root disk","metric":"filesystem_usage_percent","matchers":{"mountpoint":"/"},"op":">","threshold":95,"severity":"warning"}`, &upd)
 	if code != 200 || upd.Threshold != 95 || upd.ID != created.ID || !upd.CreatedAt.Equal(created.CreatedAt) || upd.Clear != nil {
 		t.Fatalf("put: %d %s", code, body)
@@ -132,7 +137,7 @@ func TestRulesAPI(t *testing.T) {
 }
 
 func TestPreviewAPI(t *testing.T) {
-	h := newHarness(t, Options{})
+	h := newHarness(t, alert.Options{})
 	srv := apiServer(t, h)
 	for i, m := range []string{"web-1", "web-2", "db-1"} {
 		h.live.Connect(live.MachineInfo{ID: m, Labels: metric.Labels{{Name: "env", Value: "prod"}}})
@@ -140,7 +145,7 @@ func TestPreviewAPI(t *testing.T) {
 			h.observe(m, h.series("cpu_usage_percent", "cpu", "total"), float64(50+40*i))
 		}
 	}
-	var p Preview
+	var p alert.Preview
 	code, body := call(t, "POST", srv.URL+"/api/rules/preview", `{"name":"p","metric":"cpu_usage_percent{cpu=\"total\"}","op":">","threshold":80,"machine_labels":{"env":"prod"}}`, &p)
 	if code != 200 || p.Machines != 3 || len(p.Matches) != 3 || p.Truncated {
 		t.Fatalf("preview: %d %s", code, body)
@@ -163,18 +168,18 @@ func TestPreviewAPI(t *testing.T) {
 	if code != 200 || p.Machines != 2 || p.Matches[0].State != "ok" || p.Matches[1].State != "would fire" {
 		t.Fatalf("offline preview %d %s", code, body)
 	}
-	// The list is capped.
+	// The list is capped at 500 matches.
 	for i := 0; i < 520; i++ {
 		h.observe("big", h.series("x", "i", strings.Repeat("a", i%30)+string(rune('a'+i%26))+strings.Repeat("z", i/26)), 1)
 	}
 	call(t, "POST", srv.URL+"/api/rules/preview", `{"name":"p","metric":"x","op":">","threshold":0}`, &p)
-	if len(p.Matches) != maxPreviewMatches || !p.Truncated {
+	if len(p.Matches) != 500 || !p.Truncated {
 		t.Fatalf("cap: %d matches truncated %v", len(p.Matches), p.Truncated)
 	}
 }
 
 func TestAlertsAPI(t *testing.T) {
-	h := newHarness(t, Options{})
+	h := newHarness(t, alert.Options{})
 	srv := apiServer(t, h)
 	h.createRule(`{"id":"cpu","name":"cpu","metric":"cpu","op":">","threshold":90,"severity":"critical"}`)
 	h.createRule(`{"id":"mem","name":"mem","metric":"mem","op":">","threshold":90,"for":"1h"}`)
@@ -184,9 +189,9 @@ func TestAlertsAPI(t *testing.T) {
 	h.step()
 	u := srv.URL + "/api/alerts"
 
-	var as []Alert
+	var as []alert.Alert
 	call(t, "GET", u, "", &as)
-	if len(as) != 3 || as[0].State != StateFiring || as[2].State != StatePending {
+	if len(as) != 3 || as[0].State != alert.StateFiring || as[2].State != alert.StatePending {
 		t.Fatalf("default list (firing then pending): %+v", as)
 	}
 	call(t, "GET", u+"?state=firing&machine=web-2", "", &as)
@@ -220,7 +225,7 @@ func TestAlertsAPI(t *testing.T) {
 	id := raw[0]["id"].(string)
 
 	// Ack and un-ack record the principal.
-	var a Alert
+	var a alert.Alert
 	code, body = call(t, "POST", u+"/"+id+"/ack", `{"comment":"looking"}`, &a)
 	if code != 200 || !a.Acknowledged || a.Ack.By != "alice" || a.Ack.Comment != "looking" {
 		t.Fatalf("ack: %d %s", code, body)
@@ -244,11 +249,11 @@ func TestAlertsAPI(t *testing.T) {
 	}
 	h.step()
 	call(t, "GET", u+"?state=all", "", &as)
-	if len(as) != 3 || as[2].State != StateResolved {
+	if len(as) != 3 || as[2].State != alert.StateResolved {
 		t.Fatalf("all: %+v", as)
 	}
 	call(t, "GET", u+"/"+id, "", &a)
-	if a.State != StateResolved {
+	if a.State != alert.StateResolved {
 		t.Fatalf("get resolved: %+v", a)
 	}
 	expect(t, "POST", u+"/"+id+"/ack", ``, 409, "is resolved")
@@ -256,13 +261,13 @@ func TestAlertsAPI(t *testing.T) {
 }
 
 func TestSilencesAPI(t *testing.T) {
-	h := newHarness(t, Options{})
+	h := newHarness(t, alert.Options{})
 	srv := apiServer(t, h)
 	h.createRule(`{"id":"cpu","name":"cpu","metric":"cpu","op":">","threshold":90}`)
 	h.observe("web-1", h.series("cpu"), 95)
 	h.step()
 	u := srv.URL + "/api/silences"
-	var s Silence
+	var s alert.Silence
 	code, body := call(t, "POST", u, `{"matchers":{"rule_id":"cpu","machine":"web-*"},"duration":"2h","comment":"deploy"}`, &s)
 	if code != 201 || s.ID == "" || !s.Active || s.CreatedBy != "alice" || !s.EndsAt.Equal(h.clk.Now().Add(2*time.Hour).Truncate(time.Millisecond)) {
 		t.Fatalf("create: %d %s", code, body)
@@ -272,14 +277,14 @@ func TestSilencesAPI(t *testing.T) {
 			t.Fatalf("silence JSON %s lacks %s", body, k)
 		}
 	}
-	var a Alert
+	var a alert.Alert
 	as := h.alerts()
 	call(t, "GET", srv.URL+"/api/alerts/"+as[0].ID, "", &a)
 	if !a.Silenced || *a.SilencedBy != s.ID {
 		t.Fatalf("alert not silenced at once: %+v", a)
 	}
 	expect(t, "POST", u, `{"duration":"1h"}`, 400, "matchers: at least one")
-	var list []Silence
+	var list []alert.Silence
 	call(t, "GET", u, "", &list)
 	if len(list) != 1 || list[0].ID != s.ID {
 		t.Fatalf("list %+v", list)
@@ -328,7 +333,7 @@ func TestNotifiersAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, Options{Sender: disp})
+	h := newHarness(t, alert.Options{Sender: disp})
 	srv := apiServer(t, h)
 	sink := &webhookSink{}
 	hook := httptest.NewServer(sink)
@@ -354,9 +359,9 @@ func TestNotifiersAPI(t *testing.T) {
 	if code != 200 || n["name"] != "ops" {
 		t.Fatalf("put: %d %s", code, body)
 	}
-	stored, _ := h.e.notifier(id)
-	if stored.cfg.URL != hook.URL+"/secret-token" || stored.cfg.Headers["X-Key"] != "k1" {
-		t.Fatalf("secrets lost on update: %+v", stored.cfg)
+	stored, _ := h.e.Notifier(id)
+	if stored.Config.URL != hook.URL+"/secret-token" || stored.Config.Headers["X-Key"] != "k1" {
+		t.Fatalf("secrets lost on update: %+v", stored.Config)
 	}
 
 	// The test endpoint delivers through the real dispatcher.
@@ -422,9 +427,9 @@ rules:
 `)
 	clk := newClock(t0)
 	dbDir := filepath.Join(dir, "data")
-	h := openHarness(t, dbDir, clk, Options{Provisioning: file})
+	h := openHarness(t, dbDir, clk, alert.Options{Provisioning: file})
 	srv := apiServer(t, h)
-	var r Rule
+	var r alert.Rule
 	call(t, "GET", srv.URL+"/api/rules/root-disk", "", &r)
 	if !r.Provisioned || r.Threshold != 95 || r.For != 10*time.Minute || r.Matchers["mountpoint"] != "/" || r.Notifiers[0] != "ops" {
 		t.Fatalf("provisioned rule %+v", r)
@@ -449,11 +454,11 @@ rules:
   - {id: root-disk, name: Root disk full, metric: filesystem_usage_percent, matchers: {mountpoint: /}, op: ">", threshold: 97, for: 10m, severity: critical, notifiers: [ops]}
 `)
 	clk.Add(time.Hour)
-	h2 := openHarness(t, dbDir, clk, Options{Provisioning: file})
-	if _, ok := h2.e.rule("gone-later"); ok {
+	h2 := openHarness(t, dbDir, clk, alert.Options{Provisioning: file})
+	if _, ok := h2.e.Rule("gone-later"); ok {
 		t.Fatal("a rule removed from the file survived")
 	}
-	r, _ = h2.e.rule("root-disk")
+	r, _ = h2.e.Rule("root-disk")
 	if r.Threshold != 97 || !r.CreatedAt.Equal(created) || !r.UpdatedAt.After(created) {
 		t.Fatalf("re-synced rule %+v", r)
 	}
@@ -470,35 +475,90 @@ rules:
 		{"alerts: []\n", "field alerts not found"},
 	} {
 		write(c.yaml)
-		_, err := New(Options{DB: h2.db, Machines: h2.live, Provisioning: file})
+		_, err := alert.New(alert.Options{DB: h2.db, Machines: h2.live, Provisioning: file})
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), file) {
 			t.Errorf("%q: %v, want %q", c.yaml, err, c.want)
 		}
 	}
 }
 
-func TestAlertEventsOnTheLiveStream(t *testing.T) {
-	h := newHarness(t, Options{})
-	h.opts.Publish = nil
-	sub := h.live.Subscribe(64)
-	defer sub.Close()
-	h.e.opts.Publish = h.live.Publish
-	h.createRule(`{"name":"cpu","metric":"cpu","op":">","threshold":90}`)
-	h.observe("web-1", h.series("cpu"), 95)
-	h.step()
-	deadline := time.After(5 * time.Second)
-	for {
-		select {
-		case ev := <-sub.C():
-			if ev.Type != EventAlert {
-				continue
-			}
-			if ev.Machine != "web-1" || !bytes.HasPrefix(ev.JSON, []byte(`{"type":"alert","alert":{"id":`)) || !bytes.Contains(ev.JSON, []byte(`"state":"firing"`)) {
-				t.Fatalf("event %s", ev.JSON)
-			}
-			return
-		case <-deadline:
-			t.Fatal("no alert event")
+// TestPreviewIncrease: the preview shows an increase only where the engine
+// tracks one for the same aggregation and window, never a counter's raw
+// value.
+func TestPreviewIncrease(t *testing.T) {
+	h := newHarness(t, alert.Options{Defaults: true})
+	srv := apiServer(t, h)
+	s := h.series("container_restarts_total", "container", "web")
+	for i, v := range []float64{40, 41, 42, 43} { // high raw value, increase 3
+		if i > 0 {
+			h.clk.Add(time.Second)
+		}
+		h.observe("host-1", s, v)
+	}
+	h.observe("host-2", h.series("container_restarts_total", "container", "db"), 50)
+
+	var p alert.Preview
+	code, body := call(t, "POST", srv.URL+"/api/rules/preview", `{"name":"p","metric":"container_restarts_total","op":">=","threshold":3,"aggregation":"increase","window":"15m"}`, &p)
+	if code != 200 || len(p.Matches) != 2 || !strings.Contains(p.Note, "increase over 15m") {
+		t.Fatalf("preview: %d %s", code, body)
+	}
+	for _, m := range p.Matches {
+		want := map[string]float64{"host-1": 3, "host-2": 0}[m.Machine]
+		st := map[string]string{"host-1": "would fire", "host-2": "ok"}[m.Machine]
+		if m.Value == nil || *m.Value != want || m.State != st {
+			t.Fatalf("preview of %s: %s", m.Machine, body)
 		}
 	}
+	// Another window: the engine knows no increase over it.
+	code, body = call(t, "POST", srv.URL+"/api/rules/preview", `{"name":"p","metric":"container_restarts_total","op":">=","threshold":3,"aggregation":"increase","window":"5m"}`, &p)
+	if code != 200 || len(p.Matches) != 2 || p.Matches[0].Value != nil || p.Matches[0].State != "unknown" || p.Matches[1].State != "unknown" {
+		t.Fatalf("preview without a window: %d %s", code, body)
+	}
+	// avg/max/min say that they show the latest sample.
+	p = alert.Preview{}
+	call(t, "POST", srv.URL+"/api/rules/preview", `{"name":"p","metric":"container_restarts_total","op":">","threshold":1,"aggregation":"avg","window":"1m"}`, &p)
+	if p.Note != "values are each series' latest sample, not its avg over 1m" || *p.Matches[0].Value != 43 {
+		t.Fatalf("avg preview: %+v", p)
+	}
+	p = alert.Preview{}
+	call(t, "POST", srv.URL+"/api/rules/preview", `{"name":"p","metric":"container_restarts_total","op":">","threshold":1}`, &p)
+	if p.Note != "" {
+		t.Fatalf("last preview note %q", p.Note)
+	}
+	// With the default deleted, nothing tracks the 15m increase any more
+	// once the machine's rules are rebuilt.
+	if err := h.e.DeleteRule(context.Background(), "builtin-container-restarting"); err != nil {
+		t.Fatal(err)
+	}
+	h.clk.Add(time.Second)
+	h.observe("host-1", s, 43)
+	call(t, "POST", srv.URL+"/api/rules/preview", `{"name":"p","metric":"container_restarts_total","op":">=","threshold":3,"aggregation":"increase","window":"15m"}`, &p)
+	if p.Matches[0].Machine != "host-1" || p.Matches[0].State != "unknown" {
+		t.Fatalf("preview after delete: %+v", p)
+	}
+}
+
+// TestNotifierTestWithoutSender: with notifications off the test endpoint
+// answers 503 and the notifiers list without a delivery record.
+func TestNotifierTestWithoutSender(t *testing.T) {
+	h := newHarness(t, alert.Options{})
+	api, err := New(Options{Rules: h.e, Alerts: h.e, Silences: h.e, Notifiers: h.e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	for _, r := range api.Routes() {
+		mux.Handle(r.Pattern, r.Handler)
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	var n map[string]any
+	if code, body := call(t, "POST", srv.URL+"/api/notifiers", `{"id":"ops","name":"ops","type":"webhook","url":"https://hooks.example.net/x"}`, &n); code != 201 {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	if st, _ := n["status"].(map[string]any); st == nil || st["sent"].(float64) != 0 {
+		t.Fatalf("status of a notifier without a sender: %+v", n)
+	}
+	expect(t, "POST", srv.URL+"/api/notifiers/ops/test", "", 503, "notifications are not configured on this hub")
+	expect(t, "POST", srv.URL+"/api/notifiers/nope/test", "", 404, `notifier \"nope\" not found`)
 }

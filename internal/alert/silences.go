@@ -3,7 +3,6 @@ package alert
 import (
 	"cmp"
 	"context"
-	"net/http"
 	"slices"
 )
 
@@ -31,7 +30,8 @@ func (e *Engine) Silences() []Silence {
 	return out
 }
 
-func (e *Engine) silence(id string) (Silence, bool) {
+// Silence returns silence id, with Active computed now.
+func (e *Engine) Silence(id string) (Silence, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s, ok := e.silences[id]
@@ -41,6 +41,27 @@ func (e *Engine) silence(id string) (Silence, bool) {
 	c := *s
 	c.Active = s.activeAt(e.now())
 	return c, true
+}
+
+// CreateSilence creates a silence from its JSON form (matchers, starts_at,
+// ends_at or duration, comment; docs/api.md, "Silences") on behalf of by,
+// stores it and applies it to the active alerts at once. It starts now
+// unless starts_at says otherwise. Invalid input is a *FieldError.
+func (e *Engine) CreateSilence(ctx context.Context, b []byte, by string) (Silence, error) {
+	now := e.nowUTC()
+	s, err := decodeSilence(b, now)
+	if err != nil {
+		return Silence{}, err
+	}
+	s.ID = newID()
+	s.CreatedBy = by
+	s.CreatedAt = now
+	if err := e.addSilence(ctx, s); err != nil {
+		return Silence{}, err
+	}
+	c := *s
+	c.Active = s.activeAt(e.now())
+	return c, nil
 }
 
 // addSilence stores s and applies it to the active alerts at once.
@@ -60,9 +81,9 @@ func (e *Engine) addSilence(ctx context.Context, s *Silence) error {
 	return nil
 }
 
-// expireSilence ends silence id now; alerts it muted that still fire are
+// ExpireSilence ends silence id now; alerts it muted that still fire are
 // notified on the next sweep.
-func (e *Engine) expireSilence(ctx context.Context, id string) (Silence, error) {
+func (e *Engine) ExpireSilence(ctx context.Context, id string) (Silence, error) {
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
 	now := e.nowUTC()
@@ -94,52 +115,4 @@ func (e *Engine) expireSilence(ctx context.Context, id string) (Silence, error) 
 	e.mu.Unlock()
 	s.Active = false
 	return s, nil
-}
-
-func (e *Engine) handleListSilences(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, e.Silences())
-}
-
-func (e *Engine) handleGetSilence(w http.ResponseWriter, r *http.Request) {
-	s, ok := e.silence(r.PathValue("id"))
-	if !ok {
-		e.fail(w, r, notFound("silence %q", r.PathValue("id")))
-		return
-	}
-	writeJSON(w, http.StatusOK, s)
-}
-
-func (e *Engine) handleCreateSilence(w http.ResponseWriter, r *http.Request) {
-	b, err := readBody(w, r, false)
-	if err != nil {
-		e.fail(w, r, err)
-		return
-	}
-	now := e.nowUTC()
-	s, err := decodeSilence(b, now)
-	if err != nil {
-		e.fail(w, r, err)
-		return
-	}
-	s.ID = newID()
-	s.CreatedBy = principal(r)
-	s.CreatedAt = now
-	if err := e.addSilence(r.Context(), s); err != nil {
-		e.fail(w, r, err)
-		return
-	}
-	e.logWrite(r, "silence created", "silence", s.ID, "ends_at", s.EndsAt)
-	c := *s
-	c.Active = s.activeAt(e.now())
-	writeJSON(w, http.StatusCreated, c)
-}
-
-func (e *Engine) handleExpireSilence(w http.ResponseWriter, r *http.Request) {
-	s, err := e.expireSilence(r.Context(), r.PathValue("id"))
-	if err != nil {
-		e.fail(w, r, err)
-		return
-	}
-	e.logWrite(r, "silence expired", "silence", s.ID)
-	writeJSON(w, http.StatusOK, s)
 }
