@@ -19,15 +19,6 @@ type Status struct {
 	Failed      uint64    `json:"failed"` // messages given up on after every retry
 }
 
-// Channel types.
-const (
-	TypeWebhook = "webhook"
-	TypeSlack   = "slack"
-	TypeDiscord = "discord"
-	TypeNtfy    = "ntfy"
-	TypeEmail   = "email"
-)
-
 // Message status.
 const (
 	StatusFiring   = "firing"
@@ -72,7 +63,7 @@ type Alert struct {
 }
 
 // Config is one configured channel (a "notifier" in the API). Type-specific
-// fields are documented per type; the JSON form is what POST /api/notifiers
+// fields are documented per type, and each type's Channel checks them; the JSON form is what POST /api/notifiers
 // takes and, with secrets redacted, what GET returns.
 type Config struct {
 	ID   string `json:"id" yaml:"id"`
