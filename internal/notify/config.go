@@ -11,25 +11,12 @@ import (
 	"unicode/utf8"
 )
 
-// Limits on configuration values.
+// Limits on the configuration values every type shares; each channel's
+// file has its own.
 const (
-	maxNameLen       = 100
-	maxIDLen         = 64
-	maxURLLen        = 2048
-	maxHeaders       = 20
-	maxHeaderNameLen = 100
-	maxHeaderValLen  = 4096
-	maxTokenLen      = 512
-	maxRecipients    = 50
-	maxAddressLen    = 254
-	maxCredentialLen = 512
-)
-
-// SMTP TLS modes.
-const (
-	TLSStartTLS = "starttls"
-	TLSImplicit = "tls"
-	TLSNone     = "none"
+	maxNameLen = 100
+	maxIDLen   = 64
+	maxURLLen  = 2048
 )
 
 // Validate checks a channel configuration and returns a precise error naming

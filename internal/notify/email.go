@@ -25,6 +25,20 @@ import (
 // TypeEmail sends e-mail over SMTP.
 const TypeEmail = "email"
 
+// SMTP TLS modes.
+const (
+	TLSStartTLS = "starttls"
+	TLSImplicit = "tls"
+	TLSNone     = "none"
+)
+
+// Limits on e-mail settings.
+const (
+	maxRecipients    = 50
+	maxAddressLen    = 254
+	maxCredentialLen = 512
+)
+
 // emailChannel is the Channel of TypeEmail.
 type emailChannel struct{}
 

@@ -12,6 +12,9 @@ import (
 // TypeNtfy publishes to an ntfy topic.
 const TypeNtfy = "ntfy"
 
+// maxTokenLen bounds an ntfy access token.
+const maxTokenLen = 512
+
 // ntfyChannel is the Channel of TypeNtfy.
 type ntfyChannel struct{}
 

@@ -17,6 +17,13 @@ import (
 // URL of the operator's choice, with optional extra headers.
 const TypeWebhook = "webhook"
 
+// Limits on a webhook's extra headers.
+const (
+	maxHeaders       = 20
+	maxHeaderNameLen = 100
+	maxHeaderValLen  = 4096
+)
+
 // webhookChannel is the Channel of TypeWebhook.
 type webhookChannel struct{}
 
