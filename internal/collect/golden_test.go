@@ -169,3 +169,47 @@ func lineDiff(want, got string) string {
 	}
 	return b.String()
 }
+
+// TestCollectorMetricsDocumented checks every series name in goldenFile is
+// in the metrics catalogue (docs/metrics.md), except the user metrics of the
+// textfile fixtures.
+func TestCollectorMetricsDocumented(t *testing.T) {
+	golden, err := os.ReadFile(goldenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := os.ReadFile(filepath.Join("..", "..", "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := map[string]bool{}
+	proms, _ := filepath.Glob(filepath.Join("testdata", "textfile", "*.prom"))
+	for _, p := range proms {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); line != "" && line[0] != '#' {
+				user[line[:strings.IndexAny(line+" ", "{ ")]] = true
+			}
+		}
+	}
+	checked := 0
+	for _, line := range strings.Split(string(golden), "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name := line[:strings.IndexByte(line, '{')]
+		if user[name] {
+			continue
+		}
+		checked++
+		if !strings.Contains(string(docs), "`"+name+"`") {
+			t.Errorf("%s is not in docs/metrics.md; document it in the catalogue", name)
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no series checked")
+	}
+}
