@@ -1,7 +1,9 @@
 // Package notify delivers alert notifications to channels: a generic JSON
-// webhook, Slack, Discord, ntfy and e-mail over SMTP. Each channel type
-// formats a Message for its service's documented API; sending retries with
-// backoff and every outcome is counted.
+// webhook, Slack, Discord, ntfy and e-mail over SMTP. Each channel type is
+// a Channel in its own file, listed in one table (channel.go), that checks
+// its configuration, redacts its secrets and formats a Message for its
+// service's documented API; the Dispatcher retries with backoff and counts
+// every outcome.
 //
 // The alert engine decides what to send and when (routing, grouping,
 // repeats, acknowledgements, silences); this package only formats and
