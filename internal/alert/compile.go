@@ -64,11 +64,11 @@ type compiled struct {
 	forNs     int64
 	agg       aggKind
 	windowMs  int64
-	matchers  []matcher
+	matchers  []metric.LabelMatcher
 	// Machine selection.
 	allMachines   bool
 	machines      []string // exact ids and globs
-	machineLabels []matcher
+	machineLabels []metric.LabelMatcher
 }
 
 func compile(r Rule) *compiled {

@@ -143,22 +143,6 @@ func TestParseSelector(t *testing.T) {
 	}
 }
 
-func TestGlobMatch(t *testing.T) {
-	for _, c := range []struct {
-		p, s string
-		want bool
-	}{
-		{"web-*", "web-1", true}, {"web-*", "db-1", false}, {"*", "", true}, {"*", "anything/at/all", true},
-		{"/mnt/*", "/mnt/a/b", true}, {"*-1", "web-1", true}, {"*-1", "web-12", false},
-		{"a*b*c", "axxbyyc", true}, {"a*b*c", "axxbyy", false}, {"exact", "exact", true}, {"exact", "exac", false},
-		{"**", "x", true}, {"a*a*a*a*b", strings.Repeat("a", 100), false},
-	} {
-		if got := globMatch(c.p, c.s); got != c.want {
-			t.Errorf("globMatch(%q, %q) = %v", c.p, c.s, got)
-		}
-	}
-}
-
 func TestRenderDescription(t *testing.T) {
 	clear := 85.0
 	r := Rule{Name: "disk", Metric: "fs", Op: ">", Threshold: 90, Clear: &clear, For: 5 * time.Minute, Severity: "critical",

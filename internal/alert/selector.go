@@ -126,72 +126,27 @@ func FormatSelector(name string, matchers map[string]string) string {
 	return b.String()
 }
 
-// matcher is one compiled label matcher: exact, or a glob when the value
-// contains '*'.
-type matcher struct {
-	name, value string
-	glob        bool
-}
-
-func compileMatchers(ms map[string]string) []matcher {
-	out := make([]matcher, 0, len(ms))
+// compileMatchers turns label → value matchers into metric.LabelMatchers,
+// sorted by label name. A value containing '*' is a glob (metric.Star: '?'
+// stands for itself); any other value matches only itself.
+func compileMatchers(ms map[string]string) []metric.LabelMatcher {
+	out := make([]metric.LabelMatcher, 0, len(ms))
 	for _, l := range metric.FromMap(ms) {
-		out = append(out, matcher{name: l.Name, value: l.Value, glob: strings.Contains(l.Value, "*")})
+		out = append(out, metric.LabelMatcher{Name: l.Name, Value: l.Value})
 	}
 	return out
 }
 
 // matchLabels reports whether every matcher matches ls; an absent label has
 // the value "".
-func matchLabels(ms []matcher, ls metric.Labels) bool {
+func matchLabels(ms []metric.LabelMatcher, ls metric.Labels) bool {
 	for _, m := range ms {
-		if !m.match(ls.Get(m.name)) {
+		if !m.Matches(ls.Get(m.Name), metric.Star) {
 			return false
 		}
 	}
 	return true
 }
 
-func (m matcher) match(v string) bool {
-	if m.glob {
-		return globMatch(m.value, v)
-	}
-	return m.value == v
-}
-
-// globMatch reports whether s matches pattern, where '*' matches any run of
-// characters (including '/') and every other character matches itself.
-func globMatch(pattern, s string) bool {
-	// Iterative matching with backtracking to the last star: linear in
-	// practice, O(len(pattern)·len(s)) at worst.
-	p, i := 0, 0
-	star, mark := -1, 0
-	for i < len(s) {
-		switch {
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, i
-			p++
-		case p < len(pattern) && pattern[p] == s[i]:
-			p++
-			i++
-		case star >= 0:
-			p = star + 1
-			mark++
-			i = mark
-		default:
-			return false
-		}
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
-}
-
 // matchName reports whether id matches an exact id or glob.
-func matchName(pattern, id string) bool {
-	if strings.Contains(pattern, "*") {
-		return globMatch(pattern, id)
-	}
-	return pattern == id
-}
+func matchName(pattern, id string) bool { return metric.Glob(pattern, id, metric.Star) }

@@ -35,7 +35,7 @@ type Silence struct {
 	// Active is computed when the silence is answered.
 	Active bool `json:"active"`
 
-	labels []matcher // compiled Matchers.Labels
+	labels []metric.LabelMatcher // compiled Matchers.Labels
 }
 
 func (s *Silence) compile() { s.labels = compileMatchers(s.Matchers.Labels) }
@@ -54,7 +54,7 @@ func (s *Silence) matches(a *Alert) bool {
 		return false
 	}
 	for _, l := range s.labels {
-		if !l.match(a.Labels[l.name]) {
+		if !l.Matches(a.Labels[l.Name], metric.Star) {
 			return false
 		}
 	}

@@ -17,47 +17,8 @@ const DefaultMetrics = `cpu_usage_percent{cpu="total"},memory_usage_percent,load
 
 // glob matches a pattern where * is any run of characters (including none,
 // and including /) and ? is one character; every other character stands
-// for itself.
-func glob(pattern, s string) bool {
-	// Iterative matching with one backtrack point: linear in practice.
-	p, i := 0, 0
-	star, mark := -1, 0
-	for i < len(s) {
-		switch {
-		case p < len(pattern) && pattern[p] == '*':
-			star, mark = p, i
-			p++
-		case p < len(pattern) && pattern[p] == '?':
-			// one UTF-8 character
-			_, size := decodeRune(s[i:])
-			p++
-			i += size
-		case p < len(pattern) && pattern[p] == s[i]:
-			p++
-			i++
-		case star >= 0:
-			p = star + 1
-			_, size := decodeRune(s[mark:])
-			mark += size
-			i = mark
-		default:
-			return false
-		}
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
-}
-
-func decodeRune(s string) (rune, int) {
-	for i, r := range s {
-		if i > 0 {
-			return r, i
-		}
-	}
-	return 0, len(s)
-}
+// for itself (metric.StarQuestion).
+func glob(pattern, s string) bool { return metric.Glob(pattern, s, metric.StarQuestion) }
 
 // Globs is a list of glob patterns (see MachineFilter for the syntax).
 type Globs struct {
@@ -124,11 +85,7 @@ type Selector struct {
 
 // LabelMatcher requires a label's value to match a glob (= ) or not (!=).
 // A missing label has the value "".
-type LabelMatcher struct {
-	Name  string
-	Value string
-	Not   bool
-}
+type LabelMatcher = metric.LabelMatcher
 
 // Match reports whether the series name{labels} is selected.
 func (sel Selector) Match(name string, labels func(string) string) bool {
@@ -136,7 +93,7 @@ func (sel Selector) Match(name string, labels func(string) string) bool {
 		return false
 	}
 	for _, m := range sel.Matchers {
-		if glob(m.Value, labels(m.Name)) == m.Not {
+		if !m.Matches(labels(m.Name), metric.StarQuestion) {
 			return false
 		}
 	}

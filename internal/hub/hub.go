@@ -248,7 +248,7 @@ func New(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h.ingest, err = ingest.New(ingest.Options{
-		Storage:    storageAdapter{h.store},
+		Storage:    h.store,
 		Live:       h.liveSink(),
 		Auth:       h.ingestAuth(),
 		TokenAuth:  h.sec.store.CheckAgentToken,

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
 
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 )
@@ -154,18 +153,10 @@ func (b *seriesBook) counts(machine string) (int, int) {
 // Caps do not apply here: what is stored is counted as it is.
 func (s *Server) restoreSeries(ctx context.Context, now int64) error {
 	mint, maxt := now-s.opts.SeriesIdle.Milliseconds(), now+s.opts.MaxFuture.Milliseconds()
-	q, err := s.opts.Storage.Querier(mint, maxt)
-	if err != nil {
-		return fmt.Errorf("restore active series: %w", err)
-	}
-	defer q.Close()
-	hints := &storage.SelectHints{Start: mint, End: maxt, Func: "series"}
-	set := q.Select(ctx, false, hints, labels.MustNewMatcher(labels.MatchRegexp, metric.MachineLabel, ".+"))
 	b := s.series
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for set.Next() {
-		ls := set.At().Labels()
+	err := s.opts.Storage.MachineSeries(ctx, mint, maxt, func(ls labels.Labels) {
 		machine := ls.Get(metric.MachineLabel)
 		m := b.machines[machine]
 		if m == nil {
@@ -177,8 +168,8 @@ func (s *Server) restoreSeries(ctx context.Context, now int64) error {
 			b.total++
 		}
 		m[h] = seriesUse{last: now}
-	}
-	if err := set.Err(); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("restore active series: %w", err)
 	}
 	return nil

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/prometheus/prometheus/storage"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -132,11 +131,11 @@ func TestRefusedStreamStoresNoLaterBatch(t *testing.T) {
 // noSpaceStorage's commits meet ENOSPC the way the store reports it.
 type noSpaceStorage struct{ testStore }
 
-func (s noSpaceStorage) Appender(ctx context.Context) storage.Appender {
+func (s noSpaceStorage) Appender(ctx context.Context) store.Appender {
 	return noSpaceAppender{s.testStore.Appender(ctx)}
 }
 
-type noSpaceAppender struct{ storage.Appender }
+type noSpaceAppender struct{ store.Appender }
 
 func (a noSpaceAppender) Commit() error {
 	_ = a.Appender.Rollback()

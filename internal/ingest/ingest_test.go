@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -24,11 +23,9 @@ import (
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
 )
 
+// testStore is the real store as ingest sees it; tests wrap it to inject
+// failures.
 type testStore struct{ *store.Store }
-
-func (s testStore) Querier(mint, maxt int64) (storage.Querier, error) {
-	return s.Raw().Querier(mint, maxt)
-}
 
 // env is a real ingest server on loopback over a real store and live state.
 type env struct {

@@ -58,34 +58,19 @@ func (t *seqTable) commit(machine string, instance, seq uint64) {
 // and counts the series written within SeriesIdle against the series caps.
 func (s *Server) Restore(ctx context.Context) error {
 	now := s.opts.Now().UnixMilli()
-	q, err := s.opts.Storage.Querier(now-s.opts.MaxAge.Milliseconds()-3600_000, now+s.opts.MaxFuture.Milliseconds())
-	if err != nil {
-		return fmt.Errorf("restore ingest state: %w", err)
-	}
-	defer q.Close()
-	set := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, seqMetric))
 	found := map[string]seqState{}
-	for set.Next() {
-		ls := set.At().Labels()
+	mint, maxt := now-s.opts.MaxAge.Milliseconds()-3600_000, now+s.opts.MaxFuture.Milliseconds()
+	err := s.opts.Storage.NewestSamples(ctx, seqMetric, mint, maxt, func(ls labels.Labels, t int64, v float64) {
 		machine := ls.Get(metric.MachineLabel)
 		instance, err := strconv.ParseUint(ls.Get("instance"), 16, 64)
 		if err != nil {
-			continue
-		}
-		it := set.At().Iterator(nil)
-		var t int64
-		var v float64
-		for it.Next() != 0 {
-			t, v = it.At()
-		}
-		if it.Err() != nil {
-			return fmt.Errorf("restore ingest state: %w", it.Err())
+			return
 		}
 		if cur, ok := found[machine]; !ok || t > cur.ts {
 			found[machine] = seqState{instance: instance, seq: uint64(v), ts: t}
 		}
-	}
-	if err := set.Err(); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("restore ingest state: %w", err)
 	}
 	s.seqs.mu.Lock()

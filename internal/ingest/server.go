@@ -14,24 +14,31 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
+	"github.com/sysmonstm/sysmonstm/internal/store"
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
 )
 
-// Storage is what ingest needs of the store.
+// Storage is what ingest needs of the store; *store.Store implements it.
 type Storage interface {
 	// Appender returns a raw-tier appender whose Commit makes samples durable.
-	Appender(ctx context.Context) storage.Appender
+	Appender(ctx context.Context) store.Appender
 	// NoteWritten tells the store a machine's data is complete up to maxTs (ms).
 	NoteWritten(machine string, maxTs int64)
-	// Querier reads the raw tier (used to restore dedupe state at start).
-	Querier(mint, maxt int64) (storage.Querier, error)
+	// NewestSamples calls fn with the newest sample (t in ms) in [mint,
+	// maxt] of every series named name; Restore reads the last stored seq
+	// of each agent with it.
+	NewestSamples(ctx context.Context, name string, mint, maxt int64, fn func(ls labels.Labels, t int64, v float64)) error
+	// MachineSeries calls fn with the labels of every series of a machine
+	// with data in [mint, maxt]; Restore counts them against the series
+	// caps.
+	MachineSeries(ctx context.Context, mint, maxt int64, fn func(ls labels.Labels)) error
 }
 
 // Live is what ingest needs of the live state.

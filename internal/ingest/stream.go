@@ -9,12 +9,12 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
+	"github.com/sysmonstm/sysmonstm/internal/store"
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
 )
 
@@ -29,7 +29,7 @@ type series struct {
 	lset labels.Labels // __name__, machine and the series' labels
 	hash uint64        // lset.Hash(): the key in the hub's series book
 	live *live.Series
-	ref  storage.SeriesRef // owned by the stream's writer
+	ref  store.SeriesRef // owned by the stream's writer
 }
 
 // overLimit marks a table slot whose definition a series cap refused: its
@@ -50,7 +50,7 @@ type stream struct {
 
 	seqLabels labels.Labels
 	seqHash   uint64
-	seqRef    storage.SeriesRef // owned by the writer
+	seqRef    store.SeriesRef // owned by the writer
 
 	lastLiveTs int64 // owned by the writer: newest ts sent to live state
 	refused    bool  // owned by the writer: a batch was not stored; store no later one

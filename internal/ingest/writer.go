@@ -8,9 +8,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/prometheus/storage"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/sysmonstm/sysmonstm/internal/store"
 )
 
 // Group-commit bounds: a writer takes whatever is queued, up to these, into
@@ -186,11 +187,11 @@ func isDiskFull(err error) bool {
 // appendReason classifies a rejected sample for sysmonstm_dropped_samples_total.
 func appendReason(err error) string {
 	switch {
-	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+	case errors.Is(err, store.ErrDuplicateSample):
 		return reasonDuplicate
-	case errors.Is(err, storage.ErrOutOfOrderSample):
+	case errors.Is(err, store.ErrOutOfOrder):
 		return reasonOutOfOrder
-	case errors.Is(err, storage.ErrOutOfBounds), errors.Is(err, storage.ErrTooOldSample):
+	case errors.Is(err, store.ErrOutOfBounds), errors.Is(err, store.ErrTooOld):
 		return reasonTooOld
 	default:
 		return reasonStorage

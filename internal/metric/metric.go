@@ -1,6 +1,7 @@
 // Package metric owns the sample types every other package passes around:
-// a series identity (name plus labels) and its value at one instant, and the
-// rules that make names, labels and values valid.
+// a series identity (name plus labels) and its value at one instant, the
+// rules that make names, labels and values valid, and the one glob and
+// label matcher that alert rules, silences and edge filters select with.
 package metric
 
 import (

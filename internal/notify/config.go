@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
-	"net/mail"
 	"net/textproto"
 	"net/url"
 	"slices"
@@ -13,35 +11,13 @@ import (
 	"unicode/utf8"
 )
 
-// Limits on configuration values.
+// Limits on the configuration values every type shares; each channel's
+// file has its own.
 const (
-	maxNameLen       = 100
-	maxIDLen         = 64
-	maxURLLen        = 2048
-	maxHeaders       = 20
-	maxHeaderNameLen = 100
-	maxHeaderValLen  = 4096
-	maxTokenLen      = 512
-	maxRecipients    = 50
-	maxAddressLen    = 254
-	maxCredentialLen = 512
+	maxNameLen = 100
+	maxIDLen   = 64
+	maxURLLen  = 2048
 )
-
-// SMTP TLS modes.
-const (
-	TLSStartTLS = "starttls"
-	TLSImplicit = "tls"
-	TLSNone     = "none"
-)
-
-// Types returns the channel types in the order the UI offers them.
-func Types() []string {
-	return []string{TypeWebhook, TypeSlack, TypeDiscord, TypeNtfy, TypeEmail}
-}
-
-// forbiddenHeaders are headers a webhook config may not set: the transport
-// owns them, and the body is always JSON.
-var forbiddenHeaders = []string{"Host", "Content-Length", "Content-Type", "Transfer-Encoding", "Connection", "Te", "Trailer", "Upgrade", "Expect"}
 
 // Validate checks a channel configuration and returns a precise error naming
 // the first invalid field by its JSON key, e.g. `url: must be https:// or
@@ -61,7 +37,8 @@ func (c Config) Validate() error {
 	case strings.ContainsFunc(c.Name, unsafeRune):
 		return errors.New("name: contains control characters")
 	}
-	if !slices.Contains(Types(), c.Type) {
+	ch, ok := lookupChannel(c.Type)
+	if !ok {
 		return fmt.Errorf("type: unknown %q (want one of %s)", c.Type, strings.Join(Types(), ", "))
 	}
 	seen := map[string]bool{}
@@ -74,10 +51,7 @@ func (c Config) Validate() error {
 		}
 		seen[s] = true
 	}
-	if c.Type == TypeEmail {
-		return c.validateEmail()
-	}
-	return c.validateHTTP()
+	return ch.Validate(c)
 }
 
 func validateID(id string) error {
@@ -95,38 +69,25 @@ func validateID(id string) error {
 	return nil
 }
 
-// validateHTTP checks the fields of webhook, slack, discord and ntfy.
-func (c Config) validateHTTP() error {
-	if err := validateURL(c.URL, c.Type); err != nil {
-		return err
-	}
-	if len(c.Headers) > 0 && c.Type != TypeWebhook {
+// refuseHeaders fails when c, of a type other than webhook, sets headers.
+func refuseHeaders(c Config) error {
+	if len(c.Headers) > 0 {
 		return fmt.Errorf("headers: only for type webhook, not %s", c.Type)
 	}
-	if len(c.Headers) > maxHeaders {
-		return fmt.Errorf("headers: more than %d", maxHeaders)
-	}
-	for _, k := range slices.Sorted(maps.Keys(c.Headers)) {
-		if err := validateHeader(k, c.Headers[k]); err != nil {
-			return err
-		}
-	}
+	return nil
+}
+
+// refuseToken fails when c, of a type other than ntfy, sets a token.
+func refuseToken(c Config) error {
 	if c.Token != "" {
-		if c.Type != TypeNtfy {
-			return fmt.Errorf("token: only for type ntfy, not %s", c.Type)
-		}
-		if c.Token == Redacted {
-			return errors.New("token: is the redaction placeholder and no token is stored; send the real token")
-		}
-		if len(c.Token) > maxTokenLen {
-			return fmt.Errorf("token: longer than %d characters", maxTokenLen)
-		}
-		for _, r := range c.Token {
-			if r <= ' ' || r > '~' {
-				return errors.New("token: must be printable ASCII without spaces")
-			}
-		}
+		return fmt.Errorf("token: only for type ntfy, not %s", c.Type)
 	}
+	return nil
+}
+
+// refuseSMTP fails when c, of a type other than email, sets a field of
+// e-mail.
+func refuseSMTP(c Config) error {
 	switch {
 	case c.SMTPHost != "":
 		return fmt.Errorf("smtp_host: only for type email, not %s", c.Type)
@@ -148,218 +109,32 @@ func (c Config) validateHTTP() error {
 	return nil
 }
 
-// validateURL checks an endpoint URL for channel type typ.
-func validateURL(raw, typ string) error {
+// validateURL checks an endpoint URL and returns it parsed.
+func validateURL(raw string) (*url.URL, error) {
 	switch {
 	case raw == "":
-		return errors.New("url: required")
+		return nil, errors.New("url: required")
 	case raw == Redacted:
-		return errors.New("url: is the redaction placeholder and no URL is stored; send the real URL")
+		return nil, errors.New("url: is the redaction placeholder and no URL is stored; send the real URL")
 	case len(raw) > maxURLLen:
-		return fmt.Errorf("url: longer than %d characters", maxURLLen)
+		return nil, fmt.Errorf("url: longer than %d characters", maxURLLen)
 	case strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f || r > '~' }):
-		return errors.New("url: contains spaces, control or non-ASCII characters (percent-encode them)")
+		return nil, errors.New("url: contains spaces, control or non-ASCII characters (percent-encode them)")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return errors.New("url: not a valid URL")
+		return nil, errors.New("url: not a valid URL")
 	}
 	if u.Scheme != "https" && u.Scheme != "http" {
-		return fmt.Errorf("url: must be https:// or http:// (got %q)", u.Scheme+":")
+		return nil, fmt.Errorf("url: must be https:// or http:// (got %q)", u.Scheme+":")
 	}
 	if u.Hostname() == "" {
-		return errors.New("url: has no host")
+		return nil, errors.New("url: has no host")
 	}
 	if u.Fragment != "" {
-		return errors.New("url: must not have a #fragment")
+		return nil, errors.New("url: must not have a #fragment")
 	}
-	if typ == TypeNtfy && strings.Trim(u.Path, "/") == "" {
-		return errors.New("url: needs the topic in the path, e.g. https://ntfy.sh/mytopic")
-	}
-	if (typ == TypeSlack || typ == TypeDiscord) && strings.Trim(u.Path, "/") == "" {
-		return fmt.Errorf("url: needs the full %s webhook URL including its path", typ)
-	}
-	return nil
-}
-
-// validateHeader checks one extra webhook header.
-func validateHeader(k, v string) error {
-	if k == "" || len(k) > maxHeaderNameLen {
-		return fmt.Errorf("headers: name %q must be 1 to %d characters", k, maxHeaderNameLen)
-	}
-	for _, r := range k {
-		if !isTokenRune(r) {
-			return fmt.Errorf("headers: name %q is not a valid HTTP header name", k)
-		}
-	}
-	canon := textproto.CanonicalMIMEHeaderKey(k)
-	if slices.Contains(forbiddenHeaders, canon) {
-		return fmt.Errorf("headers[%s]: may not be set (the sender owns it)", canon)
-	}
-	if v == Redacted {
-		return fmt.Errorf("headers[%s]: is the redaction placeholder and no value is stored for it; send the real value", canon)
-	}
-	if len(v) > maxHeaderValLen {
-		return fmt.Errorf("headers[%s]: value longer than %d bytes", canon, maxHeaderValLen)
-	}
-	for _, r := range v {
-		if r < ' ' && r != '\t' || r == 0x7f || r > '~' {
-			return fmt.Errorf("headers[%s]: value must be printable ASCII (no CR, LF or control characters)", canon)
-		}
-	}
-	return nil
-}
-
-// isTokenRune reports whether r may appear in an HTTP header name (RFC 9110
-// token).
-func isTokenRune(r rune) bool {
-	if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
-		return true
-	}
-	return strings.ContainsRune("!#$%&'*+-.^_`|~", r)
-}
-
-// validateEmail checks the fields of type email.
-func (c Config) validateEmail() error {
-	switch {
-	case c.URL != "":
-		return errors.New("url: not used by type email (set smtp_host)")
-	case len(c.Headers) > 0:
-		return errors.New("headers: only for type webhook, not email")
-	case c.Token != "":
-		return errors.New("token: only for type ntfy, not email")
-	}
-	if err := validateSMTPHost(c.SMTPHost); err != nil {
-		return err
-	}
-	if c.SMTPPort < 0 || c.SMTPPort > 65535 {
-		return fmt.Errorf("smtp_port: %d out of range 1-65535 (0 picks the default for tls)", c.SMTPPort)
-	}
-	switch c.TLS {
-	case "", TLSStartTLS, TLSImplicit:
-	case TLSNone:
-		if !isLoopbackHost(c.SMTPHost) {
-			return fmt.Errorf("tls: \"none\" (plaintext) is only allowed for a relay on loopback, not %q; use starttls or tls", c.SMTPHost)
-		}
-		if c.Username != "" {
-			return errors.New("username: credentials are never sent without TLS; use tls starttls or tls, or drop username")
-		}
-	default:
-		return fmt.Errorf("tls: unknown %q (want starttls, tls or none)", c.TLS)
-	}
-	if c.InsecureSkipVerify && c.TLS == TLSNone {
-		return errors.New("insecure_skip_verify: has no effect with tls none")
-	}
-	if err := validateCredential("username", c.Username); err != nil {
-		return err
-	}
-	if err := validateCredential("password", c.Password); err != nil {
-		return err
-	}
-	switch {
-	case c.Password == Redacted:
-		return errors.New("password: is the redaction placeholder and no password is stored; send the real password")
-	case c.Username != "" && c.Password == "":
-		return errors.New("password: required with username")
-	case c.Username == "" && c.Password != "":
-		return errors.New("username: required with password")
-	}
-	if c.From == "" {
-		return errors.New("from: required (the sender address, e.g. sysmonstm@example.com)")
-	}
-	if err := validateAddress("from", c.From); err != nil {
-		return err
-	}
-	if len(c.To) == 0 {
-		return errors.New("to: at least one address")
-	}
-	if len(c.To) > maxRecipients {
-		return fmt.Errorf("to: more than %d addresses", maxRecipients)
-	}
-	for i, to := range c.To {
-		if err := validateAddress(fmt.Sprintf("to[%d]", i), to); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func validateSMTPHost(h string) error {
-	switch {
-	case h == "":
-		return errors.New("smtp_host: required")
-	case len(h) > 253:
-		return errors.New("smtp_host: longer than 253 characters")
-	case net.ParseIP(h) != nil:
-		return nil
-	case strings.Contains(h, "://"):
-		return fmt.Errorf("smtp_host: must be a host name or IP address, not a URL (got %q)", h)
-	}
-	for _, label := range strings.Split(h, ".") {
-		if label == "" || len(label) > 63 {
-			return fmt.Errorf("smtp_host: %q is not a valid host name (put the port in smtp_port)", h)
-		}
-		for _, r := range label {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-				return fmt.Errorf("smtp_host: %q is not a valid host name (put the port in smtp_port)", h)
-			}
-		}
-	}
-	return nil
-}
-
-// isLoopbackHost reports whether h names this machine's loopback interface.
-func isLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
-}
-
-func validateCredential(field, v string) error {
-	if len(v) > maxCredentialLen {
-		return fmt.Errorf("%s: longer than %d characters", field, maxCredentialLen)
-	}
-	if !utf8.ValidString(v) {
-		return fmt.Errorf("%s: not valid UTF-8", field)
-	}
-	if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-		return fmt.Errorf("%s: contains control characters", field)
-	}
-	return nil
-}
-
-// validateAddress checks one e-mail address ("a@b.c" or "Name <a@b.c>").
-func validateAddress(field, s string) error {
-	if len(s) > maxAddressLen+200 {
-		return fmt.Errorf("%s: longer than %d characters", field, maxAddressLen+200)
-	}
-	if strings.ContainsAny(s, "\r\n") {
-		return fmt.Errorf("%s: contains a line break", field)
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil {
-		return fmt.Errorf("%s: %q is not an e-mail address", field, s)
-	}
-	if len(a.Address) > maxAddressLen {
-		return fmt.Errorf("%s: address longer than %d characters", field, maxAddressLen)
-	}
-	if !strings.Contains(a.Address, "@") {
-		return fmt.Errorf("%s: %q has no @domain", field, s)
-	}
-	for i := 0; i < len(a.Address); i++ {
-		if a.Address[i] >= 0x80 {
-			return fmt.Errorf("%s: address %q must be ASCII (internationalized addresses are not supported)", field, a.Address)
-		}
-	}
-	return nil
-}
-
-// hasSecretURL reports whether the channel type's URL carries a secret in
-// its path (webhook, Slack and Discord URLs do; an ntfy topic URL is shown).
-func hasSecretURL(typ string) bool {
-	return typ == TypeWebhook || typ == TypeSlack || typ == TypeDiscord
+	return u, nil
 }
 
 // Redact returns a copy of c with every secret replaced by Redacted: the
@@ -367,21 +142,33 @@ func hasSecretURL(typ string) bool {
 // every header value, the ntfy token and the SMTP password. Empty secrets
 // stay empty, so a client can tell "not set" from "set". The ntfy topic URL
 // is kept.
+//
+// Each Channel redacts its own secrets. Headers, token and password are
+// secret wherever they appear, so they are redacted whatever the type: not
+// even an invalid config shows them.
 func (c Config) Redact() Config {
 	out := c.clone()
-	if out.URL != "" && hasSecretURL(out.Type) {
-		out.URL = Redacted
+	if ch, ok := lookupChannel(out.Type); ok {
+		ch.Redact(&out)
 	}
-	for k := range out.Headers {
-		out.Headers[k] = Redacted
-	}
-	if out.Token != "" {
-		out.Token = Redacted
-	}
-	if out.Password != "" {
-		out.Password = Redacted
-	}
+	redactHeaders(&out)
+	redactString(&out.Token)
+	redactString(&out.Password)
 	return out
+}
+
+// redactString replaces a non-empty secret with Redacted.
+func redactString(s *string) {
+	if *s != "" {
+		*s = Redacted
+	}
+}
+
+// redactHeaders replaces every header value of c with Redacted.
+func redactHeaders(c *Config) {
+	for k := range c.Headers {
+		c.Headers[k] = Redacted
+	}
 }
 
 // KeepSecrets returns a copy of c in which every secret field equal to
@@ -432,18 +219,4 @@ func (c Config) clone() Config {
 	out.Severities = slices.Clone(c.Severities)
 	out.To = slices.Clone(c.To)
 	return out
-}
-
-// smtpPort is the configured port, or the default for the TLS mode.
-func (c Config) smtpPort() int {
-	if c.SMTPPort != 0 {
-		return c.SMTPPort
-	}
-	switch c.TLS {
-	case TLSImplicit:
-		return 465
-	case TLSNone:
-		return 25
-	}
-	return 587
 }

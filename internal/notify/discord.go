@@ -8,6 +8,23 @@ import (
 	"time"
 )
 
+// TypeDiscord posts to a Discord webhook.
+const TypeDiscord = "discord"
+
+// discordChannel is the Channel of TypeDiscord.
+type discordChannel struct{}
+
+// Validate checks the webhook URL; every other field is refused.
+func (discordChannel) Validate(c Config) error { return validateHookOnly(c) }
+
+// Redact hides the URL: its path is the secret.
+func (discordChannel) Redact(c *Config) { redactString(&c.URL) }
+
+// Format builds the embed message, time-stamped now.
+func (discordChannel) Format(_ Config, m Message, now time.Time) (Payload, error) {
+	return payloadOf(formatDiscord(m, now))
+}
+
 // Discord embed limits, in characters (counted here in UTF-16 code units,
 // never less than Discord's count).
 const (

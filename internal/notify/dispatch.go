@@ -275,33 +275,13 @@ func (d *Dispatcher) Forget(id string) {
 // prepare formats m for c's type once and returns the function that
 // delivers it; retries send the same bytes.
 func (d *Dispatcher) prepare(c Config, m Message) (func(context.Context) error, error) {
-	switch c.Type {
-	case TypeEmail:
-		msg, err := formatEmail(c, m, time.Now())
-		if err != nil {
-			return nil, err
-		}
-		return func(ctx context.Context) error { return d.sendMail(ctx, c, msg) }, nil
-	default:
-		req, err := formatHTTP(c, m)
-		if err != nil {
-			return nil, err
-		}
-		return func(ctx context.Context) error { return d.post(ctx, c, req) }, nil
+	ch, ok := lookupChannel(c.Type)
+	if !ok {
+		return nil, fmt.Errorf("type: unknown %q", c.Type)
 	}
-}
-
-// formatHTTP builds the request for an HTTP channel type.
-func formatHTTP(c Config, m Message) (httpRequest, error) {
-	switch c.Type {
-	case TypeWebhook:
-		return formatWebhook(c, m)
-	case TypeSlack:
-		return formatSlack(m)
-	case TypeDiscord:
-		return formatDiscord(m, time.Now())
-	case TypeNtfy:
-		return formatNtfy(c, m), nil
+	p, err := ch.Format(c, m, time.Now())
+	if err != nil {
+		return nil, err
 	}
-	return httpRequest{}, fmt.Errorf("type: unknown %q", c.Type)
+	return func(ctx context.Context) error { return p.Send(ctx, d, c) }, nil
 }

@@ -16,10 +16,129 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
+
+// TypeEmail sends e-mail over SMTP.
+const TypeEmail = "email"
+
+// SMTP TLS modes.
+const (
+	TLSStartTLS = "starttls"
+	TLSImplicit = "tls"
+	TLSNone     = "none"
+)
+
+// Limits on e-mail settings.
+const (
+	maxRecipients    = 50
+	maxAddressLen    = 254
+	maxCredentialLen = 512
+)
+
+// emailChannel is the Channel of TypeEmail.
+type emailChannel struct{}
+
+// Validate checks the SMTP server, credentials and addresses; url,
+// headers and token are refused.
+func (emailChannel) Validate(c Config) error {
+	if c.URL != "" {
+		return errors.New("url: not used by type email (set smtp_host)")
+	}
+	if err := refuseHeaders(c); err != nil {
+		return err
+	}
+	if err := refuseToken(c); err != nil {
+		return err
+	}
+	if err := validateSMTPHost(c.SMTPHost); err != nil {
+		return err
+	}
+	if c.SMTPPort < 0 || c.SMTPPort > 65535 {
+		return fmt.Errorf("smtp_port: %d out of range 1-65535 (0 picks the default for tls)", c.SMTPPort)
+	}
+	switch c.TLS {
+	case "", TLSStartTLS, TLSImplicit:
+	case TLSNone:
+		if !isLoopbackHost(c.SMTPHost) {
+			return fmt.Errorf("tls: \"none\" (plaintext) is only allowed for a relay on loopback, not %q; use starttls or tls", c.SMTPHost)
+		}
+		if c.Username != "" {
+			return errors.New("username: credentials are never sent without TLS; use tls starttls or tls, or drop username")
+		}
+	default:
+		return fmt.Errorf("tls: unknown %q (want starttls, tls or none)", c.TLS)
+	}
+	if c.InsecureSkipVerify && c.TLS == TLSNone {
+		return errors.New("insecure_skip_verify: has no effect with tls none")
+	}
+	if err := validateCredential("username", c.Username); err != nil {
+		return err
+	}
+	if err := validateCredential("password", c.Password); err != nil {
+		return err
+	}
+	switch {
+	case c.Password == Redacted:
+		return errors.New("password: is the redaction placeholder and no password is stored; send the real password")
+	case c.Username != "" && c.Password == "":
+		return errors.New("password: required with username")
+	case c.Username == "" && c.Password != "":
+		return errors.New("username: required with password")
+	}
+	if c.From == "" {
+		return errors.New("from: required (the sender address, e.g. sysmonstm@example.com)")
+	}
+	if err := validateAddress("from", c.From); err != nil {
+		return err
+	}
+	if len(c.To) == 0 {
+		return errors.New("to: at least one address")
+	}
+	if len(c.To) > maxRecipients {
+		return fmt.Errorf("to: more than %d addresses", maxRecipients)
+	}
+	for i, to := range c.To {
+		if err := validateAddress(fmt.Sprintf("to[%d]", i), to); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Redact hides the SMTP password.
+func (emailChannel) Redact(c *Config) { redactString(&c.Password) }
+
+// Format builds the message, dated now.
+func (emailChannel) Format(c Config, m Message, now time.Time) (Payload, error) {
+	msg, err := formatEmail(c, m, now)
+	if err != nil {
+		return nil, err
+	}
+	return msg, nil
+}
+
+// Send delivers the message over SMTP once.
+func (msg mailMessage) Send(ctx context.Context, d *Dispatcher, c Config) error {
+	return d.sendMail(ctx, c, msg)
+}
+
+// smtpPort is the configured port, or the default for the TLS mode.
+func (c Config) smtpPort() int {
+	if c.SMTPPort != 0 {
+		return c.SMTPPort
+	}
+	switch c.TLS {
+	case TLSImplicit:
+		return 465
+	case TLSNone:
+		return 25
+	}
+	return 587
+}
 
 // Limits of an e-mail notification.
 const (
@@ -193,4 +312,76 @@ func localName() string {
 		return "localhost"
 	}
 	return h
+}
+
+func validateSMTPHost(h string) error {
+	switch {
+	case h == "":
+		return errors.New("smtp_host: required")
+	case len(h) > 253:
+		return errors.New("smtp_host: longer than 253 characters")
+	case net.ParseIP(h) != nil:
+		return nil
+	case strings.Contains(h, "://"):
+		return fmt.Errorf("smtp_host: must be a host name or IP address, not a URL (got %q)", h)
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
+			return fmt.Errorf("smtp_host: %q is not a valid host name (put the port in smtp_port)", h)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return fmt.Errorf("smtp_host: %q is not a valid host name (put the port in smtp_port)", h)
+			}
+		}
+	}
+	return nil
+}
+
+// isLoopbackHost reports whether h names this machine's loopback interface.
+func isLoopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+func validateCredential(field, v string) error {
+	if len(v) > maxCredentialLen {
+		return fmt.Errorf("%s: longer than %d characters", field, maxCredentialLen)
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%s: not valid UTF-8", field)
+	}
+	if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return fmt.Errorf("%s: contains control characters", field)
+	}
+	return nil
+}
+
+// validateAddress checks one e-mail address ("a@b.c" or "Name <a@b.c>").
+func validateAddress(field, s string) error {
+	if len(s) > maxAddressLen+200 {
+		return fmt.Errorf("%s: longer than %d characters", field, maxAddressLen+200)
+	}
+	if strings.ContainsAny(s, "\r\n") {
+		return fmt.Errorf("%s: contains a line break", field)
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil {
+		return fmt.Errorf("%s: %q is not an e-mail address", field, s)
+	}
+	if len(a.Address) > maxAddressLen {
+		return fmt.Errorf("%s: address longer than %d characters", field, maxAddressLen)
+	}
+	if !strings.Contains(a.Address, "@") {
+		return fmt.Errorf("%s: %q has no @domain", field, s)
+	}
+	for i := 0; i < len(a.Address); i++ {
+		if a.Address[i] >= 0x80 {
+			return fmt.Errorf("%s: address %q must be ASCII (internationalized addresses are not supported)", field, a.Address)
+		}
+	}
+	return nil
 }

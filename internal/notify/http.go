@@ -27,6 +27,35 @@ type httpRequest struct {
 	header http.Header // Content-Type included
 }
 
+// Send posts the request to c.URL once.
+func (r httpRequest) Send(ctx context.Context, d *Dispatcher, c Config) error {
+	return d.post(ctx, c, r)
+}
+
+// payloadOf returns an HTTP channel's formatted request as a Payload; nil
+// when formatting failed.
+func payloadOf(r httpRequest, err error) (Payload, error) {
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// validateHookOnly checks a channel configured by its incoming-webhook URL
+// alone (Slack, Discord): every other field is refused.
+func validateHookOnly(c Config) error {
+	if err := validateWebhookURL(c); err != nil {
+		return err
+	}
+	if err := refuseHeaders(c); err != nil {
+		return err
+	}
+	if err := refuseToken(c); err != nil {
+		return err
+	}
+	return refuseSMTP(c)
+}
+
 // StatusError is a service's answer other than 2xx.
 type StatusError struct {
 	// StatusCode is the HTTP status, e.g. 400.
@@ -150,4 +179,17 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		}
 	}
 	return 0
+}
+
+// validateWebhookURL checks the incoming-webhook URL of a Slack or Discord
+// channel: the path is the secret and must be there.
+func validateWebhookURL(c Config) error {
+	u, err := validateURL(c.URL)
+	if err != nil {
+		return err
+	}
+	if strings.Trim(u.Path, "/") == "" {
+		return fmt.Errorf("url: needs the full %s webhook URL including its path", c.Type)
+	}
+	return nil
 }

@@ -1,7 +1,9 @@
 // Package notify delivers alert notifications to channels: a generic JSON
-// webhook, Slack, Discord, ntfy and e-mail over SMTP. Each channel type
-// formats a Message for its service's documented API; sending retries with
-// backoff and every outcome is counted.
+// webhook, Slack, Discord, ntfy and e-mail over SMTP. Each channel type is
+// a Channel in its own file, listed in one table (channel.go), that checks
+// its configuration, redacts its secrets and formats a Message for its
+// service's documented API; the Dispatcher retries with backoff and counts
+// every outcome.
 //
 // The alert engine decides what to send and when (routing, grouping,
 // repeats, acknowledgements, silences); this package only formats and
@@ -18,15 +20,6 @@ type Status struct {
 	Sent        uint64    `json:"sent"`   // messages delivered
 	Failed      uint64    `json:"failed"` // messages given up on after every retry
 }
-
-// Channel types.
-const (
-	TypeWebhook = "webhook"
-	TypeSlack   = "slack"
-	TypeDiscord = "discord"
-	TypeNtfy    = "ntfy"
-	TypeEmail   = "email"
-)
 
 // Message status.
 const (
@@ -72,7 +65,7 @@ type Alert struct {
 }
 
 // Config is one configured channel (a "notifier" in the API). Type-specific
-// fields are documented per type; the JSON form is what POST /api/notifiers
+// fields are documented per type, and each type's Channel checks them; the JSON form is what POST /api/notifiers
 // takes and, with secrets redacted, what GET returns.
 type Config struct {
 	ID   string `json:"id" yaml:"id"`

@@ -1,9 +1,51 @@
 package notify
 
 import (
+	"errors"
+	"fmt"
 	"mime"
 	"net/http"
+	"strings"
+	"time"
 )
+
+// TypeNtfy publishes to an ntfy topic.
+const TypeNtfy = "ntfy"
+
+// maxTokenLen bounds an ntfy access token.
+const maxTokenLen = 512
+
+// ntfyChannel is the Channel of TypeNtfy.
+type ntfyChannel struct{}
+
+// Validate checks the topic URL and the optional token; headers and the
+// e-mail fields are refused.
+func (ntfyChannel) Validate(c Config) error {
+	u, err := validateURL(c.URL)
+	if err != nil {
+		return err
+	}
+	if strings.Trim(u.Path, "/") == "" {
+		return errors.New("url: needs the topic in the path, e.g. https://ntfy.sh/mytopic")
+	}
+	if err := refuseHeaders(c); err != nil {
+		return err
+	}
+	if c.Token != "" {
+		if err := validateToken(c.Token); err != nil {
+			return err
+		}
+	}
+	return refuseSMTP(c)
+}
+
+// Redact hides the access token; the topic URL is shown.
+func (ntfyChannel) Redact(c *Config) { redactString(&c.Token) }
+
+// Format builds the publish request.
+func (ntfyChannel) Format(c Config, m Message, _ time.Time) (Payload, error) {
+	return formatNtfy(c, m), nil
+}
 
 // ntfyBodyLimit keeps the message under ntfy's default 4096-byte limit
 // (larger bodies become attachments or are refused).
@@ -57,4 +99,20 @@ func headerText(s string) string {
 		return s
 	}
 	return mime.BEncoding.Encode("utf-8", s)
+}
+
+// validateToken checks an ntfy access token.
+func validateToken(token string) error {
+	if token == Redacted {
+		return errors.New("token: is the redaction placeholder and no token is stored; send the real token")
+	}
+	if len(token) > maxTokenLen {
+		return fmt.Errorf("token: longer than %d characters", maxTokenLen)
+	}
+	for _, r := range token {
+		if r <= ' ' || r > '~' {
+			return errors.New("token: must be printable ASCII without spaces")
+		}
+	}
+	return nil
 }

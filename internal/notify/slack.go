@@ -5,7 +5,25 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
+
+// TypeSlack posts to a Slack incoming webhook.
+const TypeSlack = "slack"
+
+// slackChannel is the Channel of TypeSlack.
+type slackChannel struct{}
+
+// Validate checks the incoming-webhook URL; every other field is refused.
+func (slackChannel) Validate(c Config) error { return validateHookOnly(c) }
+
+// Redact hides the URL: its path is the secret.
+func (slackChannel) Redact(c *Config) { redactString(&c.URL) }
+
+// Format builds the Block Kit message.
+func (slackChannel) Format(_ Config, m Message, _ time.Time) (Payload, error) {
+	return payloadOf(formatSlack(m))
+}
 
 // Slack limits (Block Kit): 3000 characters of section text, 50 blocks per
 // message. One message lists at most slackMaxAlerts alerts.

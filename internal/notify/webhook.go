@@ -2,10 +2,55 @@ package notify
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"math"
 	"net/http"
+	"net/textproto"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 )
+
+// TypeWebhook is the generic JSON webhook: the WebhookPayload POSTed to a
+// URL of the operator's choice, with optional extra headers.
+const TypeWebhook = "webhook"
+
+// Limits on a webhook's extra headers.
+const (
+	maxHeaders       = 20
+	maxHeaderNameLen = 100
+	maxHeaderValLen  = 4096
+)
+
+// webhookChannel is the Channel of TypeWebhook.
+type webhookChannel struct{}
+
+// Validate checks url and headers; token and the e-mail fields are refused.
+func (webhookChannel) Validate(c Config) error {
+	if _, err := validateURL(c.URL); err != nil {
+		return err
+	}
+	if err := validateHeaders(c.Headers); err != nil {
+		return err
+	}
+	if err := refuseToken(c); err != nil {
+		return err
+	}
+	return refuseSMTP(c)
+}
+
+// Redact hides the URL (it carries tokens) and every header value.
+func (webhookChannel) Redact(c *Config) {
+	redactString(&c.URL)
+	redactHeaders(c)
+}
+
+// Format builds the JSON payload.
+func (webhookChannel) Format(c Config, m Message, _ time.Time) (Payload, error) {
+	return payloadOf(formatWebhook(c, m))
+}
 
 // maxWebhookAlerts bounds the alerts in one webhook payload; the rest are
 // counted in truncated_alerts.
@@ -110,4 +155,58 @@ func formatWebhook(_ Config, m Message) (httpRequest, error) {
 		return httpRequest{}, err
 	}
 	return httpRequest{body: body, header: http.Header{"Content-Type": {"application/json"}}}, nil
+}
+
+// forbiddenHeaders are headers a webhook config may not set: the transport
+// owns them, and the body is always JSON.
+var forbiddenHeaders = []string{"Host", "Content-Length", "Content-Type", "Transfer-Encoding", "Connection", "Te", "Trailer", "Upgrade", "Expect"}
+
+// validateHeaders checks the extra HTTP headers of a webhook.
+func validateHeaders(h map[string]string) error {
+	if len(h) > maxHeaders {
+		return fmt.Errorf("headers: more than %d", maxHeaders)
+	}
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		if err := validateHeader(k, h[k]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateHeader checks one extra webhook header.
+func validateHeader(k, v string) error {
+	if k == "" || len(k) > maxHeaderNameLen {
+		return fmt.Errorf("headers: name %q must be 1 to %d characters", k, maxHeaderNameLen)
+	}
+	for _, r := range k {
+		if !isTokenRune(r) {
+			return fmt.Errorf("headers: name %q is not a valid HTTP header name", k)
+		}
+	}
+	canon := textproto.CanonicalMIMEHeaderKey(k)
+	if slices.Contains(forbiddenHeaders, canon) {
+		return fmt.Errorf("headers[%s]: may not be set (the sender owns it)", canon)
+	}
+	if v == Redacted {
+		return fmt.Errorf("headers[%s]: is the redaction placeholder and no value is stored for it; send the real value", canon)
+	}
+	if len(v) > maxHeaderValLen {
+		return fmt.Errorf("headers[%s]: value longer than %d bytes", canon, maxHeaderValLen)
+	}
+	for _, r := range v {
+		if r < ' ' && r != '\t' || r == 0x7f || r > '~' {
+			return fmt.Errorf("headers[%s]: value must be printable ASCII (no CR, LF or control characters)", canon)
+		}
+	}
+	return nil
+}
+
+// isTokenRune reports whether r may appear in an HTTP header name (RFC 9110
+// token).
+func isTokenRune(r rune) bool {
+	if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+		return true
+	}
+	return strings.ContainsRune("!#$%&'*+-.^_`|~", r)
 }

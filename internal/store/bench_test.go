@@ -25,14 +25,14 @@ func BenchmarkAppend(b *testing.B) {
 	s, _ := openTest(b, "", base, nil)
 	type host struct {
 		w    *workload
-		refs []storage.SeriesRef
+		refs []SeriesRef
 		vals [][]float64 // per tick
 	}
 	hs := make([]*host, hosts)
 	perTick := 0
 	for h := range hs {
 		w := newWorkload("host-"+strconv.Itoa(h), uint64(h), true)
-		x := &host{w: w, refs: make([]storage.SeriesRef, len(w.series))}
+		x := &host{w: w, refs: make([]SeriesRef, len(w.series))}
 		for range ticks {
 			v := make([]float64, len(w.series))
 			w.next(v)
@@ -245,7 +245,7 @@ func BenchmarkQuery24h(b *testing.B) {
 	}
 	// As in a running hub, the newest ~2.5 minutes are not rolled up yet and
 	// come from the raw tier.
-	rawRefs := make([]storage.SeriesRef, len(w.series))
+	rawRefs := make([]SeriesRef, len(w.series))
 	app := s.Appender(ctx)
 	for sec := range 180 {
 		w.next(vals)

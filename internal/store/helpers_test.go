@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 )
 
@@ -63,7 +62,7 @@ func series(name, machine string, kv ...string) labels.Labels {
 func appendRange(t testing.TB, s *Store, ls labels.Labels, from time.Time, n int, step time.Duration, f func(i int) float64) {
 	t.Helper()
 	app := s.Appender(context.Background())
-	var ref storage.SeriesRef
+	var ref SeriesRef
 	var err error
 	last := int64(math.MinInt64)
 	for i := range n {

@@ -244,8 +244,8 @@ func (s *Store) Close() error {
 // that finds no space left returns a *DiskFullError and makes Writable
 // refuse until space is freed. Callers check Writable before appending:
 // the appender itself does not refuse.
-func (s *Store) Appender(ctx context.Context) storage.Appender {
-	return s.appender(ctx, s.raw)
+func (s *Store) Appender(ctx context.Context) Appender {
+	return rawAppender{app: s.raw.Appender(ctx), g: s.space}
 }
 
 // appender returns an appender on db whose Commit and Rollback report a

@@ -13,7 +13,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
@@ -36,7 +35,7 @@ func TestCrashChild(t *testing.T) {
 		fmt.Println("open:", err)
 		os.Exit(2)
 	}
-	refs := make([]storage.SeriesRef, crashSeries)
+	refs := make([]SeriesRef, crashSeries)
 	for c := 0; ; c++ {
 		app := s.Appender(context.Background())
 		for i := range crashSeries {
