@@ -199,9 +199,14 @@ func New(cfg Config) (*Hub, error) {
 		}
 	}()
 
-	// The store first: it refuses a disk below its reserve before anything
-	// writes there.
+	// The metadata database first: it refuses a data dir that holds a
+	// hub's data (the store's tsdb) but lost its database, so it must look
+	// before the store creates tsdb in a new data dir. On a full disk it
+	// says so (db.Open names a full disk), as the store does below.
 	var err error
+	if h.db, err = db.Open(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	h.store, err = store.Open(store.Options{
 		Dir:          filepath.Join(cfg.DataDir, "tsdb"),
 		RetentionRaw: cfg.RetentionRaw,
@@ -216,9 +221,6 @@ func New(cfg Config) (*Hub, error) {
 			return nil, fmt.Errorf("open storage in %s: %w, then start the hub again (or lower --min-free-disk-mib)", cfg.DataDir, err)
 		}
 		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
-	}
-	if h.db, err = db.Open(cfg.DataDir); err != nil {
-		return nil, err
 	}
 	h.live, err = live.New(live.Options{
 		OfflineAfter:        cfg.OfflineAfter,
