@@ -37,7 +37,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	hc.Security.LocalAgent = ac.MachineID // the in-process agent's credential
 	h, err := hub.New(*hc)
 	if err != nil {
-		return err
+		return config.Flagged(err)
 	}
 	ac.Hub = h.GRPCAddr()
 	ac.Token = h.LocalAgentToken()
