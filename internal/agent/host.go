@@ -97,9 +97,6 @@ func (h *Host) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// Stats returns the stream's counters.
-func (h *Host) Stats() Stats { return h.agent.Stats() }
-
 // PushSocket returns the path of the push socket, "" when there is none.
 func (h *Host) PushSocket() string {
 	if h.push == nil {
