@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/hub"
 	"github.com/sysmonstm/sysmonstm/internal/netguard"
 )
@@ -55,47 +56,16 @@ func hubFlags(fs *flag.FlagSet) *hub.Config {
 	return c
 }
 
-// validateHub checks the hub settings that flag parsing cannot.
+// validateHub checks the hub settings (hub.Config.Validate), named as
+// flags. It maps --max-conns-per-ip 0 (no limit) to the Config's -1.
 func validateHub(c *hub.Config) error {
-	if c.RetentionRaw < time.Hour {
-		return fmt.Errorf("--retention-raw %s: must be at least 1h", c.RetentionRaw)
-	}
-	if c.Retention1m < c.RetentionRaw {
-		return fmt.Errorf("--retention-1m %s: must be at least --retention-raw (%s)", c.Retention1m, c.RetentionRaw)
-	}
-	if c.Retention1h < c.Retention1m {
-		return fmt.Errorf("--retention-1h %s: must be at least --retention-1m (%s)", c.Retention1h, c.Retention1m)
-	}
-	for _, l := range []struct {
-		flag   string
-		v, min int64
-	}{
-		{"--max-series-per-machine", int64(c.Limits.MaxSeriesPerMachine), 100},
-		{"--max-active-series", int64(c.Limits.MaxActiveSeries), 1000},
-		{"--max-live-series-per-machine", int64(c.Limits.MaxLiveSeriesPerMachine), 100},
-		{"--max-labels-per-series", int64(c.Limits.MaxLabels), 1},
-		{"--max-label-value-length", int64(c.Limits.MaxLabelValueLength), 16},
-		{"--max-message-bytes", int64(c.Limits.MaxMessageBytes), 64 << 10},
-		{"--max-body-bytes", c.Limits.MaxBodyBytes, 1 << 10},
-		{"--min-free-disk-mib", int64(c.MinFreeDiskMiB), 16},
-	} {
-		if l.v < l.min {
-			return fmt.Errorf("%s %d: must be at least %d", l.flag, l.v, l.min)
-		}
-	}
-	if c.OfflineAfter < time.Second {
-		return fmt.Errorf("--offline-after %s: must be at least 1s", c.OfflineAfter)
-	}
-	if c.ForgetOfflineAfter != 0 && c.ForgetOfflineAfter < c.OfflineAfter {
-		return fmt.Errorf("--forget-offline-after %s: must be 0 (never) or at least --offline-after (%s)", c.ForgetOfflineAfter, c.OfflineAfter)
-	}
 	switch {
 	case c.Conn.MaxPerIP < 0:
 		return fmt.Errorf("--max-conns-per-ip %d: must be 0 (no limit) or more", c.Conn.MaxPerIP)
 	case c.Conn.MaxPerIP == 0:
 		c.Conn.MaxPerIP = -1 // hub.Config's "no limit"; its 0 is the default
 	}
-	return nil
+	return config.Flagged(c.Validate())
 }
 
 // prefixesFlag is a flag of comma-separated addresses and CIDR prefixes.
@@ -134,7 +104,7 @@ func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg.Logger = log
 	h, err := hub.New(*cfg)
 	if err != nil {
-		return err
+		return config.Flagged(err)
 	}
 	fmt.Fprintf(stdout, "sysmonstm hub: dashboard %s, agents connect to %s\n", h.URL(), h.GRPCAddr())
 	go reloadOnSIGHUP(ctx, h, log)
@@ -153,7 +123,7 @@ func reloadOnSIGHUP(ctx context.Context, h *hub.Hub, log *slog.Logger) {
 			return
 		case <-ch:
 			if err := h.ReloadTLS(); err != nil {
-				log.Error("SIGHUP: TLS reload failed; the previous certificate stays in use", "err", err)
+				log.Error("SIGHUP: TLS reload failed; the previous certificate stays in use", "err", config.Flagged(err))
 			}
 		}
 	}

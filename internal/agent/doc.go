@@ -1,7 +1,10 @@
-// Package agent owns the streaming half of a sysmonstm agent: every tick it
-// turns the collected samples into a Batch, keeps each batch the hub has not
-// acknowledged in a bounded buffer, and streams them to the hub over gRPC,
-// replaying the buffer after a hub restart or a network cut.
+// Package agent owns a sysmonstm agent. NewHost assembles one machine's
+// agent from a Config (host.go): the default collector set, the top
+// processes, the push socket, the host description and TLS. Under it, the
+// stream (New, any Source; loadgen runs it with a synthetic one): every tick
+// it turns the collected samples into a Batch, keeps each batch the hub has
+// not acknowledged in a bounded buffer, and streams them to the hub over
+// gRPC, replaying the buffer after a hub restart or a network cut.
 //
 // # Buffer bound
 //

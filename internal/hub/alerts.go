@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -44,16 +43,7 @@ type alertsPart struct {
 // alerting API's routes (internal/web/alertapi, over the engine) to
 // h.routes. Called after setupSecurity, before ingest.
 func (h *Hub) setupAlerts() error {
-	c := h.cfg.Alerting
-	if c.Retention != 0 && c.Retention < time.Hour {
-		return fmt.Errorf("--alerts-retention %s: must be at least 1h", c.Retention)
-	}
-	if c.GroupWait < 0 || (c.GroupWait > 0 && c.GroupWait < 10*time.Millisecond) || c.GroupWait > 10*time.Minute {
-		return fmt.Errorf("--alerts-group-wait %s: must be between 10ms and 10m", c.GroupWait)
-	}
-	if c.RepeatInterval > 0 && c.RepeatInterval < time.Second {
-		return fmt.Errorf("--alerts-repeat-interval %s: must be at least 1s (or 0 to disable repeats)", c.RepeatInterval)
-	}
+	c := h.cfg.Alerting // checked by Config.Validate
 	d, err := notify.NewDispatcher(notify.DispatcherOptions{
 		Logger:     h.log.With("component", "notify"),
 		Registerer: h.reg,

@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/edge"
 )
 
@@ -53,31 +53,31 @@ func (h *Hub) setupEdge() error {
 	}
 	machines, err := edge.ParseGlobs(c.Machines)
 	if err != nil {
-		return fmt.Errorf("--edge-machines %q: %w", c.Machines, err)
+		return &config.SettingError{Setting: "edge-machines", Value: fmt.Sprintf("%q", c.Machines), Err: err}
 	}
 	if machines.Empty() {
-		return fmt.Errorf("--edge-machines %q: no pattern; give globs of machine ids, * for every machine", c.Machines)
+		return &config.SettingError{Setting: "edge-machines", Value: fmt.Sprintf("%q", c.Machines), Reason: "no pattern; give globs of machine ids, * for every machine"}
 	}
 	metrics, err := edge.ParseSelectors(c.Metrics)
 	if err != nil {
-		return fmt.Errorf("--edge-metrics: %w", err)
+		return &config.SettingError{Setting: "edge-metrics", Err: err}
 	}
 	if len(metrics) == 0 {
-		return errors.New("--edge-metrics: no selector; give metric names such as memory_usage_percent")
+		return &config.SettingError{Setting: "edge-metrics", Reason: "no selector; give metric names such as memory_usage_percent"}
 	}
 	labels, err := edge.ParseGlobs(c.MachineLabels)
 	if err != nil {
-		return fmt.Errorf("--edge-machine-labels %q: %w", c.MachineLabels, err)
+		return &config.SettingError{Setting: "edge-machine-labels", Value: fmt.Sprintf("%q", c.MachineLabels), Err: err}
 	}
 	var tlsConf *tls.Config
 	if c.TLSCA != "" {
 		pem, err := os.ReadFile(c.TLSCA)
 		if err != nil {
-			return fmt.Errorf("--edge-tls-ca: %w", err)
+			return &config.SettingError{Setting: "edge-tls-ca", Err: err}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--edge-tls-ca %s: no PEM certificate in the file", c.TLSCA)
+			return &config.SettingError{Setting: "edge-tls-ca", Value: c.TLSCA, Reason: "no PEM certificate in the file"}
 		}
 		tlsConf = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}

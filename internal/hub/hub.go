@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,41 +142,12 @@ type Hub struct {
 // New opens storage and binds both listeners, so the caller knows the
 // addresses (and a port conflict is reported) before Run.
 func New(cfg Config) (*Hub, error) {
-	if cfg.ListenHTTP == "" {
-		cfg.ListenHTTP = "127.0.0.1:8000"
-	}
-	if cfg.ListenGRPC == "" {
-		cfg.ListenGRPC = "127.0.0.1:50051"
-	}
-	if cfg.DataDir == "" {
-		return nil, errors.New("hub: --data-dir is required")
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Limits.MaxMessageBytes <= 0 {
-		cfg.Limits.MaxMessageBytes = 8 << 20
-	}
-	if cfg.Conn.MaxPerIP == 0 {
-		cfg.Conn.MaxPerIP = 256
-	}
-	if cfg.Conn.Exempt == nil {
-		cfg.Conn.Exempt = netguard.Loopback()
-	}
-	if cfg.Conn.BodyTimeout <= 0 {
-		cfg.Conn.BodyTimeout = 30 * time.Second
-	}
-	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
-		return nil, errTLSPair
-	}
-	if cfg.ExternalURL != "" {
-		u, err := url.Parse(cfg.ExternalURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return nil, fmt.Errorf("--external-url %q: want an absolute http(s) URL such as https://monitor.example.com/", cfg.ExternalURL)
-		}
-	}
-	if cfg.TLSClientCA != "" && cfg.TLSCert == "" {
-		return nil, errors.New("--tls-client-ca needs TLS: give --tls-cert and --tls-key too")
 	}
 	h := &Hub{cfg: cfg, log: cfg.Logger, reg: prometheus.NewRegistry(), shutdown: 10 * time.Second}
 	h.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -219,7 +189,7 @@ func New(cfg Config) (*Hub, error) {
 	})
 	if err != nil {
 		if store.IsDiskFull(err) {
-			return nil, fmt.Errorf("open storage in %s: %w, then start the hub again (or lower --min-free-disk-mib)", cfg.DataDir, err)
+			return nil, &config.SettingError{Reason: fmt.Sprintf("open storage in %s: free space, then start the hub again (or lower {min-free-disk-mib})", cfg.DataDir), Err: err}
 		}
 		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
 	}
@@ -287,10 +257,10 @@ func New(cfg Config) (*Hub, error) {
 	}
 
 	if h.grpcLn, err = net.Listen("tcp", cfg.ListenGRPC); err != nil {
-		return nil, fmt.Errorf("listen gRPC on %s: %w (is another hub running? change --listen-grpc)", cfg.ListenGRPC, err)
+		return nil, &config.SettingError{Setting: "listen-grpc", Value: cfg.ListenGRPC, Reason: "cannot listen (is another hub running? change {listen-grpc})", Err: err}
 	}
 	if h.httpLn, err = net.Listen("tcp", cfg.ListenHTTP); err != nil {
-		return nil, fmt.Errorf("listen HTTP on %s: %w (is another hub running? change --listen-http)", cfg.ListenHTTP, err)
+		return nil, &config.SettingError{Setting: "listen-http", Value: cfg.ListenHTTP, Reason: "cannot listen (is another hub running? change {listen-http})", Err: err}
 	}
 	guard := netguard.NewMetrics(h.reg)
 	guardLog := h.log.With("component", "netguard")

@@ -2,11 +2,14 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/config"
 )
 
 func TestRunServesAndShutsDownCleanly(t *testing.T) {
@@ -52,20 +55,30 @@ func TestStartupErrorsNameTheSetting(t *testing.T) {
 	}
 	defer busy.Close()
 	_, err = New(Config{ListenHTTP: busy.Addr().String(), ListenGRPC: "127.0.0.1:0", DataDir: t.TempDir()})
-	if err == nil || !strings.Contains(err.Error(), "--listen-http") {
+	if !namesSetting(err, "listen-http") {
 		t.Fatalf("busy HTTP port: %v", err)
 	}
 	_, err = New(Config{ListenHTTP: "127.0.0.1:0", ListenGRPC: busy.Addr().String(), DataDir: t.TempDir()})
-	if err == nil || !strings.Contains(err.Error(), "--listen-grpc") {
+	if !namesSetting(err, "listen-grpc") {
 		t.Fatalf("busy gRPC port: %v", err)
 	}
-	if _, err = New(Config{DataDir: t.TempDir(), TLSCert: "c.pem"}); err == nil || !strings.Contains(err.Error(), "--tls-key") {
+	if _, err = New(Config{DataDir: t.TempDir(), TLSCert: "c.pem"}); !namesSetting(err, "tls-key") {
 		t.Fatalf("cert without key: %v", err)
 	}
 	if _, err = New(Config{DataDir: t.TempDir(), TLSCert: "/nonexistent/c.pem", TLSKey: "/nonexistent/k.pem"}); err == nil || !strings.Contains(err.Error(), "load TLS certificate") {
 		t.Fatalf("missing cert files: %v", err)
 	}
-	if _, err = New(Config{}); err == nil || !strings.Contains(err.Error(), "--data-dir") {
+	if _, err = New(Config{}); !namesSetting(err, "data-dir") {
 		t.Fatalf("no data dir: %v", err)
 	}
+}
+
+// namesSetting reports whether err is a SettingError naming setting (as the
+// one at fault or in its reason) by its key, not as a command-line flag.
+func namesSetting(err error, setting string) bool {
+	var se *config.SettingError
+	if !errors.As(err, &se) || strings.Contains(err.Error(), "--") {
+		return false
+	}
+	return se.Setting == setting || strings.Contains(se.Reason, "{"+setting+"}")
 }

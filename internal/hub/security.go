@@ -57,9 +57,6 @@ func (h *Hub) setupSecurity() error {
 	ctx := context.Background()
 	c := h.cfg.Security
 	log := h.log.With("component", "auth")
-	if c.SessionTTL > 0 && c.SessionMaxAge > 0 && c.SessionMaxAge < c.SessionTTL {
-		return fmt.Errorf("--session-max-age %s: must be at least --session-ttl (%s)", c.SessionMaxAge, c.SessionTTL)
-	}
 	st, err := auth.Open(ctx, h.db, auth.Options{
 		MaxMachinesPerToken: c.MaxMachinesPerToken,
 		SessionIdle:         c.SessionTTL,

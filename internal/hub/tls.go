@@ -3,10 +3,11 @@ package hub
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"sync/atomic"
+
+	"github.com/sysmonstm/sysmonstm/internal/config"
 )
 
 // tlsFiles serves the hub's certificate (and, for mutual TLS, the client
@@ -39,11 +40,11 @@ func (t *tlsFiles) Reload() error {
 	if t.clientCAFile != "" {
 		pem, err := os.ReadFile(t.clientCAFile)
 		if err != nil {
-			return fmt.Errorf("--tls-client-ca: %w", err)
+			return &config.SettingError{Setting: "tls-client-ca", Err: err}
 		}
 		pool = x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--tls-client-ca %s: no PEM certificate found", t.clientCAFile)
+			return &config.SettingError{Setting: "tls-client-ca", Value: t.clientCAFile, Reason: "no PEM certificate found"}
 		}
 	}
 	t.cert.Store(&cert)
@@ -99,4 +100,4 @@ func (h *Hub) ReloadTLS() error {
 	return nil
 }
 
-var errTLSPair = errors.New("--tls-cert and --tls-key go together: give both or neither")
+var errTLSPair = &config.SettingError{Reason: "{tls-cert} and {tls-key} go together: give both or neither"}

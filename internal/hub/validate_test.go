@@ -1,0 +1,44 @@
+package hub
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestConfigValidate: every check of the hub's settings lives in Validate,
+// names the setting by its key, and passes the defaults.
+func TestConfigValidate(t *testing.T) {
+	base := func() Config { return Config{DataDir: t.TempDir()}.withDefaults() }
+	if c := base(); c.Validate() != nil {
+		t.Fatalf("defaults refused: %v", c.Validate())
+	}
+	if err := (&Config{DataDir: "d"}).Validate(); !namesSetting(err, "retention-raw") {
+		t.Errorf("zero retention is not a default for Validate: %v", err)
+	}
+	f := func(mutate func(*Config), setting, want string) {
+		t.Helper()
+		c := base()
+		mutate(&c)
+		err := c.Validate()
+		if !namesSetting(err, setting) || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v, want setting %s and %q", err, setting, want)
+		}
+	}
+	f(func(c *Config) { c.DataDir = "" }, "data-dir", "data-dir is required")
+	f(func(c *Config) { c.RetentionRaw = time.Minute }, "retention-raw", "retention-raw 1m0s: must be at least 1h")
+	f(func(c *Config) { c.Retention1m = time.Hour }, "retention-1m", "retention-1m 1h0m0s: must be at least retention-raw (24h0m0s)")
+	f(func(c *Config) { c.Retention1h = 48 * time.Hour }, "retention-1h", "must be at least retention-1m (720h0m0s)")
+	f(func(c *Config) { c.Limits.MaxActiveSeries = 10 }, "max-active-series", "max-active-series 10: must be at least 1000")
+	f(func(c *Config) { c.Limits.MaxBodyBytes = 1 }, "max-body-bytes", "must be at least 1024")
+	f(func(c *Config) { c.MinFreeDiskMiB = 1 }, "min-free-disk-mib", "must be at least 16")
+	f(func(c *Config) { c.OfflineAfter = 500 * time.Millisecond }, "offline-after", "offline-after 500ms: must be at least 1s")
+	f(func(c *Config) { c.ForgetOfflineAfter = time.Second }, "forget-offline-after", "must be 0 (never) or at least offline-after (15s)")
+	f(func(c *Config) { c.TLSKey = "k.pem" }, "tls-cert", "tls-cert and tls-key go together")
+	f(func(c *Config) { c.TLSClientCA = "ca.pem" }, "tls-client-ca", "tls-client-ca needs TLS")
+	f(func(c *Config) { c.ExternalURL = "monitor.example.com" }, "external-url", "want an absolute http(s) URL")
+	f(func(c *Config) { c.Security.SessionTTL, c.Security.SessionMaxAge = time.Hour, time.Minute }, "session-max-age", "must be at least session-ttl (1h0m0s)")
+	f(func(c *Config) { c.Alerting.Retention = time.Minute }, "alerts-retention", "must be at least 1h")
+	f(func(c *Config) { c.Alerting.GroupWait = time.Hour }, "alerts-group-wait", "must be between 10ms and 10m")
+	f(func(c *Config) { c.Alerting.RepeatInterval = time.Millisecond }, "alerts-repeat-interval", "must be at least 1s")
+}
