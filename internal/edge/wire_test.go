@@ -1,23 +1,33 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/wire"
 	"github.com/sysmonstm/sysmonstm/internal/wire/wiretest"
 )
 
-// allPublic is a forwarder that makes every machine, series and label
-// public.
-func allPublic(t testing.TB) *Forwarder {
+// allPublic is a forwarder from a live state that makes every machine,
+// series and label public; feed plays the wire scenario into that state.
+func allPublic(t testing.TB, feed bool) *Forwarder {
 	t.Helper()
-	st, err := live.New(live.Options{})
+	st, err := live.New(live.Options{Now: func() time.Time { return wiretest.Now }})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if feed {
+		wiretest.Feed(st)
 	}
 	g, err := ParseGlobs("*")
 	if err != nil {
@@ -36,7 +46,7 @@ func allPublic(t testing.TB) *Forwarder {
 // public identity, a forgotten machine becomes a remove, and processes,
 // summaries and alerts stay on the hub.
 func TestWireFixtures(t *testing.T) {
-	f := allPublic(t)
+	f := allPublic(t, false)
 	public := map[string]bool{}
 	event := func(typ, name string) live.Event {
 		return live.Event{Type: typ, Machine: wiretest.MachineID, JSON: wiretest.Read(t, name)}
@@ -47,6 +57,7 @@ func TestWireFixtures(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg, typ := f.filterEvent(event(wire.TypeMetrics, wiretest.Metrics), public)
+	wiretest.Check(t, wiretest.EdgePublishMetrics, msg)
 	var got pubMessage
 	if typ != wire.TypeMetrics || json.Unmarshal(msg, &got) != nil || got.Type != wire.TypeMetrics || got.Ts != batch.Ts {
 		t.Fatalf("metrics: %s %s", typ, msg)
@@ -73,6 +84,7 @@ func TestWireFixtures(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg, typ = f.filterEvent(event(wire.TypeMachine, wiretest.Machine), public)
+	wiretest.Check(t, wiretest.EdgePublishMachine, msg)
 	var gm struct {
 		Type    string      `json:"type"`
 		Machine wireMachine `json:"machine"`
@@ -85,6 +97,7 @@ func TestWireFixtures(t *testing.T) {
 	}
 
 	msg, typ = f.filterEvent(event(wire.TypeMachine, wiretest.MachineForgotten), public)
+	wiretest.Check(t, wiretest.EdgePublishRemove, msg)
 	if typ != wire.TypeRemove || string(msg) != `{"type":"remove","machine":"web-1"}` {
 		t.Errorf("forgotten machine: %s %s", typ, msg)
 	}
@@ -100,10 +113,92 @@ func TestWireFixtures(t *testing.T) {
 	}
 }
 
+// TestEdgeWireFixtures: the forwarder's snapshot of the wire scenario is
+// the publish snapshot fixture; the edge reads every publish fixture
+// strictly (no unknown member) and applies it, and the browser messages it
+// makes are the browser fixtures byte for byte.
+func TestEdgeWireFixtures(t *testing.T) {
+	f := allPublic(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	frames := make(chan []byte, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(MaxMessageBytes)
+		for {
+			_, b, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			frames <- b
+		}
+	}))
+	defer srv.Close()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := f.sendSnapshot(ctx, c, map[string]bool{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case b := <-frames:
+		wiretest.Check(t, wiretest.EdgePublishSnapshot, b)
+	case <-ctx.Done():
+		t.Fatal("no snapshot")
+	}
+
+	s := newState(5*time.Minute, 300, 10)
+	wiretest.Check(t, wiretest.EdgeBrowserStatus, s.setPublisher(true).JSON)
+	apply := func(name string) []live.Event {
+		t.Helper()
+		var msg pubMessage
+		dec := json.NewDecoder(strings.NewReader(string(wiretest.Read(t, name))))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&msg); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		evs, err := s.apply(&msg)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return evs
+	}
+	if evs := apply(wiretest.EdgePublishSnapshot); len(evs) != 2 || evs[0].Type != typeMachine || evs[1].Type != typeMetrics {
+		t.Fatalf("snapshot: events %v", evs)
+	}
+	evs := apply(wiretest.EdgePublishMetrics)
+	if len(evs) != 1 {
+		t.Fatalf("metrics: %d events", len(evs))
+	}
+	wiretest.Check(t, wiretest.EdgeBrowserMetrics, evs[0].JSON)
+	b, _, err := s.snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wiretest.Check(t, wiretest.EdgeBrowserSnapshot, b)
+	if evs = apply(wiretest.EdgePublishMachine); len(evs) != 1 {
+		t.Fatalf("machine: %d events", len(evs))
+	}
+	wiretest.Check(t, wiretest.EdgeBrowserMachine, evs[0].JSON)
+	if evs = apply(wiretest.EdgePublishRemove); len(evs) != 1 {
+		t.Fatalf("remove: %d events", len(evs))
+	}
+	wiretest.Check(t, wiretest.EdgeBrowserRemove, evs[0].JSON)
+	if s.Len() != 0 {
+		t.Errorf("%d machines after the remove", s.Len())
+	}
+}
+
 // BenchmarkFilterMetrics filters one metrics event of 100 series with the
 // default public metrics (run: go test -bench FilterMetrics ./internal/edge).
 func BenchmarkFilterMetrics(b *testing.B) {
-	f := allPublic(b)
+	f := allPublic(b, false)
 	var err error
 	if f.opts.Metrics, err = ParseSelectors(DefaultMetrics); err != nil {
 		b.Fatal(err)

@@ -121,3 +121,16 @@ func TestFixturesCarryTheCases(t *testing.T) {
 		t.Errorf("alert fixture leaves an optional member out: %+v", a)
 	}
 }
+
+// TestEdgeFixtures: the edge relay's fixtures (shapes in internal/edge,
+// tested there) are one line of JSON each and use the wire message names.
+func TestEdgeFixtures(t *testing.T) {
+	known := map[string]bool{wire.TypeSnapshot: true, wire.TypeMetrics: true, wire.TypeMachine: true, wire.TypeRemove: true, wire.TypeStatus: true}
+	for _, name := range wiretest.EdgeNames {
+		b := wiretest.Read(t, name)
+		var h wire.Header
+		if !utf8.Valid(b) || bytes.ContainsAny(b, "\n\r") || json.Unmarshal(b, &h) != nil || !known[h.Type] {
+			t.Errorf("%s: not one line of JSON with an edge message type: %.80s", name, b)
+		}
+	}
+}

@@ -36,6 +36,28 @@ const (
 	MachineDetail    = "machine_detail"    // GET /api/machines/{id}
 )
 
+// Fixtures of the edge relay's protocols, whose shapes live in
+// internal/edge (docs/edge.md): the hub's forwarder writes the publish
+// messages from the same scenario, and the edge turns them into the browser
+// messages.
+const (
+	EdgePublishSnapshot = "edge_publish_snapshot" // hub → edge: the one snapshot part
+	EdgePublishMetrics  = "edge_publish_metrics"  // hub → edge: the Batch's public values
+	EdgePublishMachine  = "edge_publish_machine"  // hub → edge: MachineID's public identity
+	EdgePublishRemove   = "edge_publish_remove"   // hub → edge: MachineID forgotten
+	EdgeBrowserSnapshot = "edge_browser_snapshot" // edge → browser: after the snapshot and the batch
+	EdgeBrowserMetrics  = "edge_browser_metrics"  // edge → browser: the batch
+	EdgeBrowserMachine  = "edge_browser_machine"  // edge → browser: the machine message
+	EdgeBrowserRemove   = "edge_browser_remove"   // edge → browser: the remove message
+	EdgeBrowserStatus   = "edge_browser_status"   // edge → browser: the publisher connected
+)
+
+// EdgeNames lists the edge fixtures.
+var EdgeNames = []string{
+	EdgePublishSnapshot, EdgePublishMetrics, EdgePublishMachine, EdgePublishRemove,
+	EdgeBrowserSnapshot, EdgeBrowserMetrics, EdgeBrowserMachine, EdgeBrowserRemove, EdgeBrowserStatus,
+}
+
 // Names lists every fixture.
 var Names = []string{Snapshot, SnapshotSummary, Metrics, Machine, MachineForgotten, Processes, Summary, Alert, Error, Subscribe, MachineDetail}
 
