@@ -243,3 +243,92 @@ func TestBrowserWireFixtures(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserEdgeWireFixtures: the edge's page (edge.js), in Chromium
+// against a /ws that sends the edge's browser fixtures (status, snapshot,
+// metrics, machine, then remove), shows the fixtures' machine: one card
+// with its id, its labels as chips (control and bidi characters visible),
+// the batch's headline values as the page formats them, online, and then
+// no card once the remove arrives.
+func TestBrowserEdgeWireFixtures(t *testing.T) {
+	b := newBrowser(t, 1000, 700, 60*time.Second)
+	removeNow := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, "../internal/edge/ui/index.html")
+	})
+	mux.HandleFunc("/ui/dom.js", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, "../internal/webdom/dom.js")
+	})
+	mux.Handle("/ui/", http.StripPrefix("/ui/", http.FileServer(http.Dir("../internal/edge/ui"))))
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := r.Context()
+		send := func(name string) bool {
+			return c.Write(ctx, websocket.MessageText, wiretest.Read(t, name)) == nil
+		}
+		for _, name := range []string{wiretest.EdgeBrowserStatus, wiretest.EdgeBrowserSnapshot, wiretest.EdgeBrowserMetrics, wiretest.EdgeBrowserMachine} {
+			if !send(name) {
+				return
+			}
+		}
+		select {
+		case <-removeNow:
+			send(wiretest.EdgeBrowserRemove)
+		case <-ctx.Done():
+			return
+		}
+		<-ctx.Done()
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	var me struct {
+		Machine struct {
+			ID     string            `json:"id"`
+			Labels map[string]string `json:"labels"`
+		} `json:"machine"`
+	}
+	if err := json.Unmarshal(wiretest.Read(t, wiretest.EdgeBrowserMachine), &me); err != nil {
+		t.Fatal(err)
+	}
+	labels, _ := json.Marshal(me.Machine.Labels)
+
+	b.run("open edge page", chromedp.Navigate(srv.URL+"/"))
+	card := fmt.Sprintf(`document.querySelector('article.card[data-id=%q]')`, me.Machine.ID)
+	b.waitJS(10*time.Second, "card", card+` && `+card+`.dataset.ts === "1795348800000"`)
+	got := js[map[string]any](b, fmt.Sprintf(`import("/ui/dom.js").then((d) => {
+  const c = %s;
+  const want = Object.keys(%s).sort().map((k) => d.visible(k + "=" + %s[k]));
+  return {
+    cards: document.querySelectorAll("article.card").length,
+    id: c.querySelector("h2.id").textContent,
+    chips: [...c.querySelectorAll(".chip")].map((e) => e.textContent),
+    wantChips: want,
+    values: [...c.querySelectorAll(".vals .v")].map((e) => e.textContent),
+    online: c.querySelector(".dot").className,
+    state: c.querySelector(".state").textContent,
+    counts: document.getElementById("counts").textContent,
+  };
+})`, card, labels, labels))
+	if got["cards"] != float64(1) || got["id"] != me.Machine.ID || got["online"] != "dot on" || got["state"] != "up 1d 0h" ||
+		got["counts"] != "1 machines · 1 online · 0 offline" {
+		t.Errorf("edge page: %v", got)
+	}
+	if fmt.Sprint(got["chips"]) != fmt.Sprint(got["wantChips"]) || len(got["chips"].([]any)) != len(me.Machine.Labels) {
+		t.Errorf("chips %q, want %q", got["chips"], got["wantChips"])
+	}
+	// The batch: CPU 12.5, memory 41.25, fullest disk 77.3, load 0.42,
+	// eth0 10240 and 2048.5 bytes/s (lo left out).
+	if want := "[13% 41% 77% 0.42 10.2 kB/s 2.0 kB/s]"; fmt.Sprint(got["values"]) != want {
+		t.Errorf("card values %v, want %s", got["values"], want)
+	}
+
+	close(removeNow)
+	b.waitJS(10*time.Second, "card removed", `!`+card+` && document.getElementById("counts").textContent === "0 machines · 0 online · 0 offline"`)
+	b.checkClean()
+}
