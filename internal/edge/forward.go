@@ -19,6 +19,7 @@ import (
 
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
+	"github.com/sysmonstm/sysmonstm/internal/wire"
 )
 
 // Source is the hub's live state as the forwarder reads it; *live.State
@@ -395,30 +396,9 @@ func labelNames(ls metric.Labels) []string {
 	return out
 }
 
-// hubMetrics is the part of the hub's metrics event the filter reads.
-type hubMetrics struct {
-	Ts      int64 `json:"ts"`
-	Metrics []struct {
-		Name   string          `json:"name"`
-		Labels json.RawMessage `json:"labels"`
-		Value  *float64        `json:"value"`
-	} `json:"metrics"`
-}
-
-// hubMachineEvent is the part of the hub's machine event the filter reads.
-// Forgotten marks the last event of a machine the hub forgot.
-type hubMachineEvent struct {
-	Forgotten bool `json:"forgotten"`
-	Machine   struct {
-		ID       string            `json:"id"`
-		Labels   map[string]string `json:"labels"`
-		Online   bool              `json:"online"`
-		LastSeen *time.Time        `json:"last_seen"`
-	} `json:"machine"`
-}
-
-// filterEvent turns a live event into the public message for the edge, or
-// nil when nothing of it is public. public caches the machine filter.
+// filterEvent turns a live event (read as internal/wire defines it) into
+// the public message for the edge, or nil when nothing of it is public.
+// public caches the machine filter.
 func (f *Forwarder) filterEvent(ev live.Event, public map[string]bool) ([]byte, string) {
 	if ev.Type != live.EventMetrics && ev.Type != live.EventMachine {
 		return nil, "" // processes, alerts and the rest stay on the hub
@@ -435,7 +415,7 @@ func (f *Forwarder) filterEvent(ev live.Event, public map[string]bool) ([]byte, 
 		return nil, ""
 	}
 	if ev.Type == live.EventMachine {
-		var hm hubMachineEvent
+		var hm wire.MachineEvent
 		if err := json.Unmarshal(ev.JSON, &hm); err != nil || hm.Machine.ID != ev.Machine {
 			return nil, ""
 		}
@@ -457,7 +437,7 @@ func (f *Forwarder) filterEvent(ev live.Event, public map[string]bool) ([]byte, 
 		}
 		return b, typeMachine
 	}
-	var hm hubMetrics
+	var hm wire.Metrics
 	if err := json.Unmarshal(ev.JSON, &hm); err != nil || checkTs(hm.Ts) != nil {
 		return nil, ""
 	}
@@ -469,10 +449,7 @@ func (f *Forwarder) filterEvent(ev live.Event, public map[string]bool) ([]byte, 
 		if v.Value == nil || !f.opts.Metrics.MatchName(v.Name) {
 			continue
 		}
-		var ls map[string]string
-		if err := json.Unmarshal(v.Labels, &ls); err != nil {
-			continue
-		}
+		ls := v.Labels
 		if !f.opts.Metrics.Match(v.Name, func(n string) string { return ls[n] }) {
 			continue
 		}

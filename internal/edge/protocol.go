@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sysmonstm/sysmonstm/internal/metric"
+	"github.com/sysmonstm/sysmonstm/internal/wire"
 )
 
 // Limits of what a publisher may send. The forwarder applies the same limits
@@ -37,13 +38,15 @@ const (
 )
 
 // Message types of the publish protocol (hub → edge) and of the browser
-// stream (edge → browser).
+// stream (edge → browser): internal/wire's names. Both protocols reuse the
+// live stream's snapshot, metrics and machine names with their own, smaller
+// shapes (wireMachine, wireValue below; docs/edge.md).
 const (
-	typeSnapshot = "snapshot" // a part of the full public state
-	typeMetrics  = "metrics"  // one batch of a machine's public values
-	typeMachine  = "machine"  // a machine's identity or online state changed
-	typeRemove   = "remove"   // a machine is gone: the hub forgot it, or a snapshot no longer lists it (browser stream)
-	typeStatus   = "status"   // the publisher (dis)connected (browser stream only)
+	typeSnapshot = wire.TypeSnapshot // a part of the full public state
+	typeMetrics  = wire.TypeMetrics  // one batch of a machine's public values
+	typeMachine  = wire.TypeMachine  // a machine's identity or online state changed
+	typeRemove   = wire.TypeRemove   // a machine is gone: the hub forgot it, or a snapshot no longer lists it (browser stream)
+	typeStatus   = wire.TypeStatus   // the publisher (dis)connected (browser stream only)
 )
 
 // wireValue is one series value: {"name","labels","value","ts"?}. Ts (ms

@@ -398,3 +398,29 @@ func TestStateMemoryBound(t *testing.T) {
 		t.Errorf("%.1f KiB per machine, documented bound 32 KiB", perMachine/1024)
 	}
 }
+
+// TestStateHugeValue: a finite value beyond float32 (the windows' type)
+// stays exact as the latest value and leaves a gap in the window, so the
+// browser snapshot and the machine API still encode (an Inf in a window
+// made them fail: no snapshot for any browser).
+func TestStateHugeValue(t *testing.T) {
+	s := newState(5*time.Minute, 300, 10)
+	s.setPublisher(true)
+	mustPub(t, s, metricsMsg("big", ts0, val("huge_value", 1), val("huge_negative", -1)))
+	mustPub(t, s, metricsMsg("big", ts0+1000, val("huge_value", math.MaxFloat64), val("huge_negative", -1e300)))
+	if _, _, err := s.snapshot(); err != nil {
+		t.Fatalf("browser snapshot: %v", err)
+	}
+	m, ok := s.machine("big")
+	if !ok {
+		t.Fatal("machine unknown")
+	}
+	if _, err := json.Marshal(m); err != nil {
+		t.Fatalf("machine API: %v", err)
+	}
+	for _, v := range m.Metrics {
+		if want := map[string]float64{"huge_value": math.MaxFloat64, "huge_negative": -1e300}[v.Name]; v.Value != want || len(v.Points) != 1 || v.Points[0][1] != map[string]float64{"huge_value": 1, "huge_negative": -1}[v.Name] {
+			t.Errorf("%s: value %v, window %v", v.Name, v.Value, v.Points)
+		}
+	}
+}

@@ -6,7 +6,7 @@ import "math"
 // (bucket), holding the newest value that fell into that bucket. Missing
 // buckets are NaN. Memory: 4 bytes per slot, allocated at the first point;
 // float32 is plenty for a sparkline (the latest value is kept exactly
-// elsewhere).
+// elsewhere); a value beyond float32's range is a missing bucket.
 type window struct {
 	vals []float32
 	head int64 // bucket number (ts / step) of the newest slot
@@ -39,7 +39,13 @@ func (w *window) add(ts int64, v float64, step int64, n int) {
 	case b <= w.head-int64(n):
 		return // older than the window
 	}
-	w.vals[b%int64(n)] = float32(v)
+	f := float32(v)
+	if math.IsInf(float64(f), 0) {
+		// Beyond float32 (|v| > 3.4e38): a gap, since JSON cannot carry
+		// the Inf it would become. The latest value is kept exactly.
+		f = float32(math.NaN())
+	}
+	w.vals[b%int64(n)] = f
 }
 
 // points returns the window's values as [ts, value] pairs, oldest first;

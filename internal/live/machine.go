@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sysmonstm/sysmonstm/internal/metric"
+	"github.com/sysmonstm/sysmonstm/internal/wire"
 )
 
 // MachineInfo is what an agent tells about its machine in its hello. Every
@@ -36,28 +37,10 @@ const (
 	SourceHTTP  = "http"
 )
 
-// machineInfoJSON is the JSON shape of MachineInfo.
-type machineInfoJSON struct {
-	ID               string            `json:"id"`
-	Hostname         string            `json:"hostname"`
-	Labels           map[string]string `json:"labels"`
-	OS               string            `json:"os,omitempty"`
-	Platform         string            `json:"platform,omitempty"`
-	KernelVersion    string            `json:"kernel_version,omitempty"`
-	Arch             string            `json:"arch,omitempty"`
-	CPUModel         string            `json:"cpu_model,omitempty"`
-	CPUCores         uint32            `json:"cpu_cores,omitempty"`
-	CPUThreads       uint32            `json:"cpu_threads,omitempty"`
-	MemoryTotalBytes uint64            `json:"memory_total_bytes,omitempty"`
-	BootTime         *time.Time        `json:"boot_time,omitempty"`
-	AgentVersion     string            `json:"agent_version,omitempty"`
-	IntervalMs       int64             `json:"interval_ms,omitempty"`
-	Source           string            `json:"source,omitempty"`
-}
-
-// MarshalJSON encodes the info with snake_case keys and labels as an object.
+// MarshalJSON encodes the info as wire.Info: snake_case keys, labels as an
+// object.
 func (in MachineInfo) MarshalJSON() ([]byte, error) {
-	j := machineInfoJSON{
+	j := wire.Info{
 		ID: in.ID, Hostname: in.Hostname, Labels: in.Labels.Map(),
 		OS: in.OS, Platform: in.Platform, KernelVersion: in.KernelVersion,
 		Arch: in.Arch, CPUModel: in.CPUModel, CPUCores: in.CPUCores,
@@ -73,7 +56,7 @@ func (in MachineInfo) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON is the inverse of MarshalJSON.
 func (in *MachineInfo) UnmarshalJSON(b []byte) error {
-	var j machineInfoJSON
+	var j wire.Info
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
@@ -132,8 +115,8 @@ func (v Value) MarshalJSON() ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// machineJSON is the JSON shape of a machine in the HTTP API and the
-// WebSocket messages.
+// machineJSON is wire.Machine with Metrics encoded by Value's fast
+// MarshalJSON; the wire fixtures test the two against each other.
 type machineJSON struct {
 	ID        string            `json:"id"`
 	Hostname  string            `json:"hostname"`

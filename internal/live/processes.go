@@ -1,7 +1,9 @@
 package live
 
+import "github.com/sysmonstm/sysmonstm/internal/wire"
+
 // EventProcesses is the event type of a machine's new top-process list.
-const EventProcesses = "processes"
+const EventProcesses = wire.TypeProcesses
 
 // MaxProcesses bounds one machine's top-process list.
 const MaxProcesses = 100

@@ -4,12 +4,14 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/sysmonstm/sysmonstm/internal/wire"
 )
 
-// Event types.
+// Event types (the message types of internal/wire).
 const (
-	EventMetrics = "metrics" // one batch of a machine's values
-	EventMachine = "machine" // a machine connected, changed, came online or went offline
+	EventMetrics = wire.TypeMetrics // one batch of a machine's values
+	EventMachine = wire.TypeMachine // a machine connected, changed, came online, went offline or was forgotten
 )
 
 // Event is one message of the live stream.

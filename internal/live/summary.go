@@ -4,11 +4,13 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/wire"
 )
 
 // EventSummary is the event type of a machine's headline values. Only
 // summary subscribers (SubscribeSummary) receive it.
-const EventSummary = "summary"
+const EventSummary = wire.TypeSummary
 
 // SummaryEvery is the least time between two summary events of one machine:
 // a machine that sends faster has its newer values held back and sent once

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/wire"
 )
 
 // The hub streams about a hundred values per machine per second; with a
@@ -14,7 +16,7 @@ import (
 // the WebSocket messages are read by a small scanner that keeps byte slices
 // into the message and allocates only for machines, filesystems, devices and
 // interfaces it has not seen before. Rare, small parts (host info, alerts,
-// processes) still go through encoding/json.
+// processes) still go through encoding/json, into internal/wire's types.
 
 var errSyntax = errors.New("malformed JSON from hub")
 
@@ -346,117 +348,100 @@ func count(v float64) int {
 	return int(v)
 }
 
-// Message types of the hub's WebSocket (docs/api.md).
-const (
-	msgSnapshot  = "snapshot"
-	msgMetrics   = "metrics"
-	msgSummary   = "summary"
-	msgMachine   = "machine"
-	msgProcesses = "processes"
-	msgAlert     = "alert"
-	msgError     = "error"
-)
+// envelope is the top level of a hub message: its type and the raw
+// members the message types need, still undecoded.
+type envelope struct {
+	typ, mode, machine    []byte
+	metrics, machines     []byte
+	summary, procs        []byte
+	machineStr, forgotten bool // "machine" is a string (an id), "forgotten": true
+}
 
-// HandleMessage applies one WebSocket message from the hub to the fleet.
-// A machine event with "forgotten": true removes the machine. Unknown
-// message types are ignored (newer hubs).
-func (f *Fleet) HandleMessage(b []byte) error {
-	s := scanner{b: b}
-	var typ, mode, machine, metrics, machines, summary, procs []byte
-	var machineStr, forgotten bool
+// envelope reads the top-level object of a hub message into e.
+func (s *scanner) envelope(e *envelope) {
 	s.expect('{')
 	for n := 0; s.next('}', &n); {
 		switch string(s.key()) {
 		case "type":
-			typ = s.str()
+			e.typ = s.str()
 		case "mode":
 			if s.peek() == '"' {
-				mode = s.str()
+				e.mode = s.str()
 			} else {
 				s.skip()
 			}
 		case "machine":
-			machineStr = s.peek() == '"'
-			machine = s.skip()
+			e.machineStr = s.peek() == '"'
+			e.machine = s.skip()
 		case "metrics":
-			metrics = s.skip()
+			e.metrics = s.skip()
 		case "machines":
-			machines = s.skip()
+			e.machines = s.skip()
 		case "summary":
-			summary = s.skip()
+			e.summary = s.skip()
 		case "processes":
-			procs = s.skip()
+			e.procs = s.skip()
 		case "forgotten":
-			forgotten = s.boolean()
+			e.forgotten = s.boolean()
 		default:
 			s.skip()
 		}
 	}
+}
+
+// HandleMessage applies one WebSocket message from the hub (internal/wire)
+// to the fleet. A machine event with "forgotten": true removes the machine.
+// Unknown message types are ignored (newer hubs).
+func (f *Fleet) HandleMessage(b []byte) error {
+	s := scanner{b: b}
+	var e envelope
+	s.envelope(&e)
 	if s.err != nil {
 		return s.err
 	}
-	switch string(typ) {
-	case msgMetrics:
-		if !machineStr || metrics == nil {
-			return errSyntax
-		}
-		id := (&scanner{b: machine}).str()
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		m := f.byID[string(id)]
-		if m == nil {
-			m = f.machine(string(id))
-		}
-		ms := scanner{b: metrics}
-		ms.values(m)
-		m.EndBatch()
-		m.LastSeen = f.now()
-		f.touch()
-		return ms.err
-	case msgSummary:
-		if !machineStr || summary == nil {
-			return errSyntax
-		}
-		id := (&scanner{b: machine}).str()
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		m := f.byID[string(id)]
-		if m == nil {
-			m = f.machine(string(id))
-		}
-		ss := scanner{b: summary}
-		ss.summary(m)
-		if ss.err != nil {
-			return ss.err
-		}
-		m.pushHeadline()
-		m.LastSeen = f.now()
-		f.touch()
-		return nil
-	case msgProcesses:
-		if !machineStr || procs == nil {
-			return errSyntax
-		}
-		id := (&scanner{b: machine}).str()
+	switch string(e.typ) {
+	case wire.TypeMetrics:
+		return f.withMachine(&e, e.metrics, true, func(m *Machine) error {
+			ms := scanner{b: e.metrics}
+			ms.values(m)
+			m.EndBatch()
+			m.LastSeen = f.now()
+			f.touch()
+			return ms.err
+		})
+	case wire.TypeSummary:
+		return f.withMachine(&e, e.summary, true, func(m *Machine) error {
+			ss := scanner{b: e.summary}
+			ss.summary(m)
+			if ss.err != nil {
+				return ss.err
+			}
+			m.pushHeadline()
+			m.LastSeen = f.now()
+			f.touch()
+			return nil
+		})
+	case wire.TypeProcesses:
 		var ps []Process
-		if err := json.Unmarshal(procs, &ps); err != nil {
-			return err
+		if e.machineStr && e.procs != nil { // else withMachine says errSyntax
+			var err error
+			if ps, err = decodeProcesses(e.procs); err != nil {
+				return err
+			}
 		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if m := f.byID[string(id)]; m != nil { // never creates a machine
+		return f.withMachine(&e, e.procs, false, func(m *Machine) error { // never creates a machine
 			m.SetProcesses(ps)
 			f.touch()
-		}
-		return nil
-	case msgSnapshot:
+			return nil
+		})
+	case wire.TypeSnapshot:
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.reset()
 		// A snapshot comes first on every connection: the source is live.
-		f.summary = string(mode) == "summary"
+		f.summary = string(e.mode) == wire.ModeSummary
 		f.conn = ConnState{Connected: true}
-		ms := scanner{b: machines}
+		ms := scanner{b: e.machines}
 		ms.expect('[')
 		for n := 0; ms.next(']', &n); {
 			ms.machine(f, true)
@@ -464,14 +449,14 @@ func (f *Fleet) HandleMessage(b []byte) error {
 		f.recountAlerts()
 		f.touchUrgent() // the first frame with data: no waiting for the refresh
 		return ms.err
-	case msgMachine:
-		if machineStr {
+	case wire.TypeMachine:
+		if e.machineStr {
 			return errSyntax
 		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		ms := scanner{b: machine}
-		if forgotten { // the hub forgot it: it leaves the fleet
+		ms := scanner{b: e.machine}
+		if e.forgotten { // the hub forgot it: it leaves the fleet
 			id := ms.machineID()
 			if ms.err != nil {
 				return ms.err
@@ -484,7 +469,9 @@ func (f *Fleet) HandleMessage(b []byte) error {
 		f.recountAlerts()
 		f.touch()
 		return ms.err
-	case msgAlert:
+	case wire.TypeAlert:
+		// Alert (not wire.Alert) also reads the flat form and the older
+		// "rule" member of earlier hubs.
 		var a struct {
 			Alert
 			Nested *Alert `json:"alert"`
@@ -500,6 +487,53 @@ func (f *Fleet) HandleMessage(b []byte) error {
 		}
 	}
 	return nil
+}
+
+// withMachine runs apply under f.mu on the machine of a metrics, summary or
+// processes event, whose "machine" is an id string and whose payload is
+// required. An unknown machine is created when create is set; otherwise the
+// event is ignored.
+func (f *Fleet) withMachine(e *envelope, payload []byte, create bool, apply func(*Machine) error) error {
+	if !e.machineStr || payload == nil {
+		return errSyntax
+	}
+	id := (&scanner{b: e.machine}).str()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := f.byID[string(id)]
+	if m == nil {
+		if !create {
+			return nil
+		}
+		m = f.machine(string(id))
+	}
+	return apply(m)
+}
+
+// decodeProcesses reads a top-process list (wire.Process entries).
+func decodeProcesses(b []byte) ([]Process, error) {
+	var ws []wire.Process
+	if err := json.Unmarshal(b, &ws); err != nil {
+		return nil, err
+	}
+	ps := make([]Process, len(ws))
+	for i, p := range ws {
+		ps[i] = Process{PID: int(p.PID), Name: p.Name, User: p.User, CPU: p.CPUPercent, Mem: float64(p.RSSBytes), Command: p.Command}
+	}
+	return ps, nil
+}
+
+// infoFromWire is the host description of a machine object's "info".
+func infoFromWire(in *wire.Info) Info {
+	out := Info{
+		OS: in.OS, Platform: in.Platform, Kernel: in.KernelVersion, Arch: in.Arch,
+		CPUModel: in.CPUModel, CPUCores: in.CPUCores, CPUThreads: in.CPUThreads,
+		MemoryTotal: in.MemoryTotalBytes, AgentVersion: in.AgentVersion, IntervalMs: in.IntervalMs,
+	}
+	if in.BootTime != nil {
+		out.BootTime = *in.BootTime
+	}
+	return out
 }
 
 // HandleMachine applies a machine object from GET /api/machines/{id}
@@ -566,9 +600,9 @@ func (s *scanner) machine(f *Fleet, withValues bool) {
 	m := f.machine(string(id))
 	m.SetMeta(string(hostname), labels, online, connected, lastSeen)
 	if info != nil {
-		var in Info
+		var in wire.Info
 		if json.Unmarshal(info, &in) == nil {
-			m.Info = in.clean()
+			m.Info = infoFromWire(&in).clean()
 		}
 	}
 	if withValues && metrics != nil {
@@ -588,8 +622,7 @@ func (s *scanner) machine(f *Fleet, withValues bool) {
 		m.pushHeadline()
 	}
 	if procs != nil {
-		var ps []Process
-		if json.Unmarshal(procs, &ps) == nil {
+		if ps, err := decodeProcesses(procs); err == nil {
 			m.SetProcesses(ps)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"math"
 	"slices"
 	"testing"
+
+	"github.com/sysmonstm/sysmonstm/internal/wire/wiretest"
 )
 
 func TestHandleMessage(t *testing.T) {
@@ -138,6 +140,9 @@ func FuzzHandleMessage(f *testing.F) {
 	f.Add([]byte(`{"type":"processes","machine":"a","ts":1,"processes":[{"pid":1,"name":"x","rss_bytes":5}]}`))
 	f.Add([]byte(`{"type":"alert","alert":{"id":"a1","rule_name":"r","machine":"a","state":"inactive"}}`))
 	f.Add([]byte(`{"type":"machine","machine":{"id":"a","online":false},"forgotten":true}`))
+	for _, name := range wiretest.Names {
+		f.Add(wiretest.Read(f, name))
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fl := NewFleet()
 		_ = fl.HandleMessage([]byte(`{"type":"snapshot","machines":[{"id":"a"},{"id":"b"}]}`))

@@ -14,6 +14,7 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/httpjson"
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
+	"github.com/sysmonstm/sysmonstm/internal/wire"
 	"github.com/sysmonstm/sysmonstm/internal/wsconn"
 )
 
@@ -40,8 +41,8 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	var summary bool
 	switch mode := r.URL.Query().Get("mode"); mode {
-	case "", "full":
-	case "summary":
+	case "", wire.ModeFull:
+	case wire.ModeSummary:
 		summary = true
 	default:
 		writeError(w, http.StatusBadRequest, `invalid mode: want "full" (the default) or "summary"`)
@@ -141,12 +142,19 @@ func encodeSnapshot(l *live.State, summary bool) ([]byte, error) {
 			Type     string                `json:"type"`
 			Mode     string                `json:"mode"`
 			Machines []live.MachineSummary `json:"machines"`
-		}{"snapshot", "summary", ms})
+		}{wire.TypeSnapshot, wire.ModeSummary, ms})
 	}
 	return json.Marshal(struct {
 		Type     string         `json:"type"`
 		Machines []live.Machine `json:"machines"`
-	}{"snapshot", nonNil(l.Machines())})
+	}{wire.TypeSnapshot, nonNil(l.Machines())})
+}
+
+// encodeError builds {"type":"error","error":"…"}, the answer to an
+// invalid client message.
+func encodeError(err error) []byte {
+	b, _ := json.Marshal(wire.Error{Type: wire.TypeError, Error: err.Error()}) // cannot fail: two strings
+	return b
 }
 
 func nonNil(ms []live.Machine) []live.Machine {
@@ -170,10 +178,7 @@ func (s *Server) readWS(ctx context.Context, c *websocket.Conn, sub *live.Subscr
 		}
 		ids, ok, err := decodeClientMessage(b)
 		if err != nil {
-			msg, _ := json.Marshal(struct {
-				Type  string `json:"type"`
-				Error string `json:"error"`
-			}{"error", err.Error()})
+			msg := encodeError(err)
 			select {
 			case replies <- msg:
 			default: // a client flooding bad messages gets fewer answers
