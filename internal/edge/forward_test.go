@@ -15,10 +15,11 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 func newLive(t *testing.T) *live.State {
@@ -99,14 +100,14 @@ func TestForwarderSendsOnlyPublicData(t *testing.T) {
 	s, base := startEdge(t, Options{})
 	f := startForwarder(t, ForwarderOptions{URL: publishURL(base), Source: st}, "*,!db-*", DefaultMetrics, "env")
 
-	waitUntil(t, "snapshot at the edge", func() bool { return s.state.Len() == 1 })
+	testutil.Until(t, 10*time.Second, "snapshot at the edge", func() bool { return s.state.Len() == 1 })
 	// Live events after the snapshot: new values, a new machine, processes.
 	st.Update("web-1", ts0+1000, hostSeries, hostValues(42))
 	st.SetProcesses("web-1", ts0+1000, []live.Process{{PID: 1, Name: "secret-proc", Command: "secret-proc --password hunter2"}})
 	st.Connect(live.MachineInfo{ID: "web-2", Labels: metric.Labels{{Name: "env", Value: "staging"}}})
 	st.Update("web-2", ts0+1000, hostSeries, hostValues(7))
 	st.Update("db-secret", ts0+1000, hostSeries, hostValues(8))
-	waitUntil(t, "live values at the edge", func() bool {
+	testutil.Until(t, 10*time.Second, "live values at the edge", func() bool {
 		m1, ok1 := s.state.machine("web-1")
 		m2, ok2 := s.state.machine("web-2")
 		return ok1 && ok2 && m1.LastTs == ts0+1000 && len(m2.Metrics) > 0
@@ -155,14 +156,14 @@ func TestForwarderSendsOnlyPublicData(t *testing.T) {
 	if s.rejected.Load() != 0 {
 		t.Errorf("the edge rejected %d forwarded messages", s.rejected.Load())
 	}
-	if testutil.ToFloat64(f.connected) != 1 || testutil.ToFloat64(f.messages.WithLabelValues("snapshot")) != 1 || testutil.ToFloat64(f.messages.WithLabelValues("metrics")) < 2 {
-		t.Errorf("forwarder metrics: connected %v snapshot %v metrics %v", testutil.ToFloat64(f.connected),
-			testutil.ToFloat64(f.messages.WithLabelValues("snapshot")), testutil.ToFloat64(f.messages.WithLabelValues("metrics")))
+	if promtest.ToFloat64(f.connected) != 1 || promtest.ToFloat64(f.messages.WithLabelValues("snapshot")) != 1 || promtest.ToFloat64(f.messages.WithLabelValues("metrics")) < 2 {
+		t.Errorf("forwarder metrics: connected %v snapshot %v metrics %v", promtest.ToFloat64(f.connected),
+			promtest.ToFloat64(f.messages.WithLabelValues("snapshot")), promtest.ToFloat64(f.messages.WithLabelValues("metrics")))
 	}
 
 	// A machine going offline is forwarded as such.
 	st.Disconnect("web-2")
-	waitUntil(t, "machine event", func() bool {
+	testutil.Until(t, 10*time.Second, "machine event", func() bool {
 		m, _ := s.state.machine("web-2")
 		return m.Labels["env"] == "staging"
 	})
@@ -173,8 +174,8 @@ func TestForwarderWrongKey(t *testing.T) {
 	st.Update("web-1", ts0, hostSeries, hostValues(1))
 	s, base := startEdge(t, Options{})
 	f := startForwarder(t, ForwarderOptions{URL: publishURL(base), Source: st, Key: "another-key-0123456789", MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}, "*", DefaultMetrics, "*")
-	waitUntil(t, "rejected twice", func() bool { return testutil.ToFloat64(f.reconnects.WithLabelValues("rejected")) >= 2 })
-	if s.state.Len() != 0 || s.unauthorized.Load() < 2 || testutil.ToFloat64(f.connected) != 0 {
+	testutil.Until(t, 10*time.Second, "rejected twice", func() bool { return promtest.ToFloat64(f.reconnects.WithLabelValues("rejected")) >= 2 })
+	if s.state.Len() != 0 || s.unauthorized.Load() < 2 || promtest.ToFloat64(f.connected) != 0 {
 		t.Fatalf("machines %d unauthorized %d", s.state.Len(), s.unauthorized.Load())
 	}
 }
@@ -238,9 +239,9 @@ func TestForwarderStalledEdgeNeverSlowsHub(t *testing.T) {
 	var slowest time.Duration
 	start := time.Now()
 	ts := ts0
-	for accepts.Load() < 3 || testutil.ToFloat64(f.reconnects.WithLabelValues("write")) < 2 {
+	for accepts.Load() < 3 || promtest.ToFloat64(f.reconnects.WithLabelValues("write")) < 2 {
 		if time.Since(start) > 30*time.Second {
-			t.Fatalf("after 30s: %d connections, %v write failures", accepts.Load(), testutil.ToFloat64(f.reconnects.WithLabelValues("write")))
+			t.Fatalf("after 30s: %d connections, %v write failures", accepts.Load(), promtest.ToFloat64(f.reconnects.WithLabelValues("write")))
 		}
 		ts += 1000
 		for m := 0; m < machines; m++ {
@@ -250,7 +251,7 @@ func TestForwarderStalledEdgeNeverSlowsHub(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	t.Logf("%d connections in %s; slowest Update %s; dropped %v", accepts.Load(), time.Since(start).Round(time.Millisecond), slowest, testutil.ToFloat64(f.dropped))
+	t.Logf("%d connections in %s; slowest Update %s; dropped %v", accepts.Load(), time.Since(start).Round(time.Millisecond), slowest, promtest.ToFloat64(f.dropped))
 	if slowest > 500*time.Millisecond {
 		t.Errorf("an Update took %s while the edge was stuck", slowest)
 	}
