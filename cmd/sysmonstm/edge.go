@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sysmonstm/sysmonstm/internal/edge"
+	"github.com/sysmonstm/sysmonstm/internal/netguard"
 )
 
 func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -21,6 +22,10 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&o.TLSKey, "tls-key", "", "PEM private key `FILE` for --tls-cert")
 	fs.DurationVar(&o.Window, "window", 5*time.Minute, "span of the sparklines: recent values kept per series, in 300 buckets (30s–24h)")
 	fs.IntVar(&o.MaxMachines, "max-machines", 10000, "most machines kept, `N` (1–1000000); messages that would add more are rejected")
+	fs.IntVar(&o.MaxViewers, "max-viewers", 50_000, "most browsers streaming at once, `N` (1–1000000); a further one is answered 503")
+	fs.IntVar(&o.MaxConnsPerIP, "max-conns-per-ip", 256, "`N` open connections one client address (an IPv6 /64) may hold; more are closed at once (0: no limit)")
+	o.ConnLimitExempt = netguard.Loopback()
+	fs.Var(prefixesFlag{&o.ConnLimitExempt}, "conn-limit-exempt", "client `ADDRS` or CIDR prefixes, comma-separated, without the --max-conns-per-ip limit (\"none\": none)")
 	log, err := parse(fs, lf, args, stderr)
 	if err != nil {
 		return err
@@ -30,6 +35,15 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if o.MaxMachines < 1 || o.MaxMachines > 1_000_000 {
 		return fmt.Errorf("--max-machines %d: must be between 1 and 1000000", o.MaxMachines)
+	}
+	if o.MaxViewers < 1 || o.MaxViewers > 1_000_000 {
+		return fmt.Errorf("--max-viewers %d: must be between 1 and 1000000", o.MaxViewers)
+	}
+	switch {
+	case o.MaxConnsPerIP < 0:
+		return fmt.Errorf("--max-conns-per-ip %d: must be 0 (no limit) or more", o.MaxConnsPerIP)
+	case o.MaxConnsPerIP == 0:
+		o.MaxConnsPerIP = -1 // edge.Options' "no limit"; its 0 is the default
 	}
 	o.Logger = log
 	s, err := edge.New(o)

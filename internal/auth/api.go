@@ -154,6 +154,7 @@ func (a *HTTP) login(w http.ResponseWriter, r *http.Request) {
 	att, le := a.lim.Begin(ip, req.Username)
 	if le != nil {
 		w.Header().Set("Retry-After", strconv.Itoa(le.Seconds()))
+		a.met.refuse(RefusedLocked)
 		a.log.Warn("login refused: locked out", "user", req.Username, "remote", ip, "retry_after_s", le.Seconds(), "in_progress", le.Pending)
 		writeError(w, http.StatusTooManyRequests, le.Error())
 		return
@@ -161,6 +162,7 @@ func (a *HTTP) login(w http.ResponseWriter, r *http.Request) {
 	defer att.Abort() // unless Fail or Succeed ended it
 	if !a.gate.enter(r.Context()) {
 		w.Header().Set("Retry-After", "1")
+		a.met.refuse(RefusedBusy)
 		a.log.Warn("login refused: too many password checks at once", "user", req.Username, "remote", ip)
 		writeError(w, http.StatusServiceUnavailable, "too many logins being checked at once: try again in 1 s")
 		return
@@ -171,6 +173,7 @@ func (a *HTTP) login(w http.ResponseWriter, r *http.Request) {
 	}()
 	if errors.Is(err, ErrBadCredentials) {
 		locked := att.Fail()
+		a.met.refuse(RefusedBadCredentials)
 		a.log.Warn("login failed", "user", req.Username, "remote", ip, "locked_for", locked)
 		writeError(w, http.StatusUnauthorized, ErrBadCredentials.Error())
 		return

@@ -10,6 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // heldChecks wraps a test server's password check: each check counts,
@@ -187,4 +190,54 @@ func TestLoginLockoutSparesKnownAddress(t *testing.T) {
 	if a := s.loginAt("203.0.113.7:6000", "root", "admin-password"); a.Code != 429 {
 		t.Fatalf("root from a new address after a login at the known one: %d %s", a.Code, a.Body)
 	}
+}
+
+// TestLoginRefusalsCounted: each refused login counts once under its
+// reason in the registry the hub serves as /metrics; a login that succeeds
+// counts nothing.
+func TestLoginRefusalsCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := newTestServer(t, HTTPOptions{Registerer: reg, MaxPasswordChecks: 1, PasswordCheckWait: 20 * time.Millisecond})
+	want := func(locked, busy, bad int) {
+		t.Helper()
+		exp := fmt.Sprintf(`# HELP sysmonstm_login_refusals_total Logins refused, by reason: locked (lock-out), busy (no free password check), bad_credentials (unknown user or wrong password).
+# TYPE sysmonstm_login_refusals_total counter
+sysmonstm_login_refusals_total{reason="bad_credentials"} %d
+sysmonstm_login_refusals_total{reason="busy"} %d
+sysmonstm_login_refusals_total{reason="locked"} %d
+`, bad, busy, locked)
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(exp), "sysmonstm_login_refusals_total"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want(0, 0, 0)
+	if a := s.loginAt("192.0.2.1:1", "root", "admin-password"); a.Code != http.StatusOK {
+		t.Fatalf("login: %d %s", a.Code, a.Body)
+	}
+	want(0, 0, 0)
+	for i := range LockoutThreshold {
+		if a := s.loginAt("198.51.100.7:1", "mallory", "guess"); a.Code != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %d %s", i+1, a.Code, a.Body)
+		}
+	}
+	want(0, 0, LockoutThreshold)
+	if a := s.loginAt("198.51.100.7:1", "mallory", "guess"); a.Code != http.StatusTooManyRequests {
+		t.Fatalf("guess after the lock: %d %s", a.Code, a.Body)
+	}
+	want(1, 0, LockoutThreshold)
+
+	held := holdChecks(s)
+	first := make(chan int, 1)
+	go func() { first <- s.loginAt("203.0.113.1:1", "vera", "viewer-password").Code }()
+	for held.entered.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if a := s.loginAt("203.0.113.2:1", "root", "admin-password"); a.Code != http.StatusServiceUnavailable {
+		t.Fatalf("login while the only check is busy: %d %s", a.Code, a.Body)
+	}
+	close(held.release)
+	if code := <-first; code != http.StatusOK {
+		t.Fatalf("held login: %d", code)
+	}
+	want(1, 1, LockoutThreshold)
 }

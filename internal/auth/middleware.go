@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sysmonstm/sysmonstm/internal/httpjson"
 )
 
@@ -37,7 +39,10 @@ type HTTPOptions struct {
 	// PasswordCheckWait is the longest a login waits for a password check
 	// before 503; 0 takes DefaultPasswordCheckWait.
 	PasswordCheckWait time.Duration
-	Logger            *slog.Logger
+	// Registerer receives the login counters
+	// (sysmonstm_login_refusals_total); nil: not exported.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 }
 
 // HTTP is the auth middleware and the auth, token and user API.
@@ -46,6 +51,7 @@ type HTTP struct {
 	store *Store
 	lim   *Limiter
 	gate  *checkGate
+	met   *loginMetrics
 	log   *slog.Logger
 	// check is the password check, store.CheckPassword (tests count its
 	// calls).
@@ -71,6 +77,7 @@ func NewHTTP(opts HTTPOptions) *HTTP {
 		store: opts.Store,
 		lim:   opts.Limiter,
 		gate:  newCheckGate(opts.MaxPasswordChecks, opts.PasswordCheckWait),
+		met:   newLoginMetrics(opts.Registerer),
 		log:   opts.Logger,
 		check: opts.Store.CheckPassword,
 	}

@@ -9,14 +9,12 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/diskspace"
 )
 
 // FSUsage is what statfs(2) reports about one filesystem, in bytes.
-type FSUsage struct {
-	Size  uint64 // f_blocks * f_frsize
-	Free  uint64 // f_bfree * f_frsize, including blocks reserved for root
-	Avail uint64 // f_bavail * f_frsize, free to unprivileged users
-}
+type FSUsage = diskspace.Usage
 
 // Filesystem reports filesystem_size_bytes, filesystem_used_bytes and
 // filesystem_usage_percent for every real filesystem in mountinfo.
@@ -49,7 +47,7 @@ func NewFilesystem(opts Options) *Filesystem {
 	opts = opts.withDefaults()
 	self := newProcFile(filepath.Join(opts.ProcPath, "self", "mountinfo"))
 	pid1 := newProcFile(filepath.Join(opts.ProcPath, "1", "mountinfo"))
-	c := &Filesystem{Statfs: statfs, rootFS: opts.RootFS, inflight: map[string]bool{}}
+	c := &Filesystem{Statfs: diskspace.Stat, rootFS: opts.RootFS, inflight: map[string]bool{}}
 	if filepath.Clean(opts.RootFS) == "/" {
 		c.mountinfo = []*procFile{self, pid1}
 	} else {

@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/sysmonstm/sysmonstm/internal/diskspace"
 )
 
 // FileName is the database's name inside the data directory.
@@ -91,14 +93,14 @@ func nameDiskFull(dir string, err error) error {
 	switch code := se.Code() & 0xff; {
 	case code == sqliteFull:
 	case code == sqliteIOErr:
-		if free, ok := freeBytes(dir); !ok || free >= diskFullBelow {
+		if u, err := diskspace.Stat(dir); err != nil || u.Avail >= diskFullBelow {
 			return err
 		}
 	default:
 		return err
 	}
-	free, _ := freeBytes(dir)
-	return fmt.Errorf("disk full: %d bytes free on the filesystem of %s; free space there and try again: %w", free, dir, err)
+	u, _ := diskspace.Stat(dir)
+	return fmt.Errorf("disk full: %d bytes free on the filesystem of %s; free space there and try again: %w", u.Avail, dir, err)
 }
 
 // checkNotLost returns ErrMissing, explained, when dataDir has no database

@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -35,10 +36,19 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "edge shutting down")
 		return
 	}
-	if s.clients.Load() >= maxClients {
-		writeError(w, http.StatusServiceUnavailable, "too many viewers; try again later")
+	// Reserve the place before the upgrade: concurrent upgrades cannot
+	// pass the bound together.
+	if s.clients.Add(1) > int64(s.opts.MaxViewers) {
+		s.clients.Add(-1)
+		s.refusedClients.Add(1)
+		s.refusedLog.Do(func() {
+			s.log.Warn("browser refused: the edge holds its most viewers", "remote", r.RemoteAddr, "max_viewers", s.opts.MaxViewers)
+		})
+		w.Header().Set("Retry-After", "30")
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many viewers (%d): try again later", s.opts.MaxViewers))
 		return
 	}
+	defer s.clients.Add(-1)
 	ew := &httpjson.UpgradeErrors{ResponseWriter: w}
 	// Any origin: the stream is public and read-only, carries no
 	// credentials, and a reverse proxy often rewrites Host so that a
@@ -51,8 +61,6 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 	defer c.CloseNow()
 	c.SetReadLimit(browserReadLimit)
-	s.clients.Add(1)
-	defer s.clients.Add(-1)
 
 	// Subscribe before the snapshot so that no change falls in between.
 	sub := s.fan.Subscribe(s.opts.WSQueue)

@@ -134,7 +134,7 @@ func NewForwarder(opts ForwarderOptions) (*Forwarder, error) {
 		}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sysmonstm_edge_messages_total",
-			Help: "Messages sent to the edge, by type (snapshot parts, metrics, machine).",
+			Help: "Messages sent to the edge, by type (snapshot parts, metrics, machine, remove).",
 		}, []string{"type"}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sysmonstm_edge_sent_bytes_total",
@@ -152,7 +152,7 @@ func NewForwarder(opts ForwarderOptions) (*Forwarder, error) {
 	for _, r := range []string{"dial", "rejected", "write", "slow", "closed"} {
 		f.reconnects.WithLabelValues(r)
 	}
-	for _, t := range []string{typeSnapshot, typeMetrics, typeMachine} {
+	for _, t := range []string{typeSnapshot, typeMetrics, typeMachine, typeRemove} {
 		f.messages.WithLabelValues(t)
 	}
 	if r := opts.Registerer; r != nil {
@@ -406,8 +406,10 @@ type hubMetrics struct {
 }
 
 // hubMachineEvent is the part of the hub's machine event the filter reads.
+// Forgotten marks the last event of a machine the hub forgot.
 type hubMachineEvent struct {
-	Machine struct {
+	Forgotten bool `json:"forgotten"`
+	Machine   struct {
 		ID       string            `json:"id"`
 		Labels   map[string]string `json:"labels"`
 		Online   bool              `json:"online"`
@@ -436,6 +438,9 @@ func (f *Forwarder) filterEvent(ev live.Event, public map[string]bool) ([]byte, 
 		var hm hubMachineEvent
 		if err := json.Unmarshal(ev.JSON, &hm); err != nil || hm.Machine.ID != ev.Machine {
 			return nil, ""
+		}
+		if hm.Forgotten { // the edge drops it, as the hub did
+			return removeEvent(ev.Machine).JSON, typeRemove
 		}
 		var lastSeen time.Time
 		if hm.Machine.LastSeen != nil {

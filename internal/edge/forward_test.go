@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -198,6 +199,70 @@ func TestNewForwarderChecks(t *testing.T) {
 		if _, err := NewForwarder(ForwarderOptions{URL: ok, Key: testKey, Source: st}); err != nil {
 			t.Errorf("%s: %v", ok, err)
 		}
+	}
+}
+
+// TestForwarderCarriesForget: a machine the hub forgets, by Forget (DELETE
+// /api/machines/{id}) or after ForgetAfter offline, leaves the edge's state
+// and its browsers' pages at once; the forget of a private machine stays on
+// the hub.
+func TestForwarderCarriesForget(t *testing.T) {
+	var mu sync.Mutex
+	now := time.UnixMilli(ts0)
+	st, err := live.New(live.Options{OfflineAfter: time.Minute, ForgetAfter: time.Hour, Now: func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- st.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for _, id := range []string{"web-1", "web-2", "db-secret"} {
+		st.Connect(live.MachineInfo{ID: id})
+		st.Update(id, ts0, hostSeries, hostValues(10))
+	}
+	s, base := startEdge(t, Options{})
+	f := startForwarder(t, ForwarderOptions{URL: publishURL(base), Source: st}, "*,!db-*", DefaultMetrics, "env")
+	testutil.Until(t, 10*time.Second, "snapshot at the edge", func() bool { return s.state.Len() == 2 })
+	b := dial(t, base+"/ws", nil)
+	if snap := read(t, b); snap.Type != typeSnapshot || len(snap.Machines) != 2 {
+		t.Fatalf("browser snapshot %+v", snap)
+	}
+
+	// Forgotten by an admin.
+	for _, id := range []string{"db-secret", "web-1"} {
+		if ok, err := st.Forget(id); !ok || err != nil {
+			t.Fatalf("Forget(%s) = %v, %v", id, ok, err)
+		}
+	}
+	rm := readUntil(t, b, "remove", func(m browserMsg) bool { return m.Type == typeRemove })
+	if string(rm.Machine) != `"web-1"` {
+		t.Fatalf("browser told to remove %s", rm.Machine)
+	}
+	if list := s.state.list(false); len(list) != 1 || list[0].ID != "web-2" {
+		t.Fatalf("edge machines after the forget: %+v", list)
+	}
+
+	// Forgotten after an hour without data.
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	rm = readUntil(t, b, "remove after ForgetAfter", func(m browserMsg) bool { return m.Type == typeRemove })
+	if string(rm.Machine) != `"web-2"` || s.state.Len() != 0 {
+		t.Fatalf("removed %s, %d machines left", rm.Machine, s.state.Len())
+	}
+	if n := promtest.ToFloat64(f.messages.WithLabelValues(typeRemove)); n != 2 {
+		t.Errorf("remove messages sent: %v, want 2 (db-secret is private)", n)
+	}
+	if n := s.rejected.Load(); n != 0 {
+		t.Errorf("edge rejected %d messages", n)
 	}
 }
 

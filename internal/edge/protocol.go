@@ -42,7 +42,7 @@ const (
 	typeSnapshot = "snapshot" // a part of the full public state
 	typeMetrics  = "metrics"  // one batch of a machine's public values
 	typeMachine  = "machine"  // a machine's identity or online state changed
-	typeRemove   = "remove"   // a machine left the public set (browser stream only)
+	typeRemove   = "remove"   // a machine is gone: the hub forgot it, or a snapshot no longer lists it (browser stream)
 	typeStatus   = "status"   // the publisher (dis)connected (browser stream only)
 )
 
@@ -71,6 +71,7 @@ type wireMachine struct {
 //	{"type":"snapshot","part":N,"last":bool,"machines":[wireMachine…]}
 //	{"type":"metrics","machine":ID,"ts":MS,"metrics":[wireValue…]}
 //	{"type":"machine","machine":wireMachine (without metrics)}
+//	{"type":"remove","machine":ID} (the hub forgot the machine)
 type pubMessage struct {
 	Type     string          `json:"type"`
 	Part     int             `json:"part"`

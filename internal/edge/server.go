@@ -10,15 +10,19 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
 	"github.com/sysmonstm/sysmonstm/internal/httpjson"
 	"github.com/sysmonstm/sysmonstm/internal/live"
+	"github.com/sysmonstm/sysmonstm/internal/netguard"
 )
 
 // MinKeyLength is the shortest publish key the edge accepts, in characters
@@ -48,7 +52,19 @@ type Options struct {
 	// WriteTimeout bounds one message to a browser; a browser that takes
 	// longer is dropped. Default 5s.
 	WriteTimeout time.Duration
-	Logger       *slog.Logger
+	// MaxViewers bounds the open browser streams (/ws, memory); default
+	// 50,000. A browser beyond it is answered 503.
+	MaxViewers int
+	// MaxConnsPerIP is how many connections one client address (an IPv4
+	// address, or an IPv6 /64) may hold open, browsers and the publishing
+	// hub alike; a further one is closed as soon as it is accepted.
+	// Default 256, negative: no limit.
+	MaxConnsPerIP int
+	// ConnLimitExempt lists client addresses without that limit; nil:
+	// loopback (127.0.0.0/8, ::1), where a reverse proxy on the edge's
+	// host speaks for every browser.
+	ConnLimitExempt []netip.Prefix
+	Logger          *slog.Logger
 }
 
 // Server is a running edge: the publish endpoint, the read-only API and
@@ -76,19 +92,19 @@ type Server struct {
 	snapVersion uint64
 	snapAt      time.Time
 
-	badLog rate.Sometimes // rate-limits the log line of rejected messages
+	badLog     rate.Sometimes // rate-limits the log line of rejected messages
+	refusedLog rate.Sometimes // rate-limits the log line of refused browsers
+	reg        *prometheus.Registry
 
 	// Counters shown by GET /health.
 	accepted       atomic.Uint64 // publish messages applied
 	rejected       atomic.Uint64 // publish messages rejected
 	unauthorized   atomic.Uint64 // publish attempts without the key
 	publishers     atomic.Uint64 // publisher connections accepted
-	clients        atomic.Int64  // browser streams open
+	clients        atomic.Int64  // browser streams open or being opened
 	droppedClients atomic.Uint64 // browser streams cut for being too slow
+	refusedClients atomic.Uint64 // browser streams refused at MaxViewers
 }
-
-// maxClients bounds the open browser streams (memory).
-const maxClients = 50_000
 
 // New checks opts and binds the listener, so that a port conflict or a
 // missing key is reported before Run.
@@ -120,6 +136,15 @@ func New(opts Options) (*Server, error) {
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 5 * time.Second
 	}
+	if opts.MaxViewers <= 0 {
+		opts.MaxViewers = 50_000
+	}
+	if opts.MaxConnsPerIP == 0 {
+		opts.MaxConnsPerIP = 256
+	}
+	if opts.ConnLimitExempt == nil {
+		opts.ConnLimitExempt = netguard.Loopback()
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -134,6 +159,9 @@ func New(opts Options) (*Server, error) {
 		fan:     fan,
 		keyHash: sha256.Sum256([]byte(opts.Key)),
 		badLog:  rate.Sometimes{First: 5, Interval: 10 * time.Second},
+		reg:     prometheus.NewRegistry(),
+
+		refusedLog: rate.Sometimes{First: 1, Interval: time.Minute},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.handler = s.routes()
@@ -150,7 +178,14 @@ func New(opts Options) (*Server, error) {
 	if s.ln, err = net.Listen("tcp", opts.ListenHTTP); err != nil {
 		return nil, fmt.Errorf("listen HTTP on %s: %w (is another edge running? change --listen-http)", opts.ListenHTTP, err)
 	}
-	s.ln = sndbufListener{s.ln}
+	s.ln = netguard.Limit(sndbufListener{s.ln}, netguard.ListenerOptions{
+		Name:       "http",
+		MaxPerAddr: opts.MaxConnsPerIP,
+		Exempt:     opts.ConnLimitExempt,
+		Metrics:    netguard.NewMetrics(s.reg),
+		Logger:     s.log.With("component", "netguard"),
+	}) // under TLS: the handshake counts
+	s.registerMetrics()
 	if tlsConf != nil {
 		s.ln = tls.NewListener(s.ln, tlsConf)
 	}
@@ -209,6 +244,7 @@ func (s *Server) Close() {
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", s.handleHealth)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /api/machines", s.handleMachines)
 	mux.HandleFunc("GET /api/machines/{id}", s.handleMachine)
 	mux.HandleFunc("GET /api/publish", s.handlePublish)
@@ -228,6 +264,7 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 		"machines":                machines,
 		"clients":                 s.clients.Load(),
 		"dropped_clients":         s.droppedClients.Load(),
+		"refused_clients":         s.refusedClients.Load(),
 		"publish_connections":     s.publishers.Load(),
 		"accepted_messages":       s.accepted.Load(),
 		"rejected_messages":       s.rejected.Load(),
@@ -254,8 +291,12 @@ func (s *Server) handleMachine(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, m)
 }
 
-// securityHeaders sets the headers every response carries and bounds
-// request bodies (no endpoint takes one).
+// securityHeaders sets the headers every response carries and keeps
+// request bodies from holding a connection: no endpoint takes one, so a
+// request that declares one is served without reading it and its
+// connection closed after the answer. (Otherwise net/http would read up to
+// 256 KiB of it after the answer, with no deadline: a client dripping a
+// body would hold the connection and its goroutine for ever.)
 func securityHeaders(tlsOn bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -266,7 +307,12 @@ func securityHeaders(tlsOn bool, next http.Handler) http.Handler {
 		if tlsOn {
 			h.Set("Strict-Transport-Security", "max-age=31536000")
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, 1<<10)
+		if r.ContentLength != 0 { // -1: chunked
+			h.Set("Connection", "close")
+			// Fails the read of the unread body after the answer at once.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+			r.Body = http.NoBody
+		}
 		next.ServeHTTP(w, r)
 	})
 }

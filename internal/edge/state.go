@@ -93,6 +93,8 @@ func (s *State) apply(msg *pubMessage) ([]live.Event, error) {
 		em.labels, em.online, em.lastSeen = nonNilMap(m.Labels), m.Online, m.LastSeen
 		s.version++
 		return []live.Event{s.machineEventLocked(em)}, nil
+	case typeRemove:
+		return s.applyRemove(msg)
 	case "":
 		return nil, errors.New(`message without "type"`)
 	}
@@ -203,6 +205,28 @@ func (s *State) applyMetrics(msg *pubMessage) ([]live.Event, error) {
 		return nil, nil
 	}
 	return []live.Event{metricsEvent(id, msg.Ts, accepted)}, nil
+}
+
+// applyRemove drops a machine the hub forgot, with its values and windows.
+// A machine the edge does not hold (never public, or refused at
+// --max-machines) is no error: there is nothing to drop.
+func (s *State) applyRemove(msg *pubMessage) ([]live.Event, error) {
+	var id string
+	if err := json.Unmarshal(msg.Machine, &id); err != nil {
+		return nil, errors.New(`remove message: "machine" must be a machine id string`)
+	}
+	m := wireMachine{ID: id}
+	if err := checkMachine(&m, false); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.machines[id] == nil {
+		return nil, nil
+	}
+	delete(s.machines, id)
+	s.version++
+	return []live.Event{removeEvent(id)}, nil
 }
 
 // getLocked returns the machine, creating it unless the limit is reached.

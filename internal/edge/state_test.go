@@ -228,6 +228,52 @@ func TestStateSnapshotAndPublisher(t *testing.T) {
 	}
 }
 
+// TestStateRemove: the hub's remove message (a forgotten machine) drops
+// the machine with its values and tells browsers; an unknown machine is no
+// error, a malformed message changes nothing.
+func TestStateRemove(t *testing.T) {
+	s := newState(5*time.Minute, 300, 2)
+	s.setPublisher(true)
+	mustPub(t, s, metricsMsg("gone", ts0, val("load1", 1)))
+	mustPub(t, s, metricsMsg("stay", ts0, val("load1", 2)))
+	v0 := s.Version()
+	for _, bad := range []string{
+		`{"type":"remove"}`,
+		`{"type":"remove","machine":null}`,
+		`{"type":"remove","machine":{"id":"gone"}}`,
+		`{"type":"remove","machine":""}`,
+		`{"type":"remove","machine":"go\u0000ne"}`,
+		`{"type":"remove","machine":"` + strings.Repeat("x", 300) + `"}`,
+	} {
+		if evs, err := pub(t, s, bad); err == nil || len(evs) > 0 {
+			t.Errorf("%s: accepted (events %d)", clip(bad), len(evs))
+		}
+	}
+	if s.Len() != 2 || s.Version() != v0 {
+		t.Fatalf("rejected removes changed the state: %d machines", s.Len())
+	}
+
+	evs := mustPub(t, s, `{"type":"remove","machine":"gone"}`)
+	if len(evs) != 1 || evs[0].Type != typeRemove || evs[0].Machine != "gone" || string(evs[0].JSON) != `{"type":"remove","machine":"gone"}` {
+		t.Fatalf("events %+v", evs)
+	}
+	if list := s.list(false); len(list) != 1 || list[0].ID != "stay" || s.Version() == v0 {
+		t.Fatalf("after remove: %+v", list)
+	}
+	if _, ok := s.machine("gone"); ok {
+		t.Fatal("removed machine still answered")
+	}
+	if evs := mustPub(t, s, `{"type":"remove","machine":"never-seen"}`); len(evs) != 0 {
+		t.Fatalf("remove of an unknown machine: events %+v", evs)
+	}
+	// Its slot is free again (--max-machines 2); if it sends again, it
+	// starts afresh, without its old series.
+	mustPub(t, s, metricsMsg("gone", ts0+1000, val("memory_usage_percent", 4)))
+	if m, ok := s.machine("gone"); !ok || len(m.Metrics) != 1 || m.Metrics[0].Name != "memory_usage_percent" {
+		t.Fatalf("machine back after remove: %+v", m)
+	}
+}
+
 // TestStateCoalescing: a browser that does not keep up gets the newest
 // values per machine, not a growing backlog (the edge's fan-out is a
 // live.State: bounded, per-machine coalescing queues).
@@ -277,6 +323,7 @@ func FuzzStateApply(f *testing.F) {
 	f.Add([]byte(`{"type":"snapshot","part":0,"last":true,"machines":[{"id":"a","labels":{"k":"v"},"online":true,"metrics":[{"name":"x","labels":{"l":"1"},"value":1,"ts":1795639048000}]}]}`))
 	f.Add([]byte(`{"type":"machine","machine":{"id":"a","labels":{},"online":true,"last_seen":"2026-11-22T09:00:00Z"}}`))
 	f.Add([]byte(`{"type":"metrics","machine":"a","ts":1795639048000,"metrics":[{"name":"m","labels":{"a":"b"},"value":1e308}]}`))
+	f.Add([]byte(`{"type":"remove","machine":"a"}`))
 	s := newState(time.Minute, 60, 20)
 	s.setPublisher(true)
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -199,9 +199,14 @@ func New(cfg Config) (*Hub, error) {
 		}
 	}()
 
-	// The store first: it refuses a disk below its reserve before anything
-	// writes there.
+	// The metadata database first: it refuses to start afresh next to a
+	// hub's data whose database was lost, and the store's directory is such
+	// data. Then the store, which refuses a disk below its reserve before
+	// the TSDB writes there (SQLite names a full disk itself).
 	var err error
+	if h.db, err = db.Open(cfg.DataDir); err != nil {
+		return nil, err
+	}
 	h.store, err = store.Open(store.Options{
 		Dir:          filepath.Join(cfg.DataDir, "tsdb"),
 		RetentionRaw: cfg.RetentionRaw,
@@ -216,9 +221,6 @@ func New(cfg Config) (*Hub, error) {
 			return nil, fmt.Errorf("open storage in %s: %w, then start the hub again (or lower --min-free-disk-mib)", cfg.DataDir, err)
 		}
 		return nil, fmt.Errorf("open storage in %s: %w", cfg.DataDir, err)
-	}
-	if h.db, err = db.Open(cfg.DataDir); err != nil {
-		return nil, err
 	}
 	h.live, err = live.New(live.Options{
 		OfflineAfter:        cfg.OfflineAfter,

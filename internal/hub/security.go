@@ -95,6 +95,7 @@ func (h *Hub) setupSecurity() error {
 		Store:         st,
 		AnonymousRead: anonymous,
 		MetricsPublic: c.MetricsPublic,
+		Registerer:    h.reg,
 		Logger:        log,
 	})
 	for _, rt := range h.sec.http.Routes() {

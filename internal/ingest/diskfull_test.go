@@ -4,24 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/storage"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/store"
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
 )
@@ -45,60 +39,12 @@ func (g *diskGate) fill() {
 
 func (g *diskGate) free() { g.full.Store(nil) }
 
-// newGatedEnv is newEnv with opts edited before New (Storage, Live and
-// Registerer are filled in).
-func newGatedEnv(t *testing.T, edit func(*Options)) *env {
-	t.Helper()
-	dir := t.TempDir()
-	st, err := store.Open(store.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lv, err := live.New(live.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	opts := Options{Storage: testStore{st}, Live: lv, Registerer: reg, HelloTimeout: 2 * time.Second}
-	edit(&opts)
-	srv, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan struct{})
-	go func() { _ = srv.Run(ctx); close(runDone) }()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	pb.RegisterIngestServer(gs, srv)
-	go func() { _ = gs.Serve(ln) }()
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, dir: dir, st: st, live: lv, srv: srv, reg: reg, client: pb.NewIngestClient(conn)}
-	e.stop = func() {
-		conn.Close()
-		gs.Stop()
-		cancel()
-		<-runDone
-		if err := st.Close(); err != nil {
-			t.Error(err)
-		}
-	}
-	t.Cleanup(e.stop)
-	return e
-}
-
 // While storage refuses writes a batch is not acknowledged: its stream ends
 // with Unavailable naming the full disk, a new stream is refused at its
 // hello, and once space is back the agent resends and nothing is missing.
 func TestDiskFullRefusesStreamUnacknowledged(t *testing.T) {
 	gate := &diskGate{}
-	e := newGatedEnv(t, func(o *Options) { o.Writable = gate.writable })
+	e := newEnv(t, t.TempDir(), nil, func(o *Options) { o.Writable = gate.writable })
 	a, err := e.connect("web-1", 7)
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +101,7 @@ func TestDiskFullRefusesStreamUnacknowledged(t *testing.T) {
 // as stored, and the agent would drop batch 2 from its buffer unsent.
 func TestRefusedStreamStoresNoLaterBatch(t *testing.T) {
 	gate := &diskGate{}
-	e := newGatedEnv(t, func(o *Options) { o.Writable = gate.writable })
+	e := newEnv(t, t.TempDir(), nil, func(o *Options) { o.Writable = gate.writable })
 	hello := &pb.Hello{MachineId: "db-1", Instance: 9}
 	w := e.srv.writers[0]
 	st := newStream(e.srv, hello, w)
@@ -201,7 +147,7 @@ func (a noSpaceAppender) Commit() error {
 // A commit that finds the disk full ends the stream unacknowledged with a
 // message naming it (not the hub's paths), and counts the samples.
 func TestCommitOnFullDiskNamesIt(t *testing.T) {
-	e := newGatedEnv(t, func(o *Options) { o.Storage = noSpaceStorage{o.Storage.(testStore)} })
+	e := newEnv(t, t.TempDir(), nil, func(o *Options) { o.Storage = noSpaceStorage{o.Storage.(testStore)} })
 	w := e.srv.writers[0]
 	st := newStream(e.srv, &pb.Hello{MachineId: "db-2", Instance: 1}, w)
 	var cause atomic.Value
@@ -225,7 +171,7 @@ func TestCommitOnFullDiskNamesIt(t *testing.T) {
 
 func TestHTTPIngestWhileDiskFull(t *testing.T) {
 	gate := &diskGate{}
-	e := newGatedEnv(t, func(o *Options) { o.Writable = gate.writable })
+	e := newEnv(t, t.TempDir(), nil, func(o *Options) { o.Writable = gate.writable })
 	h := e.srv.HTTPHandler()
 	body := `{"machine":"backup-box","metrics":[{"name":"a","value":1},{"name":"b","value":2}]}`
 	gate.fill()

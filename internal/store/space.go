@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/sysmonstm/sysmonstm/internal/diskspace"
 )
 
 // The free-space reserve. The TSDB panics when its head chunk writer meets
@@ -47,6 +49,13 @@ type Space struct {
 
 // StatfsFunc reports the space of the filesystem holding path.
 type StatfsFunc func(path string) (Space, error)
+
+// statfs is the default StatfsFunc: statfs(2) on Linux, an error wrapping
+// errors.ErrUnsupported elsewhere (the guard is then off).
+func statfs(path string) (Space, error) {
+	u, err := diskspace.Stat(path)
+	return Space{Avail: u.Avail, Total: u.Size}, err
+}
 
 // ErrDiskFull is matched (errors.Is) by every *DiskFullError.
 var ErrDiskFull = errors.New("disk full")

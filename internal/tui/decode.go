@@ -358,11 +358,12 @@ const (
 )
 
 // HandleMessage applies one WebSocket message from the hub to the fleet.
-// Unknown message types are ignored (newer hubs).
+// A machine event with "forgotten": true removes the machine. Unknown
+// message types are ignored (newer hubs).
 func (f *Fleet) HandleMessage(b []byte) error {
 	s := scanner{b: b}
 	var typ, mode, machine, metrics, machines, summary, procs []byte
-	var machineStr bool
+	var machineStr, forgotten bool
 	s.expect('{')
 	for n := 0; s.next('}', &n); {
 		switch string(s.key()) {
@@ -385,6 +386,8 @@ func (f *Fleet) HandleMessage(b []byte) error {
 			summary = s.skip()
 		case "processes":
 			procs = s.skip()
+		case "forgotten":
+			forgotten = s.boolean()
 		default:
 			s.skip()
 		}
@@ -468,6 +471,15 @@ func (f *Fleet) HandleMessage(b []byte) error {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		ms := scanner{b: machine}
+		if forgotten { // the hub forgot it: it leaves the fleet
+			id := ms.machineID()
+			if ms.err != nil {
+				return ms.err
+			}
+			f.remove(string(id))
+			f.touch()
+			return nil
+		}
 		ms.machine(f, false)
 		f.recountAlerts()
 		f.touch()
@@ -581,6 +593,23 @@ func (s *scanner) machine(f *Fleet, withValues bool) {
 			m.SetProcesses(ps)
 		}
 	}
+}
+
+// machineID reads a machine object and returns its id.
+func (s *scanner) machineID() []byte {
+	var id []byte
+	s.expect('{')
+	for n := 0; s.next('}', &n); {
+		if string(s.key()) == "id" {
+			id = s.str()
+		} else {
+			s.skip()
+		}
+	}
+	if len(id) == 0 {
+		s.fail()
+	}
+	return id
 }
 
 // SetProcesses replaces the top-process list (strings are sanitised).

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -64,6 +65,70 @@ func TestHandleMessage(t *testing.T) {
 	}
 }
 
+// TestHandleForgottenMachine: a machine event with "forgotten": true (the
+// hub's DELETE /api/machines/{id} or --forget-offline-after) removes the
+// machine; it comes back only with data of its own.
+func TestHandleForgottenMachine(t *testing.T) {
+	f := NewFleet()
+	must := func(msg string) {
+		t.Helper()
+		if err := f.HandleMessage([]byte(msg)); err != nil {
+			t.Fatalf("%s: %v", msg, err)
+		}
+	}
+	has := func() []string {
+		var out []string
+		f.Read(func(v FleetView) {
+			for _, m := range v.Machines() {
+				if v.Machine(m.key) != m {
+					t.Fatalf("%s: list and index disagree", m.key)
+				}
+				out = append(out, m.key)
+			}
+		})
+		return out
+	}
+	must(`{"type":"snapshot","machines":[{"id":"a","online":true},{"id":"dead","online":false},{"id":"c","online":true}]}`)
+	must(`{"type":"machine","machine":{"id":"dead","online":false,"connected":false},"forgotten":false}`)
+	if got := has(); !slices.Equal(got, []string{"a", "dead", "c"}) {
+		t.Fatalf(`"forgotten":false removed a machine: %v`, got)
+	}
+	v0 := f.version
+	// The hub's event: the machine's last state, then the flag.
+	must(`{"type":"machine","machine":{"id":"dead","hostname":"d","labels":{"env":"x"},"online":false,"connected":false,"last_seen":"2026-11-22T10:00:00Z","metrics":[]},"forgotten":true}`)
+	if got := has(); !slices.Equal(got, []string{"a", "c"}) {
+		t.Fatalf("after the forget event: %v", got)
+	}
+	if f.version == v0 {
+		t.Fatal("forget event did not signal a change")
+	}
+	// Forgetting an unknown machine creates nothing, twice is harmless.
+	must(`{"forgotten":true,"type":"machine","machine":{"id":"never-seen"}}`)
+	must(`{"type":"machine","machine":{"id":"dead"},"forgotten":true}`)
+	if got := has(); !slices.Equal(got, []string{"a", "c"}) {
+		t.Fatalf("after forgetting unknown machines: %v", got)
+	}
+	// Its processes do not bring it back; its data does.
+	must(`{"type":"processes","machine":"dead","ts":1,"processes":[{"pid":1,"name":"x"}]}`)
+	must(`{"type":"summary","machine":"dead","ts":2,"summary":{"cpu":5}}`)
+	if got := has(); !slices.Equal(got, []string{"a", "c", "dead"}) {
+		t.Fatalf("after new data: %v", got)
+	}
+	for _, bad := range []string{
+		`{"type":"machine","machine":{"hostname":"no id"},"forgotten":true}`,
+		`{"type":"machine","machine":"dead","forgotten":true}`,
+		`{"type":"machine","forgotten":true}`,
+		`{"type":"machine","machine":{"id":"dead"},"forgotten":"yes"}`,
+	} {
+		if err := f.HandleMessage([]byte(bad)); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+	if got := has(); !slices.Equal(got, []string{"a", "c", "dead"}) {
+		t.Fatalf("malformed forget events changed the fleet: %v", got)
+	}
+}
+
 func FuzzHandleMessage(f *testing.F) {
 	f.Add([]byte(`{"type":"metrics","machine":"m","ts":1,"metrics":[{"name":"cpu_usage_percent","labels":{"cpu":"7"},"value":1}]}`))
 	f.Add([]byte(`{"type":"snapshot","machines":[{"id":"a","metrics":[{"name":"filesystem_used_bytes","labels":{"mountpoint":"/"},"value":1}]}]}`))
@@ -72,11 +137,19 @@ func FuzzHandleMessage(f *testing.F) {
 	f.Add([]byte(`{"type":"summary","machine":"web-1","ts":2000,"summary":{"cpu":80,"mem":null,"disk_max":5e1,"services_ok":4,"services_total":4,"x":[1]}}`))
 	f.Add([]byte(`{"type":"processes","machine":"a","ts":1,"processes":[{"pid":1,"name":"x","rss_bytes":5}]}`))
 	f.Add([]byte(`{"type":"alert","alert":{"id":"a1","rule_name":"r","machine":"a","state":"inactive"}}`))
+	f.Add([]byte(`{"type":"machine","machine":{"id":"a","online":false},"forgotten":true}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fl := NewFleet()
+		_ = fl.HandleMessage([]byte(`{"type":"snapshot","machines":[{"id":"a"},{"id":"b"}]}`))
 		_ = fl.HandleMessage(b)
 		fl.Read(func(v FleetView) {
+			if len(v.Machines()) != len(fl.byID) {
+				t.Fatalf("%d machines listed, %d indexed", len(v.Machines()), len(fl.byID))
+			}
 			for _, m := range v.Machines() {
+				if v.Machine(m.key) != m {
+					t.Fatalf("%q listed but not indexed", m.key)
+				}
 				if len(m.Cores) > maxCores || len(m.FS) > maxPerSet {
 					t.Fatal("bounds exceeded")
 				}

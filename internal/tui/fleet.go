@@ -2,6 +2,7 @@ package tui
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -248,6 +249,17 @@ func (f *Fleet) machine(id string) *Machine {
 	f.byID[m.key] = m
 	f.machines = append(f.machines, m)
 	return m
+}
+
+// remove drops the machine with id (the hub forgot it), if known. Caller
+// holds f.mu.
+func (f *Fleet) remove(id string) {
+	m := f.byID[id]
+	if m == nil {
+		return
+	}
+	delete(f.byID, id)
+	f.machines = slices.DeleteFunc(f.machines, func(x *Machine) bool { return x == m })
 }
 
 // reset forgets every machine (a fresh snapshot follows). Caller holds f.mu.

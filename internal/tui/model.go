@@ -113,7 +113,8 @@ type Model struct {
 	filter    string
 	filtering bool
 
-	scroll      int // detail view
+	scroll      int  // detail view
+	shown       bool // the detail view's machine was in the fleet at the last refresh (see leaveGone)
 	alertCursor int
 	status      string
 	statusUntil time.Time
@@ -143,7 +144,13 @@ func (m *Model) Init() tea.Cmd {
 
 // refresh rebuilds the overview rows from the fleet.
 func (m *Model) refresh() {
+	gone := false
 	m.fleet.Read(func(v FleetView) {
+		if m.inDetail() {
+			present := v.Machine(m.selected) != nil
+			gone = m.shown && !present
+			m.shown = present
+		}
 		all := v.Machines()
 		m.total, m.online = len(all), 0
 		m.order = m.order[:0]
@@ -158,7 +165,30 @@ func (m *Model) refresh() {
 		}
 		m.sortRows()
 	})
+	if gone {
+		m.leaveGone()
+	}
 	m.placeCursor()
+}
+
+// inDetail reports whether the detail view is open, or under the alerts
+// view.
+func (m *Model) inDetail() bool {
+	return m.view == viewDetail || m.view == viewAlerts && m.back == viewDetail
+}
+
+// leaveGone goes back to the overview from the detail of a machine that
+// left the fleet (the hub forgot it), and says why, rather than leave an
+// empty page open.
+func (m *Model) leaveGone() {
+	if m.view == viewAlerts {
+		m.back = viewOverview
+	} else {
+		m.view = viewOverview
+	}
+	m.shown = false
+	m.fleet.SetFocus("")
+	m.setStatus("machine " + Clean(m.selected) + " was forgotten by the hub")
 }
 
 func matches(mc *Machine, q string) bool {

@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -359,5 +360,80 @@ func TestBurstOfKeys(t *testing.T) {
 	m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("/db-09")})
 	if !m.filtering || m.filter != "db-09" || len(m.order) != 1 {
 		t.Fatalf("burst: filtering %v filter %q rows %d", m.filtering, m.filter, len(m.order))
+	}
+}
+
+// TestForgottenMachineLeavesViews: a machine the hub forgets leaves the
+// overview; if its detail is open, the view goes back to the overview
+// and says why, also from the alerts view opened over the detail.
+func TestForgottenMachineLeavesViews(t *testing.T) {
+	f := fixtureFleet(6)
+	m := newTestModel(t, f, 100, 30)
+	forget := func(id string) {
+		t.Helper()
+		if err := f.HandleMessage([]byte(`{"type":"machine","machine":{"id":"` + id + `","online":false},"forgotten":true}`)); err != nil {
+			t.Fatal(err)
+		}
+		m.Update(refreshMsg{})
+	}
+
+	// On the overview: the row goes.
+	forget("web-03")
+	if got := strings.Join(ids(m), " "); got != "db-01 db-05 web-00 web-02 web-04" || m.total != 5 {
+		t.Fatalf("rows after forgetting web-03: %s (total %d)", got, m.total)
+	}
+
+	// In the detail view of the forgotten machine: back to the overview.
+	press(m, "down", "enter")
+	if m.view != viewDetail || m.selected != "db-05" || f.Focus() != "db-05" {
+		t.Fatalf("view %d selected %q focus %q", m.view, m.selected, f.Focus())
+	}
+	forget("web-02") // another machine: the detail stays
+	if m.view != viewDetail || m.status != "" {
+		t.Fatalf("forgetting another machine left the detail: view %d status %q", m.view, m.status)
+	}
+	forget("db-05")
+	if m.view != viewOverview || f.Focus() != "" {
+		t.Fatalf("after forgetting the machine in detail: view %d focus %q", m.view, f.Focus())
+	}
+	if want := "machine db-05 was forgotten by the hub"; m.status != want || !strings.Contains(m.View(), want) {
+		t.Fatalf("status %q, view:\n%s", m.status, m.View())
+	}
+	if got := strings.Join(ids(m), " "); got != "db-01 web-00 web-04" || m.selected == "db-05" || m.order[m.cursor].key != m.selected {
+		t.Fatalf("rows %s, cursor %d on %q", got, m.cursor, m.selected)
+	}
+
+	// Alerts view over a detail: Esc then leads to the overview.
+	press(m, "enter", "a")
+	if m.view != viewAlerts || m.back != viewDetail {
+		t.Fatalf("view %d back %d", m.view, m.back)
+	}
+	gone := m.selected
+	forget(gone)
+	if m.view != viewAlerts || m.back != viewOverview || !strings.Contains(m.status, gone) {
+		t.Fatalf("in alerts: view %d back %d status %q", m.view, m.back, m.status)
+	}
+	press(m, "esc")
+	if m.view != viewOverview || slices.Contains(ids(m), gone) {
+		t.Fatalf("esc from alerts: view %d rows %v", m.view, ids(m))
+	}
+}
+
+// TestDetailOfUnknownMachineWaits: `top --detail ID` for a machine the
+// hub has not sent yet waits on its page; it does not bounce back.
+func TestDetailOfUnknownMachineWaits(t *testing.T) {
+	f := NewFleet()
+	m := New(Options{Fleet: f, Detail: "late", Now: func() time.Time { return fixedNow }})
+	m.Update(tea.WindowSizeMsg{Width: 100, Height: 30})
+	m.Update(refreshMsg{})
+	if m.view != viewDetail || !strings.Contains(m.View(), "late is gone") {
+		t.Fatalf("view %d:\n%s", m.view, m.View())
+	}
+	if err := f.HandleMessage([]byte(`{"type":"snapshot","machines":[{"id":"late","online":true}]}`)); err != nil {
+		t.Fatal(err)
+	}
+	m.Update(refreshMsg{})
+	if m.view != viewDetail || strings.Contains(m.View(), "late is gone") {
+		t.Fatalf("after the snapshot: view %d:\n%s", m.view, m.View())
 	}
 }

@@ -152,7 +152,7 @@ func (m *Model) overviewKey(s string) tea.Cmd {
 		}
 	case "enter":
 		if m.selected != "" {
-			m.view, m.scroll = viewDetail, 0
+			m.view, m.scroll, m.shown = viewDetail, 0, true
 			m.fleet.SetFocus(m.selected) // full metrics for this machine only
 			return m.fetchProcs(m.selected)
 		}

@@ -1,4 +1,4 @@
-package store
+package diskspace
 
 import (
 	"fmt"
@@ -6,8 +6,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// statfs reports the space of the filesystem holding path with statfs(2).
-func statfs(path string) (Space, error) {
+// Stat reports the usage of the filesystem holding path.
+func Stat(path string) (Usage, error) {
 	var st unix.Statfs_t
 	for {
 		err := unix.Statfs(path, &st)
@@ -15,7 +15,7 @@ func statfs(path string) (Space, error) {
 			continue
 		}
 		if err != nil {
-			return Space{}, fmt.Errorf("statfs %s: %w", path, err)
+			return Usage{}, fmt.Errorf("statfs %s: %w", path, err)
 		}
 		break
 	}
@@ -23,5 +23,5 @@ func statfs(path string) (Space, error) {
 	if bs == 0 {
 		bs = uint64(st.Bsize)
 	}
-	return Space{Avail: st.Bavail * bs, Total: st.Blocks * bs}, nil
+	return Usage{Size: st.Blocks * bs, Free: st.Bfree * bs, Avail: st.Bavail * bs}, nil
 }
