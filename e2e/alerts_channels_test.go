@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // received is one notification a channel's server got.
@@ -90,7 +92,7 @@ func (s *smtpSession) Logout() error { return nil }
 // recovery one resolved message per channel.
 func TestAlertChannelsEndToEnd(t *testing.T) {
 	const password = "e2e-channels-admin-pw"
-	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", password)
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	sink := &channelSink{}
 	slack, discord, ntfy := sink.httpServer(t, "slack"), sink.httpServer(t, "discord"), sink.httpServer(t, "ntfy")
 
@@ -140,7 +142,7 @@ func TestAlertChannelsEndToEnd(t *testing.T) {
 	temps.set("lab-2", 96)
 
 	channels := []string{"slack", "discord", "ntfy", "email"}
-	waitFor(t, 20*time.Second, "a firing message on every channel", func() error {
+	testutil.WaitFor(t, 20*time.Second, "a firing message on every channel", func() error {
 		for _, c := range channels {
 			if len(sink.of(c)) == 0 {
 				return fmt.Errorf("nothing on %s yet", c)
@@ -184,7 +186,7 @@ func TestAlertChannelsEndToEnd(t *testing.T) {
 
 	temps.set("lab-1", 40)
 	temps.set("lab-2", 41)
-	waitFor(t, 20*time.Second, "a resolved message on every channel", func() error {
+	testutil.WaitFor(t, 20*time.Second, "a resolved message on every channel", func() error {
 		for _, c := range channels {
 			if len(sink.of(c)) < 2 {
 				return fmt.Errorf("no resolved message on %s yet", c)

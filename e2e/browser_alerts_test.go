@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // alertsEvilID is a machine id that is markup: the alert pages must show it
@@ -29,7 +31,7 @@ const alertsEvilID = `<img src=x onerror=window.__x=1>`
 // through the page, and its id stays text.
 func TestBrowserAlerts(t *testing.T) {
 	const password = "alerts-e2e-Pa55word"
-	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", password) // the hub's first start creates admin with it
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password) // the hub's first start creates admin with it
 	b := newBrowser(t, 1400, 900, 180*time.Second)
 	hub := startHub(t, t.TempDir(), "", "")
 	startAgent(t, hub, "web-1", "--labels", "env=prod")
@@ -97,7 +99,7 @@ func TestBrowserAlerts(t *testing.T) {
 	}
 	b.waitJS(30*time.Second, "CPU alerts firing", machinesOf("Any CPU")+` === "db-1,web-1"`)
 	b.waitJS(30*time.Second, "memory alerts firing", machinesOf("Memory in use")+` === "db-1,web-1"`)
-	waitFor(t, 10*time.Second, "badge matches the firing alerts", func() error {
+	testutil.WaitFor(t, 10*time.Second, "badge matches the firing alerts", func() error {
 		var firing []alertsAlert
 		alertsAPI(t, hub, token, http.MethodGet, "/api/alerts?state=firing", nil, &firing)
 		crit := false
@@ -211,7 +213,7 @@ func TestBrowserAlerts(t *testing.T) {
 // kept on edit), and a silence created and expired on /silences.
 func TestBrowserAlertPages(t *testing.T) {
 	const password = "alert-pages-Pa55word"
-	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", password)
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	b := newBrowser(t, 1400, 900, 150*time.Second)
 	hub := startHub(t, t.TempDir(), "", "")
 	startAgent(t, hub, "web-1")

@@ -69,7 +69,7 @@ type pointSample struct {
 func ingestPoints(t *testing.T, hub *hubProc, machine string, samples []pointSample) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"machine": machine, "metrics": samples})
-	resp, err := http.Post("http://"+hub.http+"/api/v1/ingest", "application/json", bytes.NewReader(body))
+	resp, err := hub.postIngest(body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestBrowserChartAxes(t *testing.T) {
 // and filters still use the raw id.
 func TestBrowserVisibleStrings(t *testing.T) {
 	const password = "visible-e2e-Pa55word"
-	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", password)
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	b := newBrowser(t, 1400, 900, 120*time.Second)
 	hub := startHub(t, t.TempDir(), "", "")
 	const id = "\u202egnp.exe\u202c-\u200bhost"

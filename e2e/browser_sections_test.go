@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,7 +78,7 @@ func ingest(t *testing.T, hub *hubProc, machine string, samples []ingestSample) 
 	if err != nil {
 		return err
 	}
-	resp, err := http.Post("http://"+hub.http+"/api/v1/ingest", "application/json", bytes.NewReader(body))
+	resp, err := hub.postIngest(body)
 	if err != nil {
 		return err
 	}

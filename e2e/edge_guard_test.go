@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // fromAddr is a dialer whose connections come from the loopback address
@@ -97,7 +99,7 @@ func TestEdgeViewerMemory(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 10*time.Second, "every viewer counted", func() error {
+	testutil.WaitFor(t, 10*time.Second, "every viewer counted", func() error {
 		if got := promValue(t, "http://"+e.http+"/metrics", "sysmonstm_websocket_clients"); got != viewers {
 			return fmt.Errorf("%v viewers", got)
 		}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // TestForgottenMachineLeavesTopAndEdge: a machine the hub forgets by
@@ -24,7 +26,7 @@ func TestForgottenMachineLeavesTopAndEdge(t *testing.T) {
 	startAgent(t, hub, "stays-1")
 	doomed := startAgent(t, hub, "doomed-1")
 	waitOnline(t, hub, "stays-1", "doomed-1")
-	waitFor(t, 15*time.Second, "both machines at the edge", func() error {
+	testutil.WaitFor(t, 15*time.Second, "both machines at the edge", func() error {
 		if ms := edgeMachines(t, e); len(ms) != 2 {
 			return fmt.Errorf("edge has %d machines", len(ms))
 		}
@@ -102,7 +104,7 @@ func TestForgottenMachineLeavesTopAndEdge(t *testing.T) {
 // leaves the edge's page in an open browser, without a reload.
 func TestBrowserEdgeForgottenMachine(t *testing.T) {
 	const password = "edge-forget-Pa55word"
-	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", password)
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	b := newBrowser(t, 1280, 900, 90*time.Second)
 	e := startEdgeRelay(t, "")
 	hub := startHub(t, t.TempDir(), "", "", edgeHubFlags(e)...)

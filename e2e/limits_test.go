@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // TestHostileInputIsRefusedAndCounted: a hub with tight limits gets a
@@ -29,7 +31,7 @@ func TestHostileInputIsRefusedAndCounted(t *testing.T) {
 		"--max-message-bytes", "65536", "--max-body-bytes", "2048")
 	startAgent(t, hub, "steady", "--interval", "250ms")
 	var m machine
-	waitFor(t, 20*time.Second, "steady online", func() error {
+	testutil.WaitFor(t, 20*time.Second, "steady online", func() error {
 		if getJSON(t, "http://"+hub.http+"/api/machines/steady", &m) != 200 || !m.Online {
 			return fmt.Errorf("not online yet")
 		}
@@ -122,7 +124,7 @@ func TestHostileInputIsRefusedAndCounted(t *testing.T) {
 	}
 	// The real agent kept streaming throughout.
 	before := m.LastSeen
-	waitFor(t, 10*time.Second, "steady still streaming", func() error {
+	testutil.WaitFor(t, 10*time.Second, "steady still streaming", func() error {
 		if getJSON(t, "http://"+hub.http+"/api/machines/steady", &m) != 200 || !m.Online || m.LastSeen == before {
 			return fmt.Errorf("last_seen %v, online %v", m.LastSeen, m.Online)
 		}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // TestHubWithTwoAgents: machines appear online with the core metrics, history
@@ -25,7 +27,7 @@ func TestHubWithTwoAgents(t *testing.T) {
 		"filesystem_size_bytes", "filesystem_used_bytes", "filesystem_usage_percent",
 		"processes_total", "uptime_seconds"}
 	for _, id := range []string{"alpha", "beta"} {
-		waitFor(t, 20*time.Second, id+" online with core metrics", func() error {
+		testutil.WaitFor(t, 20*time.Second, id+" online with core metrics", func() error {
 			var m machine
 			if code := getJSON(t, "http://"+hub.http+"/api/machines/"+id, &m); code != 200 {
 				return fmt.Errorf("status %d", code)
@@ -76,7 +78,7 @@ func TestHubWithTwoAgents(t *testing.T) {
 			Points [][2]float64      `json:"points"`
 		} `json:"series"`
 	}
-	waitFor(t, 10*time.Second, "history points", func() error {
+	testutil.WaitFor(t, 10*time.Second, "history points", func() error {
 		url := "http://" + hub.http + "/api/machines/alpha/history?metric=load1&from=-1m"
 		if code := getJSON(t, url, &hist); code != 200 {
 			return fmt.Errorf("status %d", code)
