@@ -91,6 +91,7 @@ func (s *smtpSession) Logout() error { return nil }
 // threshold together give ONE grouped firing message per channel, and their
 // recovery one resolved message per channel.
 func TestAlertChannelsEndToEnd(t *testing.T) {
+	t.Parallel()
 	const password = "e2e-channels-admin-pw"
 	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	sink := &channelSink{}

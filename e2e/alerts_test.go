@@ -218,6 +218,7 @@ func (tp *temperature) run(t *testing.T, hub *hubProc, stop <-chan struct{}) {
 // acknowledged, a silence that suppresses until it is expired, the
 // resolution, live alert events and state kept across a restart.
 func TestAlertsEndToEnd(t *testing.T) {
+	t.Parallel()
 	const password = "e2e-alerts-admin-pw"
 	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	sink := newHookSink(t)

@@ -30,6 +30,7 @@ const alertsEvilID = `<img src=x onerror=window.__x=1>`
 // whose id is markup joins later: its alert appears live, is silenced
 // through the page, and its id stays text.
 func TestBrowserAlerts(t *testing.T) {
+	t.Parallel()
 	const password = "alerts-e2e-Pa55word"
 	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password) // the hub's first start creates admin with it
 	b := newBrowser(t, 1400, 900, 180*time.Second)
@@ -212,6 +213,7 @@ func TestBrowserAlerts(t *testing.T) {
 // form and tested against a real HTTP server (its URL stays secret and is
 // kept on edit), and a silence created and expired on /silences.
 func TestBrowserAlertPages(t *testing.T) {
+	t.Parallel()
 	const password = "alert-pages-Pa55word"
 	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	b := newBrowser(t, 1400, 900, 150*time.Second)

@@ -213,6 +213,7 @@ func waitOnline(t *testing.T, hub *hubProc, ids ...string) {
 }
 
 func TestBrowserDashboard(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t, 1400, 900, 90*time.Second)
 	hub := startHub(t, t.TempDir(), "", "")
 	startAgent(t, hub, "web-1", "--labels", "env=prod,role=web")
@@ -328,6 +329,7 @@ func TestBrowserDashboard(t *testing.T) {
 // TestBrowserHostileStrings: a machine whose id and labels are markup,
 // quotes and script-like text is shown literally and runs nothing.
 func TestBrowserHostileStrings(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t, 1400, 900, 90*time.Second)
 	hub := startHub(t, t.TempDir(), "", "")
 	const id = `<img src=x onerror="window.__pwned=1;alert(1)">'"&amp;<script>window.__pwned=2</script>`

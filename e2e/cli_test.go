@@ -22,6 +22,7 @@ import (
 // real protocol, checks its JSON summary line, and reads the data back with
 // `sysmonstm export`.
 func TestLoadgenAndExportCLI(t *testing.T) {
+	t.Parallel()
 	hub := startHub(t, t.TempDir(), "", "")
 	out, err := command(t, "loadgen", "--hub", hub.grpc, "--machines", "5", "--series", "40",
 		"--interval", "200ms", "--duration", "3s", "--log-level", "warn").Output()
@@ -89,6 +90,7 @@ func TestLoadgenAndExportCLI(t *testing.T) {
 // TestLoadgenFailsLoudly: a run whose machines the hub refuses exits
 // non-zero, says why on stderr and still ends stdout with the summary.
 func TestLoadgenFailsLoudly(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hub := startHub(t, dir, "", "")
 	bound := createToken(t, dir, "--machine", "some-other-host")
@@ -149,6 +151,7 @@ func TestHubStopsPromptlyWithAgentConnected(t *testing.T) {
 // rules), changes nothing, and says how to go on; `token create` refuses
 // too. An empty file is the explicit way to start afresh, history kept.
 func TestHubRefusesALostDatabase(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hub := startHub(t, dir, "", "")
 	startAgent(t, hub, "keeper")

@@ -17,6 +17,7 @@ import (
 // hub's default rule "Container restarting" fires on
 // container_restarts_total, with the container named in its description.
 func TestContainerRestartingDefaultRule(t *testing.T) {
+	t.Parallel()
 	const password = "e2e-containers-admin-pw"
 	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	const id = "c0ffee00112233445566778899aabbccddeeff00112233445566778899aabbcc"

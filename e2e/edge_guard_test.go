@@ -26,6 +26,7 @@ func fromAddr(ip string) *net.Dialer {
 // 4th connection from one address at accept, answers a 3rd viewer 503, and
 // counts both on its /metrics.
 func TestEdgeConnectionGuards(t *testing.T) {
+	t.Parallel()
 	e := startEdgeRelay(t, "", "--max-conns-per-ip", "3", "--conn-limit-exempt", "none", "--max-viewers", "2")
 	metrics := "http://" + e.http + "/metrics"
 

@@ -134,6 +134,7 @@ var edgePublic = []string{"cpu_usage_percent", "filesystem_usage_percent", "load
 // machines with only the public metrics and labels; killed and restarted,
 // the edge gets the stream back without touching the hub.
 func TestEdgeRelay(t *testing.T) {
+	t.Parallel()
 	e := startEdgeRelay(t, "")
 	hub := startHub(t, t.TempDir(), "", "", edgeHubFlags(e, "--edge-machines", "*,!private-*", "--edge-machine-labels", "env")...)
 	startAgent(t, hub, "pub-1", "--labels", "env=prod,owner=alice")
@@ -210,6 +211,7 @@ func TestEdgeRelay(t *testing.T) {
 // TestEdgeOverTLS: the edge serves HTTPS/wss from --tls-cert; the hub
 // trusts its private CA with --edge-tls-ca, and refuses it without.
 func TestEdgeOverTLS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	caFile, certFile, keyFile, pool := writeTestPKI(t, dir)
 	edge := start(t, "tls edge", "edge", "--listen-http", "127.0.0.1:0", "--key", edgeKey, "--tls-cert", certFile, "--tls-key", keyFile)
@@ -253,6 +255,7 @@ func TestEdgeOverTLS(t *testing.T) {
 // TestEdgeStartupErrors: no key, a short key, a clear-text URL to a remote
 // host: each refuses to start with a precise message.
 func TestEdgeStartupErrors(t *testing.T) {
+	t.Parallel()
 	f := func(want string, args ...string) {
 		t.Helper()
 		cmd := command(t, args...)

@@ -97,6 +97,7 @@ func TestHubSIGKILLNoGapNoDuplicate(t *testing.T) {
 // TestAgentGoesOffline: a stopped agent's machine turns offline after the
 // hub's --offline-after, and is still listed with its last_seen.
 func TestAgentGoesOffline(t *testing.T) {
+	t.Parallel()
 	hub := startHub(t, t.TempDir(), "", "", "--offline-after", "2s")
 	ag := startAgent(t, hub, "leaver")
 	online := func(want bool) func() error {

@@ -21,6 +21,7 @@ import (
 // alert and removes it from the list and the registry. A young hub exports
 // what it has for from=-24h.
 func TestForgetMachineEndToEnd(t *testing.T) {
+	t.Parallel()
 	const password = "e2e-forget-admin-pw"
 	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	dir := t.TempDir()
@@ -110,6 +111,7 @@ func TestForgetMachineEndToEnd(t *testing.T) {
 // ones and drops a machine forgotten meanwhile; an offline machine's page
 // offers "Forget machine" to admins only, and it works.
 func TestBrowserForgetMachine(t *testing.T) {
+	t.Parallel()
 	const password = "forget-e2e-Pa55word"
 	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	b := newBrowser(t, 1400, 900, 120*time.Second)

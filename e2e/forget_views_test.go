@@ -21,6 +21,7 @@ import (
 // of it goes back to the overview and says why, and leaves the edge's
 // state and its browsers' pages, without a restart of either.
 func TestForgottenMachineLeavesTopAndEdge(t *testing.T) {
+	t.Parallel()
 	e := startEdgeRelay(t, "")
 	hub := startHub(t, t.TempDir(), "", "", edgeHubFlags(e, "--offline-after", "1s", "--forget-offline-after", "2s")...)
 	startAgent(t, hub, "stays-1")
@@ -103,6 +104,7 @@ func TestForgottenMachineLeavesTopAndEdge(t *testing.T) {
 // TestBrowserEdgeForgottenMachine: a machine an admin forgets on the hub
 // leaves the edge's page in an open browser, without a reload.
 func TestBrowserEdgeForgottenMachine(t *testing.T) {
+	t.Parallel()
 	const password = "edge-forget-Pa55word"
 	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	b := newBrowser(t, 1280, 900, 90*time.Second)

@@ -27,6 +27,7 @@ import (
 // is refused with a clear error and counted by reason in /metrics, while a
 // real agent on the same hub keeps streaming undisturbed.
 func TestHostileInputIsRefusedAndCounted(t *testing.T) {
+	t.Parallel()
 	hub := startHub(t, t.TempDir(), "", "", "--max-series-per-machine", "5000",
 		"--max-message-bytes", "65536", "--max-body-bytes", "2048")
 	startAgent(t, hub, "steady", "--interval", "250ms")
@@ -144,6 +145,7 @@ func TestHostileInputIsRefusedAndCounted(t *testing.T) {
 // capped machine is refused, and the machine object carries at most
 // --max-live-series-per-machine series.
 func TestSeriesBombsAreBounded(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	args := []string{"--max-series-per-machine", "1000", "--max-live-series-per-machine", "200"}
 	hub := startHub(t, dir, "", "", args...)

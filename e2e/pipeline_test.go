@@ -18,6 +18,7 @@ import (
 // has points, the CSV export parses, and the WebSocket sends a snapshot then
 // live updates.
 func TestHubWithTwoAgents(t *testing.T) {
+	t.Parallel()
 	hub := startHub(t, t.TempDir(), "", "")
 	startAgent(t, hub, "alpha", "--labels", "env=test,role=web")
 	startAgent(t, hub, "beta")

@@ -244,6 +244,7 @@ func TestSlowBodiesAreCut(t *testing.T) {
 // address to either listener is closed at once and counted; other
 // addresses are not affected.
 func TestConnectionsPerAddressAreCapped(t *testing.T) {
+	t.Parallel()
 	hub := startHub(t, t.TempDir(), "", "", "--max-conns-per-ip", "3", "--conn-limit-exempt", "")
 	dial := func(addr string) net.Conn {
 		t.Helper()

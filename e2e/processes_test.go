@@ -107,6 +107,7 @@ func TestProcessesSnapshot(t *testing.T) {
 // TestPushThroughAgent: `sysmonstm push` through a real agent's socket
 // shows up in the machine's latest values and in history.
 func TestPushThroughAgent(t *testing.T) {
+	t.Parallel()
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	hub := startHub(t, t.TempDir(), "", "")
 	startAgent(t, hub, "pusher", "--push-socket", sock, "--top-processes", "0")
@@ -160,6 +161,7 @@ func TestPushThroughAgent(t *testing.T) {
 }
 
 func TestPushWithoutAgent(t *testing.T) {
+	t.Parallel()
 	sock := filepath.Join(t.TempDir(), "none.sock")
 	out, err := command(t, "push", "--socket", sock, "x=1").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "no agent at "+sock+"; start one with `sysmonstm agent`") {

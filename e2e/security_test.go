@@ -107,6 +107,7 @@ func waitOutput(t *testing.T, p *proc, timeout time.Duration, s string) time.Tim
 // while the hub runs works within seconds; a revoked token's open stream is
 // closed within seconds.
 func TestSecurityAgentTokens(t *testing.T) {
+	t.Parallel()
 	hub := startHub(t, t.TempDir(), "", "")
 	base := "http://" + hub.http
 
@@ -211,6 +212,7 @@ func TestSecurityAgentTokens(t *testing.T) {
 // password is in a 0600 file; viewers cannot write; cookie writes need the
 // CSRF token; repeated failed logins are locked out.
 func TestSecurityHTTPAccess(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hub := startHub(t, dir, "0.0.0.0:0", "")
 	base := "http://127.0.0.1:" + port(t, hub.http)
@@ -308,6 +310,7 @@ func TestSecurityHTTPAccess(t *testing.T) {
 // TestSecurityLoopbackAndUp: on loopback anonymous access reads but never
 // writes; `up` mode's own agent needs no token, while other agents do.
 func TestSecurityLoopbackAndUp(t *testing.T) {
+	t.Parallel()
 	hub := startHub(t, t.TempDir(), "", "")
 	base := "http://" + hub.http
 	if r := secDo(t, nil, "GET", base+"/api/auth/me", nil); r.code != 200 || !strings.Contains(string(r.body), `"anonymous":true`) {
@@ -343,6 +346,7 @@ func TestSecurityLoopbackAndUp(t *testing.T) {
 // (shown once, usable at once; its markup-like name stays text), revokes
 // it, adds a user and changes their role, then logs out.
 func TestBrowserLoginAndAdmin(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t, 1300, 900, 120*time.Second)
 	dir := t.TempDir()
 	hub := startHub(t, dir, "0.0.0.0:0", "")

@@ -35,6 +35,7 @@ func writeClientPKI(t *testing.T, dir string) (caFile, certFile, keyFile string)
 // are replaced, SIGHUP makes it serve the new certificate without a restart,
 // and the admitted agent keeps streaming.
 func TestTLSReloadAndMutualTLS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	caFile, certFile, keyFile, pool := writeTestPKI(t, dir)
 	clientCA, clientCert, clientKey := writeClientPKI(t, dir)

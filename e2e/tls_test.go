@@ -84,6 +84,7 @@ func writePEM(t *testing.T, dir, name, typ string, b []byte) string {
 // --tls-cert/--tls-key, an agent trusting it with --tls-ca, and an agent
 // without the CA that is refused.
 func TestTLSBetweenAgentAndHub(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	caFile, certFile, keyFile, pool := writeTestPKI(t, dir)
 	hub := start(t, "tls hub", "hub", "--listen-http", "127.0.0.1:0", "--listen-grpc", "127.0.0.1:0",

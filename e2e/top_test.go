@@ -129,6 +129,7 @@ func (p *ptyProc) send(keys string) {
 // under a pseudo-terminal: the machines appear, and /, typing, Enter, Esc,
 // s, ?, a and q do what the help says.
 func TestTopUnderPTY(t *testing.T) {
+	t.Parallel()
 	hub := startHub(t, t.TempDir(), "", "")
 	startAgent(t, hub, "e2e-top-alpha")
 	startAgent(t, hub, "e2e-top-bravo")
