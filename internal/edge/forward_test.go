@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/coder/websocket"
@@ -258,7 +258,11 @@ func TestForwarderCarriesForget(t *testing.T) {
 	if string(rm.Machine) != `"web-2"` || s.state.Len() != 0 {
 		t.Fatalf("removed %s, %d machines left", rm.Machine, s.state.Len())
 	}
-	if n := promtest.ToFloat64(f.messages.WithLabelValues(typeRemove)); n != 2 {
+	// The forwarder counts a message once its write returned, which can be
+	// after the edge relayed it to the browser.
+	removes := func() float64 { return promtest.ToFloat64(f.messages.WithLabelValues(typeRemove)) }
+	testutil.Until(t, 5*time.Second, "the second remove message counted", func() bool { return removes() >= 2 })
+	if n := removes(); n != 2 {
 		t.Errorf("remove messages sent: %v, want 2 (db-secret is private)", n)
 	}
 	if n := s.rejected.Load(); n != 0 {
@@ -268,58 +272,60 @@ func TestForwarderCarriesForget(t *testing.T) {
 
 // TestForwarderStalledEdgeNeverSlowsHub: an edge that accepts and then
 // stops reading makes the forwarder's writes time out; it reconnects, and
-// the live state's Update (the ingest path) never waits for it: no Update
-// comes near the write timeout (a busy test machine may delay a few by
-// some tens of ms).
+// the live state's Update (the ingest path) never waits for it. The test
+// runs in a synctest bubble with the edge on an in-memory listener: time is
+// fake and stands still while Update runs, so an Update that waited on the
+// edge would show as fake time passing, however busy the machine is.
 func TestForwarderStalledEdgeNeverSlowsHub(t *testing.T) {
-	var accepts atomic.Int32
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		accepts.Add(1)
-		select { // never read: the socket buffers fill up
-		case <-release:
-		case <-r.Context().Done():
-		}
-		c.CloseNow()
-	}))
-	defer srv.Close()
-	defer close(release)
+	synctest.Test(t, func(t *testing.T) {
+		var accepts atomic.Int32
+		release := make(chan struct{})
+		ln := testutil.NewPipeListener()
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			accepts.Add(1)
+			<-release // never read: the forwarder's writes stall
+			c.CloseNow()
+		})}
+		served := make(chan struct{})
+		go func() { _ = srv.Serve(ln); close(served) }()
+		defer func() { <-served }()
+		defer srv.Close()
+		defer close(release)
 
-	st := newLive(t)
-	const machines, perMachine = 40, MaxSeriesPerMachine
-	pad := strings.Repeat("x", MaxLabelValueBytes)
-	series := make([]*live.Series, perMachine)
-	values := make([]float64, perMachine)
-	for i := range series {
-		series[i] = live.NewSeries("gauge", metric.Labels{{Name: "i", Value: fmt.Sprint(i)}, {Name: "pad", Value: pad}})
-		values[i] = float64(i)
-	}
-	f := startForwarder(t, ForwarderOptions{URL: strings.Replace(srv.URL, "http://", "ws://", 1), Source: st,
-		WriteTimeout: time.Second, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}, "*", "*", "*")
+		st := newLive(t)
+		const machines, perMachine = 40, MaxSeriesPerMachine
+		pad := strings.Repeat("x", MaxLabelValueBytes)
+		series := make([]*live.Series, perMachine)
+		values := make([]float64, perMachine)
+		for i := range series {
+			series[i] = live.NewSeries("gauge", metric.Labels{{Name: "i", Value: fmt.Sprint(i)}, {Name: "pad", Value: pad}})
+			values[i] = float64(i)
+		}
+		f := startForwarder(t, ForwarderOptions{URL: "ws://127.0.0.1:1/api/publish", DialContext: ln.Dial, Source: st,
+			WriteTimeout: time.Second, MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}, "*", "*", "*")
 
-	var slowest time.Duration
-	start := time.Now()
-	ts := ts0
-	for accepts.Load() < 3 || promtest.ToFloat64(f.reconnects.WithLabelValues("write")) < 2 {
-		if time.Since(start) > 30*time.Second {
-			t.Fatalf("after 30s: %d connections, %v write failures", accepts.Load(), promtest.ToFloat64(f.reconnects.WithLabelValues("write")))
+		start := time.Now()
+		ts := ts0
+		for accepts.Load() < 3 || promtest.ToFloat64(f.reconnects.WithLabelValues("write")) < 2 {
+			if time.Since(start) > 30*time.Second {
+				t.Fatalf("after 30s: %d connections, %v write failures", accepts.Load(), promtest.ToFloat64(f.reconnects.WithLabelValues("write")))
+			}
+			ts += 1000
+			for m := 0; m < machines; m++ {
+				t0 := time.Now()
+				st.Update(fmt.Sprint("m", m), ts, series, values)
+				if waited := time.Since(t0); waited != 0 {
+					t.Fatalf("an Update waited %s while the edge was stuck", waited)
+				}
+			}
+			time.Sleep(10 * time.Millisecond) // a batch per machine every 10 ms: the subscription queue overflows
 		}
-		ts += 1000
-		for m := 0; m < machines; m++ {
-			t0 := time.Now()
-			st.Update(fmt.Sprint("m", m), ts, series, values)
-			slowest = max(slowest, time.Since(t0))
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Logf("%d connections in %s; slowest Update %s; dropped %v", accepts.Load(), time.Since(start).Round(time.Millisecond), slowest, promtest.ToFloat64(f.dropped))
-	if slowest > 500*time.Millisecond {
-		t.Errorf("an Update took %s while the edge was stuck", slowest)
-	}
+		t.Logf("%d connections in %s (fake time); dropped %v", accepts.Load(), time.Since(start), promtest.ToFloat64(f.dropped))
+	})
 }
 
 // TestFilterEventIgnoresOtherEvents: alerts, processes and foreign event
