@@ -65,6 +65,7 @@ func readyBody(t *testing.T, hub *hubProc) (int, string) {
 // Then it checks that a hub does not start on a full disk, with an error
 // naming it and the data dir.
 func TestDiskFullHubStopsAndRecovers(t *testing.T) {
+	t.Parallel() // its tmpfs is its own; it mostly waits
 	mnt := mountTmpfs(t, 64<<20)
 	dataDir := filepath.Join(mnt, "data")
 	filler := filepath.Join(mnt, "filler")
