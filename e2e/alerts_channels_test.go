@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // received is one notification a channel's server got.
@@ -89,8 +91,9 @@ func (s *smtpSession) Logout() error { return nil }
 // threshold together give ONE grouped firing message per channel, and their
 // recovery one resolved message per channel.
 func TestAlertChannelsEndToEnd(t *testing.T) {
+	t.Parallel()
 	const password = "e2e-channels-admin-pw"
-	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", password)
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	sink := &channelSink{}
 	slack, discord, ntfy := sink.httpServer(t, "slack"), sink.httpServer(t, "discord"), sink.httpServer(t, "ntfy")
 
@@ -140,7 +143,7 @@ func TestAlertChannelsEndToEnd(t *testing.T) {
 	temps.set("lab-2", 96)
 
 	channels := []string{"slack", "discord", "ntfy", "email"}
-	waitFor(t, 20*time.Second, "a firing message on every channel", func() error {
+	testutil.WaitFor(t, 20*time.Second, "a firing message on every channel", func() error {
 		for _, c := range channels {
 			if len(sink.of(c)) == 0 {
 				return fmt.Errorf("nothing on %s yet", c)
@@ -184,7 +187,7 @@ func TestAlertChannelsEndToEnd(t *testing.T) {
 
 	temps.set("lab-1", 40)
 	temps.set("lab-2", 41)
-	waitFor(t, 20*time.Second, "a resolved message on every channel", func() error {
+	testutil.WaitFor(t, 20*time.Second, "a resolved message on every channel", func() error {
 		for _, c := range channels {
 			if len(sink.of(c)) < 2 {
 				return fmt.Errorf("no resolved message on %s yet", c)

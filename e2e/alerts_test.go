@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // hookDelivery is one webhook request received by the test's server.
@@ -216,8 +218,9 @@ func (tp *temperature) run(t *testing.T, hub *hubProc, stop <-chan struct{}) {
 // acknowledged, a silence that suppresses until it is expired, the
 // resolution, live alert events and state kept across a restart.
 func TestAlertsEndToEnd(t *testing.T) {
+	t.Parallel()
 	const password = "e2e-alerts-admin-pw"
-	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", password)
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	sink := newHookSink(t)
 	dir := t.TempDir()
 	hubArgs := []string{"--alerts-repeat-interval", "2s", "--alerts-group-wait", "200ms"}
@@ -280,7 +283,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); temps.run(t, hub, stop) }()
 	defer func() { close(stop); <-done }()
-	waitFor(t, 15*time.Second, "lab-1 known to the hub", func() error {
+	testutil.WaitFor(t, 15*time.Second, "lab-1 known to the hub", func() error {
 		if code := getJSON(t, "http://"+hub.http+"/api/machines/lab-1", nil); code != 200 {
 			return fmt.Errorf("status %d", code)
 		}
@@ -338,7 +341,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 		t.Fatalf("silence %+v", sil)
 	}
 	temps.set("lab-2", 95)
-	waitFor(t, 15*time.Second, "silenced alert on lab-2", func() error {
+	testutil.WaitFor(t, 15*time.Second, "silenced alert on lab-2", func() error {
 		api.must(200, "GET", "/api/alerts?machine=lab-2", nil, &list)
 		if len(list) != 1 || list[0].State != "firing" || !list[0].Silenced {
 			return fmt.Errorf("alerts of lab-2: %+v", list)
@@ -408,7 +411,7 @@ func TestAlertsEndToEnd(t *testing.T) {
 		"name": "agent cpu seen", "metric": `cpu_usage_percent{cpu="total"}`, "op": ">=", "threshold": 0,
 		"machines": []string{"agent-*"}, "severity": "warning",
 	}, &agentRule)
-	waitFor(t, 20*time.Second, "an alert on the agent's cpu", func() error {
+	testutil.WaitFor(t, 20*time.Second, "an alert on the agent's cpu", func() error {
 		api.must(200, "GET", "/api/alerts?state=firing&machine=agent-a&rule="+agentRule.ID, nil, &list)
 		if len(list) != 1 {
 			return fmt.Errorf("firing alerts of agent-a: %+v", list)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // alertsEvilID is a machine id that is markup: the alert pages must show it
@@ -28,8 +30,9 @@ const alertsEvilID = `<img src=x onerror=window.__x=1>`
 // whose id is markup joins later: its alert appears live, is silenced
 // through the page, and its id stays text.
 func TestBrowserAlerts(t *testing.T) {
+	t.Parallel()
 	const password = "alerts-e2e-Pa55word"
-	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", password) // the hub's first start creates admin with it
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password) // the hub's first start creates admin with it
 	b := newBrowser(t, 1400, 900, 180*time.Second)
 	hub := startHub(t, t.TempDir(), "", "")
 	startAgent(t, hub, "web-1", "--labels", "env=prod")
@@ -97,7 +100,7 @@ func TestBrowserAlerts(t *testing.T) {
 	}
 	b.waitJS(30*time.Second, "CPU alerts firing", machinesOf("Any CPU")+` === "db-1,web-1"`)
 	b.waitJS(30*time.Second, "memory alerts firing", machinesOf("Memory in use")+` === "db-1,web-1"`)
-	waitFor(t, 10*time.Second, "badge matches the firing alerts", func() error {
+	testutil.WaitFor(t, 10*time.Second, "badge matches the firing alerts", func() error {
 		var firing []alertsAlert
 		alertsAPI(t, hub, token, http.MethodGet, "/api/alerts?state=firing", nil, &firing)
 		crit := false
@@ -210,8 +213,9 @@ func TestBrowserAlerts(t *testing.T) {
 // form and tested against a real HTTP server (its URL stays secret and is
 // kept on edit), and a silence created and expired on /silences.
 func TestBrowserAlertPages(t *testing.T) {
+	t.Parallel()
 	const password = "alert-pages-Pa55word"
-	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", password)
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	b := newBrowser(t, 1400, 900, 150*time.Second)
 	hub := startHub(t, t.TempDir(), "", "")
 	startAgent(t, hub, "web-1")

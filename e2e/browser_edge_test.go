@@ -17,6 +17,7 @@ const edgeCardIDs = `[...document.querySelectorAll('#cards .card:not([hidden]) .
 // as literal text, runs none of it, updates live, and says so when the hub
 // goes away.
 func TestBrowserEdgeHostileStrings(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t, 1280, 900, 90*time.Second)
 	e := startEdgeRelay(t, "")
 	hub := startHub(t, t.TempDir(), "", "", edgeHubFlags(e)...)

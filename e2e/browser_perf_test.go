@@ -24,6 +24,8 @@ import (
 
 	"github.com/sysmonstm/sysmonstm/internal/db"
 	"github.com/sysmonstm/sysmonstm/internal/store"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // The dashboard benchmarks (docs/benchmarks.md, "Web dashboard") run only
@@ -60,7 +62,7 @@ func TestBrowserPerfOverview(t *testing.T) {
 	hub := startHub(t, t.TempDir(), "", "")
 	start(t, "loadgen", "loadgen", "--hub", hub.grpc, "--machines", "1000", "--interval", "1s",
 		"--duration", (measure + 3*time.Minute).String(), "--log-format", "text", "--log-level", "warn")
-	waitFor(t, 60*time.Second, "1000 machines", func() error {
+	testutil.WaitFor(t, 60*time.Second, "1000 machines", func() error {
 		var ms []machine
 		getJSON(t, "http://"+hub.http+"/api/machines", &ms)
 		if len(ms) < 1000 {

@@ -69,7 +69,7 @@ type pointSample struct {
 func ingestPoints(t *testing.T, hub *hubProc, machine string, samples []pointSample) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"machine": machine, "metrics": samples})
-	resp, err := http.Post("http://"+hub.http+"/api/v1/ingest", "application/json", bytes.NewReader(body))
+	resp, err := hub.postIngest(body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +86,7 @@ func ingestPoints(t *testing.T, hub *hubProc, machine string, samples []pointSam
 // health counts; the header fits a phone. The axis and health functions
 // are also checked on their own, in the page.
 func TestBrowserChartAxes(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t, 1400, 900, 120*time.Second)
 	hub := startHub(t, t.TempDir(), "", "")
 	base := "http://" + hub.http
@@ -229,8 +230,9 @@ func TestBrowserChartAxes(t *testing.T) {
 // page and alerts page (as on the edge), never reordered or hidden; links
 // and filters still use the raw id.
 func TestBrowserVisibleStrings(t *testing.T) {
+	t.Parallel()
 	const password = "visible-e2e-Pa55word"
-	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", password)
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	b := newBrowser(t, 1400, 900, 120*time.Second)
 	hub := startHub(t, t.TempDir(), "", "")
 	const id = "\u202egnp.exe\u202c-\u200bhost"

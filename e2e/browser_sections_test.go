@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -80,7 +78,7 @@ func ingest(t *testing.T, hub *hubProc, machine string, samples []ingestSample) 
 	if err != nil {
 		return err
 	}
-	resp, err := http.Post("http://"+hub.http+"/api/v1/ingest", "application/json", bytes.NewReader(body))
+	resp, err := hub.postIngest(body)
 	if err != nil {
 		return err
 	}
@@ -101,6 +99,7 @@ func ingest(t *testing.T, hub *hubProc, machine string, samples []ingestSample) 
 // processes, services, disk health, sensors, GPUs, containers) show injected
 // deep metrics and the agent's live top-process list, literally and live.
 func TestBrowserMachineSections(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t, 1400, 1500, 120*time.Second)
 	hub := startHub(t, t.TempDir(), "", "", "--offline-after", "2s")
 	ag := startAgent(t, hub, "sect", "--top-processes", "5", "--processes-interval", "1s")

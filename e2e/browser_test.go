@@ -15,6 +15,8 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // chromiumPath is Debian's chromium; the browser tests skip without it,
@@ -149,7 +151,7 @@ func (b *browser) exec(what, expr string) {
 // waitJS polls a JS expression until it is true.
 func (b *browser) waitJS(timeout time.Duration, what, expr string) {
 	b.t.Helper()
-	waitFor(b.t, timeout, what, func() error {
+	testutil.WaitFor(b.t, timeout, what, func() error {
 		ok, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
 		if err != nil {
 			return err
@@ -196,7 +198,7 @@ const rowIDs = `[...document.querySelectorAll('.vlist a.row:not([hidden]) .id')]
 
 func waitOnline(t *testing.T, hub *hubProc, ids ...string) {
 	t.Helper()
-	waitFor(t, 20*time.Second, "machines online", func() error {
+	testutil.WaitFor(t, 20*time.Second, "machines online", func() error {
 		for _, id := range ids {
 			var m machine
 			if code := getJSON(t, "http://"+hub.http+"/api/machines/"+urlPathEscape(id), &m); code != 200 || !m.Online {
@@ -211,6 +213,7 @@ func waitOnline(t *testing.T, hub *hubProc, ids ...string) {
 }
 
 func TestBrowserDashboard(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t, 1400, 900, 90*time.Second)
 	hub := startHub(t, t.TempDir(), "", "")
 	startAgent(t, hub, "web-1", "--labels", "env=prod,role=web")
@@ -326,6 +329,7 @@ func TestBrowserDashboard(t *testing.T) {
 // TestBrowserHostileStrings: a machine whose id and labels are markup,
 // quotes and script-like text is shown literally and runs nothing.
 func TestBrowserHostileStrings(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t, 1400, 900, 90*time.Second)
 	hub := startHub(t, t.TempDir(), "", "")
 	const id = `<img src=x onerror="window.__pwned=1;alert(1)">'"&amp;<script>window.__pwned=2</script>`

@@ -9,20 +9,22 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // TestLoadgenAndExportCLI drives the hub with `sysmonstm loadgen` over the
 // real protocol, checks its JSON summary line, and reads the data back with
 // `sysmonstm export`.
 func TestLoadgenAndExportCLI(t *testing.T) {
+	t.Parallel()
 	hub := startHub(t, t.TempDir(), "", "")
-	out, err := exec.Command(binary, "loadgen", "--hub", hub.grpc, "--machines", "5", "--series", "40",
+	out, err := command(t, "loadgen", "--hub", hub.grpc, "--machines", "5", "--series", "40",
 		"--interval", "200ms", "--duration", "3s", "--log-level", "warn").Output()
 	if err != nil {
 		t.Fatalf("loadgen: %v\n%s", err, out)
@@ -51,7 +53,7 @@ func TestLoadgenAndExportCLI(t *testing.T) {
 	}
 	id := list[0].ID
 
-	cmd := exec.Command(binary, "export", "--url", "http://"+hub.http, "--machine", id, "--metric", "load1", "--from", "-5m", "--format", "csv")
+	cmd := command(t, "export", "--url", "http://"+hub.http, "--machine", id, "--metric", "load1", "--from", "-5m", "--format", "csv")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	csvOut, err := cmd.Output()
@@ -75,12 +77,12 @@ func TestLoadgenAndExportCLI(t *testing.T) {
 	}
 
 	// The CLI's errors say what to do.
-	cmd = exec.Command(binary, "export", "--url", "http://"+hub.http, "--machine", "no-such-machine")
+	cmd = command(t, "export", "--url", "http://"+hub.http, "--machine", "no-such-machine")
 	msg, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(msg), "404") {
 		t.Fatalf("unknown machine: %v %s", err, msg)
 	}
-	if out, err := exec.Command(binary, "export").CombinedOutput(); err == nil || !strings.Contains(string(out), "--machine is required") {
+	if out, err := command(t, "export").CombinedOutput(); err == nil || !strings.Contains(string(out), "--machine is required") {
 		t.Fatalf("no machine: %v %s", err, out)
 	}
 }
@@ -88,10 +90,11 @@ func TestLoadgenAndExportCLI(t *testing.T) {
 // TestLoadgenFailsLoudly: a run whose machines the hub refuses exits
 // non-zero, says why on stderr and still ends stdout with the summary.
 func TestLoadgenFailsLoudly(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hub := startHub(t, dir, "", "")
 	bound := createToken(t, dir, "--machine", "some-other-host")
-	cmd := exec.Command(binary, "loadgen", "--hub", hub.grpc, "--token", bound, "--machines", "3", "--series", "20",
+	cmd := command(t, "loadgen", "--hub", hub.grpc, "--token", bound, "--machines", "3", "--series", "20",
 		"--interval", "200ms", "--duration", "1s", "--log-level", "error")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -121,7 +124,7 @@ func TestLoadgenFailsLoudly(t *testing.T) {
 func TestHubStopsPromptlyWithAgentConnected(t *testing.T) {
 	hub := startHub(t, t.TempDir(), "", "")
 	startAgent(t, hub, "stayer")
-	waitFor(t, 15*time.Second, "agent online", func() error {
+	testutil.WaitFor(t, 15*time.Second, "agent online", func() error {
 		var m machine
 		if code := getJSON(t, "http://"+hub.http+"/api/machines/stayer", &m); code != 200 || !m.Online {
 			return fmt.Errorf("status %d, online %v", code, m.Online)
@@ -148,10 +151,11 @@ func TestHubStopsPromptlyWithAgentConnected(t *testing.T) {
 // rules), changes nothing, and says how to go on; `token create` refuses
 // too. An empty file is the explicit way to start afresh, history kept.
 func TestHubRefusesALostDatabase(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	hub := startHub(t, dir, "", "")
 	startAgent(t, hub, "keeper")
-	waitFor(t, 15*time.Second, "agent online", func() error {
+	testutil.WaitFor(t, 15*time.Second, "agent online", func() error {
 		var m machine
 		if code := getJSON(t, "http://"+hub.http+"/api/machines/keeper", &m); code != 200 || !m.Online {
 			return fmt.Errorf("status %d, online %v", code, m.Online)
@@ -168,11 +172,11 @@ func TestHubRefusesALostDatabase(t *testing.T) {
 	before := listDir(t, dir)
 
 	for _, args := range [][]string{
-		{"hub", "--data-dir", dir, "--listen-http", freePort(t), "--listen-grpc", freePort(t)},
+		{"hub", "--data-dir", dir, "--listen-http", "127.0.0.1:0", "--listen-grpc", "127.0.0.1:0"},
 		{"token", "create", "--data-dir", dir},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput()
+		out, err := commandContext(ctx, t, args...).CombinedOutput()
 		timedOut := ctx.Err() != nil
 		cancel()
 		if err == nil || timedOut {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // TestContainerRestartingDefaultRule: a real agent reads a container's
@@ -15,8 +17,9 @@ import (
 // hub's default rule "Container restarting" fires on
 // container_restarts_total, with the container named in its description.
 func TestContainerRestartingDefaultRule(t *testing.T) {
+	t.Parallel()
 	const password = "e2e-containers-admin-pw"
-	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", password)
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	const id = "c0ffee00112233445566778899aabbccddeeff00112233445566778899aabbcc"
 	root := t.TempDir()
 	cgroup := filepath.Join(root, "sys", "fs", "cgroup")
@@ -54,14 +57,14 @@ func TestContainerRestartingDefaultRule(t *testing.T) {
 		}
 		return v, nil
 	}
-	waitFor(t, 20*time.Second, "the container's series", func() error { _, err := restarts(); return err })
+	testutil.WaitFor(t, 20*time.Second, "the container's series", func() error { _, err := restarts(); return err })
 
 	// Three restarts: up (usage grows), then a new cgroup (usage near 0).
 	usage := 5_000_000
 	for i := 1; i <= 3; i++ {
 		usage += 1_000_000
 		write(scope, "cpu.stat", fmt.Sprintf("usage_usec %d\n", usage))
-		waitFor(t, 10*time.Second, "the agent reading the grown usage", func() error {
+		testutil.WaitFor(t, 10*time.Second, "the agent reading the grown usage", func() error {
 			v, err := restarts()
 			if err == nil && v != float64(i-1) {
 				err = fmt.Errorf("restarts %v, want %d", v, i-1)
@@ -71,7 +74,7 @@ func TestContainerRestartingDefaultRule(t *testing.T) {
 		time.Sleep(1500 * time.Millisecond) // at least one tick on the grown value
 		usage = 1000 * i
 		write(scope, "cpu.stat", fmt.Sprintf("usage_usec %d\n", usage))
-		waitFor(t, 10*time.Second, fmt.Sprintf("restart %d counted", i), func() error {
+		testutil.WaitFor(t, 10*time.Second, fmt.Sprintf("restart %d counted", i), func() error {
 			v, err := restarts()
 			if err == nil && v != float64(i) {
 				err = fmt.Errorf("restarts %v, want %d", v, i)
@@ -86,7 +89,7 @@ func TestContainerRestartingDefaultRule(t *testing.T) {
 		Value       float64 `json:"value"`
 		Description string  `json:"description"`
 	}
-	waitFor(t, 15*time.Second, "the default rule firing", func() error {
+	testutil.WaitFor(t, 15*time.Second, "the default rule firing", func() error {
 		api.must(200, "GET", "/api/alerts?state=firing&machine=ctr-host&rule=builtin-container-restarting", nil, &fired)
 		if len(fired) != 1 {
 			return fmt.Errorf("firing: %+v", fired)

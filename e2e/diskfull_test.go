@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes for the test and returns its
@@ -64,12 +65,13 @@ func readyBody(t *testing.T, hub *hubProc) (int, string) {
 // Then it checks that a hub does not start on a full disk, with an error
 // naming it and the data dir.
 func TestDiskFullHubStopsAndRecovers(t *testing.T) {
+	t.Parallel() // its tmpfs is its own; it mostly waits
 	mnt := mountTmpfs(t, 64<<20)
 	dataDir := filepath.Join(mnt, "data")
 	filler := filepath.Join(mnt, "filler")
 	hub := startHub(t, dataDir, "", "", "--min-free-disk-mib", "16")
 	startAgent(t, hub, "tight")
-	waitFor(t, 20*time.Second, "batches stored", func() error {
+	testutil.WaitFor(t, 20*time.Second, "batches stored", func() error {
 		if code := getJSON(t, "http://"+hub.http+"/api/machines/tight", nil); code != 200 {
 			return fmt.Errorf("machine: status %d", code)
 		}
@@ -81,7 +83,7 @@ func TestDiskFullHubStopsAndRecovers(t *testing.T) {
 
 	fillDisk(t, filler, 8<<20)
 	filled := time.Now()
-	waitFor(t, 10*time.Second, "/ready 503 naming the full disk", func() error {
+	testutil.WaitFor(t, 10*time.Second, "/ready 503 naming the full disk", func() error {
 		code, body := readyBody(t, hub)
 		if code != 503 || !strings.Contains(body, "disk full") {
 			return fmt.Errorf("%d %s", code, body)
@@ -93,6 +95,7 @@ func TestDiskFullHubStopsAndRecovers(t *testing.T) {
 	req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, "http://"+hub.http+"/api/v1/ingest",
 		strings.NewReader(`{"machine":"script","metrics":[{"name":"x","value":1}]}`))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+hub.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +130,7 @@ func TestDiskFullHubStopsAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	freed := time.Now()
-	waitFor(t, 10*time.Second, "/ready 200 after the filler is removed", func() error {
+	testutil.WaitFor(t, 10*time.Second, "/ready 200 after the filler is removed", func() error {
 		if code, body := readyBody(t, hub); code != 200 {
 			return fmt.Errorf("%d %s", code, body)
 		}
@@ -135,7 +138,7 @@ func TestDiskFullHubStopsAndRecovers(t *testing.T) {
 	})
 	toReady := time.Since(freed)
 	// The agent reconnects within its backoff (at most 30 s) and replays.
-	waitFor(t, 45*time.Second, "the agent caught up", func() error {
+	testutil.WaitFor(t, 45*time.Second, "the agent caught up", func() error {
 		seqs := exportJSON(t, hub, "tight", "sysmonstm_agent_seq", "-5m")
 		last, err := time.Parse(time.RFC3339, seqs[len(seqs)-1].Timestamp)
 		if err != nil {
@@ -177,8 +180,8 @@ func TestDiskFullHubStopsAndRecovers(t *testing.T) {
 	fillDisk(t, filler, 4<<20)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, "hub", "--data-dir", dataDir, "--listen-http", freePort(t), "--listen-grpc", freePort(t), "--min-free-disk-mib", "16")
-	cmd.Env = append(os.Environ(), "SYSMONSTM_LOG_FORMAT=text")
+	cmd := commandContext(ctx, t, "hub", "--data-dir", dataDir, "--listen-http", "127.0.0.1:0", "--listen-grpc", "127.0.0.1:0", "--min-free-disk-mib", "16")
+	cmd.Env = append(cmd.Env, "SYSMONSTM_LOG_FORMAT=text")
 	out, err := cmd.CombinedOutput()
 	if err == nil || ctx.Err() != nil {
 		t.Fatalf("hub on a full disk: err %v (want an exit with an error)\n%s", err, out)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // fromAddr is a dialer whose connections come from the loopback address
@@ -24,6 +26,7 @@ func fromAddr(ip string) *net.Dialer {
 // 4th connection from one address at accept, answers a 3rd viewer 503, and
 // counts both on its /metrics.
 func TestEdgeConnectionGuards(t *testing.T) {
+	t.Parallel()
 	e := startEdgeRelay(t, "", "--max-conns-per-ip", "3", "--conn-limit-exempt", "none", "--max-viewers", "2")
 	metrics := "http://" + e.http + "/metrics"
 
@@ -97,7 +100,7 @@ func TestEdgeViewerMemory(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 10*time.Second, "every viewer counted", func() error {
+	testutil.WaitFor(t, 10*time.Second, "every viewer counted", func() error {
 		if got := promValue(t, "http://"+e.http+"/metrics", "sysmonstm_websocket_clients"); got != viewers {
 			return fmt.Errorf("%v viewers", got)
 		}

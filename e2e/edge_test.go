@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -23,6 +22,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // edgeKey is the publish key of the test edges.
@@ -34,16 +35,18 @@ type edgeProc struct {
 	http string
 }
 
-// startEdgeRelay runs `sysmonstm edge` on addr (a free port when "") and
-// waits for /health.
+// startEdgeRelay runs `sysmonstm edge` on addr (port 0 when "": the
+// address comes from its ready log line) and waits for /health.
 func startEdgeRelay(t *testing.T, addr string, extra ...string) *edgeProc {
 	t.Helper()
 	if addr == "" {
-		addr = freePort(t)
+		addr = "127.0.0.1:0"
 	}
 	args := append([]string{"edge", "--listen-http", addr, "--key", edgeKey, "--log-level", "debug"}, extra...)
-	e := &edgeProc{proc: start(t, "edge", args...), http: addr}
-	waitFor(t, 10*time.Second, "edge up", func() error {
+	e := &edgeProc{proc: start(t, "edge", args...)}
+	addr = waitLog(t, e.proc, 10*time.Second, edgeReady)[1]
+	e.http = addr
+	testutil.WaitFor(t, 10*time.Second, "edge up", func() error {
 		code, err := httpGet("http://" + addr + "/health")
 		if err == nil && code != 200 {
 			err = fmt.Errorf("health %d", code)
@@ -131,13 +134,14 @@ var edgePublic = []string{"cpu_usage_percent", "filesystem_usage_percent", "load
 // machines with only the public metrics and labels; killed and restarted,
 // the edge gets the stream back without touching the hub.
 func TestEdgeRelay(t *testing.T) {
+	t.Parallel()
 	e := startEdgeRelay(t, "")
 	hub := startHub(t, t.TempDir(), "", "", edgeHubFlags(e, "--edge-machines", "*,!private-*", "--edge-machine-labels", "env")...)
 	startAgent(t, hub, "pub-1", "--labels", "env=prod,owner=alice")
 	startAgent(t, hub, "private-db", "--labels", "env=prod")
 	waitOnline(t, hub, "pub-1", "private-db")
 
-	waitFor(t, 15*time.Second, "pub-1 at the edge with values", func() error {
+	testutil.WaitFor(t, 15*time.Second, "pub-1 at the edge with values", func() error {
 		m, ok := edgeMachines(t, e)["pub-1"]
 		if !ok || !m.Online || len(m.Metrics) < 5 {
 			return fmt.Errorf("pub-1: %+v", m)
@@ -177,7 +181,7 @@ func TestEdgeRelay(t *testing.T) {
 	// Kill the edge: the hub notices, keeps going, and reconnects (with a
 	// fresh snapshot) to the edge started again on the same address.
 	e.kill(syscall.SIGKILL)
-	waitFor(t, 15*time.Second, "hub sees the edge gone", func() error {
+	testutil.WaitFor(t, 15*time.Second, "hub sees the edge gone", func() error {
 		if v := promValue(t, hubMetrics, "sysmonstm_edge_connected"); v != 0 {
 			return fmt.Errorf("connected %v", v)
 		}
@@ -185,7 +189,7 @@ func TestEdgeRelay(t *testing.T) {
 	})
 	e = startEdgeRelay(t, e.http)
 	restarted := time.Now()
-	waitFor(t, 45*time.Second, "pub-1 back at the restarted edge", func() error {
+	testutil.WaitFor(t, 45*time.Second, "pub-1 back at the restarted edge", func() error {
 		m, ok := edgeMachines(t, e)["pub-1"]
 		if !ok || !m.Online || len(m.Metrics) < 5 {
 			return fmt.Errorf("pub-1: %+v", m)
@@ -207,10 +211,11 @@ func TestEdgeRelay(t *testing.T) {
 // TestEdgeOverTLS: the edge serves HTTPS/wss from --tls-cert; the hub
 // trusts its private CA with --edge-tls-ca, and refuses it without.
 func TestEdgeOverTLS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	caFile, certFile, keyFile, pool := writeTestPKI(t, dir)
-	addr := freePort(t)
-	start(t, "tls edge", "edge", "--listen-http", addr, "--key", edgeKey, "--tls-cert", certFile, "--tls-key", keyFile)
+	edge := start(t, "tls edge", "edge", "--listen-http", "127.0.0.1:0", "--key", edgeKey, "--tls-cert", certFile, "--tls-key", keyFile)
+	addr := waitLog(t, edge, 10*time.Second, edgeReady)[1]
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	machines := func() ([]edgeMachine, error) {
 		resp, err := client.Get("https://" + addr + "/api/machines")
@@ -223,7 +228,7 @@ func TestEdgeOverTLS(t *testing.T) {
 	}
 	hub := startHub(t, filepath.Join(dir, "data"), "", "", "--edge-url", "wss://"+addr+"/api/publish", "--edge-key", edgeKey, "--edge-tls-ca", caFile)
 	startAgent(t, hub, "tls-1")
-	waitFor(t, 20*time.Second, "tls-1 at the edge over wss", func() error {
+	testutil.WaitFor(t, 20*time.Second, "tls-1 at the edge over wss", func() error {
 		list, err := machines()
 		if err != nil {
 			return err
@@ -236,7 +241,7 @@ func TestEdgeOverTLS(t *testing.T) {
 
 	// Without the CA the hub does not trust the edge and sends nothing.
 	other := startHub(t, filepath.Join(dir, "data2"), "", "", "--edge-url", "wss://"+addr+"/api/publish", "--edge-key", edgeKey)
-	waitFor(t, 15*time.Second, "untrusted edge refused", func() error {
+	testutil.WaitFor(t, 15*time.Second, "untrusted edge refused", func() error {
 		if v := promValue(t, "http://"+other.http+"/metrics", `sysmonstm_edge_reconnects_total{reason="dial"}`); v < 1 {
 			return fmt.Errorf("dial failures %v", v)
 		}
@@ -250,10 +255,11 @@ func TestEdgeOverTLS(t *testing.T) {
 // TestEdgeStartupErrors: no key, a short key, a clear-text URL to a remote
 // host: each refuses to start with a precise message.
 func TestEdgeStartupErrors(t *testing.T) {
+	t.Parallel()
 	f := func(want string, args ...string) {
 		t.Helper()
-		cmd := exec.Command(binary, args...)
-		cmd.Env = append(os.Environ(), "SYSMONSTM_KEY=", "SYSMONSTM_EDGE_KEY=")
+		cmd := command(t, args...)
+		cmd.Env = append(cmd.Env, "SYSMONSTM_KEY=", "SYSMONSTM_EDGE_KEY=")
 		out, err := cmd.CombinedOutput()
 		if err == nil {
 			t.Fatalf("%v started:\n%s", args, out)
@@ -276,7 +282,7 @@ func TestEdgeStartupErrors(t *testing.T) {
 // loadgenRun runs loadgen against hub and returns its JSON summary.
 func loadgenRun(t *testing.T, hub *hubProc, machines, series int, d time.Duration) map[string]float64 {
 	t.Helper()
-	cmd := exec.Command(binary, "loadgen", "--hub", hub.grpc, "--machines", strconv.Itoa(machines), "--series", strconv.Itoa(series),
+	cmd := command(t, "loadgen", "--hub", hub.grpc, "--machines", strconv.Itoa(machines), "--series", strconv.Itoa(series),
 		"--interval", "1s", "--duration", d.String(), "--log-level", "warn")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -329,7 +335,7 @@ func TestEdgeManyViewersAndAStuckOne(t *testing.T) {
 		return r
 	}
 	base := run("edge, no viewers")
-	waitFor(t, 10*time.Second, "machines at the edge", func() error {
+	testutil.WaitFor(t, 10*time.Second, "machines at the edge", func() error {
 		if n := len(edgeMachines(t, e)); n != machines {
 			return fmt.Errorf("%d machines", n)
 		}
@@ -401,7 +407,7 @@ func TestEdgeManyViewersAndAStuckOne(t *testing.T) {
 	if stale > 0 || ended > 0 {
 		t.Errorf("%d readers without fresh data, %d cut", stale, ended)
 	}
-	waitFor(t, 20*time.Second, "the stuck viewer cut", func() error {
+	testutil.WaitFor(t, 20*time.Second, "the stuck viewer cut", func() error {
 		getJSON(t, "http://"+e.http+"/health", &health)
 		if health["dropped_clients"].(float64) < 1 {
 			return fmt.Errorf("health %v", health)
@@ -417,7 +423,7 @@ func TestEdgeManyViewersAndAStuckOne(t *testing.T) {
 	e.cmd.Process.Signal(syscall.SIGSTOP)
 	frozen := run("edge frozen (SIGSTOP)")
 	e.cmd.Process.Signal(syscall.SIGCONT)
-	waitFor(t, 45*time.Second, "fresh data at the edge after SIGCONT", func() error {
+	testutil.WaitFor(t, 45*time.Second, "fresh data at the edge after SIGCONT", func() error {
 		for id, m := range edgeMachines(t, e) {
 			if age := time.Since(time.UnixMilli(m.LastTs)); age > 5*time.Second {
 				return fmt.Errorf("%s is %s old", id, age)

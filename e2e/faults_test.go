@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 func readAll(resp *http.Response) string {
@@ -37,7 +39,7 @@ func TestHubSIGKILLNoGapNoDuplicate(t *testing.T) {
 	// Reconnect backoff (jittered, so up to several seconds), replay, then
 	// live again: wait until each agent's newest stored batch is recent.
 	for _, id := range []string{"steady", "second"} {
-		waitFor(t, 40*time.Second, id+" caught up", func() error {
+		testutil.WaitFor(t, 40*time.Second, id+" caught up", func() error {
 			seqs := exportJSON(t, hub, id, "sysmonstm_agent_seq", "-5m")
 			if len(seqs) == 0 {
 				return fmt.Errorf("nothing stored")
@@ -95,6 +97,7 @@ func TestHubSIGKILLNoGapNoDuplicate(t *testing.T) {
 // TestAgentGoesOffline: a stopped agent's machine turns offline after the
 // hub's --offline-after, and is still listed with its last_seen.
 func TestAgentGoesOffline(t *testing.T) {
+	t.Parallel()
 	hub := startHub(t, t.TempDir(), "", "", "--offline-after", "2s")
 	ag := startAgent(t, hub, "leaver")
 	online := func(want bool) func() error {
@@ -109,10 +112,10 @@ func TestAgentGoesOffline(t *testing.T) {
 			return nil
 		}
 	}
-	waitFor(t, 15*time.Second, "agent online", online(true))
+	testutil.WaitFor(t, 15*time.Second, "agent online", online(true))
 	ag.kill(syscall.SIGTERM)
 	stopped := time.Now()
-	waitFor(t, 10*time.Second, "agent offline", online(false))
+	testutil.WaitFor(t, 10*time.Second, "agent offline", online(false))
 	if d := time.Since(stopped); d < 1500*time.Millisecond {
 		t.Errorf("offline after %s, before the 2s timeout", d)
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // TestForgetMachineEndToEnd: a dead agent's machine raises its offline
@@ -20,8 +21,9 @@ import (
 // alert and removes it from the list and the registry. A young hub exports
 // what it has for from=-24h.
 func TestForgetMachineEndToEnd(t *testing.T) {
+	t.Parallel()
 	const password = "e2e-forget-admin-pw"
-	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", password)
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	dir := t.TempDir()
 	hub := startHub(t, dir, "", "", "--offline-after", "1s", "--alerts-group-wait", "100ms")
 	api := newAlertsClient(t, hub, password)
@@ -45,7 +47,7 @@ func TestForgetMachineEndToEnd(t *testing.T) {
 		}
 		return out
 	}
-	waitFor(t, 30*time.Second, "dead-1's offline alert", func() error {
+	testutil.WaitFor(t, 30*time.Second, "dead-1's offline alert", func() error {
 		if len(firing("dead-1")) == 0 {
 			return fmt.Errorf("not firing")
 		}
@@ -66,7 +68,7 @@ func TestForgetMachineEndToEnd(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("anonymous DELETE: status %d", resp.StatusCode)
 	}
-	out, err := exec.Command(binary, "machine", "forget", "dead-1", "--hub", "http://"+hub.http, "--token", api.token).CombinedOutput()
+	out, err := command(t, "machine", "forget", "dead-1", "--hub", "http://"+hub.http, "--token", api.token).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "forgot machine dead-1") {
 		t.Fatalf("machine forget: %v\n%s", err, out)
 	}
@@ -94,7 +96,7 @@ func TestForgetMachineEndToEnd(t *testing.T) {
 	if err != nil || strings.Contains(string(reg), "dead-1") || !strings.Contains(string(reg), "sensor") {
 		t.Fatalf("machines.json after forget (%v):\n%s", err, reg)
 	}
-	out, err = exec.Command(binary, "machine", "list", "--hub", "http://"+hub.http).CombinedOutput()
+	out, err = command(t, "machine", "list", "--hub", "http://"+hub.http).CombinedOutput()
 	if err != nil || strings.Contains(string(out), "dead-1") || !strings.Contains(string(out), "sensor") {
 		t.Fatalf("machine list: %v\n%s", err, out)
 	}
@@ -109,8 +111,9 @@ func TestForgetMachineEndToEnd(t *testing.T) {
 // ones and drops a machine forgotten meanwhile; an offline machine's page
 // offers "Forget machine" to admins only, and it works.
 func TestBrowserForgetMachine(t *testing.T) {
+	t.Parallel()
 	const password = "forget-e2e-Pa55word"
-	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", password)
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	b := newBrowser(t, 1400, 900, 120*time.Second)
 	hub := startHub(t, t.TempDir(), "", "", "--offline-after", "2s")
 	base := "http://" + hub.http
@@ -134,7 +137,7 @@ func TestBrowserForgetMachine(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, 20*time.Second, "a-dead and a-gone offline, b-live online", func() error {
+	testutil.WaitFor(t, 20*time.Second, "a-dead and a-gone offline, b-live online", func() error {
 		for _, id := range []string{"a-dead", "a-gone", "b-live"} {
 			var m machine
 			if code := getJSON(t, base+"/api/machines/"+id, &m); code != 200 || m.Online != (id == "b-live") {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // TestForgottenMachineLeavesTopAndEdge: a machine the hub forgets by
@@ -19,12 +21,13 @@ import (
 // of it goes back to the overview and says why, and leaves the edge's
 // state and its browsers' pages, without a restart of either.
 func TestForgottenMachineLeavesTopAndEdge(t *testing.T) {
+	t.Parallel()
 	e := startEdgeRelay(t, "")
 	hub := startHub(t, t.TempDir(), "", "", edgeHubFlags(e, "--offline-after", "1s", "--forget-offline-after", "2s")...)
 	startAgent(t, hub, "stays-1")
 	doomed := startAgent(t, hub, "doomed-1")
 	waitOnline(t, hub, "stays-1", "doomed-1")
-	waitFor(t, 15*time.Second, "both machines at the edge", func() error {
+	testutil.WaitFor(t, 15*time.Second, "both machines at the edge", func() error {
 		if ms := edgeMachines(t, e); len(ms) != 2 {
 			return fmt.Errorf("edge has %d machines", len(ms))
 		}
@@ -101,8 +104,9 @@ func TestForgottenMachineLeavesTopAndEdge(t *testing.T) {
 // TestBrowserEdgeForgottenMachine: a machine an admin forgets on the hub
 // leaves the edge's page in an open browser, without a reload.
 func TestBrowserEdgeForgottenMachine(t *testing.T) {
+	t.Parallel()
 	const password = "edge-forget-Pa55word"
-	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", password)
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
 	b := newBrowser(t, 1280, 900, 90*time.Second)
 	e := startEdgeRelay(t, "")
 	hub := startHub(t, t.TempDir(), "", "", edgeHubFlags(e)...)

@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +15,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,11 +25,25 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 var binary string
 
+// minParallel is the least number of e2e tests run at once when -parallel
+// is not given. The tests mostly wait on their child processes (a whole
+// parallel run used about a quarter of two cores), so on a 2-core machine
+// 4 at a time took the package from 195 s to 108 s.
+const minParallel = 4
+
 func TestMain(m *testing.M) {
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit && runtime.GOMAXPROCS(0) < minParallel {
+		_ = flag.Set("test.parallel", strconv.Itoa(minParallel))
+	}
 	dir, err := os.MkdirTemp("", "sysmonstm-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -37,25 +56,77 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build sysmonstm:", err)
 		os.Exit(1)
 	}
-	http.DefaultTransport = ingestAuth{http.DefaultTransport}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// ingestAuth adds the current hub's agent token (SYSMONSTM_TOKEN, see
-// prepareHubToken) to HTTP ingest requests that carry no Authorization
-// header, as a script configured with the token would.
-type ingestAuth struct{ next http.RoundTripper }
+// testEnvs holds, per test, the environment variables its processes start
+// with on top of this process's own: the hub's agent token
+// (prepareHubToken), an admin password. Tests run in parallel, so none of
+// it goes through os.Setenv.
+type testEnvs struct {
+	mu   sync.Mutex          // protects vars
+	vars map[string][]string // test name -> KEY=value, later ones win
+}
 
-func (a ingestAuth) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Path == "/api/v1/ingest" && r.Header.Get("Authorization") == "" {
-		if tok := os.Getenv("SYSMONSTM_TOKEN"); tok != "" {
-			r = r.Clone(r.Context())
-			r.Header.Set("Authorization", "Bearer "+tok)
+var envs = testEnvs{vars: map[string][]string{}}
+
+// setEnv sets key=value for the processes that t (and its subtests) start
+// from now on.
+func setEnv(t *testing.T, key, value string) {
+	t.Helper()
+	envs.mu.Lock()
+	defer envs.mu.Unlock()
+	name := t.Name()
+	if _, ok := envs.vars[name]; !ok {
+		t.Cleanup(func() {
+			envs.mu.Lock()
+			defer envs.mu.Unlock()
+			delete(envs.vars, name)
+		})
+	}
+	envs.vars[name] = append(envs.vars[name], key+"="+value)
+}
+
+// procEnv is the environment of a process t starts: this process's, then
+// what setEnv gave t's parent tests, then t (exec uses the last value of a
+// key).
+func procEnv(t *testing.T) []string {
+	env := os.Environ()
+	envs.mu.Lock()
+	defer envs.mu.Unlock()
+	parts := strings.Split(t.Name(), "/")
+	for i := range parts {
+		env = append(env, envs.vars[strings.Join(parts[:i+1], "/")]...)
+	}
+	return env
+}
+
+// envValue is the value of key in the environment of a process t starts.
+func envValue(t *testing.T, key string) string {
+	env := procEnv(t)
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], key+"="); ok {
+			return v
 		}
 	}
-	return a.next.RoundTrip(r)
+	return ""
+}
+
+// command is exec.Command of the sysmonstm binary with t's environment.
+func command(t *testing.T, args ...string) *exec.Cmd {
+	cmd := exec.Command(binary, args...)
+	cmd.Env = procEnv(t)
+	return cmd
+}
+
+// commandContext is exec.CommandContext of the sysmonstm binary with t's
+// environment.
+func commandContext(ctx context.Context, t *testing.T, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Env = procEnv(t)
+	return cmd
 }
 
 // proc is a running sysmonstm process.
@@ -93,9 +164,9 @@ func start(t *testing.T, name string, args ...string) *proc {
 		prepareHubToken(t, args)
 	}
 	p := &proc{t: t, name: name, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(binary, args...)
+	p.cmd = command(t, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.Env = append(os.Environ(), "SYSMONSTM_LOG_FORMAT=text")
+	p.cmd.Env = append(p.cmd.Env, "SYSMONSTM_LOG_FORMAT=text")
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -125,14 +196,64 @@ func (p *proc) kill(sig syscall.Signal) {
 	}
 }
 
-func freePort(t *testing.T) string {
+// hubReady matches the hub's "hub ready" log line (text format) and
+// captures the addresses it serves on: the dashboard URL's host:port and
+// the gRPC address.
+var hubReady = regexp.MustCompile(`msg="hub ready" http=https?://([^/\s]+)/ grpc=(\S+)`)
+
+// edgeReady matches the edge's "edge ready" log line and captures the
+// host:port it serves on.
+var edgeReady = regexp.MustCompile(`msg="edge ready" url=https?://([^/\s]+)/`)
+
+// hubAddrs waits until p logs "hub ready" and returns the HTTP and gRPC
+// addresses the hub bound: the harness starts hubs on port 0, so no two
+// tests race for a free port.
+func hubAddrs(t *testing.T, p *proc, timeout time.Duration) (httpAddr, grpcAddr string) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	m := waitLog(t, p, timeout, hubReady)
+	return m[1], m[2]
+}
+
+// waitLog waits until p's output matches re and returns the submatches;
+// it fails at once if p exits first.
+func waitLog(t *testing.T, p *proc, timeout time.Duration, re *regexp.Regexp) []string {
+	t.Helper()
+	var m []string
+	var gone error
+	testutil.WaitFor(t, timeout, fmt.Sprintf("%s to log %s", p.name, re), func() error {
+		if m = re.FindStringSubmatch(p.out.String()); m != nil {
+			return nil
+		}
+		gone = p.exited()
+		if gone != nil {
+			return nil
+		}
+		return errors.New("not logged yet")
+	})
+	if m == nil {
+		t.Fatalf("%s before logging %s", gone, re)
+	}
+	return m
+}
+
+// port is the port of a host:port address.
+func port(t *testing.T, addr string) string {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return p
+}
+
+// exited is an error once p has ended, nil while it runs.
+func (p *proc) exited() error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("%s exited (%v)", p.name, p.cmd.ProcessState)
+	default:
+		return nil
+	}
 }
 
 // hubProc is a hub process and its addresses.
@@ -144,8 +265,9 @@ type hubProc struct {
 
 // prepareHubToken creates an agent token in the data directory of the hub
 // about to start (with `sysmonstm token create`, before the hub opens the
-// database) and puts it in SYSMONSTM_TOKEN for the rest of the test, so
-// agents and loadgen started by any means pass it. It also lifts the hub's
+// database) and puts it in SYSMONSTM_TOKEN for the processes the test
+// starts from now on (setEnv), so agents and loadgen started by any means
+// pass it. It also lifts the hub's
 // per-token machine limit for loadgen's many machines. Tests that need
 // other tokens pass --token explicitly (a flag beats the environment).
 func prepareHubToken(t *testing.T, args []string) string {
@@ -162,8 +284,8 @@ func prepareHubToken(t *testing.T, args []string) string {
 		t.Fatal("start hub: the harness needs an explicit --data-dir")
 	}
 	tok := createToken(t, dataDir, "--name", "e2e harness")
-	t.Setenv("SYSMONSTM_TOKEN", tok)
-	t.Setenv("SYSMONSTM_MAX_MACHINES_PER_TOKEN", "100000")
+	setEnv(t, "SYSMONSTM_TOKEN", tok)
+	setEnv(t, "SYSMONSTM_MAX_MACHINES_PER_TOKEN", "100000")
 	return tok
 }
 
@@ -171,7 +293,7 @@ func prepareHubToken(t *testing.T, args []string) string {
 // returns the token it printed.
 func createToken(t *testing.T, dataDir string, extra ...string) string {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"token", "create", "--data-dir", dataDir}, extra...)...)
+	cmd := command(t, append([]string{"token", "create", "--data-dir", dataDir}, extra...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -185,18 +307,22 @@ func createToken(t *testing.T, dataDir string, extra ...string) string {
 	return tok
 }
 
+// startHub runs a hub on dataDir and waits until it is ready. An empty
+// http or grpc address means 127.0.0.1:0: the hub picks a port and the
+// harness reads it from the hub's ready log line.
 func startHub(t *testing.T, dataDir string, http, grpc string, extra ...string) *hubProc {
 	t.Helper()
 	if http == "" {
-		http = freePort(t)
+		http = "127.0.0.1:0"
 	}
 	if grpc == "" {
-		grpc = freePort(t)
+		grpc = "127.0.0.1:0"
 	}
 	args := append([]string{"hub", "--listen-http", http, "--listen-grpc", grpc, "--data-dir", dataDir, "--log-level", "debug"}, extra...)
-	h := &hubProc{proc: start(t, "hub", args...), http: http, grpc: grpc, dataDir: dataDir, token: os.Getenv("SYSMONSTM_TOKEN")}
-	waitFor(t, 20*time.Second, "hub ready", func() error {
-		resp, err := httpGet("http://" + http + "/ready")
+	h := &hubProc{proc: start(t, "hub", args...), dataDir: dataDir, token: envValue(t, "SYSMONSTM_TOKEN")}
+	h.http, h.grpc = hubAddrs(t, h.proc, 20*time.Second)
+	testutil.WaitFor(t, 20*time.Second, "hub ready", func() error {
+		resp, err := httpGet("http://" + h.http + "/ready")
 		if err != nil {
 			return err
 		}
@@ -206,6 +332,18 @@ func startHub(t *testing.T, dataDir string, http, grpc string, extra ...string) 
 		return nil
 	})
 	return h
+}
+
+// postIngest posts a JSON body to the hub's HTTP ingest with its agent
+// token, as a script configured with the token would.
+func (h *hubProc) postIngest(body []byte) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, "http://"+h.http+"/api/v1/ingest", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+h.token)
+	return http.DefaultClient.Do(req)
 }
 
 const http200 = 200
@@ -267,20 +405,6 @@ func truncate(s string) string {
 		return s[:300] + "…"
 	}
 	return s
-}
-
-// waitFor polls f until it returns nil or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = f(); err == nil {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
 }
 
 // machine is the subset of GET /api/machines/{id} the tests read.

@@ -17,6 +17,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // TestHostileInputIsRefusedAndCounted: a hub with tight limits gets a
@@ -25,11 +27,12 @@ import (
 // is refused with a clear error and counted by reason in /metrics, while a
 // real agent on the same hub keeps streaming undisturbed.
 func TestHostileInputIsRefusedAndCounted(t *testing.T) {
+	t.Parallel()
 	hub := startHub(t, t.TempDir(), "", "", "--max-series-per-machine", "5000",
 		"--max-message-bytes", "65536", "--max-body-bytes", "2048")
 	startAgent(t, hub, "steady", "--interval", "250ms")
 	var m machine
-	waitFor(t, 20*time.Second, "steady online", func() error {
+	testutil.WaitFor(t, 20*time.Second, "steady online", func() error {
 		if getJSON(t, "http://"+hub.http+"/api/machines/steady", &m) != 200 || !m.Online {
 			return fmt.Errorf("not online yet")
 		}
@@ -122,7 +125,7 @@ func TestHostileInputIsRefusedAndCounted(t *testing.T) {
 	}
 	// The real agent kept streaming throughout.
 	before := m.LastSeen
-	waitFor(t, 10*time.Second, "steady still streaming", func() error {
+	testutil.WaitFor(t, 10*time.Second, "steady still streaming", func() error {
 		if getJSON(t, "http://"+hub.http+"/api/machines/steady", &m) != 200 || !m.Online || m.LastSeen == before {
 			return fmt.Errorf("last_seen %v, online %v", m.LastSeen, m.Online)
 		}
@@ -142,6 +145,7 @@ func TestHostileInputIsRefusedAndCounted(t *testing.T) {
 // capped machine is refused, and the machine object carries at most
 // --max-live-series-per-machine series.
 func TestSeriesBombsAreBounded(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	args := []string{"--max-series-per-machine", "1000", "--max-live-series-per-machine", "200"}
 	hub := startHub(t, dir, "", "", args...)

@@ -10,12 +10,15 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // TestHubWithTwoAgents: machines appear online with the core metrics, history
 // has points, the CSV export parses, and the WebSocket sends a snapshot then
 // live updates.
 func TestHubWithTwoAgents(t *testing.T) {
+	t.Parallel()
 	hub := startHub(t, t.TempDir(), "", "")
 	startAgent(t, hub, "alpha", "--labels", "env=test,role=web")
 	startAgent(t, hub, "beta")
@@ -25,7 +28,7 @@ func TestHubWithTwoAgents(t *testing.T) {
 		"filesystem_size_bytes", "filesystem_used_bytes", "filesystem_usage_percent",
 		"processes_total", "uptime_seconds"}
 	for _, id := range []string{"alpha", "beta"} {
-		waitFor(t, 20*time.Second, id+" online with core metrics", func() error {
+		testutil.WaitFor(t, 20*time.Second, id+" online with core metrics", func() error {
 			var m machine
 			if code := getJSON(t, "http://"+hub.http+"/api/machines/"+id, &m); code != 200 {
 				return fmt.Errorf("status %d", code)
@@ -76,7 +79,7 @@ func TestHubWithTwoAgents(t *testing.T) {
 			Points [][2]float64      `json:"points"`
 		} `json:"series"`
 	}
-	waitFor(t, 10*time.Second, "history points", func() error {
+	testutil.WaitFor(t, 10*time.Second, "history points", func() error {
 		url := "http://" + hub.http + "/api/machines/alpha/history?metric=load1&from=-1m"
 		if code := getJSON(t, url, &hist); code != 200 {
 			return fmt.Errorf("status %d", code)

@@ -23,6 +23,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // peakRSSMiB is a process's peak resident memory (VmHWM).
@@ -141,7 +143,7 @@ func TestPreAuthBogusHellosDoNotCostMemory(t *testing.T) {
 	}
 	// A real agent still gets in.
 	startAgent(t, hub, "after-attack")
-	waitFor(t, 20*time.Second, "agent after the attack online", func() error {
+	testutil.WaitFor(t, 20*time.Second, "agent after the attack online", func() error {
 		var ms []machine
 		getJSON(t, "http://"+hub.http+"/api/machines", &ms)
 		for _, m := range ms {
@@ -242,6 +244,7 @@ func TestSlowBodiesAreCut(t *testing.T) {
 // address to either listener is closed at once and counted; other
 // addresses are not affected.
 func TestConnectionsPerAddressAreCapped(t *testing.T) {
+	t.Parallel()
 	hub := startHub(t, t.TempDir(), "", "", "--max-conns-per-ip", "3", "--conn-limit-exempt", "")
 	dial := func(addr string) net.Conn {
 		t.Helper()

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // processEntry is one entry of "processes" in the API and the WS event.
@@ -39,7 +41,7 @@ func TestProcessesSnapshot(t *testing.T) {
 	c, ctx := dialHubWS(t, hub, 30*time.Second)
 
 	var found processEntry
-	waitFor(t, 20*time.Second, "busy child in GET /api/machines/procs processes", func() error {
+	testutil.WaitFor(t, 20*time.Second, "busy child in GET /api/machines/procs processes", func() error {
 		var m struct {
 			Processes   []processEntry `json:"processes"`
 			ProcessesTs int64          `json:"processes_ts"`
@@ -92,7 +94,7 @@ func TestProcessesSnapshot(t *testing.T) {
 	}
 
 	// The state totals are stored series.
-	waitFor(t, 10*time.Second, "processes_state{state=running}", func() error {
+	testutil.WaitFor(t, 10*time.Second, "processes_state{state=running}", func() error {
 		var m machine
 		getJSON(t, "http://"+hub.http+"/api/machines/procs", &m)
 		if v, ok := m.value("processes_state", "state", "running"); !ok || v < 1 {
@@ -105,16 +107,17 @@ func TestProcessesSnapshot(t *testing.T) {
 // TestPushThroughAgent: `sysmonstm push` through a real agent's socket
 // shows up in the machine's latest values and in history.
 func TestPushThroughAgent(t *testing.T) {
+	t.Parallel()
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	hub := startHub(t, t.TempDir(), "", "")
 	startAgent(t, hub, "pusher", "--push-socket", sock, "--top-processes", "0")
-	waitFor(t, 10*time.Second, "push socket", func() error { _, err := os.Stat(sock); return err })
+	testutil.WaitFor(t, 10*time.Second, "push socket", func() error { _, err := os.Stat(sock); return err })
 
-	out, err := exec.Command(binary, "push", "--socket", sock, "backup_last_success_timestamp_seconds=1700000000", "job=nightly").CombinedOutput()
+	out, err := command(t, "push", "--socket", sock, "backup_last_success_timestamp_seconds=1700000000", "job=nightly").CombinedOutput()
 	if err != nil {
 		t.Fatalf("push: %v: %s", err, out)
 	}
-	waitFor(t, 10*time.Second, "pushed value in /api/machines/pusher", func() error {
+	testutil.WaitFor(t, 10*time.Second, "pushed value in /api/machines/pusher", func() error {
 		var m machine
 		getJSON(t, "http://"+hub.http+"/api/machines/pusher", &m)
 		if v, ok := m.value("backup_last_success_timestamp_seconds", "job", "nightly"); !ok || v != 1.7e9 {
@@ -123,7 +126,7 @@ func TestPushThroughAgent(t *testing.T) {
 		return nil
 	})
 	from := time.Now().Add(-time.Minute).Unix()
-	waitFor(t, 10*time.Second, "pushed value in history", func() error {
+	testutil.WaitFor(t, 10*time.Second, "pushed value in history", func() error {
 		var h struct {
 			Series []struct {
 				Labels map[string]string `json:"labels"`
@@ -142,7 +145,7 @@ func TestPushThroughAgent(t *testing.T) {
 
 	// An invalid push is refused with the reason; a second agent on the
 	// same explicit socket refuses to start.
-	out, err = exec.Command(binary, "push", "--socket", sock, "bad-name=1").CombinedOutput()
+	out, err = command(t, "push", "--socket", sock, "bad-name=1").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "invalid metric name") {
 		t.Errorf("invalid push: %v: %s", err, out)
 	}
@@ -158,8 +161,9 @@ func TestPushThroughAgent(t *testing.T) {
 }
 
 func TestPushWithoutAgent(t *testing.T) {
+	t.Parallel()
 	sock := filepath.Join(t.TempDir(), "none.sock")
-	out, err := exec.Command(binary, "push", "--socket", sock, "x=1").CombinedOutput()
+	out, err := command(t, "push", "--socket", sock, "x=1").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "no agent at "+sock+"; start one with `sysmonstm agent`") {
 		t.Fatalf("push without agent: %v: %s", err, out)
 	}

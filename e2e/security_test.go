@@ -9,13 +9,14 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // secResp is one answer of secDo.
@@ -89,18 +90,16 @@ func ingestOne(t *testing.T, hub *hubProc, token, machine string) secResp {
 	return secDo(t, nil, "POST", "http://"+hub.http+"/api/v1/ingest", body, bearer(token)...)
 }
 
-// waitOutput waits until p's output contains s and returns when it did.
+// waitOutput waits until p's output contains s and returns when it saw it.
 func waitOutput(t *testing.T, p *proc, timeout time.Duration, s string) time.Time {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if strings.Contains(p.out.String(), s) {
-			return time.Now()
+	testutil.WaitFor(t, timeout, fmt.Sprintf("%s to log %q", p.name, s), func() error {
+		if out := p.out.String(); !strings.Contains(out, s) {
+			return fmt.Errorf("output so far:\n%s", truncate(out))
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s did not log %q within %s:\n%s", p.name, s, timeout, truncate(p.out.String()))
-	return time.Time{}
+		return nil
+	})
+	return time.Now()
 }
 
 // TestSecurityAgentTokens: agents and HTTP ingest need a valid token; a
@@ -108,6 +107,7 @@ func waitOutput(t *testing.T, p *proc, timeout time.Duration, s string) time.Tim
 // while the hub runs works within seconds; a revoked token's open stream is
 // closed within seconds.
 func TestSecurityAgentTokens(t *testing.T) {
+	t.Parallel()
 	hub := startHub(t, t.TempDir(), "", "")
 	base := "http://" + hub.http
 
@@ -145,12 +145,12 @@ func TestSecurityAgentTokens(t *testing.T) {
 		ID    string `json:"id"`
 		Token string `json:"token"`
 	}
-	out, err := exec.Command(binary, "token", "create", "--data-dir", hub.dataDir, "--machine", "db-1", "--json").Output()
+	out, err := command(t, "token", "create", "--data-dir", hub.dataDir, "--machine", "db-1", "--json").Output()
 	if err != nil || json.Unmarshal(out, &bound) != nil || bound.Token == "" {
 		t.Fatalf("token create --machine: %v %s", err, out)
 	}
 	var usable time.Duration
-	waitFor(t, 10*time.Second, "the new token accepted", func() error {
+	testutil.WaitFor(t, 10*time.Second, "the new token accepted", func() error {
 		if r := ingestOne(t, hub, bound.Token, "db-1"); r.code != 200 {
 			return fmt.Errorf("%d %s", r.code, r.body)
 		}
@@ -169,7 +169,7 @@ func TestSecurityAgentTokens(t *testing.T) {
 	// The rightful agent streams; revoking its token closes the stream.
 	agent := startAgent(t, hub, "db-1", "--token", bound.Token)
 	waitOnline(t, hub, "db-1")
-	if out, err := exec.Command(binary, "token", "revoke", bound.ID, "--data-dir", hub.dataDir).CombinedOutput(); err != nil {
+	if out, err := command(t, "token", "revoke", bound.ID, "--data-dir", hub.dataDir).CombinedOutput(); err != nil {
 		t.Fatalf("token revoke: %v %s", err, out)
 	}
 	revoked := time.Now()
@@ -192,7 +192,7 @@ func TestSecurityAgentTokens(t *testing.T) {
 		Revoked  bool    `json:"revoked"`
 		LastUsed *string `json:"last_used"`
 	}
-	out, err = exec.Command(binary, "token", "list", "--json", "--data-dir", hub.dataDir).Output()
+	out, err = command(t, "token", "list", "--json", "--data-dir", hub.dataDir).Output()
 	if err != nil || json.Unmarshal(out, &list) != nil {
 		t.Fatalf("token list: %v %s", err, out)
 	}
@@ -212,10 +212,10 @@ func TestSecurityAgentTokens(t *testing.T) {
 // password is in a 0600 file; viewers cannot write; cookie writes need the
 // CSRF token; repeated failed logins are locked out.
 func TestSecurityHTTPAccess(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
-	port := strings.TrimPrefix(freePort(t), "127.0.0.1:")
-	hub := startHub(t, dir, "0.0.0.0:"+port, "")
-	base := "http://127.0.0.1:" + port
+	hub := startHub(t, dir, "0.0.0.0:0", "")
+	base := "http://127.0.0.1:" + port(t, hub.http)
 
 	for path, want := range map[string]int{"/health": 200, "/ready": 200, "/": 200, "/login": 200, "/app.js": 200, "/ui/css/app.css": 200,
 		"/api/machines": 401, "/api/auth/me": 401, "/ws": 401, "/metrics": 401, "/api/export?machine=x": 401} {
@@ -277,13 +277,13 @@ func TestSecurityHTTPAccess(t *testing.T) {
 
 	// A user added with the CLI while the hub runs logs in; `user passwd`
 	// ends their sessions.
-	cmd := exec.Command(binary, "user", "add", "carol", "--role", "admin", "--password-stdin", "--data-dir", dir)
+	cmd := command(t, "user", "add", "carol", "--role", "admin", "--password-stdin", "--data-dir", dir)
 	cmd.Stdin = strings.NewReader("carol-password\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("user add: %v %s", err, out)
 	}
 	carolTok, _ := secLogin(t, base, "carol", "carol-password")
-	cmd = exec.Command(binary, "user", "passwd", "carol", "--password-stdin", "--data-dir", dir)
+	cmd = command(t, "user", "passwd", "carol", "--password-stdin", "--data-dir", dir)
 	cmd.Stdin = strings.NewReader("carol-password-2\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("user passwd: %v %s", err, out)
@@ -310,6 +310,7 @@ func TestSecurityHTTPAccess(t *testing.T) {
 // TestSecurityLoopbackAndUp: on loopback anonymous access reads but never
 // writes; `up` mode's own agent needs no token, while other agents do.
 func TestSecurityLoopbackAndUp(t *testing.T) {
+	t.Parallel()
 	hub := startHub(t, t.TempDir(), "", "")
 	base := "http://" + hub.http
 	if r := secDo(t, nil, "GET", base+"/api/auth/me", nil); r.code != 200 || !strings.Contains(string(r.body), `"anonymous":true`) {
@@ -320,11 +321,11 @@ func TestSecurityLoopbackAndUp(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	httpAddr, grpcAddr := freePort(t), freePort(t)
-	up := start(t, "up", "up", "--listen-http", httpAddr, "--listen-grpc", grpcAddr, "--data-dir", dir, "--machine-id", "upbox",
+	up := start(t, "up", "up", "--listen-http", "127.0.0.1:0", "--listen-grpc", "127.0.0.1:0", "--data-dir", dir, "--machine-id", "upbox",
 		"--interval", "250ms", "--push-socket", "", "--log-level", "debug")
+	httpAddr, grpcAddr := hubAddrs(t, up, 20*time.Second)
 	upHub := &hubProc{proc: up, http: httpAddr, grpc: grpcAddr, dataDir: dir}
-	waitFor(t, 20*time.Second, "up ready", func() error {
+	testutil.WaitFor(t, 20*time.Second, "up ready", func() error {
 		code, err := httpGet("http://" + httpAddr + "/ready")
 		if err == nil && code != 200 {
 			err = fmt.Errorf("status %d", code)
@@ -345,11 +346,11 @@ func TestSecurityLoopbackAndUp(t *testing.T) {
 // (shown once, usable at once; its markup-like name stays text), revokes
 // it, adds a user and changes their role, then logs out.
 func TestBrowserLoginAndAdmin(t *testing.T) {
+	t.Parallel()
 	b := newBrowser(t, 1300, 900, 120*time.Second)
 	dir := t.TempDir()
-	port := strings.TrimPrefix(freePort(t), "127.0.0.1:")
-	hub := startHub(t, dir, "0.0.0.0:"+port, "")
-	hub.http = "127.0.0.1:" + port
+	hub := startHub(t, dir, "0.0.0.0:0", "")
+	hub.http = "127.0.0.1:" + port(t, hub.http)
 	base := "http://" + hub.http
 	pw, err := os.ReadFile(filepath.Join(dir, "admin-password"))
 	if err != nil {

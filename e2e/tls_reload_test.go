@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // writeClientPKI makes a CA for agents and one client certificate it signed;
@@ -33,13 +35,14 @@ func writeClientPKI(t *testing.T, dir string) (caFile, certFile, keyFile string)
 // are replaced, SIGHUP makes it serve the new certificate without a restart,
 // and the admitted agent keeps streaming.
 func TestTLSReloadAndMutualTLS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	caFile, certFile, keyFile, pool := writeTestPKI(t, dir)
 	clientCA, clientCert, clientKey := writeClientPKI(t, dir)
-	httpAddr, grpcAddr := freePort(t), freePort(t)
-	hub := start(t, "mtls hub", "hub", "--listen-http", httpAddr, "--listen-grpc", grpcAddr,
+	hub := start(t, "mtls hub", "hub", "--listen-http", "127.0.0.1:0", "--listen-grpc", "127.0.0.1:0",
 		"--data-dir", filepath.Join(dir, "data"), "--tls-cert", certFile, "--tls-key", keyFile,
 		"--tls-client-ca", clientCA, "--log-level", "debug")
+	httpAddr, grpcAddr := hubAddrs(t, hub, 20*time.Second)
 	getWith := func(p *x509.CertPool, path string) error {
 		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p}}}
 		resp, err := c.Get("https://" + httpAddr + path)
@@ -52,12 +55,12 @@ func TestTLSReloadAndMutualTLS(t *testing.T) {
 		}
 		return nil
 	}
-	waitFor(t, 20*time.Second, "hub ready", func() error { return getWith(pool, "/ready") })
+	testutil.WaitFor(t, 20*time.Second, "hub ready", func() error { return getWith(pool, "/ready") })
 
 	start(t, "agent with client cert", "agent", "--hub", grpcAddr, "--machine-id", "mutual", "--interval", "250ms",
 		"--tls-ca", caFile, "--tls-cert", clientCert, "--tls-key", clientKey)
 	bare := start(t, "agent without client cert", "agent", "--hub", grpcAddr, "--machine-id", "bare", "--interval", "250ms", "--tls-ca", caFile)
-	waitFor(t, 20*time.Second, "mutual TLS agent online", func() error {
+	testutil.WaitFor(t, 20*time.Second, "mutual TLS agent online", func() error {
 		return getWith(pool, "/api/machines/mutual")
 	})
 	time.Sleep(time.Second)
@@ -86,7 +89,7 @@ func TestTLSReloadAndMutualTLS(t *testing.T) {
 	if err := hub.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "new certificate served after SIGHUP", func() error { return getWith(pool2, "/health") })
+	testutil.WaitFor(t, 10*time.Second, "new certificate served after SIGHUP", func() error { return getWith(pool2, "/health") })
 	if err := getWith(pool, "/health"); err == nil {
 		t.Error("the old certificate is still served after SIGHUP")
 	}

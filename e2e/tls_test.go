@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // writeTestPKI makes a CA and a server certificate for 127.0.0.1/localhost
@@ -82,11 +84,12 @@ func writePEM(t *testing.T, dir, name, typ string, b []byte) string {
 // --tls-cert/--tls-key, an agent trusting it with --tls-ca, and an agent
 // without the CA that is refused.
 func TestTLSBetweenAgentAndHub(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	caFile, certFile, keyFile, pool := writeTestPKI(t, dir)
-	httpAddr, grpcAddr := freePort(t), freePort(t)
-	start(t, "tls hub", "hub", "--listen-http", httpAddr, "--listen-grpc", grpcAddr,
+	hub := start(t, "tls hub", "hub", "--listen-http", "127.0.0.1:0", "--listen-grpc", "127.0.0.1:0",
 		"--data-dir", filepath.Join(dir, "data"), "--tls-cert", certFile, "--tls-key", keyFile, "--log-level", "debug")
+	httpAddr, grpcAddr := hubAddrs(t, hub, 20*time.Second)
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	get := func(path string, v any) error {
 		resp, err := client.Get("https://" + httpAddr + path)
@@ -102,11 +105,11 @@ func TestTLSBetweenAgentAndHub(t *testing.T) {
 		}
 		return nil
 	}
-	waitFor(t, 20*time.Second, "TLS hub ready", func() error { return get("/ready", nil) })
+	testutil.WaitFor(t, 20*time.Second, "TLS hub ready", func() error { return get("/ready", nil) })
 
 	start(t, "tls agent", "agent", "--hub", grpcAddr, "--machine-id", "secure", "--interval", "250ms", "--tls-ca", caFile)
 	bad := start(t, "agent without CA", "agent", "--hub", grpcAddr, "--machine-id", "plaintext", "--interval", "250ms")
-	waitFor(t, 20*time.Second, "TLS agent online", func() error {
+	testutil.WaitFor(t, 20*time.Second, "TLS agent online", func() error {
 		var m machine
 		if err := get("/api/machines/secure", &m); err != nil {
 			return err

@@ -16,6 +16,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/creack/pty"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // ptyProc is `sysmonstm top` running under a pseudo-terminal.
@@ -38,7 +40,7 @@ func startTop(t *testing.T, cols, rows uint16, args ...string) *ptyProc {
 		bin = b // e.g. bin/sysmonstm-agent (make build-agent), which carries top too
 	}
 	p.cmd = exec.Command(bin, append([]string{"top"}, args...)...)
-	p.cmd.Env = append(os.Environ(), "TERM=xterm-256color", "SYSMONSTM_LOG_FILE="+filepath.Join(t.TempDir(), "top.log"))
+	p.cmd.Env = append(procEnv(t), "TERM=xterm-256color", "SYSMONSTM_LOG_FILE="+filepath.Join(t.TempDir(), "top.log"))
 	f, err := pty.StartWithSize(p.cmd, &pty.Winsize{Cols: cols, Rows: rows})
 	if err != nil {
 		t.Fatalf("start top under a pty: %v", err)
@@ -111,7 +113,7 @@ func (p *ptyProc) mark() int {
 // expect waits until everything in subs appeared in the output after from.
 func (p *ptyProc) expect(from int, timeout time.Duration, subs ...string) {
 	p.t.Helper()
-	waitFor(p.t, timeout, fmt.Sprintf("top to show %q", subs), func() error {
+	testutil.WaitFor(p.t, timeout, fmt.Sprintf("top to show %q", subs), func() error {
 		return containsAll(p.output(from), subs...)
 	})
 }
@@ -127,10 +129,11 @@ func (p *ptyProc) send(keys string) {
 // under a pseudo-terminal: the machines appear, and /, typing, Enter, Esc,
 // s, ?, a and q do what the help says.
 func TestTopUnderPTY(t *testing.T) {
+	t.Parallel()
 	hub := startHub(t, t.TempDir(), "", "")
 	startAgent(t, hub, "e2e-top-alpha")
 	startAgent(t, hub, "e2e-top-bravo")
-	waitFor(t, 20*time.Second, "both agents online", func() error {
+	testutil.WaitFor(t, 20*time.Second, "both agents online", func() error {
 		var ms []machine
 		getJSON(t, "http://"+hub.http+"/api/machines", &ms)
 		if len(ms) < 2 {
@@ -211,7 +214,7 @@ func TestTopBenchmark(t *testing.T) {
 	}
 	hub := startHub(t, t.TempDir(), "", "")
 	start(t, "loadgen", "loadgen", "--hub", hub.grpc, "--machines", strconv.Itoa(machines), "--duration", "0", "--interval", "1s")
-	waitFor(t, 60*time.Second, "all loadgen machines online", func() error {
+	testutil.WaitFor(t, 60*time.Second, "all loadgen machines online", func() error {
 		var ms []machine
 		getJSON(t, "http://"+hub.http+"/api/machines", &ms)
 		if len(ms) < machines {
@@ -229,7 +232,7 @@ func TestTopBenchmark(t *testing.T) {
 	top := startTop(t, 120, 40, "--hub", "http://"+hub.http)
 	want := fmt.Sprintf("%d machines", machines)
 	var firstFrame time.Duration
-	waitFor(t, 20*time.Second, "first full frame", func() error {
+	testutil.WaitFor(t, 20*time.Second, "first full frame", func() error {
 		top.mu.Lock()
 		defer top.mu.Unlock()
 		out := top.out.String()

@@ -55,6 +55,9 @@ type ForwarderOptions struct {
 	WriteTimeout time.Duration
 	// DialTimeout bounds connecting and the upgrade; default 10s.
 	DialTimeout time.Duration
+	// DialContext opens the connection to the edge; nil dials TCP (as
+	// net.Dialer does). Tests pass an in-memory listener's Dial.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// MinBackoff and MaxBackoff bound the full-jitter reconnect delay;
 	// defaults 0.5s and 30s.
 	MinBackoff, MaxBackoff time.Duration
@@ -128,6 +131,7 @@ func NewForwarder(opts ForwarderOptions) (*Forwarder, error) {
 			Proxy:               http.ProxyFromEnvironment,
 			TLSClientConfig:     opts.TLSConfig,
 			TLSHandshakeTimeout: opts.DialTimeout,
+			DialContext:         opts.DialContext,
 		}},
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sysmonstm_edge_connected",

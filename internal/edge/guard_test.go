@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // metricsText fetches the edge's /metrics.
@@ -48,7 +49,7 @@ func TestEdgeConnectionLimitPerAddress(t *testing.T) {
 	s, base := startEdge(t, Options{MaxConnsPerIP: 3, ConnLimitExempt: []netip.Prefix{}})
 	pub := dial(t, base+"/api/publish", keyHeader(testKey))
 	send(t, pub, fmt.Sprintf(`{"type":"snapshot","part":0,"last":true,"machines":[{"id":"web-1","online":true,"metrics":[{"name":"load1","labels":{},"value":1,"ts":%d}]}]}`, ts0))
-	waitUntil(t, "snapshot applied", func() bool { return s.state.Len() == 1 })
+	testutil.Until(t, 10*time.Second, "snapshot applied", func() bool { return s.state.Len() == 1 })
 	viewer := dial(t, base+"/ws", nil)
 	if m := read(t, viewer); m.Type != "snapshot" {
 		t.Fatalf("first message %+v", m)
@@ -81,7 +82,7 @@ func TestEdgeConnectionLimitPerAddress(t *testing.T) {
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	refused := 1
 	var text string
-	waitUntil(t, "a freed place", func() bool {
+	testutil.Until(t, 10*time.Second, "a freed place", func() bool {
 		resp, err := client.Get(base + "/metrics")
 		if err != nil {
 			refused++
@@ -189,7 +190,7 @@ func TestEdgeViewerCap(t *testing.T) {
 		}
 	}
 	a.Close(websocket.StatusNormalClosure, "")
-	waitUntil(t, "a freed place", func() bool { return s.clients.Load() == 1 })
+	testutil.Until(t, 10*time.Second, "a freed place", func() bool { return s.clients.Load() == 1 })
 	if m := read(t, dial(t, base+"/ws", nil)); m.Type != "snapshot" {
 		t.Fatalf("viewer in a freed place: %+v", m)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // startEdge runs a real edge on a loopback port until the test ends.
@@ -104,17 +106,6 @@ func readUntil(t *testing.T, c *websocket.Conn, what string, ok func(browserMsg)
 	return browserMsg{}
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestNewRefusesToRunOpen(t *testing.T) {
 	f := func(opts Options, want string) {
 		t.Helper()
@@ -172,7 +163,7 @@ func TestPublishNeedsKey(t *testing.T) {
 
 	c := dial(t, base+"/api/publish", keyHeader(testKey))
 	send(t, c, metricsMsg("web-1", ts0, val("load1", 1)))
-	waitUntil(t, "machine published", func() bool { return s.state.Len() == 1 })
+	testutil.Until(t, 10*time.Second, "machine published", func() bool { return s.state.Len() == 1 })
 	if !s.state.Publisher() {
 		t.Fatal("publisher not connected")
 	}
@@ -230,7 +221,7 @@ func TestBrowserStream(t *testing.T) {
 	s, base := startEdge(t, Options{})
 	pub := dial(t, base+"/api/publish", keyHeader(testKey))
 	send(t, pub, fmt.Sprintf(`{"type":"snapshot","part":0,"last":true,"machines":[{"id":"web-1","labels":{"env":"<b>prod</b>"},"online":true,"metrics":[{"name":"cpu_usage_percent","labels":{"cpu":"total"},"value":5,"ts":%d}]}]}`, ts0))
-	waitUntil(t, "snapshot applied", func() bool { return s.state.Len() == 1 })
+	testutil.Until(t, 10*time.Second, "snapshot applied", func() bool { return s.state.Len() == 1 })
 
 	b := dial(t, base+"/ws", http.Header{"Origin": {"https://status.example.com"}}) // behind a proxy
 	snap := read(t, b)
@@ -299,7 +290,7 @@ func TestBadPublishMessagesAreDroppedNotFatal(t *testing.T) {
 		t.Fatal(err)
 	}
 	send(t, pub, metricsMsg("ok", ts0, val("load1", 1)))
-	waitUntil(t, "valid message after bad ones", func() bool { return s.state.Len() == 1 })
+	testutil.Until(t, 10*time.Second, "valid message after bad ones", func() bool { return s.state.Len() == 1 })
 	if s.rejected.Load() != 3 || s.accepted.Load() != 1 {
 		t.Fatalf("rejected %d accepted %d", s.rejected.Load(), s.accepted.Load())
 	}
@@ -307,13 +298,13 @@ func TestBadPublishMessagesAreDroppedNotFatal(t *testing.T) {
 	// Past the read limit the connection ends (the hub never sends that).
 	big := `{"type":"metrics","machine":"a","pad":"` + strings.Repeat("x", MaxMessageBytes) + `"}`
 	_ = pub.Write(ctx, websocket.MessageText, []byte(big))
-	waitUntil(t, "oversized message ends the publisher", func() bool { return !s.state.Publisher() })
+	testutil.Until(t, 10*time.Second, "oversized message ends the publisher", func() bool { return !s.state.Publisher() })
 }
 
 func TestNewPublisherReplacesOld(t *testing.T) {
 	s, base := startEdge(t, Options{})
 	first := dial(t, base+"/api/publish", keyHeader(testKey))
-	waitUntil(t, "first publisher", s.state.Publisher)
+	testutil.Until(t, 10*time.Second, "first publisher", s.state.Publisher)
 	second := dial(t, base+"/api/publish", keyHeader(testKey))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -322,7 +313,7 @@ func TestNewPublisherReplacesOld(t *testing.T) {
 		t.Fatalf("first publisher: %v, want close %d", err, StatusReplaced)
 	}
 	send(t, second, metricsMsg("from-second", ts0, val("load1", 1)))
-	waitUntil(t, "second publisher's data", func() bool { return s.state.Len() == 1 })
+	testutil.Until(t, 10*time.Second, "second publisher's data", func() bool { return s.state.Len() == 1 })
 	if !s.state.Publisher() || s.publishers.Load() != 2 {
 		t.Fatalf("publisher %v connections %d", s.state.Publisher(), s.publishers.Load())
 	}
@@ -372,7 +363,7 @@ func TestSlowBrowserIsDropped(t *testing.T) {
 	t.Logf("stuck browser dropped after %s", time.Since(start).Round(time.Millisecond))
 	// The reader still gets the newest values.
 	send(t, pub, metricsMsg("m0", lastTs+1000, vals[0]))
-	waitUntil(t, "the reader gets the newest values", func() bool { return readerTs.Load() == lastTs+1000 })
+	testutil.Until(t, 10*time.Second, "the reader gets the newest values", func() bool { return readerTs.Load() == lastTs+1000 })
 	if n := s.clients.Load(); n != 1 || s.droppedClients.Load() != 1 {
 		t.Fatalf("%d browsers connected, %d dropped; want the reader only", n, s.droppedClients.Load())
 	}
@@ -390,7 +381,7 @@ func TestShutdownClosesStreams(t *testing.T) {
 	b := dial(t, base+"/ws", nil)
 	read(t, b)
 	pub := dial(t, base+"/api/publish", keyHeader(testKey))
-	waitUntil(t, "publisher", s.state.Publisher)
+	testutil.Until(t, 10*time.Second, "publisher", s.state.Publisher)
 	cancel()
 	for _, c := range []*websocket.Conn{b, pub} {
 		rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)

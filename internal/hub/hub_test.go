@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sysmonstm/sysmonstm/internal/config"
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 func TestRunServesAndShutsDownCleanly(t *testing.T) {
@@ -22,20 +24,17 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- h.Run(ctx) }()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		testutil.WaitFor(t, 10*time.Second, "hub ready", func() error {
 			resp, err := http.Get(h.URL() + "ready")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					break
-				}
+			if err != nil {
+				return err
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("not ready: %v", err)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("GET /ready: %s", resp.Status)
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 		cancel()
 		select {
 		case err := <-done:

@@ -28,7 +28,7 @@ func TestAuthOnStreams(t *testing.T) {
 			return fmt.Errorf("%w: token is bound to %q", ErrPermissionDenied, "m")
 		}
 		return nil
-	})
+	}, func(o *Options) { o.AuthRecheck = 500 * time.Millisecond })
 	_, err := e.connect("other", 1)
 	if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "--machine other") {
 		t.Fatalf("other machine: %v", err)

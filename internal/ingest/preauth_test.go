@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/mem"
@@ -21,6 +21,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // The test's tokens: goodToken passes TokenAuth and Auth (for any machine
@@ -140,7 +142,7 @@ func TestBogusMetadataTokenCostsNoHello(t *testing.T) {
 	if allocated > sent/8 {
 		t.Fatalf("allocated %d MiB for %d MiB of hellos with a bogus token: the hellos were read", allocated>>20, sent>>20)
 	}
-	if got := testutil.ToFloat64(e.srv.m.rejected.WithLabelValues(rejectUnauthenticated)); got != streams {
+	if got := promtest.ToFloat64(e.srv.m.rejected.WithLabelValues(rejectUnauthenticated)); got != streams {
 		t.Fatalf("rejected{unauthenticated} = %v, want %d", got, streams)
 	}
 }
@@ -185,13 +187,7 @@ func TestHellosWithoutMetadataTokenAreBounded(t *testing.T) {
 	for range 2 {
 		go func() { _, err := e.openRaw(holdCtx, "", nil); held <- err }()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for e.srv.hellos.pending() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d slots taken, want 2", e.srv.hellos.pending())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Until(t, 5*time.Second, "2 hello slots taken", func() bool { return e.srv.hellos.pending() >= 2 })
 	began := time.Now()
 	_, err := e.openRaw(t.Context(), "", encodeHello(t, &pb.Hello{MachineId: "m", Token: goodToken}))
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "upgrade the agent") {
@@ -200,7 +196,7 @@ func TestHellosWithoutMetadataTokenAreBounded(t *testing.T) {
 	if took := time.Since(began); took > 2*time.Second {
 		t.Fatalf("refusal took %s: the stream waited", took)
 	}
-	if got := testutil.ToFloat64(e.srv.m.rejected.WithLabelValues(rejectPreAuthLimit)); got != 1 {
+	if got := promtest.ToFloat64(e.srv.m.rejected.WithLabelValues(rejectPreAuthLimit)); got != 1 {
 		t.Fatalf("rejected{preauth_limit} = %v, want 1", got)
 	}
 	if m, err := e.openRaw(t.Context(), "Bearer "+goodToken, encodeHello(t, &pb.Hello{MachineId: "m"})); err != nil || m.GetWelcome() == nil {
@@ -210,13 +206,7 @@ func TestHellosWithoutMetadataTokenAreBounded(t *testing.T) {
 	for range 2 {
 		<-held
 	}
-	deadline = time.Now().Add(5 * time.Second)
-	for e.srv.hellos.pending() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d slots still taken after their streams ended", e.srv.hellos.pending())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Until(t, 5*time.Second, "the hello slots freed after their streams ended", func() bool { return e.srv.hellos.pending() == 0 })
 	if m, err := e.openRaw(t.Context(), "", encodeHello(t, &pb.Hello{MachineId: "m2", Token: goodToken})); err != nil || m.GetWelcome() == nil {
 		t.Fatalf("stream without a metadata token once slots are free: %v", err)
 	}

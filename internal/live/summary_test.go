@@ -6,6 +6,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/sysmonstm/sysmonstm/internal/metric"
@@ -258,49 +259,61 @@ func TestSummarySubscription(t *testing.T) {
 	}
 }
 
+// TestSummaryAtMostOncePerInterval runs in a synctest bubble: the held-back
+// summary's timer runs on fake time, so the test sees it fire exactly when
+// the interval has passed, and synctest.Wait (every goroutine idle) stands
+// in for "nothing more is coming".
 func TestSummaryAtMostOncePerInterval(t *testing.T) {
-	s, c := newState(t, Options{})
-	s.summaryEvery = 200 * time.Millisecond
-	sub := s.SubscribeSummary(64)
-	defer sub.Close()
-	sr, _ := batch("cpu_usage_percent", "cpu=total", 0.0)
-	s.Update("a", 1000, sr, []float64{1})
-	if ev := <-sub.C(); ev.Type != EventMachine {
-		t.Fatalf("first event %s", ev.Type)
-	}
-	if ev := <-sub.C(); ev.Type != EventSummary || !strings.Contains(string(ev.JSON), `"cpu":1}`) {
-		t.Fatalf("first summary %s", ev.JSON)
-	}
-	// Two more batches within the interval: held back, then one event with
-	// the newest values.
-	s.Update("a", 1100, sr, []float64{2})
-	s.Update("a", 1200, sr, []float64{3})
-	if got := drain(sub); len(got) != 0 {
-		t.Fatalf("events within the interval: %v", got)
-	}
-	select {
-	case ev := <-sub.C():
-		if ev.Type != EventSummary || !strings.Contains(string(ev.JSON), `"ts":1200,"summary":{"cpu":3}`) {
-			t.Fatalf("held-back summary %s", ev.JSON)
+	synctest.Test(t, func(t *testing.T) {
+		s, c := newState(t, Options{})
+		s.summaryEvery = 200 * time.Millisecond
+		sub := s.SubscribeSummary(64)
+		defer sub.Close()
+		sr, _ := batch("cpu_usage_percent", "cpu=total", 0.0)
+		s.Update("a", 1000, sr, []float64{1})
+		if ev := <-sub.C(); ev.Type != EventMachine {
+			t.Fatalf("first event %s", ev.Type)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the held-back summary never came")
-	}
-	time.Sleep(300 * time.Millisecond)
-	if got := drain(sub); len(got) != 0 {
-		t.Fatalf("extra events: %v", got)
-	}
-	// After the interval (hub clock) the next batch goes out at once.
-	c.Add(time.Second)
-	s.Update("a", 2000, sr, []float64{4})
-	select {
-	case ev := <-sub.C():
-		if !strings.Contains(string(ev.JSON), `"cpu":4}`) {
-			t.Fatalf("summary %s", ev.JSON)
+		if ev := <-sub.C(); ev.Type != EventSummary || !strings.Contains(string(ev.JSON), `"cpu":1}`) {
+			t.Fatalf("first summary %s", ev.JSON)
 		}
-	default:
-		t.Fatal("summary after the interval was held back")
-	}
+		// Two more batches within the interval: held back, then one event
+		// with the newest values, sent when the interval has passed.
+		began := time.Now()
+		s.Update("a", 1100, sr, []float64{2})
+		s.Update("a", 1200, sr, []float64{3})
+		synctest.Wait()
+		if got := drain(sub); len(got) != 0 {
+			t.Fatalf("events within the interval: %v", got)
+		}
+		select {
+		case ev := <-sub.C():
+			if ev.Type != EventSummary || !strings.Contains(string(ev.JSON), `"ts":1200,"summary":{"cpu":3}`) {
+				t.Fatalf("held-back summary %s", ev.JSON)
+			}
+			if d := time.Since(began); d != s.summaryEvery {
+				t.Fatalf("held-back summary after %v, want %v", d, s.summaryEvery)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the held-back summary never came")
+		}
+		time.Sleep(300 * time.Millisecond)
+		synctest.Wait()
+		if got := drain(sub); len(got) != 0 {
+			t.Fatalf("extra events: %v", got)
+		}
+		// After the interval (hub clock) the next batch goes out at once.
+		c.Add(time.Second)
+		s.Update("a", 2000, sr, []float64{4})
+		select {
+		case ev := <-sub.C():
+			if !strings.Contains(string(ev.JSON), `"cpu":4}`) {
+				t.Fatalf("summary %s", ev.JSON)
+			}
+		default:
+			t.Fatal("summary after the interval was held back")
+		}
+	})
 }
 
 // TestSummaryNoAllocation: no subscriber, or a summary subscriber that

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // holdServer accepts on ln, greets each connection with "ok\n" and keeps it
@@ -80,21 +82,15 @@ func TestLimitRefusesConnectionsOverThePerAddressLimit(t *testing.T) {
 	if _, ok := greeted(t, addr); ok {
 		t.Fatal("third connection from one address accepted with a limit of 2")
 	}
-	if got := testutil.ToFloat64(m.rejected.WithLabelValues("grpc", ReasonPerIPLimit)); got != 1 {
+	if got := promtest.ToFloat64(m.rejected.WithLabelValues("grpc", ReasonPerIPLimit)); got != 1 {
 		t.Fatalf("rejected_connections_total{grpc,per_ip_limit} = %v, want 1", got)
 	}
 	// A closed connection gives its slot back.
 	first.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, ok := greeted(t, addr); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a closed connection's slot was not given back")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Until(t, 5*time.Second, "a closed connection's slot given back", func() bool {
+		_, ok := greeted(t, addr)
+		return ok
+	})
 }
 
 func TestLimitExemptsListedAddresses(t *testing.T) {

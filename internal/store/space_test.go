@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // fakeDisk is an injected statfs: a filesystem whose free space the test
@@ -60,7 +62,7 @@ func TestSpaceGuardStopsBelowReserveAndResumesWithHysteresis(t *testing.T) {
 		if (err != nil) != wantFull {
 			t.Fatalf("%s free: Writable() = %v, want full %v", formatBytes(avail), err, wantFull)
 		}
-		if got := testutil.ToFloat64(s.space.m.full); got != map[bool]float64{false: 0, true: 1}[wantFull] {
+		if got := promtest.ToFloat64(s.space.m.full); got != map[bool]float64{false: 0, true: 1}[wantFull] {
 			t.Fatalf("%s free: sysmonstm_storage_disk_full = %v", formatBytes(avail), got)
 		}
 		if err == nil {
@@ -84,10 +86,10 @@ func TestSpaceGuardStopsBelowReserveAndResumesWithHysteresis(t *testing.T) {
 	f(80*mib, false)
 	f(70*mib, false) // back between the thresholds from above: writable
 	f(10*mib, true)
-	if got := testutil.ToFloat64(s.space.m.events); got != 2 {
+	if got := promtest.ToFloat64(s.space.m.events); got != 2 {
 		t.Fatalf("sysmonstm_storage_disk_full_events_total = %v, want 2", got)
 	}
-	if got := testutil.ToFloat64(s.space.m.avail); got != 10*mib {
+	if got := promtest.ToFloat64(s.space.m.avail); got != 10*mib {
 		t.Fatalf("sysmonstm_storage_free_bytes = %v", got)
 	}
 }
@@ -216,33 +218,20 @@ func TestRunPausesRollupsWhileFull(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	runs := func() float64 { return testutil.ToFloat64(s.m.runs) }
-	waitUntil(t, "a rollup pass", func() bool { return runs() > 0 })
+	runs := func() float64 { return promtest.ToFloat64(s.m.runs) }
+	testutil.Until(t, 5*time.Second, "a rollup pass", func() bool { return runs() > 0 })
 
 	disk.set(10*mib, nil)
-	waitUntil(t, "the watcher to see the full disk", func() bool { return s.Writable() != nil })
+	testutil.Until(t, 5*time.Second, "the watcher to see the full disk", func() bool { return s.Writable() != nil })
 	before := runs()
 	time.Sleep(20 * s.opts.RollupInterval)
 	if got := runs(); got > before+1 { // one pass may have begun before the state flipped
 		t.Fatalf("%v rollup passes while the disk was full", got-before)
 	}
 	disk.set(1<<30, nil)
-	waitUntil(t, "the watcher to see the space freed", func() bool { return s.Writable() == nil })
+	testutil.Until(t, 5*time.Second, "the watcher to see the space freed", func() bool { return s.Writable() == nil })
 	after := runs()
-	waitUntil(t, "rollups to resume", func() bool { return runs() > after })
-}
-
-// waitUntil polls cond every 10 ms for up to 5 s (the watcher checks once
-// a second).
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 500 {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
+	testutil.Until(t, 5*time.Second, "rollups to resume", func() bool { return runs() > after })
 }
 
 // A real TSDB commit on a really full filesystem (a tmpfs, filled while the

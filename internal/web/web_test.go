@@ -98,6 +98,19 @@ const hostile = "<script>alert(1)</script>\",;\n=cmd|'"
 
 func newEnv(t *testing.T, mod func(*Options)) *env {
 	t.Helper()
+	e := newBareEnv(t, mod)
+	e.ts = httptest.NewServer(e.srv.Handler())
+	t.Cleanup(func() {
+		e.srv.Close() // first: WebSocket handlers say goodbye (idempotent)
+		e.ts.Close()
+	})
+	return e
+}
+
+// newBareEnv is newEnv without a listener: the caller serves e.srv's
+// handler where it likes (an in-memory listener inside a synctest bubble).
+func newBareEnv(t *testing.T, mod func(*Options)) *env {
+	t.Helper()
 	e := &env{hist: &fakeHistory{}, reg: prometheus.NewRegistry(), ready: true}
 	lv, err := live.New(live.Options{Registerer: e.reg, Now: func() time.Time { return now }})
 	if err != nil {
@@ -126,11 +139,7 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.ts = httptest.NewServer(e.srv.Handler())
-	t.Cleanup(func() {
-		e.srv.Close()
-		e.ts.Close()
-	})
+	t.Cleanup(e.srv.Close)
 
 	lv.Connect(live.MachineInfo{
 		ID: "web-1", Hostname: "web-1.example", Labels: metric.Labels{{Name: "env", Value: "prod"}},

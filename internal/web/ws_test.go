@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/coder/websocket"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 type wsMessage struct {
@@ -99,17 +101,6 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return 0
 }
 
-// waitFor polls cond for up to 5s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
 func TestWSSnapshotThenLive(t *testing.T) {
 	e := newEnv(t, nil)
 	c := dialWS(t, e, nil)
@@ -128,7 +119,7 @@ func TestWSSnapshotThenLive(t *testing.T) {
 	if web.ID != "web-1" || !web.Online || len(web.Metrics) != 2 {
 		t.Fatalf("web-1 = %+v", web)
 	}
-	waitFor(t, "client gauge", func() bool { return gauge(t, e.reg, "sysmonstm_websocket_clients") == 1 })
+	testutil.Until(t, 5*time.Second, "client gauge", func() bool { return gauge(t, e.reg, "sysmonstm_websocket_clients") == 1 })
 
 	e.live.Update("web-1", now.UnixMilli()+1000, []*live.Series{live.NewSeries("load1", nil)}, []float64{0.9})
 	m, raw := readMsg(t, c)
@@ -144,7 +135,7 @@ func TestWSSnapshotThenLive(t *testing.T) {
 	}
 
 	c.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, "client gauge back to 0", func() bool { return gauge(t, e.reg, "sysmonstm_websocket_clients") == 0 })
+	testutil.Until(t, 5*time.Second, "client gauge back to 0", func() bool { return gauge(t, e.reg, "sysmonstm_websocket_clients") == 0 })
 }
 
 // barrier sends an invalid message and waits for its error reply: the
@@ -334,40 +325,78 @@ func TestWSBinaryMessageClosed(t *testing.T) {
 // TestWSStuckClientDropped: a client that stops reading its socket never
 // slows Update (its events are coalesced in the live subscription), and it is
 // cut after the write timeout and counted as dropped.
+// TestWSStuckClientDropped: a client that reads nothing never holds up
+// Update; its events are coalesced while it is stuck, and it is cut exactly
+// wsWriteTimeout after its write began. The test runs in a synctest bubble
+// on an in-memory listener, so time is fake: it stands still while Update
+// runs and moves only when every goroutine waits. An Update that waited on
+// the stuck client would let fake time run to the write timeout, which the
+// elapsed-time check sees whatever the machine's load.
 func TestWSStuckClientDropped(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.WSQueue = 4 })
-	c := dialWS(t, e, nil)
-	readMsg(t, c) // snapshot; from now on the client reads nothing
+	synctest.Test(t, func(t *testing.T) {
+		e := newBareEnv(t, func(o *Options) { o.WSQueue = 4 })
+		c := dialPipeWS(t, e)
+		readMsg(t, c) // snapshot; from now on the client reads nothing
 
-	sr := make([]*live.Series, 100)
-	vals := make([]float64, 100)
-	for i := range sr {
-		sr[i] = live.NewSeries("network_receive_bytes_per_second", metric.Labels{{Name: "interface", Value: fmt.Sprintf("veth%04d-%s", i, strings.Repeat("x", 40))}})
-		vals[i] = 123456.789
-	}
-	var slowest time.Duration
-	deadline := time.Now().Add(wsWriteTimeout + 15*time.Second)
-	for i := int64(0); ; i++ {
-		if time.Now().After(deadline) {
-			t.Fatal("stuck client never dropped")
+		sr := make([]*live.Series, 100)
+		vals := make([]float64, 100)
+		for i := range sr {
+			sr[i] = live.NewSeries("network_receive_bytes_per_second", metric.Labels{{Name: "interface", Value: fmt.Sprintf("veth%04d-%s", i, strings.Repeat("x", 40))}})
+			vals[i] = 123456.789
 		}
-		start := time.Now()
-		e.live.Update("web-1", now.UnixMilli()+i, sr, vals)
-		slowest = max(slowest, time.Since(start))
-		if i%64 == 0 {
-			if gauge(t, e.reg, "sysmonstm_websocket_dropped_clients_total") == 1 {
-				break
-			}
-			time.Sleep(time.Millisecond)
+		began := time.Now()
+		for i := range int64(1000) {
+			e.live.Update("web-1", now.UnixMilli()+i, sr, vals)
 		}
+		if waited := time.Since(began); waited != 0 {
+			t.Fatalf("Update waited %v behind a stuck client", waited)
+		}
+		synctest.Wait()
+		if gauge(t, e.reg, "sysmonstm_websocket_coalesced_events_total") == 0 {
+			t.Fatal("no event was coalesced for the stuck client")
+		}
+		// The first event's write began at `began` and blocks on the
+		// client: cut at the write timeout, not a moment earlier.
+		time.Sleep(wsWriteTimeout - time.Millisecond)
+		synctest.Wait()
+		if gauge(t, e.reg, "sysmonstm_websocket_dropped_clients_total") != 0 {
+			t.Fatalf("stuck client dropped before the %s write timeout", wsWriteTimeout)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if gauge(t, e.reg, "sysmonstm_websocket_dropped_clients_total") != 1 {
+			t.Fatal("stuck client not dropped at the write timeout")
+		}
+		if gauge(t, e.reg, "sysmonstm_websocket_clients") != 0 {
+			t.Fatal("client gauge not back to 0 after the drop")
+		}
+	})
+}
+
+// dialPipeWS serves e on an in-memory listener (for tests inside a
+// synctest bubble) and opens /ws on it. Server and connection end with
+// the test.
+func dialPipeWS(t *testing.T, e *env) *websocket.Conn {
+	t.Helper()
+	ln := testutil.NewPipeListener()
+	hs := &http.Server{Handler: e.srv.Handler()}
+	served := make(chan struct{})
+	go func() { _ = hs.Serve(ln); close(served) }()
+	client := &http.Client{Transport: &http.Transport{DialContext: ln.Dial}}
+	t.Cleanup(func() {
+		e.srv.Close()
+		_ = hs.Close()
+		client.CloseIdleConnections()
+		<-served
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://web.test/ws", &websocket.DialOptions{HTTPClient: client})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if slowest > 100*time.Millisecond {
-		t.Fatalf("Update blocked for %v behind a stuck client", slowest)
-	}
-	if gauge(t, e.reg, "sysmonstm_websocket_coalesced_events_total") == 0 {
-		t.Fatal("no event was coalesced for the stuck client")
-	}
-	waitFor(t, "client gauge back to 0", func() bool { return gauge(t, e.reg, "sysmonstm_websocket_clients") == 0 })
+	t.Cleanup(func() { c.CloseNow() })
+	return c
 }
 
 func TestWSOrigin(t *testing.T) {
