@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -224,5 +225,70 @@ func TestSeriesBombsAreBounded(t *testing.T) {
 	}
 	if _, err := s.Recv(); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "series limit") {
 		t.Fatalf("stream of a capped machine: %v, want ResourceExhausted", err)
+	}
+}
+
+// TestSeriesBombMemory replays the hardening issue's HTTP series bomb with
+// the default caps: 12 posts of 40,000 new label values for one machine,
+// then 20 dashboard connects each reading its /ws snapshot. It logs the
+// hub's peak RSS and what one reader pays, and holds them to the bounds in
+// docs/security.md ("What one machine can cost"): the machine stops at
+// --max-series-per-machine (100,000 series) and one snapshot carries at most
+// --max-live-series-per-machine (10,000) of its series. Before the caps the
+// same run took the hub to 823 MiB and every snapshot to 36.9 MB.
+func TestSeriesBombMemory(t *testing.T) {
+	hub := startHub(t, t.TempDir(), "", "")
+	base := peakRSSMiB(t, hub.cmd.Process.Pid)
+	codes := map[int]int{}
+	for p := range 12 {
+		var b strings.Builder
+		b.WriteString(`{"machine":"bomb","metrics":[`)
+		for i := range 40_000 {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"name":"bomb_metric","labels":{"v":"%d"},"value":1}`, p*40_000+i)
+		}
+		b.WriteString("]}")
+		req, _ := http.NewRequest("POST", "http://"+hub.http+"/api/v1/ingest", strings.NewReader(b.String()))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+hub.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		codes[resp.StatusCode]++
+	}
+	if codes[200] != 3 || codes[429] != 9 {
+		t.Errorf("answers %v: want 3 × 200 (100,000 series taken) and 9 × 429", codes)
+	}
+	afterBomb := peakRSSMiB(t, hub.cmd.Process.Pid)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var snapshot int
+	for range 20 {
+		c, _, err := websocket.Dial(ctx, "ws://"+hub.http+"/ws", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadLimit(64 << 20)
+		_, msg, err := c.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snapshot = max(snapshot, len(msg))
+		c.Close(websocket.StatusNormalClosure, "")
+	}
+	peak := peakRSSMiB(t, hub.cmd.Process.Pid)
+	t.Logf("hub peak RSS %.0f MiB at start, %.0f MiB after 12 × 40,000 new series (%v), %.0f MiB after 20 dashboard connects; largest /ws snapshot %d bytes",
+		base, afterBomb, codes, peak, snapshot)
+	if snapshot > 2<<20 {
+		t.Errorf("a /ws snapshot is %d bytes: one machine must add at most about 1 MB", snapshot)
+	}
+	if peak > 600 {
+		t.Errorf("hub peak RSS %.0f MiB: the caps bound it near 300 MiB (823 MiB before them)", peak)
 	}
 }
