@@ -239,7 +239,7 @@ func New(cfg Config) (*Hub, error) {
 	if err := h.ingest.Restore(context.Background()); err != nil {
 		return nil, err
 	}
-	prom := promapi.New(promapi.Options{Queryable: h.store.Queryable(), Logger: h.log.With("component", "promapi"), Registerer: h.reg})
+	prom := promapi.New(promapi.Options{Queryable: h.store.Queryable(), Live: h.live, Logger: h.log.With("component", "promapi"), Registerer: h.reg})
 	h.routes = append(h.routes, prom.Routes()...)
 	h.web, err = web.New(web.Options{
 		Live:       h.live,

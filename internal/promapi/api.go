@@ -34,6 +34,8 @@ type Options struct {
 	// Queryable is the history the queries read (store.Store.Queryable);
 	// required.
 	Queryable storage.Queryable
+	// Live is the live state GET /federate reads; nil serves no /federate.
+	Live Latest
 	// MaxSamples bounds the samples one query holds in memory at once; a
 	// query that needs more fails with errorType "execution". 0 =
 	// DefaultMaxSamples.
@@ -43,7 +45,8 @@ type Options struct {
 	// may shorten it, never lengthen it. 0 = DefaultTimeout.
 	Timeout time.Duration
 	// LookbackDelta is how far back an instant selector looks for a
-	// sample; 0 = DefaultLookbackDelta.
+	// sample, and how old a latest value /federate still serves; 0 =
+	// DefaultLookbackDelta.
 	LookbackDelta time.Duration
 	// MaxBodyBytes bounds a POST form body; 0 = DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -97,9 +100,9 @@ func New(opts Options) *API {
 	return &API{opts: opts, engine: eng, now: opts.Now}
 }
 
-// Routes returns the API's handlers. As in Prometheus, query, query_range,
-// series and labels also take POST (a form body, as Grafana sends them);
-// the others are GET only.
+// Routes returns the API's handlers, and GET /federate when Options.Live is
+// set. As in Prometheus, query, query_range, series and labels also take
+// POST (a form body, as Grafana sends them); the others are GET only.
 func (a *API) Routes() []httpjson.Route {
 	var rs []httpjson.Route
 	add := func(path string, post bool, h func(*http.Request) result) {
@@ -115,5 +118,8 @@ func (a *API) Routes() []httpjson.Route {
 	add("/api/v1/label/{name}/values", false, a.labelValues)
 	add("/api/v1/metadata", false, a.metadata)
 	add("/api/v1/status/buildinfo", false, a.buildInfo)
+	if a.opts.Live != nil {
+		rs = append(rs, httpjson.Route{Pattern: "GET /federate", Handler: http.HandlerFunc(a.federate)})
+	}
 	return rs
 }
