@@ -32,8 +32,9 @@ func newTestAPI(t testing.TB, edit func(*Options)) http.Handler {
 	app := s.Appender(context.Background())
 	for i := range 600 {
 		ts := t0.Add(time.Duration(i) * time.Second).UnixMilli()
-		for m, f := range map[string]float64{"web1": 1, "web2": 2} {
-			if _, err := app.Append(0, labels.FromStrings("__name__", "cpu_usage_percent", "machine", m, "cpu", "total"), ts, f*float64(i)); err != nil {
+		// In this order: the head lists series as they were created.
+		for m, machine := range []string{"web1", "web2"} {
+			if _, err := app.Append(0, labels.FromStrings("__name__", "cpu_usage_percent", "machine", machine, "cpu", "total"), ts, float64(m+1)*float64(i)); err != nil {
 				t.Fatal(err)
 			}
 		}
