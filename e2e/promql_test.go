@@ -372,3 +372,55 @@ func rawAnswer(t *testing.T, base, path string, params url.Values) string {
 	b, _ := io.ReadAll(resp.Body)
 	return fmt.Sprintf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))
 }
+
+// TestFederateScrapedByPrometheus: a real Prometheus 2.42 scrapes the hub's
+// /federate with honor_labels and then answers the same series, values
+// and sample timestamps as the hub's own query API.
+func TestFederateScrapedByPrometheus(t *testing.T) {
+	prom, _ := needPrometheus(t)
+	hub := startHub(t, t.TempDir(), "", "")
+	ts := time.Now().Add(-2 * time.Second).UnixMilli()
+	var samples []promSample
+	for m, machine := range []string{"db1", "web1", "edge-ü"} {
+		f := float64(m + 1)
+		samples = append(samples,
+			promSample{name: "cpu_usage_percent", labels: map[string]string{"cpu": "total"}, ts: ts, value: 12.5 * f, machine: machine},
+			promSample{name: "memory_used_bytes", ts: ts - 250, value: 1.5e10 * f, machine: machine},
+			promSample{name: "temperature_celsius", labels: map[string]string{"zone": `a "quoted" \ zone`}, ts: ts, value: -3.25 * f, machine: machine},
+		)
+	}
+	ingestSamples(t, hub, samples)
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	conf := fmt.Sprintf(`global: {scrape_interval: 1s}
+scrape_configs:
+  - job_name: sysmonstm
+    honor_labels: true
+    metrics_path: /federate
+    params: {"match[]": ['{machine=~".+"}']}
+    static_configs: [{targets: [%q]}]
+    metric_relabel_configs: [{action: labeldrop, regex: "job|instance"}]
+`, hub.http)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	promURL := runPrometheus(t, prom, cfg, filepath.Join(dir, "data"), freePort(t))
+	at := fmt.Sprintf("%.3f", float64(ts+1000)/1000)
+	waitFor(t, 30*time.Second, "prometheus scraped /federate", func() error {
+		a := promQuery(t, promURL, "/api/v1/query", url.Values{"query": {`{machine=~".+"}`}, "time": {at}})
+		if len(a.Data.Result) != len(samples) {
+			return fmt.Errorf("prometheus has %d series, want %d", len(a.Data.Result), len(samples))
+		}
+		return nil
+	})
+	for _, q := range []string{`{machine=~".+"}`, `timestamp({machine=~".+"})`, `sum by (machine) (cpu_usage_percent)`} {
+		params := url.Values{"query": {q}, "time": {at}}
+		want, got := promQuery(t, promURL, "/api/v1/query", params), promQuery(t, "http://"+hub.http, "/api/v1/query", params)
+		if !reflect.DeepEqual(got, want) || len(got.Data.Result) == 0 {
+			gb, _ := json.Marshal(got)
+			wb, _ := json.Marshal(want)
+			t.Errorf("%s:\n  hub        %s\n  prometheus %s", q, gb, wb)
+		}
+	}
+}
