@@ -243,6 +243,7 @@ func TestPromQLMatchesPrometheus(t *testing.T) {
 	base := time.Now().Add(-40 * time.Minute).Truncate(time.Minute)
 	samples := promWorkload(base)
 	promURL := startPrometheus(t, prom, promtool, samples)
+	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", "promql-admin-pw")
 	hub := startHub(t, t.TempDir(), "", "")
 	ingestSamples(t, hub, samples)
 	hubURL := "http://" + hub.http
@@ -356,6 +357,19 @@ func TestPromQLMatchesPrometheus(t *testing.T) {
 		want, got := run(promURL), run(hubURL)
 		if got != want || !strings.Contains(got, "machine=") {
 			t.Errorf("promtool %v:\n  hub:\n%s\n  prometheus:\n%s", args, got, want)
+		}
+	}
+
+	// promtool with HTTP Basic (as Grafana's "Basic auth"): the user's
+	// password is checked even on loopback, and a wrong one is refused.
+	for _, c := range []struct {
+		password string
+		ok       bool
+	}{{"promql-admin-pw", true}, {"wrong-password", false}} {
+		u := strings.Replace(hubURL, "http://", "http://admin:"+c.password+"@", 1) // Go's client sends it as Basic
+		out, err := exec.Command(promtool, "query", "instant", "--time="+at, u, `count(temperature_celsius)`).CombinedOutput()
+		if (err == nil) != c.ok || (c.ok && !strings.Contains(string(out), "=> 4 @")) || (!c.ok && !strings.Contains(string(out), "401")) {
+			t.Errorf("promtool with Basic password %q: err %v, output %s", c.password, err, out)
 		}
 	}
 }
