@@ -31,7 +31,8 @@ const (
 
 // Options configures an API.
 type Options struct {
-	// Queryable is the history the queries read (store.Store.Queryable);
+	// Queryable is the history the queries read (store.Store.Queryable:
+	// raw samples, then minute averages beyond the raw retention);
 	// required.
 	Queryable storage.Queryable
 	// Live is the live state GET /federate reads; nil serves no /federate.
