@@ -279,10 +279,14 @@ func TestPromQLMatchesPrometheus(t *testing.T) {
 		`label_replace(temperature_celsius, "z", "$1", "zone", "(.*)")`,
 	}
 	invalid := []string{`sum(`, `rate(temperature_celsius)`, `foo{`, `temperature_celsius[5m]+1`, `label_replace(temperature_celsius, "machine", "x", "", "")`, ``}
+	var promTime, hubTime time.Duration // the query set's latency on each, logged for docs/benchmarks.md
 	cmp := func(path string, params url.Values) {
 		t.Helper()
+		t0 := time.Now()
 		want := promQuery(t, promURL, path, params)
+		t1 := time.Now()
 		got := promQuery(t, hubURL, path, params)
+		promTime, hubTime = promTime+t1.Sub(t0), hubTime+time.Since(t1)
 		if want.HTTPStatus == 200 && len(want.Data.Result) == 0 && want.Data.ResultType != "scalar" && !strings.Contains(params.Get("query"), "nothing") {
 			t.Errorf("%s %s: Prometheus answers no series; the query compares nothing", path, params.Get("query"))
 		}
@@ -296,6 +300,7 @@ func TestPromQLMatchesPrometheus(t *testing.T) {
 		cmp("/api/v1/query", url.Values{"query": {q}, "time": {at}})
 		cmp("/api/v1/query_range", url.Values{"query": {q}, "start": {start}, "end": {end}, "step": {"30s"}})
 	}
+	t.Logf("%d instant and %d range queries: prometheus %s, hub %s", len(queries), len(queries), promTime, hubTime)
 	for _, q := range invalid {
 		want := promQuery(t, promURL, "/api/v1/query", url.Values{"query": {q}, "time": {at}})
 		got := promQuery(t, hubURL, "/api/v1/query", url.Values{"query": {q}, "time": {at}})
