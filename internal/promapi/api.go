@@ -27,6 +27,9 @@ const (
 	MaxPointsPerSeries = 11000
 	// DefaultMaxBodyBytes bounds a POST form.
 	DefaultMaxBodyBytes = 1 << 20
+	// DefaultMaxConcurrent is how many queries run at once (Prometheus'
+	// --query.max-concurrency default).
+	DefaultMaxConcurrent = 20
 )
 
 // Options configures an API.
@@ -45,6 +48,9 @@ type Options struct {
 	// fails with errorType "timeout" (503). A request's timeout parameter
 	// may shorten it, never lengthen it. 0 = DefaultTimeout.
 	Timeout time.Duration
+	// MaxConcurrent bounds the queries evaluated at once; further ones
+	// wait for a slot within their timeout. 0 = DefaultMaxConcurrent.
+	MaxConcurrent int
 	// LookbackDelta is how far back an instant selector looks for a
 	// sample, and how old a latest value /federate still serves; 0 =
 	// DefaultLookbackDelta.
@@ -64,6 +70,8 @@ type API struct {
 	opts   Options
 	engine *promql.Engine
 	now    func() time.Time
+	// slots holds one token per query being evaluated (MaxConcurrent).
+	slots chan struct{}
 }
 
 // New builds the API and its PromQL engine.
@@ -76,6 +84,9 @@ func New(opts Options) *API {
 	}
 	if opts.LookbackDelta <= 0 {
 		opts.LookbackDelta = DefaultLookbackDelta
+	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = DefaultMaxConcurrent
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
@@ -98,7 +109,7 @@ func New(opts Options) *API {
 		EnableAtModifier:         true,
 		EnableNegativeOffset:     true,
 	})
-	return &API{opts: opts, engine: eng, now: opts.Now}
+	return &API{opts: opts, engine: eng, now: opts.Now, slots: make(chan struct{}, opts.MaxConcurrent)}
 }
 
 // Routes returns the API's handlers, and GET /federate when Options.Live is

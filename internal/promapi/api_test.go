@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/sysmonstm/sysmonstm/internal/store"
 )
@@ -173,5 +174,45 @@ func TestSeriesAndLabels(t *testing.T) {
 	status, body := get(t, h, false, "/api/v1/status/buildinfo", nil)
 	if status != 200 || !strings.Contains(body, `"goVersion":"go`) || !strings.Contains(body, `"version":`) {
 		t.Errorf("buildinfo: %d %s", status, body)
+	}
+}
+
+// heldQueryable is the store's Queryable whose Querier waits for release
+// after telling entered, to hold a query inside the engine.
+type heldQueryable struct {
+	storage.Queryable
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h heldQueryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	h.entered <- struct{}{}
+	<-h.release
+	return h.Queryable.Querier(mint, maxt)
+}
+
+// TestQueryConcurrency: with every query slot busy, a further query waits
+// within its timeout and then answers 503 timeout; the held one completes.
+func TestQueryConcurrency(t *testing.T) {
+	held := heldQueryable{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	h := newTestAPI(t, func(o *Options) {
+		held.Queryable = o.Queryable
+		o.Queryable = held
+		o.MaxConcurrent = 1
+	})
+	first := make(chan int)
+	go func() {
+		status, _ := get(t, h, false, "/api/v1/query", url.Values{"query": {`cpu_usage_percent`}, "time": {"1767225610"}})
+		first <- status
+	}()
+	<-held.entered
+	status, body := get(t, h, false, "/api/v1/query", url.Values{"query": {`cpu_usage_percent`}, "time": {"1767225610"}, "timeout": {"0.05"}})
+	want := `{"status":"error","errorType":"timeout","error":"query timed out waiting for one of 1 query slots: every slot is busy"}`
+	if status != 503 || body != want {
+		t.Errorf("query with the only slot busy: %d %s, want 503 %s", status, body, want)
+	}
+	close(held.release)
+	if status := <-first; status != 200 {
+		t.Errorf("held query: %d", status)
 	}
 }

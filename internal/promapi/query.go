@@ -103,6 +103,18 @@ func (a *API) queryRange(r *http.Request) result {
 // exec runs q and answers its value, at most limit series (0: all).
 func (a *API) exec(ctx context.Context, q promql.Query, qs string, limit int) result {
 	defer q.Close()
+	// Wait for a slot no longer than the query may run at all.
+	wait, cancel := context.WithTimeout(ctx, a.opts.Timeout)
+	defer cancel()
+	select {
+	case a.slots <- struct{}{}:
+		defer func() { <-a.slots }()
+	case <-wait.Done():
+		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return result{err: &apiError{errCanceled, fmt.Errorf("query canceled while waiting for one of %d query slots", cap(a.slots))}}
+		}
+		return result{err: &apiError{errTimeout, fmt.Errorf("query timed out waiting for one of %d query slots: every slot is busy", cap(a.slots))}}
+	}
 	res := q.Exec(ctx)
 	if res.Err != nil {
 		return result{err: execError(res.Err), warnings: res.Warnings, query: qs}
