@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,6 +57,8 @@ type HTTP struct {
 	// check is the password check, store.CheckPassword (tests count its
 	// calls).
 	check func(ctx context.Context, name, password string) (User, error)
+	// basicCache remembers verified HTTP Basic credentials (basic.go).
+	basicCache *basicCache
 }
 
 // NewHTTP builds the HTTP side on opts.Store.
@@ -73,13 +76,14 @@ func NewHTTP(opts HTTPOptions) *HTTP {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &HTTP{
-		opts:  opts,
-		store: opts.Store,
-		lim:   opts.Limiter,
-		gate:  newCheckGate(opts.MaxPasswordChecks, opts.PasswordCheckWait),
-		met:   newLoginMetrics(opts.Registerer),
-		log:   opts.Logger,
-		check: opts.Store.CheckPassword,
+		opts:       opts,
+		store:      opts.Store,
+		lim:        opts.Limiter,
+		gate:       newCheckGate(opts.MaxPasswordChecks, opts.PasswordCheckWait),
+		met:        newLoginMetrics(opts.Registerer),
+		log:        opts.Logger,
+		check:      opts.Store.CheckPassword,
+		basicCache: newBasicCache(opts.Limiter.now),
 	}
 }
 
@@ -124,16 +128,18 @@ type sessionKey struct{}
 
 // authErr is a refusal of the middleware.
 type authErr struct {
-	status int
-	msg    string
+	status     int
+	msg        string
+	retryAfter int // s; 0: no Retry-After header
 }
 
 // Middleware authenticates every request and enforces the access rules:
 // public pages and probes pass; agents' POST /api/v1/ingest is left to the
 // ingest handler (agent tokens); everything else needs a principal (a
-// session cookie, "Authorization: Bearer <session token>", or anonymous
-// viewer access on loopback); writes need an admin, and a CSRF token when
-// authenticated by cookie.
+// session cookie, "Authorization: Bearer <session token>", HTTP Basic with
+// a user's name and password, or anonymous viewer access on loopback);
+// writes need an admin, not by Basic, and a CSRF token when authenticated
+// by cookie.
 func (a *HTTP) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
@@ -149,6 +155,9 @@ func (a *HTTP) Middleware(next http.Handler) http.Handler {
 		}
 		p, sess, err := a.authenticate(r)
 		if err != nil {
+			if err.retryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(err.retryAfter))
+			}
 			writeError(w, err.status, err.msg)
 			return
 		}
@@ -156,6 +165,11 @@ func (a *HTTP) Middleware(next http.Handler) http.Handler {
 		switch {
 		case write && p.Anonymous:
 			writeError(w, http.StatusUnauthorized, "log in to make changes: anonymous access is read-only")
+			return
+		case write && p.Basic:
+			// A browser may send remembered Basic credentials on its own
+			// (CSRF); Basic is for Prometheus clients, which only read.
+			writeError(w, http.StatusForbidden, "HTTP Basic authentication is read-only: log in (POST /api/auth/login) and send the session token to make changes")
 			return
 		case write && p.Session && !validCSRF(r, sess):
 			writeError(w, http.StatusForbidden, "missing or invalid CSRF token")
@@ -185,29 +199,33 @@ func validCSRF(r *http.Request, sess *Session) bool {
 	return sess != nil && got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(sess.CSRF)) == 1
 }
 
-// authenticate finds the request's principal: a bearer session token, else
-// the session cookie, else anonymous when allowed.
+// authenticate finds the request's principal: a bearer session token or
+// HTTP Basic credentials, else the session cookie, else anonymous when
+// allowed.
 func (a *HTTP) authenticate(r *http.Request) (Principal, *Session, *authErr) {
 	ctx := r.Context()
-	if h := r.Header.Get("Authorization"); h != "" {
+	if h := r.Header.Get("Authorization"); isBasic(h) {
+		p, err := a.basic(r)
+		return p, nil, err
+	} else if h != "" {
 		tok, ok := ParseBearer(h)
 		if !ok {
-			return Principal{}, nil, &authErr{http.StatusUnauthorized, `malformed Authorization header: want "Bearer <token>"`}
+			return Principal{}, nil, &authErr{status: http.StatusUnauthorized, msg: `malformed Authorization header: want "Bearer <token>" (or "Basic" with a user name and password)`}
 		}
 		if !IsAgentToken(tok) {
 			sess, err := a.store.LookupSession(ctx, tok)
 			if err != nil {
 				if !errors.Is(err, ErrNotFound) {
 					a.log.Error("session lookup failed", "err", err)
-					return Principal{}, nil, &authErr{http.StatusInternalServerError, "session store unavailable"}
+					return Principal{}, nil, &authErr{status: http.StatusInternalServerError, msg: "session store unavailable"}
 				}
-				return Principal{}, nil, &authErr{http.StatusUnauthorized, "invalid or expired token: log in again (POST /api/auth/login)"}
+				return Principal{}, nil, &authErr{status: http.StatusUnauthorized, msg: "invalid or expired token: log in again (POST /api/auth/login)"}
 			}
 			return Principal{User: sess.User, Role: sess.Role}, &sess, nil
 		}
 		// An agent token authenticates ingest only: treat it as absent.
 		if !a.opts.AnonymousRead {
-			return Principal{}, nil, &authErr{http.StatusUnauthorized, "agent tokens only authenticate ingest: log in (POST /api/auth/login) and send the session token"}
+			return Principal{}, nil, &authErr{status: http.StatusUnauthorized, msg: "agent tokens only authenticate ingest: log in (POST /api/auth/login) and send the session token"}
 		}
 	} else if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
 		sess, err := a.store.LookupSession(ctx, c.Value)
@@ -216,14 +234,14 @@ func (a *HTTP) authenticate(r *http.Request) (Principal, *Session, *authErr) {
 			return Principal{User: sess.User, Role: sess.Role, Session: true}, &sess, nil
 		case !errors.Is(err, ErrNotFound):
 			a.log.Error("session lookup failed", "err", err)
-			return Principal{}, nil, &authErr{http.StatusInternalServerError, "session store unavailable"}
+			return Principal{}, nil, &authErr{status: http.StatusInternalServerError, msg: "session store unavailable"}
 		}
 		// A stale cookie: carry on as if there were none.
 	}
 	if a.opts.AnonymousRead {
 		return Principal{Role: RoleViewer, Anonymous: true}, nil, nil
 	}
-	return Principal{}, nil, &authErr{http.StatusUnauthorized, "authentication required: log in at /login, or send Authorization: Bearer <token> from POST /api/auth/login"}
+	return Principal{}, nil, &authErr{status: http.StatusUnauthorized, msg: "authentication required: log in at /login, or send Authorization: Bearer <token> from POST /api/auth/login"}
 }
 
 // writeJSON writes v with status.

@@ -141,7 +141,7 @@ func TestMiddlewareDecisionTable(t *testing.T) {
 			{"admin cookie writes with csrf", "POST", "/api/rules", cookie(adminTok, adminCSRF), 200, "root", ""},
 			{"read-only POST query as viewer", "POST", "/api/v1/query", bearer(viewTok), 200, "vera", ""},
 			{"invalid bearer", "GET", "/api/machines", bearer(forged), 401, "", "invalid or expired token"},
-			{"malformed authorization", "GET", "/api/machines", []string{"Authorization", "Basic cm9vdDpwdw=="}, 401, "", "malformed Authorization"},
+			{"malformed authorization", "GET", "/api/machines", []string{"Authorization", "Token cm9vdDpwdw=="}, 401, "", "malformed Authorization"},
 			{"stale cookie", "GET", "/api/machines", cookie(forged), anonRead, "", ""},
 			{"agent token is no API credential", "GET", "/api/machines", bearer(agentTok), anonRead, "", ""},
 			{"tokens api as viewer", "GET", "/api/tokens", bearer(viewTok), 403, "", "admin role required"},

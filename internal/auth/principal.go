@@ -26,6 +26,9 @@ type Principal struct {
 	// Session is set when the request was authenticated by a session cookie
 	// (and therefore needs a CSRF token on writes); false for bearer tokens.
 	Session bool
+	// Basic is set when the request was authenticated by HTTP Basic
+	// credentials; such a principal only reads.
+	Basic bool
 }
 
 // IsAdmin reports whether p may change configuration.

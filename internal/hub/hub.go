@@ -33,6 +33,7 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 	"github.com/sysmonstm/sysmonstm/internal/netguard"
+	"github.com/sysmonstm/sysmonstm/internal/promapi"
 	"github.com/sysmonstm/sysmonstm/internal/store"
 	"github.com/sysmonstm/sysmonstm/internal/web"
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
@@ -238,6 +239,8 @@ func New(cfg Config) (*Hub, error) {
 	if err := h.ingest.Restore(context.Background()); err != nil {
 		return nil, err
 	}
+	prom := promapi.New(promapi.Options{Queryable: h.store.Queryable(), Live: h.live, Logger: h.log.With("component", "promapi"), Registerer: h.reg})
+	h.routes = append(h.routes, prom.Routes()...)
 	h.web, err = web.New(web.Options{
 		Live:       h.live,
 		History:    h.store,
