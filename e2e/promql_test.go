@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // needPrometheus returns the paths of the prometheus and promtool binaries
@@ -123,40 +126,65 @@ func startPrometheus(t *testing.T, prom, promtool string, samples []promSample) 
 	if err := os.WriteFile(cfg, []byte("global: {}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	addr := freePort(t)
-	return runPrometheus(t, prom, cfg, data, addr)
+	return runPrometheus(t, prom, cfg, data)
 }
 
-// runPrometheus starts prometheus with cfg and data; it is stopped at the
-// end of the test.
-func runPrometheus(t *testing.T, prom, cfg, data, addr string) string {
+// runPrometheus starts prometheus with cfg and data on a free loopback
+// port and returns its base URL; it is stopped at the end of the test.
+// Prometheus logs the address it was given, not the port it bound, so the
+// port is picked here; another process taking it in between makes
+// Prometheus exit at once, and the next attempt takes another.
+func runPrometheus(t *testing.T, prom, cfg, data string) string {
 	t.Helper()
-	var out syncBuffer
-	cmd := exec.Command(prom, "--config.file="+cfg, "--storage.tsdb.path="+data, "--web.listen-address="+addr, "--storage.tsdb.retention.time=30d")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prometheus: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
+	var lastOut string
+	for range 5 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		var out syncBuffer
+		cmd := exec.Command(prom, "--config.file="+cfg, "--storage.tsdb.path="+data, "--web.listen-address="+addr, "--storage.tsdb.retention.time=30d")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start prometheus: %v", err)
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		ready := false
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+			select {
+			case <-done:
+			case <-time.After(100 * time.Millisecond):
+				if code, err := httpGet("http://" + addr + "/-/ready"); err == nil && code == 200 {
+					ready = true
+				}
+				if !ready {
+					continue
+				}
+			}
+			break
+		}
+		if ready {
+			t.Cleanup(func() {
+				_ = cmd.Process.Kill()
+				<-done
+				if t.Failed() {
+					t.Logf("--- output of prometheus ---\n%s", out.String())
+				}
+			})
+			return "http://" + addr
+		}
 		_ = cmd.Process.Kill()
 		<-done
-		if t.Failed() {
-			t.Logf("--- output of prometheus ---\n%s", out.String())
+		lastOut = out.String()
+		if !strings.Contains(lastOut, "address already in use") {
+			break
 		}
-	})
-	waitFor(t, 30*time.Second, "prometheus ready", func() error {
-		code, err := httpGet("http://" + addr + "/-/ready")
-		if err != nil {
-			return err
-		}
-		if code != 200 {
-			return fmt.Errorf("status %d", code)
-		}
-		return nil
-	})
-	return "http://" + addr
+	}
+	t.Fatalf("prometheus did not become ready:\n%s", lastOut)
+	return ""
 }
 
 // ingestSamples writes samples to the hub through POST /api/v1/ingest, one
@@ -181,7 +209,13 @@ func ingestSamples(t *testing.T, hub *hubProc, samples []promSample) {
 	for _, k := range order {
 		machine, _, _ := strings.Cut(k, "@")
 		body, _ := json.Marshal(map[string]any{"machine": machine, "metrics": batches[k]})
-		resp, err := http.Post("http://"+hub.http+"/api/v1/ingest", "application/json", bytes.NewReader(body))
+		req, err := http.NewRequest("POST", "http://"+hub.http+"/api/v1/ingest", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+hub.token)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,7 +277,7 @@ func TestPromQLMatchesPrometheus(t *testing.T) {
 	base := time.Now().Add(-40 * time.Minute).Truncate(time.Minute)
 	samples := promWorkload(base)
 	promURL := startPrometheus(t, prom, promtool, samples)
-	t.Setenv("SYSMONSTM_ADMIN_PASSWORD", "promql-admin-pw")
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", "promql-admin-pw")
 	hub := startHub(t, t.TempDir(), "", "")
 	ingestSamples(t, hub, samples)
 	hubURL := "http://" + hub.http
@@ -424,9 +458,9 @@ scrape_configs:
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	promURL := runPrometheus(t, prom, cfg, filepath.Join(dir, "data"), freePort(t))
+	promURL := runPrometheus(t, prom, cfg, filepath.Join(dir, "data"))
 	at := fmt.Sprintf("%.3f", float64(ts+1000)/1000)
-	waitFor(t, 30*time.Second, "prometheus scraped /federate", func() error {
+	testutil.WaitFor(t, 30*time.Second, "prometheus scraped /federate", func() error {
 		a := promQuery(t, promURL, "/api/v1/query", url.Values{"query": {`{machine=~".+"}`}, "time": {at}})
 		if len(a.Data.Result) != len(samples) {
 			return fmt.Errorf("prometheus has %d series, want %d", len(a.Data.Result), len(samples))
