@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -207,6 +209,54 @@ func TestBrowserAlerts(t *testing.T) {
 	b.checkClean()
 }
 
+// checkNotifierForms checks the open new-notifier form offers every type
+// GET /api/notifier-types lists, and that choosing one shows exactly that
+// type's fields, labelled as the API says; it leaves the first type chosen.
+func checkNotifierForms(t *testing.T, b *browser, hub *hubProc, token string) {
+	t.Helper()
+	var types []struct {
+		Type   string `json:"type"`
+		Label  string `json:"label"`
+		Fields []struct {
+			Name  string `json:"name"`
+			Label string `json:"label"`
+		} `json:"fields"`
+	}
+	alertsAPI(t, hub, token, http.MethodGet, "/api/notifier-types", nil, &types)
+	if len(types) == 0 {
+		t.Fatal("GET /api/notifier-types listed no type")
+	}
+	var want []string
+	for _, ty := range types {
+		want = append(want, ty.Type+"="+ty.Label)
+	}
+	offered := js[[]string](b, `[...document.querySelectorAll("#n-type option")].map(o => o.value + "=" + o.textContent)`)
+	if !slices.Equal(offered, want) {
+		t.Fatalf("form offers types %q, the API lists %q", offered, want)
+	}
+	choose := func(typ string) []string {
+		return js[[]string](b, `(() => {
+			const s = document.getElementById("n-type");
+			s.value = `+strconv.Quote(typ)+`;
+			s.dispatchEvent(new Event("change", { bubbles: true }));
+			return [...document.querySelectorAll("#notifier-form .al-grid > .al-field")].filter(e => !e.hidden)
+				.map(e => [e.querySelector("input, select, textarea"), e.querySelector("label")])
+				.filter(([c]) => c && c.id && c.id !== "n-name" && c.id !== "n-type")
+				.map(([c, l]) => c.id + "=" + l.textContent.trim());
+		})()`)
+	}
+	for _, ty := range types {
+		var fields []string
+		for _, f := range ty.Fields {
+			fields = append(fields, "n-"+strings.ReplaceAll(f.Name, "_", "-")+"="+f.Label)
+		}
+		if got := choose(ty.Type); !slices.Equal(got, fields) {
+			t.Errorf("type %s: the form shows %q, want %q", ty.Type, got, fields)
+		}
+	}
+	choose(types[0].Type)
+}
+
 // TestBrowserAlertPages covers the other alerting pages against a real hub:
 // read-only views for anonymous users and viewers, the server's validation
 // message beside the rule field it names, a webhook notifier created in the
@@ -271,6 +321,7 @@ func TestBrowserAlertPages(t *testing.T) {
 	b.run("notifiers", chromedp.Navigate(base+"/notifiers"))
 	b.waitJS(10*time.Second, "New notifier", `document.getElementById("new-notifier")`)
 	b.run("new notifier", chromedp.Click(chromedp.ID("new-notifier")))
+	checkNotifierForms(t, b, hub, token)
 	b.run("fill the webhook",
 		chromedp.SendKeys(chromedp.ID("n-name"), "ops hook"),
 		chromedp.SendKeys(chromedp.ID("n-url"), hookURL))

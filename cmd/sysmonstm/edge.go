@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/edge"
 	"github.com/sysmonstm/sysmonstm/internal/netguard"
 )
@@ -48,7 +49,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	o.Logger = log
 	s, err := edge.New(o)
 	if err != nil {
-		return err
+		return config.Flagged(err)
 	}
 	pub := strings.Replace(strings.Replace(s.URL(), "https://", "wss://", 1), "http://", "ws://", 1) + "api/publish"
 	fmt.Fprintf(stdout, "sysmonstm edge: read-only dashboard %s, hubs publish to %s\n", s.URL(), pub)

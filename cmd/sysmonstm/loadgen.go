@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/loadgen"
 )
 
@@ -47,7 +48,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	o.Logger = log
 	sum, err := loadgen.Run(ctx, o)
 	if err != nil {
-		return err
+		return config.Flagged(err)
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false) // reasons quote "<machine>"; keep them readable

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/push"
 )
 
@@ -24,7 +25,7 @@ func runPush(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if err := push.Push(ctx, *socket, []push.Metric{m}); err != nil {
-		return err
+		return config.Flagged(err)
 	}
 	fmt.Fprintf(stdout, "pushed %s=%s\n", m.Name, strconv.FormatFloat(m.Value, 'g', -1, 64))
 	return nil

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"time"
 
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 )
@@ -57,14 +56,6 @@ func ParseLabels(s string) (metric.Labels, error) {
 		ls = append(ls, metric.Label{Name: k, Value: strings.TrimSpace(v)})
 	}
 	return ls.Sort(), metric.DefaultLimits.ValidateSeries("labels", ls)
-}
-
-// DurationAtLeast returns an error unless min <= d.
-func DurationAtLeast(name string, d, min time.Duration) error {
-	if d < min {
-		return fmt.Errorf("--%s %s: must be at least %s", name, d, min)
-	}
-	return nil
 }
 
 // IsLoopback reports whether a listen or dial address HOST:PORT names only

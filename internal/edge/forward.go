@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 	"github.com/sysmonstm/sysmonstm/internal/wire"
@@ -98,10 +99,11 @@ func NewForwarder(opts ForwarderOptions) (*Forwarder, error) {
 		return nil, err
 	}
 	if opts.Key == "" {
-		return nil, fmt.Errorf("--edge-key: the edge's publish key is required and has at least %d characters (set --edge-key or SYSMONSTM_EDGE_KEY)", MinKeyLength)
+		return nil, &config.SettingError{Setting: "edge-key",
+			Reason: fmt.Sprintf("the edge's publish key is required and has at least %d characters (set {edge-key} or SYSMONSTM_EDGE_KEY)", MinKeyLength)}
 	}
 	if err := ValidateKey(opts.Key); err != nil {
-		return nil, fmt.Errorf("--edge-key %w", err)
+		return nil, keyError("edge-key", err)
 	}
 	if opts.Queue <= 0 {
 		opts.Queue = 1024
@@ -174,7 +176,7 @@ func NewForwarder(opts ForwarderOptions) (*Forwarder, error) {
 func checkEdgeURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("--edge-url %q: want wss://HOST/api/publish", s)
+		return &config.SettingError{Setting: "edge-url", Value: fmt.Sprintf("%q", s), Reason: "want wss://HOST/api/publish"}
 	}
 	switch u.Scheme {
 	case "wss":
@@ -184,9 +186,10 @@ func checkEdgeURL(s string) error {
 		if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
 			return nil
 		}
-		return fmt.Errorf("--edge-url %q: ws:// would send the key and the data in clear text; use wss:// (ws:// is for loopback only)", s)
+		return &config.SettingError{Setting: "edge-url", Value: fmt.Sprintf("%q", s),
+			Reason: "ws:// would send the key and the data in clear text; use wss:// (ws:// is for loopback only)"}
 	}
-	return fmt.Errorf("--edge-url %q: scheme must be wss:// (or ws:// to loopback)", s)
+	return &config.SettingError{Setting: "edge-url", Value: fmt.Sprintf("%q", s), Reason: "scheme must be wss:// (or ws:// to loopback)"}
 }
 
 // Run connects and forwards until ctx is done, reconnecting with full-jitter

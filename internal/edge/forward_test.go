@@ -189,7 +189,11 @@ func TestNewForwarderChecks(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s %q: %v, want %q", url, key, err, want)
 		}
+		if err != nil && strings.Contains(strings.ReplaceAll(err.Error(), url, ""), "--") {
+			t.Errorf("%s %q: error %q names a flag; the command layer does that", url, key, err)
+		}
 	}
+	f("wss://status.example.com/api/publish", "", "edge-key: the edge's publish key is required")
 	f("ws://status.example.com/api/publish", testKey, "clear text")
 	f("http://127.0.0.1:8080/api/publish", testKey, "scheme must be wss://")
 	f("wss:///api/publish", testKey, "want wss://HOST")

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/sysmonstm/sysmonstm/internal/config"
 )
 
 // MinKeyDistinct is the fewest different characters a publish key must
@@ -18,8 +20,8 @@ const MinKeyDistinct = 6
 // leading or trailing space (which a config file or `echo` adds by
 // accident and which would not survive an HTTP header), no control
 // characters, and at least MinKeyDistinct different characters. The error
-// reads after the key's name ("--key is 9 characters, …") and says how to
-// make a good key.
+// reads after the key's name ("key is 9 characters, …", see keyError) and
+// says how to make a good key.
 func ValidateKey(key string) error {
 	const hint = "use a random secret, e.g. from `openssl rand -hex 32`"
 	if strings.TrimSpace(key) == "" {
@@ -50,4 +52,10 @@ func ValidateKey(key string) error {
 		return fmt.Errorf("uses only %d different characters, need at least %d: it is too easy to guess; %s", len(distinct), MinKeyDistinct, hint)
 	}
 	return nil
+}
+
+// keyError names the setting whose key ValidateKey rejected: "key is 9
+// characters, …".
+func keyError(setting string, err error) error {
+	return &config.SettingError{Reason: "{" + setting + "} " + err.Error()}
 }

@@ -3,6 +3,8 @@ package edge
 import (
 	"strings"
 	"testing"
+
+	"github.com/sysmonstm/sysmonstm/internal/config"
 )
 
 func TestValidateKey(t *testing.T) {
@@ -42,13 +44,13 @@ func TestValidateKey(t *testing.T) {
 // both refuse a key of 16 spaces, which was accepted as long enough.
 func TestEdgeAndForwarderRejectBlankKeys(t *testing.T) {
 	blank := strings.Repeat(" ", 16)
-	if s, err := New(Options{ListenHTTP: "127.0.0.1:0", Key: blank}); err == nil || !strings.Contains(err.Error(), "--key is only whitespace") {
+	if s, err := New(Options{ListenHTTP: "127.0.0.1:0", Key: blank}); err == nil || !strings.Contains(config.Flagged(err).Error(), "--key is only whitespace") {
 		if s != nil {
 			s.Close()
 		}
 		t.Errorf("edge with a blank key: %v", err)
 	}
-	if _, err := NewForwarder(ForwarderOptions{URL: "ws://127.0.0.1:1/api/publish", Key: blank, Source: newLive(t)}); err == nil || !strings.Contains(err.Error(), "--edge-key is only whitespace") {
+	if _, err := NewForwarder(ForwarderOptions{URL: "ws://127.0.0.1:1/api/publish", Key: blank, Source: newLive(t)}); err == nil || !strings.Contains(config.Flagged(err).Error(), "--edge-key is only whitespace") {
 		t.Errorf("forwarder with a blank key: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
+	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/httpjson"
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/netguard"
@@ -110,13 +111,13 @@ type Server struct {
 // missing key is reported before Run.
 func New(opts Options) (*Server, error) {
 	if opts.Key == "" {
-		return nil, errors.New("no publish key configured: set --key (or SYSMONSTM_KEY) to a random secret of at least 16 characters, the same as the hub's --edge-key; the edge never runs without one")
+		return nil, &config.SettingError{Reason: "no publish key configured: set {key} (or SYSMONSTM_KEY) to a random secret of at least 16 characters, the same as the hub's {edge-key}; the edge never runs without one"}
 	}
 	if err := ValidateKey(opts.Key); err != nil {
-		return nil, fmt.Errorf("--key %w", err)
+		return nil, keyError("key", err)
 	}
 	if (opts.TLSCert == "") != (opts.TLSKey == "") {
-		return nil, errors.New("--tls-cert and --tls-key go together: give both or neither")
+		return nil, &config.SettingError{Reason: "{tls-cert} and {tls-key} go together: give both or neither"}
 	}
 	if opts.ListenHTTP == "" {
 		opts.ListenHTTP = "127.0.0.1:8080"
@@ -176,7 +177,7 @@ func New(opts Options) (*Server, error) {
 		s.tls = true
 	}
 	if s.ln, err = net.Listen("tcp", opts.ListenHTTP); err != nil {
-		return nil, fmt.Errorf("listen HTTP on %s: %w (is another edge running? change --listen-http)", opts.ListenHTTP, err)
+		return nil, &config.SettingError{Setting: "listen-http", Value: opts.ListenHTTP, Reason: "cannot listen (is another edge running? change {listen-http})", Err: err}
 	}
 	s.ln = netguard.Limit(sndbufListener{s.ln}, netguard.ListenerOptions{
 		Name:       "http",

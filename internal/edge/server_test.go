@@ -13,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
@@ -115,8 +116,11 @@ func TestNewRefusesToRunOpen(t *testing.T) {
 			s.Close()
 			t.Fatalf("%+v: started", opts)
 		}
-		if !strings.Contains(err.Error(), want) {
-			t.Fatalf("error %q lacks %q", err, want)
+		if strings.Contains(err.Error(), "--") {
+			t.Errorf("error %q names a flag; the command layer does that", err)
+		}
+		if got := config.Flagged(err).Error(); !strings.Contains(got, want) {
+			t.Fatalf("error %q lacks %q", got, want)
 		}
 	}
 	f(Options{}, "no publish key configured: set --key")

@@ -6,11 +6,12 @@ package loadgen
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/config"
 )
 
 // Options configure a load run. Hub or RemoteWrite is required.
@@ -71,7 +72,7 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 
 func (o *Options) setDefaults() error {
 	if o.Hub == "" && o.RemoteWrite == "" {
-		return errors.New("loadgen: no target: set the hub address (--hub) or a remote-write URL (--remote-write)")
+		return fmt.Errorf("loadgen: %w", &config.SettingError{Reason: "no target: set the hub address ({hub}) or a remote-write URL ({remote-write})"})
 	}
 	if o.RemoteWrite != "" {
 		u, err := url.Parse(o.RemoteWrite)

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/sysmonstm/sysmonstm/internal/config"
 	sysmonstmv1 "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
 )
 
@@ -334,6 +335,10 @@ func TestOptionsErrors(t *testing.T) {
 		}
 	}
 	f(Options{}, "no target")
+	if _, err := Run(context.Background(), Options{}); err == nil || strings.Contains(err.Error(), "--") ||
+		!strings.Contains(config.Flagged(err).Error(), "(--hub) or a remote-write URL (--remote-write)") {
+		t.Errorf("no target: %v; want setting keys, shown as flags by config.Flagged", err)
+	}
 	f(Options{RemoteWrite: "localhost:9090"}, "want http(s)://")
 	f(Options{Hub: "h:1", Machines: -1}, "machines -1")
 	f(Options{Hub: "h:1", Series: 60000}, "series 60000")

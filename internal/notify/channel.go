@@ -26,6 +26,8 @@ type Channel interface {
 	// Payload. now is the time stamped into the message where the format
 	// has one. c has passed Validate.
 	Format(c Config, m Message, now time.Time) (Payload, error)
+	// Form describes the type's fields for the web UI's editor.
+	Form() Form
 }
 
 // Payload is a message formatted for one channel.

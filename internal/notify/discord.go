@@ -20,6 +20,11 @@ func (discordChannel) Validate(c Config) error { return validateHookOnly(c) }
 // Redact hides the URL: its path is the secret.
 func (discordChannel) Redact(c *Config) { redactString(&c.URL) }
 
+// Form: a Discord channel's webhook URL.
+func (discordChannel) Form() Form {
+	return Form{Label: "Discord", Fields: []Field{hookURL("a Discord channel webhook URL")}}
+}
+
 // Format builds the embed message, time-stamped now.
 func (discordChannel) Format(_ Config, m Message, now time.Time) (Payload, error) {
 	return payloadOf(formatDiscord(m, now))

@@ -112,6 +112,23 @@ func (emailChannel) Validate(c Config) error {
 // Redact hides the SMTP password.
 func (emailChannel) Redact(c *Config) { redactString(&c.Password) }
 
+// Form: the SMTP relay, its TLS mode and credentials, sender and
+// recipients.
+func (emailChannel) Form() Form {
+	return Form{Label: "E-mail (SMTP)", Fields: []Field{
+		{Name: "smtp_host", Label: "SMTP host", Kind: KindText, Required: true, Placeholder: "smtp.example.com"},
+		{Name: "smtp_port", Label: "SMTP port", Kind: KindNumber, Required: true, Default: 587, Min: 1, Max: 65535},
+		{Name: "tls", Label: "TLS", Kind: KindChoice, Required: true, Default: TLSStartTLS, Options: []Option{
+			{TLSStartTLS, "STARTTLS (required)"}, {TLSImplicit, "implicit TLS (port 465)"}, {TLSNone, "none (loopback relay only)"},
+		}},
+		{Name: "username", Label: "Username", Kind: KindText, Help: "optional"},
+		{Name: "password", Label: "Password", Kind: KindSecret, Redacted: true},
+		{Name: "from", Label: "From", Kind: KindText, Required: true, Placeholder: "sysmonstm@example.com"},
+		{Name: "to", Label: "To", Kind: KindList, Required: true, Help: "comma separated", Placeholder: "ops@example.com, oncall@example.com"},
+		{Name: "insecure_skip_verify", Label: "skip certificate verification (self-signed relay)", Kind: KindBool},
+	}}
+}
+
 // Format builds the message, dated now.
 func (emailChannel) Format(c Config, m Message, now time.Time) (Payload, error) {
 	msg, err := formatEmail(c, m, now)

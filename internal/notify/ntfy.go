@@ -42,6 +42,15 @@ func (ntfyChannel) Validate(c Config) error {
 // Redact hides the access token; the topic URL is shown.
 func (ntfyChannel) Redact(c *Config) { redactString(&c.Token) }
 
+// Form: the topic URL and an optional access token.
+func (ntfyChannel) Form() Form {
+	return Form{Label: "ntfy", Fields: []Field{
+		{Name: "url", Label: "URL", Kind: KindURL, Required: true, Placeholder: "the endpoint's URL", // shown: the topic is no secret
+			Help: "the topic URL on the ntfy server, ending in /TOPIC"},
+		{Name: "token", Label: "Access token", Kind: KindSecret, Redacted: true, Help: "optional"},
+	}}
+}
+
 // Format builds the publish request.
 func (ntfyChannel) Format(c Config, m Message, _ time.Time) (Payload, error) {
 	return formatNtfy(c, m), nil

@@ -20,6 +20,11 @@ func (slackChannel) Validate(c Config) error { return validateHookOnly(c) }
 // Redact hides the URL: its path is the secret.
 func (slackChannel) Redact(c *Config) { redactString(&c.URL) }
 
+// Form: a Slack incoming-webhook URL.
+func (slackChannel) Form() Form {
+	return Form{Label: "Slack", Fields: []Field{hookURL("a Slack incoming-webhook URL")}}
+}
+
 // Format builds the Block Kit message.
 func (slackChannel) Format(_ Config, m Message, _ time.Time) (Payload, error) {
 	return payloadOf(formatSlack(m))

@@ -47,6 +47,15 @@ func (webhookChannel) Redact(c *Config) {
 	redactHeaders(c)
 }
 
+// Form: the endpoint and extra request headers.
+func (webhookChannel) Form() Form {
+	return Form{Label: "Webhook", Fields: []Field{
+		hookURL("the endpoint that receives a JSON POST"),
+		{Name: "headers", Label: "Headers", Kind: KindHeaders, Redacted: true, Placeholder: "Authorization: Bearer …",
+			Help: "one per line, Name: value; " + Redacted + " keeps a stored value"},
+	}}
+}
+
 // Format builds the JSON payload.
 func (webhookChannel) Format(c Config, m Message, _ time.Time) (Payload, error) {
 	return payloadOf(formatWebhook(c, m))

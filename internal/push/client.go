@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/config"
 )
 
 // Push sends ms to the agent listening on socket.
@@ -33,7 +35,8 @@ func Push(ctx context.Context, socket string, ms []Metric) error {
 	if err != nil {
 		var op *net.OpError
 		if errors.As(err, &op) && op.Op == "dial" {
-			return fmt.Errorf("no agent at %s; start one with `sysmonstm agent` (or pass its --push-socket with --socket)", socket)
+			return fmt.Errorf("no agent at %s; start one with `sysmonstm agent` %w", socket,
+				&config.SettingError{Reason: "(or pass its {push-socket} with {socket})"})
 		}
 		return fmt.Errorf("push to agent at %s: %w", socket, err)
 	}

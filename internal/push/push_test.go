@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 )
 
@@ -118,6 +119,9 @@ func TestServerRoundTrip(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no agent at "+path) || !strings.Contains(err.Error(), "sysmonstm agent") {
 		t.Fatalf("no agent: %v", err)
 	}
+	if strings.Contains(err.Error(), "--") || !strings.Contains(config.Flagged(err).Error(), "(or pass its --push-socket with --socket)") {
+		t.Errorf("no agent: %q; want setting keys, shown as flags by config.Flagged", err)
+	}
 }
 
 func TestListenRefusesNonSocket(t *testing.T) {
@@ -125,7 +129,7 @@ func TestListenRefusesNonSocket(t *testing.T) {
 	if err := os.WriteFile(path, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Listen(path, 0o600, NewStore(0), nil); err == nil || !strings.Contains(err.Error(), "not a socket") {
+	if _, err := Listen(path, 0o600, NewStore(0), nil); err == nil || !strings.Contains(err.Error(), "not a socket") || strings.Contains(err.Error(), "--") {
 		t.Fatalf("err = %v", err)
 	}
 }

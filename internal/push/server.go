@@ -52,7 +52,7 @@ func Listen(path string, mode fs.FileMode, store *Store, log *slog.Logger) (*Ser
 	}
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&fs.ModeSocket == 0 {
-			return nil, fmt.Errorf("push socket %s exists and is not a socket; remove it or pick another --push-socket", path)
+			return nil, fmt.Errorf("push socket %s exists and is not a socket; remove it or pick another path", path)
 		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
 			c.Close()

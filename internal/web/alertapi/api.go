@@ -133,6 +133,7 @@ func (a *API) Routes() []httpjson.Route {
 		h("GET /api/silences/{id}", a.handleGetSilence),
 		h("DELETE /api/silences/{id}", a.handleExpireSilence),
 
+		h("GET /api/notifier-types", a.handleNotifierTypes),
 		h("GET /api/notifiers", a.handleListNotifiers),
 		h("POST /api/notifiers", a.handleCreateNotifier),
 		h("GET /api/notifiers/{id}", a.handleGetNotifier),

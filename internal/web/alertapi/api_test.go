@@ -3,11 +3,13 @@ package alertapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -561,4 +563,56 @@ func TestNotifierTestWithoutSender(t *testing.T) {
 	}
 	expect(t, "POST", srv.URL+"/api/notifiers/ops/test", "", 503, "notifications are not configured on this hub")
 	expect(t, "POST", srv.URL+"/api/notifiers/nope/test", "", 404, `notifier \"nope\" not found`)
+}
+
+// TestNotifierTypesAPI checks GET /api/notifier-types answers notify's
+// channel table — every type, in order, with its fields — and does not
+// shadow a notifier's own path.
+func TestNotifierTypesAPI(t *testing.T) {
+	h := newHarness(t, alert.Options{})
+	srv := apiServer(t, h)
+	var types []struct {
+		Type   string `json:"type"`
+		Label  string `json:"label"`
+		Fields []struct {
+			Name     string `json:"name"`
+			Kind     string `json:"kind"`
+			Required bool   `json:"required"`
+			Redacted bool   `json:"redacted"`
+			Default  any    `json:"default"`
+		} `json:"fields"`
+	}
+	if code, body := call(t, "GET", srv.URL+"/api/notifier-types", "", &types); code != 200 {
+		t.Fatalf("GET /api/notifier-types: %d %s", code, body)
+	}
+	var got []string
+	fields := map[string]string{}
+	for _, ty := range types {
+		got = append(got, ty.Type)
+		if ty.Label == "" {
+			t.Errorf("type %s without label", ty.Type)
+		}
+		for _, f := range ty.Fields {
+			fields[ty.Type+"."+f.Name] = fmt.Sprintf("%s required=%v redacted=%v default=%v", f.Kind, f.Required, f.Redacted, f.Default)
+		}
+	}
+	if want := notify.Types(); !slices.Equal(got, want) {
+		t.Fatalf("types %v, want %v", got, want)
+	}
+	for k, want := range map[string]string{
+		"webhook.url":                "url required=true redacted=true default=<nil>",
+		"ntfy.url":                   "url required=true redacted=false default=<nil>",
+		"ntfy.token":                 "secret required=false redacted=true default=<nil>",
+		"email.smtp_port":            "number required=true redacted=false default=587",
+		"email.tls":                  "choice required=true redacted=false default=starttls",
+		"email.to":                   "list required=true redacted=false default=<nil>",
+		"email.password":             "secret required=false redacted=true default=<nil>",
+		"webhook.headers":            "headers required=false redacted=true default=<nil>",
+		"email.insecure_skip_verify": "bool required=false redacted=false default=<nil>",
+	} {
+		if fields[k] != want {
+			t.Errorf("%s: %q, want %q", k, fields[k], want)
+		}
+	}
+	expect(t, "GET", srv.URL+"/api/notifiers/types", "", 404, `notifier \"types\" not found`)
 }

@@ -44,6 +44,12 @@ func (a *API) writeNotifier(w http.ResponseWriter, r *http.Request, status int, 
 	writeJSON(w, status, v)
 }
 
+// handleNotifierTypes answers the channel types with the fields of each,
+// from notify's channel table; the UI builds its notifier form from it.
+func (a *API) handleNotifierTypes(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, notify.TypeForms())
+}
+
 func (a *API) handleListNotifiers(w http.ResponseWriter, r *http.Request) {
 	list := a.notifiers.Notifiers()
 	out := make([]map[string]any, 0, len(list))

@@ -1,6 +1,8 @@
 // The notifiers page: every notification channel with its routing and
 // delivery status, "Send test", and a create/edit form whose fields follow
-// the type. Secrets (URLs, tokens, passwords, header values) come back as
+// the type. The types and their fields come from the hub's channel table
+// (GET /api/notifier-types), so a new channel type needs no change here.
+// Secrets (URLs, tokens, passwords, header values) come back as
 // "<redacted>": their inputs stay empty with a placeholder, and an untouched
 // one sends "<redacted>" back, which keeps the stored secret.
 import { h } from "../dom.js";
@@ -12,22 +14,11 @@ import {
 } from "./alerting.js";
 
 const REDACTED = "<redacted>";
-const TYPES = [["webhook", "Webhook"], ["slack", "Slack"], ["discord", "Discord"], ["ntfy", "ntfy"], ["email", "E-mail (SMTP)"]];
-const TYPE_FIELDS = {
-  webhook: ["url", "headers"],
-  slack: ["url"],
-  discord: ["url"],
-  ntfy: ["url", "token"],
-  email: ["smtp_host", "smtp_port", "tls", "username", "password", "from", "to", "insecure_skip_verify"],
-};
-const SECRET = new Set(["url", "token", "password"]);
-const URL_HELP = {
-  webhook: "the endpoint that receives a JSON POST",
-  slack: "a Slack incoming-webhook URL",
-  discord: "a Discord channel webhook URL",
-  ntfy: "the topic URL on the ntfy server, ending in /TOPIC",
-};
 
+// types is the hub's channel table: [{type, label, fields: [{name, label,
+// kind, required, redacted, help, placeholder, default, min, max, options}]}]
+// in the order the form offers them (docs/api.md, "Alerts").
+let types = [];
 let notifiers = [];
 let canWrite = false;
 let els = {};
@@ -63,6 +54,7 @@ export async function start(main) {
 
 async function load() {
   try {
+    if (!types.length) types = (await api("GET", "/api/notifier-types")) || [];
     notifiers = ((await api("GET", "/api/notifiers")) || []).sort(byName);
     showError(els.error, "");
   } catch (err) {
@@ -82,9 +74,9 @@ function render() {
     const name = h("td", {}, h("span", { class: "name", text: n.name }));
     if (n.provisioned) name.append(" ", tag("provisioned", "prov"));
     const sev = n.severities && n.severities.length ? n.severities.join(", ") : "only rules naming it";
-    const target = n.type === "email"
+    const target = n.to
       ? listText(n.to) + (n.smtp_host ? " via " + n.smtp_host + (n.smtp_port ? ":" + n.smtp_port : "") : "")
-      : n.url && n.url !== REDACTED ? n.url : "URL set (hidden)";
+      : !n.url ? "" : n.url !== REDACTED ? n.url : "URL set (hidden)";
     const st = n.status || {};
     const status = h("td", { class: "al-nstatus" });
     const ok = ms(st.last_success), bad = ms(st.last_error_at);
@@ -105,9 +97,13 @@ function render() {
   els.empty.hidden = notifiers.length > 0;
 }
 
+function typeOf(t) {
+  return types.find((x) => x.type === t);
+}
+
 function typeName(t) {
-  const x = TYPES.find((p) => p[0] === t);
-  return x ? x[1] : t;
+  const x = typeOf(t);
+  return x ? x.label : t;
 }
 
 async function sendTest(n, btn) {
@@ -141,6 +137,7 @@ async function remove(n) {
 
 function openEditor(n) {
   closeEditor();
+  if (!types.length) return; // load() has shown why
   editor = buildEditor(n);
   els.editor.replaceChildren(editor.el);
   window.history.replaceState(null, "", n ? "?edit=" + encodeURIComponent(n.id) : location.pathname);
@@ -155,31 +152,62 @@ function closeEditor() {
   window.history.replaceState(null, "", location.pathname);
 }
 
+// newValues is a new notifier: the first type, critical alerts, and every
+// field's default.
+function newValues() {
+  const v = { type: types[0].type, severities: ["critical"] };
+  for (const t of types) for (const d of t.fields) if (d.default != null && v[d.name] == null) v[d.name] = d.default;
+  return v;
+}
+
 function buildEditor(n) {
   const ro = n ? readOnly(n) : !canWrite;
-  const v = n || { type: "webhook", severities: ["critical"], smtp_port: 587, tls: "starttls" };
+  const v = n || newValues();
   const dis = ro;
   const input = (id, value, props) => h("input", { type: "text", id, value: value == null ? "" : String(value), disabled: dis, ...(props || {}) });
   const secret = (id, value, props) => {
     const kept = value === REDACTED;
     return input(id, kept ? "" : value, { ...(props || {}), placeholder: kept ? REDACTED + " (unchanged)" : (props && props.placeholder) || "", dataset: { kept: kept ? "1" : "" } });
   };
+  // control builds the form field of descriptor d, holding value.
+  const control = (d, value) => {
+    const id = "n-" + d.name.replace(/_/g, "-");
+    const ph = d.placeholder || "";
+    switch (d.kind) {
+      case "url":
+        return field(d.label, (d.redacted ? secret : input)(id, value, { type: "url", placeholder: ph, attrs: { autocomplete: "off", spellcheck: "false" } }), d.help);
+      case "secret":
+        return field(d.label, secret(id, value, { type: "password", placeholder: ph, attrs: { autocomplete: "new-password" } }), d.help);
+      case "number":
+        return field(d.label, h("input", { type: "number", id, min: String(d.min), max: String(d.max), disabled: dis, value: value ? String(value) : "", placeholder: ph }), d.help);
+      case "list":
+        return field(d.label, input(id, listText(value), { placeholder: ph }), d.help);
+      case "headers":
+        return field(d.label, h("textarea", { id, rows: 2, disabled: dis, value: Object.keys(value || {}).sort().map((k) => k + ": " + value[k]).join("\n"), placeholder: ph }), d.help);
+      case "choice":
+        return field(d.label, select((d.options || []).map((o) => [o.value, o.label]), value || d.default, { id, disabled: dis }), d.help);
+      case "bool": {
+        const box = h("input", { type: "checkbox", id, checked: !!value, disabled: dis });
+        return group(h("div", { class: "al-field" }, h("label", { class: "al-radio" }, box, " " + d.label)), box, d.help);
+      }
+      default:
+        return field(d.label, (d.redacted ? secret : input)(id, value, { placeholder: ph, attrs: { autocomplete: "off" } }), d.help);
+    }
+  };
   const f = {
     name: field("Name", input("n-name", v.name, { maxLength: 200, placeholder: "e.g. ops team" })),
-    type: field("Type", select(TYPES, v.type, { id: "n-type", disabled: dis || !!n })),
-    url: field("URL", secret("n-url", v.url, { type: "url", placeholder: "the endpoint's URL", attrs: { autocomplete: "off", spellcheck: "false" } })),
-    headers: field("Headers", h("textarea", { id: "n-headers", rows: 2, disabled: dis, value: Object.keys(v.headers || {}).sort().map((k) => k + ": " + v.headers[k]).join("\n"), placeholder: "Authorization: Bearer …" }), "one per line, Name: value; " + REDACTED + " keeps a stored value"),
-    token: field("Access token", secret("n-token", v.token, { type: "password", attrs: { autocomplete: "off" } }), "optional"),
-    smtp_host: field("SMTP host", input("n-smtp-host", v.smtp_host, { placeholder: "smtp.example.com" })),
-    smtp_port: field("SMTP port", h("input", { type: "number", id: "n-smtp-port", min: "1", max: "65535", disabled: dis, value: v.smtp_port ? String(v.smtp_port) : "" })),
-    tls: field("TLS", select([["starttls", "STARTTLS (required)"], ["tls", "implicit TLS (port 465)"], ["none", "none (loopback relay only)"]], v.tls || "starttls", { id: "n-tls", disabled: dis })),
-    username: field("Username", input("n-username", v.username, { attrs: { autocomplete: "off" } }), "optional"),
-    password: field("Password", secret("n-password", v.password, { type: "password", attrs: { autocomplete: "new-password" } })),
-    from: field("From", input("n-from", v.from, { placeholder: "sysmonstm@example.com" })),
-    to: field("To", input("n-to", listText(v.to), { placeholder: "ops@example.com, oncall@example.com" }), "comma separated"),
+    type: field("Type", select(types.map((t) => [t.type, t.label]), v.type, { id: "n-type", disabled: dis || !!n })),
   };
-  const insecure = h("input", { type: "checkbox", id: "n-insecure", checked: !!v.insecure_skip_verify, disabled: dis });
-  f.insecure_skip_verify = group(h("div", { class: "al-field" }, h("label", { class: "al-radio" }, insecure, " skip certificate verification (self-signed relay)")), insecure);
+  // Every type's fields, each name once (the first type using it builds
+  // it); showType shows those of the chosen type.
+  const own = [];
+  for (const t of types) {
+    for (const d of t.fields) {
+      if (f[d.name]) continue;
+      f[d.name] = control(d, v[d.name]);
+      own.push(d.name);
+    }
+  }
   const sevBoxes = ["warning", "critical"].map((s) => h("input", { type: "checkbox", value: s, checked: (v.severities || []).includes(s), disabled: dis }));
   f.severities = group(h("fieldset", { class: "al-field al-radios" }, h("legend", { text: "Route by severity" }),
     ...sevBoxes.map((b) => h("label", { class: "al-radio" }, b, " " + b.value))), sevBoxes[0], "alerts of rules that name no notifier");
@@ -187,12 +215,16 @@ function buildEditor(n) {
   const err = errorBox();
   err.id = "notifier-error";
   const saveBtn = ro ? null : h("button", { type: "submit", class: "btn primary", id: "notifier-save", text: n ? "Save" : "Create notifier" });
+  const typeFields = () => (typeOf(f.type._control.value) || types[0]).fields;
   const showType = () => {
-    const t = f.type._control.value;
-    for (const k of ["url", "headers", "token", "smtp_host", "smtp_port", "tls", "username", "password", "from", "to", "insecure_skip_verify"]) f[k].hidden = !TYPE_FIELDS[t].includes(k);
-    const help = URL_HELP[t] || "";
-    f.url._msg._help = help + (f.url._control.dataset.kept ? "; leave empty to keep the stored URL" : "");
-    if (!f.url.classList.contains("invalid")) f.url._msg.textContent = f.url._msg._help;
+    const here = new Map(typeFields().map((d) => [d.name, d]));
+    for (const k of own) {
+      const d = here.get(k);
+      f[k].hidden = !d;
+      if (!d) continue;
+      f[k]._msg._help = (d.help || "") + (d.kind === "url" && f[k]._control.dataset.kept ? "; leave empty to keep the stored URL" : "");
+      if (!f[k].classList.contains("invalid")) f[k]._msg.textContent = f[k]._msg._help;
+    }
   };
 
   const read = () => {
@@ -201,38 +233,33 @@ function buildEditor(n) {
     const val = (k) => f[k]._control.value.trim();
     const b = { name: val("name"), type: t, severities: sevBoxes.filter((x) => x.checked).map((x) => x.value) };
     if (!b.name) errors.name = "name: required";
-    for (const k of TYPE_FIELDS[t]) {
+    for (const d of typeFields()) {
+      const k = d.name;
       const c = f[k]._control;
-      if (k === "insecure_skip_verify") b[k] = c.checked;
-      else if (k === "smtp_port") {
+      if (d.kind === "bool") b[k] = c.checked;
+      else if (d.kind === "number") {
         b[k] = Number(c.value);
-        if (!Number.isInteger(b[k]) || b[k] < 1 || b[k] > 65535) errors[k] = "smtp_port: 1 to 65535";
-      } else if (k === "to") {
-        b.to = parseList(c.value);
-        if (!b.to.length) errors.to = "to: at least one address";
-      } else if (k === "headers") {
-        b.headers = {};
+        if (!Number.isInteger(b[k]) || b[k] < d.min || b[k] > d.max) errors[k] = k + ": " + d.min + " to " + d.max;
+      } else if (d.kind === "list") {
+        b[k] = parseList(c.value);
+        if (d.required && !b[k].length) errors[k] = k + ": at least one value";
+      } else if (d.kind === "headers") {
+        b[k] = {};
         for (const line of c.value.split("\n")) {
           if (!line.trim()) continue;
           const i = line.indexOf(":");
           if (i <= 0) {
-            errors.headers = "headers: \"" + line.trim() + "\" is not Name: value";
+            errors[k] = k + ": \"" + line.trim() + "\" is not Name: value";
             break;
           }
-          b.headers[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+          b[k][line.slice(0, i).trim()] = line.slice(i + 1).trim();
         }
-      } else if (SECRET.has(k)) {
+      } else {
         const s = c.value.trim();
         b[k] = s === "" && c.dataset.kept ? REDACTED : s;
-      } else b[k] = c.value.trim();
-    }
-    if (TYPE_FIELDS[t].includes("url")) {
-      if (!b.url) errors.url = "url: required";
-      else if (b.url !== REDACTED && !/^https?:\/\/[^\s]+$/i.test(b.url)) errors.url = "url: must be an http or https URL";
-    }
-    if (t === "email") {
-      if (!b.smtp_host) errors.smtp_host = "smtp_host: required";
-      if (!b.from) errors.from = "from: required";
+        if (d.required && !b[k]) errors[k] = k + ": required";
+        else if (d.kind === "url" && b[k] && b[k] !== REDACTED && !/^https?:\/\/[^\s]+$/i.test(b[k])) errors[k] = k + ": must be an http or https URL";
+      }
     }
     return { b, errors };
   };
@@ -271,7 +298,7 @@ function buildEditor(n) {
   h("h2", { text: n ? (ro ? "Notifier " : "Edit notifier ") + n.name : "New notifier" }),
   n && n.provisioned ? h("p", { class: "muted", text: "Provisioned from the hub's configuration file: change it there." })
     : ro ? h("p", { class: "muted", text: "Read-only: log in as an admin to change this." }) : null,
-  h("div", { class: "al-grid" }, f.name, f.type, f.severities, f.url, f.headers, f.token, f.smtp_host, f.smtp_port, f.tls, f.username, f.password, f.from, f.to, f.insecure_skip_verify),
+  h("div", { class: "al-grid" }, f.name, f.type, f.severities, ...own.map((k) => f[k])),
   err,
   h("div", { class: "al-buttons" }, saveBtn, h("button", { type: "button", class: "btn", text: ro ? "Close" : "Cancel", on: { click: closeEditor } })));
   showType();
