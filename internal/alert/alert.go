@@ -9,6 +9,7 @@ import (
 
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 	"github.com/sysmonstm/sysmonstm/internal/notify"
+	"github.com/sysmonstm/sysmonstm/internal/wire"
 )
 
 // Alert states. StateInactive appears only in live events: it announces
@@ -21,50 +22,13 @@ const (
 	StateInactive = "inactive"
 )
 
-// Ack is an acknowledgement of a firing alert.
-type Ack struct {
-	By      string    `json:"by"`
-	At      time.Time `json:"at"`
-	Comment string    `json:"comment"`
-}
+// Ack is who acknowledged an alert, when, and why (one definition, in
+// internal/wire).
+type Ack = wire.Ack
 
-// Alert is one episode of one (rule, machine, series): from the moment its
-// condition first held (pending) through firing to resolution. Its JSON form
-// is the API's; agent-provided strings (Machine, Labels, Description) are
-// untrusted text.
-type Alert struct {
-	ID       string            `json:"id"`
-	RuleID   string            `json:"rule_id"`
-	RuleName string            `json:"rule_name"`
-	Kind     string            `json:"kind"`
-	Machine  string            `json:"machine"`
-	Metric   string            `json:"metric"`
-	Labels   map[string]string `json:"labels"`
-	Severity string            `json:"severity"`
-	State    string            `json:"state"`
-	// Value is the (aggregated) value at the latest state change: when the
-	// alert went pending, fired, or resolved. For offline alerts, the
-	// seconds without data.
-	Value float64 `json:"value"`
-	// LastValue is the latest value observed while the alert is active.
-	LastValue   *float64   `json:"last_value,omitempty"`
-	Threshold   float64    `json:"threshold"`
-	Clear       *float64   `json:"clear,omitempty"`
-	Op          string     `json:"op"`
-	Description string     `json:"description"`
-	StartedAt   time.Time  `json:"started_at"` // when it went pending
-	FiredAt     *time.Time `json:"fired_at"`
-	ResolvedAt  *time.Time `json:"resolved_at"`
-	UpdatedAt   time.Time  `json:"updated_at"`
-	// ResolvedReason says why a resolved alert resolved when it was not
-	// its value: "stale" (no samples), "rule changed", "rule deleted".
-	ResolvedReason string `json:"resolved_reason,omitempty"`
-	Acknowledged   bool   `json:"acknowledged"`
-	Ack            *Ack   `json:"ack"`
-	Silenced       bool   `json:"silenced"`
-	// SilencedBy is the id of the silence that matches it.
-	SilencedBy *string `json:"silenced_by"`
-}
+// Alert is one episode of one (rule, machine, series), its JSON form the
+// API's and the live stream's: one definition, in internal/wire.
+type Alert = wire.Alert
 
 // record is the engine's copy of an alert with its notification state.
 // Every field but last is protected by Engine.mu.

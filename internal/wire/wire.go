@@ -177,8 +177,10 @@ type AlertEvent struct {
 	Alert Alert  `json:"alert"`
 }
 
-// Alert is one alert episode as the API and the live stream show it
-// (docs/api.md, Alerts). Machine, Labels and Description are untrusted.
+// Alert is one episode of one (rule, machine, series): from the moment its
+// condition first held (pending) through firing to resolution, as the API
+// and the live stream show it (docs/api.md, Alerts); internal/alert keeps
+// its alerts in this type. Machine, Labels and Description are untrusted.
 type Alert struct {
 	ID       string            `json:"id"`
 	RuleID   string            `json:"rule_id"`
@@ -189,23 +191,29 @@ type Alert struct {
 	Labels   map[string]string `json:"labels"`
 	Severity string            `json:"severity"`
 	State    string            `json:"state"` // pending, firing, resolved
-	// Value is the value at the latest state change; for offline alerts the
+	// Value is the (aggregated) value at the latest state change: when the
+	// alert went pending, fired, or resolved. For offline alerts, the
 	// seconds without data.
-	Value          float64    `json:"value"`
-	LastValue      *float64   `json:"last_value,omitempty"`
-	Threshold      float64    `json:"threshold"`
-	Clear          *float64   `json:"clear,omitempty"`
-	Op             string     `json:"op"`
-	Description    string     `json:"description"`
-	StartedAt      time.Time  `json:"started_at"`
-	FiredAt        *time.Time `json:"fired_at"`
-	ResolvedAt     *time.Time `json:"resolved_at"`
-	UpdatedAt      time.Time  `json:"updated_at"`
-	ResolvedReason string     `json:"resolved_reason,omitempty"`
-	Acknowledged   bool       `json:"acknowledged"`
-	Ack            *Ack       `json:"ack"`
-	Silenced       bool       `json:"silenced"`
-	SilencedBy     *string    `json:"silenced_by"`
+	Value float64 `json:"value"`
+	// LastValue is the latest value observed while the alert is active.
+	LastValue   *float64   `json:"last_value,omitempty"`
+	Threshold   float64    `json:"threshold"`
+	Clear       *float64   `json:"clear,omitempty"`
+	Op          string     `json:"op"`
+	Description string     `json:"description"`
+	StartedAt   time.Time  `json:"started_at"` // when it went pending
+	FiredAt     *time.Time `json:"fired_at"`
+	ResolvedAt  *time.Time `json:"resolved_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	// ResolvedReason says why a resolved alert resolved when it was not
+	// its value: "stale" (no samples), "rule changed", "rule deleted",
+	// "machine forgotten".
+	ResolvedReason string `json:"resolved_reason,omitempty"`
+	Acknowledged   bool   `json:"acknowledged"`
+	Ack            *Ack   `json:"ack"`
+	Silenced       bool   `json:"silenced"`
+	// SilencedBy is the id of the silence that matches it.
+	SilencedBy *string `json:"silenced_by"`
 }
 
 // Ack is who acknowledged an alert, when, and why.
