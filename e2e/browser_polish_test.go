@@ -274,6 +274,9 @@ func TestBrowserVisibleStrings(t *testing.T) {
 	// Alerts page: the machine cell, its link and the machine filter.
 	b.run("open alerts", chromedp.Navigate(base+"/alerts"))
 	b.waitJS(30*time.Second, "alert row", `document.querySelector('#alerts-table tbody tr.al-row .al-machine')`)
+	// The machine filter's options come from the machine list, which may
+	// arrive after the alerts.
+	b.waitJS(30*time.Second, "machine filter option", `[...document.querySelectorAll('option')].some((o) => o.value === `+jsString(id)+`)`)
 	got = js[[]string](b, `(() => { const a = document.querySelector('#alerts-table tbody tr.al-row .al-machine');
   const o = [...document.querySelectorAll('option')].find((o) => o.value === `+jsString(id)+`);
   return [a.textContent, decodeURIComponent(new URL(a.href).pathname), o ? o.textContent : "no option",
