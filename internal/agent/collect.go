@@ -50,9 +50,32 @@ func (a *Agent) collectLoop(ctx context.Context) {
 		case <-a.intervalCh:
 			t.Stop()
 			continue
+		case g := <-a.submitted:
+			t.Stop()
+			a.stamp(g.ts, g.samples)
+			continue
 		case <-t.C:
 		}
 		a.tick(ctx, next, time.Duration(iv)*time.Millisecond)
+	}
+}
+
+// stamped is a group of samples with their own timestamp, from Submit.
+type stamped struct {
+	ts      int64 // ms since epoch
+	samples []metric.Sample
+}
+
+// Submit streams samples stamped ts (ms since epoch) as a batch of their
+// own, through the same series table, buffer, acknowledgements and replay
+// as the collected ticks; the scrapes of Prometheus exporters come this
+// way, stamped on their own ticks. It blocks until the collection goroutine
+// takes the samples (it buffers a few groups) or ctx ends; the agent owns
+// samples from then on. Groups are only taken while Run runs.
+func (a *Agent) Submit(ctx context.Context, ts int64, samples []metric.Sample) {
+	select {
+	case a.submitted <- stamped{ts: ts, samples: samples}:
+	case <-ctx.Done():
 	}
 }
 
@@ -62,6 +85,11 @@ func (a *Agent) tick(ctx context.Context, ts int64, iv time.Duration) {
 	samples := a.src(sctx)
 	cancel()
 	a.col.lastTs = ts
+	a.stamp(ts, samples)
+}
+
+// stamp buffers samples as one batch stamped ts (ms since epoch).
+func (a *Agent) stamp(ts int64, samples []metric.Sample) {
 	b, skipped := a.buildBatch(samples)
 	if len(b.SeriesIds) == 0 {
 		if skipped > 0 {
