@@ -152,7 +152,22 @@ func TestScrapeNodeExporter(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	lat := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "app_latency_seconds", Help: "Latency.", Buckets: []float64{0.1, 1, 10}})
-	reg.MustRegister(lat)
+	rate := prometheus.NewGauge(prometheus.GaugeOpts{Name: "app:requests:rate5m", Help: "A recording-rule style name."})
+	rate.Set(42.5)
+	reg.MustRegister(lat, rate)
+	// A large exporter: more series than the default sample_limit, each
+	// with several labels, all accepted by the hub under its default caps.
+	big := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		bw := bufio.NewWriter(w)
+		fmt.Fprintln(bw, "# TYPE big_series gauge")
+		for i := range bigSeries {
+			fmt.Fprintf(bw, "big_series{shard=\"%d\",pool=\"p%d\",role=\"r%d\"} %d\n", i, i%7, i%3, i)
+		}
+		_ = bw.Flush()
+	})
+	bigSrv := httptest.NewServer(big)
+	defer bigSrv.Close()
 	for _, v := range []float64{0.05, 0.05, 0.05, 0.05, 0.5, 0.5, 0.5, 0.5} {
 		lat.Observe(v)
 	}
@@ -170,7 +185,8 @@ func TestScrapeNodeExporter(t *testing.T) {
 	startAgent(t, hub, "scraped",
 		"--scrape", neURL+";job=node;interval=1s",
 		"--scrape", app.URL+"/metrics;job=app;interval=1s",
-		"--scrape", dead+";job=broken;interval=1s")
+		"--scrape", dead+";job=broken;interval=1s",
+		"--scrape", bigSrv.URL+"/metrics;job=big;interval=2s;sample_limit=20000")
 
 	const m = `machine="scraped"`
 	testutil.WaitFor(t, 20*time.Second, "node_exporter series in the hub", func() error {
@@ -212,6 +228,16 @@ func TestScrapeNodeExporter(t *testing.T) {
 	if n, err := one(t, hub, `app_latency_seconds_count{`+m+`,job="app"}`); err != nil || n != 8 {
 		t.Errorf("app_latency_seconds_count = %v (%v), want 8", n, err)
 	}
+	if v, err := one(t, hub, `app:requests:rate5m{`+m+`,job="app"}`); err != nil || v != 42.5 {
+		t.Errorf("app:requests:rate5m = %v (%v), want 42.5", v, err)
+	}
+	testutil.WaitFor(t, 20*time.Second, "every series of the large exporter", func() error {
+		n, err := one(t, hub, `count(big_series{`+m+`,job="big"})`)
+		if err == nil && n != bigSeries {
+			err = fmt.Errorf("%v of %d series", n, bigSeries)
+		}
+		return err
+	})
 
 	for _, c := range []struct {
 		q    string
@@ -254,6 +280,9 @@ func TestScrapeNodeExporter(t *testing.T) {
 		}
 	}
 }
+
+// bigSeries is how many series the large exporter serves.
+const bigSeries = 15_000
 
 // rawTimes runs a range-vector query for one series and returns its sample
 // timestamps, ms since the epoch.
