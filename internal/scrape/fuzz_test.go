@@ -25,6 +25,14 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte, contentType string) {
 		exp, err := Parse(body, contentType, &tg)
+		// The series cache changes nothing, on a first and a repeated scrape.
+		cache := &seriesCache{m: map[string]*cachedSeries{}}
+		for range 2 {
+			c, cerr := parse(body, contentType, &tg, cache)
+			if (cerr == nil) != (err == nil) || render(c) != render(exp) || c.Invalid != exp.Invalid {
+				t.Fatalf("with the cache: %s (%v), without: %s (%v)", render(c), cerr, render(exp), err)
+			}
+		}
 		if err != nil {
 			if len(exp.Samples) != 0 {
 				t.Fatalf("error %v with %d samples", err, len(exp.Samples))

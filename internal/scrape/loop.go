@@ -36,12 +36,13 @@ type loop struct {
 	errLs  []metric.Labels  // {instance, job, reason} per allReasons
 	errors map[string]int64 // reason → scrapes with that problem, since start
 	body   bytes.Buffer     // reused between scrapes
+	cache  seriesCache      // conversions of the series of the last scrape
 	last   string           // last problem logged, "" while healthy
 	lastAt time.Time        // when it was logged
 }
 
 func newLoop(t Target, opts *Options) *loop {
-	l := &loop{t: t, opts: opts, errors: map[string]int64{},
+	l := &loop{t: t, opts: opts, errors: map[string]int64{}, cache: seriesCache{m: map[string]*cachedSeries{}},
 		log:    opts.Logger.With("job", t.Job, "instance", t.Instance, "url", t.URL),
 		health: metric.Labels{{Name: InstanceLabel, Value: t.Instance}, {Name: JobLabel, Value: t.Job}},
 	}
@@ -198,7 +199,7 @@ func (l *loop) scrape(ctx context.Context) (Exposition, error) {
 	if n > l.t.BodyLimit {
 		return Exposition{}, &Error{Reason: ReasonBodyTooLarge, Err: fmt.Errorf("body larger than %d bytes (body_limit)", l.t.BodyLimit)}
 	}
-	return Parse(l.body.Bytes(), resp.Header.Get("Content-Type"), &l.t)
+	return parse(l.body.Bytes(), resp.Header.Get("Content-Type"), &l.t, &l.cache)
 }
 
 // transportError classifies a failed request or body read.

@@ -41,7 +41,42 @@ const fallbackContentType = "text/plain"
 // t.SampleLimit, fails the whole exposition: no partial result. Histograms
 // and summaries keep their Prometheus series (_bucket with le, _sum,
 // _count, quantile), so PromQL's histogram_quantile works on them.
-func Parse(body []byte, contentType string, t *Target) (exp Exposition, err error) {
+func Parse(body []byte, contentType string, t *Target) (Exposition, error) {
+	return parse(body, contentType, t, nil)
+}
+
+// seriesCache maps a series as exposed (the bytes name{labels}) to its
+// conversion, so the series an exporter serves again are not parsed into
+// labels and converted on every scrape (Prometheus' scrape cache does the
+// same). A scrape drops the entries it did not see, so it holds at most
+// SampleLimit entries. Only the goroutine of one target uses it.
+type seriesCache struct {
+	m   map[string]*cachedSeries
+	gen uint64 // the current scrape
+}
+
+type cachedSeries struct {
+	name  string
+	ls    metric.Labels // shared by the samples of every scrape: never modified
+	valid bool          // the hub accepts the series
+	gen   uint64        // last scrape that saw it
+}
+
+// sweep drops the entries the current scrape did not see.
+func (c *seriesCache) sweep() {
+	for k, e := range c.m {
+		if e.gen != c.gen {
+			delete(c.m, k)
+		}
+	}
+}
+
+// parse is Parse with an optional cache of conversions.
+func parse(body []byte, contentType string, t *Target, cache *seriesCache) (exp Exposition, err error) {
+	if cache != nil {
+		cache.gen++
+		defer cache.sweep() // also after a failure: the cache holds at most one scrape's series
+	}
 	defer func() { // the parser is fuzzed upstream; never let a bug in it take the agent down
 		if p := recover(); p != nil {
 			exp, err = Exposition{}, &Error{Reason: ReasonParse, Err: fmt.Errorf("parser panicked: %v", p)}
@@ -76,17 +111,32 @@ func Parse(body []byte, contentType string, t *Target) (exp Exposition, err erro
 		if n++; n > t.SampleLimit {
 			return Exposition{}, &Error{Reason: ReasonSampleLimit, Err: fmt.Errorf("more than %d samples (sample_limit)", t.SampleLimit)}
 		}
-		_, ts, v := p.Series()
+		ser, ts, v := p.Series()
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			exp.NonFinite++
 			continue
 		}
-		p.Labels(&lset)
-		name, ls := convertLabels(lset, t)
-		if metric.DefaultLimits.ValidateSeries(name, ls) != nil {
+		var e *cachedSeries
+		if cache != nil {
+			e = cache.m[string(ser)]
+		}
+		if e == nil {
+			p.Labels(&lset)
+			e = &cachedSeries{}
+			e.name, e.ls = convertLabels(lset, t)
+			e.valid = metric.DefaultLimits.ValidateSeries(e.name, e.ls) == nil
+			if cache != nil {
+				cache.m[string(ser)] = e
+			}
+		}
+		if cache != nil {
+			e.gen = cache.gen
+		}
+		if !e.valid {
 			exp.Invalid++
 			continue
 		}
+		name, ls := e.name, e.ls
 		if ts != nil && exp.Times == nil {
 			exp.Times = make([]int64, len(exp.Samples), cap(exp.Samples))
 		}

@@ -161,3 +161,26 @@ func TestConvertLabelsKeepsMachineLabelOut(t *testing.T) {
 		t.Errorf("machine label %q passed through", v)
 	}
 }
+
+// TestParseCache: a scrape through the series cache converts as a scrape
+// without it, when series stay, change value, appear and disappear; the
+// cache keeps only the last scrape's series.
+func TestParseCache(t *testing.T) {
+	tg := testTarget(t, "http://h:1/;job=j")
+	cache := &seriesCache{m: map[string]*cachedSeries{}}
+	for i, body := range []string{
+		"a{x=\"1\"} 1\nb 2\nsysmonstm_bad 3\n",
+		"a{x=\"1\"} 5\nc{machine=\"m\"} 6\nsysmonstm_bad 3\n",
+		"c{machine=\"m\"} 7\nsyntax error here\n",
+		"c{machine=\"m\"} 8\n",
+	} {
+		want, werr := Parse([]byte(body), "text/plain", &tg)
+		got, gerr := parse([]byte(body), "text/plain", &tg, cache)
+		if (werr == nil) != (gerr == nil) || render(got) != render(want) || got.Invalid != want.Invalid {
+			t.Errorf("scrape %d: cached %s (%v, %d invalid), uncached %s (%v, %d invalid)", i, render(got), gerr, got.Invalid, render(want), werr, want.Invalid)
+		}
+	}
+	if len(cache.m) != 1 {
+		t.Errorf("cache holds %d series after a scrape of one", len(cache.m))
+	}
+}
