@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -222,4 +224,26 @@ func TestTickAfter(t *testing.T) {
 	f(14_999, 0, 15_000, 15_000)
 	f(15_000, 0, 15_000, 30_000)
 	f(14_000, 15_000, 15_000, 30_000) // the clock stepped back
+}
+
+// TestHealthSeriesDocumented: every health series a scrape sends and
+// every reason of scrape_errors_total is in docs/metrics.md.
+func TestHealthSeriesDocumented(t *testing.T) {
+	docs, err := os.ReadFile(filepath.Join("..", "..", "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := scrapeOnce(t, "http://127.0.0.1:1/", tick) // refused: health series only
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.groups[tick] {
+		if !strings.Contains(string(docs), "`"+s.Name+"`") {
+			t.Errorf("%s is not in docs/metrics.md", s.Name)
+		}
+	}
+	for _, r := range allReasons {
+		if !strings.Contains(string(docs), "`"+r+"`") {
+			t.Errorf("reason %s is not in docs/metrics.md", r)
+		}
+	}
 }
