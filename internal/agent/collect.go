@@ -42,21 +42,33 @@ func (a *Agent) collectLoop(ctx context.Context) {
 		if next <= a.col.lastTs { // the clock went back: never repeat a tick
 			next = a.col.lastTs + iv
 		}
-		t := time.NewTimer(time.Duration(next-nowMs) * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-a.intervalCh:
-			t.Stop()
-			continue
-		case g := <-a.submitted:
-			t.Stop()
-			a.stamp(g.ts, g.samples)
-			continue
-		case <-t.C:
+		if !a.waitTick(ctx, time.Duration(next-nowMs)*time.Millisecond) {
+			if ctx.Err() != nil {
+				return
+			}
+			continue // the interval changed
 		}
 		a.tick(ctx, next, time.Duration(iv)*time.Millisecond)
+	}
+}
+
+// waitTick waits d for the next tick, meanwhile buffering the groups from
+// Submit (the tick stays due however long they take); false when ctx ended
+// or the interval changed.
+func (a *Agent) waitTick(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-a.intervalCh:
+			return false
+		case g := <-a.submitted:
+			a.stamp(g.ts, g.samples)
+		case <-t.C:
+			return true
+		}
 	}
 }
 

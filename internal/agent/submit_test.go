@@ -72,3 +72,41 @@ func TestSubmitStreamsOwnTimestamp(t *testing.T) {
 		t.Errorf("ticks_total defined %d times, want once", n)
 	}
 }
+
+// TestSubmitKeepsTicks: groups submitted all the time, also just before a
+// tick is due, never make the collection goroutine skip a tick.
+func TestSubmitKeepsTicks(t *testing.T) {
+	hub := newTestHub()
+	srv := startServer(t, hub, "127.0.0.1:0")
+	src := &counter{}
+	// A longer interval than testInterval: a timer that fires a whole
+	// interval late (a loaded machine) skips a tick by design.
+	const iv = 200 * time.Millisecond
+	opts := testOptions(srv.addr)
+	opts.Interval = iv
+	a := startAgent(t, opts, src.source, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	const submittedTs = 1_700_000_000_000
+	for ctx.Err() == nil {
+		a.Submit(ctx, submittedTs, []metric.Sample{{Name: "scraped", Value: 1}})
+		time.Sleep(time.Millisecond)
+	}
+	waitFor(t, 5*time.Second, "acks to empty the buffer", func() bool { return a.Stats().Buffered <= 1 })
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	var ticks []int64
+	for s := uint64(1); hub.stored[s] != nil; s++ {
+		if ts := hub.stored[s].GetTimestampMs(); ts != submittedTs {
+			ticks = append(ticks, ts)
+		}
+	}
+	if len(ticks) < 10 {
+		t.Fatalf("only %d ticks stored", len(ticks))
+	}
+	for i := 1; i < len(ticks); i++ {
+		if d := ticks[i] - ticks[i-1]; d != iv.Milliseconds() {
+			t.Errorf("ticks %d and %d are %d ms apart, want %s: a tick was skipped", ticks[i-1], ticks[i], d, iv)
+		}
+	}
+}
