@@ -11,6 +11,7 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/collect"
 	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/push"
+	"github.com/sysmonstm/sysmonstm/internal/scrape"
 )
 
 // agentFlags registers the agent's flags on fs; withHub adds those of the
@@ -47,6 +48,7 @@ func agentFlags(fs *flag.FlagSet, withHub bool) (*agent.Config, *config.LabelsVa
 	fs.StringVar(&c.Disable, "disable-collectors", "", "collectors to leave out: `NAME,…` (e.g. systemd,smart)")
 	fs.IntVar(&c.TopProcesses, "top-processes", collect.DefaultTopProcesses, "length `N` of the live top-process list (top N by CPU and by memory); 0 disables it and processes_state")
 	fs.DurationVar(&c.ProcessesInterval, "processes-interval", collect.DefaultProcessesInterval, "how often the top-process list and processes_state are taken")
+	fs.Var((*scrape.TargetsValue)(&c.Scrape), "scrape", "scrape a Prometheus exporter on this host: `URL[;job=NAME][;interval=DURATION][;timeout=DURATION][;sample_limit=N][;body_limit=BYTES][;honor_labels=true]`; repeatable, or several separated by commas (default interval 15s, job scrape)")
 	fs.StringVar(&c.PushSocket, "push-socket", push.DefaultSocket(), "unix socket `PATH` on which the push command reaches this agent; empty disables it")
 	fs.DurationVar(&c.PushTTL, "push-ttl", 0, "drop a pushed value not pushed again within this long; 0 keeps it until the agent restarts")
 	return c, labels

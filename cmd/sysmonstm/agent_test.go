@@ -33,4 +33,11 @@ func TestAgentErrorsNameFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	f("--push-socket: push socket "+notSocket+" exists and is not a socket", "--push-socket", notSocket)
+	f(`invalid value "127.0.0.1:9100/metrics" for flag -scrape`, "--scrape", "127.0.0.1:9100/metrics")
+	f("--scrape: scrape targets http://127.0.0.1:9100/metrics and http://127.0.0.1:9100/other have the same job", "--scrape", "http://127.0.0.1:9100/metrics", "--scrape", "http://127.0.0.1:9100/other")
+	cfg := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(cfg, []byte("scrape:\n  - http://127.0.0.1:9100/metrics;job=node\n  - http://127.0.0.1:9187/metrics;interval=5s;timeout=5s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f("scrape target \"http://127.0.0.1:9187/metrics;interval=5s;timeout=5s\": timeout 5s: must be positive and less than the interval", "--config", cfg)
 }

@@ -35,6 +35,9 @@ const (
 	// MaxSeries bounds the agent's series table; samples of further new
 	// series are dropped (logged once).
 	MaxSeries = 50_000
+	// submitQueue is how many Submit groups wait for the collection
+	// goroutine before Submit blocks.
+	submitQueue = 16
 	// DefaultSnapshotInterval is how often Options.Snapshots is called.
 	DefaultSnapshotInterval = 5 * time.Second
 )
@@ -123,6 +126,7 @@ type Agent struct {
 	intervalCh chan struct{}                               // cap 1: the interval changed
 	wake       chan struct{}                               // cap 1: the buffer grew or shrank
 	snapWake   chan struct{}                               // cap 1: a snapshot is pending
+	submitted  chan stamped                                // groups from Submit, for the collection goroutine
 	snap       atomic.Pointer[sysmonstmv1.ProcessSnapshot] // newest snapshot not sent yet
 
 	col collector // owned by the collection goroutine
@@ -208,6 +212,7 @@ func New(opts Options, src Source) (*Agent, error) {
 		intervalCh:     make(chan struct{}, 1),
 		wake:           make(chan struct{}, 1),
 		snapWake:       make(chan struct{}, 1),
+		submitted:      make(chan stamped, submitQueue),
 		buf:            buffer{limit: opts.BufferBytes},
 	}
 	a.col.init()

@@ -42,17 +42,52 @@ func (a *Agent) collectLoop(ctx context.Context) {
 		if next <= a.col.lastTs { // the clock went back: never repeat a tick
 			next = a.col.lastTs + iv
 		}
-		t := time.NewTimer(time.Duration(next-nowMs) * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-a.intervalCh:
-			t.Stop()
-			continue
-		case <-t.C:
+		if !a.waitTick(ctx, time.Duration(next-nowMs)*time.Millisecond) {
+			if ctx.Err() != nil {
+				return
+			}
+			continue // the interval changed
 		}
 		a.tick(ctx, next, time.Duration(iv)*time.Millisecond)
+	}
+}
+
+// waitTick waits d for the next tick, meanwhile buffering the groups from
+// Submit (the tick stays due however long they take); false when ctx ended
+// or the interval changed.
+func (a *Agent) waitTick(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-a.intervalCh:
+			return false
+		case g := <-a.submitted:
+			a.stamp(g.ts, g.samples)
+		case <-t.C:
+			return true
+		}
+	}
+}
+
+// stamped is a group of samples with their own timestamp, from Submit.
+type stamped struct {
+	ts      int64 // ms since epoch
+	samples []metric.Sample
+}
+
+// Submit streams samples stamped ts (ms since epoch) as a batch of their
+// own, through the same series table, buffer, acknowledgements and replay
+// as the collected ticks; the scrapes of Prometheus exporters come this
+// way, stamped on their own ticks. It blocks until the collection goroutine
+// takes the samples (it buffers a few groups) or ctx ends; the agent owns
+// samples from then on. Groups are only taken while Run runs.
+func (a *Agent) Submit(ctx context.Context, ts int64, samples []metric.Sample) {
+	select {
+	case a.submitted <- stamped{ts: ts, samples: samples}:
+	case <-ctx.Done():
 	}
 }
 
@@ -62,6 +97,11 @@ func (a *Agent) tick(ctx context.Context, ts int64, iv time.Duration) {
 	samples := a.src(sctx)
 	cancel()
 	a.col.lastTs = ts
+	a.stamp(ts, samples)
+}
+
+// stamp buffers samples as one batch stamped ts (ms since epoch).
+func (a *Agent) stamp(ts int64, samples []metric.Sample) {
 	b, skipped := a.buildBatch(samples)
 	if len(b.SeriesIds) == 0 {
 		if skipped > 0 {

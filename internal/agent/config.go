@@ -12,6 +12,7 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/collect"
 	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
+	"github.com/sysmonstm/sysmonstm/internal/scrape"
 )
 
 // Config is a host agent's settings: what it collects from this machine,
@@ -77,6 +78,11 @@ type Config struct {
 	// ProcessesInterval is how often the list is taken, 1s to 1h; default
 	// collect.DefaultProcessesInterval.
 	ProcessesInterval time.Duration
+
+	// Scrape lists the Prometheus exporters on this host that the agent
+	// scrapes (package scrape); their samples share the stream. None by
+	// default.
+	Scrape []scrape.Target
 
 	// PushSocket is the unix socket on which `sysmonstm push` reaches the
 	// agent; "" disables it.
@@ -166,6 +172,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ProcessesInterval < time.Second || c.ProcessesInterval > time.Hour {
 		return invalid("processes-interval", c.ProcessesInterval.String(), "must be between 1s and 1h")
+	}
+	if err := scrape.CheckTargets(c.Scrape); err != nil {
+		return &config.SettingError{Setting: "scrape", Err: err}
 	}
 	if c.PushTTL < 0 {
 		return invalid("push-ttl", c.PushTTL.String(), "must not be negative")

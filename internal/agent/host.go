@@ -16,6 +16,7 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 	"github.com/sysmonstm/sysmonstm/internal/push"
+	"github.com/sysmonstm/sysmonstm/internal/scrape"
 	sysmonstmv1 "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
 )
 
@@ -24,8 +25,9 @@ import (
 // stream's Source, the top-process snapshot on its own ticker, and the push
 // socket beside the stream.
 type Host struct {
-	agent *Agent
-	push  *push.Server // nil when disabled
+	agent  *Agent
+	push   *push.Server    // nil when disabled
+	scrape *scrape.Scraper // nil without targets
 }
 
 // NewHost fills in cfg's defaults, validates it, reads the host
@@ -84,7 +86,18 @@ func NewHost(cfg Config) (*Host, error) {
 		}
 		return nil, err
 	}
-	return &Host{agent: a, push: srv}, nil
+	h := &Host{agent: a, push: srv}
+	if len(cfg.Scrape) > 0 {
+		h.scrape, err = scrape.New(scrape.Options{Targets: cfg.Scrape, Emit: a.Submit,
+			UserAgent: "sysmonstm-agent/" + cfg.Version, Logger: log.With("component", "scrape")})
+		if err != nil {
+			if srv != nil {
+				srv.Close()
+			}
+			return nil, &config.SettingError{Setting: "scrape", Err: err}
+		}
+	}
+	return h, nil
 }
 
 // Run runs the stream and the push socket until ctx ends; call it once.
@@ -93,6 +106,9 @@ func (h *Host) Run(ctx context.Context) error {
 	g.Go(func() error { return h.agent.Run(gctx) })
 	if h.push != nil {
 		g.Go(func() error { return h.push.Run(gctx) })
+	}
+	if h.scrape != nil {
+		g.Go(func() error { return h.scrape.Run(gctx) })
 	}
 	return g.Wait()
 }
