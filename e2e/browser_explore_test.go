@@ -156,11 +156,23 @@ func TestBrowserExplore(t *testing.T) {
 	b.run("range 15m", chromedp.Click(chromedp.CSS(`button[data-range="15m"]`)))
 	b.waitJS(10*time.Second, "15m", `new URLSearchParams(location.search).get("range") === "15m" && (document.documentElement.dataset.explore || "").startsWith("ok:")`)
 	b.exec("second query", `document.getElementById("explore-query").value = "load1"; document.getElementById("explore-run").click()`)
-	b.waitJS(10*time.Second, "load1", `new URLSearchParams(location.search).get("q") === "load1" && document.querySelector("#explore-table tbody tr")`)
+	b.waitJS(10*time.Second, "load1", `new URLSearchParams(location.search).get("q") === "load1" && (document.documentElement.dataset.explore || "").startsWith("ok:")`)
 	hist := js[[]string](b, `JSON.parse(localStorage.getItem("sysmonstm-explore-history"))`)
 	if len(hist) != 2 || hist[0] != "load1" || hist[1] != good {
 		t.Errorf("history = %q, want load1 then %s once", hist, good)
 	}
+
+	// Instant mode: the value of each series now, as a table.
+	b.run("instant", chromedp.Click(chromedp.CSS(`button[data-mode="instant"]`)))
+	b.waitJS(10*time.Second, "instant", `new URLSearchParams(location.search).get("mode") === "instant" && (document.documentElement.dataset.explore || "").startsWith("ok:") && document.querySelector("#explore-table tbody tr")`)
+	if got := js[[]string](b, `[...document.querySelectorAll("#explore-table tbody tr td")].map(e => e.textContent)`); len(got) != 2 || got[0] != `load1{machine="web-1"}` {
+		t.Errorf("instant load1 row = %q", got)
+	}
+	if n := js[int](b, `document.querySelectorAll("#explore-chart canvas").length`); n != 0 {
+		t.Errorf("instant query drew %d canvases", n)
+	}
+	b.run("range mode", chromedp.Click(chromedp.CSS(`button[data-mode="range"]`)))
+	b.waitJS(10*time.Second, "range again", `!new URLSearchParams(location.search).has("mode") && document.querySelector("#explore-chart canvas")`)
 
 	// A bad query: Prometheus' message, no stale result.
 	b.exec("bad query", `document.getElementById("explore-query").value = "sum(cpu_usage_percent"; document.getElementById("explore-run").click()`)
@@ -179,13 +191,15 @@ func TestBrowserExplore(t *testing.T) {
 		t.Errorf("recent buttons = %q", got)
 	}
 
-	// Back: load1 again, then the first query; forward: load1.
+	// Back: load1 (range, instant, range), then the first query; forward: load1.
 	b.exec("back", `history.back()`)
 	b.waitJS(10*time.Second, "back to load1", q+` === "load1" && (document.documentElement.dataset.explore || "").startsWith("ok:") && document.getElementById("explore-error").hidden`)
 	b.exec("back", `history.back()`)
+	b.waitJS(10*time.Second, "back to instant", `new URLSearchParams(location.search).get("mode") === "instant" && document.querySelector('button[data-mode="instant"]').classList.contains("on")`)
+	b.exec("back twice", `history.go(-2)`)
 	b.waitJS(10*time.Second, "back to first", q+` === `+jsString(good)+` && document.querySelector('button[data-range="15m"]').classList.contains("on")`)
 	b.exec("forward", `history.forward()`)
-	b.waitJS(10*time.Second, "forward", q+` === "load1"`)
+	b.waitJS(10*time.Second, "forward", q+` === "load1" && (document.documentElement.dataset.explore || "").startsWith("ok:")`)
 
 	// A machine chart's link: its query and range; the hostile mountpoint
 	// is escaped in the query and shown as text.

@@ -156,6 +156,7 @@ function run() {
 // ran into the history.
 async function exec(record) {
   const my = ++gen;
+  document.documentElement.dataset.explore = "running:" + my; // for the browser tests
   if (!state.query) {
     clearResult();
     setText(els.info, "Type a PromQL query and press Enter.");
