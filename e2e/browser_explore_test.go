@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,31 +20,6 @@ import (
 // Explore page must show it as text.
 const hostileMount = `/mnt/<img src=x onerror="window.__pwned=1">"\'{a|b}`
 
-// keepIngesting posts samples for machine every 500 ms until the test ends,
-// as an agent would.
-func keepIngesting(t *testing.T, hub *hubProc, machine string, samples []ingestSample) {
-	t.Helper()
-	if err := ingest(t, hub, machine, samples); err != nil {
-		t.Fatal(err)
-	}
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(500 * time.Millisecond):
-				if err := ingest(t, hub, machine, samples); err != nil {
-					t.Log(err)
-				}
-			}
-		}
-	}()
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { close(stop); <-done }) })
-}
-
 // TestBrowserExplore: on a hub that requires login, /explore sends the
 // viewer to the login page and back; completion of a metric name, a label
 // value and a label name by keyboard builds a query that draws a chart and
@@ -59,10 +33,9 @@ func TestBrowserExplore(t *testing.T) {
 	b := newBrowser(t, 1400, 1000, 150*time.Second)
 	hub := startHub(t, t.TempDir(), "", "", "--require-login")
 	startAgent(t, hub, "web-1")
-	keepIngesting(t, hub, "web-1", []ingestSample{
-		{"filesystem_usage_percent", map[string]string{"mountpoint": hostileMount, "device": "/dev/evil", "fstype": "ext4"}, 42},
-		{"filesystem_size_bytes", map[string]string{"mountpoint": hostileMount, "device": "/dev/evil", "fstype": "ext4"}, 1 << 30},
-		{"filesystem_used_bytes", map[string]string{"mountpoint": hostileMount, "device": "/dev/evil", "fstype": "ext4"}, 1 << 29},
+	fs := map[string]string{"mountpoint": hostileMount, "device": "/dev/evil", "fstype": "ext4"}
+	keepIngesting(t, hub, "web-1", 500*time.Millisecond, func() []ingestSample {
+		return []ingestSample{{"filesystem_usage_percent", fs, 42}, {"filesystem_size_bytes", fs, 1 << 30}, {"filesystem_used_bytes", fs, 1 << 29}}
 	})
 	token := alertsLogin(t, hub, "admin", password)
 	waitPromData(t, hub, token, `cpu_usage_percent{machine="web-1",cpu="total"}`)

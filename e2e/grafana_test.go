@@ -210,9 +210,11 @@ func TestGrafanaDashboard(t *testing.T) {
 	hub := startHub(t, t.TempDir(), "", "", "--require-login")
 	const id = "graf.1" // a regex metacharacter: the substitution must escape it
 	startAgent(t, hub, id, "--processes-interval", "1s")
-	keepIngesting(t, hub, id, []ingestSample{
-		{"hwmon_temperature_celsius", map[string]string{"chip": "coretemp", "sensor": "Package id 0"}, 55},
-		{"thermal_zone_temperature_celsius", map[string]string{"zone": "0", "type": "x86_pkg_temp"}, 54},
+	keepIngesting(t, hub, id, 500*time.Millisecond, func() []ingestSample {
+		return []ingestSample{
+			{"hwmon_temperature_celsius", map[string]string{"chip": "coretemp", "sensor": "Package id 0"}, 55},
+			{"thermal_zone_temperature_celsius", map[string]string{"zone": "0", "type": "x86_pkg_temp"}, 54},
+		}
 	})
 	token := alertsLogin(t, hub, "admin", password)
 

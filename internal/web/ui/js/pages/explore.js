@@ -64,6 +64,7 @@ export function start(main) {
   els.query.addEventListener("click", () => suggestSoon());
   els.query.addEventListener("blur", () => setTimeout(closeSuggest, 150));
   window.addEventListener("popstate", () => { readURL(); render(); exec(); });
+  window.addEventListener("sysmonstm-theme", () => { if (chart) chart.build(); });
   readURL();
   render();
   renderHistory();
@@ -324,22 +325,25 @@ function renderHistory() {
 // --- completion -------------------------------------------------------------
 
 let sugg = { items: [], active: -1, ctx: null }, suggestTimer = 0, suggestGen = 0;
-const cache = new Map(); // API path → Promise<string[]>
+const cache = new Map(); // API path → {at: ms, list: Promise<string[]>}
+const CACHE_MS = 60000; // names and values are fetched again after a minute
 
 function suggestSoon() {
   clearTimeout(suggestTimer);
   suggestTimer = setTimeout(suggest, 120);
 }
 
-// values fetches a list (label names or values) once per path.
+// values fetches a list (label names or values) for path, at most once a
+// minute.
 function values(path) {
-  if (!cache.has(path)) {
-    cache.set(path, api("GET", path).then((b) => (b && Array.isArray(b.data) ? b.data : [])).catch((err) => {
-      cache.delete(path);
-      throw err;
-    }));
-  }
-  return cache.get(path);
+  const c = cache.get(path);
+  if (c && Date.now() - c.at < CACHE_MS) return c.list;
+  const list = api("GET", path).then((b) => (b && Array.isArray(b.data) ? b.data : [])).catch((err) => {
+    cache.delete(path);
+    throw err;
+  });
+  cache.set(path, { at: Date.now(), list });
+  return list;
 }
 
 // scoped fetches path with match[]=scope, or unscoped when the API refuses
