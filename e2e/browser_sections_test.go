@@ -95,6 +95,34 @@ func ingest(t *testing.T, hub *hubProc, machine string, samples []ingestSample) 
 	return nil
 }
 
+// keepIngesting posts samples() for machine now (failing the test on an
+// error) and then every interval, as an agent would, until the test ends or
+// the returned stop is called.
+func keepIngesting(t *testing.T, hub *hubProc, machine string, every time.Duration, samples func() []ingestSample) (stop func()) {
+	t.Helper()
+	if err := ingest(t, hub, machine, samples()); err != nil {
+		t.Fatal(err)
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(every):
+				if err := ingest(t, hub, machine, samples()); err != nil {
+					t.Log(err)
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { close(quit); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
 // TestBrowserMachineSections: the deep sections of the machine page (top
 // processes, services, disk health, sensors, GPUs, containers) show injected
 // deep metrics and the agent's live top-process list, literally and live.
@@ -104,30 +132,10 @@ func TestBrowserMachineSections(t *testing.T) {
 	hub := startHub(t, t.TempDir(), "", "", "--offline-after", "2s")
 	ag := startAgent(t, hub, "sect", "--top-processes", "5", "--processes-interval", "1s")
 	waitOnline(t, hub, "sect")
-	if err := ingest(t, hub, "sect", deepSamples(42)); err != nil {
-		t.Fatal(err)
-	}
 	// Keep sending, as an agent would, with a value the page must pick up.
 	var util atomic.Int64
 	util.Store(42)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(time.Second):
-				if err := ingest(t, hub, "sect", deepSamples(float64(util.Load()))); err != nil {
-					t.Log(err)
-				}
-			}
-		}
-	}()
-	var stopOnce sync.Once
-	stopIngest := func() { stopOnce.Do(func() { close(stop); <-done }) }
-	t.Cleanup(stopIngest)
+	stopIngest := keepIngesting(t, hub, "sect", time.Second, func() []ingestSample { return deepSamples(float64(util.Load())) })
 
 	b.run("open machine", chromedp.Navigate("http://"+hub.http+"/machines/sect"))
 	b.waitJS(15*time.Second, "machine page", `(document.documentElement.dataset.loaded || "").startsWith("live:")`)

@@ -91,7 +91,7 @@ func NewHTTP(opts HTTPOptions) *HTTP {
 // its page routes (so the login page loads), and the health probes.
 var publicPages = map[string]bool{
 	"/": true, "/app.js": true, "/health": true, "/ready": true, "/favicon.ico": true,
-	"/alerts": true, "/rules": true, "/silences": true, "/notifiers": true, "/login": true, "/admin": true,
+	"/alerts": true, "/rules": true, "/silences": true, "/notifiers": true, "/login": true, "/admin": true, "/explore": true,
 }
 
 // isPublic reports whether a request needs no principal at all.

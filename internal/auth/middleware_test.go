@@ -39,7 +39,7 @@ func newTestServer(t *testing.T, opts HTTPOptions) *testServer {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": ok, "user": p.User, "role": p.Role, "anonymous": p.Anonymous, "session": p.Session})
 	}
 	for _, pat := range []string{"GET /health", "GET /ready", "GET /metrics", "GET /api/machines", "GET /ws", "POST /api/rules",
-		"DELETE /api/rules/{id}", "POST /api/v1/ingest", "POST /api/v1/query", "GET /ui/{path...}", "GET /{$}", "GET /machines/{id}", "GET /login"} {
+		"DELETE /api/rules/{id}", "POST /api/v1/ingest", "POST /api/v1/query", "GET /ui/{path...}", "GET /{$}", "GET /machines/{id}", "GET /login", "GET /explore"} {
 		mux.HandleFunc(pat, echo)
 	}
 	srv := httptest.NewServer(a.Middleware(mux))
@@ -124,6 +124,8 @@ func TestMiddlewareDecisionTable(t *testing.T) {
 			{"index", "GET", "/", nil, 200, "", ""},
 			{"machine page", "GET", "/machines/web-1", nil, 200, "", ""},
 			{"login page", "GET", "/login", nil, 200, "", ""},
+			{"explore page", "GET", "/explore", nil, 200, "", ""},
+			{"explore page POST", "POST", "/explore", nil, 401, "", ""},
 			{"traversal is not public", "GET", "/ui/../api/machines", nil, redirect, "", ""},
 			{"api anonymous", "GET", "/api/machines", nil, anonRead, "", ""},
 			{"ws anonymous", "GET", "/ws", nil, anonRead, "", ""},

@@ -144,7 +144,7 @@ func (s *Server) routes() http.Handler {
 	}
 	mux.HandleFunc("GET /{$}", serveIndex)
 	mux.HandleFunc("GET /machines/{id}", serveIndex)
-	for _, page := range []string{"alerts", "rules", "silences", "notifiers", "login", "admin"} {
+	for _, page := range []string{"alerts", "rules", "silences", "notifiers", "login", "admin", "explore"} {
 		mux.HandleFunc("GET /"+page, serveIndex)
 	}
 	mux.HandleFunc("GET /app.js", serveAppJS)

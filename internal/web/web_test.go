@@ -457,6 +457,12 @@ func TestIndexPage(t *testing.T) {
 	if !strings.Contains(string(raw), `<script src="/app.js"></script>`) || strings.Count(string(raw), "<script") != 1 {
 		t.Fatalf("index must load app.js and have no inline script:\n%s", raw)
 	}
+	for _, page := range []string{"/explore", "/explore?q=up&range=1h"} {
+		res, body := e.get(t, page, nil)
+		if res.StatusCode != 200 || string(body) != string(raw) {
+			t.Errorf("%s: status %d, want the index page", page, res.StatusCode)
+		}
+	}
 	res, raw = e.get(t, "/app.js", nil)
 	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/javascript") {
 		t.Fatalf("/app.js: %d %s", res.StatusCode, res.Header.Get("Content-Type"))

@@ -31,7 +31,8 @@
   function fail(err) {
     main.textContent = "Could not load the dashboard: " + (err && err.message ? err.message : err);
   }
-  const pages = { "/alerts": "alerts", "/rules": "rules", "/silences": "silences", "/notifiers": "notifiers", "/login": "login", "/admin": "admin" };
+  const pages = { "/alerts": "alerts", "/rules": "rules", "/silences": "silences", "/notifiers": "notifiers", "/login": "login", "/admin": "admin", "/explore": "explore" };
+  const charted = { "/explore": true }; // pages that draw uPlot charts
   for (const a of document.querySelectorAll("nav.nav a")) {
     if (a.getAttribute("href") === path) a.setAttribute("aria-current", "page");
   }
@@ -42,7 +43,10 @@
       .then(function (mod) { mod.start(main, id); })
       .catch(fail);
   } else if (Object.prototype.hasOwnProperty.call(pages, path)) {
-    import("/ui/js/pages/" + pages[path] + ".js").then(function (mod) { mod.start(main); }).catch(fail);
+    (charted[path] ? loadScript("/ui/vendor/uPlot.iife.min.js") : Promise.resolve())
+      .then(function () { return import("/ui/js/pages/" + pages[path] + ".js"); })
+      .then(function (mod) { mod.start(main); })
+      .catch(fail);
   } else {
     import("/ui/js/overview.js").then(function (mod) { mod.start(main); }).catch(fail);
   }

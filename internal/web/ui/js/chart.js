@@ -68,22 +68,29 @@ function alpha(hex, a) {
   return "rgba(" + (n >> 16) + "," + ((n >> 8) & 255) + "," + (n & 255) + "," + a + ")";
 }
 
-// Chart renders spec {key, title, sub, unit, max, noBand, lines:[{label,
+// Chart renders spec {key, title, sub, unit, max, noBand, autoPoints, lines:[{label,
 // metric, match, dash}]} into a card. opts: xRange() → [from, to] in s,
-// onZoom(fromMs, toMs).
+// onZoom(fromMs, toMs), explore (true: the title carries an "Explore" link,
+// whose href setExplore sets).
 export class Chart {
   constructor(spec, opts) {
     this.spec = spec;
     this.opts = opts;
     this.fmt = byUnit(spec.unit);
     this.plot = h("div", { class: "plot" });
+    this.explore = opts.explore ? h("a", { class: "chart-explore", text: "Explore", title: "Open this chart's query in Explore" }) : null;
     this.el = h("div", { class: "chart", dataset: { chart: spec.key } },
-      h("h3", {}, spec.title, spec.sub ? h("span", { class: "sub", text: "  " + spec.sub }) : null), this.plot);
+      h("h3", {}, this.explore, spec.title, spec.sub ? h("span", { class: "sub", text: "  " + spec.sub }) : null), this.plot);
     this.data = [[], ...spec.lines.map(() => [])];
     this.bands = []; // [{i, min, max}]
     this.u = null;
     this.ro = new ResizeObserver(() => this.resize());
     this.ro.observe(this.plot);
+  }
+
+  // setExplore points the "Explore" link at url.
+  setExplore(url) {
+    if (this.explore) this.explore.href = url;
   }
 
   width() {
@@ -129,7 +136,7 @@ export class Chart {
           width: spec.lines.length > 8 ? 1 : 1.5,
           dash: l.dash,
           spanGaps: false,
-          points: { show: false },
+          points: spec.autoPoints ? {} : { show: false }, // {}: uPlot's, dots where sparse
           value: (u, v) => (v == null ? "–" : fmt(v)),
         })),
       ],

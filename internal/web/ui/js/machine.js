@@ -8,6 +8,7 @@ import { showStatus } from "./live.js";
 import { Chart } from "./chart.js";
 import { SECTIONS } from "./sections/index.js";
 import { me, api } from "./session.js";
+import { chartQuery, exploreURL } from "./promql.js";
 
 const LIVE_S = 300; // live window, s
 const RANGES = [
@@ -293,7 +294,7 @@ function buildSections() {
   for (const c of charts) c.destroy();
   charts = [];
   sectionEls = [];
-  const opts = { xRange: xRange, onZoom };
+  const opts = { xRange: xRange, onZoom, explore: true };
   const nodes = [];
   for (const s of SECTIONS) {
     const specs = s.charts ? s.charts(ctx) : [];
@@ -355,9 +356,13 @@ async function load() {
   }));
   if (my !== gen) return; // a newer range won
   liveX = range.key === "live" ? [f / 1000, t / 1000] : null;
+  // Explore shows a chart's series over its range: the relative one, or
+  // the custom one's bounds.
+  const exploreRange = range.key === "live" ? { key: "5m" } : range.key === "custom" ? { from: f, to: t } : { key: range.key };
   for (const c of charts) {
     const d = chartData(c.spec, results);
     c.setData(d.xs, d.ys, d.bands);
+    c.setExplore(exploreURL(chartQuery(id, c.spec.lines), exploreRange));
   }
   els.sections.classList.remove("loading");
   const ms = Math.round(performance.now() - t0);
