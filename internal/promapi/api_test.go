@@ -147,6 +147,50 @@ func TestQueryLimits(t *testing.T) {
 	}
 }
 
+// TestQueryMaxSeries: a query selecting or answering more than MaxSeries
+// series, and a /series answer over it, fail with errorType execution
+// (422); limit below it still truncates.
+func TestQueryMaxSeries(t *testing.T) {
+	h := newTestAPI(t, func(o *Options) { o.MaxSeries = 1 })
+	const msg = `query selects more than 1 series (the hub's --query-max-series); narrow the selector or raise the limit"}`
+	for _, c := range []struct {
+		path   string
+		params url.Values
+	}{
+		{"/api/v1/query", url.Values{"query": {`cpu_usage_percent`}, "time": {"1767225900"}}},
+		{"/api/v1/query", url.Values{"query": {`sum(cpu_usage_percent)`}, "time": {"1767225900"}}},
+		{"/api/v1/query_range", url.Values{"query": {`max(rate(cpu_usage_percent[1m]))`}, "start": {"1767225700"}, "end": {"1767225900"}, "step": {"10"}}},
+		{"/api/v1/series", url.Values{"match[]": {`cpu_usage_percent`}}},
+	} {
+		// The engine prefixes the selection's error with its step.
+		want := `{"status":"error","errorType":"execution","error":"expanding series: ` + msg
+		if c.path == "/api/v1/series" {
+			want = `{"status":"error","errorType":"execution","error":"` + msg
+		}
+		if status, body := get(t, h, false, c.path, c.params); status != 422 || body != want {
+			t.Errorf("%s %v: %d %s, want 422 %s", c.path, c.params, status, body, want)
+		}
+	}
+	f := func(path string, params url.Values) {
+		t.Helper()
+		if status, body := get(t, h, false, path, params); status != 200 {
+			t.Errorf("%s %v: %d %s, want 200", path, params, status, body)
+		}
+	}
+	f("/api/v1/query", url.Values{"query": {`cpu_usage_percent{machine="web1"}`}, "time": {"1767225900"}})
+	f("/api/v1/series", url.Values{"match[]": {`cpu_usage_percent`}, "limit": {"1"}})
+	// One selected series, more answered: count_values makes a series of
+	// each distinct value of a range.
+	h = newTestAPI(t, func(o *Options) { o.MaxSeries = 2 })
+	if status, body := get(t, h, false, "/api/v1/query", url.Values{"query": {`count_values("v", cpu_usage_percent{machine="web1"})`}, "time": {"1767225900"}}); status != 200 {
+		t.Errorf("count_values of one series: %d %s", status, body)
+	}
+	status, body := get(t, h, false, "/api/v1/query_range", url.Values{"query": {`count_values("v", cpu_usage_percent{machine="web1"})`}, "start": {"1767225800"}, "end": {"1767225900"}, "step": {"10"}})
+	if status != 422 || !strings.Contains(body, "more than 2 series") {
+		t.Errorf("count_values over a range: %d %s, want 422 too many series", status, body)
+	}
+}
+
 func TestSeriesAndLabels(t *testing.T) {
 	h := newTestAPI(t, nil)
 	f := func(path string, params url.Values, wantStatus int, want string) {

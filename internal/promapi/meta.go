@@ -80,6 +80,9 @@ func (a *API) series(r *http.Request) result {
 			warnings.Add(errTruncated)
 			break
 		}
+		if len(out) == a.opts.MaxSeries {
+			return result{err: &apiError{errExec, tooManySeries{a.opts.MaxSeries}}, warnings: warnings}
+		}
 		out = append(out, ss.At().Labels())
 	}
 	warnings.Merge(ss.Warnings())

@@ -52,7 +52,7 @@ func (a *API) query(r *http.Request) result {
 	}
 	defer cancel()
 	qs := r.FormValue("query")
-	q, err := a.engine.NewInstantQuery(ctx, a.opts.Queryable, promql.NewPrometheusQueryOpts(false, 0), qs, ts)
+	q, err := a.engine.NewInstantQuery(ctx, a.queryable, promql.NewPrometheusQueryOpts(false, 0), qs, ts)
 	if err != nil {
 		return invalidParam(err, "query")
 	}
@@ -93,7 +93,7 @@ func (a *API) queryRange(r *http.Request) result {
 	}
 	defer cancel()
 	qs := r.FormValue("query")
-	q, err := a.engine.NewRangeQuery(ctx, a.opts.Queryable, promql.NewPrometheusQueryOpts(false, 0), qs, start, end, step)
+	q, err := a.engine.NewRangeQuery(ctx, a.queryable, promql.NewPrometheusQueryOpts(false, 0), qs, start, end, step)
 	if err != nil {
 		return invalidParam(err, "query")
 	}
@@ -119,6 +119,9 @@ func (a *API) exec(ctx context.Context, q promql.Query, qs string, limit int) re
 	if res.Err != nil {
 		return result{err: execError(res.Err), warnings: res.Warnings, query: qs}
 	}
+	if n := seriesCount(res.Value); n > a.opts.MaxSeries {
+		return result{err: &apiError{errExec, tooManySeries{a.opts.MaxSeries}}, warnings: res.Warnings, query: qs}
+	}
 	warnings := res.Warnings
 	if truncate(res, limit) {
 		warnings = warnings.Add(errors.New("results truncated due to limit"))
@@ -129,6 +132,17 @@ func (a *API) exec(ctx context.Context, q promql.Query, qs string, limit int) re
 		return result{err: &apiError{errInternal, err}}
 	}
 	return result{data: b, warnings: warnings, query: qs}
+}
+
+// seriesCount is the number of series of a vector or matrix (0 for others).
+func seriesCount(v parser.Value) int {
+	switch x := v.(type) {
+	case promql.Vector:
+		return len(x)
+	case promql.Matrix:
+		return len(x)
+	}
+	return 0
 }
 
 // truncate keeps the first limit series of a vector or matrix result.

@@ -56,7 +56,10 @@ func execError(err error) *apiError {
 	var canceled promql.ErrQueryCanceled
 	var timeout promql.ErrQueryTimeout
 	var storageErr promql.ErrStorage
+	var tooMany tooManySeries
 	switch {
+	case errors.As(err, &tooMany):
+		return &apiError{errExec, err}
 	case errors.As(err, &canceled):
 		return &apiError{errCanceled, err}
 	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded):
