@@ -79,7 +79,7 @@ type API struct {
 	engine *promql.Engine
 	// queryable is Options.Queryable limited to MaxSeries per query.
 	queryable storage.Queryable
-	now    func() time.Time
+	now       func() time.Time
 	// slots holds one token per query being evaluated (MaxConcurrent).
 	slots chan struct{}
 }
