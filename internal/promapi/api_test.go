@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/sysmonstm/sysmonstm/internal/metric"
 	"github.com/sysmonstm/sysmonstm/internal/store"
 )
 
@@ -214,7 +215,23 @@ func TestSeriesAndLabels(t *testing.T) {
 	f("/api/v1/label/nosuch/values", url.Values{}, 200, `{"status":"success","data":[]}`)
 	f("/api/v1/label/machine/values", url.Values{"start": {"soon"}}, 400,
 		`{"status":"error","errorType":"bad_data","error":"invalid parameter \"start\": invalid time value for 'start': cannot parse \"soon\" to a valid timestamp"}`)
-	f("/api/v1/metadata", url.Values{}, 200, `{"status":"success","data":{}}`)
+	f("/api/v1/metadata", url.Values{"metric": {"load1"}}, 200,
+		`{"status":"success","data":{"load1":[{"type":"gauge","help":"1-minute load average (runnable and uninterruptible tasks).","unit":""}]}}`)
+	f("/api/v1/metadata", url.Values{"metric": {"pressure_some_seconds_total"}}, 200,
+		`{"status":"success","data":{"pressure_some_seconds_total":[{"type":"counter","help":"Cumulative time at least one task stalled on the resource since boot (PSI).","unit":"seconds"}]}}`)
+	f("/api/v1/metadata", url.Values{"metric": {"nosuch"}}, 200, `{"status":"success","data":{}}`)
+	f("/api/v1/metadata", url.Values{"limit": {"0"}}, 200, `{"status":"success","data":{}}`)
+	f("/api/v1/metadata", url.Values{"limit": {"x"}}, 400, `{"status":"error","errorType":"bad_data","error":"limit must be a number"}`)
+	for _, c := range []struct {
+		limit string
+		want  int
+	}{{"", len(metric.Catalogue)}, {"-1", len(metric.Catalogue)}, {"2", 2}} {
+		_, body := get(t, h, false, "/api/v1/metadata", url.Values{"limit": {c.limit}})
+		var resp struct{ Data map[string][]metadataEntry }
+		if err := json.Unmarshal([]byte(body), &resp); err != nil || len(resp.Data) != c.want || resp.Data["cpu_usage_percent"] == nil && c.want > 2 {
+			t.Errorf("metadata limit=%q: %d families (%v), want %d", c.limit, len(resp.Data), err, c.want)
+		}
+	}
 	status, body := get(t, h, false, "/api/v1/status/buildinfo", nil)
 	if status != 200 || !strings.Contains(body, `"goVersion":"go`) || !strings.Contains(body, `"version":`) {
 		t.Errorf("buildinfo: %d %s", status, body)
