@@ -91,7 +91,7 @@ func (c *Config) Validate() error {
 		{"max-message-bytes", int64(c.Limits.MaxMessageBytes), 64 << 10},
 		{"max-body-bytes", c.Limits.MaxBodyBytes, 1 << 10},
 		{"min-free-disk-mib", int64(c.MinFreeDiskMiB), 16},
-		{"query-max-samples", int64(c.Query.MaxSamples), 1000},
+		{"query-max-samples", int64(c.Query.MaxSamples), 1},
 		{"query-max-series", int64(c.Query.MaxSeries), 1},
 	} {
 		if l.v < l.min {

@@ -32,7 +32,7 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { c.Limits.MaxActiveSeries = 10 }, "max-active-series", "max-active-series 10: must be at least 1000")
 	f(func(c *Config) { c.Limits.MaxBodyBytes = 1 }, "max-body-bytes", "must be at least 1024")
 	f(func(c *Config) { c.MinFreeDiskMiB = 1 }, "min-free-disk-mib", "must be at least 16")
-	f(func(c *Config) { c.Query.MaxSamples = 10 }, "query-max-samples", "query-max-samples 10: must be at least 1000")
+	f(func(c *Config) { c.Query.MaxSamples = -5 }, "query-max-samples", "query-max-samples -5: must be at least 1")
 	f(func(c *Config) { c.Query.MaxSeries = -1 }, "query-max-series", "query-max-series -1: must be at least 1")
 	f(func(c *Config) { c.Query.Timeout = time.Millisecond }, "query-timeout", "query-timeout 1ms: must be at least 100ms")
 	f(func(c *Config) { c.OfflineAfter = 500 * time.Millisecond }, "offline-after", "offline-after 500ms: must be at least 1s")
