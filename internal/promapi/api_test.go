@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/sysmonstm/sysmonstm/internal/metric"
@@ -97,9 +99,10 @@ func TestQueryShapes(t *testing.T) {
 		}
 		return u
 	}
-	// Instant vector at an explicit time (unix seconds) and at "now".
+	// Instant vector at an explicit time (unix seconds, the milliseconds
+	// written in three digits as Prometheus writes them) and at "now".
 	f("/api/v1/query", false, v("query", `cpu_usage_percent{machine="web2"}`, "time", "1767225610.5"), 200,
-		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"cpu_usage_percent","cpu":"total","machine":"web2"},"value":[1767225610.5,"20"]}]}}`)
+		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"cpu_usage_percent","cpu":"total","machine":"web2"},"value":[1767225610.500,"20"]}]}}`)
 	f("/api/v1/query", true, v("query", `sum(cpu_usage_percent)`), 200,
 		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1767225900,"900"]}]}}`)
 	// NaN and infinities as Prometheus writes them (sorted by labels: the
@@ -133,6 +136,28 @@ func TestQueryShapes(t *testing.T) {
 		`{"status":"error","errorType":"bad_data","error":"invalid parameter \"step\": cannot parse \"1e300\" to a valid duration. It overflows int64"}`)
 	f("/api/v1/query", false, v("query", `label_replace(cpu_usage_percent, "machine", "x", "", "")`, "time", "1767225610"), 422,
 		`{"status":"error","errorType":"execution","error":"vector cannot contain metrics with the same labelset"}`)
+}
+
+// TestAppendValue: query values are written as Prometheus' API writes
+// them (web/api/v1's codec over util/jsonutil).
+func TestAppendValue(t *testing.T) {
+	f := func(v parser.Value, want string) {
+		t.Helper()
+		b, err := appendValue(nil, v)
+		if err != nil || string(b) != want || !json.Valid(b) {
+			t.Errorf("%#v:\n got %s (%v)\nwant %s", v, b, err, want)
+		}
+	}
+	ls := labels.FromStrings("__name__", "x", "q", `a"<b>`)
+	f(promql.Scalar{T: 5, V: 1e-7}, `{"resultType":"scalar","result":[0.005,"1e-07"]}`)
+	f(promql.Scalar{T: -1050, V: 1e21}, `{"resultType":"scalar","result":[-1.050,"1e+21"]}`)
+	f(promql.String{T: 1000, V: "s\"\n"}, `{"resultType":"string","result":[1,"s\"\n"]}`)
+	f(promql.Vector(nil), `{"resultType":"vector","result":[]}`)
+	f(promql.Matrix{}, `{"resultType":"matrix","result":[]}`)
+	f(promql.Vector{{Metric: ls, T: 1767225610040, F: math.Inf(-1)}, {T: 0, F: -0.25}},
+		`{"resultType":"vector","result":[{"metric":{"__name__":"x","q":"a\"\u003cb\u003e"},"value":[1767225610.040,"-Inf"]},{"metric":{},"value":[0,"-0.25"]}]}`)
+	f(promql.Matrix{{Metric: ls, Floats: []promql.FPoint{{T: 1, F: math.NaN()}, {T: 1999, F: 123456789}}}},
+		`{"resultType":"matrix","result":[{"metric":{"__name__":"x","q":"a\"\u003cb\u003e"},"values":[[0.001,"NaN"],[1.999,"123456789"]]}]}`)
 }
 
 func TestQueryLimits(t *testing.T) {

@@ -11,12 +11,6 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
-// queryData is the data of a query answer.
-type queryData struct {
-	ResultType parser.ValueType `json:"resultType"`
-	Result     parser.Value     `json:"result"`
-}
-
 func invalidParam(err error, name string) result {
 	return badData(fmt.Errorf("invalid parameter %q: %w", name, err))
 }
@@ -127,11 +121,11 @@ func (a *API) exec(ctx context.Context, q promql.Query, qs string, limit int) re
 		warnings = warnings.Add(errors.New("results truncated due to limit"))
 	}
 	// The value's memory is the engine's until Close: encode it now.
-	b, err := encodeValue(res.Value)
+	b, err := appendValue(make([]byte, 0, encodedSize(res.Value)), res.Value)
 	if err != nil {
 		return result{err: &apiError{errInternal, err}}
 	}
-	return result{data: b, warnings: warnings, query: qs}
+	return result{data: json.RawMessage(b), warnings: warnings, query: qs}
 }
 
 // seriesCount is the number of series of a vector or matrix (0 for others).
@@ -163,24 +157,4 @@ func truncate(res *promql.Result, limit int) bool {
 		}
 	}
 	return false
-}
-
-// encodeValue encodes a query's value as Prometheus' data object; a
-// vector or matrix without series is [], never null.
-func encodeValue(v parser.Value) (json.RawMessage, error) {
-	switch x := v.(type) {
-	case promql.Vector:
-		if x == nil {
-			v = promql.Vector{}
-		}
-	case promql.Matrix:
-		if x == nil {
-			v = promql.Matrix{}
-		}
-	}
-	b, err := json.Marshal(queryData{ResultType: v.Type(), Result: v})
-	if err != nil {
-		return nil, fmt.Errorf("encode query result: %w", err)
-	}
-	return b, nil
 }
