@@ -262,9 +262,8 @@ func promQuery(t *testing.T, base, path string, params url.Values) promAnswer {
 		}
 		a.Status, a.Data.ResultType, a.Data.Result = "success", sc.Data.ResultType, []json.RawMessage{sc.Data.Result}
 	}
-	// Timestamps compare as numbers: Prometheus 2 writes a whole
-	// millisecond count with three decimals (1796400053.480), the
-	// Prometheus 3 engine the hub runs without trailing zeros (.48).
+	// Timestamps compare as numbers (both write 1796400053.480 today;
+	// the hub wrote .48 before it had its own encoder).
 	for i, r := range a.Data.Result {
 		var v any
 		if err := json.Unmarshal(r, &v); err == nil {
