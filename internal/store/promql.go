@@ -57,19 +57,25 @@ func (s *Store) promQuerier(mint, maxt int64) (storage.Querier, error) {
 			_ = q.Close()
 		}
 	}
-	// Each coarser tier fills in before the finer tier's oldest sample.
+	h1Start, _ := s.tier1h.StartTime()
+	// Each coarser tier fills in before the finer tier's oldest sample; a
+	// tier whose oldest sample lies after that window is not read at all
+	// (no merge of every raw series with an empty tier).
 	for _, t := range []struct {
-		name string
-		open func(mint, maxt int64) (storage.Querier, error)
-		cut  int64
+		name       string
+		open       func(mint, maxt int64) (storage.Querier, error)
+		start, cut int64
 	}{
-		{Tier1m, s.tier1m.Querier, rawStart},
-		{Tier1h, s.tier1h.Querier, min(rawStart, m1Start)},
+		{Tier1m, s.tier1m.Querier, m1Start, rawStart},
+		{Tier1h, s.tier1h.Querier, h1Start, min(rawStart, m1Start)},
 	} {
 		if mint >= t.cut {
 			break
 		}
 		end := min(maxt, t.cut-1)
+		if t.start > end {
+			continue
+		}
 		q, err := t.open(mint, end)
 		if err != nil {
 			closeAll()

@@ -265,3 +265,25 @@ func TestQueryableEveryTier(t *testing.T) {
 		t.Errorf("label names %v (%v), want [__name__ machine]", names, err)
 	}
 }
+
+// TestQueryableSkipsEmptyTiers: a range reaching before the oldest raw
+// sample reads the raw tier alone while the rollup tiers hold nothing
+// there (a new hub), so its series are the raw tier's own, not merged
+// with an empty tier.
+func TestQueryableSkipsEmptyTiers(t *testing.T) {
+	s, _ := openTest(t, "", base.Add(time.Hour), nil)
+	ls := series("load1", "m1")
+	appendRange(t, s, ls, base, 10, time.Second, func(i int) float64 { return float64(i) })
+	q, err := s.Queryable().Querier(base.Add(-time.Hour).UnixMilli(), base.Add(time.Minute).UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if _, alone := q.(*promQuerier).plain.(publicQuerier); !alone {
+		t.Errorf("plain querier is %T, want the raw tier's alone", q.(*promQuerier).plain)
+	}
+	got, _ := selectAll(t, q, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "load1"))
+	if n := len(got[ls.String()]); n != 10 {
+		t.Errorf("%d samples, want 10", n)
+	}
+}
