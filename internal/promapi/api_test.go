@@ -105,11 +105,12 @@ func TestQueryShapes(t *testing.T) {
 		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"cpu_usage_percent","cpu":"total","machine":"web2"},"value":[1767225610.500,"20"]}]}}`)
 	f("/api/v1/query", true, v("query", `sum(cpu_usage_percent)`), 200,
 		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1767225900,"900"]}]}}`)
-	// NaN and infinities as Prometheus writes them (sorted by labels: the
-	// lookback reaches before the oldest raw sample, so the raw and 1m
-	// tiers are merged).
+	// NaN and infinities as Prometheus writes them, in the order the
+	// series were created (the head's order, as Prometheus answers an
+	// instant query from its head; the rollup tiers hold nothing there, so
+	// nothing is merged in).
 	f("/api/v1/query", false, v("query", `odd`, "time", "2026-01-01T00:00:00Z"), 200,
-		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"odd","kind":"nan","machine":"web1"},"value":[1767225600,"NaN"]},{"metric":{"__name__":"odd","kind":"ninf","machine":"web1"},"value":[1767225600,"-Inf"]},{"metric":{"__name__":"odd","kind":"pinf","machine":"web1"},"value":[1767225600,"+Inf"]}]}}`)
+		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"odd","kind":"nan","machine":"web1"},"value":[1767225600,"NaN"]},{"metric":{"__name__":"odd","kind":"pinf","machine":"web1"},"value":[1767225600,"+Inf"]},{"metric":{"__name__":"odd","kind":"ninf","machine":"web1"},"value":[1767225600,"-Inf"]}]}}`)
 	f("/api/v1/query", false, v("query", `1+1`, "time", "100"), 200,
 		`{"status":"success","data":{"resultType":"scalar","result":[100,"2"]}}`)
 	f("/api/v1/query", false, v("query", `nothing_here`, "time", "100"), 200,
