@@ -28,10 +28,7 @@ func appendValue(b []byte, v parser.Value) ([]byte, error) {
 	case promql.Vector:
 		b = append(b, '[')
 		for i, s := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, err = appendMetric(b, s.Metric); err != nil {
+			if b, err = appendMetric(b, i, s.Metric); err != nil {
 				return nil, err
 			}
 			if s.H != nil {
@@ -49,10 +46,7 @@ func appendValue(b []byte, v parser.Value) ([]byte, error) {
 	case promql.Matrix:
 		b = append(b, '[')
 		for i, s := range x {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, err = appendMetric(b, s.Metric); err != nil {
+			if b, err = appendMetric(b, i, s.Metric); err != nil {
 				return nil, err
 			}
 			if len(s.Floats) > 0 {
@@ -97,11 +91,15 @@ func appendValue(b []byte, v parser.Value) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// appendMetric appends `{"metric":{labels}` (the series object, still open).
-func appendMetric(b []byte, ls labels.Labels) ([]byte, error) {
+// appendMetric appends `{"metric":{labels}` (the i-th series object, still
+// open), after a comma unless it is the first.
+func appendMetric(b []byte, i int, ls labels.Labels) ([]byte, error) {
 	m, err := json.Marshal(ls)
 	if err != nil {
 		return nil, fmt.Errorf("encode query result: %w", err)
+	}
+	if i > 0 {
+		b = append(b, ',')
 	}
 	b = append(b, `{"metric":`...)
 	return append(b, m...), nil
