@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -285,5 +286,53 @@ func TestQueryableSkipsEmptyTiers(t *testing.T) {
 	got, _ := selectAll(t, q, labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "load1"))
 	if n := len(got[ls.String()]); n != 10 {
 		t.Errorf("%d samples, want 10", n)
+	}
+}
+
+// TestPromQLOverTiers: the PromQL engine over the three tiers behaves as
+// docs/api.md says: a range over all of them counts hours, minutes and raw
+// samples; {__rollup__="max"} finds the true maximum; rate over a window
+// shorter than two hourly samples is empty, over two hours it is not.
+func TestPromQLOverTiers(t *testing.T) {
+	s, _, end, m1Start, rawStart := tierFixture(t)
+	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e6, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+	eval := func(q string, at time.Time) promql.Vector {
+		t.Helper()
+		qry, err := eng.NewInstantQuery(context.Background(), s.Queryable(), nil, q, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer qry.Close()
+		res := qry.Exec(context.Background())
+		if res.Err != nil {
+			t.Fatalf("%s: %v", q, res.Err)
+		}
+		v, err := res.Vector()
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return v
+	}
+	one := func(q string, at time.Time, want float64) {
+		t.Helper()
+		if v := eval(q, at); len(v) != 1 || v[0].F != want {
+			t.Errorf("%s at %s = %v, want one sample %v", q, at.UTC(), v, want)
+		}
+	}
+	// (base-1ms, end]: every hour before the 1m tier, every minute before
+	// the raw tier, every raw sample.
+	hours := (m1Start - base.UnixMilli() + hourMs - 1) / hourMs
+	minutes := (rawStart - m1Start + minuteMs - 1) / minuteMs
+	raws := (end.UnixMilli() - rawStart) / 10_000
+	one(`count_over_time(load1[12h1ms])`, end.Add(-time.Millisecond), float64(hours+minutes+raws))
+	one(`max_over_time(load1[12h1ms])`, end, 115)
+	one(`max_over_time(load1{__rollup__="max"}[1h])`, time.UnixMilli(m1Start-1), float64((m1Start-1-base.UnixMilli())/hourMs*10+5))
+	one(`max_over_time(load1[1h])`, time.UnixMilli(m1Start-1), float64((m1Start-1-base.UnixMilli())/hourMs*10)+2.5)
+	at := base.Add(time.Hour + time.Minute)
+	if v := eval(`rate(load1[5m])`, at); len(v) != 0 {
+		t.Errorf("rate over 5m of hourly samples = %v, want nothing", v)
+	}
+	if v := eval(`rate(load1[2h])`, at); len(v) != 1 {
+		t.Errorf("rate over 2h of hourly samples = %v, want one sample", v)
 	}
 }
