@@ -32,6 +32,7 @@ func TestHubErrorsNameFlags(t *testing.T) {
 	f("--offline-after 500ms: must be at least 1s", "--offline-after", "500ms")
 	f("--forget-offline-after 2s: must be 0 (never) or at least --offline-after (15s)", "--forget-offline-after", "2s")
 	f("--max-active-series 10: must be at least 1000", "--max-active-series", "10")
+	f("--query-timeout 10ms: must be at least 100ms", "--query-timeout", "10ms")
 	f("--session-max-age 2m0s: must be at least --session-ttl (1h0m0s)", "--session-ttl", "1h", "--session-max-age", "2m")
 	f("--alerts-group-wait 1h0m0s: must be between 10ms and 10m", "--alerts-group-wait", "1h")
 	f(`--external-url "x": want an absolute http(s) URL`, "--external-url", "x")

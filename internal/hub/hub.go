@@ -60,6 +60,7 @@ type Config struct {
 
 	Limits Limits
 	Conn   ConnLimits
+	Query  QueryLimits
 
 	// MinFreeDiskMiB is the free space, in MiB, kept on the data dir's
 	// filesystem: below it the hub refuses samples and is not ready, and it
@@ -91,6 +92,14 @@ type Limits struct {
 	// MaxLiveSeriesPerMachine bounds the latest values the live state keeps
 	// per machine (snapshots, machine objects); default 10,000.
 	MaxLiveSeriesPerMachine int
+}
+
+// QueryLimits bound one query of the Prometheus query API; zero values take
+// the defaults (promapi's, Prometheus' own for samples and timeout).
+type QueryLimits struct {
+	MaxSamples int           // samples one query holds in memory at once; default 50,000,000
+	Timeout    time.Duration // one query's evaluation; default 2m
+	MaxSeries  int           // series one query selects or answers, and one /api/v1/series answer; default 500,000
 }
 
 // ConnLimits bound what a client may hold of the hub's listeners, before it
@@ -239,7 +248,8 @@ func New(cfg Config) (*Hub, error) {
 	if err := h.ingest.Restore(context.Background()); err != nil {
 		return nil, err
 	}
-	prom := promapi.New(promapi.Options{Queryable: h.store.Queryable(), Live: h.live, Logger: h.log.With("component", "promapi"), Registerer: h.reg})
+	prom := promapi.New(promapi.Options{Queryable: h.store.Queryable(), Live: h.live,
+		MaxSamples: cfg.Query.MaxSamples, Timeout: cfg.Query.Timeout, MaxSeries: cfg.Query.MaxSeries, Logger: h.log.With("component", "promapi"), Registerer: h.reg})
 	h.routes = append(h.routes, prom.Routes()...)
 	h.web, err = web.New(web.Options{
 		Live:       h.live,

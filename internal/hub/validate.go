@@ -8,6 +8,7 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 	"github.com/sysmonstm/sysmonstm/internal/netguard"
+	"github.com/sysmonstm/sysmonstm/internal/promapi"
 	"github.com/sysmonstm/sysmonstm/internal/store"
 )
 
@@ -45,6 +46,9 @@ func (c Config) withDefaults() Config {
 	if c.Limits.MaxBodyBytes == 0 {
 		c.Limits.MaxBodyBytes = 4 << 20
 	}
+	setInt(&c.Query.MaxSamples, promapi.DefaultMaxSamples)
+	setInt(&c.Query.MaxSeries, promapi.DefaultMaxSeries)
+	set(&c.Query.Timeout, promapi.DefaultTimeout)
 	setInt(&c.MinFreeDiskMiB, store.DefaultMinFree>>20)
 	setInt(&c.Conn.MaxPerIP, 256)
 	if c.Conn.Exempt == nil {
@@ -87,10 +91,15 @@ func (c *Config) Validate() error {
 		{"max-message-bytes", int64(c.Limits.MaxMessageBytes), 64 << 10},
 		{"max-body-bytes", c.Limits.MaxBodyBytes, 1 << 10},
 		{"min-free-disk-mib", int64(c.MinFreeDiskMiB), 16},
+		{"query-max-samples", int64(c.Query.MaxSamples), 1},
+		{"query-max-series", int64(c.Query.MaxSeries), 1},
 	} {
 		if l.v < l.min {
 			return invalid(l.setting, fmt.Sprint(l.v), "must be at least %d", l.min)
 		}
+	}
+	if c.Query.Timeout < 100*time.Millisecond {
+		return invalid("query-timeout", c.Query.Timeout.String(), "must be at least 100ms")
 	}
 	if c.OfflineAfter < time.Second {
 		return invalid("offline-after", c.OfflineAfter.String(), "must be at least 1s")

@@ -30,6 +30,9 @@ const (
 	// DefaultMaxConcurrent is how many queries run at once (Prometheus'
 	// --query.max-concurrency default).
 	DefaultMaxConcurrent = 20
+	// DefaultMaxSeries is how many series one query may select or answer,
+	// and one /api/v1/series answer hold (Prometheus has no such limit).
+	DefaultMaxSeries = 500_000
 )
 
 // Options configures an API.
@@ -48,6 +51,11 @@ type Options struct {
 	// fails with errorType "timeout" (503). A request's timeout parameter
 	// may shorten it, never lengthen it. 0 = DefaultTimeout.
 	Timeout time.Duration
+	// MaxSeries bounds the series one query selects (over all its
+	// selectors) and answers, and the series one /api/v1/series answer
+	// lists; beyond it the request fails with errorType "execution" (422).
+	// 0 = DefaultMaxSeries.
+	MaxSeries int
 	// MaxConcurrent bounds the queries evaluated at once; further ones
 	// wait for a slot within their timeout. 0 = DefaultMaxConcurrent.
 	MaxConcurrent int
@@ -69,7 +77,9 @@ type Options struct {
 type API struct {
 	opts   Options
 	engine *promql.Engine
-	now    func() time.Time
+	// queryable is Options.Queryable limited to MaxSeries per query.
+	queryable storage.Queryable
+	now       func() time.Time
 	// slots holds one token per query being evaluated (MaxConcurrent).
 	slots chan struct{}
 }
@@ -84,6 +94,9 @@ func New(opts Options) *API {
 	}
 	if opts.LookbackDelta <= 0 {
 		opts.LookbackDelta = DefaultLookbackDelta
+	}
+	if opts.MaxSeries <= 0 {
+		opts.MaxSeries = DefaultMaxSeries
 	}
 	if opts.MaxConcurrent <= 0 {
 		opts.MaxConcurrent = DefaultMaxConcurrent
@@ -109,7 +122,7 @@ func New(opts Options) *API {
 		EnableAtModifier:         true,
 		EnableNegativeOffset:     true,
 	})
-	return &API{opts: opts, engine: eng, now: opts.Now, slots: make(chan struct{}, opts.MaxConcurrent)}
+	return &API{opts: opts, engine: eng, queryable: seriesLimited{opts.Queryable, opts.MaxSeries}, now: opts.Now, slots: make(chan struct{}, opts.MaxConcurrent)}
 }
 
 // Routes returns the API's handlers, and GET /federate when Options.Live is

@@ -12,8 +12,11 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/sysmonstm/sysmonstm/internal/metric"
 	"github.com/sysmonstm/sysmonstm/internal/store"
 )
 
@@ -96,16 +99,18 @@ func TestQueryShapes(t *testing.T) {
 		}
 		return u
 	}
-	// Instant vector at an explicit time (unix seconds) and at "now".
+	// Instant vector at an explicit time (unix seconds, the milliseconds
+	// written in three digits as Prometheus writes them) and at "now".
 	f("/api/v1/query", false, v("query", `cpu_usage_percent{machine="web2"}`, "time", "1767225610.5"), 200,
-		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"cpu_usage_percent","cpu":"total","machine":"web2"},"value":[1767225610.5,"20"]}]}}`)
+		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"cpu_usage_percent","cpu":"total","machine":"web2"},"value":[1767225610.500,"20"]}]}}`)
 	f("/api/v1/query", true, v("query", `sum(cpu_usage_percent)`), 200,
 		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1767225900,"900"]}]}}`)
-	// NaN and infinities as Prometheus writes them (sorted by labels: the
-	// lookback reaches before the oldest raw sample, so the raw and 1m
-	// tiers are merged).
+	// NaN and infinities as Prometheus writes them, in the order the
+	// series were created (the head's order, as Prometheus answers an
+	// instant query from its head; the rollup tiers hold nothing there, so
+	// nothing is merged in).
 	f("/api/v1/query", false, v("query", `odd`, "time", "2026-01-01T00:00:00Z"), 200,
-		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"odd","kind":"nan","machine":"web1"},"value":[1767225600,"NaN"]},{"metric":{"__name__":"odd","kind":"ninf","machine":"web1"},"value":[1767225600,"-Inf"]},{"metric":{"__name__":"odd","kind":"pinf","machine":"web1"},"value":[1767225600,"+Inf"]}]}}`)
+		`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"odd","kind":"nan","machine":"web1"},"value":[1767225600,"NaN"]},{"metric":{"__name__":"odd","kind":"pinf","machine":"web1"},"value":[1767225600,"+Inf"]},{"metric":{"__name__":"odd","kind":"ninf","machine":"web1"},"value":[1767225600,"-Inf"]}]}}`)
 	f("/api/v1/query", false, v("query", `1+1`, "time", "100"), 200,
 		`{"status":"success","data":{"resultType":"scalar","result":[100,"2"]}}`)
 	f("/api/v1/query", false, v("query", `nothing_here`, "time", "100"), 200,
@@ -134,6 +139,28 @@ func TestQueryShapes(t *testing.T) {
 		`{"status":"error","errorType":"execution","error":"vector cannot contain metrics with the same labelset"}`)
 }
 
+// TestAppendValue: query values are written as Prometheus' API writes
+// them (web/api/v1's codec over util/jsonutil).
+func TestAppendValue(t *testing.T) {
+	f := func(v parser.Value, want string) {
+		t.Helper()
+		b, err := appendValue(nil, v)
+		if err != nil || string(b) != want || !json.Valid(b) {
+			t.Errorf("%#v:\n got %s (%v)\nwant %s", v, b, err, want)
+		}
+	}
+	ls := labels.FromStrings("__name__", "x", "q", `a"<b>`)
+	f(promql.Scalar{T: 5, V: 1e-7}, `{"resultType":"scalar","result":[0.005,"1e-07"]}`)
+	f(promql.Scalar{T: -1050, V: 1e21}, `{"resultType":"scalar","result":[-1.050,"1e+21"]}`)
+	f(promql.String{T: 1000, V: "s\"\n"}, `{"resultType":"string","result":[1,"s\"\n"]}`)
+	f(promql.Vector(nil), `{"resultType":"vector","result":[]}`)
+	f(promql.Matrix{}, `{"resultType":"matrix","result":[]}`)
+	f(promql.Vector{{Metric: ls, T: 1767225610040, F: math.Inf(-1)}, {T: 0, F: -0.25}},
+		`{"resultType":"vector","result":[{"metric":{"__name__":"x","q":"a\"\u003cb\u003e"},"value":[1767225610.040,"-Inf"]},{"metric":{},"value":[0,"-0.25"]}]}`)
+	f(promql.Matrix{{Metric: ls, Floats: []promql.FPoint{{T: 1, F: math.NaN()}, {T: 1999, F: 123456789}}}},
+		`{"resultType":"matrix","result":[{"metric":{"__name__":"x","q":"a\"\u003cb\u003e"},"values":[[0.001,"NaN"],[1.999,"123456789"]]}]}`)
+}
+
 func TestQueryLimits(t *testing.T) {
 	h := newTestAPI(t, func(o *Options) { o.MaxSamples = 100 })
 	status, body := get(t, h, false, "/api/v1/query", url.Values{"query": {`count_over_time(cpu_usage_percent[5m])`}, "time": {"1767225900"}})
@@ -144,6 +171,50 @@ func TestQueryLimits(t *testing.T) {
 	status, body = get(t, h, false, "/api/v1/query", url.Values{"query": {`cpu_usage_percent`}, "time": {"1767225900"}, "timeout": {"0.000000001"}})
 	if status != 503 || !strings.Contains(body, `"errorType":"timeout"`) {
 		t.Errorf("timeout=1ns: %d %s, want 503 timeout", status, body)
+	}
+}
+
+// TestQueryMaxSeries: a query selecting or answering more than MaxSeries
+// series, and a /series answer over it, fail with errorType execution
+// (422); limit below it still truncates.
+func TestQueryMaxSeries(t *testing.T) {
+	h := newTestAPI(t, func(o *Options) { o.MaxSeries = 1 })
+	const msg = `query selects more than 1 series (the hub's --query-max-series); narrow the selector or raise the limit"}`
+	for _, c := range []struct {
+		path   string
+		params url.Values
+	}{
+		{"/api/v1/query", url.Values{"query": {`cpu_usage_percent`}, "time": {"1767225900"}}},
+		{"/api/v1/query", url.Values{"query": {`sum(cpu_usage_percent)`}, "time": {"1767225900"}}},
+		{"/api/v1/query_range", url.Values{"query": {`max(rate(cpu_usage_percent[1m]))`}, "start": {"1767225700"}, "end": {"1767225900"}, "step": {"10"}}},
+		{"/api/v1/series", url.Values{"match[]": {`cpu_usage_percent`}}},
+	} {
+		// The engine prefixes the selection's error with its step.
+		want := `{"status":"error","errorType":"execution","error":"expanding series: ` + msg
+		if c.path == "/api/v1/series" {
+			want = `{"status":"error","errorType":"execution","error":"` + msg
+		}
+		if status, body := get(t, h, false, c.path, c.params); status != 422 || body != want {
+			t.Errorf("%s %v: %d %s, want 422 %s", c.path, c.params, status, body, want)
+		}
+	}
+	f := func(path string, params url.Values) {
+		t.Helper()
+		if status, body := get(t, h, false, path, params); status != 200 {
+			t.Errorf("%s %v: %d %s, want 200", path, params, status, body)
+		}
+	}
+	f("/api/v1/query", url.Values{"query": {`cpu_usage_percent{machine="web1"}`}, "time": {"1767225900"}})
+	f("/api/v1/series", url.Values{"match[]": {`cpu_usage_percent`}, "limit": {"1"}})
+	// One selected series, more answered: count_values makes a series of
+	// each distinct value of a range.
+	h = newTestAPI(t, func(o *Options) { o.MaxSeries = 2 })
+	if status, body := get(t, h, false, "/api/v1/query", url.Values{"query": {`count_values("v", cpu_usage_percent{machine="web1"})`}, "time": {"1767225900"}}); status != 200 {
+		t.Errorf("count_values of one series: %d %s", status, body)
+	}
+	status, body := get(t, h, false, "/api/v1/query_range", url.Values{"query": {`count_values("v", cpu_usage_percent{machine="web1"})`}, "start": {"1767225800"}, "end": {"1767225900"}, "step": {"10"}})
+	if status != 422 || !strings.Contains(body, "more than 2 series") {
+		t.Errorf("count_values over a range: %d %s, want 422 too many series", status, body)
 	}
 }
 
@@ -170,7 +241,23 @@ func TestSeriesAndLabels(t *testing.T) {
 	f("/api/v1/label/nosuch/values", url.Values{}, 200, `{"status":"success","data":[]}`)
 	f("/api/v1/label/machine/values", url.Values{"start": {"soon"}}, 400,
 		`{"status":"error","errorType":"bad_data","error":"invalid parameter \"start\": invalid time value for 'start': cannot parse \"soon\" to a valid timestamp"}`)
-	f("/api/v1/metadata", url.Values{}, 200, `{"status":"success","data":{}}`)
+	f("/api/v1/metadata", url.Values{"metric": {"load1"}}, 200,
+		`{"status":"success","data":{"load1":[{"type":"gauge","help":"1-minute load average (runnable and uninterruptible tasks).","unit":""}]}}`)
+	f("/api/v1/metadata", url.Values{"metric": {"pressure_some_seconds_total"}}, 200,
+		`{"status":"success","data":{"pressure_some_seconds_total":[{"type":"counter","help":"Cumulative time at least one task stalled on the resource since boot (PSI).","unit":"seconds"}]}}`)
+	f("/api/v1/metadata", url.Values{"metric": {"nosuch"}}, 200, `{"status":"success","data":{}}`)
+	f("/api/v1/metadata", url.Values{"limit": {"0"}}, 200, `{"status":"success","data":{}}`)
+	f("/api/v1/metadata", url.Values{"limit": {"x"}}, 400, `{"status":"error","errorType":"bad_data","error":"limit must be a number"}`)
+	for _, c := range []struct {
+		limit string
+		want  int
+	}{{"", len(metric.Catalogue)}, {"-1", len(metric.Catalogue)}, {"2", 2}} {
+		_, body := get(t, h, false, "/api/v1/metadata", url.Values{"limit": {c.limit}})
+		var resp struct{ Data map[string][]metadataEntry }
+		if err := json.Unmarshal([]byte(body), &resp); err != nil || len(resp.Data) != c.want || resp.Data["cpu_usage_percent"] == nil && c.want > 2 {
+			t.Errorf("metadata limit=%q: %d families (%v), want %d", c.limit, len(resp.Data), err, c.want)
+		}
+	}
 	status, body := get(t, h, false, "/api/v1/status/buildinfo", nil)
 	if status != 200 || !strings.Contains(body, `"goVersion":"go`) || !strings.Contains(body, `"version":`) {
 		t.Errorf("buildinfo: %d %s", status, body)

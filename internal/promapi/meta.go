@@ -6,11 +6,14 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/sysmonstm/sysmonstm/internal/metric"
 )
 
 // timeRange reads start and end (default: all time).
@@ -79,6 +82,9 @@ func (a *API) series(r *http.Request) result {
 		if limit > 0 && len(out) == limit {
 			warnings.Add(errTruncated)
 			break
+		}
+		if len(out) == a.opts.MaxSeries {
+			return result{err: &apiError{errExec, tooManySeries{a.opts.MaxSeries}}, warnings: warnings}
 		}
 		out = append(out, ss.At().Labels())
 	}
@@ -155,13 +161,36 @@ func (a *API) labelQuery(r *http.Request, get func(storage.Querier, *storage.Lab
 	return result{data: out, warnings: warnings}
 }
 
-// metadata is GET/POST /api/v1/metadata. The store keeps no metric
-// metadata (type, help, unit) yet: the answer is Prometheus' empty one.
+// metadataEntry is one family's metadata in Prometheus' shape.
+type metadataEntry struct {
+	Type string `json:"type"`
+	Help string `json:"help"`
+	Unit string `json:"unit"`
+}
+
+// metadata is GET /api/v1/metadata: type, help and unit of every family
+// of the metric catalogue (metric.Catalogue), or of the one named by
+// metric. As in Prometheus 2.42, limit bounds the families listed: a
+// negative one (or none) lists all, 0 none.
 func (a *API) metadata(r *http.Request) result {
-	if _, err := parseLimit(r.FormValue("limit")); err != nil {
-		return invalidParam(err, "limit")
+	limit := -1
+	if s := r.FormValue("limit"); s != "" {
+		var err error
+		if limit, err = strconv.Atoi(s); err != nil {
+			return badData(errors.New("limit must be a number"))
+		}
 	}
-	return result{data: map[string]any{}}
+	name := r.FormValue("metric")
+	out := map[string][]metadataEntry{}
+	for _, f := range metric.Catalogue {
+		if limit >= 0 && len(out) >= limit {
+			break
+		}
+		if name == "" || f.Name == name {
+			out[f.Name] = []metadataEntry{{Type: f.Type, Help: f.Help, Unit: f.Unit}}
+		}
+	}
+	return result{data: out}
 }
 
 // buildInfo is GET/POST /api/v1/status/buildinfo: this binary's version

@@ -11,12 +11,6 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
-// queryData is the data of a query answer.
-type queryData struct {
-	ResultType parser.ValueType `json:"resultType"`
-	Result     parser.Value     `json:"result"`
-}
-
 func invalidParam(err error, name string) result {
 	return badData(fmt.Errorf("invalid parameter %q: %w", name, err))
 }
@@ -52,7 +46,7 @@ func (a *API) query(r *http.Request) result {
 	}
 	defer cancel()
 	qs := r.FormValue("query")
-	q, err := a.engine.NewInstantQuery(ctx, a.opts.Queryable, promql.NewPrometheusQueryOpts(false, 0), qs, ts)
+	q, err := a.engine.NewInstantQuery(ctx, a.queryable, promql.NewPrometheusQueryOpts(false, 0), qs, ts)
 	if err != nil {
 		return invalidParam(err, "query")
 	}
@@ -93,7 +87,7 @@ func (a *API) queryRange(r *http.Request) result {
 	}
 	defer cancel()
 	qs := r.FormValue("query")
-	q, err := a.engine.NewRangeQuery(ctx, a.opts.Queryable, promql.NewPrometheusQueryOpts(false, 0), qs, start, end, step)
+	q, err := a.engine.NewRangeQuery(ctx, a.queryable, promql.NewPrometheusQueryOpts(false, 0), qs, start, end, step)
 	if err != nil {
 		return invalidParam(err, "query")
 	}
@@ -119,16 +113,30 @@ func (a *API) exec(ctx context.Context, q promql.Query, qs string, limit int) re
 	if res.Err != nil {
 		return result{err: execError(res.Err), warnings: res.Warnings, query: qs}
 	}
+	if n := seriesCount(res.Value); n > a.opts.MaxSeries {
+		return result{err: &apiError{errExec, tooManySeries{a.opts.MaxSeries}}, warnings: res.Warnings, query: qs}
+	}
 	warnings := res.Warnings
 	if truncate(res, limit) {
 		warnings = warnings.Add(errors.New("results truncated due to limit"))
 	}
 	// The value's memory is the engine's until Close: encode it now.
-	b, err := encodeValue(res.Value)
+	b, err := appendValue(make([]byte, 0, encodedSize(res.Value)), res.Value)
 	if err != nil {
 		return result{err: &apiError{errInternal, err}}
 	}
-	return result{data: b, warnings: warnings, query: qs}
+	return result{data: json.RawMessage(b), warnings: warnings, query: qs}
+}
+
+// seriesCount is the number of series of a vector or matrix (0 for others).
+func seriesCount(v parser.Value) int {
+	switch x := v.(type) {
+	case promql.Vector:
+		return len(x)
+	case promql.Matrix:
+		return len(x)
+	}
+	return 0
 }
 
 // truncate keeps the first limit series of a vector or matrix result.
@@ -149,24 +157,4 @@ func truncate(res *promql.Result, limit int) bool {
 		}
 	}
 	return false
-}
-
-// encodeValue encodes a query's value as Prometheus' data object; a
-// vector or matrix without series is [], never null.
-func encodeValue(v parser.Value) (json.RawMessage, error) {
-	switch x := v.(type) {
-	case promql.Vector:
-		if x == nil {
-			v = promql.Vector{}
-		}
-	case promql.Matrix:
-		if x == nil {
-			v = promql.Matrix{}
-		}
-	}
-	b, err := json.Marshal(queryData{ResultType: v.Type(), Result: v})
-	if err != nil {
-		return nil, fmt.Errorf("encode query result: %w", err)
-	}
-	return b, nil
 }

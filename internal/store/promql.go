@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"sync"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -25,32 +26,130 @@ var hideInternal = labels.MustNewMatcher(labels.MatchNotRegexp, labels.MetricNam
 // with its labels as stored (__name__, machine and the series' own labels);
 // the store's internal series are hidden.
 //
-// From the oldest raw sample on, the series hold every raw sample. Before
-// it (ranges beyond the raw retention), they hold one sample per minute
-// from the 1m tier: at the minute's start, the average (sum/count) of the
-// minute's raw samples; __rollup__ and the min, max and count are not
-// exposed. The 1h tier is not exposed: beyond the 1m retention there is no
-// data.
+// A plain selector (no __rollup__ matcher that needs a value) reads each
+// tier where the finer one has nothing: from the oldest raw sample on,
+// every raw sample; before it, one sample per minute from the 1m tier;
+// before the 1m tier's oldest bucket, one sample per hour from the 1h
+// tier. A rollup sample sits at its bucket's start and is the bucket's
+// average (sum/count), labelled as the raw series (no __rollup__).
+//
+// A selector with a __rollup__ matcher that does not match "" (e.g.
+// {__rollup__="max"}) reads the stored buckets instead, labelled with
+// __rollup__: the 1m tier's wherever it holds them, the 1h tier's before
+// the 1m tier's oldest bucket. Raw samples not rolled up yet are absent.
+//
+// Label names and values never show __rollup__.
 func (s *Store) Queryable() storage.Queryable {
-	return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
-		rq, err := s.raw.Querier(mint, maxt)
+	return storage.QueryableFunc(s.promQuerier)
+}
+
+// promQuerier opens the tiers' queriers for [mint, maxt] (ms).
+func (s *Store) promQuerier(mint, maxt int64) (storage.Querier, error) {
+	rq, err := s.raw.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	rawStart, _ := s.raw.StartTime() // never fails
+	m1Start, _ := s.tier1m.StartTime()
+	plain := []storage.Querier{publicQuerier{rq}}
+	closeAll := func() {
+		for _, q := range plain {
+			_ = q.Close()
+		}
+	}
+	h1Start, _ := s.tier1h.StartTime()
+	// Each coarser tier fills in before the finer tier's oldest sample; a
+	// tier whose oldest sample lies after that window is not read at all
+	// (no merge of every raw series with an empty tier).
+	for _, t := range []struct {
+		name       string
+		open       func(mint, maxt int64) (storage.Querier, error)
+		start, cut int64
+	}{
+		{Tier1m, s.tier1m.Querier, m1Start, rawStart},
+		{Tier1h, s.tier1h.Querier, h1Start, min(rawStart, m1Start)},
+	} {
+		if mint >= t.cut {
+			break
+		}
+		end := min(maxt, t.cut-1)
+		if t.start > end {
+			continue
+		}
+		q, err := t.open(mint, end)
 		if err != nil {
-			return nil, err
+			closeAll()
+			return nil, fmt.Errorf("open %s tier: %w", t.name, err)
 		}
-		raw := publicQuerier{rq}
-		rawStart, _ := s.raw.StartTime() // never fails
-		if mint >= rawStart {
-			return raw, nil
-		}
-		end := min(maxt, rawStart-1)
-		mq, err := s.tier1m.Querier(mint, end)
+		plain = append(plain, avgQuerier{publicQuerier{q}, t.name, mint, end})
+	}
+	pq := &promQuerier{plain: plain[0]}
+	if len(plain) > 1 {
+		pq.plain = storage.NewMergeQuerier(plain, nil, storage.ChainedSeriesMerge)
+	}
+	pq.openRollups = func() (storage.Querier, error) {
+		q1m, err := s.tier1m.Querier(mint, maxt)
 		if err != nil {
-			_ = rq.Close()
-			return nil, err
+			return nil, fmt.Errorf("open %s tier: %w", Tier1m, err)
 		}
-		minutes := avgQuerier{publicQuerier{mq}, mint, end}
-		return storage.NewMergeQuerier([]storage.Querier{raw, minutes}, nil, storage.ChainedSeriesMerge), nil
-	})
+		if mint >= m1Start {
+			return publicQuerier{q1m}, nil
+		}
+		q1h, err := s.tier1h.Querier(mint, min(maxt, m1Start-1))
+		if err != nil {
+			_ = q1m.Close()
+			return nil, fmt.Errorf("open %s tier: %w", Tier1h, err)
+		}
+		return storage.NewMergeQuerier([]storage.Querier{publicQuerier{q1m}, publicQuerier{q1h}}, nil, storage.ChainedSeriesMerge), nil
+	}
+	return pq, nil
+}
+
+// promQuerier sends a selector to the plain series (raw samples, then
+// rollup averages) or, when it selects __rollup__, to the rollup tiers'
+// stored buckets.
+type promQuerier struct {
+	plain       storage.Querier
+	openRollups func() (storage.Querier, error)
+
+	once    sync.Once // opens rollups
+	rollups storage.Querier
+	err     error
+}
+
+// selectsRollup reports whether ms has a __rollup__ matcher that does not
+// match the plain series (which have no __rollup__ label).
+func selectsRollup(ms []*labels.Matcher) bool {
+	return slices.ContainsFunc(ms, func(m *labels.Matcher) bool { return m.Name == rollupLabel && !m.Matches("") })
+}
+
+func (q *promQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	if !selectsRollup(ms) {
+		// Every __rollup__ matcher left matches "": every plain series.
+		ms = slices.DeleteFunc(slices.Clone(ms), func(m *labels.Matcher) bool { return m.Name == rollupLabel })
+		return q.plain.Select(ctx, sortSeries, hints, ms...)
+	}
+	q.once.Do(func() { q.rollups, q.err = q.openRollups() })
+	if q.err != nil {
+		return storage.ErrSeriesSet(q.err)
+	}
+	return q.rollups.Select(ctx, sortSeries, hints, ms...)
+}
+
+func (q *promQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return q.plain.LabelValues(ctx, name, hints, ms...)
+}
+
+func (q *promQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return q.plain.LabelNames(ctx, hints, ms...)
+}
+
+func (q *promQuerier) Close() error {
+	err := q.plain.Close()
+	if q.rollups != nil {
+		err = errors.Join(err, q.rollups.Close())
+	}
+	return err
 }
 
 // publicQuerier is a raw-tier querier that never shows internal series.
@@ -80,6 +179,7 @@ func withPublic(ms []*labels.Matcher) []*labels.Matcher {
 // labelled without __rollup__.
 type avgQuerier struct {
 	q          storage.Querier
+	tier       string // for errors
 	mint, maxt int64
 }
 
@@ -118,7 +218,7 @@ func (q avgQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHin
 		return nil
 	})
 	if err != nil {
-		return storage.ErrSeriesSet(fmt.Errorf("read 1m tier: %w", err))
+		return storage.ErrSeriesSet(fmt.Errorf("read %s tier: %w", q.tier, err))
 	}
 	return &listSeriesSet{series: out, i: -1}
 }
