@@ -55,10 +55,12 @@ run() { # run MODE N
     --duration "$DURATION" --log-level warn >"$dir.loadgen" 2>&1 || true
   kill "$sampler" 2>/dev/null || true
   local rate
-  rate=$(tail -n 1 "$dir.loadgen" | sed -n 's/.*"samples_per_second":\([0-9.]*\).*/\1/p')
+  rate=$(grep "^{" "$dir.loadgen" | tail -n 1 | sed -n 's/.*"samples_per_second":\([0-9.]*\).*/\1/p')
   local cpu
   cpu=$(metric process_cpu_seconds_total)
-  local line="mode=$mode run=$n samples_per_second=${rate%.*} hub_cpu_s=$cpu"
+  local errs
+  errs=$(grep "^{" "$dir.loadgen" | tail -n 1 | sed -n 's/.*"errors":\([0-9]*\).*/\1/p')
+  local line="mode=$mode run=$n samples_per_second=${rate%.*} loadgen_errors=${errs:-?} hub_cpu_s=$cpu load1=$(cut -d' ' -f1 /proc/loadavg)"
   if [[ $mode == on ]]; then
     maxlag=$(sort -g "$dir.lag" 2>/dev/null | tail -n 1)
     local pending drain=0

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -12,10 +13,12 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Retry bounds: the first retry waits about minBackoff, each next one twice
@@ -93,7 +96,6 @@ func NewSender(opts SenderOptions) *Sender {
 // answered with another 4xx is dropped and counted, as Prometheus does.
 func (s *Sender) Run(ctx context.Context) error {
 	q := s.opts.Queue
-	var body []byte
 	for ctx.Err() == nil {
 		b, ok, err := q.Next()
 		if err != nil {
@@ -107,59 +109,88 @@ func (s *Sender) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		body, err = encodeBatch(body[:0], b)
+		reqs, err := splitBatch(b, sendShards, maxSamplesPerSend)
 		if err != nil {
-			// The record passed its checksum, so this is our own bug;
-			// skip it rather than stall.
+			// The records passed their checksums, so this is our own
+			// bug; skip them rather than stall.
 			s.log.Error("remote write: undecodable batch dropped", "samples", b.Samples, "err", err)
 			s.m.failed.Add(float64(b.Samples))
 			_ = q.Commit(b)
 			continue
 		}
-		s.send(ctx, b, body)
+		s.sendBatch(ctx, b, reqs)
 	}
 	return nil
 }
 
-// send posts body until it is accepted or refused for good, ctx ends, or
-// the queue drops b.
-func (s *Sender) send(ctx context.Context, b Batch, body []byte) {
-	q := s.opts.Queue
+// Sending: a batch is cut into requests of at most maxSamplesPerSend
+// samples, each series always in the same one of sendShards shards (a hash
+// of its labels), so a series' samples arrive in order; the shards send
+// concurrently. The batch counts as sent once every request went.
+const (
+	sendShards        = 4
+	maxSamplesPerSend = 5000
+)
+
+// sendBatch sends every request of b, then commits b, unless ctx ends or
+// the queue drops b meanwhile.
+func (s *Sender) sendBatch(ctx context.Context, b Batch, shards [][]request) {
+	var wg sync.WaitGroup
+	for _, reqs := range shards {
+		if len(reqs) == 0 {
+			continue
+		}
+		wg.Go(func() {
+			for _, r := range reqs {
+				if !s.send(ctx, b, r) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return // not committed: sent again after a restart (at least once)
+	}
+	if err := s.opts.Queue.Commit(b); err != nil {
+		s.log.Error("remote write: cannot save the read position; samples may be sent again after a restart", "err", err)
+	}
+}
+
+// send posts r until it is accepted or refused for good (true), or ctx
+// ends or the queue drops b (false).
+func (s *Sender) send(ctx context.Context, b Batch, r request) bool {
 	backoff := minBackoff
 	for attempt := 0; ; attempt++ {
-		err := s.post(ctx, body)
+		err := s.post(ctx, r.body)
 		var perm *permanentError
 		switch {
 		case err == nil:
-			s.m.sent.Add(float64(b.Samples))
-			if cerr := q.Commit(b); cerr != nil {
-				s.log.Error("remote write: cannot save the read position; samples may be sent again after a restart", "err", cerr)
-			}
+			s.m.sent.Add(float64(r.samples))
 			if attempt > 0 {
 				s.log.Info("remote write: receiver takes samples again", "retries", attempt)
 			}
-			return
+			return true
 		case errors.As(err, &perm):
-			s.m.failed.Add(float64(b.Samples))
-			s.log.Error("remote write: receiver refused a batch; it is dropped (not retried)", "samples", b.Samples, "err", err)
-			_ = q.Commit(b)
-			return
+			s.m.failed.Add(float64(r.samples))
+			s.log.Error("remote write: receiver refused a request; its samples are dropped (not retried)", "samples", r.samples, "err", err)
+			return true
 		case ctx.Err() != nil:
-			return
+			return false
 		}
 		s.m.retries.Inc()
 		if attempt == 0 || attempt%20 == 0 {
-			s.log.Warn("remote write: send failed; retrying with backoff (the queue keeps the samples)", "samples", b.Samples, "attempt", attempt+1, "err", err)
+			s.log.Warn("remote write: send failed; retrying with backoff (the queue keeps the samples)", "samples", r.samples, "attempt", attempt+1, "err", err)
 		}
 		wait := time.Duration(float64(backoff) * (0.5 + rand.Float64()))
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-time.After(wait):
 		}
 		backoff = min(backoff*2, maxBackoff)
-		if !q.Current(b) {
-			return // dropped meanwhile: the queue was full
+		if !s.opts.Queue.Current(b) {
+			return false // dropped meanwhile: the queue was full
 		}
 	}
 }
@@ -245,12 +276,25 @@ func readSecret(path string) (string, error) {
 	return line, nil
 }
 
-// encodeBatch returns the request body of b: a record's body as it is, or
-// several records' WriteRequests concatenated (repeated fields concatenate
-// in protobuf) and compressed again.
-func encodeBatch(dst []byte, b Batch) ([]byte, error) {
-	if len(b.Records) == 1 {
-		return append(dst, b.Records[0].Body...), nil
+// request is one remote-write request: a snappy-compressed WriteRequest.
+type request struct {
+	body    []byte
+	samples int
+}
+
+var shardSeed = maphash.MakeSeed()
+
+// splitBatch cuts the WriteRequests of b's records into requests of at
+// most perSend samples per shard; a series (its label fields, hashed) is
+// always in the same shard. Protobuf's repeated fields concatenate, so a
+// request is the series' TimeSeries fields copied as they are.
+func splitBatch(b Batch, shards, perSend int) ([][]request, error) {
+	out := make([][]request, shards)
+	bufs := make([][]byte, shards)
+	counts := make([]int, shards)
+	flush := func(sh int) {
+		out[sh] = append(out[sh], request{body: snappy.Encode(nil, bufs[sh]), samples: counts[sh]})
+		bufs[sh], counts[sh] = bufs[sh][:0], 0
 	}
 	var raw []byte
 	for _, r := range b.Records {
@@ -258,13 +302,69 @@ func encodeBatch(dst []byte, b Batch) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		start := len(raw)
-		raw = append(raw, make([]byte, n)...)
-		if _, err := snappy.Decode(raw[start:], r.Body); err != nil {
+		if cap(raw) < n {
+			raw = make([]byte, n)
+		}
+		if raw, err = snappy.Decode(raw[:n], r.Body); err != nil {
 			return nil, err
 		}
+		for p := raw; len(p) > 0; {
+			num, typ, tn := protowire.ConsumeTag(p)
+			if tn < 0 {
+				return nil, protowire.ParseError(tn)
+			}
+			vn := protowire.ConsumeFieldValue(num, typ, p[tn:])
+			if vn < 0 {
+				return nil, protowire.ParseError(vn)
+			}
+			field := p[:tn+vn]
+			p = p[tn+vn:]
+			if num != fieldWriteRequestTimeseries || typ != protowire.BytesType {
+				continue
+			}
+			ts, _ := protowire.ConsumeBytes(field[tn:])
+			sh, samples, err := seriesShard(ts, shards)
+			if err != nil {
+				return nil, err
+			}
+			bufs[sh] = append(bufs[sh], field...)
+			counts[sh] += samples
+			if counts[sh] >= perSend {
+				flush(sh)
+			}
+		}
 	}
-	return snappy.Encode(dst[:cap(dst)], raw), nil
+	for sh := range bufs {
+		if len(bufs[sh]) > 0 {
+			flush(sh)
+		}
+	}
+	return out, nil
+}
+
+// seriesShard returns the shard of a TimeSeries (by its labels) and its
+// number of samples.
+func seriesShard(ts []byte, shards int) (shard, samples int, err error) {
+	var h maphash.Hash
+	h.SetSeed(shardSeed)
+	for len(ts) > 0 {
+		num, typ, tn := protowire.ConsumeTag(ts)
+		if tn < 0 {
+			return 0, 0, protowire.ParseError(tn)
+		}
+		vn := protowire.ConsumeFieldValue(num, typ, ts[tn:])
+		if vn < 0 {
+			return 0, 0, protowire.ParseError(vn)
+		}
+		switch num {
+		case fieldTimeSeriesLabels:
+			_, _ = h.Write(ts[tn : tn+vn])
+		case fieldTimeSeriesSamples:
+			samples++
+		}
+		ts = ts[tn+vn:]
+	}
+	return int(h.Sum64() % uint64(shards)), samples, nil
 }
 
 // Metrics are the senders' metrics, sysmonstm_remote_write_*{url}.

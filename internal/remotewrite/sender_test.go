@@ -2,6 +2,7 @@ package remotewrite
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -246,3 +247,66 @@ func decodeRaw(raw []byte) []int64 {
 }
 
 func listenAgain(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+
+// splitBatch keeps every sample once, a series in one shard and in order,
+// and no request over the limit.
+func TestSplitBatch(t *testing.T) {
+	q := openQ(t, t.TempDir(), 1<<30, 0, nil)
+	defer q.Close()
+	e := &encoder{}
+	for commit := range 5 {
+		e.reset()
+		for s := range 300 {
+			e.add(labels.FromStrings("__name__", "x", "machine", fmt.Sprint("m", s%7), "s", fmt.Sprint(s)), int64(commit+1), float64(s))
+		}
+		if err := q.Append(snappy.Encode(nil, e.buf), e.samples, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _, _ := q.Next()
+	if len(b.Records) != 5 {
+		t.Fatalf("%d records in the batch", len(b.Records))
+	}
+	shards, err := splitBatch(b, 4, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	where := map[string]int{}
+	last := map[string]int64{}
+	total := 0
+	for sh, reqs := range shards {
+		for _, r := range reqs {
+			if r.samples > 100 {
+				t.Fatalf("request of %d samples", r.samples)
+			}
+			raw, _ := snappy.Decode(nil, r.body)
+			var wr prompb.WriteRequest
+			if err := wr.Unmarshal(raw); err != nil {
+				t.Fatal(err)
+			}
+			if len(wr.Timeseries) != r.samples {
+				t.Fatalf("request says %d samples, holds %d", r.samples, len(wr.Timeseries))
+			}
+			for _, ts := range wr.Timeseries {
+				k := fmt.Sprint(ts.Labels)
+				if s, ok := where[k]; ok && s != sh {
+					t.Fatalf("series %s in shards %d and %d", k, s, sh)
+				}
+				where[k] = sh
+				if ts.Samples[0].Timestamp <= last[k] {
+					t.Fatalf("series %s out of order", k)
+				}
+				last[k] = ts.Samples[0].Timestamp
+				total++
+			}
+		}
+	}
+	if total != 1500 || len(where) != 300 {
+		t.Fatalf("%d samples of %d series, want 1500 of 300", total, len(where))
+	}
+	for sh, reqs := range shards {
+		if len(reqs) == 0 {
+			t.Fatalf("shard %d empty: the hash does not spread", sh)
+		}
+	}
+}
