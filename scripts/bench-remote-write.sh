@@ -5,6 +5,11 @@
 #
 #   MACHINES=1000 SERIES=100 DURATION=60s PAIRS=2 scripts/bench-remote-write.sh
 #
+# MODES (default "off on") picks the runs of each pair: off (no remote
+# write), on (to VictoriaMetrics), queued (to a port where nothing listens:
+# every sample is queued and retried, nothing sent — the cost on the ingest
+# path alone, without a receiver competing for the CPU).
+#
 # Needs victoria-metrics on PATH. Ports 18000/15051/18428 on 127.0.0.1 (or
 # HUB_HTTP/HUB_GRPC/VM_ADDR). Prints one line per run and leaves its data in
 # $WORK (default a new temp dir).
@@ -13,6 +18,7 @@ MACHINES=${MACHINES:-1000}
 SERIES=${SERIES:-100}
 DURATION=${DURATION:-60s}
 PAIRS=${PAIRS:-2}
+MODES=${MODES:-off on}
 HUB_HTTP=${HUB_HTTP:-127.0.0.1:18000}
 HUB_GRPC=${HUB_GRPC:-127.0.0.1:15051}
 VM_ADDR=${VM_ADDR:-127.0.0.1:18428}
@@ -37,6 +43,7 @@ until curl -fsS "http://$VM_ADDR/health" >/dev/null 2>&1; do sleep 0.2; done
 run() { # run MODE N
   local mode=$1 n=$2 dir=$WORK/hub-$1-$2 extra=()
   [[ $mode == on ]] && extra=(--remote-write "http://$VM_ADDR/api/v1/write")
+  [[ $mode == queued ]] && extra=(--remote-write "http://127.0.0.1:9/api/v1/write")
   local tok
   tok=$("$BIN" token create --data-dir "$dir" --name loadgen)
   "$BIN" hub --data-dir "$dir" --listen-http "$HUB_HTTP" --listen-grpc "$HUB_GRPC" --log-level warn \
@@ -47,7 +54,7 @@ run() { # run MODE N
   local maxlag=0
   (
     while sleep 5; do
-      [[ $mode == on ]] && metric sysmonstm_remote_write_lag_seconds >>"$dir.lag" && echo >>"$dir.lag"
+      [[ $mode != off ]] && metric sysmonstm_remote_write_lag_seconds >>"$dir.lag" && echo >>"$dir.lag"
     done
   ) &
   local sampler=$!
@@ -61,6 +68,9 @@ run() { # run MODE N
   local errs
   errs=$(grep "^{" "$dir.loadgen" | tail -n 1 | sed -n 's/.*"errors":\([0-9]*\).*/\1/p')
   local line="mode=$mode run=$n samples_per_second=${rate%.*} loadgen_errors=${errs:-?} hub_cpu_s=$cpu load1=$(cut -d' ' -f1 /proc/loadavg)"
+  if [[ $mode == queued ]]; then
+    line+=" pending_at_end=$(metric sysmonstm_remote_write_pending_samples) queue_bytes_on_disk=$(du -sb "$dir/remote-write" | cut -f1) dropped=$(metric sysmonstm_remote_write_dropped_samples_total)"
+  fi
   if [[ $mode == on ]]; then
     maxlag=$(sort -g "$dir.lag" 2>/dev/null | tail -n 1)
     local pending drain=0
@@ -77,6 +87,5 @@ run() { # run MODE N
 
 echo "# $(date -u +%FT%TZ) machines=$MACHINES series=$SERIES duration=$DURATION work=$WORK"
 for i in $(seq 1 "$PAIRS"); do
-  run off "$i"
-  run on "$i"
+  for m in $MODES; do run "$m" "$i"; done
 done

@@ -21,7 +21,7 @@ import (
 
 // Queue defaults.
 const (
-	DefaultMaxQueueBytes = 4 << 30 // 4 GiB per target
+	DefaultMaxQueueBytes = 8 << 30 // 8 GiB per target: ~1.7 h at 100,000 samples/s
 	defaultSegmentBytes  = 16 << 20
 	// MinMaxQueueBytes is the smallest cap a queue takes: room for a few
 	// segments.
