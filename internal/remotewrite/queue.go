@@ -195,14 +195,19 @@ func OpenQueue(opts QueueOptions) (*Queue, error) {
 			q.curRead = read
 		}
 	}
-	next := uint64(1)
+	// Segment ids only grow, also past a read position whose segments are
+	// gone, so that no new segment sorts before the read position.
+	next := max(cur.seg, 1)
 	if len(q.segs) > 0 {
-		next = q.segs[len(q.segs)-1].id + 1
+		next = max(next, q.segs[len(q.segs)-1].id+1)
 	}
 	if len(q.segs) == 0 {
 		q.cur = position{seg: next}
 	}
 	if err := q.startSegment(next); err != nil {
+		return nil, err
+	}
+	if err := q.writeCursor(q.cur); err != nil {
 		return nil, err
 	}
 	q.mu.Lock()

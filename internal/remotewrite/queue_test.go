@@ -322,6 +322,31 @@ func TestQueueConcurrentAppendAndRead(t *testing.T) {
 	}
 }
 
+// Segments deleted by hand (a dropped backlog) next to a kept cursor: new
+// segments must not sort before the old read position, or the next start
+// would take them for sent.
+func TestQueueSegmentsDeletedCursorKept(t *testing.T) {
+	dir := t.TempDir()
+	q := openQ(t, dir, 1<<30, 1024, nil)
+	for i := range 20 {
+		_ = q.Append(body(i, 200), 1, 0)
+	}
+	drain(t, q)
+	_ = q.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	for _, s := range segs {
+		_ = os.Remove(s)
+	}
+	q2 := openQ(t, dir, 1<<30, 1024, nil)
+	for i := 100; i < 103; i++ {
+		_ = q2.Append(body(i, 50), 1, 0)
+	}
+	_ = q2.Close()
+	q3 := openQ(t, dir, 1<<30, 1024, nil)
+	defer q3.Close()
+	equal(t, drain(t, q3), ids(100, 103))
+}
+
 func TestOpenQueueRejectsTinyCap(t *testing.T) {
 	if _, err := OpenQueue(QueueOptions{Dir: t.TempDir(), MaxBytes: 1000}); err == nil {
 		t.Fatal("a 1000-byte cap was accepted")
