@@ -232,6 +232,13 @@ func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
 		t.Fatalf("resumed with %s queued samples", m[1])
 	}
 	lg = loadgen("rw-b-")
+	// HTTP ingest goes through the same store commit, so it is forwarded
+	// too (the comparison below covers it).
+	now := time.Now().UnixMilli()
+	ingestPoints(t, hub, "rw-http", []pointSample{
+		{Name: "room_temperature_celsius", Labels: map[string]string{"room": "lab"}, Value: 21.5, TS: now - 2000},
+		{Name: "room_temperature_celsius", Labels: map[string]string{"room": "lab"}, Value: 21.75, TS: now - 1000},
+	})
 	time.Sleep(max(0, 20*time.Second-time.Since(outage)))
 
 	// VictoriaMetrics returns on the same port and data.
@@ -260,6 +267,9 @@ func TestRemoteWriteToVictoriaMetrics(t *testing.T) {
 		if _, ok := want[k]; !ok {
 			t.Errorf("VictoriaMetrics has a series the hub does not show: %s", k)
 		}
+	}
+	if n := len(want[seriesKey(map[string]string{"__name__": "room_temperature_celsius", "machine": "rw-http", "room": "lab"})]); n != 2 {
+		t.Errorf("the HTTP-ingested series has %d samples in the hub, want 2", n)
 	}
 	if total < 2000 {
 		t.Fatalf("only %d samples compared", total)
