@@ -56,6 +56,7 @@ func hubFlags(fs *flag.FlagSet) *hub.Config {
 	alertingFlags(fs, &c.Alerting)
 	securityFlags(fs, &c.Security)
 	edgeFlags(fs, &c.Edge)
+	remoteWriteFlags(fs, &c.RemoteWrite)
 	return c
 }
 

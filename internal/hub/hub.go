@@ -74,6 +74,8 @@ type Config struct {
 	Alerting AlertingConfig // alerts.go
 	Security SecurityConfig // security.go
 	Edge     EdgeConfig     // edge.go
+
+	RemoteWrite RemoteWriteConfig // remotewrite.go
 }
 
 // Limits bound what one agent may send; zero values take the defaults.
@@ -147,6 +149,7 @@ type Hub struct {
 	alerts alertsPart
 	sec    securityPart
 	edge   edgePart
+	rw     remoteWritePart
 }
 
 // New opens storage and binds both listeners, so the caller knows the
@@ -227,8 +230,11 @@ func New(cfg Config) (*Hub, error) {
 	if err := h.setupAlerts(); err != nil {
 		return nil, err
 	}
+	if err := h.setupRemoteWrite(); err != nil {
+		return nil, err
+	}
 	h.ingest, err = ingest.New(ingest.Options{
-		Storage:    h.store,
+		Storage:    h.storage(),
 		Live:       h.liveSink(),
 		Auth:       h.ingestAuth(),
 		TokenAuth:  h.sec.store.CheckAgentToken,
@@ -356,6 +362,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.runAlerts(compCtx, comps)
 	h.runSecurity(compCtx, comps)
 	h.runEdge(compCtx, comps)
+	h.runRemoteWrite(compCtx, comps)
 
 	g.Go(func() error {
 		if err := h.grpcSrv.Serve(h.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -420,6 +427,7 @@ func (h *Hub) closeAll() {
 	if h.httpLn != nil {
 		_ = h.httpLn.Close()
 	}
+	h.closeRemoteWrite()
 	if h.store != nil {
 		if err := h.store.Close(); err != nil {
 			h.log.Error("close storage", "err", err)

@@ -122,6 +122,9 @@ func (c *Config) Validate() error {
 	if s := c.Security; s.SessionTTL > 0 && s.SessionMaxAge > 0 && s.SessionMaxAge < s.SessionTTL {
 		return invalid("session-max-age", s.SessionMaxAge.String(), "must be at least {session-ttl} (%s)", s.SessionTTL)
 	}
+	if err := c.RemoteWrite.validate(); err != nil {
+		return err
+	}
 	a := c.Alerting
 	if a.Retention != 0 && a.Retention < time.Hour {
 		return invalid("alerts-retention", a.Retention.String(), "must be at least 1h")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -261,3 +262,9 @@ func (s fsample) H() *histogram.Histogram       { return nil }
 func (s fsample) FH() *histogram.FloatHistogram { return nil }
 func (s fsample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
 func (s fsample) Copy() chunks.Sample           { return s }
+
+// Internal reports whether ls is one of the store's internal series
+// (sysmonstm_agent_*), which PromQL over the store does not show.
+func Internal(ls labels.Labels) bool {
+	return strings.HasPrefix(ls.Get(labels.MetricName), internalPrefix)
+}
