@@ -50,8 +50,55 @@ var migrations = []string{
 	);`,
 }
 
+// pgMigrations are migrations for PostgreSQL: the same tables (flags are
+// BOOLEAN, times BIGINT unix milliseconds) and triggers that NOTIFY the
+// other hubs (db.Watch) of rule, notifier and silence changes. Appending a
+// step to migrations means appending its PostgreSQL form here.
+var pgMigrations = []string{
+	`CREATE TABLE alert_rules (
+		id          TEXT PRIMARY KEY,
+		body        TEXT NOT NULL,
+		provisioned BOOLEAN NOT NULL DEFAULT false,
+		builtin     BOOLEAN NOT NULL DEFAULT false
+	);
+	CREATE TABLE alert_notifiers (
+		id          TEXT PRIMARY KEY,
+		body        TEXT NOT NULL,
+		provisioned BOOLEAN NOT NULL DEFAULT false,
+		created_at  BIGINT NOT NULL,
+		updated_at  BIGINT NOT NULL
+	);
+	CREATE TABLE alerts (
+		id          TEXT PRIMARY KEY,
+		rule_id     TEXT NOT NULL,
+		machine     TEXT NOT NULL,
+		severity    TEXT NOT NULL,
+		state       TEXT NOT NULL,
+		started_at  BIGINT NOT NULL,
+		resolved_at BIGINT,
+		body        TEXT NOT NULL
+	);
+	CREATE INDEX alerts_state_resolved ON alerts(state, resolved_at);
+	CREATE TABLE alert_silences (
+		id      TEXT PRIMARY KEY,
+		ends_at BIGINT NOT NULL,
+		body    TEXT NOT NULL
+	);
+	CREATE TABLE alert_meta (
+		key   TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	);
+	` + metadb.PGNotifyFunction + `
+	CREATE TRIGGER alert_rules_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON alert_rules
+		FOR EACH STATEMENT EXECUTE FUNCTION sysmonstm_notify();
+	CREATE TRIGGER alert_notifiers_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON alert_notifiers
+		FOR EACH STATEMENT EXECUTE FUNCTION sysmonstm_notify();
+	CREATE TRIGGER alert_silences_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON alert_silences
+		FOR EACH STATEMENT EXECUTE FUNCTION sysmonstm_notify();`,
+}
+
 func migrate(ctx context.Context, d *sql.DB) error {
-	return metadb.Migrate(ctx, d, "alert", migrations)
+	return metadb.Migrate(ctx, d, "alert", metadb.ForDialect(d, migrations, pgMigrations))
 }
 
 func loadRules(ctx context.Context, d *sql.DB) ([]Rule, error) {

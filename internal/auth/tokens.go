@@ -337,7 +337,7 @@ func (s *Store) FlushLastUsed(ctx context.Context) error {
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for id, at := range used {
-			if _, err := tx.ExecContext(ctx, `UPDATE agent_tokens SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?`, at, id); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE agent_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`, at, id, at); err != nil {
 				return err
 			}
 		}
