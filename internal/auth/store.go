@@ -227,6 +227,10 @@ var (
 	// ErrBadCredentials: unknown user or wrong password (deliberately not
 	// telling which).
 	ErrBadCredentials = errors.New("wrong username or password")
+	// ErrStoreUnavailable is what HTTP clients are told (503) when the
+	// metadata database fails: agents already connected keep working from
+	// the token cache, logins and session checks wait for it.
+	ErrStoreUnavailable = errors.New("metadata database unavailable (see the hub's log); try again shortly")
 )
 
 // InvalidError is an input that fails validation (HTTP 400).

@@ -183,6 +183,12 @@ func (s *Store) RevokeToken(ctx context.Context, id string) error {
 	return nil
 }
 
+// InvalidateTokens makes the next token check re-read the token table: the
+// hub calls it when another process sharing the database changed a token
+// (PostgreSQL NOTIFY). Until that re-read succeeds, checks keep using the
+// previous copy, so a database outage does not cut connected agents.
+func (s *Store) InvalidateTokens() { s.tokens.invalidate() }
+
 // SetLocalAgent creates (once) the in-memory credential of `up` mode's own
 // agent: a random token, never stored, accepted for machine only.
 func (s *Store) SetLocalAgent(machine string) (string, error) {
