@@ -85,4 +85,3 @@ func sameJSON[V any](a, b map[string]V) bool {
 	}
 	return true
 }
-

@@ -84,6 +84,15 @@ func Redact(dsn string) string {
 		}
 		return u.String()
 	}
+	if scheme, rest, ok := strings.Cut(dsn, "://"); ok {
+		// A URL that does not parse: hide what could be a password.
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if user, _, ok := strings.Cut(rest[:at], ":"); ok {
+				return scheme + "://" + user + ":xxxxx" + rest[at:]
+			}
+		}
+		return dsn
+	}
 	// key=value form: hide password=….
 	fields := strings.Fields(dsn)
 	for i, f := range fields {

@@ -372,14 +372,17 @@ func (s *Server) recheckSignal() <-chan struct{} {
 func (s *Server) recheckAuth(ctx context.Context, st *stream, token string) {
 	t := time.NewTicker(s.opts.AuthRecheck)
 	defer t.Stop()
+	now := s.recheckSignal()
 	for {
-		now := s.recheckSignal()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-now:
 		}
+		// The next signal before this check: a RecheckAuth during it is
+		// not lost.
+		now = s.recheckSignal()
 		if err := s.opts.Auth(ctx, token, st.machine); err != nil {
 			if ctx.Err() != nil {
 				return
