@@ -2,6 +2,7 @@ package alert
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,7 +12,8 @@ import (
 
 // TestReloadSharesOneDatabase, on each backend: two engines on one
 // database (two hubs on PostgreSQL). A rule, a notifier and a silence made
-// on A are in force on B once B reloads (the hub reloads on NOTIFY); a rule
+// on A are in force on B once B reloads (the hub reloads on NOTIFY); an
+// acknowledgement made through A of B's alert is adopted by B; a rule
 // deleted on A resolves B's alert; a reload with nothing new changes
 // nothing.
 func TestReloadSharesOneDatabase(t *testing.T) {
@@ -63,6 +65,24 @@ func TestReloadSharesOneDatabase(t *testing.T) {
 				t.Fatalf("B's alert not silenced by A's silence: %+v", al)
 			}
 
+			// Acknowledged through A (which does not evaluate it): B adopts
+			// the acknowledgement once it re-reads, and keeps it.
+			id := b.one(StateFiring).ID
+			got, err := a.e.Acknowledge(ctx, id, true, "alice", "on it")
+			if err != nil || !got.Acknowledged {
+				t.Fatalf("A acknowledging B's alert: %+v %v", got, err)
+			}
+			if n, err := b.e.ReloadAcks(ctx); n != 1 || err != nil {
+				t.Fatalf("B.ReloadAcks: %d, %v", n, err)
+			}
+			b.advance(time.Second, time.Second, nil)
+			if al := b.one(StateFiring); !al.Acknowledged || al.Ack == nil || al.Ack.By != "alice" || al.Ack.Comment != "on it" {
+				t.Fatalf("B's alert after A's acknowledgement: %+v", al)
+			}
+			if n, err := b.e.ReloadAcks(ctx); n != 0 || err != nil {
+				t.Fatalf("B.ReloadAcks again: %d, %v", n, err)
+			}
+
 			// A rule deleted on A resolves B's alert.
 			if err := a.e.DeleteRule(ctx, r.ID); err != nil {
 				t.Fatal(err)
@@ -71,6 +91,9 @@ func TestReloadSharesOneDatabase(t *testing.T) {
 			b.advance(2*time.Second, time.Second, nil)
 			if as := b.alerts(StateFiring, StatePending); len(as) != 0 {
 				t.Fatalf("B still fires a rule deleted on A: %+v", as)
+			}
+			if _, err := a.e.Acknowledge(ctx, id, false, "alice", ""); err == nil || !strings.Contains(err.Error(), "resolved") {
+				t.Fatalf("A un-acknowledging a resolved alert: %v", err)
 			}
 		})
 	}

@@ -58,8 +58,9 @@ var migrations = []string{
 
 // pgMigrations are migrations for PostgreSQL: the same tables (times are
 // BIGINT unix milliseconds, BLOB is BYTEA), and triggers that NOTIFY the
-// other hubs (db.Watch) of token changes. Appending a step to migrations
-// means appending its PostgreSQL form here.
+// other hubs (db.Watch) of token changes. The two lists are versioned
+// apart (a database is one or the other): a schema change appends a step
+// to each.
 var pgMigrations = []string{
 	`CREATE TABLE auth_settings (
 		name  TEXT PRIMARY KEY,

@@ -38,7 +38,8 @@ func (h *Hub) openMetadata() error {
 // runMetadataWatch, on PostgreSQL, listens for changes other hubs and the
 // admin commands commit, and applies them: tokens are re-read and every
 // open agent stream re-checked (a revoked token's streams close), the
-// alert engine re-reads rules, notifiers and silences.
+// alert engine re-reads rules, notifiers and silences, and adopts
+// acknowledgements made on other hubs of the alerts it evaluates.
 func (h *Hub) runMetadataWatch(ctx context.Context, comps *errgroup.Group) {
 	if h.cfg.Postgres == "" {
 		return
@@ -83,6 +84,17 @@ func (h *Hub) metadataChanged(ctx context.Context, table string) {
 			}
 		} else if changed && table == "" {
 			h.log.Info("alert rules, notifiers or silences changed elsewhere while notifications were down; applied")
+		}
+	}
+	switch table {
+	case "", "alerts":
+		if h.alerts.engine == nil {
+			return
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if _, err := h.alerts.engine.ReloadAcks(rctx); err != nil && ctx.Err() == nil {
+			h.log.Warn("re-read alert acknowledgements", "err", err)
 		}
 	}
 }
