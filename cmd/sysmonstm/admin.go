@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 )
 
@@ -67,17 +66,8 @@ func adminFlagSet(name, usage string, stderr io.Writer) (*flag.FlagSet, *metaTar
 	return fs, t
 }
 
-// postgresFlag registers --postgres on fs. Its default comes from
-// SYSMONSTM_POSTGRES at parse time (see postgresURL), not here, so a
-// password in it is never printed by --help.
+// postgresFlag registers --postgres on fs (SYSMONSTM_POSTGRES, like every
+// flag's variable).
 func postgresFlag(fs *flag.FlagSet, p *string) {
-	fs.StringVar(p, "postgres", "", "PostgreSQL `URL` (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE) holding users, sessions, tokens and alert rules, state, silences and notifiers, shared by every hub using it; default $SYSMONSTM_POSTGRES, else SQLite in --data-dir")
-}
-
-// postgresURL is --postgres as given, else SYSMONSTM_POSTGRES.
-func postgresURL(flagValue string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	return os.Getenv("SYSMONSTM_POSTGRES")
+	fs.StringVar(p, "postgres", "", "PostgreSQL `URL` (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE) holding users, sessions, tokens and alert rules, state, silences and notifiers, shared by every hub using it; default: SQLite in --data-dir")
 }

@@ -60,7 +60,6 @@ func hubFlags(fs *flag.FlagSet) *hub.Config {
 // validateHub checks the hub settings (hub.Config.Validate), named as
 // flags. It maps --max-conns-per-ip 0 (no limit) to the Config's -1.
 func validateHub(c *hub.Config) error {
-	c.Postgres = postgresURL(c.Postgres)
 	switch {
 	case c.Conn.MaxPerIP < 0:
 		return fmt.Errorf("--max-conns-per-ip %d: must be 0 (no limit) or more", c.Conn.MaxPerIP)

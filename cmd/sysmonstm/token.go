@@ -55,7 +55,7 @@ func tokenFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *metaTarget) {
 // database must already exist (a typo in --data-dir would otherwise
 // create an empty one).
 func openAuth(ctx context.Context, t *metaTarget, must bool, stderr io.Writer) (*auth.Store, *sql.DB, error) {
-	if pg := postgresURL(t.Postgres); pg != "" {
+	if pg := t.Postgres; pg != "" {
 		d, err := db.OpenPostgres(ctx, pg)
 		if err != nil {
 			return nil, nil, fmt.Errorf("--postgres: %w", err)
