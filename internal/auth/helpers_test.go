@@ -48,7 +48,7 @@ func openDB(t testing.TB) (*sql.DB, string) {
 }
 
 // openStore opens a Store on d with clk.
-func openStore(t *testing.T, d *sql.DB, clk *clock, opts Options) *Store {
+func openStore(t testing.TB, d *sql.DB, clk *clock, opts Options) *Store {
 	t.Helper()
 	if clk != nil {
 		opts.Now = clk.Now
