@@ -80,16 +80,7 @@ func TestPostgresTwoHubs(t *testing.T) {
 
 	// Revoked on A: B closes the stream within about a second.
 	apiA.must(204, "DELETE", "/api/tokens/"+tok.ID, nil, nil)
-	revoked := time.Now()
-	closed := waitOutput(t, agent, 15*time.Second, "token rejected by hub")
-	took := closed.Sub(revoked)
-	t.Logf("token revoked on A: B closed the agent's stream %s later", took.Round(time.Millisecond))
-	if took > 2*time.Second {
-		t.Errorf("B closed the stream %s after A revoked the token, want about 1 s", took)
-	}
-	if !strings.Contains(agent.out.String(), "token revoked") {
-		t.Errorf("agent's message does not say the token was revoked:\n%s", truncate(agent.out.String()))
-	}
+	waitRevoked(t, agent, time.Now(), 2*time.Second, "hub A answered the DELETE (the stream is on hub B)")
 
 	// Kill every connection to the database, the hubs' listeners included.
 	tok2 := createToken(t, t.TempDir(), "--machine", "pg-agent-2")
