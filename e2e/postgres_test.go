@@ -18,11 +18,12 @@ import (
 
 // TestPostgresTwoHubs: two hub processes share one PostgreSQL database
 // (SYSMONSTM_POSTGRES, which the token CLI also reads). A user created on
-// hub A logs in on hub B; a token created on A streams an agent to B;
-// revoked on A, B closes the stream within about a second; a rule created
-// on A fires on B. Then every connection to the database is killed
-// (pg_terminate_backend): agents keep streaming, and both hubs recover by
-// themselves (logins work again, changes propagate again).
+// hub A logs in on hub B; a token created on A streams an agent to B; a
+// rule created on A fires on B, and acknowledging that alert on A reaches
+// B; revoked on A, B closes the stream within about a second. Then every
+// connection to the database is killed (pg_terminate_backend): agents keep
+// streaming, and both hubs recover by themselves (logins work again,
+// changes propagate again).
 func TestPostgresTwoHubs(t *testing.T) {
 	t.Parallel()
 	dsn := dbtest.NewPostgres(t)
@@ -77,6 +78,21 @@ func TestPostgresTwoHubs(t *testing.T) {
 		return nil
 	})
 	t.Logf("rule created on A: firing on B %s later", time.Since(created).Round(time.Millisecond))
+
+	// Acknowledged on A, which does not evaluate it: B adopts it.
+	acked := time.Now()
+	apiA.must(200, "POST", "/api/alerts/"+list[0].ID+"/ack", map[string]string{"comment": "on it"}, nil)
+	testutil.WaitFor(t, 10*time.Second, "B's alert acknowledged through A", func() error {
+		var al struct {
+			Acknowledged bool `json:"acknowledged"`
+		}
+		apiB.must(200, "GET", "/api/alerts/"+list[0].ID, nil, &al)
+		if !al.Acknowledged {
+			return fmt.Errorf("not acknowledged on B")
+		}
+		return nil
+	})
+	t.Logf("alert acknowledged on A: acknowledged on B %s later", time.Since(acked).Round(time.Millisecond))
 
 	// Revoked on A: B closes the stream within about a second.
 	apiA.must(204, "DELETE", "/api/tokens/"+tok.ID, nil, nil)
