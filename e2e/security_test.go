@@ -102,6 +102,21 @@ func waitOutput(t *testing.T, p *proc, timeout time.Duration, s string) time.Tim
 	return time.Now()
 }
 
+// waitRevoked waits for agent to report its token revoked by the hub and
+// fails t unless that came within limit of revoked (when what happened).
+func waitRevoked(t *testing.T, agent *proc, revoked time.Time, limit time.Duration, what string) {
+	t.Helper()
+	closed := waitOutput(t, agent, 15*time.Second, "token rejected by hub")
+	took := closed.Sub(revoked)
+	t.Logf("revoked token: the open stream was closed %s after %s", took.Round(time.Millisecond), what)
+	if took > limit {
+		t.Errorf("stream closed %s after revocation, want within %s", took, limit)
+	}
+	if !strings.Contains(agent.out.String(), "token revoked") {
+		t.Errorf("agent's message does not say the token was revoked:\n%s", truncate(agent.out.String()))
+	}
+}
+
 // TestSecurityAgentTokens: agents and HTTP ingest need a valid token; a
 // bound token writes as its machine only; a token created with the CLI
 // while the hub runs works within seconds; a revoked token's open stream is
@@ -172,16 +187,7 @@ func TestSecurityAgentTokens(t *testing.T) {
 	if out, err := command(t, "token", "revoke", bound.ID, "--data-dir", hub.dataDir).CombinedOutput(); err != nil {
 		t.Fatalf("token revoke: %v %s", err, out)
 	}
-	revoked := time.Now()
-	closed := waitOutput(t, agent, 15*time.Second, "token rejected by hub")
-	took := closed.Sub(revoked)
-	t.Logf("revoked token: the open stream was closed %s after `token revoke` returned", took.Round(time.Millisecond))
-	if took > 5*time.Second {
-		t.Errorf("stream closed %s after revocation, want within 5s", took)
-	}
-	if !strings.Contains(agent.out.String(), "token revoked") {
-		t.Errorf("agent's message does not say the token was revoked:\n%s", truncate(agent.out.String()))
-	}
+	waitRevoked(t, agent, time.Now(), 5*time.Second, "`token revoke` returned")
 	if r := ingestOne(t, hub, bound.Token, "db-1"); r.code != 401 {
 		t.Fatalf("revoked token on HTTP ingest: %d", r.code)
 	}

@@ -48,10 +48,26 @@ func runSubcommand(ctx context.Context, group, usage string, subs []subcommand, 
 	return fmt.Errorf("unknown %s command %q: want %s", group, sub, want)
 }
 
-// adminFlagSet is a `sysmonstm token|user …` flag set with --data-dir.
-func adminFlagSet(name, usage string, stderr io.Writer) (*flag.FlagSet, *string) {
+// metaTarget is the metadata database an admin command works on: the
+// hub's SQLite file in DataDir, or PostgreSQL (--postgres).
+type metaTarget struct {
+	DataDir  string
+	Postgres string
+}
+
+// adminFlagSet is a `sysmonstm token|user …` flag set with --data-dir and
+// --postgres.
+func adminFlagSet(name, usage string, stderr io.Writer) (*flag.FlagSet, *metaTarget) {
 	fs, _ := newFlagSet(name, "", stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage+"\nFlags:\n"); fs.PrintDefaults() }
-	dataDir := fs.String("data-dir", defaultDataDir, "the hub's data `DIR`")
-	return fs, dataDir
+	t := &metaTarget{}
+	fs.StringVar(&t.DataDir, "data-dir", defaultDataDir, "the hub's data `DIR`")
+	postgresFlag(fs, &t.Postgres)
+	return fs, t
+}
+
+// postgresFlag registers --postgres on fs (SYSMONSTM_POSTGRES, like every
+// flag's variable).
+func postgresFlag(fs *flag.FlagSet, p *string) {
+	fs.StringVar(p, "postgres", "", "PostgreSQL `URL` (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE) holding users, sessions, tokens and alert rules, state, silences and notifiers, shared by every hub using it; default: SQLite in --data-dir")
 }

@@ -37,5 +37,7 @@ func TestHubErrorsNameFlags(t *testing.T) {
 	f("--alerts-group-wait 1h0m0s: must be between 10ms and 10m", "--alerts-group-wait", "1h")
 	f(`--external-url "x": want an absolute http(s) URL`, "--external-url", "x")
 	f("--listen-http "+busy.Addr().String()+": cannot listen (is another hub running? change --listen-http)", "--listen-http", busy.Addr().String())
+	f("--postgres postgres://u:xxxxx@h:nope/db: want postgres://", "--postgres", "postgres://u:hunter2@h:nope/db")
+	f("--postgres postgres://postgres@127.0.0.1:1/x: cannot open the metadata database (is PostgreSQL up, and --postgres right?)", "--postgres", "postgres://postgres@127.0.0.1:1/x")
 	f(`--edge-metrics: selector ",": want a metric name`, "--edge-url", "wss://edge.example.com/api/publish", "--edge-key", "0123456789abcdef0123", "--edge-metrics", ",")
 }

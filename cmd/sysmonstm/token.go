@@ -44,15 +44,30 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}, args, stdout, stderr)
 }
 
-// tokenFlagSet is a `sysmonstm token …` flag set with --data-dir.
-func tokenFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+// tokenFlagSet is a `sysmonstm token …` flag set with --data-dir and
+// --postgres.
+func tokenFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *metaTarget) {
 	return adminFlagSet(name, tokenUsage, stderr)
 }
 
-// openAuth opens the auth store in the hub's data directory. must says
-// the database must already exist (a typo in --data-dir would otherwise
+// openAuth opens the auth store on PostgreSQL (--postgres or
+// SYSMONSTM_POSTGRES) or in the hub's data directory. must says an SQLite
+// database must already exist (a typo in --data-dir would otherwise
 // create an empty one).
-func openAuth(ctx context.Context, dataDir string, must bool, stderr io.Writer) (*auth.Store, *sql.DB, error) {
+func openAuth(ctx context.Context, t *metaTarget, must bool, stderr io.Writer) (*auth.Store, *sql.DB, error) {
+	if pg := t.Postgres; pg != "" {
+		d, err := db.OpenPostgres(ctx, pg)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--postgres: %w", err)
+		}
+		st, err := auth.Open(ctx, d, auth.Options{})
+		if err != nil {
+			d.Close()
+			return nil, nil, err
+		}
+		return st, d, nil
+	}
+	dataDir := t.DataDir
 	_, err := os.Stat(db.Path(dataDir))
 	switch {
 	case err != nil && must:
@@ -133,7 +148,7 @@ func runTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return fmt.Errorf("--expires: %w", err)
 	}
-	st, d, err := openAuth(ctx, *dataDir, false, stderr)
+	st, d, err := openAuth(ctx, dataDir, false, stderr)
 	if err != nil {
 		return err
 	}
@@ -167,7 +182,7 @@ func runTokenList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if _, err := parseSub(fs, args); err != nil {
 		return err
 	}
-	st, d, err := openAuth(ctx, *dataDir, true, stderr)
+	st, d, err := openAuth(ctx, dataDir, true, stderr)
 	if err != nil {
 		return err
 	}
@@ -211,7 +226,7 @@ func runTokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	st, d, err := openAuth(ctx, *dataDir, true, stderr)
+	st, d, err := openAuth(ctx, dataDir, true, stderr)
 	if err != nil {
 		return err
 	}

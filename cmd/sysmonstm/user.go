@@ -45,8 +45,9 @@ func runUser(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}, args, stdout, stderr)
 }
 
-// userFlagSet is a `sysmonstm user …` flag set with --data-dir.
-func userFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+// userFlagSet is a `sysmonstm user …` flag set with --data-dir and
+// --postgres.
+func userFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *metaTarget) {
 	return adminFlagSet(name, userUsage, stderr)
 }
 
@@ -102,7 +103,7 @@ func runUserAdd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := auth.ValidateUserName(name); err != nil {
 		return err
 	}
-	st, d, err := openAuth(ctx, *dataDir, false, stderr)
+	st, d, err := openAuth(ctx, dataDir, false, stderr)
 	if err != nil {
 		return err
 	}
@@ -125,7 +126,7 @@ func runUserPasswd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	st, d, err := openAuth(ctx, *dataDir, true, stderr)
+	st, d, err := openAuth(ctx, dataDir, true, stderr)
 	if err != nil {
 		return err
 	}
@@ -147,7 +148,7 @@ func runUserRemove(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	st, d, err := openAuth(ctx, *dataDir, true, stderr)
+	st, d, err := openAuth(ctx, dataDir, true, stderr)
 	if err != nil {
 		return err
 	}
@@ -165,7 +166,7 @@ func runUserList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if _, err := parseSub(fs, args); err != nil {
 		return err
 	}
-	st, d, err := openAuth(ctx, *dataDir, true, stderr)
+	st, d, err := openAuth(ctx, dataDir, true, stderr)
 	if err != nil {
 		return err
 	}

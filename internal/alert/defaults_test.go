@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	metadb "github.com/sysmonstm/sysmonstm/internal/db"
+	"github.com/sysmonstm/sysmonstm/internal/db/dbtest"
 )
 
 func ruleIDs(rules []Rule) []string {
@@ -66,10 +66,7 @@ func TestDefaultsAfterUpgrade(t *testing.T) {
 	f := func(taken bool) {
 		t.Helper()
 		dir := t.TempDir()
-		d, err := metadb.Open(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
+		d := dbtest.OpenAt(t, dbtest.Backend(), dir)
 		if err := migrate(ctx, d); err != nil {
 			t.Fatal(err)
 		}

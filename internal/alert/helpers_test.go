@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	metadb "github.com/sysmonstm/sysmonstm/internal/db"
+	"github.com/sysmonstm/sysmonstm/internal/db/dbtest"
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 	"github.com/sysmonstm/sysmonstm/internal/notify"
@@ -110,11 +110,13 @@ func newHarness(t testing.TB, opts Options) *harness {
 // openHarness opens an engine on dir's database (again, for restarts).
 func openHarness(t testing.TB, dir string, clk *clock, opts Options) *harness {
 	t.Helper()
-	d, err := metadb.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	return openHarnessOn(t, dbtest.Backend(), dir, clk, opts)
+}
+
+// openHarnessOn opens an engine on dir's database on backend.
+func openHarnessOn(t testing.TB, backend, dir string, clk *clock, opts Options) *harness {
+	t.Helper()
+	d := dbtest.OpenAt(t, backend, dir)
 	st, err := live.New(live.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -50,8 +50,60 @@ var migrations = []string{
 	);`,
 }
 
+// pgMigrations are migrations for PostgreSQL: the same tables (flags are
+// BOOLEAN, times BIGINT unix milliseconds) and triggers that NOTIFY the
+// other hubs (db.Watch) of rule, notifier, silence and alert changes. The
+// two lists are versioned apart (a database is one or the other): a schema
+// change appends a step to each.
+var pgMigrations = []string{
+	`CREATE TABLE alert_rules (
+		id          TEXT PRIMARY KEY,
+		body        TEXT NOT NULL,
+		provisioned BOOLEAN NOT NULL DEFAULT false,
+		builtin     BOOLEAN NOT NULL DEFAULT false
+	);
+	CREATE TABLE alert_notifiers (
+		id          TEXT PRIMARY KEY,
+		body        TEXT NOT NULL,
+		provisioned BOOLEAN NOT NULL DEFAULT false,
+		created_at  BIGINT NOT NULL,
+		updated_at  BIGINT NOT NULL
+	);
+	CREATE TABLE alerts (
+		id          TEXT PRIMARY KEY,
+		rule_id     TEXT NOT NULL,
+		machine     TEXT NOT NULL,
+		severity    TEXT NOT NULL,
+		state       TEXT NOT NULL,
+		started_at  BIGINT NOT NULL,
+		resolved_at BIGINT,
+		body        TEXT NOT NULL
+	);
+	CREATE INDEX alerts_state_resolved ON alerts(state, resolved_at);
+	CREATE TABLE alert_silences (
+		id      TEXT PRIMARY KEY,
+		ends_at BIGINT NOT NULL,
+		body    TEXT NOT NULL
+	);
+	CREATE TABLE alert_meta (
+		key   TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	);
+	` + metadb.PGNotifyFunction + `
+	CREATE TRIGGER alert_rules_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON alert_rules
+		FOR EACH STATEMENT EXECUTE FUNCTION sysmonstm_notify();
+	CREATE TRIGGER alert_notifiers_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON alert_notifiers
+		FOR EACH STATEMENT EXECUTE FUNCTION sysmonstm_notify();
+	CREATE TRIGGER alert_silences_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON alert_silences
+		FOR EACH STATEMENT EXECUTE FUNCTION sysmonstm_notify();`,
+	// Acknowledgements made on another hub (acknowledgeElsewhere) reach
+	// the hub evaluating the alert.
+	`CREATE TRIGGER alerts_notify AFTER UPDATE ON alerts
+		FOR EACH STATEMENT EXECUTE FUNCTION sysmonstm_notify();`,
+}
+
 func migrate(ctx context.Context, d *sql.DB) error {
-	return metadb.Migrate(ctx, d, "alert", migrations)
+	return metadb.Migrate(ctx, d, "alert", metadb.ForDialect(d, migrations, pgMigrations))
 }
 
 func loadRules(ctx context.Context, d *sql.DB) ([]Rule, error) {
@@ -255,19 +307,24 @@ func queryAlerts(ctx context.Context, d *sql.DB, f alertFilter) ([]Alert, error)
 }
 
 func getAlert(ctx context.Context, d *sql.DB, id string) (Alert, error) {
+	s, err := getAlertBody(ctx, d, id)
+	return s.Alert, err
+}
+
+func getAlertBody(ctx context.Context, d *sql.DB, id string) (storedAlert, error) {
 	var body string
 	err := d.QueryRowContext(ctx, `SELECT body FROM alerts WHERE id = ?`, id).Scan(&body)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Alert{}, notFound("alert %q", id)
+		return storedAlert{}, notFound("alert %q", id)
 	}
 	if err != nil {
-		return Alert{}, fmt.Errorf("read alert %s: %w", id, err)
+		return storedAlert{}, fmt.Errorf("read alert %s: %w", id, err)
 	}
 	var s storedAlert
 	if err := json.Unmarshal([]byte(body), &s); err != nil {
-		return Alert{}, fmt.Errorf("read alert %s: %w", id, err)
+		return storedAlert{}, fmt.Errorf("read alert %s: %w", id, err)
 	}
-	return s.Alert, nil
+	return s, nil
 }
 
 func loadSilences(ctx context.Context, d *sql.DB) ([]*Silence, error) {

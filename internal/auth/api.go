@@ -93,8 +93,11 @@ func (a *HTTP) storeError(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrExists), errors.Is(err, ErrLastAdmin):
 		writeError(w, http.StatusConflict, err.Error())
 	default:
+		// What is left is the database failing (PostgreSQL down or
+		// restarting, SQLite's disk full): try again later.
 		a.log.Error("auth store", "err", err)
-		writeError(w, http.StatusInternalServerError, "internal error; see the hub's log")
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, ErrStoreUnavailable.Error())
 	}
 }
 

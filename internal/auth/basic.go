@@ -129,7 +129,7 @@ func (a *HTTP) basic(r *http.Request) (Principal, *authErr) {
 			return Principal{User: e.user, Role: role, Basic: true}, nil
 		case err != nil && !errors.Is(err, ErrNotFound):
 			a.log.Error("user lookup failed", "err", err)
-			return Principal{}, &authErr{status: http.StatusInternalServerError, msg: "user store unavailable"}
+			return Principal{}, &authErr{status: http.StatusServiceUnavailable, msg: ErrStoreUnavailable.Error(), retryAfter: 5}
 		}
 		a.basicCache.drop(k) // removed, or its password changed: check again
 	}
@@ -157,7 +157,7 @@ func (a *HTTP) basic(r *http.Request) (Principal, *authErr) {
 	}
 	if err != nil {
 		a.log.Error("password check failed", "err", err)
-		return Principal{}, &authErr{status: http.StatusInternalServerError, msg: "user store unavailable"}
+		return Principal{}, &authErr{status: http.StatusServiceUnavailable, msg: ErrStoreUnavailable.Error(), retryAfter: 5}
 	}
 	att.Succeed()
 	if _, hash, err := a.store.credential(ctx, u.Name); err == nil {

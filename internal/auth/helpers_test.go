@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sysmonstm/sysmonstm/internal/db"
+	"github.com/sysmonstm/sysmonstm/internal/db/dbtest"
 )
 
 // productionCost is bcryptCost as the package sets it.
@@ -44,16 +44,11 @@ func (c *clock) Add(d time.Duration) {
 func openDB(t testing.TB) (*sql.DB, string) {
 	t.Helper()
 	dir := t.TempDir()
-	d, err := db.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d, dir
+	return dbtest.OpenAt(t, dbtest.Backend(), dir), dir
 }
 
 // openStore opens a Store on d with clk.
-func openStore(t *testing.T, d *sql.DB, clk *clock, opts Options) *Store {
+func openStore(t testing.TB, d *sql.DB, clk *clock, opts Options) *Store {
 	t.Helper()
 	if clk != nil {
 		opts.Now = clk.Now

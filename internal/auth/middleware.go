@@ -217,7 +217,7 @@ func (a *HTTP) authenticate(r *http.Request) (Principal, *Session, *authErr) {
 			if err != nil {
 				if !errors.Is(err, ErrNotFound) {
 					a.log.Error("session lookup failed", "err", err)
-					return Principal{}, nil, &authErr{status: http.StatusInternalServerError, msg: "session store unavailable"}
+					return Principal{}, nil, &authErr{status: http.StatusServiceUnavailable, msg: ErrStoreUnavailable.Error(), retryAfter: 5}
 				}
 				return Principal{}, nil, &authErr{status: http.StatusUnauthorized, msg: "invalid or expired token: log in again (POST /api/auth/login)"}
 			}
@@ -234,7 +234,7 @@ func (a *HTTP) authenticate(r *http.Request) (Principal, *Session, *authErr) {
 			return Principal{User: sess.User, Role: sess.Role, Session: true}, &sess, nil
 		case !errors.Is(err, ErrNotFound):
 			a.log.Error("session lookup failed", "err", err)
-			return Principal{}, nil, &authErr{status: http.StatusInternalServerError, msg: "session store unavailable"}
+			return Principal{}, nil, &authErr{status: http.StatusServiceUnavailable, msg: ErrStoreUnavailable.Error(), retryAfter: 5}
 		}
 		// A stale cookie: carry on as if there were none.
 	}

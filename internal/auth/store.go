@@ -56,6 +56,54 @@ var migrations = []string{
 	CREATE INDEX sessions_user ON sessions(user_name);`,
 }
 
+// pgMigrations are migrations for PostgreSQL: the same tables (times are
+// BIGINT unix milliseconds, BLOB is BYTEA), and triggers that NOTIFY the
+// other hubs (db.Watch) of token changes. The two lists are versioned
+// apart (a database is one or the other): a schema change appends a step
+// to each.
+var pgMigrations = []string{
+	`CREATE TABLE auth_settings (
+		name  TEXT PRIMARY KEY,
+		value BYTEA NOT NULL
+	);
+	CREATE TABLE agent_tokens (
+		id           TEXT PRIMARY KEY,
+		hash         BYTEA NOT NULL,
+		name         TEXT NOT NULL DEFAULT '',
+		machine      TEXT NOT NULL DEFAULT '',
+		created_at   BIGINT NOT NULL,
+		expires_at   BIGINT,
+		last_used_at BIGINT,
+		revoked_at   BIGINT
+	);
+	CREATE TABLE agent_token_machines (
+		token_id   TEXT NOT NULL REFERENCES agent_tokens(id) ON DELETE CASCADE,
+		machine    TEXT NOT NULL,
+		first_seen BIGINT NOT NULL,
+		PRIMARY KEY (token_id, machine)
+	);
+	CREATE TABLE users (
+		name          TEXT PRIMARY KEY,
+		role          TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
+		password_hash TEXT NOT NULL,
+		created_at    BIGINT NOT NULL,
+		updated_at    BIGINT NOT NULL
+	);
+	CREATE TABLE sessions (
+		id_hash      BYTEA PRIMARY KEY,
+		user_name    TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE ON UPDATE CASCADE,
+		csrf         TEXT NOT NULL,
+		created_at   BIGINT NOT NULL,
+		last_seen_at BIGINT NOT NULL
+	);
+	CREATE INDEX sessions_user ON sessions(user_name);
+	` + db.PGNotifyFunction + `
+	CREATE TRIGGER agent_tokens_notify AFTER INSERT OR DELETE OR TRUNCATE ON agent_tokens
+		FOR EACH STATEMENT EXECUTE FUNCTION sysmonstm_notify();
+	CREATE TRIGGER agent_tokens_update_notify AFTER UPDATE OF hash, machine, expires_at, revoked_at ON agent_tokens
+		FOR EACH STATEMENT EXECUTE FUNCTION sysmonstm_notify();`,
+}
+
 // Defaults of Options.
 const (
 	DefaultMaxMachinesPerToken = 100
@@ -131,7 +179,7 @@ func Open(ctx context.Context, d *sql.DB, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if err := db.Migrate(ctx, d, component, migrations); err != nil {
+	if err := db.Migrate(ctx, d, component, db.ForDialect(d, migrations, pgMigrations)); err != nil {
 		return nil, err
 	}
 	s := &Store{
@@ -180,6 +228,10 @@ var (
 	// ErrBadCredentials: unknown user or wrong password (deliberately not
 	// telling which).
 	ErrBadCredentials = errors.New("wrong username or password")
+	// ErrStoreUnavailable is what HTTP clients are told (503) when the
+	// metadata database fails: agents already connected keep working from
+	// the token cache, logins and session checks wait for it.
+	ErrStoreUnavailable = errors.New("metadata database unavailable (see the hub's log); try again shortly")
 )
 
 // InvalidError is an input that fails validation (HTTP 400).

@@ -183,6 +183,12 @@ func (s *Store) RevokeToken(ctx context.Context, id string) error {
 	return nil
 }
 
+// InvalidateTokens makes the next token check re-read the token table: the
+// hub calls it when another process sharing the database changed a token
+// (PostgreSQL NOTIFY). Until that re-read succeeds, checks keep using the
+// previous copy, so a database outage does not cut connected agents.
+func (s *Store) InvalidateTokens() { s.tokens.invalidate() }
+
 // SetLocalAgent creates (once) the in-memory credential of `up` mode's own
 // agent: a random token, never stored, accepted for machine only.
 func (s *Store) SetLocalAgent(machine string) (string, error) {
@@ -337,7 +343,7 @@ func (s *Store) FlushLastUsed(ctx context.Context) error {
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for id, at := range used {
-			if _, err := tx.ExecContext(ctx, `UPDATE agent_tokens SET last_used_at = MAX(COALESCE(last_used_at, 0), ?) WHERE id = ?`, at, id); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE agent_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`, at, id, at); err != nil {
 				return err
 			}
 		}

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"modernc.org/sqlite" // registers the "sqlite" driver
@@ -129,19 +130,25 @@ func checkNotLost(dataDir string) error {
 // Migrate brings one component's tables up to date. steps are SQL scripts
 // applied in order, each once: the number applied so far is kept per
 // component in the schema_versions table. Append new steps; never edit or
-// reorder applied ones.
+// reorder applied ones. On PostgreSQL the migration holds an advisory lock
+// for its transaction, so hubs starting together apply each step once.
 func Migrate(ctx context.Context, d *sql.DB, component string, steps []string) error {
-	if _, err := d.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_versions (
-		component TEXT PRIMARY KEY,
-		version   INTEGER NOT NULL
-	)`); err != nil {
-		return fmt.Errorf("migrate %s: %w", component, err)
-	}
 	tx, err := d.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", component, err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	if IsPostgres(d) {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock("+strconv.FormatInt(migrateLock, 10)+")"); err != nil {
+			return fmt.Errorf("migrate %s: take the migration lock: %w", component, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_versions (
+		component TEXT PRIMARY KEY,
+		version   INTEGER NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("migrate %s: %w", component, err)
+	}
 	var have int
 	err = tx.QueryRowContext(ctx, `SELECT version FROM schema_versions WHERE component = ?`, component).Scan(&have)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -149,6 +156,9 @@ func Migrate(ctx context.Context, d *sql.DB, component string, steps []string) e
 	}
 	if have > len(steps) {
 		return fmt.Errorf("migrate %s: the database is at schema version %d, this binary knows %d: it was written by a newer sysmonstm", component, have, len(steps))
+	}
+	if have == len(steps) {
+		return nil
 	}
 	for i := have; i < len(steps); i++ {
 		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
@@ -161,3 +171,7 @@ func Migrate(ctx context.Context, d *sql.DB, component string, steps []string) e
 	}
 	return tx.Commit()
 }
+
+// migrateLock is the PostgreSQL advisory lock key of migrations (any
+// fixed number; "sysmonst" in ASCII).
+const migrateLock int64 = 0x7379736d6f6e7374

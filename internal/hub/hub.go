@@ -27,7 +27,6 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/sysmonstm/sysmonstm/internal/config"
-	"github.com/sysmonstm/sysmonstm/internal/db"
 	"github.com/sysmonstm/sysmonstm/internal/httpjson"
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
 	"github.com/sysmonstm/sysmonstm/internal/live"
@@ -41,9 +40,13 @@ import (
 
 // Config is the hub's settings; zero values take the documented defaults.
 type Config struct {
-	ListenHTTP   string        // default 127.0.0.1:8000
-	ListenGRPC   string        // default 127.0.0.1:50051
-	DataDir      string        // required
+	ListenHTTP string // default 127.0.0.1:8000
+	ListenGRPC string // default 127.0.0.1:50051
+	DataDir    string // required
+	// Postgres is a PostgreSQL URL: users, sessions, tokens and alert
+	// rules, state, silences and notifiers are kept there, shared with the
+	// other hubs using it, instead of in <data-dir>/sysmonstm.db.
+	Postgres     string
 	RetentionRaw time.Duration // default 24h
 	Retention1m  time.Duration // default 30d
 	Retention1h  time.Duration // default 1y
@@ -188,7 +191,7 @@ func New(cfg Config) (*Hub, error) {
 	// data. Then the store, which refuses a disk below its reserve before
 	// the TSDB writes there (SQLite names a full disk itself).
 	var err error
-	if h.db, err = db.Open(cfg.DataDir); err != nil {
+	if err := h.openMetadata(); err != nil {
 		return nil, err
 	}
 	h.store, err = store.Open(store.Options{
@@ -363,6 +366,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.runSecurity(compCtx, comps)
 	h.runEdge(compCtx, comps)
 	h.runRemoteWrite(compCtx, comps)
+	h.runMetadataWatch(compCtx, comps)
 
 	g.Go(func() error {
 		if err := h.grpcSrv.Serve(h.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sysmonstm/sysmonstm/internal/config"
+	"github.com/sysmonstm/sysmonstm/internal/db"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 	"github.com/sysmonstm/sysmonstm/internal/netguard"
 	"github.com/sysmonstm/sysmonstm/internal/promapi"
@@ -69,6 +70,11 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return &config.SettingError{Reason: "{data-dir} is required"}
+	}
+	if c.Postgres != "" {
+		if _, err := db.ParsePostgres(c.Postgres); err != nil {
+			return &config.SettingError{Setting: "postgres", Value: db.Redact(c.Postgres), Reason: "want postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE", Err: err}
+		}
 	}
 	if c.RetentionRaw < time.Hour {
 		return invalid("retention-raw", c.RetentionRaw.String(), "must be at least 1h")

@@ -55,6 +55,42 @@ func TestAuthOnStreams(t *testing.T) {
 	t.Logf("stream closed %s after revocation (re-check every %s)", took.Round(time.Millisecond), e.srv.opts.AuthRecheck)
 }
 
+// TestRecheckAuthNow: RecheckAuth re-checks every open stream at once, so
+// a token revoked elsewhere (another hub, NOTIFY) ends its stream without
+// waiting for the periodic re-check.
+func TestRecheckAuthNow(t *testing.T) {
+	var revoked atomic.Bool
+	e := newEnv(t, t.TempDir(), func(_ context.Context, token, machine string) error {
+		if revoked.Load() {
+			return errors.New("token revoked")
+		}
+		return nil
+	}, func(o *Options) { o.AuthRecheck = time.Hour })
+	var streams []*agentConn
+	for _, m := range []string{"m1", "m2"} {
+		a, err := e.connect(m, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, a)
+	}
+	e.srv.RecheckAuth() // still valid: nothing closes
+	revoked.Store(true)
+	e.srv.RecheckAuth()
+	for _, a := range streams {
+		done := make(chan error, 1)
+		go func() { _, err := a.s.Recv(); done <- err }()
+		select {
+		case err := <-done:
+			if status.Code(err) != codes.Unauthenticated {
+				t.Fatalf("after RecheckAuth: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("RecheckAuth did not end a revoked token's stream (the periodic re-check is an hour away)")
+		}
+	}
+}
+
 func TestHTTPIngestWrongMachineIs403(t *testing.T) {
 	e := newEnv(t, t.TempDir(), func(_ context.Context, token, machine string) error {
 		if token != "tok" {

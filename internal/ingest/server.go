@@ -138,6 +138,9 @@ type Server struct {
 	next   int        // round-robin writer assignment
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	recheckMu  sync.Mutex    // protects recheckNow
+	recheckNow chan struct{} // closed by RecheckAuth
 }
 
 // New validates opts and builds a Server. Call Restore, then Run.
@@ -341,17 +344,45 @@ func (s *Server) receive(sctx context.Context, gs pb.Ingest_StreamServer, st *st
 	}
 }
 
-// recheckAuth asks Auth again every AuthRecheck and ends the stream when
-// the token is no longer accepted (revoked, expired, deleted).
+// RecheckAuth asks Auth again now for every open stream, instead of at
+// their next AuthRecheck: the hub calls it when tokens changed elsewhere
+// (another hub or the CLI revoked one).
+func (s *Server) RecheckAuth() {
+	s.recheckMu.Lock()
+	if s.recheckNow != nil {
+		close(s.recheckNow)
+	}
+	s.recheckNow = make(chan struct{})
+	s.recheckMu.Unlock()
+}
+
+// recheckSignal is closed by the next RecheckAuth.
+func (s *Server) recheckSignal() <-chan struct{} {
+	s.recheckMu.Lock()
+	defer s.recheckMu.Unlock()
+	if s.recheckNow == nil {
+		s.recheckNow = make(chan struct{})
+	}
+	return s.recheckNow
+}
+
+// recheckAuth asks Auth again every AuthRecheck (and at RecheckAuth) and
+// ends the stream when the token is no longer accepted (revoked, expired,
+// deleted).
 func (s *Server) recheckAuth(ctx context.Context, st *stream, token string) {
 	t := time.NewTicker(s.opts.AuthRecheck)
 	defer t.Stop()
+	now := s.recheckSignal()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-now:
 		}
+		// The next signal before this check: a RecheckAuth during it is
+		// not lost.
+		now = s.recheckSignal()
 		if err := s.opts.Auth(ctx, token, st.machine); err != nil {
 			if ctx.Err() != nil {
 				return
