@@ -21,6 +21,10 @@ type Family struct {
 // Catalogue is every metric family an agent sends (docs/metrics.md),
 // sorted by name. TestCatalogueMatchesDocs keeps the two in step.
 var Catalogue = sortFamilies([]Family{
+	gauge("up", "1 when the agent's last scrape of the target (job, instance) succeeded, 0 when it failed."),
+	gauge("scrape_duration_seconds", "Wall time of the agent's last scrape of the target: request, body and parsing."),
+	gauge("scrape_samples_scraped", "Samples the target's last exposition held (0 on failure)."),
+	gauge("scrape_samples_post_metric_relabeling", "Samples of the target's last scrape that were sent: those scraped minus the ones left out."),
 	gauge("cpu_usage_percent", "Busy share of CPU time since the previous sample, 0-100 (cpu=\"total\" is the whole machine)."),
 	gauge("load1", "1-minute load average (runnable and uninterruptible tasks)."),
 	gauge("load5", "5-minute load average."),
