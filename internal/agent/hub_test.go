@@ -35,6 +35,7 @@ type testHub struct {
 	interval   int64  // interval_ms sent in welcome
 	noAck      bool   // store batches but do not ack them
 	discard    bool   // lose batches: neither store nor ack them
+	shared     bool   // several agents stream here: welcome.last_seq is always 0
 	settings   chan *sysmonstmv1.Settings
 	snapshots  []*sysmonstmv1.ProcessSnapshot // every snapshot received
 }
@@ -72,6 +73,9 @@ func (h *testHub) Stream(stream grpc.BidiStreamingServer[sysmonstmv1.AgentMessag
 	}
 	h.streams++
 	welcomeSeq := h.lastSeq
+	if h.shared {
+		welcomeSeq = 0
+	}
 	welcome := &sysmonstmv1.Welcome{LastSeq: welcomeSeq, Settings: &sysmonstmv1.Settings{IntervalMs: h.interval}}
 	h.mu.Unlock()
 
