@@ -275,3 +275,32 @@ func TestHubNameResolvedEachAttempt(t *testing.T) {
 		t.Errorf("nothing resolves: err %v", err)
 	}
 }
+
+// FuzzParseHubs: any --hub value is either an error or a list of valid,
+// distinct HOST:PORT addresses that parses back to itself.
+func FuzzParseHubs(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:50051", "a:1,b:2", " a:1 , [::1]:2", "a:1,,b:2", "a:1,a:1", "h:0", "x", "hubs.example.net.:443"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		hubs, err := ParseHubs(s)
+		if err != nil {
+			if CheckHubSetting(s) == nil {
+				t.Fatalf("ParseHubs(%q) failed (%v) but CheckHubSetting passed", s, err)
+			}
+			return
+		}
+		if len(hubs) == 0 {
+			t.Fatalf("ParseHubs(%q): no error and no hubs", s)
+		}
+		again, err := ParseHubs(strings.Join(hubs, ","))
+		if err != nil || !slices.Equal(again, hubs) {
+			t.Fatalf("ParseHubs(%q) = %q; joined and parsed again: %q, %v", s, hubs, again, err)
+		}
+		for _, h := range hubs {
+			if strings.ContainsAny(h, ", \t") {
+				t.Fatalf("ParseHubs(%q): entry %q has a separator or space", s, h)
+			}
+		}
+	})
+}
