@@ -132,6 +132,7 @@ type Agent struct {
 	// another hub instead of waiting on this one.
 	failoverConnectTimeout time.Duration
 	failoverAckTimeout     time.Duration
+	failoverStableAfter    time.Duration
 	window                 int // max batches sent on a stream and not yet acked
 
 	intervalMs atomic.Int64                                // current collection interval, ms
@@ -231,6 +232,7 @@ func New(opts Options, src Source) (*Agent, error) {
 
 		failoverConnectTimeout: FailoverConnectTimeout,
 		failoverAckTimeout:     FailoverAckTimeout,
+		failoverStableAfter:    FailoverStableAfter,
 		intervalCh:             make(chan struct{}, 1),
 		wake:                   make(chan struct{}, 1),
 		snapWake:               make(chan struct{}, 1),

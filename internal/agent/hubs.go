@@ -32,6 +32,10 @@ const (
 	// FailoverConnectTimeout bounds connecting, hello and welcome with
 	// several hubs (one hub: 10 s).
 	FailoverConnectTimeout = 3 * time.Second
+	// FailoverStableAfter: with several hubs, a stream that lived this
+	// long resets the reconnect backoff (one hub: 30 s), so the next
+	// failover waits at most backoffBase again.
+	FailoverStableAfter = 5 * time.Second
 	// hubCooldown is how long a hub whose stream failed is passed over
 	// while other hubs have not failed as recently.
 	hubCooldown = 30 * time.Second

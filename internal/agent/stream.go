@@ -54,7 +54,11 @@ func (a *Agent) connectLoop(ctx context.Context) {
 		a.mu.Lock()
 		a.stats.Errors++
 		a.mu.Unlock()
-		if !began.IsZero() && time.Since(began) >= a.stableAfter {
+		stable := a.stableAfter
+		if n > 1 {
+			stable = a.failoverStableAfter
+		}
+		if !began.IsZero() && time.Since(began) >= stable {
 			attempt = 0
 		}
 		delay := a.backoff(attempt)
