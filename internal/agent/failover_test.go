@@ -304,3 +304,29 @@ func FuzzParseHubs(f *testing.F) {
 		}
 	})
 }
+
+// TestRepeatedFailoversStayQuick: with several hubs, a stream that lived
+// failoverStableAfter resets the reconnect backoff, so each failover of a
+// series waits at most backoffBase, not a backoff doubled by the earlier
+// ones.
+func TestRepeatedFailoversStayQuick(t *testing.T) {
+	hs := startHubs(t, 3)
+	a := startAgent(t, testOptions(hs.list()), (&counter{}).source, func(a *Agent) {
+		a.backoffBase, a.backoffMax = 200*time.Millisecond, 10*time.Second
+		a.failoverStableAfter = 300 * time.Millisecond
+	})
+	waitFor(t, 5*time.Second, "connected", func() bool { return hs.index(hubAddr(a)) >= 0 })
+	for round := range 6 {
+		time.Sleep(400 * time.Millisecond) // longer than failoverStableAfter
+		cur := hs.index(hubAddr(a))
+		hs.srvs[cur].stop()
+		lost := time.Now()
+		waitFor(t, 10*time.Second, "failover", func() bool { i := hs.index(hubAddr(a)); return i >= 0 && i != cur })
+		took := time.Since(lost)
+		t.Logf("round %d: %s", round, took.Round(time.Millisecond))
+		if took > 600*time.Millisecond {
+			t.Errorf("round %d: failover took %s, want ≤ backoffBase (200ms) plus connecting", round, took)
+		}
+		hs.srvs[cur].start()
+	}
+}
