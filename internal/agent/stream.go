@@ -38,17 +38,18 @@ func (a *Agent) connectLoop(ctx context.Context) {
 	attempt := 0
 	for ctx.Err() == nil {
 		var began time.Time
-		ep, n, err := endpoint{}, 1, error(nil)
+		ep, n, err := endpoint{addr: a.opts.Hub}, 1, error(nil) // Options.Conn: the one hub
 		if a.opts.Conn == nil {
 			ep, n, err = a.picker.pick(ctx, a.now())
 		}
-		if err == nil {
+		tried := err == nil
+		if tried {
 			began, err = a.session(ctx, ep, n > 1, &state)
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		if a.opts.Conn == nil && ep.addr != "" {
+		if tried && a.opts.Conn == nil {
 			a.picker.failed(ep.addr, a.now())
 		}
 		a.mu.Lock()
@@ -65,7 +66,7 @@ func (a *Agent) connectLoop(ctx context.Context) {
 		attempt++
 		hub := ep.String()
 		if ep.addr == "" {
-			hub = a.opts.Hub
+			hub = a.opts.Hub // no hub name resolved
 		}
 		if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
 			if n <= 1 {
