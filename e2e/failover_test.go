@@ -373,9 +373,10 @@ func TestFailoverTimeDistribution(t *testing.T) {
 	}
 	f := startHubFleet(t, 3, "--log-level", "info")
 	var ids []string
+	var agents []*proc
 	for i := range 6 {
 		ids = append(ids, fmt.Sprintf("bench-%d", i))
-		f.startAgent(ids[i])
+		agents = append(agents, f.startAgent(ids[i]))
 	}
 	alive := []bool{true, true, true}
 	at := make([]int, len(ids))
@@ -409,8 +410,12 @@ func TestFailoverTimeDistribution(t *testing.T) {
 		for len(pending) > 0 && time.Now().Before(deadline) {
 			for k := range pending {
 				if h := f.holder(ids[k], alive); h >= 0 {
-					times = append(times, time.Since(killed))
+					took := time.Since(killed)
+					times = append(times, took)
 					delete(pending, k)
+					if took > 5*time.Second {
+						t.Logf("round %d: %s took %s; its log since the kill:\n%s", round, ids[k], took, logSince(agents[k].out.String(), killed))
+					}
 				}
 			}
 			time.Sleep(50 * time.Millisecond)
@@ -435,4 +440,20 @@ func TestFailoverTimeDistribution(t *testing.T) {
 	if times[len(times)-1] > 5*time.Second {
 		t.Logf("note: slowest failover %s is above 5 s", times[len(times)-1])
 	}
+}
+
+// logSince returns the lines of a text log whose time= is at or after t.
+func logSince(log string, t time.Time) string {
+	var b strings.Builder
+	for line := range strings.Lines(log) {
+		rest, ok := strings.CutPrefix(line, "time=")
+		if !ok {
+			continue
+		}
+		stamp, _, _ := strings.Cut(rest, " ")
+		if ts, err := time.Parse(time.RFC3339Nano, stamp); err == nil && !ts.Before(t.Add(-5*time.Second)) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
 }

@@ -34,8 +34,9 @@ const (
 	FailoverConnectTimeout = 3 * time.Second
 	// FailoverStableAfter: with several hubs, a stream that lived this
 	// long resets the reconnect backoff (one hub: 30 s), so the next
-	// failover waits at most backoffBase again.
-	FailoverStableAfter = 5 * time.Second
+	// failover waits at most backoffBase again, however soon it follows
+	// the last one. A hub that ends streams sooner is backed off from.
+	FailoverStableAfter = time.Second
 	// hubCooldown is how long a hub whose stream failed is passed over
 	// while other hubs have not failed as recently.
 	hubCooldown = 30 * time.Second
