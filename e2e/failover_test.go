@@ -91,17 +91,21 @@ func (f *hubFleet) startAgent(id string) *proc {
 		"--interval", failoverInterval.String(), "--log-level", "debug", "--push-socket", "")
 }
 
-// online reports whether hub i shows machine id online; false if the hub is down.
-func (f *hubFleet) online(i int, id string) bool {
-	var m machine
+// connected reports whether machine id has an open stream on hub i (the
+// API's "connected"; "online" would stay true for --offline-after after the
+// agent left, and a restarted hub restores it); false if the hub is down.
+func (f *hubFleet) connected(i int, id string) bool {
+	var m struct {
+		Connected bool `json:"connected"`
+	}
 	code, err := getJSONErr("http://"+f.hubs[i].http+"/api/machines/"+id, &m)
-	return err == nil && code == 200 && m.Online
+	return err == nil && code == 200 && m.Connected
 }
 
-// holder returns the hub (among alive) that shows id online, or -1.
+// holder returns the hub (among alive) where id is connected, or -1.
 func (f *hubFleet) holder(id string, alive []bool) int {
 	for i := range f.hubs {
-		if alive[i] && f.online(i, id) {
+		if alive[i] && f.connected(i, id) {
 			return i
 		}
 	}
@@ -456,4 +460,59 @@ func logSince(log string, t time.Time) string {
 		}
 	}
 	return b.String()
+}
+
+// TestHubRestartReconnectTimes is the reference for
+// TestFailoverTimeDistribution: agents given one hub only, as before
+// several hubs were possible. Each round SIGKILLs the hub and restarts it at
+// once on its data and addresses; the time until each machine is online
+// there again is the outage a single hub costs. Env-gated like it:
+// SYSMONSTM_FAILOVER_KILLS=N rounds.
+func TestHubRestartReconnectTimes(t *testing.T) {
+	rounds, _ := strconv.Atoi(os.Getenv("SYSMONSTM_FAILOVER_KILLS"))
+	if rounds <= 0 {
+		t.Skip("benchmark: set SYSMONSTM_FAILOVER_KILLS=20 to run it")
+	}
+	f := startHubFleet(t, 1, "--log-level", "info")
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, fmt.Sprintf("single-%d", i))
+		f.startAgent(ids[i])
+	}
+	alive := []bool{true}
+	var times []time.Duration
+	for round := range rounds {
+		testutil.WaitFor(t, 60*time.Second, "every agent online", func() error {
+			for _, id := range ids {
+				if f.holder(id, alive) < 0 {
+					return fmt.Errorf("%s offline", id)
+				}
+			}
+			return nil
+		})
+		time.Sleep(2 * time.Second)
+		f.hubs[0].kill(syscall.SIGKILL)
+		killed := time.Now()
+		f.restart(0)
+		pending := map[int]bool{0: true, 1: true, 2: true}
+		for len(pending) > 0 && time.Since(killed) < 60*time.Second {
+			for k := range pending {
+				if f.holder(ids[k], alive) >= 0 {
+					times = append(times, time.Since(killed))
+					delete(pending, k)
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Logf("round %d: hub killed and restarted; back so far %d", round, len(times))
+	}
+	slices.Sort(times)
+	q := func(p float64) time.Duration { return times[min(len(times)-1, int(p*float64(len(times))))] }
+	var sum time.Duration
+	for _, d := range times {
+		sum += d
+	}
+	t.Logf("one hub, restart: %d rounds, %d reconnects: min %s p50 %s p90 %s max %s mean %s", rounds, len(times),
+		times[0].Round(10*time.Millisecond), q(0.5).Round(10*time.Millisecond), q(0.9).Round(10*time.Millisecond),
+		times[len(times)-1].Round(10*time.Millisecond), (sum / time.Duration(len(times))).Round(10*time.Millisecond))
 }
