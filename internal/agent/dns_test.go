@@ -2,12 +2,23 @@ package agent
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
+	"log/slog"
+	"math/big"
 	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 )
 
 // dnsServer answers A queries for one name over UDP from a table the test
@@ -163,5 +174,59 @@ func TestHubNameWithSeveralAddresses(t *testing.T) {
 	defer dns.mu.Unlock()
 	if dns.queries < 3 {
 		t.Errorf("%d DNS queries: the name was not looked up again on reconnect", dns.queries)
+	}
+}
+
+// TestHubNameVerifiedByTLS: addresses a hub name resolved to are dialed by
+// IP but verified as the name, so a certificate for the name (and no IP)
+// is accepted there and refused when the same hub is given by IP.
+func TestHubNameVerifiedByTLS(t *testing.T) {
+	const name = "hubs.sysmonstm.test"
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	serverCreds := grpc.Creds(credentials.NewServerTLSFromCert(&tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}))
+	clientTLS := grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+
+	h1, h2 := newTestHub(), newTestHub()
+	s1 := &server{t: t, hub: h1, addr: "127.0.0.1:0", opts: []grpc.ServerOption{serverCreds}}
+	s1.start()
+	t.Cleanup(s1.stop)
+	_, port, _ := net.SplitHostPort(s1.addr)
+	s2 := &server{t: t, hub: h2, addr: "127.0.0.2:" + port, opts: []grpc.ServerOption{serverCreds}}
+	s2.start()
+	t.Cleanup(s2.stop)
+	dns := startDNS(t, name+".", "127.0.0.1", "127.0.0.2")
+
+	o := testOptions(name + ":" + port)
+	o.Resolver, o.DialOptions = dns.resolver(), []grpc.DialOption{clientTLS}
+	a := startAgent(t, o, (&counter{}).source, nil)
+	waitFor(t, 5*time.Second, "connected over TLS to an address of the name", func() bool { return a.Stats().Connected })
+
+	byIP := testOptions(s1.addr + "," + s2.addr)
+	byIP.MachineID = "by-ip"
+	byIP.DialOptions = []grpc.DialOption{clientTLS}
+	var log logBuffer
+	byIP.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	b := startAgent(t, byIP, (&counter{}).source, nil)
+	waitFor(t, 5*time.Second, "a certificate error", func() bool {
+		return strings.Contains(log.String(), "cannot validate certificate for 127.0.0.")
+	})
+	if b.Stats().Connected {
+		t.Error("connected by IP although the certificate names only " + name)
 	}
 }

@@ -185,6 +185,7 @@ type server struct {
 	hub  *testHub
 	addr string
 	srv  *grpc.Server
+	opts []grpc.ServerOption // e.g. TLS credentials
 }
 
 // startServer serves hub on addr ("127.0.0.1:0" picks a port).
@@ -210,7 +211,7 @@ func (s *server) start() {
 		s.t.Fatalf("listen %s: %v", s.addr, err)
 	}
 	s.addr = lis.Addr().String()
-	s.srv = grpc.NewServer()
+	s.srv = grpc.NewServer(s.opts...)
 	sysmonstmv1.RegisterIngestServer(s.srv, s.hub)
 	go func() { _ = s.srv.Serve(lis) }()
 }
