@@ -78,7 +78,10 @@ func (h *countingHub) Stream(stream grpc.BidiStreamingServer[sysmonstmv1.AgentMe
 	}
 }
 
-func TestRunAgainstHub(t *testing.T) {
+// startCountingHub serves a countingHub on a loopback port until the test
+// ends and returns it and its address.
+func startCountingHub(t *testing.T) (*countingHub, string) {
+	t.Helper()
 	hub := &countingHub{hellos: map[string]*sysmonstmv1.Hello{}, defs: map[string]int{}, samples: map[string]int64{}}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -87,11 +90,15 @@ func TestRunAgainstHub(t *testing.T) {
 	srv := grpc.NewServer()
 	sysmonstmv1.RegisterIngestServer(srv, hub)
 	go func() { _ = srv.Serve(lis) }()
-	defer srv.Stop()
+	t.Cleanup(srv.Stop)
+	return hub, lis.Addr().String()
+}
 
+func TestRunAgainstHub(t *testing.T) {
+	hub, addr := startCountingHub(t)
 	const machines, series = 20, 50
 	sum, err := Run(context.Background(), Options{
-		Hub: lis.Addr().String(), Token: "t0k", Machines: machines, Series: series,
+		Hub: addr, Token: "t0k", Machines: machines, Series: series,
 		Interval: 100 * time.Millisecond, Duration: time.Second,
 	})
 	if err != nil {
@@ -141,16 +148,8 @@ func TestRunAgainstSeveralHubs(t *testing.T) {
 	var addrs []string
 	var hubs []*countingHub
 	for range 3 {
-		hub := &countingHub{hellos: map[string]*sysmonstmv1.Hello{}, defs: map[string]int{}, samples: map[string]int64{}}
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := grpc.NewServer()
-		sysmonstmv1.RegisterIngestServer(srv, hub)
-		go func() { _ = srv.Serve(lis) }()
-		defer srv.Stop()
-		addrs = append(addrs, lis.Addr().String())
+		hub, addr := startCountingHub(t)
+		addrs = append(addrs, addr)
 		hubs = append(hubs, hub)
 	}
 	const machines = 30
