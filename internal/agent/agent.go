@@ -300,6 +300,14 @@ func (a *Agent) Stats() Stats {
 // returns because the hub is away; it returns an error only when the
 // connection cannot be set up at all (an invalid dial option).
 func (a *Agent) Run(ctx context.Context) error {
+	if a.opts.Conn == nil {
+		// Sessions dial their own connections; check the options once.
+		_, closeConn, err := a.dial(endpoint{addr: a.picker.hubs[0]})
+		if err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		closeConn()
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { a.collectLoop(ctx) })
 	wg.Go(func() { a.connectLoop(ctx) })

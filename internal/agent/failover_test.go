@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // hubSet is several testHubs, each with its own store, as hubs with their
@@ -328,5 +330,22 @@ func TestRepeatedFailoversStayQuick(t *testing.T) {
 			t.Errorf("round %d: failover took %s, want ≤ backoffBase (200ms) plus connecting", round, took)
 		}
 		hs.srvs[cur].start()
+	}
+}
+
+// TestRunRefusesUnusableDialOptions: sessions dial their own connections,
+// but options no connection could use (no transport security) still end
+// Run at once with the reason instead of being retried forever.
+func TestRunRefusesUnusableDialOptions(t *testing.T) {
+	o := testOptions("127.0.0.1:1,127.0.0.1:2")
+	o.DialOptions = []grpc.DialOption{grpc.WithUserAgent("x")}
+	a, err := New(o, (&counter{}).source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.Run(ctx); err == nil || !strings.Contains(err.Error(), "transport security") {
+		t.Errorf("Run = %v, want an error about transport security", err)
 	}
 }

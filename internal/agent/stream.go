@@ -69,8 +69,8 @@ func (a *Agent) connectLoop(ctx context.Context) {
 			hub = a.opts.Hub // no hub name resolved
 		}
 		if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
-			if n <= 1 {
-				delay = a.backoffMax // another hub may know the token
+			if n <= 1 { // with several hubs, another may know the token: the usual backoff
+				delay = a.backoffMax
 			}
 			if state != stateRejected {
 				a.log.Error("token rejected by hub; create one with `sysmonstm token create` and pass it with --token", "hub", hub, "err", err)
