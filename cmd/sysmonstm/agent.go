@@ -22,7 +22,7 @@ func agentFlags(fs *flag.FlagSet, withHub bool) (*agent.Config, *config.LabelsVa
 	labels := &config.LabelsValue{}
 	host, _ := os.Hostname()
 	if withHub {
-		fs.StringVar(&c.Hub, "hub", "127.0.0.1:50051", "hub gRPC address `HOST:PORT`")
+		fs.StringVar(&c.Hub, "hub", "127.0.0.1:50051", "hub gRPC address `HOST:PORT[,HOST:PORT…]`: several hubs (or a name resolving to several) to spread over and fail over between")
 		fs.StringVar(&c.Token, "token", "", "agent `TOKEN` issued by the hub (sysmonstm token create)")
 		fs.StringVar(&c.TLSCA, "tls-ca", "", "PEM CA bundle `FILE` to verify the hub's TLS certificate (enables TLS)")
 		fs.StringVar(&c.TLSServerName, "tls-server-name", "", "expected `NAME` in the hub's certificate (default: host of --hub)")

@@ -17,7 +17,7 @@ import (
 func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, lf := newFlagSet("loadgen", "Simulate many agents over the real protocol, or send the same workload to a Prometheus remote-write endpoint.\nThe last line of output is a JSON summary.", stderr)
 	o := loadgen.Options{}
-	fs.StringVar(&o.Hub, "hub", "127.0.0.1:50051", "hub gRPC address `HOST:PORT`")
+	fs.StringVar(&o.Hub, "hub", "127.0.0.1:50051", "hub gRPC address `HOST:PORT[,HOST:PORT…]`; with several hubs each simulated agent has its own connection and fails over")
 	fs.StringVar(&o.Token, "token", "", "agent `TOKEN` for every simulated machine, created without --machine (the hub's --max-machines-per-token must be at least --machines); the bearer token with --remote-write")
 	fs.IntVar(&o.Machines, "machines", 100, "`N` simulated machines")
 	fs.IntVar(&o.Series, "series", 100, "`N` series per machine")

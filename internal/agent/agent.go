@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 	sysmonstmv1 "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
@@ -44,7 +45,11 @@ const (
 
 // Options configure an Agent. Hub and MachineID are required.
 type Options struct {
-	Hub       string // host:port of the hub's gRPC listener (or a gRPC target URI)
+	// Hub is the hub's gRPC address, host:port (or a gRPC target URI), or
+	// several hubs as a comma-separated list; see ParseHubs. A host name
+	// may resolve to several hubs. With several hubs the agent spreads,
+	// fails over and replays as hubPicker and the Failover* timers say.
+	Hub       string
 	Token     string // agent token, sent as "authorization: Bearer" stream metadata and in the hello
 	MachineID string
 	Hostname  string        // defaults to MachineID
@@ -63,8 +68,12 @@ type Options struct {
 	// transport credentials. Ignored when Conn is set.
 	DialOptions []grpc.DialOption
 	// Conn, when set, is used instead of dialing Hub; the agent does not
-	// close it. Many agents may share one Conn (loadgen).
+	// close it. Many agents may share one Conn (loadgen). There is no
+	// failover then.
 	Conn *grpc.ClientConn
+	// Resolver looks up hub host names before each connection attempt;
+	// default net.DefaultResolver.
+	Resolver Resolver
 
 	// Snapshots, when set, is called every SnapshotInterval on its own
 	// goroutine for a live-only snapshot (the top processes); nil results
@@ -93,15 +102,17 @@ type Stats struct {
 	AckedSamples     int64
 	Dropped          int64 // batches dropped oldest-first on buffer overflow
 	DroppedSamples   int64
-	SkippedSamples   int64 // NaN/±Inf values, invalid series, series over MaxSeries
-	SnapshotsSent    int64 // process snapshots sent to a hub
-	SnapshotsDropped int64 // process snapshots replaced before they could be sent
-	Buffered         int   // unacknowledged batches held
-	BufferedBytes    int   // their encoded size, bytes
-	Series           int   // series in the table
-	Connected        bool  // a stream is up (welcome received)
-	Reconnects       int64 // streams established after the first one
-	Errors           int64 // failed connection attempts and broken streams
+	SkippedSamples   int64  // NaN/±Inf values, invalid series, series over MaxSeries
+	SnapshotsSent    int64  // process snapshots sent to a hub
+	SnapshotsDropped int64  // process snapshots replaced before they could be sent
+	Buffered         int    // unacknowledged batches held
+	BufferedBytes    int    // their encoded size, bytes
+	Series           int    // series in the table
+	Connected        bool   // a stream is up (welcome received)
+	Hub              string // the hub of the current stream, "" when none
+	Reconnects       int64  // streams established after the first one
+	Failovers        int64  // streams established on another hub than the previous stream's
+	Errors           int64  // failed connection attempts and broken streams
 	Interval         time.Duration
 }
 
@@ -118,9 +129,14 @@ type Agent struct {
 	backoffBase    time.Duration
 	backoffMax     time.Duration
 	stableAfter    time.Duration // a stream that lived this long resets the backoff
-	welcomeTimeout time.Duration
-	ackTimeout     time.Duration // in-flight batches without an ack for this long break the stream
-	window         int           // max batches sent on a stream and not yet acked
+	welcomeTimeout time.Duration // connect, hello and welcome with one hub
+	ackTimeout     time.Duration // in-flight batches without an ack for this long break the stream (one hub)
+	// The same two with several hubs, where giving up early moves to
+	// another hub instead of waiting on this one.
+	failoverConnectTimeout time.Duration
+	failoverAckTimeout     time.Duration
+	failoverStableAfter    time.Duration
+	window                 int // max batches sent on a stream and not yet acked
 
 	intervalMs atomic.Int64                                // current collection interval, ms
 	intervalCh chan struct{}                               // cap 1: the interval changed
@@ -129,7 +145,8 @@ type Agent struct {
 	submitted  chan stamped                                // groups from Submit, for the collection goroutine
 	snap       atomic.Pointer[sysmonstmv1.ProcessSnapshot] // newest snapshot not sent yet
 
-	col collector // owned by the collection goroutine
+	col    collector // owned by the collection goroutine
+	picker hubPicker // owned by the connect loop
 
 	mu         sync.Mutex // protects the fields below
 	buf        buffer
@@ -139,6 +156,8 @@ type Agent struct {
 	stats      Stats                    // counters; Buffered*, Series, Interval filled by Stats()
 	lastDropAt time.Time                // last overflow log
 	streams    int64                    // streams established
+	lastHub    string                   // endpoint of the newest stream
+	lastEnd    time.Time                // when the newest stream ended
 }
 
 // New validates opts, applies defaults and returns an agent that collects
@@ -147,8 +166,10 @@ func New(opts Options, src Source) (*Agent, error) {
 	if src == nil {
 		return nil, errors.New("agent: source is nil")
 	}
+	var hubs []string
 	if opts.Conn == nil {
-		if err := validateHub(opts.Hub); err != nil {
+		var err error
+		if hubs, err = hubList(opts.Hub); err != nil {
 			return nil, err
 		}
 	}
@@ -193,6 +214,9 @@ func New(opts Options, src Source) (*Agent, error) {
 	if len(opts.DialOptions) == 0 {
 		opts.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
+	if opts.Resolver == nil {
+		opts.Resolver = net.DefaultResolver
+	}
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, fmt.Errorf("agent: random instance id: %w", err)
@@ -209,30 +233,33 @@ func New(opts Options, src Source) (*Agent, error) {
 		welcomeTimeout: 10 * time.Second,
 		ackTimeout:     30 * time.Second,
 		window:         256,
-		intervalCh:     make(chan struct{}, 1),
-		wake:           make(chan struct{}, 1),
-		snapWake:       make(chan struct{}, 1),
-		submitted:      make(chan stamped, submitQueue),
-		buf:            buffer{limit: opts.BufferBytes},
+
+		failoverConnectTimeout: FailoverConnectTimeout,
+		failoverAckTimeout:     FailoverAckTimeout,
+		failoverStableAfter:    FailoverStableAfter,
+		intervalCh:             make(chan struct{}, 1),
+		wake:                   make(chan struct{}, 1),
+		snapWake:               make(chan struct{}, 1),
+		submitted:              make(chan stamped, submitQueue),
+		buf:                    buffer{limit: opts.BufferBytes},
+		picker:                 hubPicker{hubs: hubs, resolver: opts.Resolver, machine: opts.MachineID, log: opts.Logger.Warn},
 	}
 	a.col.init()
 	a.intervalMs.Store(opts.Interval.Milliseconds())
 	return a, nil
 }
 
-func validateHub(hub string) error {
-	if hub == "" {
-		return errors.New("agent: hub address is empty: want host:port, e.g. 127.0.0.1:50051")
-	}
+// hubList returns the hubs of an Options.Hub: a gRPC target URI as is,
+// else ParseHubs' list.
+func hubList(hub string) ([]string, error) {
 	if strings.Contains(hub, ":///") || strings.HasPrefix(hub, "unix:") {
-		return nil // a gRPC target URI (dns:///host:port, unix:/path)
+		return []string{hub}, nil // a gRPC target URI (dns:///host:port, unix:/path)
 	}
-	host, port, err := net.SplitHostPort(hub)
-	if err != nil || port == "" {
-		return fmt.Errorf("agent: hub address %q: want host:port, e.g. 127.0.0.1:50051", hub)
+	hubs, err := ParseHubs(hub)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
 	}
-	_ = host // empty host means localhost, as with net.Dial
-	return nil
+	return hubs, nil
 }
 
 func validateLabels(ls metric.Labels) error {
@@ -278,37 +305,55 @@ func (a *Agent) Stats() Stats {
 // returns because the hub is away; it returns an error only when the
 // connection cannot be set up at all (an invalid dial option).
 func (a *Agent) Run(ctx context.Context) error {
-	conn := a.opts.Conn
-	owned := conn == nil
-	if owned {
-		// gRPC's own reconnect backoff (up to 120 s) would outlast ours;
-		// align it, and reset it before each of our retries.
-		params := grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: a.backoffBase, Multiplier: 1.6, Jitter: 0.2, MaxDelay: a.backoffMax},
-			MinConnectTimeout: 10 * time.Second,
-		}
-		dopts := append([]grpc.DialOption{grpc.WithConnectParams(params)}, a.opts.DialOptions...)
-		c, err := grpc.NewClient(a.opts.Hub, dopts...)
+	if a.opts.Conn == nil {
+		// Sessions dial their own connections; check the options once.
+		_, closeConn, err := a.dial(endpoint{addr: a.picker.hubs[0]})
 		if err != nil {
-			return fmt.Errorf("agent: dial hub %s: %w", a.opts.Hub, err)
+			return fmt.Errorf("agent: %w", err)
 		}
-		defer c.Close()
-		conn = c
+		closeConn()
 	}
-	var reset func()
-	if owned {
-		reset = conn.ResetConnectBackoff
-	}
-	client := sysmonstmv1.NewIngestClient(conn)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.collectLoop(ctx) })
-	wg.Go(func() { a.connectLoop(ctx, client, reset) })
+	wg.Go(func() { a.connectLoop(ctx) })
 	if a.opts.Snapshots != nil {
 		wg.Go(func() { a.snapshotLoop(ctx) })
 	}
 	wg.Wait()
 	return nil
 }
+
+// dial returns a connection to ep for one session and a function that
+// closes it (a no-op for Options.Conn).
+func (a *Agent) dial(ep endpoint) (*grpc.ClientConn, func(), error) {
+	if a.opts.Conn != nil {
+		return a.opts.Conn, func() {}, nil
+	}
+	// One connection per session: a new stream after a failure always
+	// starts on a fresh connection, so gRPC's own reconnect backoff never
+	// delays ours; the session's deadline bounds connecting.
+	params := grpc.ConnectParams{
+		Backoff:           backoff.Config{BaseDelay: a.backoffBase, Multiplier: 1.6, Jitter: 0.2, MaxDelay: a.backoffMax},
+		MinConnectTimeout: a.welcomeTimeout,
+	}
+	dopts := []grpc.DialOption{grpc.WithConnectParams(params), grpc.WithKeepaliveParams(keepaliveParams)}
+	if ep.name != "" {
+		// Dialed by IP: TLS verifies, and :authority names, the host
+		// name the address came from.
+		dopts = append(dopts, grpc.WithAuthority(ep.name))
+	}
+	c, err := grpc.NewClient(ep.addr, append(dopts, a.opts.DialOptions...)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dial hub %s: %w", ep, err)
+	}
+	return c, func() { c.Close() }, nil
+}
+
+// keepaliveParams ping the hub after 15 s without traffic and drop the
+// connection when no answer comes within 5 s: on an idle stream (no batch
+// in flight) this notices a hub that vanished without a TCP reset. The
+// hub allows pings every 10 s (its keepalive enforcement policy).
+var keepaliveParams = keepalive.ClientParameters{Time: 15 * time.Second, Timeout: 5 * time.Second}
 
 // setInterval applies an interval from the hub; invalid values are ignored.
 func (a *Agent) setInterval(ms int64) {

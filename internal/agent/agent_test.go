@@ -428,8 +428,13 @@ func TestNewValidates(t *testing.T) {
 			t.Errorf("New: error %v, want one containing %q", err, want)
 		}
 	}
-	f(func(o *Options) { o.Hub = "" }, "hub address is empty")
-	f(func(o *Options) { o.Hub = "hub.example.com" }, `hub address "hub.example.com": want host:port`)
+	f(func(o *Options) { o.Hub = "" }, `hub address "": empty: want HOST:PORT`)
+	f(func(o *Options) { o.Hub = "hub.example.com" }, `hub address "hub.example.com": want HOST:PORT`)
+	f(func(o *Options) { o.Hub = "a:1,,b:2" }, `hub address "a:1,,b:2": empty entry in the list`)
+	f(func(o *Options) { o.Hub = "a:1,b:2,a:1" }, `hub address "a:1": listed twice`)
+	f(func(o *Options) { o.Hub = "a:1,b:70000" }, `hub address "b:70000": port "70000" must be a number from 1 to 65535`)
+	f(func(o *Options) { o.Hub = "a:1,b:http" }, `port "http" must be`)
+	f(func(o *Options) { o.Hub = "a b:1" }, `"a b" is neither an IP address nor a host name`)
 	f(func(o *Options) { o.MachineID = "" }, "machine id is empty")
 	f(func(o *Options) { o.Labels = metric.Labels{{Name: "machine", Value: "x"}} }, `label "machine" is reserved`)
 	f(func(o *Options) { o.Labels = metric.Labels{{Name: "b"}, {Name: "a"}} }, "labels not sorted")

@@ -1,9 +1,9 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"time"
 
@@ -22,9 +22,11 @@ import (
 // Validate checks a Config as given. NewHost first fills in the defaults
 // of the zero values documented below, then validates.
 type Config struct {
-	// Hub is the hub's gRPC address, host:port. NewHost requires it;
-	// Validate checks its form when set, so a Config may be checked before
-	// its hub is known (up binds the hub after checking).
+	// Hub is the hub's gRPC address, HOST:PORT, or several hubs as
+	// HOST:PORT,HOST:PORT,… (ParseHubs); a host name may resolve to
+	// several hubs. NewHost requires it; Validate checks its form when
+	// set, so a Config may be checked before its hub is known (up binds
+	// the hub after checking).
 	Hub       string
 	Token     string        // agent token issued by the hub
 	MachineID string        // required
@@ -143,8 +145,8 @@ func (c *Config) Validate() error {
 		return invalid("interval", c.Interval.String(), "must be between 100ms and 1h")
 	}
 	if c.Hub != "" {
-		if _, _, err := net.SplitHostPort(c.Hub); err != nil {
-			return &config.SettingError{Setting: "hub", Value: fmt.Sprintf("%q", c.Hub), Reason: "want HOST:PORT", Err: err}
+		if err := CheckHubSetting(c.Hub); err != nil {
+			return err
 		}
 	}
 	if c.BufferMiB < 1 || c.BufferMiB > 4096 {
@@ -182,6 +184,17 @@ func (c *Config) Validate() error {
 	return c.validateTransport()
 }
 
+// CheckHubSetting checks a hub list (ParseHubs) given as the setting
+// "hub" and reports a fault as a *config.SettingError naming the entry.
+func CheckHubSetting(list string) error {
+	_, err := ParseHubs(list)
+	var he *HubAddrError
+	if errors.As(err, &he) {
+		return &config.SettingError{Setting: "hub", Value: fmt.Sprintf("%q", he.Addr), Reason: he.Reason}
+	}
+	return err
+}
+
 // validateTransport checks the TLS settings that need no file: both halves
 // of a client certificate, and no plaintext off loopback unless Insecure.
 func (c *Config) validateTransport() error {
@@ -191,10 +204,22 @@ func (c *Config) validateTransport() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return &config.SettingError{Reason: "{tls-cert} and {tls-key} go together: give both or neither"}
 	}
-	if c.plaintext() && c.Hub != "" && !config.IsLoopback(c.Hub) && !c.Insecure {
-		return &config.SettingError{Reason: fmt.Sprintf("refusing plaintext to %s, which is not on loopback: the token and metrics would cross the network unencrypted; use {tls} (system CAs) or {tls-ca} FILE, or {insecure} to accept the risk", c.Hub)}
+	if remote := c.remoteHub(); c.plaintext() && remote != "" && !c.Insecure {
+		return &config.SettingError{Reason: fmt.Sprintf("refusing plaintext to %s, which is not on loopback: the token and metrics would cross the network unencrypted; use {tls} (system CAs) or {tls-ca} FILE, or {insecure} to accept the risk", remote)}
 	}
 	return nil
+}
+
+// remoteHub returns the first hub of c.Hub that is not on loopback, "" if
+// none is.
+func (c *Config) remoteHub() string {
+	hubs, _ := ParseHubs(c.Hub)
+	for _, h := range hubs {
+		if !config.IsLoopback(h) {
+			return h
+		}
+	}
+	return ""
 }
 
 // plaintext reports whether the TLS settings ask for no TLS.

@@ -4,7 +4,10 @@
 // stream (New, any Source; loadgen runs it with a synthetic one): every tick
 // it turns the collected samples into a Batch, keeps each batch the hub has
 // not acknowledged in a bounded buffer, and streams them to the hub over
-// gRPC, replaying the buffer after a hub restart or a network cut.
+// gRPC, replaying the buffer after a hub restart or a network cut. Given
+// several hubs (a list, or a name with several addresses), it starts on one
+// chosen by the machine id's hash and fails over to a random healthy one,
+// replaying there what no hub acknowledged (hubs.go).
 //
 // # Buffer bound
 //

@@ -209,8 +209,8 @@ func (c *Config) dialOptions(log *slog.Logger) ([]grpc.DialOption, error) {
 		return c.DialOptions, nil
 	}
 	if c.plaintext() {
-		if !config.IsLoopback(c.Hub) {
-			log.Warn("INSECURE: streaming to a non-loopback hub without TLS (--insecure); anyone on the path can read the token and the metrics", "hub", c.Hub)
+		if remote := c.remoteHub(); remote != "" {
+			log.Warn("INSECURE: streaming to a non-loopback hub without TLS (--insecure); anyone on the path can read the token and the metrics", "hub", remote)
 		}
 		return nil, nil
 	}

@@ -49,6 +49,10 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { c.Interval = time.Millisecond }, "interval", "interval 1ms: must be between 100ms and 1h")
 	f(func(c *Config) { c.Interval = 0 }, "interval", "interval 0s: must be between")
 	f(func(c *Config) { c.Hub = "nohost" }, "hub", `hub "nohost": want HOST:PORT`)
+	f(func(c *Config) { c.Hub = "127.0.0.1:1, 127.0.0.1:x" }, "hub", `hub "127.0.0.1:x": port "x" must be a number from 1 to 65535`)
+	f(func(c *Config) { c.Hub = "127.0.0.1:1,127.0.0.1:1" }, "hub", `hub "127.0.0.1:1": listed twice`)
+	f(func(c *Config) { c.Hub = "127.0.0.1:1,,127.0.0.1:2" }, "hub", `hub "127.0.0.1:1,,127.0.0.1:2": empty entry in the list`)
+	f(func(c *Config) { c.Hub = "127.0.0.1:1,bad_host!:2" }, "hub", `"bad_host!" is neither an IP address nor a host name`)
 	f(func(c *Config) { c.BufferMiB = 0 }, "buffer-mib", "buffer-mib 0: must be between 1 and 4096")
 	f(func(c *Config) { c.Disable = "cpu, nope" }, "disable-collectors", "unknown collector nope")
 	f(func(c *Config) { c.DirSizes = "x" }, "dir-sizes", "dir-sizes: ")
@@ -59,6 +63,7 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { c.PushTTL = -time.Second }, "push-ttl", "must not be negative")
 	f(func(c *Config) { c.TLSCert = "c.pem" }, "", "tls-cert and tls-key go together")
 	f(func(c *Config) { c.Hub = "10.1.2.3:50051" }, "", "refusing plaintext to 10.1.2.3:50051, which is not on loopback")
+	f(func(c *Config) { c.Hub = "127.0.0.1:1,localhost:2,10.1.2.4:3" }, "", "refusing plaintext to 10.1.2.4:3, which is not on loopback")
 
 	ok := fixtureConfig(t, "").withDefaults() // up checks before its hub is bound
 	if err := ok.Validate(); err != nil {

@@ -35,6 +35,7 @@ type testHub struct {
 	interval   int64  // interval_ms sent in welcome
 	noAck      bool   // store batches but do not ack them
 	discard    bool   // lose batches: neither store nor ack them
+	shared     bool   // several agents stream here: welcome.last_seq is always 0
 	settings   chan *sysmonstmv1.Settings
 	snapshots  []*sysmonstmv1.ProcessSnapshot // every snapshot received
 }
@@ -72,6 +73,9 @@ func (h *testHub) Stream(stream grpc.BidiStreamingServer[sysmonstmv1.AgentMessag
 	}
 	h.streams++
 	welcomeSeq := h.lastSeq
+	if h.shared {
+		welcomeSeq = 0
+	}
 	welcome := &sysmonstmv1.Welcome{LastSeq: welcomeSeq, Settings: &sysmonstmv1.Settings{IntervalMs: h.interval}}
 	h.mu.Unlock()
 
@@ -181,6 +185,7 @@ type server struct {
 	hub  *testHub
 	addr string
 	srv  *grpc.Server
+	opts []grpc.ServerOption // e.g. TLS credentials
 }
 
 // startServer serves hub on addr ("127.0.0.1:0" picks a port).
@@ -206,7 +211,7 @@ func (s *server) start() {
 		s.t.Fatalf("listen %s: %v", s.addr, err)
 	}
 	s.addr = lis.Addr().String()
-	s.srv = grpc.NewServer()
+	s.srv = grpc.NewServer(s.opts...)
 	sysmonstmv1.RegisterIngestServer(s.srv, s.hub)
 	go func() { _ = s.srv.Serve(lis) }()
 }

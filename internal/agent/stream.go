@@ -31,37 +31,56 @@ const (
 	stateRejected
 )
 
-// connectLoop keeps one stream to the hub up until ctx is done, reconnecting
-// with exponential backoff and full jitter.
-// reset, when set, wakes the connection's own reconnect backoff before each
-// retry.
-func (a *Agent) connectLoop(ctx context.Context, client sysmonstmv1.IngestClient, reset func()) {
+// connectLoop keeps one stream to a hub up until ctx is done, reconnecting
+// with exponential backoff and full jitter, to the hub hubPicker chooses.
+func (a *Agent) connectLoop(ctx context.Context) {
 	state := stateStarting
 	attempt := 0
 	for ctx.Err() == nil {
-		began, err := a.session(ctx, client, &state)
+		var began time.Time
+		ep, n, err := endpoint{addr: a.opts.Hub}, 1, error(nil) // Options.Conn: the one hub
+		if a.opts.Conn == nil {
+			ep, n, err = a.picker.pick(ctx, a.now())
+		}
+		tried := err == nil
+		if tried {
+			began, err = a.session(ctx, ep, n > 1, &state)
+		}
 		if ctx.Err() != nil {
 			return
+		}
+		if tried && a.opts.Conn == nil {
+			a.picker.failed(ep.addr, a.now())
 		}
 		a.mu.Lock()
 		a.stats.Errors++
 		a.mu.Unlock()
-		if !began.IsZero() && time.Since(began) >= a.stableAfter {
+		stable := a.stableAfter
+		if n > 1 {
+			stable = a.failoverStableAfter
+		}
+		if !began.IsZero() && time.Since(began) >= stable {
 			attempt = 0
 		}
 		delay := a.backoff(attempt)
 		attempt++
+		hub := ep.String()
+		if ep.addr == "" {
+			hub = a.opts.Hub // no hub name resolved
+		}
 		if c := status.Code(err); c == codes.Unauthenticated || c == codes.PermissionDenied {
-			delay = a.backoffMax
+			if n <= 1 { // with several hubs, another may know the token: the usual backoff
+				delay = a.backoffMax
+			}
 			if state != stateRejected {
-				a.log.Error("token rejected by hub; create one with `sysmonstm token create` and pass it with --token", "hub", a.opts.Hub, "err", err)
+				a.log.Error("token rejected by hub; create one with `sysmonstm token create` and pass it with --token", "hub", hub, "err", err)
 			}
 			state = stateRejected
 		} else {
 			if state != stateUnreachable {
-				a.log.Warn("hub unreachable, retrying", "hub", a.opts.Hub, "err", err)
+				a.log.Warn("hub unreachable, retrying", "hub", hub, "hubs", n, "err", err)
 			} else {
-				a.log.Debug("hub still unreachable", "hub", a.opts.Hub, "err", err, "retry_in", delay)
+				a.log.Debug("hub still unreachable", "hub", hub, "err", err, "retry_in", delay)
 			}
 			state = stateUnreachable
 		}
@@ -71,9 +90,6 @@ func (a *Agent) connectLoop(ctx context.Context, client sysmonstmv1.IngestClient
 			t.Stop()
 			return
 		case <-t.C:
-		}
-		if reset != nil {
-			reset()
 		}
 	}
 }
@@ -94,6 +110,8 @@ type streamState struct {
 	sent     atomic.Uint64 // highest seq sent on this stream
 	progress atomic.Int64  // unix ns of the last ack, or of a send with nothing in flight
 
+	ackTimeout time.Duration // in-flight batches without an ack for this long break the stream
+
 	once sync.Once
 	err  error // first error that ended the stream
 	stop context.CancelFunc
@@ -106,13 +124,36 @@ func (s *streamState) fail(err error) {
 	})
 }
 
-// session runs one stream: hello, welcome, then batches until an error. It
-// returns when the stream was established (zero if never) and why it ended.
-func (a *Agent) session(ctx context.Context, client sysmonstmv1.IngestClient, state *connState) (time.Time, error) {
+// session runs one stream to ep: connection, hello, welcome, then batches
+// until an error. multi says other hubs could take over, which shortens
+// the connect and ack timeouts. It returns when the stream was established
+// (zero if never) and why it ended.
+func (a *Agent) session(ctx context.Context, ep endpoint, multi bool, state *connState) (time.Time, error) {
+	conn, closeConn, err := a.dial(ep)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer closeConn()
+	client := sysmonstmv1.NewIngestClient(conn)
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st := &streamState{stop: cancel}
+	st := &streamState{stop: cancel, ackTimeout: a.ackTimeout}
+	setupTimeout := a.welcomeTimeout
+	if multi {
+		st.ackTimeout, setupTimeout = a.failoverAckTimeout, a.failoverConnectTimeout
+	}
 
+	// Connecting, hello and welcome must all fit in setupTimeout: a hub
+	// that accepts TCP but never answers (stopped, overloaded) is left.
+	timedOut := atomic.Bool{}
+	t := time.AfterFunc(setupTimeout, func() { timedOut.Store(true); cancel() })
+	defer t.Stop()
+	setupErr := func(what string, err error) error {
+		if timedOut.Load() {
+			return fmt.Errorf("no welcome from hub within %s", setupTimeout)
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	// The token travels as metadata too, so the hub checks it before it
 	// reads anything of the stream; the hello keeps it for older hubs.
 	octx := sctx
@@ -121,7 +162,7 @@ func (a *Agent) session(ctx context.Context, client sysmonstmv1.IngestClient, st
 	}
 	stream, err := client.Stream(octx)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("open stream: %w", err)
+		return time.Time{}, setupErr("open stream", err)
 	}
 	hello := &sysmonstmv1.Hello{
 		MachineId:    a.opts.MachineID,
@@ -134,17 +175,14 @@ func (a *Agent) session(ctx context.Context, client sysmonstmv1.IngestClient, st
 		IntervalMs:   a.intervalMs.Load(),
 	}
 	if err := stream.Send(&sysmonstmv1.AgentMessage{Msg: &sysmonstmv1.AgentMessage_Hello{Hello: hello}}); err != nil {
-		return time.Time{}, fmt.Errorf("send hello: %w", helloErr(stream, err))
+		return time.Time{}, setupErr("send hello", helloErr(stream, err))
 	}
-	timedOut := atomic.Bool{}
-	t := time.AfterFunc(a.welcomeTimeout, func() { timedOut.Store(true); cancel() })
 	msg, err := stream.Recv()
-	t.Stop()
-	if err != nil {
-		if timedOut.Load() {
-			return time.Time{}, fmt.Errorf("no welcome from hub within %s", a.welcomeTimeout)
+	if !t.Stop() || err != nil {
+		if err == nil {
+			err = errors.New("timed out")
 		}
-		return time.Time{}, fmt.Errorf("wait for welcome: %w", err)
+		return time.Time{}, setupErr("wait for welcome", err)
 	}
 	welcome := msg.GetWelcome()
 	if welcome == nil {
@@ -152,9 +190,9 @@ func (a *Agent) session(ctx context.Context, client sysmonstmv1.IngestClient, st
 	}
 	a.setInterval(welcome.GetSettings().GetIntervalMs())
 	began := time.Now()
-	lastSeq, replay := a.established(welcome.GetLastSeq())
+	lastSeq, replay := a.established(ep, welcome.GetLastSeq())
 	if *state != stateConnected {
-		a.log.Info("connected to hub", "hub", a.opts.Hub, "replaying_batches", replay)
+		a.log.Info("connected to hub", "hub", ep, "replaying_batches", replay)
 	}
 	*state = stateConnected
 	st.acked.Store(lastSeq)
@@ -162,6 +200,8 @@ func (a *Agent) session(ctx context.Context, client sysmonstmv1.IngestClient, st
 	defer func() {
 		a.mu.Lock()
 		a.stats.Connected = false
+		a.stats.Hub = ""
+		a.lastEnd = time.Now()
 		a.mu.Unlock()
 	}()
 
@@ -184,10 +224,10 @@ func (a *Agent) session(ctx context.Context, client sysmonstmv1.IngestClient, st
 	return began, st.err
 }
 
-// established records a new stream whose hub already stored every batch up
-// to lastSeq. It returns lastSeq, capped at the last seq made here, and how
-// many buffered batches remain to replay.
-func (a *Agent) established(lastSeq uint64) (uint64, int) {
+// established records a new stream to ep whose hub already stored every
+// batch up to lastSeq. It returns lastSeq, capped at the last seq made
+// here, and how many buffered batches remain to replay.
+func (a *Agent) established(ep endpoint, lastSeq uint64) (uint64, int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if lastSeq > a.lastPushed {
@@ -201,6 +241,13 @@ func (a *Agent) established(lastSeq uint64) (uint64, int) {
 	if a.streams > 1 {
 		a.stats.Reconnects++
 	}
+	if a.lastHub != "" && a.lastHub != ep.addr {
+		a.stats.Failovers++
+		a.log.Info("failed over to another hub", "from", a.lastHub, "to", ep, "offline_for", time.Since(a.lastEnd).Round(time.Millisecond),
+			"replaying_batches", a.buf.len(), "failovers", a.stats.Failovers)
+	}
+	a.lastHub = ep.addr
+	a.stats.Hub = ep.String()
 	a.stats.Connected = true
 	return lastSeq, a.buf.len()
 }
@@ -245,9 +292,9 @@ func (a *Agent) ack(seq uint64, st *streamState) {
 }
 
 // watchdog breaks a stream whose in-flight batches go unacknowledged for
-// ackTimeout: a silent network cut otherwise looks like a slow hub forever.
+// st.ackTimeout: a silent network cut otherwise looks like a slow hub forever.
 func (a *Agent) watchdog(ctx context.Context, st *streamState) {
-	tk := time.NewTicker(max(a.ackTimeout/4, time.Millisecond))
+	tk := time.NewTicker(max(st.ackTimeout/8, time.Millisecond))
 	defer tk.Stop()
 	for {
 		select {
@@ -258,7 +305,7 @@ func (a *Agent) watchdog(ctx context.Context, st *streamState) {
 		if st.sent.Load() <= st.acked.Load() {
 			continue
 		}
-		if since := time.Since(time.Unix(0, st.progress.Load())); since > a.ackTimeout {
+		if since := time.Since(time.Unix(0, st.progress.Load())); since > st.ackTimeout {
 			st.fail(fmt.Errorf("no ack from hub for %s", since.Round(time.Millisecond)))
 			return
 		}

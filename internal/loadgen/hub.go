@@ -21,9 +21,19 @@ import (
 // (one TCP connection, one HTTP/2 stream per agent).
 const machinesPerConn = 100
 
-// runHub runs one agent.Agent per machine against opts.Hub.
+// runHub runs one agent.Agent per machine against opts.Hub. With one hub,
+// up to machinesPerConn agents share a connection; with a list of hubs each
+// agent dials on its own, spreading and failing over as real agents do.
 func runHub(ctx context.Context, opts Options) (Summary, error) {
-	conns := make([]*grpc.ClientConn, 0, (opts.Machines+machinesPerConn-1)/machinesPerConn)
+	hubs, err := agent.ParseHubs(opts.Hub)
+	if err != nil {
+		return Summary{}, fmt.Errorf("loadgen: %w", agent.CheckHubSetting(opts.Hub))
+	}
+	nconns := (opts.Machines + machinesPerConn - 1) / machinesPerConn
+	if len(hubs) > 1 {
+		nconns = 0
+	}
+	conns := make([]*grpc.ClientConn, 0, nconns)
 	defer func() {
 		for _, c := range conns {
 			c.Close()
@@ -53,6 +63,10 @@ func runHub(ctx context.Context, opts Options) (Summary, error) {
 		if i == 0 {
 			log = slog.New(slog.NewMultiHandler(why.handler(id), minLevel{opts.Logger.Handler(), slog.LevelWarn})).With("machine", id)
 		}
+		var conn *grpc.ClientConn
+		if len(conns) > 0 {
+			conn = conns[i/machinesPerConn]
+		}
 		a, err := agent.New(agent.Options{
 			Hub:       opts.Hub,
 			Token:     opts.Token,
@@ -65,7 +79,7 @@ func runHub(ctx context.Context, opts Options) (Summary, error) {
 			},
 			Version:  "loadgen",
 			Interval: opts.Interval,
-			Conn:     conns[i/machinesPerConn],
+			Conn:     conn,
 			Logger:   log,
 		}, func(context.Context) []metric.Sample {
 			if stopped.Load() {

@@ -11,12 +11,15 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/sysmonstm/sysmonstm/internal/agent"
 	"github.com/sysmonstm/sysmonstm/internal/config"
 )
 
 // Options configure a load run. Hub or RemoteWrite is required.
 type Options struct {
-	Hub string // host:port of the hub's gRPC listener
+	// Hub is the hub's gRPC address, host:port, or several as
+	// host:port,host:port,… (each simulated agent then fails over).
+	Hub string
 	// Token is the agent token every simulated machine sends; with
 	// RemoteWrite it is sent as the requests' bearer token, if set.
 	Token    string
@@ -73,6 +76,11 @@ func Run(ctx context.Context, opts Options) (Summary, error) {
 func (o *Options) setDefaults() error {
 	if o.Hub == "" && o.RemoteWrite == "" {
 		return fmt.Errorf("loadgen: %w", &config.SettingError{Reason: "no target: set the hub address ({hub}) or a remote-write URL ({remote-write})"})
+	}
+	if o.RemoteWrite == "" {
+		if err := agent.CheckHubSetting(o.Hub); err != nil {
+			return fmt.Errorf("loadgen: %w", err)
+		}
 	}
 	if o.RemoteWrite != "" {
 		u, err := url.Parse(o.RemoteWrite)

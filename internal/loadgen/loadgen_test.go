@@ -78,7 +78,10 @@ func (h *countingHub) Stream(stream grpc.BidiStreamingServer[sysmonstmv1.AgentMe
 	}
 }
 
-func TestRunAgainstHub(t *testing.T) {
+// startCountingHub serves a countingHub on a loopback port until the test
+// ends and returns it and its address.
+func startCountingHub(t *testing.T) (*countingHub, string) {
+	t.Helper()
 	hub := &countingHub{hellos: map[string]*sysmonstmv1.Hello{}, defs: map[string]int{}, samples: map[string]int64{}}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -87,11 +90,15 @@ func TestRunAgainstHub(t *testing.T) {
 	srv := grpc.NewServer()
 	sysmonstmv1.RegisterIngestServer(srv, hub)
 	go func() { _ = srv.Serve(lis) }()
-	defer srv.Stop()
+	t.Cleanup(srv.Stop)
+	return hub, lis.Addr().String()
+}
 
+func TestRunAgainstHub(t *testing.T) {
+	hub, addr := startCountingHub(t)
 	const machines, series = 20, 50
 	sum, err := Run(context.Background(), Options{
-		Hub: lis.Addr().String(), Token: "t0k", Machines: machines, Series: series,
+		Hub: addr, Token: "t0k", Machines: machines, Series: series,
 		Interval: 100 * time.Millisecond, Duration: time.Second,
 	})
 	if err != nil {
@@ -132,6 +139,43 @@ func TestRunAgainstHub(t *testing.T) {
 	}
 	if _, ok := hub.hellos["loadgen-00"]; !ok {
 		t.Errorf("machine ids %v: want loadgen-00 … loadgen-19", keys(hub.hellos))
+	}
+}
+
+// TestRunAgainstSeveralHubs: with a hub list the simulated agents spread
+// over the hubs, and each machine's samples are all acked.
+func TestRunAgainstSeveralHubs(t *testing.T) {
+	var addrs []string
+	var hubs []*countingHub
+	for range 3 {
+		hub, addr := startCountingHub(t)
+		addrs = append(addrs, addr)
+		hubs = append(hubs, hub)
+	}
+	const machines = 30
+	sum, err := Run(context.Background(), Options{
+		Hub: strings.Join(addrs, ","), Machines: machines, Series: 20,
+		Interval: 100 * time.Millisecond, Duration: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.SentSamples == 0 || sum.AckedSamples != sum.SentSamples || sum.Errors != 0 {
+		t.Errorf("summary %+v: want every sent sample acked, no errors", sum)
+	}
+	total := 0
+	for i, h := range hubs {
+		h.mu.Lock()
+		n := len(h.hellos)
+		h.mu.Unlock()
+		t.Logf("hub %d: %d machines", i, n)
+		if n == 0 || n == machines {
+			t.Errorf("hub %d has %d of %d machines: not spread", i, n, machines)
+		}
+		total += n
+	}
+	if total != machines {
+		t.Errorf("%d hellos over all hubs, want %d", total, machines)
 	}
 }
 
@@ -340,6 +384,8 @@ func TestOptionsErrors(t *testing.T) {
 		t.Errorf("no target: %v; want setting keys, shown as flags by config.Flagged", err)
 	}
 	f(Options{RemoteWrite: "localhost:9090"}, "want http(s)://")
+	f(Options{Hub: "h:1,h:1"}, `hub "h:1": listed twice`)
+	f(Options{Hub: "h:1,,h:2"}, `hub "h:1,,h:2": empty entry`)
 	f(Options{Hub: "h:1", Machines: -1}, "machines -1")
 	f(Options{Hub: "h:1", Series: 60000}, "series 60000")
 	f(Options{Hub: "h:1", Interval: time.Millisecond}, "interval 1ms")
