@@ -7,11 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/sysmonstm/sysmonstm/internal/live"
 )
-
-type liveSeries = live.Series
 
 // Reasons a sample is dropped (label of sysmonstm_dropped_samples_total).
 const (

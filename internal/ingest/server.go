@@ -318,6 +318,7 @@ func (s *Server) receive(sctx context.Context, gs pb.Ingest_StreamServer, st *st
 			}
 		case *pb.AgentMessage_Batch:
 			j := st.batch(m.Batch)
+			st.publish(j)
 			select {
 			case st.w.q <- j:
 			case <-sctx.Done():
