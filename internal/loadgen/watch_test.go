@@ -1,0 +1,40 @@
+package loadgen
+
+import (
+	"testing"
+)
+
+func TestWatcherReadsMetricsHead(t *testing.T) {
+	w := &watcher{prefix: []byte(`"machine":"loadgen-`)}
+	for _, c := range []struct {
+		msg string
+		ts  int64
+		ok  bool
+	}{
+		{`{"type":"metrics","machine":"loadgen-07","ts":1700000000123,"metrics":[{"name":"a","labels":{},"value":1}]}`, 1700000000123, true},
+		{`{"type":"metrics","machine":"other-1","ts":1700000000123,"metrics":[]}`, 0, false},
+		{`{"type":"machine","machine":"loadgen-07","ts":1}`, 0, false},
+		{`{"type":"metrics","machine":"loadgen-07","ts":12x,"metrics":[]}`, 0, false},
+		{`{"type":"metrics","machine":"loadgen-07","ts":12`, 0, false},
+		{``, 0, false},
+	} {
+		ts, ok := w.metricsTs([]byte(c.msg))
+		if ts != c.ts || ok != c.ok {
+			t.Errorf("%s: %d %v, want %d %v", c.msg, ts, ok, c.ts, c.ok)
+		}
+	}
+}
+
+func TestLatencySummary(t *testing.T) {
+	ms := make([]float64, 0, 200)
+	for i := 200; i >= 1; i-- {
+		ms = append(ms, float64(i)/2)
+	}
+	got := latencySummary(ms)
+	if got.Events != 200 || got.P50Ms != 50 || got.P99Ms != 99 || got.MaxMs != 100 {
+		t.Fatalf("%+v", got)
+	}
+	if e := latencySummary(nil); e.Events != 0 || e.MaxMs != 0 {
+		t.Fatalf("%+v", e)
+	}
+}
