@@ -92,6 +92,9 @@ func (c *Config) Validate() error {
 			return invalid(l.setting, fmt.Sprint(l.v), "must be at least %d", l.min)
 		}
 	}
+	if m := c.Limits.MaxMemory; m < MaxMemoryOff || (m > 0 && m < minMaxMemory) {
+		return invalid("max-memory", fmt.Sprint(m), "must be auto, off, or at least %d MiB", minMaxMemory>>20)
+	}
 	if c.OfflineAfter < time.Second {
 		return invalid("offline-after", c.OfflineAfter.String(), "must be at least 1s")
 	}
