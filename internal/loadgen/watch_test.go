@@ -1,6 +1,8 @@
 package loadgen
 
 import (
+	"bytes"
+	"strconv"
 	"testing"
 )
 
@@ -37,4 +39,28 @@ func TestLatencySummary(t *testing.T) {
 	if e := latencySummary(nil); e.Events != 0 || e.MaxMs != 0 {
 		t.Fatalf("%+v", e)
 	}
+}
+
+// FuzzWatcherMetricsTs feeds the live-stream head parser arbitrary
+// messages: it never panics, and it takes only metrics events of the run's
+// machines whose `"ts":` field is a number.
+func FuzzWatcherMetricsTs(f *testing.F) {
+	f.Add([]byte(`{"type":"metrics","machine":"loadgen-07","ts":1700000000123,"metrics":[]}`))
+	f.Add([]byte(`{"type":"metrics","machine":"loadgen-","ts":-1,`))
+	f.Add([]byte(`{"type":"metrics",`))
+	w := &watcher{prefix: []byte(`"machine":"loadgen-`)}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		ts, ok := w.metricsTs(msg)
+		if !ok {
+			return
+		}
+		i := bytes.Index(msg, []byte(`,"ts":`))
+		if !bytes.HasPrefix(msg, append(append([]byte{}, metricsPrefix...), w.prefix...)) || i < 0 {
+			t.Fatalf("ts %d taken from %q", ts, msg)
+		}
+		rest := msg[i+len(`,"ts":`):]
+		if v, err := strconv.ParseInt(string(rest[:bytes.IndexByte(rest, ',')]), 10, 64); err != nil || v != ts {
+			t.Fatalf("ts %d, the message says %q", ts, rest)
+		}
+	})
 }
