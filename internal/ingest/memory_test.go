@@ -80,7 +80,7 @@ func TestMemoryHighWaterRefusesNewSeries(t *testing.T) {
 	}
 	// A new machine's stream is refused; a known machine's new agent
 	// process is admitted.
-	if _, err := e.connect("newcomer", 1); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "memory") {
+	if _, err := e.connect("newcomer", 1); status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "memory is below the mark") {
 		t.Fatalf("new machine over the mark: %v, want ResourceExhausted naming memory", err)
 	}
 	b, err := e.connect("old", 2)

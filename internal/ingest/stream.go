@@ -88,6 +88,9 @@ func (st *stream) admitSeq() error {
 	st.mu.Lock()
 	st.closed = true
 	st.mu.Unlock()
+	if le := (*limitError)(nil); errors.As(err, &le) && le.limit == limitMemory {
+		return status.Errorf(codes.ResourceExhausted, "%v; the hub takes new machines again once its memory is below the mark", err)
+	}
 	return status.Errorf(codes.ResourceExhausted, "%v; the hub counts series for %s again once they have been idle for %s", err, st.machine, st.s.opts.SeriesIdle)
 }
 
