@@ -85,6 +85,26 @@ func newStallEnv(t *testing.T) (*env, *stallStorage) {
 	return e, ss
 }
 
+// startStalled starts a stall env with a live subscriber and an agent of
+// machine that has sent, stored and seen live load1 = 1 (seq 1).
+func startStalled(t *testing.T, machine string) (*env, *stallStorage, *live.Subscription, *agentConn) {
+	t.Helper()
+	e, ss := newStallEnv(t)
+	sub := e.live.Subscribe(0)
+	t.Cleanup(sub.Close)
+	a, err := e.connect(machine, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.defs("load1")
+	a.batch(1, tick(1), []uint32{0}, []float64{1})
+	a.waitAck(1)
+	if _, ok := nextMetrics(t, sub, machine, 2*time.Second); !ok {
+		t.Fatal("no live event for batch 1")
+	}
+	return e, ss, sub, a
+}
+
 // nextMetrics waits up to d for the next metrics event of machine.
 func nextMetrics(t *testing.T, sub *live.Subscription, machine string, d time.Duration) (live.Event, bool) {
 	t.Helper()
@@ -109,19 +129,7 @@ func nextMetrics(t *testing.T, sub *live.Subscription, machine string, d time.Du
 // and its subscribers at once, in order; acks wait for the commit, and each
 // batch is stored once when the commit goes through.
 func TestLiveUpdatesDoNotWaitForStalledCommit(t *testing.T) {
-	e, ss := newStallEnv(t)
-	sub := e.live.Subscribe(0)
-	defer sub.Close()
-	a, err := e.connect("db-1", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.defs("load1")
-	a.batch(1, tick(1), []uint32{0}, []float64{1})
-	a.waitAck(1)
-	if _, ok := nextMetrics(t, sub, "db-1", 2*time.Second); !ok {
-		t.Fatal("no live event for batch 1")
-	}
+	e, ss, sub, a := startStalled(t, "db-1")
 
 	ss.stall()
 	a.batch(2, tick(2), []uint32{0}, []float64{2})
@@ -194,19 +202,7 @@ func TestLiveUpdatesDoNotWaitForStalledCommit(t *testing.T) {
 // unacknowledged, the agent replays it on a new stream, the store keeps it
 // once, and the replay is not published as news again.
 func TestLiveKeepsBatchWhoseCommitFailed(t *testing.T) {
-	e, ss := newStallEnv(t)
-	sub := e.live.Subscribe(0)
-	defer sub.Close()
-	a, err := e.connect("db-2", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.defs("load1")
-	a.batch(1, tick(1), []uint32{0}, []float64{1})
-	a.waitAck(1)
-	if _, ok := nextMetrics(t, sub, "db-2", 2*time.Second); !ok {
-		t.Fatal("no live event for batch 1")
-	}
+	e, ss, sub, a := startStalled(t, "db-2")
 	ss.failWith(errors.New("write to WAL: input/output error"))
 	a.batch(2, tick(2), []uint32{0}, []float64{2})
 	if _, ok := nextMetrics(t, sub, "db-2", 2*time.Second); !ok {
