@@ -223,3 +223,42 @@ func listDir(t *testing.T, dir string) string {
 	}
 	return b.String()
 }
+
+// TestLoadgenWatchMeasuresLiveLatency runs `sysmonstm loadgen --watch` against
+// a real hub: the summary reports the sample → WebSocket latency of every
+// metrics event after the warm-up (5 machines × 10 ticks a second).
+func TestLoadgenWatchMeasuresLiveLatency(t *testing.T) {
+	t.Parallel()
+	hub := startHub(t, t.TempDir(), "", "")
+	out, err := command(t, "loadgen", "--hub", hub.grpc, "--machines", "5", "--series", "40",
+		"--interval", "100ms", "--duration", "4s", "--watch", "ws://"+hub.http+"/ws", "--watch-warmup", "1s",
+		"--log-level", "warn").Output()
+	if err != nil {
+		t.Fatalf("loadgen: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	var sum struct {
+		Errors int64 `json:"errors"`
+		Live   *struct {
+			Events int64   `json:"events"`
+			P50    float64 `json:"p50_ms"`
+			P99    float64 `json:"p99_ms"`
+			Max    float64 `json:"max_ms"`
+			Err    string  `json:"error"`
+		} `json:"live_latency"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		t.Fatalf("last line is not the JSON summary: %q: %v", lines[len(lines)-1], err)
+	}
+	l := sum.Live
+	// 3 measured seconds × 10 ticks × 5 machines = 150 events; allow for a
+	// busy machine. Latency is not asserted (timing), only its sense.
+	if sum.Errors != 0 || l == nil || l.Err != "" || l.Events < 100 || l.Events > 200 || l.P50 < 0 || l.P50 > l.P99 || l.P99 > l.Max {
+		t.Fatalf("summary %s", lines[len(lines)-1])
+	}
+	t.Logf("sample → WebSocket latency: %d events, p50 %.2f ms, p99 %.2f ms, max %.2f ms", l.Events, l.P50, l.P99, l.Max)
+
+	if _, err := command(t, "loadgen", "--hub", hub.grpc, "--watch", "http://"+hub.http+"/ws").Output(); err == nil {
+		t.Fatal("loadgen --watch http://… was accepted")
+	}
+}

@@ -292,3 +292,66 @@ func TestSeriesBombMemory(t *testing.T) {
 		t.Errorf("hub peak RSS %.0f MiB: the caps bound it near 300 MiB (823 MiB before them)", peak)
 	}
 }
+
+// TestMaxMemoryRefusesSeriesBomb gives a real hub a small --max-memory and
+// a series bomb over HTTP ingest (the series caps raised out of the way):
+// the hub stays alive, refuses new series once its memory passes the
+// high-water mark (429 naming memory, counted, logged), and a machine's
+// existing series keep being taken.
+func TestMaxMemoryRefusesSeriesBomb(t *testing.T) {
+	hub := startHub(t, t.TempDir(), "", "", "--max-memory", "160MiB",
+		"--max-series-per-machine", "10000000", "--max-active-series", "100000000")
+	steady := []byte(`{"machine":"steady","metrics":[{"name":"load1","value":0.5},{"name":"load5","value":0.25}]}`)
+	post := func(body []byte) (int, string) {
+		t.Helper()
+		resp, err := hub.postIngest(body)
+		if err != nil {
+			t.Fatalf("hub gone: %v (%v)", err, hub.exited())
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, out := post(steady); code != 200 {
+		t.Fatalf("steady before: %d %s", code, out)
+	}
+	var refusedAt, code int
+	var out string
+	for p := range 60 {
+		var b strings.Builder
+		fmt.Fprintf(&b, `{"machine":"bomb-%d","metrics":[`, p)
+		for i := range 40_000 {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"name":"bomb_metric","labels":{"v":"%d"},"value":1}`, i)
+		}
+		b.WriteString("]}")
+		if code, out = post([]byte(b.String())); code == http.StatusTooManyRequests {
+			refusedAt = p
+			break
+		}
+		if code != 200 {
+			t.Fatalf("bomb post %d: %d %s", p, code, out)
+		}
+	}
+	if code != http.StatusTooManyRequests || !strings.Contains(out, "memory") || !strings.Contains(out, "high-water mark") {
+		t.Fatalf("after %d × 40,000 new series: %d %s; want 429 naming the memory high-water mark", refusedAt, code, out)
+	}
+	if err := hub.exited(); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := post(steady); code != 200 || !strings.Contains(out, `"accepted":2`) {
+		t.Fatalf("existing series over the high-water mark: %d %s", code, out)
+	}
+	if got := promValue(t, "http://"+hub.http+"/metrics", `sysmonstm_refused_series_total{limit="memory"}`); got < 1 {
+		t.Fatalf(`sysmonstm_refused_series_total{limit="memory"} = %v`, got)
+	}
+	testutil.WaitFor(t, 5*time.Second, "high-water log line", func() error {
+		if !strings.Contains(hub.out.String(), "hub memory above its high-water mark") {
+			return fmt.Errorf("no log line yet")
+		}
+		return nil
+	})
+	t.Logf("refused after %d × 40,000 new series; hub peak RSS %.0f MiB with --max-memory 160MiB", refusedAt, peakRSSMiB(t, hub.cmd.Process.Pid))
+}

@@ -48,6 +48,7 @@ func hubFlags(fs *flag.FlagSet) *hub.Config {
 	fs.IntVar(&c.Limits.MaxLabelValueLength, "max-label-value-length", 1024, "`BYTES` of one label value; a longer one drops its series")
 	fs.IntVar(&c.Limits.MaxMessageBytes, "max-message-bytes", 8<<20, "`BYTES` of one gRPC message from an agent")
 	fs.Int64Var(&c.Limits.MaxBodyBytes, "max-body-bytes", 4<<20, "`BYTES` of one POST /api/v1/ingest body")
+	fs.Var(maxMemoryFlag{&c.Limits.MaxMemory}, "max-memory", "`BYTES` (or 512MiB, 2GiB) the hub may use: above 80% of it new series are refused (existing series keep flowing) and Go's soft memory limit is 90% of it; \"auto\" (default): the cgroup memory limit (/sys/fs/cgroup/memory.max) when set, else off; \"off\": none")
 	fs.IntVar(&c.Conn.MaxPerIP, "max-conns-per-ip", 256, "`N` open connections one client address (an IPv6 /64) may hold on each listener, HTTP and gRPC; more are closed at once (0: no limit)")
 	c.Conn.Exempt = netguard.Loopback()
 	fs.Var(prefixesFlag{&c.Conn.Exempt}, "conn-limit-exempt", "client `ADDRS` or CIDR prefixes, comma-separated, without the --max-conns-per-ip limit (\"none\": none)")
@@ -71,6 +72,28 @@ func validateHub(c *hub.Config) error {
 		c.Conn.MaxPerIP = -1 // hub.Config's "no limit"; its 0 is the default
 	}
 	return config.Flagged(c.Validate())
+}
+
+// maxMemoryFlag is --max-memory: auto, off or bytes (hub.ParseMaxMemory).
+type maxMemoryFlag struct{ p *int64 }
+
+func (f maxMemoryFlag) String() string {
+	switch {
+	case f.p == nil || *f.p == hub.MaxMemoryAuto:
+		return "auto"
+	case *f.p == hub.MaxMemoryOff:
+		return "off"
+	}
+	return fmt.Sprint(*f.p)
+}
+
+func (f maxMemoryFlag) Set(s string) error {
+	v, err := hub.ParseMaxMemory(s)
+	if err != nil {
+		return err
+	}
+	*f.p = v
+	return nil
 }
 
 // prefixesFlag is a flag of comma-separated addresses and CIDR prefixes.

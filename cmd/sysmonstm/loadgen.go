@@ -25,6 +25,8 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.DurationVar(&o.Duration, "duration", time.Minute, "how long to run (0 = until interrupted)")
 	fs.StringVar(&o.RemoteWrite, "remote-write", "", "send to this Prometheus remote-write `URL` instead of a hub")
 	fs.StringVar(&o.MachinePrefix, "machine-prefix", "loadgen-", "`PREFIX` of the simulated machine ids")
+	fs.StringVar(&o.Watch, "watch", "", "also read the hub's live stream at `URL` (ws://HOST:PORT/ws) and report the latency from each batch's timestamp to its WebSocket event (live_latency in the summary)")
+	fs.DurationVar(&o.WatchWarmup, "watch-warmup", 0, "`DURATION` at the start not measured by --watch (default: 5s or 2 intervals, whichever is longer)")
 	log, err := parse(fs, lf, args, stderr)
 	if err != nil {
 		return err
@@ -44,6 +46,18 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("--remote-write %q: want an http(s) URL", o.RemoteWrite)
 		}
+	}
+	if o.Watch != "" {
+		u, err := url.Parse(o.Watch)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return fmt.Errorf("--watch %q: want a ws(s)://HOST:PORT/ws URL", o.Watch)
+		}
+		if o.RemoteWrite != "" {
+			return fmt.Errorf("--watch reads a hub's live stream; it does not go with --remote-write")
+		}
+	}
+	if o.WatchWarmup < 0 {
+		return fmt.Errorf("--watch-warmup %s: must not be negative", o.WatchWarmup)
 	}
 	o.Logger = log
 	sum, err := loadgen.Run(ctx, o)

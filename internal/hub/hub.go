@@ -97,6 +97,12 @@ type Limits struct {
 	// MaxLiveSeriesPerMachine bounds the latest values the live state keeps
 	// per machine (snapshots, machine objects); default 10,000.
 	MaxLiveSeriesPerMachine int
+	// MaxMemory is the hub's memory budget in bytes: above
+	// ingest.MemoryHighWater of it new series are refused, and Go's soft
+	// memory limit is ingest.MemorySoftLimit of it. MaxMemoryAuto (0, the
+	// default) takes the cgroup memory limit when one is set, else none;
+	// MaxMemoryOff (-1): none.
+	MaxMemory int64
 }
 
 // QueryLimits bound one query of the Prometheus query API; zero values take
@@ -233,6 +239,15 @@ func New(cfg Config) (*Hub, error) {
 	if err := h.setupAlerts(); err != nil {
 		return nil, err
 	}
+	maxMem, memFrom, err := resolveMaxMemory(cfg.Limits.MaxMemory, cgroupRoot)
+	if err != nil {
+		return nil, err
+	}
+	applyMaxMemory(maxMem)
+	if maxMem > 0 {
+		h.log.Info("memory limit: new series are refused above the high-water mark", "max_memory_mib", maxMem>>20,
+			"high_water_mib", int64(float64(maxMem)*ingest.MemoryHighWater)>>20, "go_soft_limit_mib", int64(float64(maxMem)*ingest.MemorySoftLimit)>>20, "from", memFrom)
+	}
 	if err := h.setupRemoteWrite(); err != nil {
 		return nil, err
 	}
@@ -248,6 +263,7 @@ func New(cfg Config) (*Hub, error) {
 		MaxActiveSeries:    cfg.Limits.MaxActiveSeries,
 		SeriesIdle:         seriesIdle(cfg.RetentionRaw),
 		MaxBodyBytes:       cfg.Limits.MaxBodyBytes,
+		MaxMemory:          maxMem,
 		Limits:             limits(cfg.Limits),
 		Writable:           h.store.Writable,
 	})

@@ -107,6 +107,9 @@ func (c *Config) Validate() error {
 	if c.Query.Timeout < 100*time.Millisecond {
 		return invalid("query-timeout", c.Query.Timeout.String(), "must be at least 100ms")
 	}
+	if m := c.Limits.MaxMemory; m < MaxMemoryOff || (m > 0 && m < minMaxMemory) {
+		return invalid("max-memory", fmt.Sprint(m), "must be auto, off, or at least %d MiB", minMaxMemory>>20)
+	}
 	if c.OfflineAfter < time.Second {
 		return invalid("offline-after", c.OfflineAfter.String(), "must be at least 1s")
 	}

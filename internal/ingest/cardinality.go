@@ -32,6 +32,7 @@ type seriesBook struct {
 	perMachine int           // distinct active series of one machine
 	global     int           // distinct active series of all machines
 	idle       time.Duration // how long an unused series keeps counting
+	mem        *memGuard     // nil: no memory limit
 
 	mu       sync.Mutex // protects machines and total
 	machines map[string]map[uint64]seriesUse
@@ -45,11 +46,16 @@ func newSeriesBook(perMachine, global int, idle time.Duration) *seriesBook {
 // limitError says which cap refused a series; limit is the name used in
 // metrics and errors.
 type limitError struct {
-	limit string // limitPerMachine or limitActive
-	max   int
+	limit      string // limitPerMachine, limitActive or limitMemory
+	max        int
+	used, high uint64 // limitMemory: bytes in use and the high-water mark
 }
 
 func (e *limitError) Error() string {
+	if e.limit == limitMemory {
+		return fmt.Sprintf("%v: the hub's memory (%s MiB) is above its high-water mark (%s MiB, %.0f%% of its --max-memory %d MiB); existing series keep flowing",
+			errSeriesLimit, mib(e.used), mib(e.high), MemoryHighWater*100, e.max>>20)
+	}
 	if e.limit == limitPerMachine {
 		return fmt.Sprintf("%v: the machine has %d active series, the hub's limit per machine", errSeriesLimit, e.max)
 	}
@@ -58,7 +64,8 @@ func (e *limitError) Error() string {
 
 func (e *limitError) Unwrap() error { return errSeriesLimit }
 
-// Names of the caps (label of sysmonstm_refused_series_total).
+// Names of the caps (label of sysmonstm_refused_series_total); limitMemory
+// is in memory.go.
 const (
 	limitPerMachine = "max_series_per_machine"
 	limitActive     = "max_active_series"
@@ -87,6 +94,12 @@ func (b *seriesBook) admit(machine string, h uint64, now int64, a admission) err
 		}
 		if b.total >= b.global && !a.hub {
 			return &limitError{limit: limitActive, max: b.global}
+		}
+		// Over the memory high-water mark no new series is taken, except
+		// the sequence series of a new agent process of a machine that
+		// already has series: its existing series keep flowing.
+		if err := b.mem.check(); err != nil && !(a.hub && len(set) > 0) {
+			return err
 		}
 		if set == nil {
 			set = map[uint64]seriesUse{}

@@ -7,11 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/sysmonstm/sysmonstm/internal/live"
 )
-
-type liveSeries = live.Series
 
 // Reasons a sample is dropped (label of sysmonstm_dropped_samples_total).
 const (
@@ -89,7 +85,7 @@ func newMetrics(reg prometheus.Registerer, active func() float64) *metrics {
 		}),
 		refusedSeries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sysmonstm_refused_series_total",
-			Help: "New series refused because a series cap was reached, by cap: max_series_per_machine or max_active_series.",
+			Help: "New series refused because a series cap was reached, by cap: max_series_per_machine, max_active_series, or memory (the hub's memory above its --max-memory high-water mark).",
 		}, []string{"limit"}),
 		activeSeries: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sysmonstm_active_series",
@@ -103,7 +99,7 @@ func newMetrics(reg prometheus.Registerer, active func() float64) *metrics {
 	for _, r := range []string{rejectUnauthenticated, rejectPermission, rejectTooLarge, rejectMalformed, rejectTooManySeries, rejectDiskFull} {
 		m.rejected.WithLabelValues(r)
 	}
-	for _, l := range []string{limitPerMachine, limitActive} {
+	for _, l := range []string{limitPerMachine, limitActive, limitMemory} {
 		m.refusedSeries.WithLabelValues(l)
 	}
 	if reg != nil {

@@ -113,6 +113,12 @@ type Options struct {
 	Registerer   prometheus.Registerer
 	Now          func() time.Time
 
+	// MaxMemory, when above 0, is the hub's memory budget in bytes: while
+	// the memory it cannot free passes MemoryHighWater of it, new series
+	// are refused (sysmonstm_refused_series_total{limit="memory"}) and
+	// existing series keep flowing (see memGuard). 0: no memory limit.
+	MaxMemory int64
+
 	// Writable, when set, is asked before each commit and each new stream;
 	// an error refuses the samples unacknowledged (gRPC Unavailable, HTTP
 	// 503 with Retry-After), so senders keep them and resend. The hub
@@ -202,6 +208,7 @@ func New(opts Options) (*Server, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 	}
+	s.series.mem = newMemGuard(opts.MaxMemory, opts.Logger)
 	s.m = newMetrics(opts.Registerer, func() float64 { _, n := s.series.counts(""); return float64(n) })
 	for i := 0; i < opts.Writers; i++ {
 		s.writers = append(s.writers, newWriter(s))
@@ -214,6 +221,9 @@ func New(opts Options) (*Server, error) {
 func (s *Server) Run(ctx context.Context) error {
 	defer s.cancel()
 	var wg sync.WaitGroup
+	if g := s.series.mem; g != nil {
+		wg.Go(func() { g.run(ctx) })
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -321,6 +331,7 @@ func (s *Server) receive(sctx context.Context, gs pb.Ingest_StreamServer, st *st
 			}
 		case *pb.AgentMessage_Batch:
 			j := st.batch(m.Batch)
+			st.publish(j)
 			select {
 			case st.w.q <- j:
 			case <-sctx.Done():

@@ -52,7 +52,7 @@ type stream struct {
 	seqHash   uint64
 	seqRef    store.SeriesRef // owned by the writer
 
-	lastLiveTs int64 // owned by the writer: newest ts sent to live state
+	lastLiveTs int64 // owned by the receive loop: newest ts sent to live state
 	refused    bool  // owned by the writer: a batch was not stored; store no later one
 
 	acked  atomic.Uint64
@@ -88,6 +88,9 @@ func (st *stream) admitSeq() error {
 	st.mu.Lock()
 	st.closed = true
 	st.mu.Unlock()
+	if le := (*limitError)(nil); errors.As(err, &le) && le.limit == limitMemory {
+		return status.Errorf(codes.ResourceExhausted, "%v; the hub takes new machines again once its memory is below the mark", err)
+	}
 	return status.Errorf(codes.ResourceExhausted, "%v; the hub counts series for %s again once they have been idle for %s", err, st.machine, st.s.opts.SeriesIdle)
 }
 
@@ -230,6 +233,30 @@ func (st *stream) batch(b *pb.Batch) *job {
 		j.values = append(j.values, vals[i])
 	}
 	return j
+}
+
+// publish sends an accepted batch to the live state at once, from the
+// stream's receive loop, before it is queued for its writer: the live view
+// never waits behind a storage commit (docs/architecture.md, "Live path").
+// Acks still wait for the commit. The receive loop handles a stream's
+// batches in order, and a batch older than the newest one published, or
+// one the hub has already stored (an agent's replay after a reconnect), is
+// not published again. If the batch's commit then fails, what the live view
+// shows stays: the values were measured and accepted, and the agent resends
+// the batch, which the store then keeps once.
+func (st *stream) publish(j *job) {
+	if j.skip || len(j.entries) == 0 || j.ts < st.lastLiveTs {
+		return
+	}
+	if st.s.seqs.isDup(st.machine, st.instance, j.seq) {
+		return
+	}
+	st.lastLiveTs = j.ts
+	lv := make([]*live.Series, len(j.entries))
+	for i, e := range j.entries {
+		lv[i] = e.live
+	}
+	st.s.opts.Live.Update(st.machine, j.ts, lv, j.values)
 }
 
 // ack records that every batch up to seq is durable and wakes the sender.

@@ -58,9 +58,10 @@ func (w *writer) run(ctx context.Context) {
 	}
 }
 
-// commit stores jobs in one appender. On success each job is acknowledged and
-// its values go to the live state; on failure, or while storage refuses
-// writes, the jobs' streams are ended unacknowledged so their agents resend.
+// commit stores jobs in one appender. On success each job is acknowledged
+// (its values went to the live state when it was received, see
+// stream.publish); on failure, or while storage refuses writes, the jobs'
+// streams are ended unacknowledged so their agents resend.
 // Once one of a stream's batches is refused, its later batches still queued
 // are neither stored nor acknowledged: storing them would tell the agent
 // (welcome.last_seq) that the refused batch is stored too.
@@ -115,14 +116,6 @@ func (w *writer) commit(ctx context.Context, jobs []*job) {
 		if !j.skip {
 			s.seqs.commit(j.st.machine, j.st.instance, j.seq)
 			s.m.batches.Inc()
-			if j.ts >= j.st.lastLiveTs && len(j.entries) > 0 {
-				j.st.lastLiveTs = j.ts
-				lv := make([]*liveSeries, 0, len(j.entries))
-				for _, e := range j.entries {
-					lv = append(lv, e.live)
-				}
-				s.opts.Live.Update(j.st.machine, j.ts, lv, j.values)
-			}
 		}
 		j.st.ack(j.seq)
 	}

@@ -95,6 +95,14 @@ func runHub(ctx context.Context, opts Options) (Summary, error) {
 
 	// Agents outlive the generation phase by a short flush.
 	actx, cancelAgents := context.WithCancel(context.WithoutCancel(ctx))
+	var watch *watcher
+	if opts.Watch != "" {
+		var err error
+		if watch, err = startWatch(actx, opts.Watch, opts.MachinePrefix, time.Now().Add(opts.WatchWarmup)); err != nil {
+			cancelAgents()
+			return Summary{}, err
+		}
+	}
 	var wg sync.WaitGroup
 	for _, a := range agents {
 		wg.Go(func() { _ = a.Run(actx) })
@@ -132,6 +140,9 @@ wait:
 
 	s, _ := hubSummary(agents, opts)
 	s.ErrorReasons = why.list()
+	if watch != nil {
+		s.Live = watch.result()
+	}
 	summarize(&s, elapsed)
 	return s, nil
 }

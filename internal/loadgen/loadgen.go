@@ -35,6 +35,13 @@ type Options struct {
 	Logger        *slog.Logger // default: discard
 	// Seed makes the workload reproducible; 0 uses 1.
 	Seed int64
+	// Watch, when set, is the hub's live stream (ws://host:port/ws): the
+	// run reads it and reports the latency from each batch's timestamp to
+	// its metrics event (Summary.Live), after WatchWarmup.
+	Watch string
+	// WatchWarmup is the start of the run not measured (agents
+	// connecting); default max(5s, 2 intervals).
+	WatchWarmup time.Duration
 }
 
 // Summary is the outcome of a run; the CLI prints it as its last line.
@@ -51,6 +58,8 @@ type Summary struct {
 	// retry) or each distinct remote-write error, at most 10 plus "other
 	// reasons".
 	ErrorReasons []Reason `json:"error_reasons,omitempty"`
+	// Live is the sample → WebSocket client latency, with Options.Watch.
+	Live *LiveLatency `json:"live_latency,omitempty"`
 }
 
 // Defaults of Options.
@@ -88,6 +97,17 @@ func (o *Options) setDefaults() error {
 			return fmt.Errorf("loadgen: remote-write URL %q: want http(s)://host[:port]/path", o.RemoteWrite)
 		}
 	}
+	if o.Watch != "" {
+		if o.RemoteWrite != "" {
+			return fmt.Errorf("loadgen: watch needs a hub, not a remote-write URL")
+		}
+		if err := validateWatchURL(o.Watch); err != nil {
+			return fmt.Errorf("loadgen: %w", err)
+		}
+	}
+	if o.WatchWarmup < 0 {
+		return fmt.Errorf("loadgen: watch warm-up %s is negative", o.WatchWarmup)
+	}
 	if o.Machines == 0 {
 		o.Machines = 1
 	}
@@ -114,6 +134,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.WatchWarmup == 0 {
+		o.WatchWarmup = max(5*time.Second, 2*o.Interval)
 	}
 	if o.Seed == 0 {
 		o.Seed = 1

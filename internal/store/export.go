@@ -3,9 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
-	"math"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -16,18 +14,12 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 )
 
-// exportDigits is how many significant digits an exported average keeps:
-// enough for every real digit of a gauge averaged over a minute or an hour,
-// few enough to drop the float noise of sum/count (9.548499999999995 is
-// exported as 9.5485).
-const exportDigits = 12
-
 // Export calls fn for every stored point of the series matching q in
 // [q.From, q.To], series by series (sorted by name, then labels), each in
 // time order. It exports raw samples, as stored, whenever the raw tier holds
 // every stored sample from From on: From inside raw retention, or data that
 // is simply younger than From. Otherwise it exports one average (sum/count,
-// rounded to 12 significant digits) per minute, or per hour when From is
+// rounded by metric.RoundAverage: to the metric family's precision) per minute, or per hour when From is
 // older than the 1-minute tier holds, stamped at the start of the minute or
 // hour: from the rollup tier up to each machine's rollup watermark and from
 // the finer tiers after it, so the newest data is never missing. A rollup
@@ -122,7 +114,7 @@ func (s *Store) exportRollups(ctx context.Context, p plan, fn ExportFunc) error 
 		name, mls := ls.Get(labels.MetricName), toMetricLabels(ls)
 		for _, sb := range c.series {
 			for _, b := range sb.buckets {
-				if err := fn(name, mls, b.t, roundDigits(b.sum/b.count, exportDigits)); err != nil {
+				if err := fn(name, mls, b.t, metric.RoundAverage(name, b.sum/b.count)); err != nil {
 					return err
 				}
 			}
@@ -178,16 +170,4 @@ func (s *Store) exportSeries(ctx context.Context, p plan) ([]labels.Labels, erro
 	}
 	sort.Slice(out, func(i, j int) bool { return labels.Compare(out[i], out[j]) < 0 })
 	return out, nil
-}
-
-// roundDigits rounds v to n significant digits (NaN and ±Inf unchanged).
-func roundDigits(v float64, n int) float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return v
-	}
-	r, err := strconv.ParseFloat(strconv.FormatFloat(v, 'g', n, 64), 64)
-	if err != nil {
-		return v
-	}
-	return r
 }

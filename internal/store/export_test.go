@@ -47,9 +47,9 @@ func TestExport(t *testing.T) {
 	// binary floating point (six 9.5485 average to 9.548500000000002).
 	for h := range 8 {
 		hour := base.Add(time.Duration(h) * time.Hour)
-		appendRange(t, s, series("load5", "m1"), hour, 360, 10*time.Second, func(int) float64 { return 9.5485 })
-		appendRange(t, s, series("load1", "m2"), hour, 360, 10*time.Second, func(int) float64 { return 0.7 })
-		appendRange(t, s, series("load1", "m1"), hour, 360, 10*time.Second, func(int) float64 { return 9.5485 })
+		appendRange(t, s, series("app_load5", "m1"), hour, 360, 10*time.Second, func(int) float64 { return 9.5485 })
+		appendRange(t, s, series("app_load1", "m2"), hour, 360, 10*time.Second, func(int) float64 { return 0.7 })
+		appendRange(t, s, series("app_load1", "m1"), hour, 360, 10*time.Second, func(int) float64 { return 9.5485 })
 	}
 	noisy := 9.5485
 	sum := 0.0
@@ -67,10 +67,10 @@ func TestExport(t *testing.T) {
 	at := base.Add(7*time.Hour + 30*time.Minute)
 	got := export(t, s, Query{Machine: "m1", From: at, To: at.Add(10 * time.Second)})
 	want := []exported{
-		{"load1[{machine m1}]", ms(at), 9.5485},
-		{"load1[{machine m1}]", ms(at.Add(10 * time.Second)), 9.5485},
-		{"load5[{machine m1}]", ms(at), 9.5485},
-		{"load5[{machine m1}]", ms(at.Add(10 * time.Second)), 9.5485},
+		{"app_load1[{machine m1}]", ms(at), 9.5485},
+		{"app_load1[{machine m1}]", ms(at.Add(10 * time.Second)), 9.5485},
+		{"app_load5[{machine m1}]", ms(at), 9.5485},
+		{"app_load5[{machine m1}]", ms(at.Add(10 * time.Second)), 9.5485},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("raw export\n got %v\nwant %v", got, want)
@@ -78,8 +78,8 @@ func TestExport(t *testing.T) {
 
 	// Nothing dropped from the raw tier yet: raw even from beyond its
 	// retention.
-	got = export(t, s, Query{Metric: "load1", Machine: "m1", From: base, To: base.Add(10 * time.Second)})
-	want = []exported{{"load1[{machine m1}]", ms(base), 9.5485}, {"load1[{machine m1}]", ms(base.Add(10 * time.Second)), 9.5485}}
+	got = export(t, s, Query{Metric: "app_load1", Machine: "m1", From: base, To: base.Add(10 * time.Second)})
+	want = []exported{{"app_load1[{machine m1}]", ms(base), 9.5485}, {"app_load1[{machine m1}]", ms(base.Add(10 * time.Second)), 9.5485}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("export of a raw tier that dropped nothing\n got %v\nwant %v", got, want)
 	}
@@ -96,14 +96,14 @@ func TestExport(t *testing.T) {
 	if wm := s.watermarks()["m1"]; wm.done1m != ms(end.Add(-time.Minute)) {
 		t.Fatalf("rolled up to %s, want the last minute left to the raw tier", time.UnixMilli(wm.done1m).UTC())
 	}
-	got = export(t, s, Query{Metric: "load1", From: from, To: end})
+	got = export(t, s, Query{Metric: "app_load1", From: from, To: end})
 	want = nil
 	for _, m := range []struct {
 		id string
 		v  float64
 	}{{"m1", 9.5485}, {"m2", 0.7}} {
 		for ts := base.Add(3 * time.Hour); ts.Before(end); ts = ts.Add(time.Minute) {
-			want = append(want, exported{"load1[{machine " + m.id + "}]", ms(ts), m.v})
+			want = append(want, exported{"app_load1[{machine " + m.id + "}]", ms(ts), m.v})
 		}
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -118,10 +118,10 @@ func TestExport(t *testing.T) {
 	if start, _ := s.tier1m.StartTime(); start <= ms(base) {
 		t.Fatalf("1m tier still starts at %s", time.UnixMilli(start).UTC())
 	}
-	got = export(t, s, Query{Metric: "load1", Machine: "m2", From: base, To: end})
+	got = export(t, s, Query{Metric: "app_load1", Machine: "m2", From: base, To: end})
 	want = nil
 	for ts := base; ts.Before(end); ts = ts.Add(time.Hour) {
-		want = append(want, exported{"load1[{machine m2}]", ms(ts), 0.7})
+		want = append(want, exported{"app_load1[{machine m2}]", ms(ts), 0.7})
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("1h export\n got %v\nwant %v", got, want)
@@ -147,7 +147,7 @@ func TestExport(t *testing.T) {
 // raw retention (the caller's clock read "now" a moment earlier).
 func TestExportYoungHub(t *testing.T) {
 	s, clk := openTest(t, "", base, nil)
-	appendRange(t, s, series("load1", "m1"), base, 600, time.Second, func(i int) float64 { return float64(i) })
+	appendRange(t, s, series("app_load1", "m1"), base, 600, time.Second, func(i int) float64 { return float64(i) })
 	last := base.Add(599 * time.Second)
 	for _, rolled := range []bool{false, true} {
 		clk.Set(last.Add(time.Second))

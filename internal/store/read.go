@@ -159,7 +159,7 @@ func (c *collector) result(p plan) (*Result, error) {
 	for _, sb := range all {
 		pts := make([]Point, len(sb.buckets))
 		for i, b := range sb.buckets {
-			pts[i] = Point{T: b.t, Avg: b.sum / b.count, Min: b.min, Max: b.max, Count: int64(b.count)}
+			pts[i] = Point{T: b.t, Avg: metric.RoundAverage(c.metric, b.sum/b.count), Min: b.min, Max: b.max, Count: int64(b.count)}
 		}
 		res.Series = append(res.Series, Series{Labels: toMetricLabels(sb.ls), Points: pts})
 	}

@@ -53,7 +53,7 @@ func TestRollupKeepsSpike(t *testing.T) {
 	for i, p := range pts {
 		want := Point{T: ms(base.Add(time.Duration(i) * time.Minute)), Avg: 1, Min: 1, Max: 1, Count: 60}
 		if i == 30 {
-			want.Avg, want.Max = (59+100)/60.0, 100
+			want.Avg, want.Max = 2.65, 100 // (59+100)/60, to the percent family's 2 decimals
 		}
 		if p != want {
 			t.Fatalf("1m point %d = %+v, want %+v", i, p, want)
@@ -61,11 +61,11 @@ func TestRollupKeepsSpike(t *testing.T) {
 	}
 	// Coarser steps on the 1m tier combine minutes.
 	pts = pointsAt(t, s, Query{Metric: "cpu_usage_percent", Machine: "m1", From: base, To: base.Add(time.Hour - time.Millisecond), Step: 15 * time.Minute}, Tier1m)
-	if want := (Point{T: ms(base.Add(30 * time.Minute)), Avg: (899 + 100) / 900.0, Min: 1, Max: 100, Count: 900}); len(pts) != 4 || pts[2] != want {
+	if want := (Point{T: ms(base.Add(30 * time.Minute)), Avg: 1.11 /* (899+100)/900 */, Min: 1, Max: 100, Count: 900}); len(pts) != 4 || pts[2] != want {
 		t.Fatalf("15m points %+v, want 4 with [2] = %+v", pts, want)
 	}
 	pts = pointsAt(t, s, Query{Metric: "cpu_usage_percent", Machine: "m1", From: base, To: base.Add(time.Hour - time.Millisecond), Step: time.Hour}, Tier1h)
-	if want := (Point{T: ms(base), Avg: (3599 + 100) / 3600.0, Min: 1, Max: 100, Count: 3600}); len(pts) != 1 || pts[0] != want {
+	if want := (Point{T: ms(base), Avg: 1.03 /* (3599+100)/3600 = 1.0275 */, Min: 1, Max: 100, Count: 3600}); len(pts) != 1 || pts[0] != want {
 		t.Fatalf("1h points %+v, want %+v", pts, want)
 	}
 	for _, db := range []struct {

@@ -1,0 +1,147 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// LiveLatency is how long the simulated machines' samples took to reach a
+// WebSocket client of the hub's live stream: from each batch's timestamp
+// (the agent's collection tick) to the moment the client read its metrics
+// event. It includes the agents' own work for the tick, the hub, and the
+// client's socket.
+type LiveLatency struct {
+	Events int64   `json:"events"` // metrics events of the run's machines measured
+	P50Ms  float64 `json:"p50_ms"`
+	P99Ms  float64 `json:"p99_ms"`
+	MaxMs  float64 `json:"max_ms"`
+	// Err says why the watch ended early ("" when it lasted the run).
+	Err string `json:"error,omitempty"`
+}
+
+// maxWatchMessage bounds one message of the live stream the watcher reads
+// (the first is a snapshot of every machine).
+const maxWatchMessage = 256 << 20
+
+// watcher reads the hub's live stream and records the latency of every
+// metrics event of the run's machines.
+type watcher struct {
+	prefix []byte // `"machine":"` + the machine prefix
+	from   int64  // ms: events stamped earlier (warm-up) are not measured
+
+	mu   sync.Mutex
+	lat  []float64 // ms
+	err  error
+	done chan struct{}
+}
+
+// validateWatchURL checks a --watch URL.
+func validateWatchURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		return fmt.Errorf("watch URL %q: want ws(s)://host:port/ws", s)
+	}
+	return nil
+}
+
+// startWatch dials the live stream; events stamped before from are not
+// measured. The watch runs until ctx ends.
+func startWatch(ctx context.Context, rawURL, machinePrefix string, from time.Time) (*watcher, error) {
+	c, _, err := websocket.Dial(ctx, rawURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: watch %s: %w", rawURL, err)
+	}
+	c.SetReadLimit(maxWatchMessage)
+	pj, _ := json.Marshal(machinePrefix)
+	w := &watcher{
+		prefix: append([]byte(`"machine":`), pj[:len(pj)-1]...), // without the closing quote
+		from:   from.UnixMilli(),
+		done:   make(chan struct{}),
+	}
+	go func() {
+		defer close(w.done)
+		defer c.CloseNow()
+		for {
+			_, msg, err := c.Read(ctx)
+			now := time.Now()
+			if err != nil {
+				if ctx.Err() == nil {
+					w.mu.Lock()
+					w.err = err
+					w.mu.Unlock()
+				}
+				return
+			}
+			if ts, ok := w.metricsTs(msg); ok && ts >= w.from {
+				d := float64(now.UnixMicro()-ts*1000) / 1000
+				w.mu.Lock()
+				w.lat = append(w.lat, d)
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w, nil
+}
+
+var metricsPrefix = []byte(`{"type":"metrics",`)
+
+// metricsTs returns the ts of a metrics event of the run's machines. The
+// hub encodes {"type":"metrics","machine":ID,"ts":MS,"metrics":[…]}; only
+// that head is read, so the watcher keeps up with a large fleet.
+func (w *watcher) metricsTs(msg []byte) (int64, bool) {
+	if !bytes.HasPrefix(msg, metricsPrefix) {
+		return 0, false
+	}
+	rest := msg[len(metricsPrefix):]
+	if !bytes.HasPrefix(rest, w.prefix) {
+		return 0, false
+	}
+	i := bytes.Index(rest, []byte(`,"ts":`))
+	if i < 0 {
+		return 0, false
+	}
+	rest = rest[i+len(`,"ts":`):]
+	j := bytes.IndexByte(rest, ',')
+	if j < 0 {
+		return 0, false
+	}
+	ts, err := strconv.ParseInt(string(rest[:j]), 10, 64)
+	return ts, err == nil
+}
+
+// result waits for the watch to end (its ctx must be done) and summarizes it.
+func (w *watcher) result() *LiveLatency {
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := latencySummary(w.lat)
+	if w.err != nil {
+		out.Err = w.err.Error()
+	}
+	return out
+}
+
+// latencySummary computes the percentiles of ms (reordered in place).
+func latencySummary(ms []float64) *LiveLatency {
+	out := &LiveLatency{Events: int64(len(ms))}
+	if len(ms) == 0 {
+		return out
+	}
+	slices.Sort(ms)
+	q := func(p float64) float64 {
+		i := int(math.Ceil(p*float64(len(ms)))) - 1
+		return round(ms[max(0, min(i, len(ms)-1))], 0.01)
+	}
+	out.P50Ms, out.P99Ms, out.MaxMs = q(0.50), q(0.99), round(ms[len(ms)-1], 0.01)
+	return out
+}
