@@ -27,6 +27,9 @@ func (c Config) withDefaults() Config {
 	if c.ListenHTTP == "" {
 		c.ListenHTTP = "127.0.0.1:8000"
 	}
+	if c.RemoteWriteMachineLabel == "" {
+		c.RemoteWriteMachineLabel = "instance"
+	}
 	if c.ListenGRPC == "" {
 		c.ListenGRPC = "127.0.0.1:50051"
 	}
@@ -91,6 +94,9 @@ func (c *Config) Validate() error {
 		if l.v < l.min {
 			return invalid(l.setting, fmt.Sprint(l.v), "must be at least %d", l.min)
 		}
+	}
+	if l := c.RemoteWriteMachineLabel; l != "" && !metric.ValidLabelName(l) {
+		return invalid("remote-write-machine-label", fmt.Sprintf("%q", l), "want a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __), such as instance")
 	}
 	if c.OfflineAfter < time.Second {
 		return invalid("offline-after", c.OfflineAfter.String(), "must be at least 1s")

@@ -32,6 +32,8 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { c.Limits.MaxActiveSeries = 10 }, "max-active-series", "max-active-series 10: must be at least 1000")
 	f(func(c *Config) { c.Limits.MaxBodyBytes = 1 }, "max-body-bytes", "must be at least 1024")
 	f(func(c *Config) { c.MinFreeDiskMiB = 1 }, "min-free-disk-mib", "must be at least 16")
+	f(func(c *Config) { c.RemoteWriteMachineLabel = "__name__" }, "remote-write-machine-label", "want a label name")
+	f(func(c *Config) { c.RemoteWriteMachineLabel = "host-name" }, "remote-write-machine-label", "want a label name")
 	f(func(c *Config) { c.OfflineAfter = 500 * time.Millisecond }, "offline-after", "offline-after 500ms: must be at least 1s")
 	f(func(c *Config) { c.ForgetOfflineAfter = time.Second }, "forget-offline-after", "must be 0 (never) or at least offline-after (15s)")
 	f(func(c *Config) { c.TLSKey = "k.pem" }, "tls-cert", "tls-cert and tls-key go together")
