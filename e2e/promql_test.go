@@ -136,6 +136,14 @@ func startPrometheus(t *testing.T, prom, promtool string, samples []promSample) 
 // Prometheus exit at once, and the next attempt takes another.
 func runPrometheus(t *testing.T, prom, cfg, data string) string {
 	t.Helper()
+	return runPrometheusAt(t, prom, cfg, data, nil)
+}
+
+// runPrometheusAt is runPrometheus whose configuration, when conf is not
+// nil, is conf(its own address), written to cfg before each attempt (a
+// Prometheus that scrapes itself).
+func runPrometheusAt(t *testing.T, prom, cfg, data string, conf func(addr string) string) string {
+	t.Helper()
 	var lastOut string
 	for range 5 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -144,6 +152,11 @@ func runPrometheus(t *testing.T, prom, cfg, data string) string {
 		}
 		addr := ln.Addr().String()
 		ln.Close()
+		if conf != nil {
+			if err := os.WriteFile(cfg, []byte(conf(addr)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
 		var out syncBuffer
 		cmd := exec.Command(prom, "--config.file="+cfg, "--storage.tsdb.path="+data, "--web.listen-address="+addr, "--storage.tsdb.retention.time=30d")
 		cmd.Stdout, cmd.Stderr = &out, &out
