@@ -392,3 +392,46 @@ func TestRemoteWriteBusy(t *testing.T) {
 		t.Fatalf("slot free: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// BenchmarkRemoteWrite: one request of 2,000 series with one sample each
+// (loadgen's and Prometheus' usual batch), as the hub serves it: decode,
+// validate, store in the real raw tier, update the live state. Every
+// iteration writes the next second of the same series.
+func BenchmarkRemoteWrite(b *testing.B) {
+	e := newEnv(&testing.T{}, b.TempDir(), nil)
+	defer e.stop()
+	h := e.srv.RemoteWriteHandler()
+	const machines, series = 20, 100
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Second).UnixMilli()
+	body := func(i int) []byte {
+		var wr prompb.WriteRequest
+		for m := range machines {
+			for s := range series {
+				wr.Timeseries = append(wr.Timeseries, rwTS([]prompb.Sample{{Value: float64(i), Timestamp: t0 + int64(i)*1000}},
+					"__name__", fmt.Sprintf("metric_%d", s%10), "cpu", fmt.Sprint(s), "instance", fmt.Sprintf("host-%d:9100", m), "job", "node"))
+			}
+		}
+		raw, _ := wr.Marshal()
+		return snappy.Encode(nil, raw)
+	}
+	bodies := make([][]byte, 64)
+	for i := range bodies {
+		bodies[i] = body(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i > 0 && i%len(bodies) == 0 {
+			b.StopTimer()
+			t0 += int64(len(bodies)) * 1000
+			for k := range bodies {
+				bodies[k] = body(k)
+			}
+			b.StartTimer()
+		}
+		if rec := rwPost(h, bodies[i%len(bodies)]); rec.Code != http.StatusNoContent {
+			b.Fatalf("%d %s", rec.Code, rec.Body)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*machines*series), "ns/sample")
+}
