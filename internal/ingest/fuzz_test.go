@@ -186,8 +186,16 @@ func FuzzRemoteWrite(f *testing.F) {
 		if buf.decoded, err = decodeSnappy(nil, body, 1<<20); err != nil {
 			return
 		}
+		var want prompb.WriteRequest
+		wantErr := want.Unmarshal(buf.decoded)
 		if err := unmarshalWriteRequest(&buf.req, buf.decoded); err != nil {
+			if wantErr == nil {
+				t.Fatalf("prompb decodes what the receiver refuses: %v", err)
+			}
 			return
+		}
+		if wantErr == nil {
+			sameWriteRequest(t, &buf.req, &want)
 		}
 		series, _ := s.parseRemoteWrite(buf, t0, nil)
 		for _, sr := range series {
@@ -213,4 +221,30 @@ func FuzzRemoteWrite(f *testing.F) {
 			}
 		}
 	})
+}
+
+// sameWriteRequest fails unless got (the receiver's decoder) holds want's
+// (prompb's) labels, samples and number of native histograms.
+func sameWriteRequest(t *testing.T, got, want *prompb.WriteRequest) {
+	t.Helper()
+	if len(got.Timeseries) != len(want.Timeseries) {
+		t.Fatalf("%d series, prompb %d", len(got.Timeseries), len(want.Timeseries))
+	}
+	for i := range want.Timeseries {
+		g, w := &got.Timeseries[i], &want.Timeseries[i]
+		if len(g.Labels) != len(w.Labels) || len(g.Samples) != len(w.Samples) || len(g.Histograms) != len(w.Histograms) {
+			t.Fatalf("series %d: %+v, prompb %+v", i, g, w)
+		}
+		for k := range w.Labels {
+			if g.Labels[k].Name != w.Labels[k].Name || g.Labels[k].Value != w.Labels[k].Value {
+				t.Fatalf("series %d label %d: %q=%q, prompb %q=%q", i, k, g.Labels[k].Name, g.Labels[k].Value, w.Labels[k].Name, w.Labels[k].Value)
+			}
+		}
+		for k := range w.Samples {
+			gs, ws := g.Samples[k], w.Samples[k]
+			if gs.Timestamp != ws.Timestamp || math.Float64bits(gs.Value) != math.Float64bits(ws.Value) {
+				t.Fatalf("series %d sample %d: %v@%d, prompb %v@%d", i, k, gs.Value, gs.Timestamp, ws.Value, ws.Timestamp)
+			}
+		}
+	}
 }

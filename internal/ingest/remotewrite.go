@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -51,12 +53,87 @@ type rwBuffers struct {
 
 // rwSeries is one validated series of a remote-write request.
 type rwSeries struct {
-	lset    labels.Labels
-	hash    uint64
-	group   string // dashboard machine: value of the machine label, "" = none
-	machine string // value of the stored `machine` label (rollup key), "" = none
+	*rwEntry
 	samples []prompb.Sample
 	refused bool // by a series cap
+}
+
+// rwEntry is what the hub keeps of a valid remote-written series between
+// requests, so that a series sent again is neither validated nor built
+// again: its labels as sent (to confirm a hash match), as stored, its
+// store ref and its live identity.
+type rwEntry struct {
+	sent    []prompb.Label // as sent, copied
+	lset    labels.Labels
+	hash    uint64 // lset.Hash()
+	group   string // dashboard machine: value of the machine label, "" = none
+	machine string // value of the stored `machine` label (rollup key), "" = none
+	live    *live.Series
+	ref     atomic.Uint64 // store.SeriesRef of the last append; 0 = none
+}
+
+// matches reports whether ls are the labels e was built from.
+func (e *rwEntry) matches(ls []prompb.Label) bool {
+	if len(ls) != len(e.sent) {
+		return false
+	}
+	for i := range ls {
+		if ls[i].Name != e.sent[i].Name || ls[i].Value != e.sent[i].Value {
+			return false
+		}
+	}
+	return true
+}
+
+// hashSent hashes labels as sent, the key of the series cache.
+func hashSent(h *maphash.Hash, ls []prompb.Label) uint64 {
+	h.Reset()
+	for _, l := range ls {
+		h.WriteString(l.Name)
+		h.WriteByte(0xff)
+		h.WriteString(l.Value)
+		h.WriteByte(0xff)
+	}
+	return h.Sum64()
+}
+
+// rwLookup returns the cached entry of the series sent as ls, or nil.
+func (s *Server) rwLookup(h uint64, ls []prompb.Label) *rwEntry {
+	s.rwCacheMu.RLock()
+	e := s.rwCache[h]
+	s.rwCacheMu.RUnlock()
+	if e != nil && e.matches(ls) {
+		return e
+	}
+	return nil
+}
+
+// rwRemember builds and caches the entry of a valid series sent as ls and
+// stored as lset. The cache holds at most MaxActiveSeries entries; when
+// full it starts over.
+func (s *Server) rwRemember(h uint64, ls []prompb.Label, lset labels.Labels) *rwEntry {
+	e := &rwEntry{lset: lset, hash: lset.Hash(), machine: lset.Get(metric.MachineLabel)}
+	e.sent = make([]prompb.Label, len(ls))
+	for i, l := range ls {
+		e.sent[i] = prompb.Label{Name: strings.Clone(l.Name), Value: strings.Clone(l.Value)}
+	}
+	if g := lset.Get(s.opts.RemoteWriteMachineLabel); metric.ValidateMachineID(g) == nil {
+		e.group = g // else stored and queryable, on no dashboard machine
+		lv := make(metric.Labels, 0, lset.Len())
+		lset.Range(func(l labels.Label) {
+			if l.Name != labels.MetricName && l.Name != s.opts.RemoteWriteMachineLabel {
+				lv = append(lv, metric.Label{Name: l.Name, Value: l.Value})
+			}
+		})
+		e.live = live.NewSeries(lset.Get(labels.MetricName), lv)
+	}
+	s.rwCacheMu.Lock()
+	defer s.rwCacheMu.Unlock()
+	if len(s.rwCache) >= s.opts.MaxActiveSeries {
+		clear(s.rwCache)
+	}
+	s.rwCache[h] = e
+	return e
 }
 
 // rwResult is what a remote-write request came to.
@@ -261,11 +338,10 @@ func decodeSnappy(dst, src []byte, limit int64) ([]byte, error) {
 	return out, nil
 }
 
-// unmarshalWriteRequest decodes b into req, reusing req's slices.
+// unmarshalWriteRequest decodes b into req, reusing req's slices; req's
+// strings point into b.
 func unmarshalWriteRequest(req *prompb.WriteRequest, b []byte) error {
-	req.Timeseries = req.Timeseries[:0]
-	req.Metadata = req.Metadata[:0]
-	if err := req.Unmarshal(b); err != nil {
+	if err := decodeWriteRequest(req, b); err != nil {
 		return fmt.Errorf("body is not a protobuf prometheus.WriteRequest: %w", err)
 	}
 	return nil
@@ -290,6 +366,8 @@ func (s *Server) parseRemoteWrite(buf *rwBuffers, now int64, out []rwSeries) ([]
 		}
 	}
 	maxFuture, maxAge := now+s.opts.MaxFuture.Milliseconds(), now-s.opts.MaxAge.Milliseconds()
+	var mh maphash.Hash
+	mh.SetSeed(s.rwSeed)
 	for i := range buf.req.Timeseries {
 		ts := &buf.req.Timeseries[i]
 		if n := len(ts.Histograms); n > 0 {
@@ -298,22 +376,28 @@ func (s *Server) parseRemoteWrite(buf *rwBuffers, now int64, out []rwSeries) ([]
 		if len(ts.Samples) == 0 {
 			continue
 		}
-		lset, err := s.rwLabels(&buf.b, ts.Labels)
-		if err != nil {
-			reason := reasonInvalidSeries
-			if errors.Is(err, metric.ErrReservedName) {
-				reason = reasonReservedName
+		h := hashSent(&mh, ts.Labels)
+		e := s.rwLookup(h, ts.Labels)
+		if e == nil {
+			lset, err := s.rwLabels(&buf.b, ts.Labels)
+			if err != nil {
+				reason := reasonInvalidSeries
+				if errors.Is(err, metric.ErrReservedName) {
+					reason = reasonReservedName
+				}
+				reject(i, reason, len(ts.Samples), err)
+				continue
 			}
-			reject(i, reason, len(ts.Samples), err)
-			continue
+			e = s.rwRemember(h, ts.Labels, lset)
 		}
+		name := func() string { return e.lset.Get(labels.MetricName) }
 		keep := ts.Samples[:0]
 		for _, sm := range ts.Samples {
 			switch {
 			case sm.Timestamp > maxFuture:
-				reject(i, reasonTooNew, 1, fmt.Errorf("%s: sample at %d is more than %s in the future (check the sender's clock)", lset.Get(labels.MetricName), sm.Timestamp, s.opts.MaxFuture))
+				reject(i, reasonTooNew, 1, fmt.Errorf("%s: sample at %d is more than %s in the future (check the sender's clock)", name(), sm.Timestamp, s.opts.MaxFuture))
 			case sm.Timestamp < maxAge:
-				reject(i, reasonTooOld, 1, fmt.Errorf("%s: sample at %d is older than %s", lset.Get(labels.MetricName), sm.Timestamp, s.opts.MaxAge))
+				reject(i, reasonTooOld, 1, fmt.Errorf("%s: sample at %d is older than %s", name(), sm.Timestamp, s.opts.MaxAge))
 			default:
 				keep = append(keep, sm)
 			}
@@ -321,11 +405,7 @@ func (s *Server) parseRemoteWrite(buf *rwBuffers, now int64, out []rwSeries) ([]
 		if len(keep) == 0 {
 			continue
 		}
-		group := lset.Get(s.opts.RemoteWriteMachineLabel)
-		if metric.ValidateMachineID(group) != nil {
-			group = "" // stored and queryable, on no dashboard machine
-		}
-		out = append(out, rwSeries{lset: lset, hash: lset.Hash(), group: group, machine: lset.Get(metric.MachineLabel), samples: keep})
+		out = append(out, rwSeries{rwEntry: e, samples: keep})
 	}
 	return out, rejected
 }
@@ -447,7 +527,7 @@ func (s *Server) storeRW(ctx context.Context, series []rwSeries, res *rwResult) 
 			sr.samples = sr.samples[:0]
 			continue
 		}
-		var ref store.SeriesRef
+		ref := store.SeriesRef(sr.ref.Load())
 		keep := sr.samples[:0]
 		for _, sm := range sr.samples {
 			r, err := app.Append(ref, sr.lset, sm.Timestamp, sm.Value)
@@ -462,6 +542,7 @@ func (s *Server) storeRW(ctx context.Context, series []rwSeries, res *rwResult) 
 				maxTs[sr.machine] = sm.Timestamp
 			}
 		}
+		sr.ref.Store(uint64(ref))
 		sr.samples = keep
 		stored += len(keep)
 	}
@@ -506,7 +587,7 @@ func (s *Server) rwLive(series []rwSeries) {
 			byGroup[sr.group] = u
 		}
 		u.ts = max(u.ts, last.Timestamp)
-		u.ser = append(u.ser, s.rwSeriesOf(sr))
+		u.ser = append(u.ser, sr.live)
 		u.vals = append(u.vals, last.Value)
 	}
 	for g, u := range byGroup {
@@ -515,35 +596,6 @@ func (s *Server) rwLive(series []rwSeries) {
 		}
 		s.opts.Live.Update(g, u.ts, u.ser, u.vals)
 	}
-}
-
-// rwSeriesOf returns the live identity of a remote-written series: its
-// labels without __name__ and the machine label, built once per series
-// and kept while the cache is under the hub-wide series cap.
-func (s *Server) rwSeriesOf(sr *rwSeries) *live.Series {
-	s.rwLiveMu.Lock()
-	defer s.rwLiveMu.Unlock()
-	if ls, ok := s.rwLiveCache[sr.hash]; ok && labels.Equal(ls.lset, sr.lset) {
-		return ls.ser
-	}
-	ls := make(metric.Labels, 0, sr.lset.Len())
-	sr.lset.Range(func(l labels.Label) {
-		if l.Name != labels.MetricName && l.Name != s.opts.RemoteWriteMachineLabel {
-			ls = append(ls, metric.Label{Name: l.Name, Value: l.Value})
-		}
-	})
-	ser := live.NewSeries(sr.lset.Get(labels.MetricName), ls)
-	if len(s.rwLiveCache) >= s.opts.MaxActiveSeries {
-		clear(s.rwLiveCache)
-	}
-	s.rwLiveCache[sr.hash] = rwLiveEntry{lset: sr.lset, ser: ser}
-	return ser
-}
-
-// rwLiveEntry is a cached live identity and the labels it was built for.
-type rwLiveEntry struct {
-	lset labels.Labels
-	ser  *live.Series
 }
 
 // rejectedSummary is a 400's message: how many samples were refused and

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net"
 	"sync"
@@ -143,10 +144,11 @@ type Server struct {
 	authLog *limitedLog // rejected tokens, once per remote address and period
 	hellos  *helloSlots // streams reading a hello before their token is checked
 
-	rwSlots     chan struct{} // remote-write requests being served
-	rwPool      sync.Pool     // *rwBuffers
-	rwLiveMu    sync.Mutex    // protects rwLiveCache
-	rwLiveCache map[uint64]rwLiveEntry
+	rwSlots   chan struct{} // remote-write requests being served
+	rwPool    sync.Pool     // *rwBuffers
+	rwSeed    maphash.Seed  // of the series cache's keys
+	rwCacheMu sync.RWMutex  // protects rwCache
+	rwCache   map[uint64]*rwEntry
 
 	mu     sync.Mutex // protects next
 	next   int        // round-robin writer assignment
@@ -219,9 +221,10 @@ func New(opts Options) (*Server, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 
-		rwSlots:     make(chan struct{}, opts.RemoteWriteConcurrency),
-		rwPool:      sync.Pool{New: func() any { return &rwBuffers{} }},
-		rwLiveCache: map[uint64]rwLiveEntry{},
+		rwSlots: make(chan struct{}, opts.RemoteWriteConcurrency),
+		rwPool:  sync.Pool{New: func() any { return &rwBuffers{} }},
+		rwSeed:  maphash.MakeSeed(),
+		rwCache: map[uint64]*rwEntry{},
 	}
 	s.m = newMetrics(opts.Registerer, func() float64 { _, n := s.series.counts(""); return float64(n) })
 	for i := 0; i < opts.Writers; i++ {
