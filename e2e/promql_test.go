@@ -343,14 +343,7 @@ func TestPromQLMatchesPrometheus(t *testing.T) {
 		t1 := time.Now()
 		got := promQuery(t, hubURL, path, params)
 		promTime, hubTime = promTime+t1.Sub(t0), hubTime+time.Since(t1)
-		if want.HTTPStatus == 200 && len(want.Data.Result) == 0 && want.Data.ResultType != "scalar" && !strings.Contains(params.Get("query"), "nothing") {
-			t.Errorf("%s %s: Prometheus answers no series; the query compares nothing", path, params.Get("query"))
-		}
-		if !reflect.DeepEqual(got, want) {
-			gb, _ := json.Marshal(got)
-			wb, _ := json.Marshal(want)
-			t.Errorf("%s %v:\n  hub        %s\n  prometheus %s", path, params, truncate(string(gb)), truncate(string(wb)))
-		}
+		sameAnswer(t, path, params, got, want)
 	}
 	for _, q := range queries {
 		cmp("/api/v1/query", url.Values{"query": {q}, "time": {at}})
@@ -402,20 +395,7 @@ func TestPromQLMatchesPrometheus(t *testing.T) {
 		{"query", "instant", "--time=" + at, "URL", `sum by (machine) (rate(requests_total[2m]))`},
 		{"query", "range", "--start=" + start, "--end=" + end, "--step=1m", "URL", `temperature_celsius{zone="cpu"}`},
 	} {
-		run := func(u string) string {
-			a := append([]string(nil), args...)
-			for i := range a {
-				if a[i] == "URL" {
-					a[i] = u
-				}
-			}
-			out, err := exec.Command(promtool, a...).CombinedOutput()
-			if err != nil {
-				t.Fatalf("promtool %v: %v\n%s", a, err, out)
-			}
-			return string(out)
-		}
-		want, got := run(promURL), run(hubURL)
+		want, got := runPromtool(t, promtool, args, promURL), runPromtool(t, promtool, args, hubURL)
 		if got != want || !strings.Contains(got, "machine=") {
 			t.Errorf("promtool %v:\n  hub:\n%s\n  prometheus:\n%s", args, got, want)
 		}
@@ -433,6 +413,38 @@ func TestPromQLMatchesPrometheus(t *testing.T) {
 			t.Errorf("promtool with Basic password %q: err %v, output %s", c.password, err, out)
 		}
 	}
+}
+
+// sameAnswer fails t unless the hub's answer got is Prometheus' want, and
+// when want holds no series (a comparison of nothing), unless the query
+// asks for "nothing".
+func sameAnswer(t *testing.T, path string, params url.Values, got, want promAnswer) {
+	t.Helper()
+	if want.HTTPStatus == 200 && len(want.Data.Result) == 0 && want.Data.ResultType != "scalar" && !strings.Contains(params.Get("query"), "nothing") {
+		t.Errorf("%s %s: Prometheus answers no series; the query compares nothing", path, params.Get("query"))
+	}
+	if !reflect.DeepEqual(got, want) {
+		gb, _ := json.Marshal(got)
+		wb, _ := json.Marshal(want)
+		t.Errorf("%s %v:\n  hub        %s\n  prometheus %s", path, params, truncate(string(gb)), truncate(string(wb)))
+	}
+}
+
+// runPromtool runs promtool with args, the argument "URL" replaced by u,
+// and returns what it printed; it fails the test if promtool fails.
+func runPromtool(t *testing.T, promtool string, args []string, u string) string {
+	t.Helper()
+	a := append([]string(nil), args...)
+	for i := range a {
+		if a[i] == "URL" {
+			a[i] = u
+		}
+	}
+	out, err := exec.Command(promtool, a...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool %v: %v\n%s", a, err, out)
+	}
+	return string(out)
 }
 
 // rawAnswer GETs base+path?params and returns the body: series and label

@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -87,16 +85,7 @@ remote_write:
 	}
 	cmp := func(path string, params url.Values) {
 		t.Helper()
-		want := promQuery(t, promURL, path, params)
-		got := promQuery(t, hubURL, path, params)
-		if want.HTTPStatus == 200 && len(want.Data.Result) == 0 {
-			t.Errorf("%s %s: Prometheus answers no series; the query compares nothing", path, params.Get("query"))
-		}
-		if !reflect.DeepEqual(got, want) {
-			gb, _ := json.Marshal(got)
-			wb, _ := json.Marshal(want)
-			t.Errorf("%s %v:\n  hub        %s\n  prometheus %s", path, params, truncate(string(gb)), truncate(string(wb)))
-		}
+		sameAnswer(t, path, params, promQuery(t, hubURL, path, params), promQuery(t, promURL, path, params))
 	}
 	for _, q := range queries {
 		cmp("/api/v1/query", url.Values{"query": {q}, "time": {atS}})
@@ -117,20 +106,7 @@ remote_write:
 		{"query", "instant", "--time=" + atS, "URL", `sum by (job) (rate(prometheus_http_requests_total[6s]))`},
 		{"query", "range", "--start=" + start, "--end=" + atS, "--step=2s", "URL", `prometheus_tsdb_head_series`},
 	} {
-		run := func(u string) string {
-			a := append([]string(nil), args...)
-			for i := range a {
-				if a[i] == "URL" {
-					a[i] = u
-				}
-			}
-			out, err := exec.Command(promtool, a...).CombinedOutput()
-			if err != nil {
-				t.Fatalf("promtool %v: %v\n%s", a, err, out)
-			}
-			return string(out)
-		}
-		want, got := run(promURL), run(authURL)
+		want, got := runPromtool(t, promtool, args, promURL), runPromtool(t, promtool, args, authURL)
 		if got != want || !strings.Contains(got, `job="prometheus"`) && !strings.Contains(got, "prometheus_tsdb_head_series") {
 			t.Errorf("promtool %v:\n  hub:\n%s\n  prometheus:\n%s", args, got, want)
 		}
