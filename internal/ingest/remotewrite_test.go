@@ -435,3 +435,37 @@ func BenchmarkRemoteWrite(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*machines*series), "ns/sample")
 }
+
+// Concurrent requests share the series cache, the store refs and the live
+// state: each stores what it was sent (run with -race).
+func TestRemoteWriteConcurrentRequests(t *testing.T) {
+	e := newEnv(t, t.TempDir(), nil)
+	h := e.srv.RemoteWriteHandler()
+	const senders, requests = 4, 25
+	done := make(chan string, senders)
+	for g := range senders {
+		go func() {
+			for i := range requests {
+				ts := tick(0) + int64(g*requests+i)
+				body := rwBody(t, rwTS([]prompb.Sample{{Value: float64(i), Timestamp: ts}}, "__name__", "shared", "instance", "a"),
+					rwTS([]prompb.Sample{{Value: 1, Timestamp: ts}}, "__name__", "own", "instance", "a", "sender", fmt.Sprint(g)))
+				if rec := rwPost(h, body); rec.Code != http.StatusNoContent {
+					done <- fmt.Sprintf("sender %d request %d: %d %s", g, i, rec.Code, rec.Body)
+					return
+				}
+			}
+			done <- ""
+		}()
+	}
+	for range senders {
+		if msg := <-done; msg != "" {
+			t.Fatal(msg)
+		}
+	}
+	if pts := e.stored(nameIs("shared"))[`{__name__="shared", instance="a"}`]; len(pts) != senders*requests {
+		t.Fatalf("shared series: %d samples, want %d", len(pts), senders*requests)
+	}
+	if n := len(e.stored(nameIs("own"))); n != senders {
+		t.Fatalf("%d own series, want %d", n, senders)
+	}
+}
