@@ -121,6 +121,17 @@ remote_write:
 	if v, ok := m.value("up", "job", "prometheus"); !ok || v != 1 {
 		t.Errorf("live up{job=prometheus} = %v %v, want 1", v, ok)
 	}
+	// Its history (the dashboard's charts) selects its series by instance.
+	var hist struct {
+		Series []struct {
+			Labels map[string]string `json:"labels"`
+			Points [][]any           `json:"points"`
+		} `json:"series"`
+	}
+	histURL := fmt.Sprintf("%s/api/machines/%s/history?metric=up&from=%.0f&to=%.0f&step=1s", hubURL, url.PathEscape(promAddr), first, at)
+	if code := getJSON(t, histURL, &hist); code != 200 || len(hist.Series) != 1 || hist.Series[0].Labels["instance"] != promAddr || len(hist.Series[0].Points) < 20 {
+		t.Errorf("history of up: %d %+v", code, hist)
+	}
 	if v := promValue(t, hubURL+"/metrics", `sysmonstm_remote_write_requests_total{code="204"}`); v < 10 {
 		t.Errorf("sysmonstm_remote_write_requests_total{code=204} = %v", v)
 	}

@@ -252,12 +252,14 @@ func New(cfg Config) (*Hub, error) {
 		History:     h.store,
 		Ingest:      h.ingest.HTTPHandler(),
 		RemoteWrite: h.ingest.RemoteWriteHandler(),
-		Gatherer:    h.reg,
-		Registerer:  h.reg,
-		Ready:       h.readiness,
-		Logger:      h.log.With("component", "web"),
-		Routes:      h.routes,
-		Middleware:  h.middleware(),
+
+		RemoteWriteMachineLabel: cfg.RemoteWriteMachineLabel,
+		Gatherer:                h.reg,
+		Registerer:              h.reg,
+		Ready:                   h.readiness,
+		Logger:                  h.log.With("component", "web"),
+		Routes:                  h.routes,
+		Middleware:              h.middleware(),
 	})
 	if err != nil {
 		return nil, err

@@ -17,6 +17,10 @@ const (
 type Query struct {
 	Metric   string            // metric name (__name__), required by Query; "" = every metric in Export
 	Machine  string            // machine label; "" = every machine
+	// MachineLabel is the label whose value Machine is; "" = machine. A
+	// machine of remote-written series is the value of the hub's
+	// --remote-write-machine-label (instance by default).
+	MachineLabel string
 	Matchers map[string]string // further label equality matchers, optional
 	From, To time.Time         // inclusive range
 	// Step is the spacing of the returned points; 0 picks one that gives

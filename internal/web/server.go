@@ -41,10 +41,14 @@ type Options struct {
 	Ingest http.Handler
 	// RemoteWrite is mounted at POST /api/v1/write when not nil.
 	RemoteWrite http.Handler
-	Gatherer    prometheus.Gatherer   // served at GET /metrics when not nil
-	Registerer  prometheus.Registerer // receives sysmonstm_websocket_clients; nil registers nothing
-	Ready       func() error          // GET /ready: nil = ready, else the reason (503); nil func = always ready
-	Logger      *slog.Logger
+	// RemoteWriteMachineLabel is the label whose value is the id of a
+	// machine of source remote_write: its history and export select its
+	// series by it; "" = instance.
+	RemoteWriteMachineLabel string
+	Gatherer                prometheus.Gatherer   // served at GET /metrics when not nil
+	Registerer              prometheus.Registerer // receives sysmonstm_websocket_clients; nil registers nothing
+	Ready                   func() error          // GET /ready: nil = ready, else the reason (503); nil func = always ready
+	Logger                  *slog.Logger
 	// MaxQueryPoints bounds the points per series a history query may ask
 	// for ((to-from)/step); default 11000.
 	MaxQueryPoints int
