@@ -136,6 +136,14 @@ func startPrometheus(t *testing.T, prom, promtool string, samples []promSample, 
 // Prometheus exit at once, and the next attempt takes another.
 func runPrometheus(t *testing.T, prom, cfg, data string, extra ...string) string {
 	t.Helper()
+	return runPrometheusAt(t, prom, cfg, data, nil, extra...)
+}
+
+// runPrometheusAt is runPrometheus whose configuration, when conf is not
+// nil, is conf(its own address), written to cfg before each attempt (a
+// Prometheus that scrapes itself), started with the extra flags.
+func runPrometheusAt(t *testing.T, prom, cfg, data string, conf func(addr string) string, extra ...string) string {
+	t.Helper()
 	var lastOut string
 	for range 5 {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -144,6 +152,11 @@ func runPrometheus(t *testing.T, prom, cfg, data string, extra ...string) string
 		}
 		addr := ln.Addr().String()
 		ln.Close()
+		if conf != nil {
+			if err := os.WriteFile(cfg, []byte(conf(addr)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
 		var out syncBuffer
 		cmd := exec.Command(prom, append([]string{"--config.file=" + cfg, "--storage.tsdb.path=" + data, "--web.listen-address=" + addr, "--storage.tsdb.retention.time=30d"}, extra...)...)
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -330,14 +343,7 @@ func TestPromQLMatchesPrometheus(t *testing.T) {
 		t1 := time.Now()
 		got := promQuery(t, hubURL, path, params)
 		promTime, hubTime = promTime+t1.Sub(t0), hubTime+time.Since(t1)
-		if want.HTTPStatus == 200 && len(want.Data.Result) == 0 && want.Data.ResultType != "scalar" && !strings.Contains(params.Get("query"), "nothing") {
-			t.Errorf("%s %s: Prometheus answers no series; the query compares nothing", path, params.Get("query"))
-		}
-		if !reflect.DeepEqual(got, want) {
-			gb, _ := json.Marshal(got)
-			wb, _ := json.Marshal(want)
-			t.Errorf("%s %v:\n  hub        %s\n  prometheus %s", path, params, truncate(string(gb)), truncate(string(wb)))
-		}
+		sameAnswer(t, path, params, got, want)
 	}
 	for _, q := range queries {
 		cmp("/api/v1/query", url.Values{"query": {q}, "time": {at}})
@@ -395,20 +401,7 @@ func TestPromQLMatchesPrometheus(t *testing.T) {
 		{"query", "labels", "URL", "zone"},
 		{"query", "labels", "--match=latency_seconds_bucket", "URL", "le"},
 	} {
-		run := func(u string) string {
-			a := append([]string(nil), args...)
-			for i := range a {
-				if a[i] == "URL" {
-					a[i] = u
-				}
-			}
-			out, err := exec.Command(promtool, a...).CombinedOutput()
-			if err != nil {
-				t.Fatalf("promtool %v: %v\n%s", a, err, out)
-			}
-			return string(out)
-		}
-		want, got := run(promURL), run(basicURL)
+		want, got := runPromtool(t, promtool, args, promURL), runPromtool(t, promtool, args, basicURL)
 		if got != want || !strings.Contains(got, "machine=") && args[1] != "labels" || args[1] == "labels" && len(strings.Fields(got)) < 2 {
 			t.Errorf("promtool %v:\n  hub:\n%s\n  prometheus:\n%s", args, got, want)
 		}
@@ -481,6 +474,38 @@ func TestPromQLLimitsMatchPrometheus(t *testing.T) {
 			t.Errorf("%s %v: hub %d %s (%s), prometheus %d %s (%s)", c.path, c.params, got.HTTPStatus, got.ErrorType, got.Error, want.HTTPStatus, want.ErrorType, want.Error)
 		}
 	}
+}
+
+// sameAnswer fails t unless the hub's answer got is Prometheus' want, and
+// when want holds no series (a comparison of nothing), unless the query
+// asks for "nothing".
+func sameAnswer(t *testing.T, path string, params url.Values, got, want promAnswer) {
+	t.Helper()
+	if want.HTTPStatus == 200 && len(want.Data.Result) == 0 && want.Data.ResultType != "scalar" && !strings.Contains(params.Get("query"), "nothing") {
+		t.Errorf("%s %s: Prometheus answers no series; the query compares nothing", path, params.Get("query"))
+	}
+	if !reflect.DeepEqual(got, want) {
+		gb, _ := json.Marshal(got)
+		wb, _ := json.Marshal(want)
+		t.Errorf("%s %v:\n  hub        %s\n  prometheus %s", path, params, truncate(string(gb)), truncate(string(wb)))
+	}
+}
+
+// runPromtool runs promtool with args, the argument "URL" replaced by u,
+// and returns what it printed; it fails the test if promtool fails.
+func runPromtool(t *testing.T, promtool string, args []string, u string) string {
+	t.Helper()
+	a := append([]string(nil), args...)
+	for i := range a {
+		if a[i] == "URL" {
+			a[i] = u
+		}
+	}
+	out, err := exec.Command(promtool, a...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool %v: %v\n%s", a, err, out)
+	}
+	return string(out)
 }
 
 // rawAnswer GETs base+path?params and returns the body: series and label

@@ -202,7 +202,7 @@ func New(opts Options) (*Engine, error) {
 		ms := e.machine(m.Info.ID)
 		ms.mu.Lock()
 		ms.labels = m.Info.Labels
-		ms.httpOnly = m.Info.Source == live.SourceHTTP
+		ms.httpOnly = live.Pushed(m.Info.Source)
 		ms.mu.Unlock()
 	}
 	return e, nil
@@ -264,8 +264,8 @@ type machineState struct {
 	mu      sync.Mutex // protects every field below
 	version uint64     // ruleSet version byMetric, offline and the caches were built for
 	labels  metric.Labels
-	// httpOnly: the machine reports only through HTTP ingest (no agent),
-	// so offline rules for every machine leave it alone.
+	// httpOnly: the machine only pushes samples (HTTP ingest or remote
+	// write, no agent), so offline rules for every machine leave it alone.
 	httpOnly bool
 	lastSeen int64 // ns since epoch (hub clock) of the last batch or hello; 0 = never
 	byMetric map[string][]*compiled
@@ -347,7 +347,7 @@ func (e *Engine) machine(id string) *machineState {
 		}
 		if info, ok := e.opts.Machines.Info(id); ok {
 			m.labels = info.Info.Labels
-			m.httpOnly = info.Info.Source == live.SourceHTTP
+			m.httpOnly = live.Pushed(info.Info.Source)
 		}
 		e.machines[id] = m
 	}
@@ -376,7 +376,7 @@ func (e *Engine) Connected(info live.MachineInfo) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.labels = info.Labels
-	m.httpOnly = info.Source == live.SourceHTTP
+	m.httpOnly = live.Pushed(info.Source)
 	m.version = 0
 	m.lastSeen = now
 	e.rebuildNeeded.Store(true)

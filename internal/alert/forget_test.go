@@ -57,11 +57,16 @@ func TestForgetEndsAlerts(t *testing.T) {
 	}
 }
 
+// Machines that only push (HTTP ingest, Prometheus remote write) have no
+// connection whose end means they are down: offline rules for every
+// machine skip them.
 func TestOfflineSkipsHTTPOnlyMachines(t *testing.T) {
 	h := newHarness(t, Options{})
 	h.createRule(`{"name":"offline","kind":"offline","for":"1m","severity":"critical"}`)
 	s := h.series("temperature_celsius")
-	for _, info := range []live.MachineInfo{{ID: "sensor", Source: live.SourceHTTP}, {ID: "web-1", Source: live.SourceAgent}} {
+	for _, info := range []live.MachineInfo{
+		{ID: "sensor", Source: live.SourceHTTP}, {ID: "localhost:9100", Source: live.SourceRemoteWrite}, {ID: "web-1", Source: live.SourceAgent},
+	} {
 		h.live.Connect(info)
 		h.e.Connected(info)
 		h.observe(info.ID, s, 20)

@@ -134,8 +134,8 @@ type authErr struct {
 }
 
 // Middleware authenticates every request and enforces the access rules:
-// public pages and probes pass; agents' POST /api/v1/ingest is left to the
-// ingest handler (agent tokens); everything else needs a principal (a
+// public pages and probes pass; agents' POST /api/v1/ingest and remote
+// write's POST /api/v1/write are left to the ingest handlers (agent tokens); everything else needs a principal (a
 // session cookie, "Authorization: Bearer <session token>", HTTP Basic with
 // a user's name and password, or anonymous viewer access on loopback);
 // writes need an admin, not by Basic, and a CSRF token when authenticated
@@ -144,7 +144,7 @@ func (a *HTTP) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := r.URL.Path
 		switch {
-		case r.Method == http.MethodPost && (path == "/api/v1/ingest" || path == "/api/auth/login" || path == "/api/auth/logout"):
+		case r.Method == http.MethodPost && (path == "/api/v1/ingest" || path == "/api/v1/write" || path == "/api/auth/login" || path == "/api/auth/logout"):
 			// Ingest checks agent tokens; login needs no principal; logout
 			// checks its own session (and CSRF) and always clears the cookie.
 			next.ServeHTTP(w, r)

@@ -69,6 +69,10 @@ type Config struct {
 	// filesystem: below it the hub refuses samples and is not ready, and it
 	// does not start; default 256 (store.DefaultMinFree).
 	MinFreeDiskMiB int
+	// RemoteWriteMachineLabel is the label whose value groups series
+	// received by Prometheus remote write (POST /api/v1/write) into
+	// dashboard machines; default "instance".
+	RemoteWriteMachineLabel string
 	// ExternalURL is where users reach the dashboard (behind a proxy, or on
 	// a public name); links in notifications use it. Default: the HTTP
 	// listener's address.
@@ -89,7 +93,7 @@ type Limits struct {
 	MaxLabels           int   // labels per series; default 30
 	MaxLabelValueLength int   // bytes of a label value; default 1024
 	MaxMessageBytes     int   // one gRPC message; default 8 MiB
-	MaxBodyBytes        int64 // one HTTP ingest body; default 4 MiB
+	MaxBodyBytes        int64 // one HTTP ingest or remote-write body; default 4 MiB
 
 	// MaxActiveSeries bounds the distinct active series of all machines;
 	// default 2,000,000.
@@ -264,8 +268,10 @@ func New(cfg Config) (*Hub, error) {
 		SeriesIdle:         seriesIdle(cfg.RetentionRaw),
 		MaxBodyBytes:       cfg.Limits.MaxBodyBytes,
 		MaxMemory:          maxMem,
-		Limits:             limits(cfg.Limits),
-		Writable:           h.store.Writable,
+
+		RemoteWriteMachineLabel: cfg.RemoteWriteMachineLabel,
+		Limits:                  limits(cfg.Limits),
+		Writable:                h.store.Writable,
 	})
 	if err != nil {
 		return nil, err
@@ -277,15 +283,18 @@ func New(cfg Config) (*Hub, error) {
 		MaxSamples: cfg.Query.MaxSamples, Timeout: cfg.Query.Timeout, MaxSeries: cfg.Query.MaxSeries, Logger: h.log.With("component", "promapi"), Registerer: h.reg})
 	h.routes = append(h.routes, prom.Routes()...)
 	h.web, err = web.New(web.Options{
-		Live:       h.live,
-		History:    h.store,
-		Ingest:     h.ingest.HTTPHandler(),
-		Gatherer:   h.reg,
-		Registerer: h.reg,
-		Ready:      h.readiness,
-		Logger:     h.log.With("component", "web"),
-		Routes:     h.routes,
-		Middleware: h.middleware(),
+		Live:        h.live,
+		History:     h.store,
+		Ingest:      h.ingest.HTTPHandler(),
+		RemoteWrite: h.ingest.RemoteWriteHandler(),
+
+		RemoteWriteMachineLabel: cfg.RemoteWriteMachineLabel,
+		Gatherer:                h.reg,
+		Registerer:              h.reg,
+		Ready:                   h.readiness,
+		Logger:                  h.log.With("component", "web"),
+		Routes:                  h.routes,
+		Middleware:              h.middleware(),
 	})
 	if err != nil {
 		return nil, err

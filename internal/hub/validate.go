@@ -29,6 +29,9 @@ func (c Config) withDefaults() Config {
 	if c.ListenHTTP == "" {
 		c.ListenHTTP = "127.0.0.1:8000"
 	}
+	if c.RemoteWriteMachineLabel == "" {
+		c.RemoteWriteMachineLabel = "instance"
+	}
 	if c.ListenGRPC == "" {
 		c.ListenGRPC = "127.0.0.1:50051"
 	}
@@ -109,6 +112,9 @@ func (c *Config) Validate() error {
 	}
 	if m := c.Limits.MaxMemory; m < MaxMemoryOff || (m > 0 && m < minMaxMemory) {
 		return invalid("max-memory", fmt.Sprint(m), "must be auto, off, or at least %d MiB", minMaxMemory>>20)
+	}
+	if l := c.RemoteWriteMachineLabel; l != "" && !metric.ValidLabelName(l) {
+		return invalid("remote-write-machine-label", fmt.Sprintf("%q", l), "want a label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __), such as instance")
 	}
 	if c.OfflineAfter < time.Second {
 		return invalid("offline-after", c.OfflineAfter.String(), "must be at least 1s")

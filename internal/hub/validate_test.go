@@ -35,6 +35,8 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { c.Query.MaxSamples = -5 }, "query-max-samples", "query-max-samples -5: must be at least 1")
 	f(func(c *Config) { c.Query.MaxSeries = -1 }, "query-max-series", "query-max-series -1: must be at least 1")
 	f(func(c *Config) { c.Query.Timeout = time.Millisecond }, "query-timeout", "query-timeout 1ms: must be at least 100ms")
+	f(func(c *Config) { c.RemoteWriteMachineLabel = "__name__" }, "remote-write-machine-label", "want a label name")
+	f(func(c *Config) { c.RemoteWriteMachineLabel = "host-name" }, "remote-write-machine-label", "want a label name")
 	f(func(c *Config) { c.OfflineAfter = 500 * time.Millisecond }, "offline-after", "offline-after 500ms: must be at least 1s")
 	f(func(c *Config) { c.ForgetOfflineAfter = time.Second }, "forget-offline-after", "must be 0 (never) or at least offline-after (15s)")
 	f(func(c *Config) { c.TLSKey = "k.pem" }, "tls-cert", "tls-cert and tls-key go together")

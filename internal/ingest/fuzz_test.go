@@ -9,6 +9,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sysmonstm/sysmonstm/internal/live"
@@ -154,3 +157,95 @@ func checkProcessSnapshot(t *testing.T, s *Server, ps *pb.ProcessSnapshot) {
 type nopStorage struct{ Storage }
 
 type nopLive struct{ Live }
+
+// FuzzRemoteWrite: any body, compressed or not, either fails to decode with
+// an error or yields only series and samples that pass validation; nothing
+// panics.
+func FuzzRemoteWrite(f *testing.F) {
+	t0 := time.Now().UnixMilli()
+	for _, req := range []*prompb.WriteRequest{
+		{Timeseries: []prompb.TimeSeries{rwTS([]prompb.Sample{{Value: 1, Timestamp: t0}}, "__name__", "up", "instance", "localhost:9090", "job", "prometheus")}},
+		{Timeseries: []prompb.TimeSeries{rwTS([]prompb.Sample{{Value: math.NaN(), Timestamp: t0}, {Value: 1, Timestamp: 0}}, "job", "x", "__name__", "a", "job", "y")}},
+		{Timeseries: []prompb.TimeSeries{{Labels: []prompb.Label{{Name: "__name__", Value: "h"}}, Histograms: []prompb.Histogram{{Timestamp: t0}}}}},
+	} {
+		b, err := req.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(snappy.Encode(nil, b))
+		f.Add(b)
+	}
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	s, err := New(Options{Storage: nopStorage{}, Live: nopLive{}, Now: func() time.Time { return time.UnixMilli(t0) }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		buf := &rwBuffers{}
+		var err error
+		if buf.decoded, err = decodeSnappy(nil, body, 1<<20); err != nil {
+			return
+		}
+		// The receiver's decoder and prompb's may disagree on malformed
+		// input (prompb skips groups with any field numbers, the receiver
+		// skips fields of an unexpected wire type); when both decode a
+		// body, they must read the same request.
+		var want prompb.WriteRequest
+		wantErr := want.Unmarshal(buf.decoded)
+		if err := unmarshalWriteRequest(&buf.req, buf.decoded); err != nil {
+			return
+		}
+		if wantErr == nil {
+			sameWriteRequest(t, &buf.req, &want)
+		}
+		series, _ := s.parseRemoteWrite(buf, t0, nil)
+		for _, sr := range series {
+			name := sr.lset.Get(labels.MetricName)
+			if !metric.ValidMetricName(name) || strings.HasPrefix(name, metric.ReservedPrefix) {
+				t.Fatalf("accepted series %s", sr.lset)
+			}
+			if _, dup := sr.lset.HasDuplicateLabelNames(); dup || sr.lset.Len()-1 > metric.DefaultLimits.MaxLabels {
+				t.Fatalf("accepted label set %s", sr.lset)
+			}
+			sr.lset.Range(func(l labels.Label) {
+				if l.Name != labels.MetricName && (!metric.ValidLabelName(l.Name) || l.Value == "" || !utf8.ValidString(l.Value)) {
+					t.Fatalf("accepted label %q=%q", l.Name, l.Value)
+				}
+			})
+			if len(sr.samples) == 0 || sr.hash != sr.lset.Hash() {
+				t.Fatalf("series %s: %d samples, hash %d", sr.lset, len(sr.samples), sr.hash)
+			}
+			for _, sm := range sr.samples {
+				if sm.Timestamp > t0+s.opts.MaxFuture.Milliseconds() || sm.Timestamp < t0-s.opts.MaxAge.Milliseconds() {
+					t.Fatalf("accepted timestamp %d", sm.Timestamp)
+				}
+			}
+		}
+	})
+}
+
+// sameWriteRequest fails unless got (the receiver's decoder) holds want's
+// (prompb's) labels, samples and number of native histograms.
+func sameWriteRequest(t *testing.T, got, want *prompb.WriteRequest) {
+	t.Helper()
+	if len(got.Timeseries) != len(want.Timeseries) {
+		t.Fatalf("%d series, prompb %d", len(got.Timeseries), len(want.Timeseries))
+	}
+	for i := range want.Timeseries {
+		g, w := &got.Timeseries[i], &want.Timeseries[i]
+		if len(g.Labels) != len(w.Labels) || len(g.Samples) != len(w.Samples) || len(g.Histograms) != len(w.Histograms) {
+			t.Fatalf("series %d: %+v, prompb %+v", i, g, w)
+		}
+		for k := range w.Labels {
+			if g.Labels[k].Name != w.Labels[k].Name || g.Labels[k].Value != w.Labels[k].Value {
+				t.Fatalf("series %d label %d: %q=%q, prompb %q=%q", i, k, g.Labels[k].Name, g.Labels[k].Value, w.Labels[k].Name, w.Labels[k].Value)
+			}
+		}
+		for k := range w.Samples {
+			gs, ws := g.Samples[k], w.Samples[k]
+			if gs.Timestamp != ws.Timestamp || math.Float64bits(gs.Value) != math.Float64bits(ws.Value) {
+				t.Fatalf("series %d sample %d: %v@%d, prompb %v@%d", i, k, gs.Value, gs.Timestamp, ws.Value, ws.Timestamp)
+			}
+		}
+	}
+}

@@ -137,22 +137,9 @@ func (s *Server) HTTPHandler() http.Handler {
 			writeJSONError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
 			return
 		}
-		token, hasToken := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		token = strings.TrimSpace(token)
-		if s.opts.Auth != nil {
-			if !hasToken {
-				// No token at all: refuse before reading the body.
-				s.m.rejected.WithLabelValues(rejectUnauthenticated).Inc()
-				w.Header().Set("WWW-Authenticate", `Bearer realm="sysmonstm ingest"`)
-				writeJSONError(w, http.StatusUnauthorized, "no token: send Authorization: Bearer <token from `sysmonstm token create`>")
-				return
-			}
-			if s.opts.TokenAuth != nil {
-				if err := s.opts.TokenAuth(r.Context(), token); err != nil {
-					s.httpUnauthenticated(w, r, "", err)
-					return
-				}
-			}
+		token, ok := s.checkToken(w, r)
+		if !ok {
+			return
 		}
 		body := http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
 		machine, samples, rejected, err := s.decodeIngest(body)
@@ -217,6 +204,32 @@ func (s *Server) HTTPHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(resp)
 	})
+}
+
+// checkToken reads the request's "Authorization: Bearer" token and, with
+// Auth, checks it before the body is read (with TokenAuth; the machine
+// binding is checked once the body names the machine). When it is missing
+// or rejected it answers 401 and returns ok false.
+func (s *Server) checkToken(w http.ResponseWriter, r *http.Request) (token string, ok bool) {
+	token, hasToken := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	token = strings.TrimSpace(token)
+	if s.opts.Auth == nil {
+		return token, true
+	}
+	if !hasToken {
+		// No token at all: refuse before reading the body.
+		s.m.rejected.WithLabelValues(rejectUnauthenticated).Inc()
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sysmonstm ingest"`)
+		writeJSONError(w, http.StatusUnauthorized, "no token: send Authorization: Bearer <token from `sysmonstm token create`>")
+		return "", false
+	}
+	if s.opts.TokenAuth != nil {
+		if err := s.opts.TokenAuth(r.Context(), token); err != nil {
+			s.httpUnauthenticated(w, r, "", err)
+			return "", false
+		}
+	}
+	return token, true
 }
 
 // httpUnauthenticated answers 401 for a token that is not valid; machine

@@ -34,6 +34,7 @@ const (
 	rejectMalformed       = "malformed"         // undecodable body, invalid hello, protocol violation
 	rejectTooManySeries   = "too_many_series"   // series table or active series over a series cap
 	rejectDiskFull        = "disk_full"         // storage short of space: stream or request refused, sender resends
+	rejectBusy            = "busy"              // every remote-write request slot taken: 429, sender retries
 )
 
 type metrics struct {
@@ -48,6 +49,8 @@ type metrics struct {
 	rejectedSnaps    prometheus.Counter
 	refusedSeries    *prometheus.CounterVec
 	activeSeries     prometheus.GaugeFunc
+	rwRequests       *prometheus.CounterVec
+	rwSamples        prometheus.Counter
 }
 
 // newMetrics builds the ingest metrics; active reports the active series
@@ -91,12 +94,20 @@ func newMetrics(reg prometheus.Registerer, active func() float64) *metrics {
 			Name: "sysmonstm_active_series",
 			Help: "Distinct series of all machines counted against the series caps (held by a stream, or written within the idle window).",
 		}, active),
+		rwRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sysmonstm_remote_write_requests_total",
+			Help: "Prometheus remote-write requests (POST /api/v1/write) answered, by HTTP status code.",
+		}, []string{"code"}),
+		rwSamples: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sysmonstm_remote_write_samples_received_total",
+			Help: "Samples (float and native histogram) in decoded remote-write requests, stored or not; stored ones also count in sysmonstm_ingested_samples_total, refused ones in sysmonstm_dropped_samples_total.",
+		}),
 	}
 	for _, r := range []string{reasonInvalidBatch, reasonInvalidValue, reasonInvalidSeries, reasonUnknownSeries,
-		reasonTooNew, reasonTooOld, reasonDuplicate, reasonOutOfOrder, reasonStorage, reasonReservedName, reasonSeriesLimit, reasonDiskFull} {
+		reasonTooNew, reasonTooOld, reasonDuplicate, reasonOutOfOrder, reasonStorage, reasonReservedName, reasonSeriesLimit, reasonDiskFull, reasonUnsupported} {
 		m.dropped.WithLabelValues(r)
 	}
-	for _, r := range []string{rejectUnauthenticated, rejectPermission, rejectTooLarge, rejectMalformed, rejectTooManySeries, rejectDiskFull} {
+	for _, r := range []string{rejectUnauthenticated, rejectPermission, rejectTooLarge, rejectMalformed, rejectTooManySeries, rejectDiskFull, rejectBusy} {
 		m.rejected.WithLabelValues(r)
 	}
 	for _, l := range []string{limitPerMachine, limitActive, limitMemory} {
@@ -104,7 +115,7 @@ func newMetrics(reg prometheus.Registerer, active func() float64) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.rejected, m.ingested, m.dropped, m.invalidSeries, m.batches, m.duplicateBatches, m.streams, m.commitSeconds, m.rejectedSnaps,
-			m.refusedSeries, m.activeSeries)
+			m.refusedSeries, m.activeSeries, m.rwRequests, m.rwSamples)
 	}
 	return m
 }

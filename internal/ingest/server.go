@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net"
 	"sync"
@@ -107,11 +108,20 @@ type Options struct {
 	Writers int
 	// HelloTimeout bounds the wait for an agent's hello; default 10s.
 	HelloTimeout time.Duration
-	// MaxBodyBytes bounds an HTTP ingest body; default 4 MiB.
+	// MaxBodyBytes bounds an HTTP ingest body and a remote-write body (as
+	// sent, compressed; decompressed up to 8 times that); default 4 MiB.
 	MaxBodyBytes int64
-	Logger       *slog.Logger
-	Registerer   prometheus.Registerer
-	Now          func() time.Time
+	// RemoteWriteMachineLabel is the label whose value groups
+	// remote-written series into dashboard machines (and series caps);
+	// default "instance".
+	RemoteWriteMachineLabel string
+	// RemoteWriteConcurrency bounds the remote-write requests decoded and
+	// stored at once (a request waits up to 5 s for a slot, then gets 429);
+	// default 16.
+	RemoteWriteConcurrency int
+	Logger                 *slog.Logger
+	Registerer             prometheus.Registerer
+	Now                    func() time.Time
 
 	// MaxMemory, when above 0, is the hub's memory budget in bytes: while
 	// the memory it cannot free passes MemoryHighWater of it, new series
@@ -139,6 +149,12 @@ type Server struct {
 	once    *limitedLog
 	authLog *limitedLog // rejected tokens, once per remote address and period
 	hellos  *helloSlots // streams reading a hello before their token is checked
+
+	rwSlots   chan struct{} // remote-write requests being served
+	rwPool    sync.Pool     // *rwBuffers
+	rwSeed    maphash.Seed  // of the series cache's keys
+	rwCacheMu sync.RWMutex  // protects rwCache
+	rwCache   map[uint64]*rwEntry
 
 	mu     sync.Mutex // protects next
 	next   int        // round-robin writer assignment
@@ -190,6 +206,12 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 4 << 20
 	}
+	if opts.RemoteWriteMachineLabel == "" {
+		opts.RemoteWriteMachineLabel = DefaultRemoteWriteMachineLabel
+	}
+	if opts.RemoteWriteConcurrency <= 0 {
+		opts.RemoteWriteConcurrency = 16
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -207,6 +229,11 @@ func New(opts Options) (*Server, error) {
 		hellos:  newHelloSlots(opts.MaxPendingHellos, opts.MaxPendingHellosPerAddr),
 		ctx:     ctx,
 		cancel:  cancel,
+
+		rwSlots: make(chan struct{}, opts.RemoteWriteConcurrency),
+		rwPool:  sync.Pool{New: func() any { return &rwBuffers{} }},
+		rwSeed:  maphash.MakeSeed(),
+		rwCache: map[uint64]*rwEntry{},
 	}
 	s.series.mem = newMemGuard(opts.MaxMemory, opts.Logger)
 	s.m = newMetrics(opts.Registerer, func() float64 { _, n := s.series.counts(""); return float64(n) })

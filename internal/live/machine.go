@@ -26,16 +26,23 @@ type MachineInfo struct {
 	AgentVersion     string
 	IntervalMs       int64 // collection interval, ms
 	// Source is how the machine reports: SourceAgent (a hello on the gRPC
-	// stream) or SourceHTTP (only POST /api/v1/ingest); "" when unknown
+	// stream), SourceHTTP (only POST /api/v1/ingest) or SourceRemoteWrite
+	// (only Prometheus remote write, POST /api/v1/write); "" when unknown
 	// (registries written before the field existed).
 	Source string
 }
 
 // MachineInfo.Source values.
 const (
-	SourceAgent = "agent"
-	SourceHTTP  = "http"
+	SourceAgent       = "agent"
+	SourceHTTP        = "http"
+	SourceRemoteWrite = "remote_write"
 )
+
+// Pushed reports whether a machine of this source only pushes samples when
+// it has some (HTTP ingest, remote write): it has no connection whose end
+// means it is down, so offline rules for every machine skip it.
+func Pushed(source string) bool { return source == SourceHTTP || source == SourceRemoteWrite }
 
 // MarshalJSON encodes the info as wire.Info: snake_case keys, labels as an
 // object.

@@ -38,7 +38,7 @@ func (s *Store) Export(ctx context.Context, q Query, fn ExportFunc) error {
 	if s.rawCovers(from) {
 		return exportRaw(ctx, s.raw, ms, from, to, fn)
 	}
-	p := plan{tier: Tier1h, db: s.tier1h, matchers: ms, machine: q.Machine, from: from, maxt: to}
+	p := plan{tier: Tier1h, db: s.tier1h, matchers: ms, machine: q.rollupKey(), from: from, maxt: to}
 	if s.minuteCovers(from) {
 		p.tier, p.db = Tier1m, s.tier1m
 	}

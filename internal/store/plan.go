@@ -60,7 +60,7 @@ type plan struct {
 	maxt     int64 // ms, inclusive
 	buckets  int64 // step buckets in [mint, maxt]
 	matchers []*labels.Matcher
-	machine  string // Query.Machine
+	machine  string // Query.Machine when it is a machine label's value, else ""
 }
 
 // planQuery checks q and picks tier and step as documented on Query.
@@ -83,7 +83,7 @@ func (s *Store) planQuery(q Query) (plan, error) {
 		step = niceStep((q.To.Sub(q.From) + targetPoints - 1) / targetPoints)
 	}
 	now := s.now()
-	p := plan{matchers: ms, machine: q.Machine}
+	p := plan{matchers: ms, machine: q.rollupKey()}
 	from := q.From.UnixMilli()
 	switch {
 	case step < time.Minute && !q.From.Before(now.Add(-s.opts.RetentionRaw)):
@@ -137,6 +137,17 @@ func (s *Store) minuteCovers(from int64) bool {
 	return h >= floorTo(start, hourMs)
 }
 
+// rollupKey is the rollup watermark that q's series are under, when q
+// names one: rollups are kept per machine label value, so a machine by
+// another label (remote write) reads under every watermark, each series
+// in the window of its own machine label.
+func (q Query) rollupKey() string {
+	if q.MachineLabel != "" && q.MachineLabel != metric.MachineLabel {
+		return ""
+	}
+	return q.Machine
+}
+
 // matchers builds the TSDB matchers of q. An empty Metric matches every
 // metric (Export only).
 func matchers(q Query) ([]*labels.Matcher, error) {
@@ -147,7 +158,11 @@ func matchers(q Query) ([]*labels.Matcher, error) {
 		ms = append(ms, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
 	}
 	if q.Machine != "" {
-		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, metric.MachineLabel, q.Machine))
+		name := q.MachineLabel
+		if name == "" {
+			name = metric.MachineLabel
+		}
+		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, name, q.Machine))
 	}
 	for k, v := range q.Matchers {
 		if strings.HasPrefix(k, "__") {

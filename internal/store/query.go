@@ -15,10 +15,14 @@ const (
 
 // Query selects one metric's series over a time range.
 type Query struct {
-	Metric   string            // metric name (__name__), required by Query; "" = every metric in Export
-	Machine  string            // machine label; "" = every machine
-	Matchers map[string]string // further label equality matchers, optional
-	From, To time.Time         // inclusive range
+	Metric  string // metric name (__name__), required by Query; "" = every metric in Export
+	Machine string // machine label; "" = every machine
+	// MachineLabel is the label whose value Machine is; "" = machine. A
+	// machine of remote-written series is the value of the hub's
+	// --remote-write-machine-label (instance by default).
+	MachineLabel string
+	Matchers     map[string]string // further label equality matchers, optional
+	From, To     time.Time         // inclusive range
 	// Step is the spacing of the returned points; 0 picks one that gives
 	// about 600 points. The tier is chosen from From and Step: raw when the
 	// step is under a minute and From is inside raw retention, else 1m when

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 func TestQueryRawSteps(t *testing.T) {
@@ -233,5 +235,30 @@ func TestQueryClipsFrom(t *testing.T) {
 	pts = res.Series[0].Points
 	if res.Tier != Tier1m || pts[0].T != ms(base) || pts[0].Min != 60 || pts[0].Count != 540 {
 		t.Fatalf("1m first bucket %+v (tier %s), want minutes 1…9 only", pts[0], res.Tier)
+	}
+}
+
+// A machine of remote-written series (labels as sent, no machine label) is
+// selected by its grouping label, in the raw tier and in the 1m tier,
+// without the series of other machines.
+func TestQueryByRemoteWriteMachineLabel(t *testing.T) {
+	s, clk := openTest(t, "", base, nil)
+	rw := func(instance string) labels.Labels {
+		return labels.FromStrings(labels.MetricName, "up", "instance", instance, "job", "node")
+	}
+	appendRange(t, s, rw("a:9100"), base, 7200, time.Second, func(int) float64 { return 1 })
+	appendRange(t, s, rw("b:9100"), base, 7200, time.Second, func(int) float64 { return 0 })
+	appendRange(t, s, series("up", "a:9100"), base, 7200, time.Second, func(int) float64 { return 5 })
+	clk.Set(base.Add(2*time.Hour + 2*time.Minute))
+	mustRollup(t, s)
+	for _, step := range []time.Duration{10 * time.Second, time.Minute} {
+		res := mustQuery(t, s, Query{Metric: "up", Machine: "a:9100", MachineLabel: "instance", From: base, To: base.Add(2*time.Hour - time.Millisecond), Step: step})
+		if len(res.Series) != 1 || res.Series[0].Labels.Get("instance") != "a:9100" || res.Series[0].Labels.Get("machine") != "" {
+			t.Fatalf("step %s: %+v", step, res.Series)
+		}
+		pts := res.Series[0].Points
+		if want := int(2 * time.Hour / step); len(pts) != want || pts[0].Avg != 1 || pts[len(pts)-1].Avg != 1 {
+			t.Fatalf("step %s (tier %s): %d points (%+v … %+v), want %d of 1", step, res.Tier, len(pts), pts[0], pts[len(pts)-1], want)
+		}
 	}
 }

@@ -54,7 +54,7 @@ func (s *Server) handleExport(w http.ResponseWriter, r *http.Request) {
 	}
 	out := &lazyBody{w: w, ex: ex, machine: id, filename: exportFilename(id, from, format)}
 	// An empty metric exports every metric of the machine.
-	err = s.opts.History.Export(r.Context(), store.Query{Metric: q.Get("metric"), Machine: id, From: from, To: to},
+	err = s.opts.History.Export(r.Context(), store.Query{Metric: q.Get("metric"), Machine: id, MachineLabel: s.machineLabel(id), From: from, To: to},
 		func(name string, ls metric.Labels, t int64, v float64) error {
 			return out.row(name, ls, t, v)
 		})

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/store"
 )
 
@@ -115,7 +116,7 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	res, err := s.opts.History.Query(r.Context(), store.Query{Metric: name, Machine: id, From: from, To: to, Step: step})
+	res, err := s.opts.History.Query(r.Context(), store.Query{Metric: name, Machine: id, MachineLabel: s.machineLabel(id), From: from, To: to, Step: step})
 	if err != nil {
 		s.historyError(w, r, err)
 		return
@@ -170,4 +171,17 @@ func (s *Server) historyError(w http.ResponseWriter, r *http.Request, err error)
 		s.log.Error("history query failed", "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "query failed")
 	}
+}
+
+// machineLabel is the label whose value is machine id in storage: the
+// machine label, or for a machine of remote-written series (labels stored
+// as sent) the remote-write grouping label.
+func (s *Server) machineLabel(id string) string {
+	if m, ok := s.opts.Live.Info(id); ok && m.Info.Source == live.SourceRemoteWrite {
+		if s.opts.RemoteWriteMachineLabel == "" {
+			return "instance"
+		}
+		return s.opts.RemoteWriteMachineLabel
+	}
+	return ""
 }

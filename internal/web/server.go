@@ -38,11 +38,17 @@ type Options struct {
 	Live    *live.State // required
 	History History     // required
 	// Ingest is mounted at POST /api/v1/ingest when not nil.
-	Ingest     http.Handler
-	Gatherer   prometheus.Gatherer   // served at GET /metrics when not nil
-	Registerer prometheus.Registerer // receives sysmonstm_websocket_clients; nil registers nothing
-	Ready      func() error          // GET /ready: nil = ready, else the reason (503); nil func = always ready
-	Logger     *slog.Logger
+	Ingest http.Handler
+	// RemoteWrite is mounted at POST /api/v1/write when not nil.
+	RemoteWrite http.Handler
+	// RemoteWriteMachineLabel is the label whose value is the id of a
+	// machine of source remote_write: its history and export select its
+	// series by it; "" = instance.
+	RemoteWriteMachineLabel string
+	Gatherer                prometheus.Gatherer   // served at GET /metrics when not nil
+	Registerer              prometheus.Registerer // receives sysmonstm_websocket_clients; nil registers nothing
+	Ready                   func() error          // GET /ready: nil = ready, else the reason (503); nil func = always ready
+	Logger                  *slog.Logger
 	// MaxQueryPoints bounds the points per series a history query may ask
 	// for ((to-from)/step); default 11000.
 	MaxQueryPoints int
@@ -133,6 +139,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /ws", s.handleWS)
 	if s.opts.Ingest != nil {
 		mux.Handle("POST /api/v1/ingest", s.opts.Ingest)
+	}
+	if s.opts.RemoteWrite != nil {
+		mux.Handle("POST /api/v1/write", s.opts.RemoteWrite)
 	}
 	if s.opts.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{

@@ -95,7 +95,8 @@ type Info struct {
 	BootTime         *time.Time        `json:"boot_time,omitempty"`
 	AgentVersion     string            `json:"agent_version,omitempty"`
 	IntervalMs       int64             `json:"interval_ms,omitempty"` // collection interval, ms
-	// Source is "agent" (gRPC stream) or "http" (POST /api/v1/ingest only).
+	// Source is "agent" (gRPC stream), "http" (POST /api/v1/ingest only) or
+	// "remote_write" (Prometheus remote write, POST /api/v1/write, only).
 	Source string `json:"source,omitempty"`
 }
 
