@@ -79,6 +79,14 @@ func TestPostgresTwoHubs(t *testing.T) {
 	})
 	t.Logf("rule created on A: firing on B %s later", time.Since(created).Round(time.Millisecond))
 
+	// B writes its alerts' state to the shared database on its next flush;
+	// from then on A answers for it too.
+	testutil.WaitFor(t, 5*time.Second, "A sees the alert B fired", func() error {
+		if code := apiA.do("GET", "/api/alerts/"+list[0].ID, nil, nil); code != 200 {
+			return fmt.Errorf("GET on A: status %d", code)
+		}
+		return nil
+	})
 	// Acknowledged on A, which does not evaluate it: B adopts it.
 	acked := time.Now()
 	apiA.must(200, "POST", "/api/alerts/"+list[0].ID+"/ack", map[string]string{"comment": "on it"}, nil)
