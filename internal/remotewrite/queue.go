@@ -65,8 +65,9 @@ type QueueOptions struct {
 // (a killed process loses nothing appended; the operating system writes it
 // out), as the store's own WAL does. A full segment is fsynced in the
 // background when the next starts; Close fsyncs the last. The read
-// position is written (to a temporary file, renamed) after every Commit,
-// without fsync: after a power loss, a batch may be sent twice.
+// position, with the progress of the batch at it (which requests are done),
+// is written (to a temporary file, renamed) after every Progress and
+// Commit, without fsync: after a power loss, a batch may be sent twice.
 type Queue struct {
 	dir     string
 	maxB    int64
@@ -84,6 +85,7 @@ type Queue struct {
 	total    int64      // bytes of every segment on disk
 	dropped  int64      // samples dropped because the queue was full
 	oldestTs int64      // oldest sample of the record at cur, when known
+	prog     progress   // requests of the batch at cur already done
 	frame    []byte     // frame buffer of Append
 	closed   bool
 	notify   chan struct{} // signalled (cap 1) after each Append
@@ -107,6 +109,21 @@ type position struct {
 	off int64
 }
 
+// progress is how much of the batch at the read position the sender has
+// done (accepted, or refused for good), so that a restart does not send it
+// again: the batch's extent, the sender's split layout (opaque to the
+// queue), the requests done per shard and their samples. It counts only
+// while start is the read position.
+type progress struct {
+	start   position
+	end     int64 // 0: no progress
+	layout  uint64
+	done    []int
+	samples int64
+}
+
+func (p progress) at(cur position) bool { return p.end > 0 && p.start == cur }
+
 // Record is one queued commit.
 type Record struct {
 	Samples int
@@ -121,6 +138,10 @@ type Batch struct {
 	seg     uint64
 	start   int64
 	end     int64
+	// Progress saved for this batch (see Queue.Progress): the layout it
+	// was saved with and the requests done per shard; nil when none.
+	layout uint64
+	done   []int
 }
 
 // Stats is a queue's state.
@@ -155,7 +176,7 @@ func OpenQueue(opts QueueOptions) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	cur, ok := q.readCursor()
+	cur, prog, ok := q.readCursor()
 	if !ok && len(ids) > 0 {
 		cur = position{seg: ids[0]}
 	}
@@ -183,6 +204,11 @@ func OpenQueue(opts QueueOptions) (*Queue, error) {
 		cur.off = q.segs[0].size
 	}
 	q.cur = cur
+	if prog.at(cur) && len(q.segs) > 0 && q.segs[0].id == cur.seg && prog.end <= q.segs[0].size {
+		q.prog = prog
+	} else if prog.end > 0 {
+		q.log.Warn("remote-write queue: saved progress does not match the queue; resending the batch at the read position whole (the receiver may get part of it twice)", "dir", q.dir)
+	}
 	q.pendingS = 0
 	for i, s := range q.segs {
 		q.pendingS += s.samples
@@ -195,6 +221,7 @@ func OpenQueue(opts QueueOptions) (*Queue, error) {
 			q.curRead = read
 		}
 	}
+	q.pendingS -= q.prog.samples
 	// Segment ids only grow, also past a read position whose segments are
 	// gone, so that no new segment sorts before the read position.
 	next := max(cur.seg, 1)
@@ -207,7 +234,7 @@ func OpenQueue(opts QueueOptions) (*Queue, error) {
 	if err := q.startSegment(next); err != nil {
 		return nil, err
 	}
-	if err := q.writeCursor(q.cur); err != nil {
+	if err := q.saveCursor(); err != nil {
 		return nil, err
 	}
 	q.mu.Lock()
@@ -327,27 +354,100 @@ func appendFrame(dst []byte, samples int, minTs int64, body []byte) []byte {
 	return dst
 }
 
-// readCursor reads the committed read position; false when there is none
-// or it is unreadable (then reading restarts at the oldest segment).
-func (q *Queue) readCursor() (position, bool) {
+// The cursor file: cursorMagic, segment (uint64 LE), offset (uint64 LE),
+// then the progress of the batch at that position: its end offset (uint64
+// LE, 0 = none), the sender's layout (uint64 LE), samples done (uint64 LE),
+// the number of shards (uint32 LE, at most maxCursorShards) and the
+// requests done per shard (uint32 LE each); last the CRC-32C of everything
+// before it (uint32 LE). The first format (before progress was saved) was
+// segment, offset and CRC, 20 bytes: it is still read, without progress.
+const (
+	cursorMagic     = "RWQC\x02\x00\x00\x00"
+	cursorV1Size    = 20
+	cursorFixed     = 8 + 8 + 8 + 8 + 8 + 8 + 4 // up to the per-shard counts
+	maxCursorShards = 1024
+)
+
+// readCursor reads the committed read position and progress; false when
+// there is none or it is unreadable (then reading restarts at the oldest
+// segment).
+func (q *Queue) readCursor() (position, progress, bool) {
 	b, err := os.ReadFile(filepath.Join(q.dir, cursorFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return position{}, false
+		return position{}, progress{}, false
 	}
-	if err != nil || len(b) != 20 || crc32.Checksum(b[:16], castagnoli) != binary.LittleEndian.Uint32(b[16:]) {
-		q.log.Warn("remote-write queue: unreadable read position; resending from the oldest segment (the receiver may get samples twice)", "dir", q.dir, "err", err)
-		return position{}, false
+	if err == nil {
+		var p position
+		var pr progress
+		if p, pr, err = decodeCursor(b); err == nil {
+			return p, pr, true
+		}
 	}
-	return position{seg: binary.LittleEndian.Uint64(b), off: int64(binary.LittleEndian.Uint64(b[8:]))}, true
+	q.log.Warn("remote-write queue: unreadable read position; resending from the oldest segment (the receiver may get samples twice)", "dir", q.dir, "err", err)
+	return position{}, progress{}, false
 }
 
-// writeCursor saves p (temporary file, renamed).
-func (q *Queue) writeCursor(p position) error {
+var errBadCursor = errors.New("bad cursor file")
+
+// decodeCursor decodes a cursor file of either format.
+func decodeCursor(b []byte) (position, progress, error) {
+	le := binary.LittleEndian
+	if len(b) < 4 || crc32.Checksum(b[:len(b)-4], castagnoli) != le.Uint32(b[len(b)-4:]) {
+		return position{}, progress{}, fmt.Errorf("%w: %d bytes, checksum mismatch or too short", errBadCursor, len(b))
+	}
+	if len(b) == cursorV1Size {
+		return position{seg: le.Uint64(b), off: int64(le.Uint64(b[8:]))}, progress{}, nil
+	}
+	if len(b) < cursorFixed+4 || string(b[:8]) != cursorMagic {
+		return position{}, progress{}, fmt.Errorf("%w: unknown format", errBadCursor)
+	}
+	p := position{seg: le.Uint64(b[8:]), off: int64(le.Uint64(b[16:]))}
+	pr := progress{start: p, end: int64(le.Uint64(b[24:])), layout: le.Uint64(b[32:]), samples: int64(le.Uint64(b[40:]))}
+	n := le.Uint32(b[48:])
+	if p.off < 0 || n > maxCursorShards || len(b) != cursorFixed+4*int(n)+4 {
+		return position{}, progress{}, fmt.Errorf("%w: bad offset, shard count or size", errBadCursor)
+	}
+	if pr.end == 0 {
+		return p, progress{}, nil
+	}
+	if pr.end <= p.off || pr.samples < 0 || n == 0 {
+		return position{}, progress{}, fmt.Errorf("%w: bad progress", errBadCursor)
+	}
+	pr.done = make([]int, n)
+	for i := range pr.done {
+		pr.done[i] = int(le.Uint32(b[cursorFixed+4*i:]))
+	}
+	return p, pr, nil
+}
+
+// encodeCursor encodes p and its progress pr (when pr.at(p)).
+func encodeCursor(p position, pr progress) []byte {
+	le := binary.LittleEndian
+	b := append([]byte(nil), cursorMagic...)
+	b = le.AppendUint64(b, p.seg)
+	b = le.AppendUint64(b, uint64(p.off))
+	if !pr.at(p) {
+		pr = progress{}
+	}
+	b = le.AppendUint64(b, uint64(pr.end))
+	b = le.AppendUint64(b, pr.layout)
+	b = le.AppendUint64(b, uint64(pr.samples))
+	b = le.AppendUint32(b, uint32(len(pr.done)))
+	for _, d := range pr.done {
+		b = le.AppendUint32(b, uint32(d))
+	}
+	return le.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// saveCursor saves the read position and its progress (temporary file,
+// renamed). The state is taken and written under cursorMu, so the file
+// always ends with the latest state.
+func (q *Queue) saveCursor() error {
 	q.cursorMu.Lock()
 	defer q.cursorMu.Unlock()
-	b := binary.LittleEndian.AppendUint64(nil, p.seg)
-	b = binary.LittleEndian.AppendUint64(b, uint64(p.off))
-	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	q.mu.Lock()
+	b := encodeCursor(q.cur, q.prog)
+	q.mu.Unlock()
 	tmp := filepath.Join(q.dir, cursorFile+".tmp")
 	if err := os.WriteFile(tmp, b, 0o640); err != nil {
 		return fmt.Errorf("write remote-write read position: %w", err)
@@ -432,7 +532,7 @@ func (q *Queue) rotate() error {
 func (q *Queue) enforceCap() {
 	for q.total > q.maxB && len(q.segs) > 1 {
 		s := q.segs[0]
-		lost := s.samples - q.curRead
+		lost := s.samples - q.curRead - q.dropProgress()
 		if err := os.Remove(q.segPath(s.id)); err != nil {
 			q.log.Error("remote-write queue full: cannot remove the oldest segment", "err", err)
 			return
@@ -479,14 +579,19 @@ func (q *Queue) Next() (b Batch, ok bool, err error) {
 			continue
 		}
 		size := s.size
+		prog := q.prog
 		q.mu.Unlock()
 
-		b, err := q.read(cur, size)
+		end := size
+		if prog.at(cur) {
+			end = prog.end
+		}
+		b, err := q.read(cur, end)
 		if err != nil {
 			q.log.Warn("remote-write queue: unreadable record; skipping the rest of its segment", "dir", q.dir, "segment", cur.seg, "offset", cur.off, "err", err)
 			q.mu.Lock()
 			if q.cur == cur {
-				lost := s.samples - q.curRead
+				lost := s.samples - q.curRead - q.dropProgress()
 				q.cur.off = size
 				q.curRead = s.samples
 				q.pendingS -= lost
@@ -496,6 +601,14 @@ func (q *Queue) Next() (b Batch, ok bool, err error) {
 			continue
 		}
 		q.mu.Lock()
+		if q.cur == cur && q.prog.at(cur) {
+			if b.end == q.prog.end {
+				b.layout, b.done = q.prog.layout, slices.Clone(q.prog.done)
+			} else {
+				q.log.Warn("remote-write queue: saved progress does not match the records; resending the batch whole (the receiver may get part of it twice)", "dir", q.dir, "segment", cur.seg, "offset", cur.off)
+				q.pendingS += q.dropProgress()
+			}
+		}
 		if q.cur == cur {
 			q.oldestTs = b.Records[0].MinTs
 			for _, r := range b.Records {
@@ -505,6 +618,18 @@ func (q *Queue) Next() (b Batch, ok bool, err error) {
 		q.mu.Unlock()
 		return b, true, nil
 	}
+}
+
+// dropProgress forgets the progress of the batch at the read position and
+// returns its samples done (0 when none). q.mu is held.
+func (q *Queue) dropProgress() int64 {
+	if !q.prog.at(q.cur) {
+		q.prog = progress{}
+		return 0
+	}
+	n := q.prog.samples
+	q.prog = progress{}
+	return n
 }
 
 // removeFirst deletes the first segment, fully read. q.mu is held.
@@ -571,13 +696,49 @@ func (q *Queue) Commit(b Batch) error {
 		q.mu.Unlock()
 		return nil
 	}
+	done := q.dropProgress()
 	q.cur.off = b.end
 	q.curRead += int64(b.Samples)
-	q.pendingS -= int64(b.Samples)
+	q.pendingS -= int64(b.Samples) - done
 	q.oldestTs = 0
-	p := q.cur
 	q.mu.Unlock()
-	return q.writeCursor(p)
+	return q.saveCursor()
+}
+
+// Progress records that one more request of shard shard (of shards) of b,
+// of samples samples, is done, and saves it with the read position, so that
+// a restart skips it: Next then returns b again with its layout and
+// requests done per shard. layout is the sender's, opaque to the queue: a
+// sender that cuts batches otherwise ignores the progress (Discard). A
+// batch no longer at the read position changes nothing.
+func (q *Queue) Progress(b Batch, layout uint64, shard, shards, samples int) error {
+	q.mu.Lock()
+	if q.cur.seg != b.seg || q.cur.off != b.start || shard < 0 || shard >= shards || shards > maxCursorShards {
+		q.mu.Unlock()
+		return nil
+	}
+	if !q.prog.at(q.cur) || q.prog.end != b.end || q.prog.layout != layout || len(q.prog.done) != shards {
+		q.pendingS += q.dropProgress()
+		q.prog = progress{start: q.cur, end: b.end, layout: layout, done: make([]int, shards)}
+	}
+	q.prog.done[shard]++
+	q.prog.samples += int64(samples)
+	q.pendingS -= int64(samples)
+	q.mu.Unlock()
+	return q.saveCursor()
+}
+
+// DiscardProgress forgets the progress saved for b (its requests will all
+// be sent again).
+func (q *Queue) DiscardProgress(b Batch) error {
+	q.mu.Lock()
+	if q.cur.seg != b.seg || q.cur.off != b.start {
+		q.mu.Unlock()
+		return nil
+	}
+	q.pendingS += q.dropProgress()
+	q.mu.Unlock()
+	return q.saveCursor()
 }
 
 // Current reports whether b is still the batch at the read position (not

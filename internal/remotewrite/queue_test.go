@@ -2,10 +2,13 @@ package remotewrite
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -385,6 +388,108 @@ func FuzzOpenQueue(f *testing.F) {
 		}
 		if st := q.Stats(); st.PendingSamples != 0 {
 			t.Fatalf("pending %d after draining %d", st.PendingSamples, samples)
+		}
+	})
+}
+
+// The progress of the batch at the read position survives a restart (a
+// kill: nothing closed): Next returns the same batch, even when records
+// were appended after it, with the requests done, and the pending count
+// leaves the done samples out. An old-format cursor (position only) is
+// still read; a corrupt one restarts from the oldest segment.
+func TestQueueProgressAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	q := openQ(t, dir, 1<<30, 1<<20, nil)
+	defer q.Close()
+	for i := range 3 {
+		if err := q.Append(body(i, 50), 10, int64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _, _ := q.Next()
+	if len(b.Records) != 3 || b.done != nil {
+		t.Fatalf("first batch: %d records, done %v", len(b.Records), b.done)
+	}
+	for _, sh := range []int{1, 1, 3} {
+		if err := q.Progress(b, 7, sh, 4, 4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := q.Stats().PendingSamples; got != 30-12 {
+		t.Fatalf("pending %d, want 18", got)
+	}
+	if err := q.Append(body(3, 50), 10, 3); err != nil {
+		t.Fatal(err)
+	}
+
+	q2 := openQ(t, dir, 1<<30, 1<<20, nil)
+	defer q2.Close()
+	if got := q2.Stats().PendingSamples; got != 40-12 {
+		t.Fatalf("pending %d after restart, want 28", got)
+	}
+	b2, _, _ := q2.Next()
+	if b2.start != b.start || b2.end != b.end || b2.layout != 7 || !slices.Equal(b2.done, []int{0, 2, 0, 1}) {
+		t.Fatalf("batch after restart: [%d,%d) layout %d done %v; want [%d,%d) layout 7 done [0 2 0 1]", b2.start, b2.end, b2.layout, b2.done, b.start, b.end)
+	}
+	if err := q2.Commit(b2); err != nil {
+		t.Fatal(err)
+	}
+	if got := q2.Stats().PendingSamples; got != 10 {
+		t.Fatalf("pending %d after commit, want 10", got)
+	}
+	// Discarded progress counts its samples as pending again.
+	b3, _, _ := q2.Next()
+	_ = q2.Progress(b3, 7, 0, 4, 6)
+	_ = q2.DiscardProgress(b3)
+	if got := q2.Stats().PendingSamples; got != 10 {
+		t.Fatalf("pending %d after discarding progress, want 10", got)
+	}
+
+	// The first cursor format: segment, offset, CRC.
+	v1 := binary.LittleEndian.AppendUint64(nil, b.seg)
+	v1 = binary.LittleEndian.AppendUint64(v1, uint64(b.end))
+	v1 = binary.LittleEndian.AppendUint32(v1, crc32.Checksum(v1, castagnoli))
+	if err := os.WriteFile(filepath.Join(dir, cursorFile), v1, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	q3 := openQ(t, dir, 1<<30, 1<<20, nil)
+	defer q3.Close()
+	equal(t, drain(t, q3), ids(3, 4))
+
+	// A damaged cursor: from the oldest segment, logged.
+	c := encodeCursor(position{seg: b.seg, off: b.start}, progress{start: position{seg: b.seg, off: b.start}, end: b.end, done: []int{1}})
+	c[len(c)-5] ^= 1
+	if err := os.WriteFile(filepath.Join(dir, cursorFile), c, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	var log logBuf
+	q4 := openQ(t, dir, 1<<30, 1<<20, slog.New(slog.NewTextHandler(&log, nil)))
+	defer q4.Close()
+	if b4, _, _ := q4.Next(); b4.done != nil {
+		t.Fatalf("progress kept from a damaged cursor: %v", b4.done)
+	}
+	if !strings.Contains(log.String(), "unreadable read position") {
+		t.Fatalf("log: %q", log.String())
+	}
+}
+
+// FuzzDecodeCursor: any cursor file decodes or fails cleanly, and what
+// decodes encodes back to the same bytes (new format).
+func FuzzDecodeCursor(f *testing.F) {
+	p := position{seg: 3, off: 100}
+	f.Add(encodeCursor(p, progress{}))
+	f.Add(encodeCursor(p, progress{start: p, end: 200, layout: 9, done: []int{1, 0, 2, 0}, samples: 50}))
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		pos, pr, err := decodeCursor(b)
+		if err != nil || len(b) == cursorV1Size {
+			return
+		}
+		if pr.end != 0 && !pr.at(pos) {
+			t.Fatalf("progress %+v not at %+v", pr, pos)
+		}
+		if again := encodeCursor(pos, pr); pr.end != 0 && !bytes.Equal(again, b) {
+			t.Fatalf("re-encoded %x, was %x", again, b)
 		}
 	})
 }

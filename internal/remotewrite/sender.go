@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -124,19 +123,40 @@ func (s *Sender) Run(ctx context.Context) error {
 }
 
 // Sending: a batch is cut into requests of at most maxSamplesPerSend
-// samples, each series always in the same one of sendShards shards (a hash
-// of its labels), so a series' samples arrive in order; the shards send
-// concurrently. The batch counts as sent once every request went.
+// samples, each series always in the same one of sendShards shards (a fixed
+// hash of its labels), so a series' samples arrive in order; the shards send
+// concurrently. The cut depends only on the batch's bytes, so a restarted
+// hub cuts a batch the same way: each request done (accepted, or refused
+// for good) is saved with the read position (Queue.Progress), and a
+// restart skips the requests already done. The batch counts as sent once
+// every request went.
 const (
 	sendShards        = 4
 	maxSamplesPerSend = 5000
+	// splitVersion names splitBatch's algorithm; change it with the
+	// algorithm, so saved progress of another cut is not trusted.
+	splitVersion = 1
+	// sendLayout identifies the cut in saved progress.
+	sendLayout = splitVersion<<48 | maxSamplesPerSend<<16 | sendShards
 )
 
-// sendBatch sends every request of b, then commits b, unless ctx ends or
-// the queue drops b meanwhile.
+// sendBatch sends every request of b not done yet, then commits b, unless
+// ctx ends or the queue drops b meanwhile.
 func (s *Sender) sendBatch(ctx context.Context, b Batch, shards [][]request) {
+	q := s.opts.Queue
+	skip := b.done
+	if skip != nil && !progressFits(b, shards) {
+		s.log.Warn("remote write: saved progress does not fit the batch; sending it whole (the receiver may get part of it twice)", "samples", b.Samples)
+		if err := q.DiscardProgress(b); err != nil {
+			s.log.Error("remote write: cannot save the read position", "err", err)
+		}
+		skip = nil
+	}
 	var wg sync.WaitGroup
-	for _, reqs := range shards {
+	for sh, reqs := range shards {
+		if skip != nil {
+			reqs = reqs[skip[sh]:]
+		}
 		if len(reqs) == 0 {
 			continue
 		}
@@ -144,6 +164,9 @@ func (s *Sender) sendBatch(ctx context.Context, b Batch, shards [][]request) {
 			for _, r := range reqs {
 				if !s.send(ctx, b, r) {
 					return
+				}
+				if err := q.Progress(b, sendLayout, sh, len(shards), r.samples); err != nil {
+					s.log.Error("remote write: cannot save the read position; samples may be sent again after a restart", "err", err)
 				}
 			}
 		})
@@ -155,6 +178,20 @@ func (s *Sender) sendBatch(ctx context.Context, b Batch, shards [][]request) {
 	if err := s.opts.Queue.Commit(b); err != nil {
 		s.log.Error("remote write: cannot save the read position; samples may be sent again after a restart", "err", err)
 	}
+}
+
+// progressFits reports whether b's saved progress is of this sender's cut
+// and within shards.
+func progressFits(b Batch, shards [][]request) bool {
+	if b.layout != sendLayout || len(b.done) != len(shards) {
+		return false
+	}
+	for sh, n := range b.done {
+		if n < 0 || n > len(shards[sh]) {
+			return false
+		}
+	}
+	return true
 }
 
 // send posts r until it is accepted or refused for good (true), or ctx
@@ -282,8 +319,6 @@ type request struct {
 	samples int
 }
 
-var shardSeed = maphash.MakeSeed()
-
 // splitBatch cuts the WriteRequests of b's records into requests of at
 // most perSend samples per shard; a series (its label fields, hashed) is
 // always in the same shard. Protobuf's repeated fields concatenate, so a
@@ -342,11 +377,17 @@ func splitBatch(b Batch, shards, perSend int) ([][]request, error) {
 	return out, nil
 }
 
-// seriesShard returns the shard of a TimeSeries (by its labels) and its
-// number of samples.
+// FNV-1a (64 bit) constants: the shard hash is fixed, the same in every
+// process, so that a restart cuts a batch as before.
+const (
+	fnvOffset64 = 14695981039346656037
+	fnvPrime64  = 1099511628211
+)
+
+// seriesShard returns the shard of a TimeSeries (by its labels, FNV-1a) and
+// its number of samples.
 func seriesShard(ts []byte, shards int) (shard, samples int, err error) {
-	var h maphash.Hash
-	h.SetSeed(shardSeed)
+	h := uint64(fnvOffset64)
 	for len(ts) > 0 {
 		num, typ, tn := protowire.ConsumeTag(ts)
 		if tn < 0 {
@@ -358,13 +399,16 @@ func seriesShard(ts []byte, shards int) (shard, samples int, err error) {
 		}
 		switch num {
 		case fieldTimeSeriesLabels:
-			_, _ = h.Write(ts[tn : tn+vn])
+			for _, c := range ts[tn : tn+vn] {
+				h ^= uint64(c)
+				h *= fnvPrime64
+			}
 		case fieldTimeSeriesSamples:
 			samples++
 		}
 		ts = ts[tn+vn:]
 	}
-	return int(h.Sum64() % uint64(shards)), samples, nil
+	return int(h % uint64(shards)), samples, nil
 }
 
 // Metrics are the senders' metrics, sysmonstm_remote_write_*{url}.

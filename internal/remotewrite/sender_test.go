@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	sutil "github.com/sysmonstm/sysmonstm/internal/testutil"
 )
@@ -310,5 +312,149 @@ func TestSplitBatch(t *testing.T) {
 		if len(reqs) == 0 {
 			t.Fatalf("shard %d empty: the hash does not spread", sh)
 		}
+	}
+}
+
+// partialReceiver accepts the first accept requests and answers 503 to every
+// later one; it counts each accepted sample by series and timestamp.
+type partialReceiver struct {
+	mu       sync.Mutex
+	accept   int // -1: every request
+	accepted int
+	refused  int
+	seen     map[string]int
+}
+
+func (r *partialReceiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.accept >= 0 && r.accepted >= r.accept {
+		r.refused++
+		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
+	raw, err := snappy.Decode(nil, body)
+	var wr prompb.WriteRequest
+	if err == nil {
+		err = wr.Unmarshal(raw)
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	for _, ts := range wr.Timeseries {
+		var machine string
+		for _, l := range ts.Labels {
+			if l.Name == "machine" {
+				machine = l.Value
+			}
+		}
+		for _, s := range ts.Samples {
+			r.seen[fmt.Sprintf("%s@%d", machine, s.Timestamp)]++
+		}
+	}
+	r.accepted++
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (r *partialReceiver) state() (accepted, refused int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.accepted, r.refused
+}
+
+// A record partly sent (some shards' requests accepted, the others failing)
+// when the hub dies is not sent again whole after a restart: the requests
+// already accepted are skipped, so each sample arrives exactly once, and
+// the metrics count each once.
+func TestSenderRestartMidRecordSendsEachSampleOnce(t *testing.T) {
+	const machines, points = 100, 400 // 40,000 samples: 2 requests per shard
+	dir := t.TempDir()
+	q := openQ(t, dir, 1<<30, 0, nil)
+	e := &encoder{}
+	e.reset()
+	for ts := 1; ts <= points; ts++ {
+		for m := range machines {
+			e.add(labels.FromStrings("__name__", "x", "machine", fmt.Sprintf("m%03d", m)), int64(ts), 1)
+		}
+	}
+	if err := q.Append(snappy.Encode(nil, e.buf), e.samples, e.minTs); err != nil {
+		t.Fatal(err)
+	}
+
+	seen := map[string]int{}
+	down := &partialReceiver{accept: 3, seen: seen}
+	srv := httptest.NewServer(down)
+	m := NewMetrics(prometheus.NewRegistry())
+	stop := runSender(t, SenderOptions{Target: Target{URL: srv.URL}, Queue: q, Metrics: m})
+	waitFor(t, "3 requests accepted, the others refused", func() bool {
+		a, r := down.state()
+		return a == 3 && r >= 4
+	})
+	// The hub dies: the sender stops mid-record, nothing is committed.
+	stop()
+	srv.Close()
+	sent1 := testutil.ToFloat64(m.sent.WithLabelValues(srv.URL))
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	accepted1 := 0
+	for _, n := range seen {
+		accepted1 += n
+	}
+	if accepted1 == 0 || accepted1 >= machines*points || sent1 != float64(accepted1) {
+		t.Fatalf("first receiver took %d of %d samples, sent metric %v: want part of them, counted once", accepted1, machines*points, sent1)
+	}
+
+	q = openQ(t, dir, 1<<30, 0, nil)
+	defer q.Close()
+	if got, want := q.Stats().PendingSamples, int64(machines*points-accepted1); got != want {
+		t.Errorf("pending after restart = %d, want %d (the accepted part not counted)", got, want)
+	}
+	up := &partialReceiver{accept: -1, seen: seen}
+	srv = httptest.NewServer(up)
+	defer srv.Close()
+	m = NewMetrics(prometheus.NewRegistry())
+	stop = runSender(t, SenderOptions{Target: Target{URL: srv.URL}, Queue: q, Metrics: m})
+	defer stop()
+	waitFor(t, "the queue drained", func() bool { return q.Stats().PendingSamples == 0 })
+	if sent2 := testutil.ToFloat64(m.sent.WithLabelValues(srv.URL)); sent1+sent2 != machines*points {
+		t.Errorf("sent metric %v before and %v after the restart, want %d in all", sent1, sent2, machines*points)
+	}
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if len(seen) != machines*points {
+		t.Fatalf("%d distinct samples arrived, want %d", len(seen), machines*points)
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Fatalf("sample %s arrived %d times", k, n)
+		}
+	}
+}
+
+// The shard of a series is a fixed function of its labels, the same in
+// every process (a restarted hub must cut a batch as before): these values
+// are FNV-1a's, and must not change without changing splitVersion.
+func TestSeriesShardIsFixed(t *testing.T) {
+	want := []int{0, 3, 2, 1, 0, 3, 2, 1, 0, 3, 1, 2}
+	e := &encoder{}
+	var got []int
+	for m := range len(want) {
+		e.reset()
+		e.add(labels.FromStrings("__name__", "x", "machine", fmt.Sprintf("m%03d", m)), 1, 1)
+		ts, n := protowire.ConsumeBytes(e.buf[1:])
+		if n < 0 {
+			t.Fatal("bad encoding")
+		}
+		sh, samples, err := seriesShard(ts, sendShards)
+		if err != nil || samples != 1 {
+			t.Fatalf("seriesShard: %d samples, %v", samples, err)
+		}
+		got = append(got, sh)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("shards %v, want %v", got, want)
 	}
 }
