@@ -263,8 +263,8 @@ func TestScrapeNodeExporter(t *testing.T) {
 	hub = startHub(t, dir, hub.http, hub.grpc)
 	testutil.WaitFor(t, 40*time.Second, "the agent to catch up", func() error {
 		ts := rawTimes(t, hub, `up{`+m+`,job="node"}[10s]`)
-		if len(ts) == 0 || time.Since(time.UnixMilli(ts[len(ts)-1])) > 3*time.Second {
-			return fmt.Errorf("newest up sample %v", ts)
+		if len(ts) == 0 || time.Since(time.UnixMilli(ts[len(ts)-1])) > 3*time.Second || ts[len(ts)-1] < killedAt.Add(5*time.Second).UnixMilli() {
+			return fmt.Errorf("newest up sample %v (killed at %d)", ts, killedAt.UnixMilli())
 		}
 		return nil
 	})
