@@ -16,6 +16,9 @@ type Family struct {
 	// "seconds", "celsius", "percent", …), or "" when the name has none.
 	Unit string
 	Help string
+	// Decimals is the precision of the family's values (precision.go):
+	// averages of them are rounded to it.
+	Decimals int
 }
 
 // Catalogue is every metric family an agent sends (docs/metrics.md),
@@ -110,6 +113,15 @@ var Catalogue = sortFamilies([]Family{
 	gauge("textfile_mtime_seconds", "Modification time of the textfile, seconds since epoch."),
 })
 
+// catalogueByName indexes the catalogue.
+var catalogueByName = func() map[string]Family {
+	m := make(map[string]Family, len(Catalogue))
+	for _, f := range Catalogue {
+		m[f.Name] = f
+	}
+	return m
+}()
+
 // units are the OpenMetrics unit suffixes of the catalogue's names.
 var units = []string{"bytes", "seconds", "celsius", "percent", "joules", "coulombs", "watts", "rpm", "mhz"}
 
@@ -120,10 +132,10 @@ func family(name, typ, help string) Family {
 	base := strings.TrimSuffix(name, "_total")
 	for _, u := range units {
 		if strings.HasSuffix(base, "_"+u) {
-			return Family{Name: name, Type: typ, Unit: u, Help: help}
+			return Family{Name: name, Type: typ, Unit: u, Help: help, Decimals: decimalsOf(name)}
 		}
 	}
-	return Family{Name: name, Type: typ, Help: help}
+	return Family{Name: name, Type: typ, Help: help, Decimals: decimalsOf(name)}
 }
 
 func sortFamilies(fs []Family) []Family {
