@@ -122,7 +122,11 @@ func TestClientStreamsAndReconnects(t *testing.T) {
 		if !conn.Connected && conn.Err != "" {
 			sawDisconnect = true
 		}
-		if sawDisconnect && conn.Connected && conns.Load() >= 2 {
+		// Connected again, and the new connection's metrics event (after
+		// its snapshot, which alone holds only web-1) applied.
+		var web2 bool
+		f.Read(func(v FleetView) { web2 = v.Machine("web-2") != nil })
+		if sawDisconnect && conn.Connected && conns.Load() >= 2 && web2 {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
