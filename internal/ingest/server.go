@@ -278,6 +278,9 @@ func (s *Server) pickWriter() *writer {
 // Stream serves one agent's stream.
 func (s *Server) Stream(gs pb.Ingest_StreamServer) error {
 	ctx := gs.Context()
+	// Taken before the token is first checked: a RecheckAuth (a token
+	// revoked on another hub) from here on reaches this stream.
+	recheck := s.recheckSignal()
 	hello, token, err := s.admit(gs)
 	if err != nil {
 		return err
@@ -313,7 +316,7 @@ func (s *Server) Stream(gs pb.Ingest_StreamServer) error {
 	st.cancel = cancel
 	go st.sendAcks(sctx, gs)
 	if s.opts.Auth != nil {
-		go s.recheckAuth(sctx, st, token)
+		go s.recheckAuth(sctx, st, token, recheck)
 	}
 
 	// Receive on a goroutine so that a failed commit or a revoked token
@@ -404,13 +407,12 @@ func (s *Server) recheckSignal() <-chan struct{} {
 	return s.recheckNow
 }
 
-// recheckAuth asks Auth again every AuthRecheck (and at RecheckAuth) and
-// ends the stream when the token is no longer accepted (revoked, expired,
-// deleted).
-func (s *Server) recheckAuth(ctx context.Context, st *stream, token string) {
+// recheckAuth asks Auth again every AuthRecheck (and at RecheckAuth: now is
+// the signal taken before the stream's first check) and ends the stream
+// when the token is no longer accepted (revoked, expired, deleted).
+func (s *Server) recheckAuth(ctx context.Context, st *stream, token string, now <-chan struct{}) {
 	t := time.NewTicker(s.opts.AuthRecheck)
 	defer t.Stop()
-	now := s.recheckSignal()
 	for {
 		select {
 		case <-ctx.Done():
