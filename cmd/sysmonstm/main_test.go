@@ -57,7 +57,7 @@ func TestStartupErrorsArePrecise(t *testing.T) {
 	f("--nats nats://127.0.0.1:1: needs --postgres", "hub", "--nats", "nats://u:secret@127.0.0.1:1", "--data-dir", t.TempDir())
 	f("--nats nats://127.0.0.1:1: needs at least one --remote-write", "hub", "--nats", "nats://127.0.0.1:1", "--postgres", "postgres://127.0.0.1/x", "--data-dir", t.TempDir())
 	f(`--nats http://h: want nats://HOST:PORT`, "hub", "--nats", "http://h", "--postgres", "postgres://127.0.0.1/x", "--data-dir", t.TempDir())
-	f("--nats-replicas needs --nats", "hub", "--nats-replicas", "3", "--data-dir", t.TempDir())
+	f("--nats-replicas: needs --nats", "hub", "--nats-replicas", "3", "--data-dir", t.TempDir())
 	f("--tls-cert and --tls-key go together", "hub", "--tls-cert", "x.pem", "--data-dir", t.TempDir())
 	f("--machines 0: must be between 1 and 100000", "loadgen", "--machines", "0")
 	f("--series 60000: must be between 20 and 50000", "loadgen", "--series", "60000")
@@ -69,7 +69,7 @@ func TestStartupErrorsArePrecise(t *testing.T) {
 	f("--nats nats://127.0.0.1:1: needs --postgres", "hub", "--nats", "nats://u:secret@127.0.0.1:1", "--data-dir", t.TempDir())
 	f("--nats nats://127.0.0.1:1: needs at least one --remote-write", "hub", "--nats", "nats://127.0.0.1:1", "--postgres", "postgres://127.0.0.1/x", "--data-dir", t.TempDir())
 	f(`--nats http://h: want nats://HOST:PORT`, "hub", "--nats", "http://h", "--postgres", "postgres://127.0.0.1/x", "--data-dir", t.TempDir())
-	f("--nats-replicas needs --nats", "hub", "--nats-replicas", "3", "--data-dir", t.TempDir())
+	f("--nats-replicas: needs --nats", "hub", "--nats-replicas", "3", "--data-dir", t.TempDir())
 	f("--tls-cert and --tls-key go together", "agent", "--tls-cert", "c.pem", "--push-socket", "")
 }
 
