@@ -55,7 +55,7 @@ type Options struct {
 	Targets []remotewrite.Target
 	// AckWait is how long JetStream waits for a hub's storage consumer to
 	// acknowledge a fetched batch before it gives the batch to another
-	// hub; default 60s.
+	// hub; default 30s.
 	AckWait time.Duration
 	// Client posts to Targets; nil: a client with a 30 s timeout.
 	Client *http.Client
