@@ -31,7 +31,9 @@ import (
 )
 
 // startNATS runs an embedded NATS server with JetStream on a free port.
-func startNATS(t *testing.T) *server.Server {
+func startNATS(t *testing.T) *server.Server { return startNATSB(t) }
+
+func startNATSB(t testing.TB) *server.Server {
 	t.Helper()
 	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
 	if err != nil {
