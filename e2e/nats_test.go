@@ -14,27 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
+	"github.com/sysmonstm/sysmonstm/internal/bus/bustest"
 	"github.com/sysmonstm/sysmonstm/internal/db/dbtest"
 	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
-
-// startNATS runs a throw-away NATS server with JetStream in the test
-// process (the hubs reach it over TCP, like any NATS).
-func startNATS(t *testing.T) string {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s.ClientURL()
-}
 
 // vmSeqs returns the values of sysmonstm_agent_seq{machine=id} in
 // VictoriaMetrics, in time order (duplicates as stored, after its
@@ -88,7 +71,7 @@ func TestNATSHubs(t *testing.T) {
 	vm := freeAddr(t)
 	startVM(t, needVictoriaMetrics(t), vm, t.TempDir(), "-dedup.minScrapeInterval=1ms")
 	setEnv(t, "SYSMONSTM_POSTGRES", dbtest.NewPostgres(t))
-	setEnv(t, "SYSMONSTM_NATS", startNATS(t))
+	setEnv(t, "SYSMONSTM_NATS", bustest.NATS(t).ClientURL())
 	dirA, dirB := t.TempDir(), t.TempDir()
 	prepareHubToken(t, []string{"--data-dir", dirA})
 	rw := []string{"--remote-write", "http://" + vm + "/api/v1/write"}

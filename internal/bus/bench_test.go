@@ -65,7 +65,7 @@ func BenchmarkEncodeBatch(b *testing.B) {
 // BenchmarkPublish: groups of 64 such batches published to an embedded
 // single-node JetStream (file storage) and acknowledged.
 func BenchmarkPublish(b *testing.B) {
-	ns := startNATSB(b)
+	ns := startNATS(b)
 	bus, err := New(b.Context(), Options{URLs: urlsOf(ns), Live: nil})
 	if err != nil {
 		b.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/sysmonstm/sysmonstm/internal/bus/bustest"
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
@@ -173,7 +174,7 @@ func TestLiveViewShared(t *testing.T) {
 func TestNATSOutageRecovered(t *testing.T) {
 	dir := t.TempDir()
 	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true}
-	ns := runServer(t, opts)
+	ns := bustest.Run(t, opts)
 	opts.Port = ns.Addr().(*net.TCPAddr).Port
 	liveB := newLive(t)
 	a := newBus(t, Options{URLs: urlsOf(ns)})
@@ -197,7 +198,7 @@ func TestNATSOutageRecovered(t *testing.T) {
 	if err := a.Publish(t.Context(), []ingest.BusBatch{batch("m", 1, 2, now+1000, 1)}); err == nil {
 		t.Fatal("publish during the outage succeeded")
 	}
-	runServer(t, opts)
+	bustest.Run(t, opts)
 	testutil.Until(t, 20*time.Second, "hub a ready again", func() bool { return a.Ready() == nil })
 	testutil.WaitFor(t, 20*time.Second, "publish after the outage", func() error {
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
@@ -205,18 +206,4 @@ func TestNATSOutageRecovered(t *testing.T) {
 		return a.Publish(ctx, []ingest.BusBatch{batch("m", 1, 2, now+1000, 1)})
 	})
 	testutil.Until(t, 20*time.Second, "hub b's follower resumed", func() bool { return value() == 2 })
-}
-
-func runServer(t *testing.T, opts *server.Options) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
 }
