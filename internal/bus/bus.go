@@ -152,6 +152,10 @@ func New(ctx context.Context, opts Options) (*Bus, error) {
 	}
 	b.nc = nc
 	b.m.connected.Set(1)
+	if mp := nc.MaxPayload(); mp < MaxMessageBytes {
+		b.log.Warn("NATS max_payload is below a bus message's limit: a batch larger than it (a machine with tens of thousands of series) cannot be published and its agent keeps resending it; set max_payload: 8MB in the NATS servers' configuration",
+			"max_payload", mp, "want", MaxMessageBytes)
+	}
 	b.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		nc.Close()
