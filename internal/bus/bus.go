@@ -82,8 +82,9 @@ type Bus struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	samples jetstream.Stream
-	origin  string // this process's id on the bus
-	urls    string // redacted, for messages
+	origin  string    // this process's id on the bus
+	rawPool sync.Pool // *[]byte: Publish's uncompressed message buffer
+	urls    string    // redacted, for messages
 
 	// mu protects helloFrom.
 	mu sync.Mutex
