@@ -48,6 +48,7 @@ func (b *Bus) follow(ctx context.Context, stream, subjects string) {
 					break
 				}
 				b.log.Debug("bus: follower", "stream", stream, "err", err)
+				sleep(ctx, 100*time.Millisecond) // the ordered consumer recovers by itself
 				continue
 			}
 			f.apply(msg.Data())

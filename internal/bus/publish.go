@@ -138,6 +138,10 @@ func (s *sink) SetProcesses(id string, ts int64, procs []live.Process) {
 // acknowledgement: it is news, not data; a lost one is replaced by the
 // next (and a hub that missed it sees the machine's batches anyway).
 func (b *Bus) publishState(kind, machine string, m *pb.BusMessage) {
+	if b.Ready() != nil {
+		b.m.publishErrors.Inc()
+		return // disconnected: the next update replaces this one
+	}
 	m.Origin = b.origin
 	data, err := encode(m)
 	if err == nil {
