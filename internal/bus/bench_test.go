@@ -102,3 +102,20 @@ func BenchmarkPublish(b *testing.B) {
 	}
 	b.ReportMetric(float64(seq)/time.Since(start).Seconds(), "batches/s")
 }
+
+// BenchmarkFollowBatch: what every hub spends on each batch another hub
+// published: decode, validate, series identities (cached), live.Update.
+func BenchmarkFollowBatch(b *testing.B) {
+	st, err := live.New(live.Options{OfflineAfter: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bus := &Bus{opts: Options{Live: st, Limits: metric.DefaultLimits}, m: newMetrics(nil), origin: "me", helloFrom: map[string]string{}}
+	f := &follower{b: bus, series: map[string]map[string]*live.Series{}}
+	x := agentBatch(1)
+	data := snappy.Encode(nil, appendBatchMessage(nil, "other", &x))
+	b.ReportAllocs()
+	for b.Loop() {
+		f.apply(data)
+	}
+}

@@ -41,6 +41,10 @@ func TestCodecRoundTripAndRefusals(t *testing.T) {
 		"seq 0":        raw(&pb.BusMessage{Msg: &pb.BusMessage_Batch{Batch: &pb.BusBatch{MachineId: "m"}}}),
 		"bad name": raw(&pb.BusMessage{Msg: &pb.BusMessage_Batch{Batch: &pb.BusBatch{MachineId: "m", Seq: 1,
 			Samples: []*pb.BusSample{{Name: "bad name{", Value: 1}}}}}),
+		"unsorted labels": raw(&pb.BusMessage{Msg: &pb.BusMessage_Batch{Batch: &pb.BusBatch{MachineId: "m", Seq: 1,
+			Samples: []*pb.BusSample{{Name: "x", Labels: []*pb.Label{{Name: "b", Value: "1"}, {Name: "a", Value: "2"}}, Value: 1}}}}}),
+		"machine label": raw(&pb.BusMessage{Msg: &pb.BusMessage_Batch{Batch: &pb.BusBatch{MachineId: "m", Seq: 1,
+			Samples: []*pb.BusSample{{Name: "x", Labels: []*pb.Label{{Name: "machine", Value: "other"}}, Value: 1}}}}}),
 		"control char in id": raw(&pb.BusMessage{Msg: &pb.BusMessage_Disconnect{Disconnect: &pb.BusDisconnect{MachineId: "a\x00b"}}}),
 		"too large":          snappy.Encode(nil, make([]byte, MaxMessageBytes+1)),
 	}
