@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -28,14 +27,7 @@ import (
 // it fails.
 func needVictoriaMetrics(t *testing.T) string {
 	t.Helper()
-	vm, err := exec.LookPath("victoria-metrics")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("victoria-metrics is required in CI (apt-get install victoria-metrics): %v", err)
-		}
-		t.Skip("victoria-metrics not installed (apt-get install victoria-metrics)")
-	}
-	return vm
+	return testutil.NeedBinary(t, "victoria-metrics", "apt-get install victoria-metrics")
 }
 
 // freeAddr returns a loopback address with a port free right now, for a
@@ -50,12 +42,12 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startVM runs VictoriaMetrics on addr with its data in dir and waits
-// until it answers /health.
-func startVM(t *testing.T, bin, addr, dir string) *proc {
+// startVM runs VictoriaMetrics on addr with its data in dir (and extra
+// flags) and waits until it answers /health.
+func startVM(t *testing.T, bin, addr, dir string, extra ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, name: "victoria-metrics", out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "-httpListenAddr", addr, "-storageDataPath", dir, "-retentionPeriod", "100y", "-loggerLevel", "WARN")
+	p.cmd = exec.Command(bin, append([]string{"-httpListenAddr", addr, "-storageDataPath", dir, "-retentionPeriod", "100y", "-loggerLevel", "WARN"}, extra...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

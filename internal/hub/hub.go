@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/sysmonstm/sysmonstm/internal/bus"
 	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/httpjson"
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
@@ -83,6 +84,7 @@ type Config struct {
 	Edge     EdgeConfig     // edge.go
 
 	RemoteWrite RemoteWriteConfig // remotewrite.go
+	Bus         BusConfig         // bus.go: --nats
 }
 
 // Limits bound what one agent may send; zero values take the defaults.
@@ -163,6 +165,7 @@ type Hub struct {
 	sec    securityPart
 	edge   edgePart
 	rw     remoteWritePart
+	bus    *bus.Bus // --nats; nil without
 }
 
 // New opens storage and binds both listeners, so the caller knows the
@@ -255,9 +258,13 @@ func New(cfg Config) (*Hub, error) {
 	if err := h.setupRemoteWrite(); err != nil {
 		return nil, err
 	}
+	if err := h.setupBus(); err != nil {
+		return nil, err
+	}
 	h.ingest, err = ingest.New(ingest.Options{
 		Storage:    h.storage(),
-		Live:       h.liveSink(),
+		Bus:        h.ingestBus(),
+		Live:       h.ingestLive(),
 		Auth:       h.ingestAuth(),
 		TokenAuth:  h.sec.store.CheckAgentToken,
 		Logger:     h.log.With("component", "ingest"),
@@ -392,6 +399,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.runEdge(compCtx, comps)
 	h.runRemoteWrite(compCtx, comps)
 	h.runMetadataWatch(compCtx, comps)
+	h.runBus(compCtx, comps)
 
 	g.Go(func() error {
 		if err := h.grpcSrv.Serve(h.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -446,6 +454,9 @@ func (h *Hub) readiness() error {
 	if err := h.store.Writable(); err != nil {
 		return fmt.Errorf("not ready: %w", err)
 	}
+	if err := h.readyBus(); err != nil {
+		return fmt.Errorf("not ready: %w", err)
+	}
 	return nil
 }
 
@@ -456,6 +467,7 @@ func (h *Hub) closeAll() {
 	if h.httpLn != nil {
 		_ = h.httpLn.Close()
 	}
+	h.closeBus()
 	h.closeRemoteWrite()
 	if h.store != nil {
 		if err := h.store.Close(); err != nil {
