@@ -198,3 +198,15 @@ func TestQueryLimits(t *testing.T) {
 	f(store.Query{Metric: "x", From: now, To: now, Matchers: map[string]string{"__name__": "y"}}) // reserved
 	f(store.Query{Metric: "x", From: now.Add(-time.Hour), To: now, Step: -time.Second})           // negative step
 }
+
+// testQuery is a valid query of the last hour.
+func testQuery() store.Query {
+	now := time.Now()
+	return store.Query{Metric: testMetric, Machine: "m1", From: now.Add(-time.Hour), To: now}
+}
+
+// isUnavailable reports whether err answers 503 in web.
+func isUnavailable(err error) bool {
+	var ue interface{ Unavailable() bool }
+	return errors.As(err, &ue) && ue.Unavailable()
+}
