@@ -50,12 +50,13 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startVM runs VictoriaMetrics on addr with its data in dir and waits
-// until it answers /health.
-func startVM(t *testing.T, bin, addr, dir string) *proc {
+// startVM runs VictoriaMetrics on addr with its data in dir and extra
+// flags, and waits until it answers /health.
+func startVM(t *testing.T, bin, addr, dir string, extra ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, name: "victoria-metrics", out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "-httpListenAddr", addr, "-storageDataPath", dir, "-retentionPeriod", "100y", "-loggerLevel", "WARN")
+	p.cmd.Args = append(p.cmd.Args, extra...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
