@@ -144,6 +144,10 @@ func TestQueryEqualsEmbedded(t *testing.T) {
 	}
 	for _, e := range es {
 		c := newClient(t, e, nil)
+		// Prometheus 2.x range selectors include their left end.
+		if closed, err := c.closedRanges(context.Background()); err != nil || closed != (e.name == "prometheus") {
+			t.Fatalf("%s: left-closed ranges %v, %v", e.name, closed, err)
+		}
 		for _, tc := range queries {
 			q := tc.q
 			q.Metric = testMetric
