@@ -59,7 +59,7 @@ func (h *Hub) setupHistory(prom *promapi.API) (web.History, []httpjson.Route, er
 	}
 	cl, err := history.New(history.Options{
 		URL: c.URL, BearerTokenFile: c.BearerTokenFile, BasicAuthFile: c.BasicAuthFile,
-		Timeout: c.Timeout, Logger: h.log.With("component", "history"),
+		Timeout: c.Timeout, Logger: h.log.With("component", "history"), Registerer: h.reg,
 	})
 	if err != nil {
 		return nil, nil, err
