@@ -61,6 +61,7 @@ func hubFlags(fs *flag.FlagSet) *hub.Config {
 	edgeFlags(fs, &c.Edge)
 	remoteWriteFlags(fs, &c.RemoteWrite)
 	busFlags(fs, &c.Bus)
+	historyFlags(fs, &c.History)
 	return c
 }
 
