@@ -137,7 +137,14 @@ func openHarnessOn(t testing.TB, backend, dir string, clk *clock, opts Options) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.ctx, h.stop = context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	h.ctx = ctx
+	// stop ends the engine as a hub's end would: its deliveries and, on
+	// PostgreSQL, its leadership (another engine on the database may lead).
+	h.stop = func() {
+		cancel()
+		h.e.resign()
+	}
 	h.e.runCtx = h.ctx
 	t.Cleanup(func() {
 		h.stop()
