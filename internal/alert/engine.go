@@ -67,9 +67,14 @@ type Options struct {
 	StaleAfter time.Duration
 	// Tick is the period of Run's housekeeping; default 100ms.
 	Tick time.Duration
-	// LeaderPoll is how often, on PostgreSQL, a follower tries to take the
-	// alert leadership and the leader checks its lock connection; default
-	// 1s.
+	// Elect, on PostgreSQL, makes the engines sharing the database elect
+	// one leader that writes alert state and sends notifications while the
+	// others only evaluate (leader.go): for hubs that all see every
+	// machine. Without it (and always on SQLite) the engine writes and
+	// notifies what it evaluates itself.
+	Elect bool
+	// LeaderPoll is how often, with Elect, a follower tries to take the
+	// leadership and the leader checks its lock connection; default 1s.
 	LeaderPoll time.Duration
 	// QueueSize bounds the messages waiting per channel; default 64.
 	QueueSize  int
@@ -100,9 +105,9 @@ type Engine struct {
 	db      *sql.DB
 	m       *engineMetrics
 	started time.Time
-	// shared: the database is PostgreSQL, possibly shared with other hubs;
-	// leader: this engine writes alert state and notifies (always on
-	// SQLite); syncing: it is taking over (leader.go).
+	// shared: the engines on the database (PostgreSQL, Options.Elect)
+	// elect a leader; leader: this engine writes alert state and notifies
+	// (always when not shared); syncing: it is taking over (leader.go).
 	shared  bool
 	leader  atomic.Bool
 	syncing atomic.Bool
@@ -213,7 +218,7 @@ func New(opts Options) (*Engine, error) {
 	if err := e.load(ctx); err != nil {
 		return nil, err
 	}
-	e.shared = metadb.IsPostgres(e.db)
+	e.shared = opts.Elect && metadb.IsPostgres(e.db)
 	if e.shared {
 		// A first hub leads at once; Run keeps campaigning.
 		e.campaign(ctx)
