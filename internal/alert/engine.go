@@ -95,7 +95,8 @@ const promoteGrace = 15 * time.Second
 // concurrent use; the methods the API calls and Run may run at the same
 // time.
 //
-// Locks, in the order they may be taken: machineState.mu, then Engine.mu;
+// Locks, in the order they may be taken: lead.mu (leader.go), then
+// machineState.mu, then Engine.mu;
 // machinesMu and writeMu are never held while taking another lock except
 // writeMu → Engine.mu; stepMu is taken before all of them.
 type Engine struct {

@@ -371,6 +371,25 @@ func TestLeaderMetrics(t *testing.T) {
 	}
 }
 
+// TestResignReleasesLock: a leader that stops cleanly gives the lock up
+// (its connection is closed, not pooled where it would keep the lock), and
+// a follower leads at its next try.
+func TestResignReleasesLock(t *testing.T) {
+	c := newCluster(t, 2)
+	c.nodes[0].stop()
+	c.dead[0] = true
+	if c.nodes[0].e.IsLeader() {
+		t.Fatal("a stopped engine still leads")
+	}
+	start := time.Now()
+	if next := c.takeOver(); next != 1 {
+		t.Fatalf("node %d leads", next)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("takeover after a clean stop took %s", d)
+	}
+}
+
 // TestSQLiteAlwaysLeads: one hub on SQLite leads without a lock and writes
 // no outbox, even asked to elect.
 func TestSQLiteAlwaysLeads(t *testing.T) {

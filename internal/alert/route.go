@@ -247,7 +247,7 @@ func (e *Engine) handOffLocked(id string, g *group) {
 	case w.queue <- job{cfg: n.Config, msg: msg, outbox: entryIDs(g.entries)}:
 		e.m.notifications.WithLabelValues("queued").Inc()
 	default:
-		// Its outbox rows stay open: a next leader sends them.
+		e.markDoneLater(entryIDs(g.entries), "dropped")
 		e.m.notifications.WithLabelValues("dropped").Inc()
 		e.log.Warn("notification dropped: the channel's queue is full (is it failing?)", "notifier", id, "name", n.Config.Name, "queue", cap(w.queue))
 	}
