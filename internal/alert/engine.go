@@ -318,6 +318,19 @@ type machineState struct {
 	series   map[string]*seriesState // series key → state, for matched series only
 }
 
+// eachSlot calls f with every slot of m: its series' and its offline
+// ones. Caller holds m.mu.
+func (m *machineState) eachSlot(f func(*slot)) {
+	for _, ss := range m.series {
+		for _, s := range ss.slots {
+			f(s)
+		}
+	}
+	for _, s := range m.offline {
+		f(s)
+	}
+}
+
 type posEntry struct {
 	sr *live.Series
 	st *seriesState

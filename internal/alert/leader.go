@@ -201,14 +201,7 @@ func (e *Engine) reconcile(rows []*record, now time.Time) {
 	for _, m := range e.machineList() {
 		m.mu.Lock()
 		e.mu.Lock()
-		for _, ss := range m.series {
-			for _, s := range ss.slots {
-				e.reconcileSlotLocked(m, s, stored, now)
-			}
-		}
-		for _, s := range m.offline {
-			e.reconcileSlotLocked(m, s, stored, now)
-		}
+		m.eachSlot(func(s *slot) { e.reconcileSlotLocked(m, s, stored, now) })
 		e.mu.Unlock()
 		m.mu.Unlock()
 	}

@@ -270,14 +270,7 @@ func TestClusterNotifiesOnce(t *testing.T) {
 	c.waitOutboxDone(c.nodes[0])
 }
 
-func ids(as []Alert) []string {
-	out := make([]string, len(as))
-	for i, a := range as {
-		out[i] = a.ID
-	}
-	slices.Sort(out)
-	return out
-}
+func ids(as []Alert) []string { return sortedIDs(as, func(a Alert) string { return a.ID }) }
 
 // TestLeaderKilled: the leader dies (its lock connection cut, nothing
 // cleaned up) at three moments of a notification's life; a follower takes
