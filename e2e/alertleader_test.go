@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sysmonstm/sysmonstm/internal/db/dbtest"
 	"github.com/sysmonstm/sysmonstm/internal/notify"
 	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
@@ -29,10 +28,8 @@ import (
 // follower lists the leader's alert.
 func TestPostgresAlertLeader(t *testing.T) {
 	t.Parallel()
-	dsn := dbtest.NewPostgres(t)
-	setEnv(t, "SYSMONSTM_POSTGRES", dsn)
 	const password = "e2e-leader-admin-pw"
-	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
+	usePostgres(t, password)
 	var hubs []*hubProc
 	for range 3 {
 		hubs = append(hubs, startHub(t, t.TempDir(), "", "", "--alerts-leader-election", "--alerts-defaults=false", "--alerts-group-wait", "300ms"))
