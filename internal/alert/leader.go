@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -153,6 +154,30 @@ func (e *Engine) fence(ctx context.Context) bool {
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	return conn.PingContext(pctx) == nil
+}
+
+// writer is where the leader writes alert state: with an election, the
+// connection holding the leader lock, so that a leader whose lock
+// connection died (and whose successor may already write) cannot commit
+// anything; else the pool.
+func (e *Engine) writer() txBeginner {
+	if !e.shared {
+		return e.db
+	}
+	e.lead.mu.Lock()
+	defer e.lead.mu.Unlock()
+	if e.lead.conn == nil {
+		return noLock{}
+	}
+	return e.lead.conn
+}
+
+// noLock is the writer of an engine that lost the lock between its flush's
+// check and its write.
+type noLock struct{}
+
+func (noLock) BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error) {
+	return nil, errors.New("not the alert leader any more")
 }
 
 // discard closes c so that its server session ends (releasing its

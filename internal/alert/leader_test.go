@@ -3,6 +3,7 @@ package alert
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	sysmontest "github.com/sysmonstm/sysmonstm/internal/testutil"
 
 	"github.com/sysmonstm/sysmonstm/internal/notify"
 )
@@ -311,6 +314,48 @@ func TestLeaderKilled(t *testing.T) {
 				t.Fatalf("history: %+v, want the one resolved alert", as)
 			}
 		})
+	}
+}
+
+// TestLockLostLeaderAlive: the leader's lock connection is cut while the
+// leader lives on and still believes it leads (it has not polled yet); a
+// follower takes over. The old leader can neither write (its writes go
+// through the dead lock connection) nor send (each send checks it), so
+// there is one alert row, one delivery, and no open outbox row.
+func TestLockLostLeaderAlive(t *testing.T) {
+	c := newCluster(t, 3)
+	old := c.nodes[0]
+	old.e.lead.mu.Lock()
+	pid := old.e.lead.pid
+	old.e.lead.mu.Unlock()
+	var ok bool
+	if err := c.nodes[1].db.QueryRow(`SELECT pg_terminate_backend(?)`, pid).Scan(&ok); err != nil || !ok {
+		t.Fatalf("terminate the lock connection: %v %v", ok, err)
+	}
+	var next int
+	sysmontest.WaitFor(t, 5*time.Second, "a follower takes the lock", func() error {
+		for i := 1; i < len(c.nodes); i++ {
+			if c.nodes[i].e.campaign(c.nodes[i].ctx); c.nodes[i].e.IsLeader() {
+				next = i
+				return nil
+			}
+		}
+		return errors.New("no follower leads")
+	})
+	if !old.e.IsLeader() {
+		t.Fatal("the old leader already knows")
+	}
+	c.feed(95, "web-1")
+	c.steps(8) // both believe they lead: write, group, send
+	old.e.campaign(old.ctx)
+	if old.e.IsLeader() {
+		t.Fatal("the old leader did not step down")
+	}
+	c.waitDeliveries(map[string]int{"web-1 firing": 1})
+	c.waitOutboxDone(c.nodes[next])
+	var n int
+	if err := c.nodes[next].db.QueryRow(`SELECT count(*) FROM alerts`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d alert rows, %v; want 1", n, err)
 	}
 }
 

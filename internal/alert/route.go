@@ -62,7 +62,7 @@ func (e *Engine) flush(now time.Time) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := writeAlerts(ctx, e.db, rows, outbox); err != nil {
+	if err := writeAlerts(ctx, e.writer(), rows, outbox); err != nil {
 		e.log.Error("persist alert state; will retry", "alerts", len(rows), "err", err)
 		e.mu.Lock()
 		for _, r := range recs {
