@@ -268,7 +268,12 @@ func (e *Engine) reconcileSlotLocked(m *machineState, s *slot, stored map[string
 			e.active[rec.a.ID] = rec
 		}
 		if row.a.StartedAt.Before(rec.a.StartedAt) {
+			// The episode began when the previous leader saw it: a pending
+			// alert's `for` counts from then.
 			rec.a.StartedAt = row.a.StartedAt
+			if s.ss != nil {
+				s.since = row.a.StartedAt.UnixNano()
+			}
 		}
 		rec.notified, rec.lastNotified, rec.persisted = row.notified, row.lastNotified, true
 		rec.a.Acknowledged, rec.a.Ack = row.a.Acknowledged, row.a.Ack

@@ -359,6 +359,48 @@ func TestLockLostLeaderAlive(t *testing.T) {
 	}
 }
 
+// TestTakeoverKeepsForTimer: a follower that saw an episode begin later
+// than the leader takes the leader's start on takeover, so the alert fires
+// `for` after the leader first saw it, not after the follower did.
+func TestTakeoverKeepsForTimer(t *testing.T) {
+	c := newCluster(t, 2)
+	ctx := context.Background()
+	c.nodes[0].createRule(`{"name":"load","metric":"load","op":">","threshold":4,"for":"10s"}`)
+	if _, err := c.nodes[1].e.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lead, next := c.nodes[0], c.nodes[1]
+	load := func(hs ...*harness) {
+		for _, h := range hs {
+			h.observe("web-1", h.series("load"), 8)
+		}
+	}
+	start := c.clk.Now()
+	load(lead)
+	for range 50 { // 5 s: only the leader sees the machine's load
+		c.steps(1)
+		load(lead)
+	}
+	for range 10 { // 1 s: both do
+		c.steps(1)
+		load(lead, next)
+	}
+
+	if a := lead.one(StatePending); !a.StartedAt.Equal(start) {
+		t.Fatalf("leader's pending alert %+v", a)
+	}
+	c.kill(0)
+	c.takeOver()
+	for c.clk.Now().Sub(start) < 10*time.Second {
+		c.steps(1)
+		load(next)
+	}
+	c.steps(1)
+	if a := next.one(StateFiring); !a.StartedAt.Equal(start) || a.FiredAt.Sub(start) > 10200*time.Millisecond {
+		t.Fatalf("new leader's alert: %+v, want firing 10 s after %s", a, start)
+	}
+}
+
 // TestAckOnFollower: an acknowledgement made on a follower is in force on
 // the leader (no repeats) and visible on every engine.
 func TestAckOnFollower(t *testing.T) {
