@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,7 +98,8 @@ type harness struct {
 	run   runState
 	opts  Options
 	ctx   context.Context
-	stop  context.CancelFunc
+	stop  func()             // the end of the engine's hub: deliveries and leadership end
+	kill  context.CancelFunc // the death of its process: deliveries end, nothing cleaned up
 	serie map[string]*live.Series
 }
 
@@ -137,7 +139,14 @@ func openHarnessOn(t testing.TB, backend, dir string, clk *clock, opts Options) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.ctx, h.stop = context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	h.ctx, h.kill = ctx, cancel
+	// stop ends the engine as a hub's end would: its deliveries and, on
+	// PostgreSQL, its leadership (another engine on the database may lead).
+	h.stop = func() {
+		cancel()
+		h.e.resign()
+	}
 	h.e.runCtx = h.ctx
 	t.Cleanup(func() {
 		h.stop()
@@ -225,6 +234,16 @@ func (h *harness) one(states ...string) Alert {
 		h.t.Fatalf("want 1 alert in %v, have %d: %+v", states, len(as), as)
 	}
 	return as[0]
+}
+
+// sortedIDs returns the ids of xs, sorted.
+func sortedIDs[T any](xs []T, id func(T) string) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = id(x)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // waitSent waits until n messages were sent.

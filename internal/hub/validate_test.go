@@ -71,4 +71,5 @@ func TestConfigValidate(t *testing.T) {
 	f(nats(func(c *Config) { c.Bus.MaxBytes = -1 }), "nats-max-bytes", "must be 0 (no bound) or more")
 	f(nats(func(c *Config) { c.Bus.CredsFile = "/nonexistent/nats.creds" }), "nats-creds", "cannot read it")
 	f(func(c *Config) { c.Bus.Replicas = 3 }, "nats-replicas", "needs nats")
+	f(func(c *Config) { c.Alerting.LeaderElection = true }, "alerts-leader-election", "needs postgres")
 }
