@@ -14,18 +14,19 @@ import (
 
 // TestHeadBytesPerSeries measures the Go heap each tier's head keeps per raw
 // series (issue #16): SYSMONSTM_BENCH_HOSTS (200) hosts × 99 series,
-// SYSMONSTM_BENCH_MINUTES (5) of 1 s samples into the raw tier (past 3 h the
-// raw head is compacted as in a long-running hub: a steady state), then rolled up into the 1m and
-// 1h tiers (4 series each per raw series). The live heap after a full GC is
-// read before and after each step. It is a measurement, not a check: run it
-// with SYSMONSTM_BENCH_MEM=1 -v.
+// SYSMONSTM_BENCH_MINUTES (5) of 1 s samples into the raw tier (past 3 h
+// the raw head has been compacted once, as in a long-running hub: a steady
+// state), then rolled up into the 1m and 1h tiers (4 series each per raw
+// series). The live heap after a full GC is read before and after each
+// step; SYSMONSTM_BENCH_MEMPROFILE=PREFIX also writes a heap profile at
+// each. It is a measurement, not a check: run it with SYSMONSTM_BENCH_MEM=1 -v.
 func TestHeadBytesPerSeries(t *testing.T) {
 	if os.Getenv("SYSMONSTM_BENCH_MEM") == "" {
 		t.Skip("set SYSMONSTM_BENCH_MEM=1 to measure the heap per series")
 	}
 	hosts := envInt("SYSMONSTM_BENCH_HOSTS", 200)
 	ticks := 60 * envInt("SYSMONSTM_BENCH_MINUTES", 5)
-	profile := os.Getenv("SYSMONSTM_BENCH_MEMPROFILE") // PREFIX of heap profiles after each step
+	profile := os.Getenv("SYSMONSTM_BENCH_MEMPROFILE")
 	step := 0
 	var s *Store
 	live := func() uint64 {
