@@ -276,6 +276,7 @@ func New(cfg Config) (*Hub, error) {
 		SeriesIdle:         seriesIdle(cfg.RetentionRaw),
 		MaxBodyBytes:       cfg.Limits.MaxBodyBytes,
 		MaxMemory:          maxMem,
+		MemoryReserve:      h.store.RollupReserve,
 
 		RemoteWriteMachineLabel: cfg.RemoteWriteMachineLabel,
 		Limits:                  limits(cfg.Limits),

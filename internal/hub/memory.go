@@ -74,11 +74,25 @@ func resolveMaxMemory(v int64, root string) (int64, string, error) {
 	return limit, filepath.Join(root, "memory.max"), nil
 }
 
+// defaultGCPercent is the hub's GOGC when no memory budget bounds its heap
+// and the GOGC environment variable is unset. Go's default (100) lets the
+// heap grow to twice what is live before collecting, and nearly all of the
+// hub's heap is live TSDB head state that grows with the series; 50 keeps
+// the resident size at about 1.5× the live heap for twice the collections
+// (hub CPU within the noise of a shared machine: docs/benchmarks.md,
+// "Memory per active series").
+const defaultGCPercent = 50
+
 // applyMaxMemory sets Go's soft memory limit to ingest.MemorySoftLimit of
-// the budget (none when max is 0).
+// the budget; with no budget (max 0) it sets GOGC to defaultGCPercent
+// unless the environment sets GOGC.
 func applyMaxMemory(max int64) {
 	if max > 0 {
 		debug.SetMemoryLimit(int64(float64(max) * ingest.MemorySoftLimit))
+		return
+	}
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(defaultGCPercent)
 	}
 }
 

@@ -1,10 +1,14 @@
 package hub
 
 import (
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/sysmonstm/sysmonstm/internal/ingest"
 )
 
 func TestParseMaxMemory(t *testing.T) {
@@ -74,5 +78,35 @@ func TestValidateMaxMemory(t *testing.T) {
 		if err := c.Validate(); (err == nil) != ok {
 			t.Errorf("MaxMemory %d: %v", v, err)
 		}
+	}
+}
+
+// Without a memory budget the hub collects at GOGC=50 unless the
+// environment sets GOGC; with one, Go's soft limit bounds the heap and
+// GOGC is left alone.
+func TestApplyMaxMemoryGCPercent(t *testing.T) {
+	prev := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(prev); debug.SetMemoryLimit(math.MaxInt64) })
+	if v, had := os.LookupEnv("GOGC"); had {
+		t.Cleanup(func() { os.Setenv("GOGC", v) })
+	}
+	os.Unsetenv("GOGC")
+	applyMaxMemory(0)
+	if got := debug.SetGCPercent(100); got != defaultGCPercent {
+		t.Fatalf("no budget, no GOGC: GC percent %d, want %d", got, defaultGCPercent)
+	}
+	t.Setenv("GOGC", "100")
+	applyMaxMemory(0)
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("GOGC=100 in the environment: GC percent %d, want it kept", got)
+	}
+	os.Unsetenv("GOGC")
+	budget := int64(1 << 30)
+	applyMaxMemory(budget)
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Fatalf("with a budget: GC percent %d, want it kept", got)
+	}
+	if got, want := debug.SetMemoryLimit(-1), int64(float64(budget)*ingest.MemorySoftLimit); got != want {
+		t.Fatalf("with a 1 GiB budget: soft limit %d, want %d", got, want)
 	}
 }

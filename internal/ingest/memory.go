@@ -27,11 +27,13 @@ const limitMemory = "memory"
 // memGuard refuses new series while the hub's memory is above its
 // high-water mark. The memory counted is what a garbage collection cannot
 // give back: the live heap of the last collection plus the Go runtime's
-// memory outside the heap (stacks, runtime metadata). Garbage awaiting
-// collection and file pages the storage maps (page cache the kernel can
-// reclaim) are not counted.
+// memory outside the heap (stacks, runtime metadata), plus the reserve the
+// store reports for series admitted but not yet fully allocated (their
+// rollups). Garbage awaiting collection and file pages the storage maps
+// (page cache the kernel can reclaim) are not counted.
 type memGuard struct {
 	max, high uint64
+	reserve   func() uint64 // nil: none
 	log       *slog.Logger
 	used      atomic.Uint64
 	over      atomic.Bool
@@ -47,11 +49,11 @@ var memMetrics = []string{
 	"/memory/classes/heap/released:bytes",
 }
 
-func newMemGuard(max int64, log *slog.Logger) *memGuard {
+func newMemGuard(max int64, reserve func() uint64, log *slog.Logger) *memGuard {
 	if max <= 0 {
 		return nil
 	}
-	g := &memGuard{max: uint64(max), high: uint64(float64(max) * MemoryHighWater), log: log}
+	g := &memGuard{max: uint64(max), high: uint64(float64(max) * MemoryHighWater), reserve: reserve, log: log}
 	for _, n := range memMetrics {
 		g.samples = append(g.samples, rtmetrics.Sample{Name: n})
 	}
@@ -74,6 +76,9 @@ func (g *memGuard) sample() {
 	used := live
 	if total > heap {
 		used += total - heap
+	}
+	if g.reserve != nil {
+		used += g.reserve()
 	}
 	g.used.Store(used)
 	over := used >= g.high

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func waitMemory(t *testing.T, g *memGuard, over bool) {
 // memory is freed new series are taken again.
 func TestMemoryHighWaterRefusesNewSeries(t *testing.T) {
 	runtime.GC()
-	probe := newMemGuard(1<<40, slog.New(slog.DiscardHandler))
+	probe := newMemGuard(1<<40, nil, slog.New(slog.DiscardHandler))
 	budget := int64(float64(probe.used.Load()+128<<20) / MemoryHighWater) // high-water 128 MiB above what is in use now
 	e := newEnv(t, t.TempDir(), nil, func(o *Options) { o.MaxMemory = budget })
 	g := e.srv.series.mem
@@ -95,5 +96,31 @@ func TestMemoryHighWaterRefusesNewSeries(t *testing.T) {
 	waitMemory(t, g, false)
 	if code, out := post(t, h, bombBody("pushed", 100, 50)); code != 200 || out["accepted"] != 50.0 {
 		t.Fatalf("after the memory was freed: %d %v", code, out)
+	}
+}
+
+// The store's reserve (rollup series still to come for admitted raw
+// series) counts as memory in use: a reserve that reaches the high-water
+// mark refuses new series, and once it is spent below the mark they are
+// taken again.
+func TestMemoryReserveCountsAsUsed(t *testing.T) {
+	runtime.GC()
+	var reserve atomic.Uint64
+	g := newMemGuard(1<<40, reserve.Load, slog.New(slog.DiscardHandler))
+	budget := int64(float64(g.used.Load()+256<<20) / MemoryHighWater) // high-water 256 MiB above what is in use now
+	g = newMemGuard(budget, reserve.Load, slog.New(slog.DiscardHandler))
+	if err := g.check(); err != nil {
+		t.Fatalf("no reserve: %v", err)
+	}
+	reserve.Store(512 << 20)
+	g.sample()
+	err := g.check()
+	if err == nil || !strings.Contains(err.Error(), "memory") {
+		t.Fatalf("reserve of 512 MiB over a 256 MiB margin: check = %v, want the memory refusal", err)
+	}
+	reserve.Store(0)
+	g.sample()
+	if err := g.check(); err != nil {
+		t.Fatalf("reserve spent: %v", err)
 	}
 }

@@ -131,6 +131,10 @@ type Options struct {
 	// are refused (sysmonstm_refused_series_total{limit="memory"}) and
 	// existing series keep flowing (see memGuard). 0: no memory limit.
 	MaxMemory int64
+	// MemoryReserve, when set, returns bytes the hub is about to need for
+	// what it has already admitted (the rollup tiers' series of new raw
+	// series); the memory guard counts them as in use. nil: none.
+	MemoryReserve func() uint64
 
 	// Writable, when set, is asked before each commit and each new stream;
 	// an error refuses the samples unacknowledged (gRPC Unavailable, HTTP
@@ -238,7 +242,7 @@ func New(opts Options) (*Server, error) {
 		rwSeed:  maphash.MakeSeed(),
 		rwCache: map[uint64]*rwEntry{},
 	}
-	s.series.mem = newMemGuard(opts.MaxMemory, opts.Logger)
+	s.series.mem = newMemGuard(opts.MaxMemory, opts.MemoryReserve, opts.Logger)
 	s.m = newMetrics(opts.Registerer, func() float64 { _, n := s.series.counts(""); return float64(n) })
 	for i := 0; i < opts.Writers; i++ {
 		s.writers = append(s.writers, newWriter(s))

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"io/fs"
 	"math/rand/v2"
@@ -82,13 +83,15 @@ func TestBytesPerSample(t *testing.T) {
 		exact  bool
 		jitter int64 // ± ms on each timestamp
 		wal    compression.Type
+		spc    int // samples per chunk; 0: the raw tier's
 	}{
-		{"on-tick/rounded/snappy", true, 0, compression.Snappy},
-		{"on-tick/rounded/zstd", true, 0, compression.Zstd},
-		{"on-tick/rounded/no-wal-compression", true, 0, compression.None},
-		{"jitter3ms/rounded", true, 3, compression.Snappy},
-		{"on-tick/float-noise", false, 0, compression.Snappy},
-		{"jitter3ms/float-noise", false, 3, compression.Snappy},
+		{"on-tick/rounded/snappy", true, 0, compression.Snappy, 0},
+		{"on-tick/rounded/snappy/120-per-chunk", true, 0, compression.Snappy, 120},
+		{"on-tick/rounded/zstd", true, 0, compression.Zstd, 0},
+		{"on-tick/rounded/no-wal-compression", true, 0, compression.None, 0},
+		{"jitter3ms/rounded", true, 3, compression.Snappy, 0},
+		{"on-tick/float-noise", false, 0, compression.Snappy, 0},
+		{"jitter3ms/float-noise", false, 3, compression.Snappy, 0},
 	}
 	if only := os.Getenv("SYSMONSTM_BENCH_VARIANT"); only != "" {
 		for i := range variants {
@@ -101,7 +104,7 @@ func TestBytesPerSample(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
 			dir := t.TempDir()
-			o := tierOptions(24*time.Hour, time.Hour, 0)
+			o := tierOptions(24*time.Hour, time.Hour, 0, cmp.Or(v.spc, rawSamplesPerChunk))
 			o.WALCompression = v.wal
 			db, err := tsdb.Open(dir, nil, nil, o, nil)
 			if err != nil {

@@ -1,0 +1,110 @@
+package store
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/tsdb"
+)
+
+// TestHeadBytesPerSeries measures the Go heap each tier's head keeps per raw
+// series (issue #16): SYSMONSTM_BENCH_HOSTS (200) hosts × 99 series,
+// SYSMONSTM_BENCH_MINUTES (5) of 1 s samples into the raw tier (past 3 h
+// the raw head has been compacted once, as in a long-running hub: a steady
+// state), then rolled up into the 1m and 1h tiers (4 series each per raw
+// series). The live heap after a full GC is read before and after each
+// step; SYSMONSTM_BENCH_MEMPROFILE=PREFIX also writes a heap profile at
+// each. It is a measurement, not a check: run it with SYSMONSTM_BENCH_MEM=1 -v.
+func TestHeadBytesPerSeries(t *testing.T) {
+	if os.Getenv("SYSMONSTM_BENCH_MEM") == "" {
+		t.Skip("set SYSMONSTM_BENCH_MEM=1 to measure the heap per series")
+	}
+	hosts := envInt("SYSMONSTM_BENCH_HOSTS", 200)
+	ticks := 60 * envInt("SYSMONSTM_BENCH_MINUTES", 5)
+	profile := os.Getenv("SYSMONSTM_BENCH_MEMPROFILE")
+	step := 0
+	var s *Store
+	live := func() uint64 {
+		if s != nil {
+			// As the TSDB does once a minute of wall time (this test
+			// writes hours in seconds): full head chunks go to disk.
+			for _, db := range []*tsdb.DB{s.raw, s.tier1m, s.tier1h} {
+				db.ForceHeadMMap()
+			}
+		}
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		if profile != "" {
+			step++
+			f, err := os.Create(profile + strconv.Itoa(step) + ".pprof")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := pprof.WriteHeapProfile(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return m.HeapAlloc
+	}
+	h0 := live()
+	st, clk := openTest(t, "", base, nil)
+	s = st
+	h1 := live()
+	ws := make([]*workload, hosts)
+	refs := make([][]SeriesRef, hosts)
+	for h := range ws {
+		ws[h] = newWorkload("host-"+strconv.Itoa(h), uint64(h), true)
+		refs[h] = make([]SeriesRef, len(ws[h].series))
+	}
+	vals := make([]float64, len(ws[0].series))
+	ctx := context.Background()
+	start := time.Now()
+	for tick := range ticks {
+		ts := ms(base) + int64(tick)*1000
+		app := s.Appender(ctx)
+		for h, w := range ws {
+			w.next(vals)
+			for i, ls := range w.series {
+				ref, err := app.Append(refs[h][i], ls, ts, vals[i])
+				if err != nil {
+					t.Fatal(err)
+				}
+				refs[h][i] = ref
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendTook := time.Since(start)
+	if err := s.raw.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for h := range ws {
+		s.NoteWritten("host-"+strconv.Itoa(h), ms(base)+int64(ticks-1)*1000)
+	}
+	rawSeries := s.raw.Head().NumSeries()
+	h2 := live()
+	// Past the out-of-order window, the minutes are final; past the hour,
+	// the 1h tier takes them too.
+	clk.Set(base.Add(time.Duration(ticks)*time.Second + time.Hour + s.opts.OutOfOrderWindow + 2*s.opts.RollupLag))
+	if err := s.Rollup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h3 := live()
+	per := func(a, b uint64) float64 { return (float64(b) - float64(a)) / float64(rawSeries) }
+	t.Logf("%d raw series (%d samples in %v, %.2f M samples/s); head series: 1m %d, 1h %d",
+		rawSeries, int(rawSeries)*int(ticks), appendTook.Round(time.Millisecond),
+		float64(int(rawSeries)*int(ticks))/appendTook.Seconds()/1e6, s.tier1m.Head().NumSeries(), s.tier1h.Head().NumSeries())
+	t.Logf("live heap per raw series: raw tier %.0f B (%d min at 1 s), 1m+1h tiers %.0f B; all tiers %.0f B; empty store %.1f MiB",
+		per(h1, h2), ticks/60, per(h2, h3), per(h1, h3), float64(h1-h0)/(1<<20))
+	runtime.KeepAlive(refs)
+}
