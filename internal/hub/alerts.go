@@ -65,7 +65,7 @@ func (h *Hub) setupAlerts() error {
 		GroupWait:      c.GroupWait,
 		RepeatInterval: c.RepeatInterval,
 		Retention:      c.Retention,
-		Elect:          c.LeaderElection,
+		Elect:          c.LeaderElection || len(h.cfg.Bus.URLs) > 0, // on the bus every hub sees every machine
 		Logger:         h.log.With("component", "alert"),
 		Registerer:     h.reg,
 		URL: func() string {
