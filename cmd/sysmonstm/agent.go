@@ -83,5 +83,9 @@ func runAgent(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return config.Flagged(err)
 	}
 	log.Info("agent starting", "machine", c.MachineID, "hub", c.Hub, "interval", c.Interval)
+	// A process that is only an agent keeps its footprint small (see
+	// docs/benchmarks.md, "Agent footprint").
+	agent.LeanRuntime()
+	go agent.TrimLoop(ctx, log)
 	return a.Run(ctx)
 }

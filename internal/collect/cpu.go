@@ -82,7 +82,7 @@ type CPU struct {
 // NewCPU returns the cpu collector.
 func NewCPU(opts Options) *CPU {
 	opts = opts.withDefaults()
-	return &CPU{stat: newProcFile(filepath.Join(opts.ProcPath, "stat"))}
+	return &CPU{stat: newKeptProcFile(filepath.Join(opts.ProcPath, "stat"))}
 }
 
 // Name implements Collector.

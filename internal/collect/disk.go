@@ -56,7 +56,7 @@ type Disk struct {
 // NewDisk returns the disk I/O collector.
 func NewDisk(opts Options) *Disk {
 	opts = opts.withDefaults()
-	return &Disk{file: newProcFile(filepath.Join(opts.ProcPath, "diskstats"))}
+	return &Disk{file: newKeptProcFile(filepath.Join(opts.ProcPath, "diskstats"))}
 }
 
 // Name implements Collector.

@@ -2,6 +2,7 @@ package collect
 
 import (
 	"fmt"
+	"io"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,6 +20,39 @@ func readFull(path string, buf *[]byte) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", path, err)
 	}
+	return n, nil
+}
+
+// keptFd is a descriptor kept open between reads of one file.
+type keptFd struct {
+	fd   int
+	open bool
+}
+
+// readFull reads the whole file at path into *buf like the function
+// readFull, through the kept descriptor: it seeks it back to the start and
+// reads to the end, opening it on the first call. A descriptor that fails
+// is closed and the file opened afresh, once per call.
+func (k *keptFd) readFull(path string, buf *[]byte) (int, error) {
+	if k.open {
+		if _, err := unix.Seek(k.fd, 0, io.SeekStart); err == nil {
+			if n, err := readFd(k.fd, buf, false); err == nil {
+				return n, nil
+			}
+		}
+		unix.Close(k.fd)
+		k.open = false
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("open %s: %w", path, err)
+	}
+	n, err := readFd(fd, buf, false)
+	if err != nil {
+		unix.Close(fd)
+		return 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	k.fd, k.open = fd, true
 	return n, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sysmonstm/sysmonstm/internal/diskspace"
+	"github.com/sysmonstm/sysmonstm/internal/metric"
 )
 
 // FSUsage is what statfs(2) reports about one filesystem, in bytes.
@@ -30,10 +31,13 @@ type Filesystem struct {
 	src       *procFile   // the candidate in use; nil before the first successful read
 	watch     *mountWatch // change notifications for src
 
-	raw    []byte  // mountinfo content behind mounts
-	mounts []mount // real filesystems of raw
-	paths  []string
-	all    []mount // parse scratch
+	raw      []byte          // mountinfo content behind mounts
+	mounts   []mount         // real filesystems of raw
+	paths    []string        // statfs path of each mount
+	labels   []metric.Labels // series labels of each mount, shared by its samples
+	usage    []fsResult      // scratch of Collect, one per mount
+	answered []bool          // scratch of Collect, one per mount
+	all      []mount         // parse scratch
 
 	mu       sync.Mutex      // protects inflight
 	inflight map[string]bool // statfs paths whose call has not returned
@@ -103,8 +107,8 @@ func (c *Filesystem) Collect(ctx context.Context, b *Batch) error {
 		defer t.Stop()
 		giveUp = t.C
 	}
-	usage := make([]fsResult, len(c.mounts))
-	answered := make([]bool, len(c.mounts))
+	usage, answered := c.usage, c.answered
+	clear(answered)
 wait:
 	for n := 0; n < launched; n++ {
 		select {
@@ -117,7 +121,7 @@ wait:
 		errs = append(errs, fmt.Errorf("statfs: %d of %d filesystems did not answer in time", launched-n, launched))
 		break wait
 	}
-	for i, m := range c.mounts {
+	for i := range c.mounts {
 		r := usage[i]
 		if !answered[i] {
 			continue
@@ -129,7 +133,7 @@ wait:
 			}
 			continue
 		}
-		addFSUsage(b, m, r.u)
+		addFSUsage(b, c.labels[i], r.u)
 	}
 	return errors.Join(errs...)
 }
@@ -137,16 +141,15 @@ wait:
 // addFSUsage emits one filesystem's series. Used space is Size-Free (root's
 // reserved blocks count as used only once they are used); the percentage is
 // used/(used+avail) like df, so a full disk for users reads 100%.
-func addFSUsage(b *Batch, m mount, u FSUsage) {
+func addFSUsage(b *Batch, labels metric.Labels, u FSUsage) {
 	used := u.Size - min(u.Free, u.Size)
 	pct := 0.0
 	if used+u.Avail > 0 {
 		pct = round2(clampPercent(float64(used) / float64(used+u.Avail) * 100))
 	}
-	labels := [...]string{"device", m.device, "fstype", m.fstype, "mountpoint", m.mountpoint}
-	b.Add("filesystem_size_bytes", float64(u.Size), labels[:]...)
-	b.Add("filesystem_used_bytes", float64(used), labels[:]...)
-	b.Add("filesystem_usage_percent", pct, labels[:]...)
+	b.addShared("filesystem_size_bytes", float64(u.Size), labels)
+	b.addShared("filesystem_used_bytes", float64(used), labels)
+	b.addShared("filesystem_usage_percent", pct, labels)
 }
 
 // refreshMounts re-reads mountinfo when the kernel flagged a change, and
@@ -187,9 +190,13 @@ func (c *Filesystem) refreshMounts() error {
 	}
 	c.mounts = realFilesystems(c.all)
 	c.paths = make([]string, len(c.mounts))
+	c.labels = make([]metric.Labels, len(c.mounts))
 	for i, m := range c.mounts {
 		c.paths[i] = filepath.Join(c.rootFS, m.mountpoint)
+		c.labels[i] = sortedLabels("device", m.device, "fstype", m.fstype, "mountpoint", m.mountpoint)
 	}
+	c.usage = make([]fsResult, len(c.mounts))
+	c.answered = make([]bool, len(c.mounts))
 	c.raw = append(c.raw[:0], data...)
 	return nil
 }

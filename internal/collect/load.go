@@ -29,7 +29,7 @@ type Load struct {
 // NewLoad returns the load average collector.
 func NewLoad(opts Options) *Load {
 	opts = opts.withDefaults()
-	return &Load{file: newProcFile(filepath.Join(opts.ProcPath, "loadavg"))}
+	return &Load{file: newKeptProcFile(filepath.Join(opts.ProcPath, "loadavg"))}
 }
 
 // Name implements Collector.

@@ -74,7 +74,7 @@ type Memory struct {
 // NewMemory returns the memory and swap collector.
 func NewMemory(opts Options) *Memory {
 	opts = opts.withDefaults()
-	return &Memory{file: newProcFile(filepath.Join(opts.ProcPath, "meminfo"))}
+	return &Memory{file: newKeptProcFile(filepath.Join(opts.ProcPath, "meminfo"))}
 }
 
 // Name implements Collector.

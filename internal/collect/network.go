@@ -56,7 +56,7 @@ type Network struct {
 // NewNetwork returns the network interface collector.
 func NewNetwork(opts Options) *Network {
 	opts = opts.withDefaults()
-	return &Network{file: newProcFile(filepath.Join(opts.ProcPath, "net", "dev"))}
+	return &Network{file: newKeptProcFile(filepath.Join(opts.ProcPath, "net", "dev"))}
 }
 
 // Name implements Collector.

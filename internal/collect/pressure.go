@@ -98,7 +98,7 @@ func NewPressure(opts Options) *Pressure {
 	opts = opts.withDefaults()
 	c := &Pressure{}
 	for i, r := range pressureResources {
-		c.files[i] = newProcFile(filepath.Join(opts.ProcPath, "pressure", r))
+		c.files[i] = newKeptProcFile(filepath.Join(opts.ProcPath, "pressure", r))
 		c.labels[i] = metric.Labels{{Name: "resource", Value: r}}
 	}
 	return c

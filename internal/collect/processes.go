@@ -49,7 +49,7 @@ type Processes struct {
 // NewProcesses returns the process count collector.
 func NewProcesses(opts Options) *Processes {
 	opts = opts.withDefaults()
-	return &Processes{pids: pidCounter{path: opts.ProcPath}, stat: newProcFile(filepath.Join(opts.ProcPath, "stat")), now: time.Now}
+	return &Processes{pids: pidCounter{path: opts.ProcPath}, stat: newKeptProcFile(filepath.Join(opts.ProcPath, "stat")), now: time.Now}
 }
 
 // Name implements Collector.

@@ -10,9 +10,22 @@ import (
 type procFile struct {
 	path string
 	buf  []byte
+	// keep: the descriptor stays open between reads (keptFd), each read
+	// seeks it back to the start; for the files of the whole system that
+	// a collector reads every tick (/proc/stat, /proc/meminfo, …), whose
+	// descriptor lives as long as the collector.
+	keep bool
+	fd   keptFd
 }
 
 func newProcFile(path string) *procFile { return &procFile{path: path} }
+
+// newKeptProcFile returns a procFile that keeps its descriptor open: a
+// read costs lseek + read instead of openat + read + close. Only for procfs
+// and sysfs files that exist as long as the system (a file replaced by
+// rename would be read stale) and that the collector keeps for its life (the
+// descriptor is never closed).
+func newKeptProcFile(path string) *procFile { return &procFile{path: path, keep: true} }
 
 // read returns the file's whole content; the slice is valid until the next
 // read.
@@ -20,7 +33,13 @@ func (f *procFile) read() ([]byte, error) {
 	if f.buf == nil {
 		f.buf = make([]byte, 4096)
 	}
-	n, err := readFull(f.path, &f.buf)
+	var n int
+	var err error
+	if f.keep {
+		n, err = f.fd.readFull(f.path, &f.buf)
+	} else {
+		n, err = readFull(f.path, &f.buf)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -33,8 +33,8 @@ type Set struct {
 	timeout time.Duration
 	log     *slog.Logger
 	runners []*runner
-	lastN   int    // samples returned by the previous tick, to size the next; owned by Collect
-	tick    uint64 // number of the current tick; owned by Collect
+	out     []metric.Sample // the slice Collect returns, reused every tick; owned by Collect
+	tick    uint64          // number of the current tick; owned by Collect
 }
 
 // runner is one collector's slot in a Set.
@@ -91,6 +91,9 @@ func (s *Set) Stats() []CollectorStat {
 // Collect runs one tick and returns the samples of every collector that
 // finished in time, in registration order. It returns after at most Timeout
 // plus a tenth of it (at least 20ms) of slack, or earlier when ctx ends.
+// The slice is reused by the next Collect (no allocation per tick): callers
+// must be done with it by then. Its spare capacity takes a few more samples
+// (the agent's process states and pushed values) without a copy.
 func (s *Set) Collect(ctx context.Context) []metric.Sample {
 	parentDone := ctx.Done()
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
@@ -122,7 +125,7 @@ wait:
 		}
 	}
 
-	out := make([]metric.Sample, 0, s.lastN)
+	out := s.out[:0]
 	for _, r := range s.runners {
 		r.mu.Lock()
 		switch {
@@ -140,7 +143,10 @@ wait:
 		}
 		r.mu.Unlock()
 	}
-	s.lastN = len(out)
+	if spare := len(out)/4 + 16; cap(out)-len(out) < spare { // first ticks only
+		out = append(make([]metric.Sample, 0, len(out)+spare), out...)
+	}
+	s.out = out
 	return out
 }
 

@@ -27,7 +27,7 @@ type Uptime struct {
 // NewUptime returns the uptime collector.
 func NewUptime(opts Options) *Uptime {
 	opts = opts.withDefaults()
-	return &Uptime{file: newProcFile(filepath.Join(opts.ProcPath, "uptime"))}
+	return &Uptime{file: newKeptProcFile(filepath.Join(opts.ProcPath, "uptime"))}
 }
 
 // Name implements Collector.
