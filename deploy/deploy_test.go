@@ -239,7 +239,9 @@ func TestCompose(t *testing.T) {
 			}
 			urlHost("remote-write", "vm")
 			urlHost("history-url", "vm")
-			if s.Environment["PGPASSFILE"] == nil || !slices.ContainsFunc(s.Secrets, func(sc types.ServiceSecretConfig) bool { return "/run/secrets/"+sc.Source == *s.Environment["PGPASSFILE"] }) {
+			if s.Environment["PGPASSFILE"] == nil || !slices.ContainsFunc(s.Secrets, func(sc types.ServiceSecretConfig) bool {
+				return "/run/secrets/"+sc.Source == *s.Environment["PGPASSFILE"]
+			}) {
 				t.Errorf("PGPASSFILE %v is not one of the service's secrets %+v", s.Environment["PGPASSFILE"], s.Secrets)
 			}
 			if v := s.Environment["SYSMONSTM_ADMIN_PASSWORD"]; v == nil || len(*v) < 32 {
