@@ -1,0 +1,532 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
+)
+
+// The cluster tests run sysmonstm as issue #15's scale-out mode on real
+// engines, all private to the test: a 3-node NATS JetStream cluster
+// (/usr/sbin/nats-server processes), a PostgreSQL instance of its own
+// (initdb + pg_ctl on a free port, so restarting it disturbs no other
+// test), VictoriaMetrics with deduplication, three hub processes on all of
+// them, and three agents given every hub.
+
+// clusterInterval is the agents' collection interval: the stored history
+// must hold one sample per interval, consecutive.
+const clusterInterval = time.Second
+
+// needTool returns the path of an engine's binary (name, or the first of
+// paths that exists); the test skips without it, except in CI (CI=true)
+// where it fails.
+func needTool(t *testing.T, pkg, name string, paths ...string) string {
+	t.Helper()
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is required in CI (apt-get install %s)", name, pkg)
+	}
+	t.Skipf("%s not installed (apt-get install %s)", name, pkg)
+	return ""
+}
+
+// startEngine runs an engine process (not sysmonstm) that is killed at test
+// end; its output is logged if the test failed.
+func startEngine(t *testing.T, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.kill(syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("--- output of %s ---\n%s", name, truncateTail(p.out.String(), 4000))
+		}
+	})
+	return p
+}
+
+// truncateTail keeps the last n bytes of s.
+func truncateTail(s string, n int) string {
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// natsNode is one node of the test's NATS cluster.
+type natsNode struct {
+	name, client, cluster, monitor string // name; host:port of clients, routes, monitoring
+	conf                           string
+	p                              *proc
+}
+
+// startNATSCluster starts a 3-node NATS cluster with JetStream (file
+// storage in temporary folders) and waits until it has a JetStream meta
+// leader.
+func startNATSCluster(t *testing.T) []*natsNode {
+	t.Helper()
+	bin := needTool(t, "nats-server", "nats-server", "/usr/sbin/nats-server")
+	dir := t.TempDir()
+	nodes := make([]*natsNode, 3)
+	var routes []string
+	for i := range nodes {
+		nodes[i] = &natsNode{name: fmt.Sprintf("n%d", i+1), client: freeAddr(t), cluster: freeAddr(t), monitor: freeAddr(t)}
+		routes = append(routes, "nats-route://"+nodes[i].cluster)
+	}
+	for _, n := range nodes {
+		n.conf = filepath.Join(dir, n.name+".conf")
+		conf := fmt.Sprintf("server_name: %s\nlisten: %s\nhttp: %s\njetstream { store_dir: %q }\ncluster {\n  name: e2e\n  listen: %s\n  routes: [%s]\n}\n",
+			n.name, n.client, n.monitor, filepath.Join(dir, n.name), n.cluster, strings.Join(routes, ", "))
+		if err := os.WriteFile(n.conf, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		n.start(t, bin)
+	}
+	for _, n := range nodes {
+		testutil.WaitFor(t, 30*time.Second, "NATS "+n.name+" in a cluster with a JetStream leader", func() error {
+			var jsz struct {
+				Meta *struct {
+					Leader string `json:"leader"`
+					Size   int    `json:"cluster_size"`
+				} `json:"meta_cluster"`
+			}
+			if code, err := getJSONErr("http://"+n.monitor+"/jsz", &jsz); err != nil || code != 200 {
+				return fmt.Errorf("status %d %v", code, err)
+			}
+			if jsz.Meta == nil || jsz.Meta.Leader == "" || jsz.Meta.Size != 3 {
+				return fmt.Errorf("meta cluster %+v", jsz.Meta)
+			}
+			return nil
+		})
+	}
+	return nodes
+}
+
+func (n *natsNode) start(t *testing.T, bin string) {
+	n.p = startEngine(t, "nats "+n.name, exec.Command(bin, "-c", n.conf))
+}
+
+// natsURLs is the hubs' --nats value.
+func natsURLs(nodes []*natsNode) string {
+	var us []string
+	for _, n := range nodes {
+		us = append(us, "nats://"+n.client)
+	}
+	return strings.Join(us, ",")
+}
+
+// privatePG is a PostgreSQL instance of the test's own.
+type privatePG struct {
+	pgCtl, dataDir, port string
+	asUser               []string // runuser -u postgres -- when run as root
+}
+
+// startPrivatePG creates a PostgreSQL cluster in a temporary folder (initdb,
+// trust auth) and starts it on a free loopback port; it is stopped at test
+// end. As root it runs as the user postgres (initdb refuses root).
+func startPrivatePG(t *testing.T) *privatePG {
+	t.Helper()
+	initdb := needTool(t, "postgresql", "initdb", "/usr/lib/postgresql/15/bin/initdb", "/usr/lib/postgresql/16/bin/initdb", "/usr/lib/postgresql/17/bin/initdb")
+	pg := &privatePG{pgCtl: filepath.Join(filepath.Dir(initdb), "pg_ctl"), port: port(t, freeAddr(t))}
+	dir, err := os.MkdirTemp("", "sysmonstm-e2e-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatalf("running as root, PostgreSQL needs the user postgres: %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(dir, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		pg.asUser = []string{"runuser", "-u", "postgres", "--"}
+	}
+	pg.dataDir = filepath.Join(dir, "data")
+	pg.run(t, initdb, "-D", pg.dataDir, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8")
+	pg.ctl(t, "start")
+	t.Cleanup(func() {
+		args := append(slices.Clone(pg.asUser), pg.pgCtl, "stop", "-D", pg.dataDir, "-m", "immediate")
+		_ = exec.Command(args[0], args[1:]...).Run()
+	})
+	return pg
+}
+
+func (pg *privatePG) run(t *testing.T, args ...string) {
+	t.Helper()
+	args = append(slices.Clone(pg.asUser), args...)
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = os.TempDir()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// ctl runs pg_ctl action (start, restart, stop) and waits for it.
+func (pg *privatePG) ctl(t *testing.T, action string) {
+	t.Helper()
+	args := []string{pg.pgCtl, action, "-D", pg.dataDir, "-w", "-t", "60", "-l", filepath.Join(filepath.Dir(pg.dataDir), "log")}
+	if action != "stop" {
+		args = append(args, "-o", fmt.Sprintf("-p %s -k %s -c listen_addresses=127.0.0.1 -c fsync=off", pg.port, filepath.Dir(pg.dataDir)))
+	}
+	pg.run(t, args...)
+}
+
+// url is the hubs' --postgres value (database postgres, user postgres).
+func (pg *privatePG) url() string {
+	return "postgres://postgres@127.0.0.1:" + pg.port + "/postgres?sslmode=disable"
+}
+
+// cluster is the whole deployment of a cluster test.
+type cluster struct {
+	t      *testing.T
+	nats   []*natsNode
+	pg     *privatePG
+	vmAddr string
+	hubs   []*hubProc
+	alive  []bool
+	ids    []string
+	agents []*proc
+	admin  string // the admin's password
+}
+
+// startCluster starts NATS, PostgreSQL, VictoriaMetrics, three hubs on
+// them and three agents given every hub, spread so each starts on another
+// hub; it returns when every machine is online on every hub.
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	c := &cluster{t: t, admin: "e2e-cluster-admin-pw"}
+	vmBin := needVictoriaMetrics(t)
+	c.nats = startNATSCluster(t)
+	c.pg = startPrivatePG(t)
+	c.vmAddr = freeAddr(t)
+	startVM(t, vmBin, c.vmAddr, t.TempDir(), "-dedup.minScrapeInterval=1ms")
+	setEnv(t, "SYSMONSTM_POSTGRES", c.pg.url())
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", c.admin)
+	for range 3 {
+		c.hubs = append(c.hubs, startHub(t, t.TempDir(), "", "",
+			"--nats", natsURLs(c.nats), "--nats-replicas", "3",
+			"--remote-write", "http://"+c.vmAddr+"/api/v1/write",
+			"--history-url", "http://"+c.vmAddr))
+		c.alive = append(c.alive, true)
+	}
+	var grpcs []string
+	for _, h := range c.hubs {
+		grpcs = append(grpcs, h.grpc)
+	}
+	c.ids = hashSpread("cl-", 3)
+	for _, id := range c.ids {
+		c.agents = append(c.agents, start(t, "agent "+id, "agent", "--hub", strings.Join(grpcs, ","), "--machine-id", id,
+			"--token", c.hubs[0].token, "--interval", clusterInterval.String(), "--log-level", "debug", "--push-socket", ""))
+	}
+	for _, h := range c.hubs {
+		waitOnline(t, h, c.ids...)
+	}
+	return c
+}
+
+// connectedHub matches an agent's "connected to hub" log line.
+var connectedHub = regexp.MustCompile(`msg="connected to hub"[^\n]* hub=(\S+)`)
+
+// holder returns the index of the hub agent k streams to now (its last
+// "connected to hub" line), or -1.
+func (c *cluster) holder(k int) int {
+	ms := connectedHub.FindAllStringSubmatch(c.agents[k].out.String(), -1)
+	if len(ms) == 0 {
+		return -1
+	}
+	last := ms[len(ms)-1][1]
+	for i, h := range c.hubs {
+		if h.grpc == last {
+			return i
+		}
+	}
+	return -1
+}
+
+// onlineEverywhere waits until every live hub lists every machine online
+// and seen after since (a hub keeps a machine "online" for a while after
+// its last data), and returns how long that took.
+func (c *cluster) onlineEverywhere(timeout time.Duration, since time.Time) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	testutil.WaitFor(c.t, timeout, "every machine online on every live hub", func() error {
+		for i, h := range c.hubs {
+			if !c.alive[i] {
+				continue
+			}
+			var list []machine
+			if code, err := getJSONErr("http://"+h.http+"/api/machines", &list); err != nil || code != 200 {
+				return fmt.Errorf("hub %d: status %d %v", i, code, err)
+			}
+			for _, id := range c.ids {
+				i := slices.IndexFunc(list, func(m machine) bool { return m.ID == id })
+				if i < 0 || !list[i].Online {
+					return fmt.Errorf("hub %d: %s not online", i, id)
+				}
+				if seen, err := time.Parse(time.RFC3339Nano, list[i].LastSeen); err != nil || !seen.After(since) {
+					return fmt.Errorf("hub %d: %s last seen %q", i, id, list[i].LastSeen)
+				}
+			}
+		}
+		return nil
+	})
+	return time.Since(start)
+}
+
+// checkHistory reads every machine's cpu_usage_percent{cpu="total"} from
+// VictoriaMetrics between from and to and fails on a gap or a duplicate:
+// one sample per collection interval, consecutive.
+func (c *cluster) checkHistory(what string, from, to time.Time) {
+	c.t.Helper()
+	all := vmSamples(c.t, c.vmAddr)
+	for _, id := range c.ids {
+		key := seriesKey(map[string]string{"__name__": "cpu_usage_percent", "cpu": "total", "machine": id})
+		var ts []int64
+		for _, v := range all[key] {
+			if v >= from.UnixMilli() && v <= to.UnixMilli() {
+				ts = append(ts, v)
+			}
+		}
+		step := clusterInterval.Milliseconds()
+		if len(ts) == 0 {
+			c.t.Errorf("%s: %s has no stored samples between %s and %s (series %s; VM holds %d series)", what, id, from.Format(time.TimeOnly), to.Format(time.TimeOnly), key, len(all))
+			continue
+		}
+		if ts[0] > from.UnixMilli()+2*step || ts[len(ts)-1] < to.UnixMilli()-2*step {
+			c.t.Errorf("%s: %s: samples span %s–%s, want %s–%s", what, id, time.UnixMilli(ts[0]).Format(time.StampMilli), time.UnixMilli(ts[len(ts)-1]).Format(time.StampMilli), from.Format(time.StampMilli), to.Format(time.StampMilli))
+		}
+		for j := 1; j < len(ts); j++ {
+			switch d := ts[j] - ts[j-1]; {
+			case d == 0:
+				c.t.Errorf("%s: %s: sample at %s stored twice", what, id, time.UnixMilli(ts[j]).Format(time.StampMilli))
+			case d > step+step/2:
+				c.t.Errorf("%s: %s: gap of %d ms after %s", what, id, d, time.UnixMilli(ts[j-1]).Format(time.StampMilli))
+			}
+		}
+		c.t.Logf("%s: %s: %d samples %s–%s", what, id, len(ts), time.UnixMilli(ts[0]).Format(time.StampMilli), time.UnixMilli(ts[len(ts)-1]).Format(time.StampMilli))
+	}
+}
+
+// waitStored waits until VictoriaMetrics holds every machine's samples up
+// to at least t (remote write is asynchronous).
+func (c *cluster) waitStored(at time.Time) {
+	c.t.Helper()
+	testutil.WaitFor(c.t, 30*time.Second, "samples up to "+at.Format(time.TimeOnly)+" in VictoriaMetrics", func() error {
+		all := vmSamples(c.t, c.vmAddr)
+		for _, id := range c.ids {
+			key := seriesKey(map[string]string{"__name__": "cpu_usage_percent", "cpu": "total", "machine": id})
+			ts := all[key]
+			if len(ts) == 0 || ts[len(ts)-1] < at.UnixMilli() {
+				return fmt.Errorf("%s not yet", id)
+			}
+		}
+		return nil
+	})
+}
+
+// TestCluster: three hubs on a 3-node NATS JetStream cluster, PostgreSQL
+// and VictoriaMetrics, three agents given every hub (issue #15's tests):
+//   - every hub lists every machine online;
+//   - a login, a token and a rule made on one hub work on the others;
+//   - a rule with a webhook notifier gives exactly one delivery per machine;
+//   - a NATS node killed: nothing lost;
+//   - PostgreSQL restarted: the hubs recover by themselves and ingestion
+//     goes on meanwhile;
+//   - SIGKILL of the hubs holding agents: every machine online on the
+//     survivor within 20 s, and the stored 1 s history across all of it
+//     has no gap and no duplicate.
+//
+// It needs the hub's --nats (h/bus), --history-url (h/history) and one
+// notification per transition across hubs (h/alertha).
+func TestCluster(t *testing.T) {
+	t.Parallel()
+	c := startCluster(t)
+	began := time.Now()
+	t.Logf("cluster up; agents on hubs %d %d %d", c.holder(0), c.holder(1), c.holder(2))
+
+	t.Run("every hub lists every machine", func(t *testing.T) {
+		c.onlineEverywhere(20*time.Second, time.Now())
+	})
+
+	t.Run("login, token and rule made on one hub work on the others", func(t *testing.T) {
+		api := []*alertsClient{}
+		for _, h := range c.hubs {
+			api = append(api, newAlertsClient(t, h, c.admin))
+		}
+		api[0].must(201, "POST", "/api/users", map[string]string{"username": "carol", "password": "carol-password-1", "role": "viewer"}, nil)
+		for i := 1; i < 3; i++ {
+			lc := &alertsClient{t: t, base: "http://" + c.hubs[i].http}
+			if code := lc.do("POST", "/api/auth/login", map[string]string{"username": "carol", "password": "carol-password-1"}, nil); code != http.StatusOK {
+				t.Errorf("carol, created on hub 0, logging in on hub %d: status %d", i, code)
+			}
+		}
+		var tok struct {
+			Token string `json:"token"`
+		}
+		api[1].must(201, "POST", "/api/tokens", map[string]string{"machine": "cl-token", "name": "made on hub 1"}, &tok)
+		startAgent(t, c.hubs[2], "cl-token", "--token", tok.Token, "--interval", clusterInterval.String())
+		waitOnline(t, c.hubs[0], "cl-token") // streamed to hub 2, seen on hub 0
+		var rule struct {
+			ID string `json:"id"`
+		}
+		api[2].must(201, "POST", "/api/rules", map[string]any{
+			"name": "made on hub 2", "metric": `cpu_usage_percent{cpu="total"}`, "op": ">=", "threshold": 0,
+			"machines": []string{"cl-token"}, "severity": "info",
+		}, &rule)
+		for i := range 3 {
+			testutil.WaitFor(t, 20*time.Second, fmt.Sprintf("hub %d shows the rule made on hub 2 firing", i), func() error {
+				var list []e2eAlert
+				api[i].must(200, "GET", "/api/alerts?state=firing&machine=cl-token&rule="+rule.ID, nil, &list)
+				if len(list) != 1 {
+					return fmt.Errorf("firing: %+v", list)
+				}
+				return nil
+			})
+		}
+		api[0].must(204, "DELETE", "/api/rules/"+rule.ID, nil, nil)
+	})
+
+	sink := newHookSink(t)
+	t.Run("one webhook delivery per machine", func(t *testing.T) {
+		api := newAlertsClient(t, c.hubs[1], c.admin)
+		var notifier struct {
+			ID string `json:"id"`
+		}
+		api.must(201, "POST", "/api/notifiers", map[string]any{"name": "cluster hook", "type": "webhook", "url": sink.srv.URL + "/hook"}, &notifier)
+		api.must(201, "POST", "/api/rules", map[string]any{
+			"name": "cluster once", "metric": `cpu_usage_percent{cpu="total"}`, "op": ">=", "threshold": 0,
+			"machines": c.ids, "severity": "warning", "notifiers": []string{notifier.ID},
+		}, nil)
+		got := firingFor(sink, 30*time.Second, func(got map[string]int) bool { return len(got) == len(c.ids) })
+		// Long past the group wait: a second delivery would come now.
+		for id, n := range firingFor(sink, 8*time.Second, nil) {
+			got[id] += n
+		}
+		for _, id := range c.ids {
+			if got[id] != 1 {
+				t.Errorf("%s: %d firing notifications, want exactly 1 (all: %v)", id, got[id], got)
+			}
+		}
+	})
+
+	t.Run("NATS node killed: nothing lost", func(t *testing.T) {
+		from := time.Now()
+		c.nats[0].p.kill(syscall.SIGKILL)
+		time.Sleep(8 * time.Second)
+		c.onlineEverywhere(20*time.Second, time.Now().Add(-time.Second))
+		to := time.Now()
+		c.waitStored(to)
+		c.checkHistory("NATS node down", from.Add(-3*time.Second), to)
+	})
+
+	t.Run("PostgreSQL restarted: hubs recover, ingestion goes on", func(t *testing.T) {
+		from := time.Now()
+		c.pg.ctl(t, "stop")
+		time.Sleep(5 * time.Second) // ingestion goes on meanwhile: checked below
+		c.pg.ctl(t, "start")
+		for i, h := range c.hubs {
+			testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("hub %d logs in again", i), func() error {
+				lc := &alertsClient{t: t, base: "http://" + h.http}
+				if code := lc.do("POST", "/api/auth/login", map[string]string{"username": "admin", "password": c.admin}, nil); code != http.StatusOK {
+					return fmt.Errorf("login status %d", code)
+				}
+				return nil
+			})
+		}
+		to := time.Now()
+		c.waitStored(to)
+		c.checkHistory("PostgreSQL restart", from, to)
+	})
+
+	t.Run("SIGKILL of the hubs holding agents", func(t *testing.T) {
+		survivor := 2
+		var victims []int
+		for k := range c.ids {
+			if h := c.holder(k); h != survivor && !slices.Contains(victims, h) && h >= 0 {
+				victims = append(victims, h)
+			}
+		}
+		if len(victims) == 0 {
+			t.Fatalf("no agent on a hub other than %d: %d %d %d", survivor, c.holder(0), c.holder(1), c.holder(2))
+		}
+		killed := time.Now()
+		for _, v := range victims {
+			c.hubs[v].kill(syscall.SIGKILL)
+			c.alive[v] = false
+		}
+		testutil.WaitFor(t, 20*time.Second, "every agent streaming to the survivor", func() error {
+			for k, id := range c.ids {
+				if h := c.holder(k); h != survivor {
+					return fmt.Errorf("%s on hub %d", id, h)
+				}
+			}
+			return nil
+		})
+		moved := time.Since(killed)
+		// Data that arrived after the kill, so through the survivor.
+		took := moved + c.onlineEverywhere(20*time.Second-moved, killed.Add(clusterInterval))
+		t.Logf("hubs %v killed: agents on hub %d after %s, every machine online there with new data after %s", victims, survivor, moved.Round(10*time.Millisecond), took.Round(10*time.Millisecond))
+		time.Sleep(3 * time.Second)
+		to := time.Now()
+		c.waitStored(to)
+		c.checkHistory("hubs killed", killed.Add(-5*time.Second), to)
+		// The notifying hub may have been among the dead: its successor
+		// must not notify the firing alerts again.
+		if again := firingFor(sink, 5*time.Second, nil); len(again) > 0 {
+			t.Errorf("firing notifications again after the kill: %v", again)
+		}
+	})
+
+	// The whole run, every fault included, from the first full minute.
+	c.checkHistory("whole run", began.Add(5*time.Second), time.Now().Add(-5*time.Second))
+}
+
+// firingFor counts the firing alerts per machine in the webhook deliveries
+// arriving within d, or until done (if not nil) says enough.
+func firingFor(s *hookSink, d time.Duration, done func(map[string]int) bool) map[string]int {
+	got := map[string]int{}
+	deadline := time.After(d)
+	for done == nil || !done(got) {
+		select {
+		case dl := <-s.ch:
+			for _, a := range dl.payload.Alerts {
+				if a.State == "firing" {
+					got[a.Machine]++
+				}
+			}
+		case <-deadline:
+			if done != nil {
+				s.t.Fatalf("firing notifications after %s: %v", d, got)
+			}
+			return got
+		}
+	}
+	return got
+}
