@@ -17,6 +17,7 @@ func alertingFlags(fs *flag.FlagSet, c *hub.AlertingConfig) {
 	fs.DurationVar(&c.GroupWait, "alerts-group-wait", 500*time.Millisecond, "alert changes within this window go out as one notification per channel")
 	c.RepeatInterval = 4 * time.Hour
 	fs.Var(repeatFlag{&c.RepeatInterval}, "alerts-repeat-interval", "re-send unacknowledged, unsilenced firing alerts every `duration` (default 4h); 0 disables repeats")
+	fs.BoolVar(&c.LeaderElection, "alerts-leader-election", false, "with --postgres: the hubs on the database elect one that writes alert state and sends notifications (exactly one per transition); for hubs that all receive every machine's data")
 	fs.Var(invertedBool{&c.NoDefaultRules}, "alerts-defaults", "create the built-in default alert rules, each once: on the first start, and after an upgrade that adds one (default true)")
 }
 

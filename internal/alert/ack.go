@@ -21,9 +21,13 @@ const maxAckComment = 1024
 func (e *Engine) Acknowledge(ctx context.Context, id string, ack bool, who, comment string) (Alert, error) {
 	e.mu.Lock()
 	r := e.active[id]
-	if r == nil {
+	if r == nil || !e.leader.Load() {
 		e.mu.Unlock()
-		return e.acknowledgeElsewhere(ctx, id, ack, who, comment)
+		a, err := e.acknowledgeElsewhere(ctx, id, ack, who, comment)
+		if err == nil && !e.leader.Load() {
+			e.followAfterWrite(ctx)
+		}
+		return a, err
 	}
 	now := e.now().UTC()
 	setAck(&r.a, ack, who, comment, now)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	metadb "github.com/sysmonstm/sysmonstm/internal/db"
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 	"github.com/sysmonstm/sysmonstm/internal/notify"
@@ -66,6 +67,15 @@ type Options struct {
 	StaleAfter time.Duration
 	// Tick is the period of Run's housekeeping; default 100ms.
 	Tick time.Duration
+	// Elect, on PostgreSQL, makes the engines sharing the database elect
+	// one leader that writes alert state and sends notifications while the
+	// others only evaluate (leader.go): for hubs that all see every
+	// machine. Without it (and always on SQLite) the engine writes and
+	// notifies what it evaluates itself.
+	Elect bool
+	// LeaderPoll is how often, with Elect, a follower tries to take the
+	// leadership and the leader checks its lock connection; default 1s.
+	LeaderPoll time.Duration
 	// QueueSize bounds the messages waiting per channel; default 64.
 	QueueSize  int
 	Logger     *slog.Logger
@@ -95,6 +105,13 @@ type Engine struct {
 	db      *sql.DB
 	m       *engineMetrics
 	started time.Time
+	// shared: the engines on the database (PostgreSQL, Options.Elect)
+	// elect a leader; leader: this engine writes alert state and notifies
+	// (always when not shared); syncing: it is taking over (leader.go).
+	shared  bool
+	leader  atomic.Bool
+	syncing atomic.Bool
+	lead    leadership
 
 	set atomic.Pointer[ruleSet] // the compiled enabled rules
 	// rebuildNeeded asks Run to bring every machine up to the rules (a
@@ -111,19 +128,22 @@ type Engine struct {
 	stepMu    sync.Mutex // protects stepState
 	stepState runState   // what Step remembers between calls (Run keeps its own)
 
-	mu        sync.Mutex // protects every field below
-	version   uint64     // rules version: bumped on every rule change
-	rules     map[string]Rule
-	notifiers map[string]Notifier
-	silences  map[string]*Silence
-	active    map[string]*record      // id → pending or firing alert
-	restored  map[string]*record      // identity → active alert loaded at start, not yet seen again
-	dirty     map[string]*record      // id → changed since the last flush
-	pending   map[*slot]*machineState // pending slots, for promotion by Run
-	groups    map[string]*group       // channel id → notifications being collected
-	workers   map[string]*worker      // channel id → delivery goroutine
-	runCtx    context.Context
-	workersWG sync.WaitGroup
+	mu         sync.Mutex // protects every field below
+	version    uint64     // rules version: bumped on every rule change
+	rules      map[string]Rule
+	notifiers  map[string]Notifier
+	silences   map[string]*Silence
+	active     map[string]*record      // id → pending or firing alert
+	restored   map[string]*record      // identity → active alert loaded at start (or takeover), not yet seen again
+	restoredAt time.Time               // when restored was loaded
+	outboxNew  []*outboxEntry          // outbox entries to write at the next flush
+	view       map[string]string       // follower: alert id → stored body of the active alerts it published (follow.go)
+	dirty      map[string]*record      // id → changed since the last flush
+	pending    map[*slot]*machineState // pending slots, for promotion by Run
+	groups     map[string]*group       // channel id → notifications being collected
+	workers    map[string]*worker      // channel id → delivery goroutine
+	runCtx     context.Context
+	workersWG  sync.WaitGroup
 }
 
 // New opens the engine's tables, applies provisioning and the default
@@ -146,6 +166,9 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Tick <= 0 {
 		opts.Tick = 100 * time.Millisecond
+	}
+	if opts.LeaderPoll <= 0 {
+		opts.LeaderPoll = time.Second
 	}
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = 64
@@ -195,6 +218,14 @@ func New(opts Options) (*Engine, error) {
 	if err := e.load(ctx); err != nil {
 		return nil, err
 	}
+	e.shared = opts.Elect && metadb.IsPostgres(e.db)
+	if e.shared {
+		// A first hub leads at once; Run keeps campaigning.
+		e.campaign(ctx)
+	} else {
+		e.leader.Store(true)
+		e.m.leader.Set(1)
+	}
 	// Machines known before a restart are watched by offline rules; each
 	// gets a grace of the rule's `for` from now (agents reconnect after a
 	// hub restart) unless its offline alert was already firing.
@@ -241,6 +272,7 @@ func (e *Engine) load(ctx context.Context) error {
 		e.active[r.a.ID] = r
 		e.restored[r.identity()] = r
 	}
+	e.restoredAt = e.started
 	e.bumpLocked()
 	e.m.setAlertGauges(e.active)
 	return nil

@@ -45,5 +45,7 @@ func (e *Engine) Forget(id string) {
 			e.endRecordLocked(r, now, ReasonForgotten)
 		}
 	}
-	e.m.setAlertGauges(e.active)
+	if e.leader.Load() {
+		e.m.setAlertGauges(e.active)
+	}
 }

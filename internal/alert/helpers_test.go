@@ -97,7 +97,8 @@ type harness struct {
 	run   runState
 	opts  Options
 	ctx   context.Context
-	stop  context.CancelFunc
+	stop  func()             // the end of the engine's hub: deliveries and leadership end
+	kill  context.CancelFunc // the death of its process: deliveries end, nothing cleaned up
 	serie map[string]*live.Series
 }
 
@@ -137,7 +138,14 @@ func openHarnessOn(t testing.TB, backend, dir string, clk *clock, opts Options) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.ctx, h.stop = context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	h.ctx, h.kill = ctx, cancel
+	// stop ends the engine as a hub's end would: its deliveries and, on
+	// PostgreSQL, its leadership (another engine on the database may lead).
+	h.stop = func() {
+		cancel()
+		h.e.resign()
+	}
 	h.e.runCtx = h.ctx
 	t.Cleanup(func() {
 		h.stop()

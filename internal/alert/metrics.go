@@ -12,6 +12,9 @@ type engineMetrics struct {
 	transitions   *prometheus.CounterVec // to
 	notifications *prometheus.CounterVec // result
 	alerts        *prometheus.GaugeVec   // state, severity
+	leader        prometheus.Gauge
+	leaderChanges prometheus.Counter
+	outboxPending prometheus.Gauge
 }
 
 func newEngineMetrics(r prometheus.Registerer) (*engineMetrics, error) {
@@ -32,6 +35,18 @@ func newEngineMetrics(r prometheus.Registerer) (*engineMetrics, error) {
 			Name: "sysmonstm_alerts",
 			Help: "Active alerts by state (pending, firing) and severity.",
 		}, []string{"state", "severity"}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sysmonstm_alert_leader",
+			Help: "1 while this hub writes alert state and sends notifications (always on SQLite; on PostgreSQL, the hub holding the leader lock), else 0.",
+		}),
+		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sysmonstm_alert_leader_changes_total",
+			Help: "Times this hub took or lost the alert leadership (PostgreSQL).",
+		}),
+		outboxPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sysmonstm_alert_outbox_pending",
+			Help: "Notifications recorded in the PostgreSQL outbox and not yet sent, as the leader counts them every second (0 on followers and on SQLite).",
+		}),
 	}
 	for _, s := range []string{StatePending, StateFiring} {
 		for _, sev := range []string{SeverityWarning, SeverityCritical} {
@@ -41,11 +56,11 @@ func newEngineMetrics(r prometheus.Registerer) (*engineMetrics, error) {
 	for _, to := range []string{StatePending, StateFiring, StateResolved, StateInactive} {
 		m.transitions.WithLabelValues(to)
 	}
-	for _, res := range []string{"queued", "sent", "failed", "dropped", "unrouted", "repeat"} {
+	for _, res := range []string{"queued", "sent", "failed", "dropped", "unrouted", "repeat", "not_leader"} {
 		m.notifications.WithLabelValues(res)
 	}
 	if r != nil {
-		for _, c := range []prometheus.Collector{m.evaluations, m.transitions, m.notifications, m.alerts} {
+		for _, c := range []prometheus.Collector{m.evaluations, m.transitions, m.notifications, m.alerts, m.leader, m.leaderChanges, m.outboxPending} {
 			if err := r.Register(c); err != nil {
 				return nil, fmt.Errorf("register alert metrics: %w", err)
 			}

@@ -38,18 +38,26 @@ func (e *Engine) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
 		q.Limit = defaultAlertLimit
 	}
 	var active, fresh []Alert
-	e.mu.Lock()
-	for _, r := range e.active {
-		if q.matches(&r.a) {
-			active = append(active, r.snapshot())
+	if !e.leader.Load() {
+		// A follower shows the leader's alerts: the stored ones.
+		var err error
+		if active, err = e.storedActive(ctx, q); err != nil {
+			return nil, err
 		}
-	}
-	for _, r := range e.dirty { // resolved but not yet written
-		if r.a.State == StateResolved && !r.deleted && q.matches(&r.a) {
-			fresh = append(fresh, r.snapshot())
+	} else {
+		e.mu.Lock()
+		for _, r := range e.active {
+			if q.matches(&r.a) {
+				active = append(active, r.snapshot())
+			}
 		}
+		for _, r := range e.dirty { // resolved but not yet written
+			if r.a.State == StateResolved && !r.deleted && q.matches(&r.a) {
+				fresh = append(fresh, r.snapshot())
+			}
+		}
+		e.mu.Unlock()
 	}
-	e.mu.Unlock()
 	slices.SortFunc(active, func(a, b Alert) int {
 		if a.State != b.State {
 			if a.State == StateFiring {
@@ -90,8 +98,25 @@ func (e *Engine) Alerts(ctx context.Context, q AlertQuery) ([]Alert, error) {
 	return out, nil
 }
 
+// storedActive reads the stored pending and firing alerts q selects.
+func (e *Engine) storedActive(ctx context.Context, q AlertQuery) ([]Alert, error) {
+	var states []string
+	for _, s := range []string{StateFiring, StatePending} {
+		if q.has(s) {
+			states = append(states, s)
+		}
+	}
+	if len(states) == 0 {
+		return nil, nil
+	}
+	return queryAlerts(ctx, e.db, alertFilter{states: states, machine: q.Machine, rule: q.Rule, severity: q.Severity, limit: q.Limit})
+}
+
 // Alert returns one alert by id.
 func (e *Engine) Alert(ctx context.Context, id string) (Alert, error) {
+	if !e.leader.Load() {
+		return getAlert(ctx, e.db, id)
+	}
 	e.mu.Lock()
 	r := e.active[id]
 	if r == nil {

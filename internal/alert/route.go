@@ -20,7 +20,17 @@ const EventAlert = "alert"
 // notifications and publishes them as live events.
 func (e *Engine) flush(now time.Time) {
 	e.mu.Lock()
-	if len(e.dirty) == 0 {
+	if len(e.dirty) == 0 && len(e.outboxNew) == 0 {
+		e.mu.Unlock()
+		return
+	}
+	if !e.leader.Load() {
+		// A follower's evaluation is its own: the leader writes, publishes
+		// and notifies (followers publish what it writes, Follow). While it
+		// takes over, the changes wait for it.
+		if !e.syncing.Load() {
+			clear(e.dirty)
+		}
 		e.mu.Unlock()
 		return
 	}
@@ -46,17 +56,26 @@ func (e *Engine) flush(now time.Time) {
 		}
 	}
 	e.m.setAlertGauges(e.active)
+	outbox := e.outboxNew
+	e.outboxNew = nil
 	e.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := writeAlerts(ctx, e.db, rows); err != nil {
+	if err := writeAlerts(ctx, e.db, rows, outbox); err != nil {
 		e.log.Error("persist alert state; will retry", "alerts", len(rows), "err", err)
 		e.mu.Lock()
 		for _, r := range recs {
 			if _, newer := e.dirty[r.a.ID]; !newer {
 				e.dirty[r.a.ID] = r
 			}
+		}
+		e.outboxNew = append(outbox, e.outboxNew...)
+		e.mu.Unlock()
+	} else if len(outbox) > 0 {
+		e.mu.Lock()
+		for _, ent := range outbox {
+			ent.written = true
 		}
 		e.mu.Unlock()
 	}
@@ -79,9 +98,10 @@ func alertEvent(a Alert) (live.Event, error) {
 
 // considerLocked applies silences to r and queues the notification it is
 // due: the first firing one (also when a silence ends), a repeat, or the
-// resolution of a notified alert. Caller holds e.mu.
+// resolution of a notified alert. Only the leader notifies. Caller holds
+// e.mu.
 func (e *Engine) considerLocked(r *record, now time.Time) {
-	if r.deleted {
+	if r.deleted || !e.leader.Load() {
 		return
 	}
 	e.applySilenceLocked(r, now)
@@ -141,8 +161,9 @@ func (e *Engine) applySilenceLocked(r *record, now time.Time) {
 
 // group collects one channel's alert changes during GroupWait.
 type group struct {
-	first  time.Time
-	alerts map[string]notify.Alert // alert id → latest state
+	first   time.Time
+	alerts  map[string]notify.Alert // alert id → latest state
+	entries []*outboxEntry          // the outbox rows it sends (PostgreSQL)
 }
 
 // enqueueLocked adds r to the groups of the channels it routes to. Caller
@@ -161,6 +182,11 @@ func (e *Engine) enqueueLocked(r *record, now time.Time) {
 			e.groups[id] = g
 		}
 		g.alerts[na.ID] = na
+		if e.shared {
+			ent := &outboxEntry{id: newID(), notifier: id, alert: na, created: now}
+			g.entries = append(g.entries, ent)
+			e.outboxNew = append(e.outboxNew, ent)
+		}
 	}
 }
 
@@ -186,29 +212,44 @@ func (e *Engine) routeLocked(r *record) []string {
 	return out
 }
 
-// flushGroups hands every group older than GroupWait to its channel's
-// delivery goroutine as one message.
+// flushGroups hands every group older than GroupWait whose outbox rows
+// are written to its channel's delivery goroutine as one message.
 func (e *Engine) flushGroups(now time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+outer:
 	for id, g := range e.groups {
 		if now.Sub(g.first) < e.opts.GroupWait {
 			continue
 		}
+		for _, ent := range g.entries {
+			if !ent.written {
+				continue outer // sent once recorded
+			}
+		}
 		delete(e.groups, id)
-		n, ok := e.notifiers[id]
-		if !ok {
-			continue // deleted meanwhile
-		}
-		msg := e.message(g)
-		w := e.workerLocked(id)
-		select {
-		case w.queue <- job{cfg: n.Config, msg: msg}:
-			e.m.notifications.WithLabelValues("queued").Inc()
-		default:
-			e.m.notifications.WithLabelValues("dropped").Inc()
-			e.log.Warn("notification dropped: the channel's queue is full (is it failing?)", "notifier", id, "name", n.Config.Name, "queue", cap(w.queue))
-		}
+		e.handOffLocked(id, g)
+	}
+}
+
+// handOffLocked queues group g as one message for channel id. Caller
+// holds e.mu.
+func (e *Engine) handOffLocked(id string, g *group) {
+	n, ok := e.notifiers[id]
+	if !ok {
+		// Deleted meanwhile: nothing to send, nothing to replay.
+		e.markDoneLater(entryIDs(g.entries), "unrouted")
+		return
+	}
+	msg := e.message(g)
+	w := e.workerLocked(id)
+	select {
+	case w.queue <- job{cfg: n.Config, msg: msg, outbox: entryIDs(g.entries)}:
+		e.m.notifications.WithLabelValues("queued").Inc()
+	default:
+		// Its outbox rows stay open: a next leader sends them.
+		e.m.notifications.WithLabelValues("dropped").Inc()
+		e.log.Warn("notification dropped: the channel's queue is full (is it failing?)", "notifier", id, "name", n.Config.Name, "queue", cap(w.queue))
 	}
 }
 
@@ -277,8 +318,9 @@ func distinct(alerts []notify.Alert, n int, f func(notify.Alert) string) string 
 
 // job is one message for one channel.
 type job struct {
-	cfg notify.Config
-	msg notify.Message
+	cfg    notify.Config
+	msg    notify.Message
+	outbox []string // its outbox rows (PostgreSQL)
 }
 
 // worker delivers one channel's messages in order, off the hot path: a
@@ -315,22 +357,57 @@ func (e *Engine) workerLocked(id string) *worker {
 	return w
 }
 
-// deliver sends one message and counts the outcome.
+// deliver sends one message, counts the outcome and marks its outbox
+// rows done. A leader that lost its lock sends nothing: its successor
+// sends the rows.
 func (e *Engine) deliver(ctx context.Context, j job) {
+	if !e.fence(ctx) {
+		e.m.notifications.WithLabelValues("not_leader").Inc()
+		return
+	}
 	if e.opts.Sender == nil {
 		e.m.notifications.WithLabelValues("failed").Inc()
+		e.markDone(ctx, j.outbox, "failed")
 		return
 	}
 	start := time.Now()
 	if err := e.opts.Sender.Send(ctx, j.cfg, j.msg); err != nil {
-		e.m.notifications.WithLabelValues("failed").Inc()
-		if ctx.Err() == nil {
-			e.log.Warn("notification failed", "notifier", j.cfg.ID, "name", j.cfg.Name, "type", j.cfg.Type, "alerts", len(j.msg.Alerts), "err", err)
+		if ctx.Err() != nil {
+			return // cancelled (stopped, or no longer leader): the rows stay open
 		}
+		e.m.notifications.WithLabelValues("failed").Inc()
+		e.log.Warn("notification failed", "notifier", j.cfg.ID, "name", j.cfg.Name, "type", j.cfg.Type, "alerts", len(j.msg.Alerts), "err", err)
+		e.markDone(ctx, j.outbox, "failed")
 		return
 	}
+	e.markDone(ctx, j.outbox, "sent")
 	e.m.notifications.WithLabelValues("sent").Inc()
 	e.log.Debug("notification sent", "notifier", j.cfg.ID, "status", j.msg.Status, "alerts", len(j.msg.Alerts), "took", time.Since(start))
+}
+
+// markDone records the outcome of a message's outbox rows; a failure
+// leaves them open (a next leader sends them again).
+func (e *Engine) markDone(ctx context.Context, ids []string, result string) {
+	if len(ids) == 0 {
+		return
+	}
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := markDone(mctx, e.db, ids, result, e.now()); err != nil {
+		e.log.Warn("record notification outcome (a next alert leader may send it again)", "err", err)
+	}
+}
+
+// markDoneLater is markDone off the caller's locks.
+func (e *Engine) markDoneLater(ids []string, result string) {
+	if len(ids) == 0 {
+		return
+	}
+	e.workersWG.Add(1)
+	go func() {
+		defer e.workersWG.Done()
+		e.markDone(context.Background(), ids, result)
+	}()
 }
 
 // removeWorkerLocked stops a deleted channel's worker. Caller holds e.mu.

@@ -15,6 +15,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
 	e.runCtx = ctx
 	e.mu.Unlock()
+	leadDone := make(chan struct{})
+	go func() {
+		defer close(leadDone)
+		e.runLeadership(ctx)
+	}()
 	tick := time.NewTicker(e.opts.Tick)
 	defer tick.Stop()
 	var st runState
@@ -23,6 +28,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			e.flush(e.now())
 			e.stopWorkers()
+			<-leadDone
 			return nil
 		case <-tick.C:
 		}
@@ -56,6 +62,7 @@ func (e *Engine) step(ctx context.Context, now time.Time, st *runState) {
 	if now.Sub(st.lastSweep) >= time.Second {
 		st.lastSweep = now
 		e.sweep(now)
+		e.countOutbox(ctx)
 	}
 	e.flush(now)
 	e.flushGroups(now)
@@ -153,7 +160,7 @@ func (e *Engine) sweep(now time.Time) {
 		if _, ok := set.byID[r.a.RuleID]; !ok {
 			delete(e.restored, key)
 			e.endRecordLocked(r, now, "rule deleted or disabled")
-		} else if now.Sub(e.started) >= e.opts.StaleAfter {
+		} else if now.Sub(e.restoredAt) >= e.opts.StaleAfter {
 			delete(e.restored, key)
 			e.endRecordLocked(r, now, "stale")
 		}
@@ -161,5 +168,22 @@ func (e *Engine) sweep(now time.Time) {
 	for _, r := range e.active {
 		e.considerLocked(r, now)
 	}
-	e.m.setAlertGauges(e.active)
+	if e.leader.Load() {
+		e.m.setAlertGauges(e.active)
+	}
+}
+
+// countOutbox sets sysmonstm_alert_outbox_pending (the leader's view).
+func (e *Engine) countOutbox(ctx context.Context) {
+	if !e.shared || !e.leader.Load() {
+		return
+	}
+	n, err := countOutbox(ctx, e.db)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Warn("count the notification outbox", "err", err)
+		}
+		return
+	}
+	e.m.outboxPending.Set(float64(n))
 }

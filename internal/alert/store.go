@@ -100,6 +100,22 @@ var pgMigrations = []string{
 	// the hub evaluating the alert.
 	`CREATE TRIGGER alerts_notify AFTER UPDATE ON alerts
 		FOR EACH STATEMENT EXECUTE FUNCTION sysmonstm_notify();`,
+	// Several hubs: followers follow every change of the leader's alerts
+	// (Follow), and the notification outbox (outbox.go). SQLite has one hub
+	// and neither.
+	`DROP TRIGGER alerts_notify ON alerts;
+	CREATE TRIGGER alerts_notify AFTER INSERT OR UPDATE OR DELETE ON alerts
+		FOR EACH STATEMENT EXECUTE FUNCTION sysmonstm_notify();
+	CREATE TABLE alert_outbox (
+		id          TEXT PRIMARY KEY,
+		notifier_id TEXT NOT NULL,
+		alert_id    TEXT NOT NULL,
+		created_at  BIGINT NOT NULL,
+		done_at     BIGINT,
+		result      TEXT,
+		body        TEXT NOT NULL
+	);
+	CREATE INDEX alert_outbox_open ON alert_outbox(created_at) WHERE done_at IS NULL;`,
 }
 
 func migrate(ctx context.Context, d *sql.DB) error {
@@ -199,8 +215,10 @@ type alertRow struct {
 	body    storedAlert
 }
 
-func writeAlerts(ctx context.Context, d *sql.DB, rows []alertRow) error {
-	if len(rows) == 0 {
+// writeAlerts writes alert rows and the outbox entries of their
+// notifications in one transaction.
+func writeAlerts(ctx context.Context, d *sql.DB, rows []alertRow, outbox []*outboxEntry) error {
+	if len(rows) == 0 && len(outbox) == 0 {
 		return nil
 	}
 	tx, err := d.BeginTx(ctx, nil)
@@ -231,6 +249,9 @@ func writeAlerts(ctx context.Context, d *sql.DB, rows []alertRow) error {
 			a.ID, a.RuleID, a.Machine, a.Severity, a.State, a.StartedAt.UnixMilli(), resolved, string(body)); err != nil {
 			return fmt.Errorf("save alert %s: %w", a.ID, err)
 		}
+	}
+	if err := writeOutbox(ctx, tx, outbox); err != nil {
+		return err
 	}
 	return tx.Commit()
 }
@@ -400,6 +421,11 @@ func (e *Engine) prune(ctx context.Context, now time.Time) error {
 	n, _ := res.RowsAffected()
 	if _, err := e.db.ExecContext(ctx, `DELETE FROM alert_silences WHERE ends_at < ?`, cut.UnixMilli()); err != nil {
 		return err
+	}
+	if e.shared {
+		if _, err := e.db.ExecContext(ctx, `DELETE FROM alert_outbox WHERE done_at < ?`, cut.UnixMilli()); err != nil {
+			return err
+		}
 	}
 	e.mu.Lock()
 	for id, s := range e.silences {

@@ -31,6 +31,10 @@ type AlertingConfig struct {
 	// NoDefaultRules skips creating the built-in rules (each is created once,
 	// on the first start or after an upgrade that adds it).
 	NoDefaultRules bool
+	// LeaderElection (needs Postgres): the hubs on the database elect one
+	// that writes alert state and sends notifications, for hubs that all
+	// receive every machine's data; the others evaluate and follow.
+	LeaderElection bool
 }
 
 // alertsPart holds the alert engine and its notification dispatcher.
@@ -61,6 +65,7 @@ func (h *Hub) setupAlerts() error {
 		GroupWait:      c.GroupWait,
 		RepeatInterval: c.RepeatInterval,
 		Retention:      c.Retention,
+		Elect:          c.LeaderElection,
 		Logger:         h.log.With("component", "alert"),
 		Registerer:     h.reg,
 		URL: func() string {

@@ -96,5 +96,9 @@ func (h *Hub) metadataChanged(ctx context.Context, table string) {
 		if _, err := h.alerts.engine.ReloadAcks(rctx); err != nil && ctx.Err() == nil {
 			h.log.Warn("re-read alert acknowledgements", "err", err)
 		}
+		// A follower publishes the leader's alert changes to its clients.
+		if err := h.alerts.engine.Follow(rctx); err != nil && ctx.Err() == nil {
+			h.log.Warn("follow the alert leader's alerts", "err", err)
+		}
 	}
 }

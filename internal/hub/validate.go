@@ -147,6 +147,9 @@ func (c *Config) Validate() error {
 	if a.GroupWait < 0 || (a.GroupWait > 0 && a.GroupWait < 10*time.Millisecond) || a.GroupWait > 10*time.Minute {
 		return invalid("alerts-group-wait", a.GroupWait.String(), "must be between 10ms and 10m")
 	}
+	if a.LeaderElection && c.Postgres == "" {
+		return invalid("alerts-leader-election", "true", "needs {postgres}: a hub on SQLite is always its own alert leader")
+	}
 	if a.RepeatInterval > 0 && a.RepeatInterval < time.Second {
 		return invalid("alerts-repeat-interval", a.RepeatInterval.String(), "must be at least 1s (or 0 to disable repeats)")
 	}

@@ -46,4 +46,5 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { c.Alerting.Retention = time.Minute }, "alerts-retention", "must be at least 1h")
 	f(func(c *Config) { c.Alerting.GroupWait = time.Hour }, "alerts-group-wait", "must be between 10ms and 10m")
 	f(func(c *Config) { c.Alerting.RepeatInterval = time.Millisecond }, "alerts-repeat-interval", "must be at least 1s")
+	f(func(c *Config) { c.Alerting.LeaderElection = true }, "alerts-leader-election", "needs postgres")
 }
