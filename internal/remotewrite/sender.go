@@ -247,7 +247,7 @@ func (s *Sender) post(ctx context.Context, body []byte) error {
 	req.Header.Set("Content-Type", "application/x-protobuf")
 	req.Header.Set("User-Agent", "sysmonstm-remote-write")
 	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	if err := t.authorize(req); err != nil {
+	if err := t.Authorize(req); err != nil {
 		return err // retried: the file may be fixed
 	}
 	resp, err := s.opts.Client.Do(req)
@@ -276,8 +276,10 @@ func redactErr(err error, raw string) error {
 	return err
 }
 
-// authorize sets the target's credentials on req, read from their files.
-func (t Target) authorize(req *http.Request) error {
+// Authorize sets the target's credentials on req, read from their files
+// (so a rotated token is picked up); the URL's user info, if any, is sent
+// by net/http as basic auth.
+func (t Target) Authorize(req *http.Request) error {
 	if t.BearerTokenFile != "" {
 		tok, err := readSecret(t.BearerTokenFile)
 		if err != nil {

@@ -153,7 +153,7 @@ func (s *Store) exportSeries(ctx context.Context, p plan) ([]labels.Labels, erro
 			if _, ok := seen[string(key)]; !ok {
 				if len(seen) >= MaxSeries {
 					querier.Close()
-					return nil, queryErrorf("export: more than %d series; narrow it with a metric", MaxSeries)
+					return nil, TooManyExportSeries()
 				}
 				seen[string(key)] = ls
 			}

@@ -65,26 +65,16 @@ type plan struct {
 
 // planQuery checks q and picks tier and step as documented on Query.
 func (s *Store) planQuery(q Query) (plan, error) {
-	if q.Metric == "" {
-		return plan{}, queryError("query: metric name is required")
-	}
-	if q.From.After(q.To) {
-		return plan{}, queryErrorf("query: from (%s) is after to (%s)", q.From.Format(time.RFC3339), q.To.Format(time.RFC3339))
-	}
-	if q.Step < 0 {
-		return plan{}, queryErrorf("query: negative step %s", q.Step)
+	step, err := CheckQuery(q)
+	if err != nil {
+		return plan{}, err
 	}
 	ms, err := matchers(q)
 	if err != nil {
 		return plan{}, err
 	}
-	step := q.Step
-	if step == 0 {
-		step = niceStep((q.To.Sub(q.From) + targetPoints - 1) / targetPoints)
-	}
 	now := s.now()
 	p := plan{matchers: ms, machine: q.rollupKey()}
-	from := q.From.UnixMilli()
 	switch {
 	case step < time.Minute && !q.From.Before(now.Add(-s.opts.RetentionRaw)):
 		p.tier, p.db = TierRaw, s.raw
@@ -93,23 +83,80 @@ func (s *Store) planQuery(q Query) (plan, error) {
 	default:
 		p.tier, p.db = Tier1h, s.tier1h
 	}
-	// Never finer than the tier, and whole multiples of its resolution so
-	// that rollup buckets never straddle two steps.
-	res := tierResolution(p.tier)
-	step = max(step, res)
-	step = (step + res - 1) / res * res
-
-	p.step = step.Milliseconds()
-	p.from = from
-	p.mint = floorTo(from, p.step)
-	p.maxt = q.To.UnixMilli()
-	p.buckets = (floorTo(p.maxt, p.step)-p.mint)/p.step + 1
-	if p.buckets > MaxPointsPerSeries {
-		return plan{}, queryErrorf("query: %s at step %s would return %d points per series (limit %d); use a larger step or a shorter range",
-			q.To.Sub(q.From), step, p.buckets, MaxPointsPerSeries)
+	g, err := NewGrid(q, step, p.tier)
+	if err != nil {
+		return plan{}, err
 	}
+	p.step, p.from, p.mint, p.maxt, p.buckets = g.Step, g.From, g.Mint, g.Maxt, g.Buckets
 	return p, nil
 }
+
+// CheckQuery checks what Query requires of q (a metric, from ≤ to, a step
+// ≥ 0, no reserved label matcher) and returns its step: q.Step, or for 0
+// the nice step that gives about 600 points.
+func CheckQuery(q Query) (time.Duration, error) {
+	if q.Metric == "" {
+		return 0, queryError("query: metric name is required")
+	}
+	if q.From.After(q.To) {
+		return 0, queryErrorf("query: from (%s) is after to (%s)", q.From.Format(time.RFC3339), q.To.Format(time.RFC3339))
+	}
+	if q.Step < 0 {
+		return 0, queryErrorf("query: negative step %s", q.Step)
+	}
+	if _, err := matchers(q); err != nil {
+		return 0, err
+	}
+	if q.Step == 0 {
+		return niceStep((q.To.Sub(q.From) + targetPoints - 1) / targetPoints), nil
+	}
+	return q.Step, nil
+}
+
+// TierFor is the tier a step is read from when every tier holds the
+// range: raw under a minute, 1m under an hour, else 1h.
+func TierFor(step time.Duration) string {
+	switch {
+	case step < time.Minute:
+		return TierRaw
+	case step < time.Hour:
+		return Tier1m
+	default:
+		return Tier1h
+	}
+}
+
+// Grid is the bucket grid of a query read at a tier's resolution: step
+// buckets [T, T+Step) aligned to multiples of Step since the Unix epoch,
+// from the one holding From to the one holding Maxt.
+type Grid struct {
+	Step    int64 // ms, a whole multiple of the tier's resolution
+	From    int64 // ms, Query.From: no sample before it counts
+	Mint    int64 // ms, start of the first bucket (≤ From)
+	Maxt    int64 // ms, Query.To, inclusive
+	Buckets int64 // buckets in [Mint, Maxt]
+}
+
+// NewGrid rounds step up to a whole multiple of the tier's resolution
+// (never finer than the tier, so rollup buckets never straddle two steps)
+// and lays q's range on it; more than MaxPointsPerSeries buckets is a
+// QueryError.
+func NewGrid(q Query, step time.Duration, tier string) (Grid, error) {
+	res := tierResolution(tier)
+	step = max(step, res)
+	step = (step + res - 1) / res * res
+	g := Grid{Step: step.Milliseconds(), From: q.From.UnixMilli(), Maxt: q.To.UnixMilli()}
+	g.Mint = floorTo(g.From, g.Step)
+	g.Buckets = (floorTo(g.Maxt, g.Step)-g.Mint)/g.Step + 1
+	if g.Buckets > MaxPointsPerSeries {
+		return Grid{}, queryErrorf("query: %s at step %s would return %d points per series (limit %d); use a larger step or a shorter range",
+			q.To.Sub(q.From), step, g.Buckets, MaxPointsPerSeries)
+	}
+	return g, nil
+}
+
+// FloorTo rounds t (ms) down to a multiple of step (ms), also for t < 0.
+func FloorTo(t, step int64) int64 { return floorTo(t, step) }
 
 // rawCovers reports whether the raw tier holds every stored sample from
 // from (ms) on: from is at or after its oldest sample, or no rollup tier
@@ -185,3 +232,8 @@ func toMetricLabels(ls labels.Labels) metric.Labels {
 	})
 	return out
 }
+
+// Matchers are the label matchers that select q's series: __name__ (any
+// metric when Metric is ""), the machine label, and q.Matchers; a reserved
+// (__-prefixed) label in q.Matchers is a QueryError.
+func Matchers(q Query) ([]*labels.Matcher, error) { return matchers(q) }

@@ -111,7 +111,7 @@ func (c *collector) add(ls labels.Labels, bs []bucket) error {
 	sb := c.series[string(c.key)]
 	if sb == nil {
 		if len(c.series) >= MaxSeries {
-			return queryErrorf("query: %s matches more than %d series; narrow it with machine or label matchers", c.metric, MaxSeries)
+			return TooManySeries(c.metric)
 		}
 		c.series[string(c.key)] = &seriesBuckets{ls: ls, buckets: bs}
 		return nil
@@ -153,7 +153,7 @@ func (c *collector) result(p plan) (*Result, error) {
 		total += len(sb.buckets)
 	}
 	if total > MaxPoints {
-		return nil, queryErrorf("query: %s would return %d points (limit %d); use a larger step, a shorter range or narrower matchers", c.metric, total, MaxPoints)
+		return nil, TooManyPoints(c.metric, total)
 	}
 	sort.Slice(all, func(i, j int) bool { return labels.Compare(all[i].ls, all[j].ls) < 0 })
 	for _, sb := range all {

@@ -156,15 +156,22 @@ func aggregates(ps []store.Point) bool {
 }
 
 // historyError answers a failed History call: 400 for the caller's mistakes,
-// nothing when the client went away, 503 on timeout, else 500 (details only
+// nothing when the client went away, 503 on timeout or when the history
+// backend is Unavailable (its message), else 500 (details only
 // in the log).
 func (s *Server) historyError(w http.ResponseWriter, r *http.Request, err error) {
-	var ce ClientError
+	var (
+		ce ClientError
+		ue Unavailable
+	)
 	switch {
 	case errors.As(err, &ce) && ce.ClientError():
 		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client is gone; nobody reads the answer.
+	case errors.As(err, &ue) && ue.Unavailable():
+		s.log.Warn("history unavailable", "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		writeError(w, http.StatusServiceUnavailable, "query timed out")
 	default:

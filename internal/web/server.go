@@ -20,7 +20,8 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/store"
 )
 
-// History is the stored-data side the API reads; *store.Store satisfies it.
+// History is the stored-data side the API reads; *store.Store satisfies
+// it, and *history.Client (an external TSDB, hub --history-url).
 type History interface {
 	Query(ctx context.Context, q store.Query) (*store.Result, error)
 	Export(ctx context.Context, q store.Query, fn store.ExportFunc) error
@@ -31,6 +32,14 @@ type History interface {
 type ClientError interface {
 	error
 	ClientError() bool
+}
+
+// Unavailable is implemented by History errors of a backend that cannot
+// answer now (an external TSDB down); they answer 503 with their message,
+// which must hold no secret.
+type Unavailable interface {
+	error
+	Unavailable() bool
 }
 
 // Options configures a Server.
