@@ -197,10 +197,9 @@ func progressFits(b Batch, shards [][]request) bool {
 // send posts r until it is accepted or refused for good (true), or ctx
 // ends or the queue drops b (false).
 func (s *Sender) send(ctx context.Context, b Batch, r request) bool {
-	backoff := minBackoff
+	var backoff Backoff
 	for attempt := 0; ; attempt++ {
-		err := s.post(ctx, r.body)
-		var perm *permanentError
+		err := s.opts.Target.Post(ctx, s.opts.Client, r.body)
 		switch {
 		case err == nil:
 			s.m.sent.Add(float64(r.samples))
@@ -208,7 +207,7 @@ func (s *Sender) send(ctx context.Context, b Batch, r request) bool {
 				s.log.Info("remote write: receiver takes samples again", "retries", attempt)
 			}
 			return true
-		case errors.As(err, &perm):
+		case IsPermanent(err):
 			s.m.failed.Add(float64(r.samples))
 			s.log.Error("remote write: receiver refused a request; its samples are dropped (not retried)", "samples", r.samples, "err", err)
 			return true
@@ -219,17 +218,30 @@ func (s *Sender) send(ctx context.Context, b Batch, r request) bool {
 		if attempt == 0 || attempt%20 == 0 {
 			s.log.Warn("remote write: send failed; retrying with backoff (the queue keeps the samples)", "samples", r.samples, "attempt", attempt+1, "err", err)
 		}
-		wait := time.Duration(float64(backoff) * (0.5 + rand.Float64()))
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(wait):
+		case <-time.After(backoff.Next()):
 		}
-		backoff = min(backoff*2, maxBackoff)
 		if !s.opts.Queue.Current(b) {
 			return false // dropped meanwhile: the queue was full
 		}
 	}
+}
+
+// Backoff is the wait before each retry of a request: about minBackoff
+// first, each next one twice as long up to maxBackoff, each with ±50 %
+// jitter. The zero value starts at the first wait.
+type Backoff struct{ d time.Duration }
+
+// Next returns the wait before the next retry.
+func (b *Backoff) Next() time.Duration {
+	if b.d == 0 {
+		b.d = minBackoff
+	}
+	wait := time.Duration(float64(b.d) * (0.5 + rand.Float64()))
+	b.d = min(b.d*2, maxBackoff)
+	return wait
 }
 
 // permanentError is a refusal not worth retrying (4xx other than 429).
@@ -237,8 +249,21 @@ type permanentError struct{ err error }
 
 func (e *permanentError) Error() string { return e.err.Error() }
 
-func (s *Sender) post(ctx context.Context, body []byte) error {
-	t := s.opts.Target
+// IsPermanent reports whether an error of Post is a refusal no retry can
+// change (the receiver answered 4xx other than 429, or the request could
+// not be built).
+func IsPermanent(err error) bool {
+	var perm *permanentError
+	return errors.As(err, &perm)
+}
+
+// Post sends one remote-write request body (a snappy-compressed
+// prompb.WriteRequest) to the target with client, with the target's
+// credentials read from their files: nil when the receiver answered 2xx.
+// Errors never contain the URL's user info or query; see IsPermanent for
+// which are worth a retry (5xx, 429, network errors, unreadable
+// credential files are).
+func (t Target) Post(ctx context.Context, client *http.Client, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.URL, bytes.NewReader(body))
 	if err != nil {
 		return &permanentError{err}
@@ -250,7 +275,7 @@ func (s *Sender) post(ctx context.Context, body []byte) error {
 	if err := t.Authorize(req); err != nil {
 		return err // retried: the file may be fixed
 	}
-	resp, err := s.opts.Client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("post: %w", redactErr(err, t.URL))
 	}

@@ -71,10 +71,10 @@ func (r *receiver) got() []int64 {
 // enqueue puts n one-sample commits (timestamps 1..n) into q via an encoder.
 func enqueue(t *testing.T, q *Queue, from, to int) {
 	t.Helper()
-	e := &encoder{}
+	e := &Encoder{}
 	for i := from; i <= to; i++ {
-		e.reset()
-		e.add(labels.FromStrings("__name__", "x", "machine", "m"), int64(i), float64(i))
+		e.Reset()
+		e.Add(labels.FromStrings("__name__", "x", "machine", "m"), int64(i), float64(i))
 		if err := q.Append(snappy.Encode(nil, e.buf), 1, int64(i)); err != nil {
 			t.Fatal(err)
 		}
@@ -257,11 +257,11 @@ func listenAgain(addr string) (net.Listener, error) { return net.Listen("tcp", a
 func TestSplitBatch(t *testing.T) {
 	q := openQ(t, t.TempDir(), 1<<30, 0, nil)
 	defer q.Close()
-	e := &encoder{}
+	e := &Encoder{}
 	for commit := range 5 {
-		e.reset()
+		e.Reset()
 		for s := range 300 {
-			e.add(labels.FromStrings("__name__", "x", "machine", fmt.Sprint("m", s%7), "s", fmt.Sprint(s)), int64(commit+1), float64(s))
+			e.Add(labels.FromStrings("__name__", "x", "machine", fmt.Sprint("m", s%7), "s", fmt.Sprint(s)), int64(commit+1), float64(s))
 		}
 		if err := q.Append(snappy.Encode(nil, e.buf), e.samples, 1); err != nil {
 			t.Fatal(err)
@@ -372,11 +372,11 @@ func TestSenderRestartMidRecordSendsEachSampleOnce(t *testing.T) {
 	const machines, points = 100, 400 // 40,000 samples: 2 requests per shard
 	dir := t.TempDir()
 	q := openQ(t, dir, 1<<30, 0, nil)
-	e := &encoder{}
-	e.reset()
+	e := &Encoder{}
+	e.Reset()
 	for ts := 1; ts <= points; ts++ {
 		for m := range machines {
-			e.add(labels.FromStrings("__name__", "x", "machine", fmt.Sprintf("m%03d", m)), int64(ts), 1)
+			e.Add(labels.FromStrings("__name__", "x", "machine", fmt.Sprintf("m%03d", m)), int64(ts), 1)
 		}
 	}
 	if err := q.Append(snappy.Encode(nil, e.buf), e.samples, e.minTs); err != nil {
@@ -439,11 +439,11 @@ func TestSenderRestartMidRecordSendsEachSampleOnce(t *testing.T) {
 // are FNV-1a's, and must not change without changing splitVersion.
 func TestSeriesShardIsFixed(t *testing.T) {
 	want := []int{0, 3, 2, 1, 0, 3, 2, 1, 0, 3, 1, 2}
-	e := &encoder{}
+	e := &Encoder{}
 	var got []int
 	for m := range len(want) {
-		e.reset()
-		e.add(labels.FromStrings("__name__", "x", "machine", fmt.Sprintf("m%03d", m)), 1, 1)
+		e.Reset()
+		e.Add(labels.FromStrings("__name__", "x", "machine", fmt.Sprintf("m%03d", m)), 1, 1)
 		ts, n := protowire.ConsumeBytes(e.buf[1:])
 		if n < 0 {
 			t.Fatal("bad encoding")

@@ -23,7 +23,7 @@ type Tee struct {
 	queues []*Queue
 	log    *slog.Logger
 	onErr  func(q int, samples int) // counts a failed enqueue
-	pool   sync.Pool                // *encoder
+	pool   sync.Pool                // *Encoder
 
 	// mu protects lastLog.
 	mu      sync.Mutex
@@ -43,24 +43,24 @@ func NewTee(queues []*Queue, log *slog.Logger, onErr func(q int, samples int)) *
 // succeeds, queues the samples app took (store's internal series, which
 // PromQL does not show, excepted).
 func (t *Tee) Wrap(app store.Appender) store.Appender {
-	e, _ := t.pool.Get().(*encoder)
+	e, _ := t.pool.Get().(*Encoder)
 	if e == nil {
-		e = &encoder{}
+		e = &Encoder{}
 	}
-	e.reset()
+	e.Reset()
 	return &teeAppender{app: app, t: t, e: e}
 }
 
 type teeAppender struct {
 	app store.Appender
 	t   *Tee
-	e   *encoder // nil once spent
+	e   *Encoder // nil once spent
 }
 
 func (a *teeAppender) Append(ref store.SeriesRef, ls labels.Labels, t int64, v float64) (store.SeriesRef, error) {
 	r, err := a.app.Append(ref, ls, t, v)
 	if err == nil && a.e != nil && !store.Internal(ls) {
-		a.e.add(ls, t, v)
+		a.e.Add(ls, t, v)
 	}
 	return r, err
 }
@@ -86,8 +86,8 @@ func (a *teeAppender) Rollback() error {
 }
 
 // enqueue compresses e's WriteRequest and appends it to every queue.
-func (t *Tee) enqueue(e *encoder) {
-	e.snap = snappy.Encode(e.snap[:cap(e.snap)], e.buf)
+func (t *Tee) enqueue(e *Encoder) {
+	e.Compressed()
 	for i, q := range t.queues {
 		if err := q.Append(e.snap, e.samples, e.minTs); err != nil {
 			if t.onErr != nil {
@@ -99,7 +99,7 @@ func (t *Tee) enqueue(e *encoder) {
 	}
 }
 
-func (t *Tee) release(e *encoder) {
+func (t *Tee) release(e *Encoder) {
 	if cap(e.buf) > 64<<20 {
 		return // a huge commit: do not keep its buffers
 	}
@@ -119,16 +119,19 @@ func (t *Tee) logOnce(msg string, args ...any) {
 	}
 }
 
-// encoder builds one prompb.WriteRequest, one TimeSeries of one Sample per
-// appended sample, in the protobuf wire format prompb's codec reads.
-type encoder struct {
+// Encoder builds one prompb.WriteRequest, one TimeSeries of one Sample per
+// added sample, in the protobuf wire format prompb's codec reads: the Tee's
+// per-commit request, and the NATS bus's storage consumer's requests
+// (internal/bus). Its buffers are reused after Reset.
+type Encoder struct {
 	buf     []byte
 	snap    []byte
 	samples int
 	minTs   int64
 }
 
-func (e *encoder) reset() {
+// Reset empties e, keeping its buffers.
+func (e *Encoder) Reset() {
 	e.buf = e.buf[:0]
 	e.samples = 0
 	e.minTs = math.MaxInt64
@@ -161,10 +164,10 @@ const (
 // let through); a longer series is moved.
 const tsLenRoom = 3
 
-// add appends one TimeSeries of one sample, in one pass over the labels:
-// the series' length goes into room left before it, and the bytes move
-// back when the length takes fewer bytes.
-func (e *encoder) add(ls labels.Labels, t int64, v float64) {
+// Add appends one TimeSeries of one sample (t in ms), in one pass over the
+// labels: the series' length goes into room left before it, and the bytes
+// move back when the length takes fewer bytes.
+func (e *Encoder) Add(ls labels.Labels, t int64, v float64) {
 	b := append(e.buf, tagTimeseries, 0, 0, 0)
 	start := len(b)
 	ls.Range(func(l labels.Label) {
@@ -202,6 +205,16 @@ func (e *encoder) add(ls labels.Labels, t int64, v float64) {
 	e.buf = b
 	e.samples++
 	e.minTs = min(e.minTs, t)
+}
+
+// Samples is the number of samples added since the last Reset.
+func (e *Encoder) Samples() int { return e.samples }
+
+// Compressed returns the snappy-compressed WriteRequest, a request body;
+// valid until e's next use.
+func (e *Encoder) Compressed() []byte {
+	e.snap = snappy.Encode(e.snap[:cap(e.snap)], e.buf)
+	return e.snap
 }
 
 func varintLen(x uint64) int {

@@ -146,14 +146,14 @@ func TestTeeCountsAQueueThatFails(t *testing.T) {
 // The encoder allocates nothing per sample once its buffer has grown.
 func TestEncoderAllocations(t *testing.T) {
 	ls := labels.FromStrings("__name__", "cpu_usage_percent", "core", "3", "machine", "web-1")
-	e := &encoder{}
+	e := &Encoder{}
 	for range 100 {
-		e.add(ls, 1_700_000_000_000, 1.5)
+		e.Add(ls, 1_700_000_000_000, 1.5)
 	}
 	allocs := testing.AllocsPerRun(100, func() {
-		e.reset()
+		e.Reset()
 		for range 100 {
-			e.add(ls, 1_700_000_000_000, 1.5)
+			e.Add(ls, 1_700_000_000_000, 1.5)
 		}
 	})
 	if allocs != 0 {
@@ -163,12 +163,12 @@ func TestEncoderAllocations(t *testing.T) {
 
 func BenchmarkTeeEncode(b *testing.B) {
 	ls := labels.FromStrings("__name__", "cpu_usage_percent", "core", "3", "machine", "web-0001", "mode", "user")
-	e := &encoder{}
+	e := &Encoder{}
 	b.ReportAllocs()
 	for b.Loop() {
-		e.reset()
+		e.Reset()
 		for i := range 1000 {
-			e.add(ls, 1_700_000_000_000+int64(i), float64(i))
+			e.Add(ls, 1_700_000_000_000+int64(i), float64(i))
 		}
 		e.snap = snappy.Encode(e.snap[:cap(e.snap)], e.buf)
 	}
