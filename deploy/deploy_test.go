@@ -239,6 +239,9 @@ func TestCompose(t *testing.T) {
 			}
 			urlHost("remote-write", "vm")
 			urlHost("history-url", "vm")
+			if !slices.Contains(s.Command, "--alerts-leader-election") {
+				t.Error("no --alerts-leader-election: every hub sees every machine, so each would notify")
+			}
 			if s.Environment["PGPASSFILE"] == nil || !slices.ContainsFunc(s.Secrets, func(sc types.ServiceSecretConfig) bool {
 				return "/run/secrets/"+sc.Source == *s.Environment["PGPASSFILE"]
 			}) {
@@ -570,6 +573,9 @@ func TestSystemdUnits(t *testing.T) {
 		checkConfig(t, u, args[1:], env)
 		if nats := flagValues(args, "nats"); len(nats) != 1 || strings.Count(nats[0], "nats://") != 3 {
 			t.Errorf("%s: --nats %q does not name three nodes", u, nats)
+		}
+		if !slices.Contains(args, "--alerts-leader-election") {
+			t.Errorf("%s: no --alerts-leader-election", u)
 		}
 	}
 }

@@ -233,7 +233,7 @@ func startCluster(t *testing.T) *cluster {
 		c.hubs = append(c.hubs, startHub(t, t.TempDir(), "", "",
 			"--nats", natsURLs(c.nats), "--nats-replicas", "3",
 			"--remote-write", "http://"+c.vmAddr+"/api/v1/write",
-			"--history-url", "http://"+c.vmAddr))
+			"--history-url", "http://"+c.vmAddr, "--alerts-leader-election"))
 		c.alive = append(c.alive, true)
 	}
 	var grpcs []string
@@ -364,7 +364,7 @@ func (c *cluster) waitStored(at time.Time) {
 //     has no gap and no duplicate.
 //
 // It needs the hub's --nats (h/bus), --history-url (h/history) and one
-// notification per transition across hubs (h/alertha).
+// notification per transition across hubs (h/alertha, --alerts-leader-election).
 func TestCluster(t *testing.T) {
 	t.Parallel()
 	c := startCluster(t)
