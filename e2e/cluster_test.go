@@ -213,7 +213,8 @@ type cluster struct {
 	alive  []bool
 	ids    []string
 	agents []*proc
-	admin  string // the admin's password
+	admin  string   // the admin's password
+	extra  []string // the hubs' cluster flags
 }
 
 // startCluster starts NATS, PostgreSQL, VictoriaMetrics, three hubs on
@@ -229,11 +230,11 @@ func startCluster(t *testing.T) *cluster {
 	startVM(t, vmBin, c.vmAddr, t.TempDir(), "-dedup.minScrapeInterval=1ms")
 	setEnv(t, "SYSMONSTM_POSTGRES", c.pg.url())
 	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", c.admin)
+	c.extra = []string{"--nats", natsURLs(c.nats), "--nats-replicas", "3",
+		"--remote-write", "http://" + c.vmAddr + "/api/v1/write",
+		"--history-url", "http://" + c.vmAddr, "--alerts-leader-election"}
 	for range 3 {
-		c.hubs = append(c.hubs, startHub(t, t.TempDir(), "", "",
-			"--nats", natsURLs(c.nats), "--nats-replicas", "3",
-			"--remote-write", "http://"+c.vmAddr+"/api/v1/write",
-			"--history-url", "http://"+c.vmAddr, "--alerts-leader-election"))
+		c.hubs = append(c.hubs, startHub(t, t.TempDir(), "", "", c.extra...))
 		c.alive = append(c.alive, true)
 	}
 	var grpcs []string
@@ -249,6 +250,14 @@ func startCluster(t *testing.T) *cluster {
 		waitOnline(t, h, c.ids...)
 	}
 	return c
+}
+
+// restartHub starts hub i again on its data directory and addresses.
+func (c *cluster) restartHub(i int) {
+	c.t.Helper()
+	old := c.hubs[i]
+	c.hubs[i] = startHub(c.t, old.dataDir, old.http, old.grpc, c.extra...)
+	c.alive[i] = true
 }
 
 // connectedHub matches an agent's "connected to hub" log line.
@@ -529,4 +538,66 @@ func firingFor(s *hookSink, d time.Duration, done func(map[string]int) bool) map
 		}
 	}
 	return got
+}
+
+// TestClusterFailoverTimeDistribution measures, on the cluster of
+// TestCluster, how long an agent takes to stream to a survivor when its hub
+// is SIGKILLed: each round kills the hub holding the most agents, times
+// until each of its agents logs its connection to another hub and its
+// machine shows data newer than the kill on every live hub, then restarts
+// the hub. Env-gated like TestFailoverTimeDistribution:
+// SYSMONSTM_FAILOVER_KILLS=N rounds (scripts/bench-cluster.sh runs 20).
+func TestClusterFailoverTimeDistribution(t *testing.T) {
+	rounds, _ := strconv.Atoi(os.Getenv("SYSMONSTM_FAILOVER_KILLS"))
+	if rounds <= 0 {
+		t.Skip("benchmark: set SYSMONSTM_FAILOVER_KILLS=20 to run it")
+	}
+	c := startCluster(t)
+	var moved, visible []time.Duration
+	for round := range rounds {
+		time.Sleep(2 * time.Second)
+		count := make([]int, len(c.hubs))
+		for k := range c.ids {
+			if h := c.holder(k); h >= 0 {
+				count[h]++
+			}
+		}
+		victim := 0
+		for i := range count {
+			if count[i] > count[victim] {
+				victim = i
+			}
+		}
+		var movers []int
+		for k := range c.ids {
+			if c.holder(k) == victim {
+				movers = append(movers, k)
+			}
+		}
+		c.hubs[victim].kill(syscall.SIGKILL)
+		killed := time.Now()
+		c.alive[victim] = false
+		testutil.WaitFor(t, 30*time.Second, "the dead hub's agents on survivors", func() error {
+			for _, k := range movers {
+				if h := c.holder(k); h == victim || h < 0 {
+					return fmt.Errorf("%s still on hub %d", c.ids[k], h)
+				}
+			}
+			return nil
+		})
+		m := time.Since(killed)
+		v := m + c.onlineEverywhere(30*time.Second-m, killed.Add(clusterInterval))
+		for range movers {
+			moved = append(moved, m)
+		}
+		visible = append(visible, v)
+		t.Logf("round %d: hub %d (%d agents) killed: moved after %s, new data on every live hub after %s", round, victim, len(movers), m.Round(10*time.Millisecond), v.Round(10*time.Millisecond))
+		c.restartHub(victim)
+	}
+	q := func(ds []time.Duration) string {
+		slices.Sort(ds)
+		at := func(p float64) time.Duration { return ds[min(len(ds)-1, int(p*float64(len(ds))))].Round(10 * time.Millisecond) }
+		return fmt.Sprintf("min %s p50 %s p90 %s max %s (n=%d)", at(0), at(0.5), at(0.9), ds[len(ds)-1].Round(10*time.Millisecond), len(ds))
+	}
+	t.Logf("cluster failover, %d SIGKILLs: agent on a survivor %s; its data on every live hub %s", rounds, q(moved), q(visible))
 }
