@@ -596,7 +596,9 @@ func TestClusterFailoverTimeDistribution(t *testing.T) {
 	}
 	q := func(ds []time.Duration) string {
 		slices.Sort(ds)
-		at := func(p float64) time.Duration { return ds[min(len(ds)-1, int(p*float64(len(ds))))].Round(10 * time.Millisecond) }
+		at := func(p float64) time.Duration {
+			return ds[min(len(ds)-1, int(p*float64(len(ds))))].Round(10 * time.Millisecond)
+		}
 		return fmt.Sprintf("min %s p50 %s p90 %s max %s (n=%d)", at(0), at(0.5), at(0.9), ds[len(ds)-1].Round(10*time.Millisecond), len(ds))
 	}
 	t.Logf("cluster failover, %d SIGKILLs: agent on a survivor %s; its data on every live hub %s", rounds, q(moved), q(visible))
