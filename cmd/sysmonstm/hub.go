@@ -60,6 +60,7 @@ func hubFlags(fs *flag.FlagSet) *hub.Config {
 	securityFlags(fs, &c.Security)
 	edgeFlags(fs, &c.Edge)
 	remoteWriteFlags(fs, &c.RemoteWrite)
+	historyFlags(fs, &c.History)
 	return c
 }
 

@@ -44,35 +44,62 @@ type sample struct {
 // decodeMatrix decodes a successful answer whose data is a matrix (a
 // query_range answer, or an instant query of a range selector).
 func decodeMatrix(b []byte) ([]series, error) {
+	ss, typ, err := decodeResult(b)
+	if err == nil && typ != "matrix" {
+		err = fmt.Errorf("decode matrix: result type %.40q", typ)
+	}
+	return ss, err
+}
+
+// decodeSeries decodes a successful answer whose data is a matrix or an
+// instant vector (one point per series).
+func decodeSeries(b []byte) ([]series, error) {
+	ss, typ, err := decodeResult(b)
+	if err == nil && typ != "matrix" && typ != "vector" {
+		err = fmt.Errorf("decode series: result type %.40q", typ)
+	}
+	return ss, err
+}
+
+// decodeResult decodes the series of a successful query answer and
+// returns its result type.
+func decodeResult(b []byte) ([]series, string, error) {
 	r, err := decodeResponse(b)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if r.Status != "success" {
-		return nil, fmt.Errorf("query failed: %s: %.512s", r.ErrorType, r.Error)
+		return nil, "", fmt.Errorf("query failed: %s: %.512s", r.ErrorType, r.Error)
 	}
 	var d struct {
 		ResultType string `json:"resultType"`
 		Result     []struct {
 			Metric map[string]string `json:"metric"`
 			Values []samplePair      `json:"values"`
+			Value  *samplePair       `json:"value"`
 		} `json:"result"`
 	}
 	if err := json.Unmarshal(r.Data, &d); err != nil {
-		return nil, fmt.Errorf("decode matrix: %w", err)
+		return nil, "", fmt.Errorf("decode %.40s: %w", d.ResultType, err)
 	}
-	if d.ResultType != "matrix" {
-		return nil, fmt.Errorf("decode matrix: result type %.40q", d.ResultType)
+	if d.ResultType != "matrix" && d.ResultType != "vector" {
+		return nil, d.ResultType, nil
 	}
 	out := make([]series, 0, len(d.Result))
 	for _, s := range d.Result {
-		ps := make([]sample, len(s.Values))
-		for i, p := range s.Values {
-			ps[i] = sample(p)
+		ps := make([]sample, 0, len(s.Values)+1)
+		for _, p := range s.Values {
+			ps = append(ps, sample(p))
+		}
+		if s.Value != nil {
+			if d.ResultType != "vector" || len(s.Values) > 0 {
+				return nil, d.ResultType, errors.New("decode: a vector sample in a matrix")
+			}
+			ps = append(ps, sample(*s.Value))
 		}
 		out = append(out, series{labels: s.Metric, points: ps})
 	}
-	return out, nil
+	return out, d.ResultType, nil
 }
 
 // decodeLabelSets decodes a successful /api/v1/series answer.

@@ -40,6 +40,7 @@ func FuzzDecodeMatrix(f *testing.F) {
 				}
 			}
 		}
+		_, _ = decodeSeries(b)
 		_, _ = decodeLabelSets(b)
 		_ = apiErrorText(b, "500")
 	})
@@ -65,6 +66,12 @@ func TestDecodeMatrix(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("seed %d: want %q, got %v", seed, want, err)
 		}
+	}
+	if ss, err := decodeSeries([]byte(matrixSeeds[2])); err != nil || len(ss) != 1 || ss[0].points[0] != (sample{t: 1000, v: 1}) {
+		t.Errorf("vector: %v %+v", err, ss)
+	}
+	if _, err := decodeSeries([]byte(`{"status":"success","data":{"resultType":"scalar","result":[1,"1"]}}`)); err == nil {
+		t.Errorf("scalar: %v", err)
 	}
 	if ss, err := decodeMatrix([]byte(matrixSeeds[6])); err != nil || ss[0].points[0] != (sample{t: 1000, v: 2}) {
 		t.Errorf("spaces in a point: %v %+v", err, ss)

@@ -108,28 +108,29 @@ func gridSpans(g store.Grid) []span {
 	return out
 }
 
-// rangeQuery evaluates fn over sp's buckets.
+// rangeQuery evaluates fn over sp's buckets: a range query for a run of
+// whole buckets, an instant query for a cut one (VictoriaMetrics answers
+// a one-point range query that ends in the current second with nothing).
 func (c *Client) rangeQuery(ctx context.Context, fn, sel string, sp span, closed bool) ([]series, error) {
 	window := sp.width
 	if closed && window > 1 {
 		window-- // [hi-1-w, hi-1] = [lo, hi-1]
 	}
-	form := url.Values{
-		"query": {fmt.Sprintf("%s(%s[%dms] offset 1ms)", fn, sel, window)},
+	expr := fmt.Sprintf("%s(%s[%dms] offset 1ms)", fn, sel, window)
+	path, form := "/api/v1/query_range", url.Values{
+		"query": {expr},
 		"start": {formatTime(sp.lo + sp.width)},
 		"end":   {formatTime(sp.lo + sp.width + (sp.n-1)*sp.step)},
 		"step":  {strconv.FormatFloat(float64(sp.step)/1000, 'f', 3, 64)},
 	}
 	if sp.n == 1 {
-		// 1 ms: a TSDB that aligns start and end to the step (VictoriaMetrics'
-		// cache) leaves a cut bucket's end where it is.
-		form.Set("step", "0.001")
+		path, form = "/api/v1/query", url.Values{"query": {expr}, "time": {formatTime(sp.lo + sp.width)}}
 	}
-	body, err := c.post(ctx, "/api/v1/query_range", form)
+	body, err := c.post(ctx, path, form)
 	if err != nil {
 		return nil, err
 	}
-	r, err := decodeMatrix(body)
+	r, err := decodeSeries(body)
 	if err != nil {
 		return nil, c.unavailable("%v", err)
 	}

@@ -83,6 +83,7 @@ type Config struct {
 	Edge     EdgeConfig     // edge.go
 
 	RemoteWrite RemoteWriteConfig // remotewrite.go
+	History     HistoryConfig     // history.go
 }
 
 // Limits bound what one agent may send; zero values take the defaults.
@@ -281,10 +282,14 @@ func New(cfg Config) (*Hub, error) {
 	}
 	prom := promapi.New(promapi.Options{Queryable: h.store.Queryable(), Live: h.live,
 		MaxSamples: cfg.Query.MaxSamples, Timeout: cfg.Query.Timeout, MaxSeries: cfg.Query.MaxSeries, Logger: h.log.With("component", "promapi"), Registerer: h.reg})
-	h.routes = append(h.routes, prom.Routes()...)
+	hist, promRoutes, err := h.setupHistory(prom)
+	if err != nil {
+		return nil, err
+	}
+	h.routes = append(h.routes, promRoutes...)
 	h.web, err = web.New(web.Options{
 		Live:        h.live,
-		History:     h.store,
+		History:     hist,
 		Ingest:      h.ingest.HTTPHandler(),
 		RemoteWrite: h.ingest.RemoteWriteHandler(),
 

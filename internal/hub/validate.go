@@ -140,6 +140,9 @@ func (c *Config) Validate() error {
 	if err := c.RemoteWrite.validate(); err != nil {
 		return err
 	}
+	if err := c.History.validate(); err != nil {
+		return err
+	}
 	a := c.Alerting
 	if a.Retention != 0 && a.Retention < time.Hour {
 		return invalid("alerts-retention", a.Retention.String(), "must be at least 1h")

@@ -1,0 +1,44 @@
+//go:build !agentonly
+
+package main
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sysmonstm/sysmonstm/internal/config"
+)
+
+func TestHistoryFlagErrors(t *testing.T) {
+	tok := filepath.Join(t.TempDir(), "tok")
+	_ = os.WriteFile(tok, []byte("t\n"), 0o600)
+	f := func(want string, args ...string) {
+		t.Helper()
+		fs := flag.NewFlagSet("hub", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		c := hubFlags(fs)
+		c.DataDir = t.TempDir()
+		err := fs.Parse(args)
+		if err == nil {
+			err = validateHub(c)
+		}
+		if want == "" {
+			if err != nil {
+				t.Fatalf("%v: %v", args, err)
+			}
+			return
+		}
+		if err == nil || !strings.Contains(config.Flagged(err).Error(), want) {
+			t.Fatalf("%v: error %v, want it to contain %q", args, err, want)
+		}
+	}
+	f("", "--history-url", "https://u:p@vm:8428/prefix", "--history-bearer-token-file", tok)
+	f(`--history-url "ftp://vm": want an absolute http(s) URL`, "--history-url", "ftp://u:secret@vm")
+	f("--history-bearer-token-file and --history-basic-auth-file need --history-url", "--history-bearer-token-file", tok)
+	f("--history-basic-auth-file /nonexistent: cannot read it", "--history-url", "http://vm", "--history-basic-auth-file", "/nonexistent")
+	f("not both", "--history-url", "http://vm", "--history-basic-auth-file", tok, "--history-bearer-token-file", tok)
+}

@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
+)
+
+// TestHistoryFromVictoriaMetrics: `hub --remote-write VM --history-url VM`
+// with an agent. The dashboard's history API, export and the PromQL API
+// answer the agent's series from VictoriaMetrics (when VictoriaMetrics
+// stops they answer 503 while the live view goes on, which shows where
+// they read).
+func TestHistoryFromVictoriaMetrics(t *testing.T) {
+	vmBin := needVictoriaMetrics(t)
+	vmAddr := freeAddr(t)
+	// Without -search.latencyOffset=0s VictoriaMetrics hides its newest 30 s
+	// from range queries (docs/operations.md).
+	vm := startVM(t, vmBin, vmAddr, t.TempDir(), "-search.latencyOffset", "0s")
+	hub := startHub(t, t.TempDir(), "", "", "--remote-write", "http://"+vmAddr+"/api/v1/write",
+		"--history-url", "http://"+vmAddr, "--history-timeout", "2s")
+	startAgent(t, hub, "alpha")
+
+	var hist struct {
+		Tier   string `json:"tier"`
+		Series []struct {
+			Labels map[string]string `json:"labels"`
+			Points [][2]float64      `json:"points"`
+			Max    [][2]float64      `json:"max"`
+		} `json:"series"`
+	}
+	histURL := "http://" + hub.http + "/api/machines/alpha/history?metric=load1&from=-2m&step=1s"
+	testutil.WaitFor(t, 30*time.Second, "history points from VictoriaMetrics", func() error {
+		_, _ = httpGet("http://" + vmAddr + "/internal/force_flush")
+		if code := getJSON(t, histURL, &hist); code != 200 {
+			return fmt.Errorf("status %d", code)
+		}
+		if len(hist.Series) != 1 || len(hist.Series[0].Points) < 3 {
+			return fmt.Errorf("history %+v", hist)
+		}
+		return nil
+	})
+	if s := hist.Series[0]; s.Labels["machine"] != "alpha" || hist.Tier != "raw" {
+		t.Errorf("history: tier %s, labels %v", hist.Tier, s.Labels)
+	}
+	// 250 ms samples in 1 s buckets: min and max bands come with them.
+	var wide struct {
+		Series []struct {
+			Max [][2]float64 `json:"max"`
+		} `json:"series"`
+	}
+	if code := getJSON(t, "http://"+hub.http+"/api/machines/alpha/history?metric=load1&from=-2m&step=10s", &wide); code != 200 || len(wide.Series) == 0 || len(wide.Series[0].Max) == 0 {
+		t.Errorf("10 s buckets: status %d, %+v", code, wide)
+	}
+
+	rows := exportJSON(t, hub, "alpha", "load1", "-2m")
+	if len(rows) < 4 {
+		t.Fatalf("export: %d rows", len(rows))
+	}
+	for i := 1; i < len(rows); i++ {
+		if rows[i].Timestamp <= rows[i-1].Timestamp {
+			t.Fatalf("export rows out of order or repeated: %v then %v", rows[i-1], rows[i])
+		}
+	}
+
+	var q struct {
+		Status string `json:"status"`
+		Data   struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if code := getJSON(t, "http://"+hub.http+"/api/v1/query?query="+url.QueryEscape(`count by (machine) (load1)`), &q); code != 200 ||
+		len(q.Data.Result) != 1 || q.Data.Result[0].Metric["machine"] != "alpha" {
+		t.Errorf("PromQL through the hub: %d %+v", code, q)
+	}
+
+	// VictoriaMetrics stops: history answers 503 quickly, live goes on.
+	vm.kill(syscall.SIGKILL)
+	began := time.Now()
+	resp, err := httpGetBody(histURL)
+	if err != nil || resp.code != 503 || !strings.Contains(resp.body, "unreachable") {
+		t.Errorf("history with VictoriaMetrics down: %v %+v", err, resp)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("history with VictoriaMetrics down answered after %s", d)
+	}
+	var m machine
+	if code := getJSON(t, "http://"+hub.http+"/api/machines/alpha", &m); code != 200 || !m.Online {
+		t.Errorf("live view with VictoriaMetrics down: status %d, online %v", code, m.Online)
+	}
+}
+
+// answer is a response's status and body.
+type answer struct {
+	code int
+	body string
+}
+
+func httpGetBody(u string) (answer, error) {
+	resp, err := http.Get(u)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return answer{resp.StatusCode, string(b)}, err
+}
