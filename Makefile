@@ -75,7 +75,7 @@ generate:
 	PATH="$(GOBIN):$$PATH" protoc -I proto \
 	  --go_out=. --go_opt=module=github.com/sysmonstm/sysmonstm \
 	  --go-grpc_out=. --go-grpc_opt=module=github.com/sysmonstm/sysmonstm \
-	  proto/sysmonstm/v1/ingest.proto
+	  proto/sysmonstm/v1/ingest.proto proto/sysmonstm/v1/bus.proto
 
 ## check-generate: fail if the committed generated code is stale
 check-generate: generate

@@ -65,6 +65,9 @@ var ErrPermissionDenied = errors.New("permission denied")
 type Options struct {
 	Storage Storage
 	Live    Live
+	// Bus, when set, takes the agents' batches instead of Storage (see
+	// Bus); nil: one hub, batches committed to Storage.
+	Bus Bus
 	// Auth checks tokens; nil admits every agent. It is asked again every
 	// AuthRecheck while a stream is open, so a revoked or expired token's
 	// stream ends within about that long.
@@ -296,6 +299,11 @@ func (s *Server) Stream(gs pb.Ingest_StreamServer) error {
 		return err
 	}
 	defer st.releaseSeries()
+	if s.opts.Bus != nil {
+		if err := s.busWelcome(ctx, machine, hello.GetInstance()); err != nil {
+			return err
+		}
+	}
 	welcome := &pb.Welcome{
 		Settings: &pb.Settings{IntervalMs: s.opts.Interval.Milliseconds()},
 		LastSeq:  s.seqs.last(machine, hello.GetInstance()),

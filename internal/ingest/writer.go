@@ -76,6 +76,10 @@ func (w *writer) commit(ctx context.Context, jobs []*job) {
 		s.refuseJobs(jobs, err)
 		return
 	}
+	if s.opts.Bus != nil {
+		w.publish(ctx, jobs)
+		return
+	}
 	app := s.opts.Storage.Appender(ctx)
 	var stored int
 	maxTs := map[string]int64{}

@@ -1,0 +1,113 @@
+package bus
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/golang/snappy"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sysmonstm/sysmonstm/internal/metric"
+	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
+)
+
+// MaxMessageBytes bounds a bus message, compressed and decompressed: a
+// message over it is refused when published and when read.
+const MaxMessageBytes = 8 << 20
+
+// encode returns m as snappy-compressed protobuf (a bus message's payload).
+func encode(m *pb.BusMessage) ([]byte, error) {
+	raw, err := proto.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("encode bus message: %w", err)
+	}
+	out := snappy.Encode(nil, raw)
+	if len(raw) > MaxMessageBytes || len(out) > MaxMessageBytes {
+		return nil, fmt.Errorf("bus message is %d bytes, limit %d", len(raw), MaxMessageBytes)
+	}
+	return out, nil
+}
+
+// decode reads a bus message and checks it as ingest checks an agent's
+// (machine id, series names and labels under lim, one sample value per
+// series): bytes from the bus came from another process and may be
+// damaged or forged. Values are not checked here; a non-finite one never
+// passed a hub's validation and is dropped by the caller.
+func decode(b []byte, lim metric.Limits) (*pb.BusMessage, error) {
+	n, err := snappy.DecodedLen(b)
+	if err != nil {
+		return nil, fmt.Errorf("decode bus message: %w", err)
+	}
+	if n > MaxMessageBytes {
+		return nil, fmt.Errorf("decode bus message: %d bytes decompressed, limit %d", n, MaxMessageBytes)
+	}
+	raw, err := snappy.Decode(nil, b)
+	if err != nil {
+		return nil, fmt.Errorf("decode bus message: %w", err)
+	}
+	m := &pb.BusMessage{}
+	if err := proto.Unmarshal(raw, m); err != nil {
+		return nil, fmt.Errorf("decode bus message: %w", err)
+	}
+	if err := check(m, lim); err != nil {
+		return nil, fmt.Errorf("bus message refused: %w", err)
+	}
+	return m, nil
+}
+
+// check validates a decoded message.
+func check(m *pb.BusMessage, lim metric.Limits) error {
+	var machine string
+	switch x := m.Msg.(type) {
+	case *pb.BusMessage_Batch:
+		b := x.Batch
+		machine = b.GetMachineId()
+		if b.GetSeq() == 0 {
+			return errors.New("batch seq 0")
+		}
+		for _, s := range b.GetSamples() {
+			if err := lim.ValidateSeries(s.GetName(), labelsOf(s.GetLabels())); err != nil {
+				return err
+			}
+		}
+	case *pb.BusMessage_Machine:
+		machine = x.Machine.GetMachineId()
+		if err := lim.ValidateSeries("machine_labels", labelsOf(x.Machine.GetLabels())); err != nil {
+			return fmt.Errorf("machine labels: %w", err)
+		}
+	case *pb.BusMessage_Disconnect:
+		machine = x.Disconnect.GetMachineId()
+	case *pb.BusMessage_Processes:
+		machine = x.Processes.GetMachineId()
+		if n := len(x.Processes.GetSnapshot().GetProcesses()); n > 100 {
+			return fmt.Errorf("%d processes, limit 100", n)
+		}
+	default:
+		return errors.New("empty or unknown message")
+	}
+	return metric.ValidateMachineID(machine)
+}
+
+// labelsOf converts and sorts wire labels.
+func labelsOf(in []*pb.Label) metric.Labels {
+	if len(in) == 0 {
+		return nil
+	}
+	ls := make(metric.Labels, len(in))
+	for i, l := range in {
+		ls[i] = metric.Label{Name: l.GetName(), Value: l.GetValue()}
+	}
+	return ls.Sort()
+}
+
+// wireLabels converts labels for the wire.
+func wireLabels(ls metric.Labels) []*pb.Label {
+	if len(ls) == 0 {
+		return nil
+	}
+	out := make([]*pb.Label, len(ls))
+	for i, l := range ls {
+		out[i] = &pb.Label{Name: l.Name, Value: l.Value}
+	}
+	return out
+}

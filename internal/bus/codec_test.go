@@ -1,0 +1,80 @@
+package bus
+
+import (
+	"testing"
+
+	"github.com/golang/snappy"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sysmonstm/sysmonstm/internal/live"
+	"github.com/sysmonstm/sysmonstm/internal/metric"
+	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
+)
+
+func TestCodecRoundTripAndRefusals(t *testing.T) {
+	x := batch("web.1", 3, 9, 1_700_000_000_000, 2)
+	in := &pb.BusMessage{Origin: "o", Msg: &pb.BusMessage_Batch{Batch: batchOf(&x)}}
+	b, err := encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := decode(b, metric.DefaultLimits)
+	if err != nil || !proto.Equal(in, out) {
+		t.Fatalf("round trip: %v\n%v\n%v", err, in, out)
+	}
+	raw := func(m *pb.BusMessage) []byte {
+		r, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snappy.Encode(nil, r)
+	}
+	bad := map[string][]byte{
+		"not snappy":   []byte("\xff\xff\xff\xff\xff"),
+		"not protobuf": snappy.Encode(nil, []byte("\x0a\xff")),
+		"empty":        raw(&pb.BusMessage{}),
+		"no machine":   raw(&pb.BusMessage{Msg: &pb.BusMessage_Disconnect{Disconnect: &pb.BusDisconnect{}}}),
+		"seq 0":        raw(&pb.BusMessage{Msg: &pb.BusMessage_Batch{Batch: &pb.BusBatch{MachineId: "m"}}}),
+		"bad name": raw(&pb.BusMessage{Msg: &pb.BusMessage_Batch{Batch: &pb.BusBatch{MachineId: "m", Seq: 1,
+			Samples: []*pb.BusSample{{Name: "bad name{", Value: 1}}}}}),
+		"control char in id": raw(&pb.BusMessage{Msg: &pb.BusMessage_Disconnect{Disconnect: &pb.BusDisconnect{MachineId: "a\x00b"}}}),
+		"too large":          snappy.Encode(nil, make([]byte, MaxMessageBytes+1)),
+	}
+	for name, b := range bad {
+		if _, err := decode(b, metric.DefaultLimits); err == nil {
+			t.Errorf("%s: decoded", name)
+		}
+	}
+}
+
+// FuzzDecode: bytes from the bus never panic the decoder, and what it
+// accepts is a valid message that encodes again.
+func FuzzDecode(f *testing.F) {
+	x := batch("web.1", 3, 9, 1_700_000_000_000, 2)
+	for _, m := range []*pb.BusMessage{
+		{Origin: "o", Msg: &pb.BusMessage_Batch{Batch: batchOf(&x)}},
+		{Msg: &pb.BusMessage_Machine{Machine: machineOf(live.MachineInfo{ID: "m", Hostname: "h", Labels: metric.Labels{{Name: "a", Value: "b"}}})}},
+		{Msg: &pb.BusMessage_Disconnect{Disconnect: &pb.BusDisconnect{MachineId: "m*>"}}},
+		{Msg: &pb.BusMessage_Processes{Processes: &pb.BusProcesses{MachineId: "m", Snapshot: &pb.ProcessSnapshot{Processes: []*pb.Process{{Pid: 1, Name: "init"}}}}}},
+	} {
+		b, err := encode(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte("\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := decode(b, metric.DefaultLimits)
+		if err != nil {
+			return
+		}
+		if err := check(m, metric.DefaultLimits); err != nil {
+			t.Fatalf("accepted an invalid message: %v", err)
+		}
+		if _, err := encode(m); err != nil {
+			t.Fatalf("accepted message does not encode: %v", err)
+		}
+	})
+}

@@ -1,0 +1,152 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sysmonstm/sysmonstm/internal/live"
+	"github.com/sysmonstm/sysmonstm/internal/metric"
+	"github.com/sysmonstm/sysmonstm/internal/remotewrite"
+	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
+)
+
+// follow applies a stream's messages to the live state, from the last
+// message of each subject on (so a starting hub recovers every machine's
+// newest batch, hello, disconnect and process list), with an ordered
+// consumer of its own: nothing is acknowledged, and after a NATS failover
+// the consumer resumes where it stopped.
+func (b *Bus) follow(ctx context.Context, stream, subjects string) {
+	f := &follower{b: b, series: map[string]map[string]*live.Series{}}
+	var backoff remotewrite.Backoff
+	for ctx.Err() == nil {
+		cons, err := b.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{subjects},
+			DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				b.log.Warn("bus: cannot follow stream; retrying", "stream", stream, "err", err)
+				sleep(ctx, backoff.Next())
+			}
+			continue
+		}
+		it, err := cons.Messages()
+		if err != nil {
+			b.log.Warn("bus: cannot follow stream; retrying", "stream", stream, "err", err)
+			sleep(ctx, backoff.Next())
+			continue
+		}
+		backoff = remotewrite.Backoff{}
+		stop := context.AfterFunc(ctx, it.Stop)
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+					break
+				}
+				b.log.Debug("bus: follower", "stream", stream, "err", err)
+				continue
+			}
+			f.apply(msg.Data())
+		}
+		stop()
+		it.Stop()
+	}
+}
+
+// follower applies one stream's messages. Only its goroutine uses it.
+type follower struct {
+	b *Bus
+	// series caches each machine's series identities by key, so a
+	// machine's batches reuse them as an agent's stream does.
+	series map[string]map[string]*live.Series
+}
+
+// maxCachedSeries bounds one machine's cached series identities; past it
+// the cache starts afresh.
+const maxCachedSeries = 100_000
+
+// apply decodes one message and applies it, unless this hub published it
+// (it applied it when its agent sent it).
+func (f *follower) apply(data []byte) {
+	b := f.b
+	m, err := decode(data, b.opts.Limits)
+	if err != nil {
+		b.m.badMessages.Inc()
+		b.log.Warn("bus: message dropped", "err", err)
+		return
+	}
+	if m.GetOrigin() == b.origin {
+		return
+	}
+	lv := b.opts.Live
+	switch x := m.Msg.(type) {
+	case *pb.BusMessage_Batch:
+		bt := x.Batch
+		if b.opts.NoteSeq != nil {
+			b.opts.NoteSeq(bt.GetMachineId(), bt.GetInstance(), bt.GetSeq())
+		}
+		series, values := f.samples(bt)
+		lv.Update(bt.GetMachineId(), bt.GetTimestampMs(), series, values)
+		b.m.applied.WithLabelValues("batch").Inc()
+	case *pb.BusMessage_Machine:
+		b.noteHello(x.Machine.GetMachineId(), m.GetOrigin())
+		lv.Connect(infoOf(x.Machine))
+		b.m.applied.WithLabelValues("hello").Inc()
+	case *pb.BusMessage_Disconnect:
+		id := x.Disconnect.GetMachineId()
+		// Only the hub the agent said hello to last can say it left.
+		if b.helloFromOrigin(id, m.GetOrigin()) {
+			lv.Disconnect(id)
+			b.m.applied.WithLabelValues("disconnect").Inc()
+		}
+	case *pb.BusMessage_Processes:
+		snap := x.Processes.GetSnapshot()
+		procs := make([]live.Process, len(snap.GetProcesses()))
+		for i, p := range snap.GetProcesses() {
+			procs[i] = live.Process{PID: p.GetPid(), Name: p.GetName(), User: p.GetUser(), Command: p.GetCommand(),
+				CPUPercent: p.GetCpuPercent(), RSSBytes: p.GetRssBytes(), State: p.GetState()}
+		}
+		lv.SetProcesses(x.Processes.GetMachineId(), snap.GetTimestampMs(), procs)
+		b.m.applied.WithLabelValues("processes").Inc()
+	}
+}
+
+// samples returns a batch's series identities and finite values.
+func (f *follower) samples(bt *pb.BusBatch) ([]*live.Series, []float64) {
+	cache := f.series[bt.GetMachineId()]
+	if cache == nil || len(cache) > maxCachedSeries {
+		cache = map[string]*live.Series{}
+		f.series[bt.GetMachineId()] = cache
+	}
+	series := make([]*live.Series, 0, len(bt.GetSamples()))
+	values := make([]float64, 0, len(bt.GetSamples()))
+	for _, s := range bt.GetSamples() {
+		if metric.ValidateValue(s.GetValue()) != nil {
+			continue
+		}
+		ls := labelsOf(s.GetLabels())
+		key := metric.SeriesKey(s.GetName(), ls)
+		sr := cache[key]
+		if sr == nil {
+			sr = live.NewSeries(s.GetName(), ls)
+			cache[key] = sr
+		}
+		series = append(series, sr)
+		values = append(values, s.GetValue())
+	}
+	return series, values
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
