@@ -61,6 +61,7 @@ func hubFlags(fs *flag.FlagSet) *hub.Config {
 	edgeFlags(fs, &c.Edge)
 	remoteWriteFlags(fs, &c.RemoteWrite)
 	historyFlags(fs, &c.History)
+	busFlags(fs, &c.Bus)
 	return c
 }
 

@@ -54,6 +54,10 @@ func TestStartupErrorsArePrecise(t *testing.T) {
 	f("refusing plaintext to 10.1.2.3:50051, which is not on loopback", "agent", "--hub", "127.0.0.1:1,10.1.2.3:50051", "--push-socket", "")
 	f(`--hub "h:1": listed twice`, "loadgen", "--hub", "h:1,h:1")
 	f("--retention-1m 1h0m0s: must be at least --retention-raw", "hub", "--retention-1m", "1h")
+	f("--nats nats://127.0.0.1:1: needs --postgres", "hub", "--nats", "nats://u:secret@127.0.0.1:1", "--data-dir", t.TempDir())
+	f("--nats nats://127.0.0.1:1: needs at least one --remote-write", "hub", "--nats", "nats://127.0.0.1:1", "--postgres", "postgres://127.0.0.1/x", "--data-dir", t.TempDir())
+	f(`--nats http://h: want nats://HOST:PORT`, "hub", "--nats", "http://h", "--postgres", "postgres://127.0.0.1/x", "--data-dir", t.TempDir())
+	f("--nats-replicas: needs --nats", "hub", "--nats-replicas", "3", "--data-dir", t.TempDir())
 	f("--tls-cert and --tls-key go together", "hub", "--tls-cert", "x.pem", "--data-dir", t.TempDir())
 	f("--machines 0: must be between 1 and 100000", "loadgen", "--machines", "0")
 	f("--series 60000: must be between 20 and 50000", "loadgen", "--series", "60000")
@@ -62,6 +66,10 @@ func TestStartupErrorsArePrecise(t *testing.T) {
 	f(`--log-level "loud"`, "version", "--log-level", "loud")
 	f("refusing plaintext to 10.1.2.3:50051, which is not on loopback", "agent", "--hub", "10.1.2.3:50051", "--push-socket", "")
 	f("--tls-client-ca needs TLS", "hub", "--tls-client-ca", "ca.pem", "--data-dir", t.TempDir())
+	f("--nats nats://127.0.0.1:1: needs --postgres", "hub", "--nats", "nats://u:secret@127.0.0.1:1", "--data-dir", t.TempDir())
+	f("--nats nats://127.0.0.1:1: needs at least one --remote-write", "hub", "--nats", "nats://127.0.0.1:1", "--postgres", "postgres://127.0.0.1/x", "--data-dir", t.TempDir())
+	f(`--nats http://h: want nats://HOST:PORT`, "hub", "--nats", "http://h", "--postgres", "postgres://127.0.0.1/x", "--data-dir", t.TempDir())
+	f("--nats-replicas: needs --nats", "hub", "--nats-replicas", "3", "--data-dir", t.TempDir())
 	f("--tls-cert and --tls-key go together", "agent", "--tls-cert", "c.pem", "--push-socket", "")
 }
 

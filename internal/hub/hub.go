@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/sysmonstm/sysmonstm/internal/bus"
 	"github.com/sysmonstm/sysmonstm/internal/config"
 	"github.com/sysmonstm/sysmonstm/internal/httpjson"
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
@@ -84,6 +85,7 @@ type Config struct {
 
 	RemoteWrite RemoteWriteConfig // remotewrite.go
 	History     HistoryConfig     // history.go
+	Bus         BusConfig         // bus.go: --nats
 }
 
 // Limits bound what one agent may send; zero values take the defaults.
@@ -164,6 +166,7 @@ type Hub struct {
 	sec    securityPart
 	edge   edgePart
 	rw     remoteWritePart
+	bus    *bus.Bus // --nats; nil without
 }
 
 // New opens storage and binds both listeners, so the caller knows the
@@ -256,9 +259,13 @@ func New(cfg Config) (*Hub, error) {
 	if err := h.setupRemoteWrite(); err != nil {
 		return nil, err
 	}
+	if err := h.setupBus(); err != nil {
+		return nil, err
+	}
 	h.ingest, err = ingest.New(ingest.Options{
 		Storage:    h.storage(),
-		Live:       h.liveSink(),
+		Bus:        h.ingestBus(),
+		Live:       h.ingestLive(),
 		Auth:       h.ingestAuth(),
 		TokenAuth:  h.sec.store.CheckAgentToken,
 		Logger:     h.log.With("component", "ingest"),
@@ -272,7 +279,7 @@ func New(cfg Config) (*Hub, error) {
 
 		RemoteWriteMachineLabel: cfg.RemoteWriteMachineLabel,
 		Limits:                  limits(cfg.Limits),
-		Writable:                h.store.Writable,
+		Writable:                h.writable,
 	})
 	if err != nil {
 		return nil, err
@@ -397,6 +404,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.runEdge(compCtx, comps)
 	h.runRemoteWrite(compCtx, comps)
 	h.runMetadataWatch(compCtx, comps)
+	h.runBus(compCtx, comps)
 
 	g.Go(func() error {
 		if err := h.grpcSrv.Serve(h.grpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -448,7 +456,7 @@ func (h *Hub) readiness() error {
 	if !h.ready.Load() {
 		return errors.New("not ready: starting or shutting down")
 	}
-	if err := h.store.Writable(); err != nil {
+	if err := h.writable(); err != nil {
 		return fmt.Errorf("not ready: %w", err)
 	}
 	return nil
@@ -461,6 +469,7 @@ func (h *Hub) closeAll() {
 	if h.httpLn != nil {
 		_ = h.httpLn.Close()
 	}
+	h.closeBus()
 	h.closeRemoteWrite()
 	if h.store != nil {
 		if err := h.store.Close(); err != nil {

@@ -137,6 +137,9 @@ func (c *Config) Validate() error {
 	if s := c.Security; s.SessionTTL > 0 && s.SessionMaxAge > 0 && s.SessionMaxAge < s.SessionTTL {
 		return invalid("session-max-age", s.SessionMaxAge.String(), "must be at least {session-ttl} (%s)", s.SessionTTL)
 	}
+	if err := c.validateBus(); err != nil {
+		return err
+	}
 	if err := c.RemoteWrite.validate(); err != nil {
 		return err
 	}
