@@ -282,10 +282,10 @@ func (c *cluster) holder(k int) int {
 // onlineEverywhere waits until every live hub lists every machine online
 // and seen after since (a hub keeps a machine "online" for a while after
 // its last data), and returns how long that took.
-func (c *cluster) onlineEverywhere(timeout time.Duration, since time.Time) time.Duration {
-	c.t.Helper()
+func (c *cluster) onlineEverywhere(t *testing.T, timeout time.Duration, since time.Time) time.Duration {
+	t.Helper()
 	start := time.Now()
-	testutil.WaitFor(c.t, timeout, "every machine online on every live hub", func() error {
+	testutil.WaitFor(t, timeout, "every machine online on every live hub", func() error {
 		for i, h := range c.hubs {
 			if !c.alive[i] {
 				continue
@@ -295,12 +295,12 @@ func (c *cluster) onlineEverywhere(timeout time.Duration, since time.Time) time.
 				return fmt.Errorf("hub %d: status %d %v", i, code, err)
 			}
 			for _, id := range c.ids {
-				i := slices.IndexFunc(list, func(m machine) bool { return m.ID == id })
-				if i < 0 || !list[i].Online {
+				j := slices.IndexFunc(list, func(m machine) bool { return m.ID == id })
+				if j < 0 || !list[j].Online {
 					return fmt.Errorf("hub %d: %s not online", i, id)
 				}
-				if seen, err := time.Parse(time.RFC3339Nano, list[i].LastSeen); err != nil || !seen.After(since) {
-					return fmt.Errorf("hub %d: %s last seen %q", i, id, list[i].LastSeen)
+				if seen, err := time.Parse(time.RFC3339Nano, list[j].LastSeen); err != nil || !seen.After(since) {
+					return fmt.Errorf("hub %d: %s last seen %q, want after %s", i, id, list[j].LastSeen, since.Format(time.StampMilli))
 				}
 			}
 		}
@@ -312,9 +312,9 @@ func (c *cluster) onlineEverywhere(timeout time.Duration, since time.Time) time.
 // checkHistory reads every machine's cpu_usage_percent{cpu="total"} from
 // VictoriaMetrics between from and to and fails on a gap or a duplicate:
 // one sample per collection interval, consecutive.
-func (c *cluster) checkHistory(what string, from, to time.Time) {
-	c.t.Helper()
-	all := vmSamples(c.t, c.vmAddr)
+func (c *cluster) checkHistory(t *testing.T, what string, from, to time.Time) {
+	t.Helper()
+	all := vmSamples(t, c.vmAddr)
 	for _, id := range c.ids {
 		key := seriesKey(map[string]string{"__name__": "cpu_usage_percent", "cpu": "total", "machine": id})
 		var ts []int64
@@ -325,30 +325,30 @@ func (c *cluster) checkHistory(what string, from, to time.Time) {
 		}
 		step := clusterInterval.Milliseconds()
 		if len(ts) == 0 {
-			c.t.Errorf("%s: %s has no stored samples between %s and %s (series %s; VM holds %d series)", what, id, from.Format(time.TimeOnly), to.Format(time.TimeOnly), key, len(all))
+			t.Errorf("%s: %s has no stored samples between %s and %s (series %s; VM holds %d series)", what, id, from.Format(time.TimeOnly), to.Format(time.TimeOnly), key, len(all))
 			continue
 		}
 		if ts[0] > from.UnixMilli()+2*step || ts[len(ts)-1] < to.UnixMilli()-2*step {
-			c.t.Errorf("%s: %s: samples span %s–%s, want %s–%s", what, id, time.UnixMilli(ts[0]).Format(time.StampMilli), time.UnixMilli(ts[len(ts)-1]).Format(time.StampMilli), from.Format(time.StampMilli), to.Format(time.StampMilli))
+			t.Errorf("%s: %s: samples span %s–%s, want %s–%s", what, id, time.UnixMilli(ts[0]).Format(time.StampMilli), time.UnixMilli(ts[len(ts)-1]).Format(time.StampMilli), from.Format(time.StampMilli), to.Format(time.StampMilli))
 		}
 		for j := 1; j < len(ts); j++ {
 			switch d := ts[j] - ts[j-1]; {
 			case d == 0:
-				c.t.Errorf("%s: %s: sample at %s stored twice", what, id, time.UnixMilli(ts[j]).Format(time.StampMilli))
+				t.Errorf("%s: %s: sample at %s stored twice", what, id, time.UnixMilli(ts[j]).Format(time.StampMilli))
 			case d > step+step/2:
-				c.t.Errorf("%s: %s: gap of %d ms after %s", what, id, d, time.UnixMilli(ts[j-1]).Format(time.StampMilli))
+				t.Errorf("%s: %s: gap of %d ms after %s", what, id, d, time.UnixMilli(ts[j-1]).Format(time.StampMilli))
 			}
 		}
-		c.t.Logf("%s: %s: %d samples %s–%s", what, id, len(ts), time.UnixMilli(ts[0]).Format(time.StampMilli), time.UnixMilli(ts[len(ts)-1]).Format(time.StampMilli))
+		t.Logf("%s: %s: %d samples %s–%s", what, id, len(ts), time.UnixMilli(ts[0]).Format(time.StampMilli), time.UnixMilli(ts[len(ts)-1]).Format(time.StampMilli))
 	}
 }
 
 // waitStored waits until VictoriaMetrics holds every machine's samples up
 // to at least t (remote write is asynchronous).
-func (c *cluster) waitStored(at time.Time) {
-	c.t.Helper()
-	testutil.WaitFor(c.t, 30*time.Second, "samples up to "+at.Format(time.TimeOnly)+" in VictoriaMetrics", func() error {
-		all := vmSamples(c.t, c.vmAddr)
+func (c *cluster) waitStored(t *testing.T, at time.Time) {
+	t.Helper()
+	testutil.WaitFor(t, 30*time.Second, "samples up to "+at.Format(time.TimeOnly)+" in VictoriaMetrics", func() error {
+		all := vmSamples(t, c.vmAddr)
 		for _, id := range c.ids {
 			key := seriesKey(map[string]string{"__name__": "cpu_usage_percent", "cpu": "total", "machine": id})
 			ts := all[key]
@@ -381,7 +381,7 @@ func TestCluster(t *testing.T) {
 	t.Logf("cluster up; agents on hubs %d %d %d", c.holder(0), c.holder(1), c.holder(2))
 
 	t.Run("every hub lists every machine", func(t *testing.T) {
-		c.onlineEverywhere(20*time.Second, time.Now())
+		c.onlineEverywhere(t, 20*time.Second, time.Now())
 	})
 
 	t.Run("login, token and rule made on one hub work on the others", func(t *testing.T) {
@@ -400,14 +400,14 @@ func TestCluster(t *testing.T) {
 			Token string `json:"token"`
 		}
 		api[1].must(201, "POST", "/api/tokens", map[string]string{"machine": "cl-token", "name": "made on hub 1"}, &tok)
-		startAgent(t, c.hubs[2], "cl-token", "--token", tok.Token, "--interval", clusterInterval.String())
+		startAgent(t, c.hubs[2], "cl-token", "--token", tok.Token, "--interval", clusterInterval.String(), "--push-socket", "")
 		waitOnline(t, c.hubs[0], "cl-token") // streamed to hub 2, seen on hub 0
 		var rule struct {
 			ID string `json:"id"`
 		}
 		api[2].must(201, "POST", "/api/rules", map[string]any{
 			"name": "made on hub 2", "metric": `cpu_usage_percent{cpu="total"}`, "op": ">=", "threshold": 0,
-			"machines": []string{"cl-token"}, "severity": "info",
+			"machines": []string{"cl-token"}, "severity": "warning",
 		}, &rule)
 		for i := range 3 {
 			testutil.WaitFor(t, 20*time.Second, fmt.Sprintf("hub %d shows the rule made on hub 2 firing", i), func() error {
@@ -449,10 +449,10 @@ func TestCluster(t *testing.T) {
 		from := time.Now()
 		c.nats[0].p.kill(syscall.SIGKILL)
 		time.Sleep(8 * time.Second)
-		c.onlineEverywhere(20*time.Second, time.Now().Add(-time.Second))
 		to := time.Now()
-		c.waitStored(to)
-		c.checkHistory("NATS node down", from.Add(-3*time.Second), to)
+		c.waitStored(t, to)
+		c.checkHistory(t, "NATS node down", from.Add(-3*time.Second), to)
+		c.onlineEverywhere(t, 20*time.Second, time.Now().Add(-time.Second))
 	})
 
 	t.Run("PostgreSQL restarted: hubs recover, ingestion goes on", func(t *testing.T) {
@@ -470,8 +470,8 @@ func TestCluster(t *testing.T) {
 			})
 		}
 		to := time.Now()
-		c.waitStored(to)
-		c.checkHistory("PostgreSQL restart", from, to)
+		c.waitStored(t, to)
+		c.checkHistory(t, "PostgreSQL restart", from, to)
 	})
 
 	t.Run("SIGKILL of the hubs holding agents", func(t *testing.T) {
@@ -500,12 +500,12 @@ func TestCluster(t *testing.T) {
 		})
 		moved := time.Since(killed)
 		// Data that arrived after the kill, so through the survivor.
-		took := moved + c.onlineEverywhere(20*time.Second-moved, killed.Add(clusterInterval))
+		took := moved + c.onlineEverywhere(t, 20*time.Second-moved, killed.Add(clusterInterval))
 		t.Logf("hubs %v killed: agents on hub %d after %s, every machine online there with new data after %s", victims, survivor, moved.Round(10*time.Millisecond), took.Round(10*time.Millisecond))
 		time.Sleep(3 * time.Second)
 		to := time.Now()
-		c.waitStored(to)
-		c.checkHistory("hubs killed", killed.Add(-5*time.Second), to)
+		c.waitStored(t, to)
+		c.checkHistory(t, "hubs killed", killed.Add(-5*time.Second), to)
 		// The notifying hub may have been among the dead: its successor
 		// must not notify the firing alerts again.
 		if again := firingFor(sink, 5*time.Second, nil); len(again) > 0 {
@@ -514,7 +514,7 @@ func TestCluster(t *testing.T) {
 	})
 
 	// The whole run, every fault included, from the first full minute.
-	c.checkHistory("whole run", began.Add(5*time.Second), time.Now().Add(-5*time.Second))
+	c.checkHistory(t, "whole run", began.Add(5*time.Second), time.Now().Add(-5*time.Second))
 }
 
 // firingFor counts the firing alerts per machine in the webhook deliveries
@@ -586,7 +586,7 @@ func TestClusterFailoverTimeDistribution(t *testing.T) {
 			return nil
 		})
 		m := time.Since(killed)
-		v := m + c.onlineEverywhere(30*time.Second-m, killed.Add(clusterInterval))
+		v := m + c.onlineEverywhere(t, 30*time.Second-m, killed.Add(clusterInterval))
 		for range movers {
 			moved = append(moved, m)
 		}
