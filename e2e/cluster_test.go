@@ -434,6 +434,9 @@ func TestCluster(t *testing.T) {
 			Token string `json:"token"`
 		}
 		api[1].must(201, "POST", "/api/tokens", map[string]string{"machine": "cl-token", "name": "made on hub 1"}, &tok)
+		// A token is in force on every hub within a second (PostgreSQL
+		// NOTIFY); an agent refused before that backs off for long.
+		time.Sleep(time.Second)
 		startAgent(t, c.hubs[2], "cl-token", "--token", tok.Token, "--interval", clusterInterval.String(), "--push-socket", "")
 		waitOnline(t, c.hubs[0], "cl-token") // streamed to hub 2, seen on hub 0
 		var rule struct {
