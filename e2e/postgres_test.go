@@ -26,10 +26,8 @@ import (
 // changes propagate again).
 func TestPostgresTwoHubs(t *testing.T) {
 	t.Parallel()
-	dsn := dbtest.NewPostgres(t)
-	setEnv(t, "SYSMONSTM_POSTGRES", dsn)
 	const password = "e2e-postgres-admin-pw"
-	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
+	dsn := usePostgres(t, password)
 	a := startHub(t, t.TempDir(), "", "")
 	b := startHub(t, t.TempDir(), "", "")
 	apiA := newAlertsClient(t, a, password)
@@ -161,6 +159,17 @@ func TestPostgresTwoHubs(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// usePostgres makes the hubs and commands the test starts share a fresh
+// PostgreSQL database (SYSMONSTM_POSTGRES) whose first admin has password;
+// it returns the database's URL.
+func usePostgres(t *testing.T, password string) string {
+	t.Helper()
+	dsn := dbtest.NewPostgres(t)
+	setEnv(t, "SYSMONSTM_POSTGRES", dsn)
+	setEnv(t, "SYSMONSTM_ADMIN_PASSWORD", password)
+	return dsn
 }
 
 var reNotificationsRestored = regexp.MustCompile(`PostgreSQL change notifications restored`)

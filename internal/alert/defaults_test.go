@@ -9,14 +9,7 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/db/dbtest"
 )
 
-func ruleIDs(rules []Rule) []string {
-	ids := make([]string, len(rules))
-	for i, r := range rules {
-		ids[i] = r.ID
-	}
-	slices.Sort(ids)
-	return ids
-}
+func ruleIDs(rules []Rule) []string { return sortedIDs(rules, func(r Rule) string { return r.ID }) }
 
 func TestDefaultsFreshDatabase(t *testing.T) {
 	dir := t.TempDir()

@@ -95,7 +95,8 @@ const promoteGrace = 15 * time.Second
 // concurrent use; the methods the API calls and Run may run at the same
 // time.
 //
-// Locks, in the order they may be taken: machineState.mu, then Engine.mu;
+// Locks, in the order they may be taken: lead.mu (leader.go), then
+// machineState.mu, then Engine.mu;
 // machinesMu and writeMu are never held while taking another lock except
 // writeMu → Engine.mu; stepMu is taken before all of them.
 type Engine struct {
@@ -315,6 +316,19 @@ type machineState struct {
 	ptrs     map[*live.Series]*seriesState
 	maxBatch int
 	series   map[string]*seriesState // series key → state, for matched series only
+}
+
+// eachSlot calls f with every slot of m: its series' and its offline
+// ones. Caller holds m.mu.
+func (m *machineState) eachSlot(f func(*slot)) {
+	for _, ss := range m.series {
+		for _, s := range ss.slots {
+			f(s)
+		}
+	}
+	for _, s := range m.offline {
+		f(s)
+	}
 }
 
 type posEntry struct {

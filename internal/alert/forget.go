@@ -18,14 +18,7 @@ func (e *Engine) Forget(id string) {
 	if m != nil {
 		ns := now.UnixNano()
 		m.mu.Lock()
-		for _, ss := range m.series {
-			for _, s := range ss.slots {
-				e.closeSlot(m, s, ns, ReasonForgotten)
-			}
-		}
-		for _, s := range m.offline {
-			e.closeSlot(m, s, ns, ReasonForgotten)
-		}
+		m.eachSlot(func(s *slot) { e.closeSlot(m, s, ns, ReasonForgotten) })
 		m.series, m.offline, m.offlineActive = map[string]*seriesState{}, nil, 0
 		clear(m.ptrs)
 		m.pos = m.pos[:0]

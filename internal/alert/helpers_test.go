@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -233,6 +234,16 @@ func (h *harness) one(states ...string) Alert {
 		h.t.Fatalf("want 1 alert in %v, have %d: %+v", states, len(as), as)
 	}
 	return as[0]
+}
+
+// sortedIDs returns the ids of xs, sorted.
+func sortedIDs[T any](xs []T, id func(T) string) []string {
+	out := make([]string, len(xs))
+	for i, x := range xs {
+		out[i] = id(x)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // waitSent waits until n messages were sent.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -155,6 +156,30 @@ func (e *Engine) fence(ctx context.Context) bool {
 	return conn.PingContext(pctx) == nil
 }
 
+// writer is where the leader writes alert state: with an election, the
+// connection holding the leader lock, so that a leader whose lock
+// connection died (and whose successor may already write) cannot commit
+// anything; else the pool.
+func (e *Engine) writer() txBeginner {
+	if !e.shared {
+		return e.db
+	}
+	e.lead.mu.Lock()
+	defer e.lead.mu.Unlock()
+	if e.lead.conn == nil {
+		return noLock{}
+	}
+	return e.lead.conn
+}
+
+// noLock is the writer of an engine that lost the lock between its flush's
+// check and its write.
+type noLock struct{}
+
+func (noLock) BeginTx(context.Context, *sql.TxOptions) (*sql.Tx, error) {
+	return nil, errors.New("not the alert leader any more")
+}
+
 // discard closes c so that its server session ends (releasing its
 // advisory locks) instead of returning to the pool.
 func discard(c *sql.Conn) {
@@ -201,14 +226,7 @@ func (e *Engine) reconcile(rows []*record, now time.Time) {
 	for _, m := range e.machineList() {
 		m.mu.Lock()
 		e.mu.Lock()
-		for _, ss := range m.series {
-			for _, s := range ss.slots {
-				e.reconcileSlotLocked(m, s, stored, now)
-			}
-		}
-		for _, s := range m.offline {
-			e.reconcileSlotLocked(m, s, stored, now)
-		}
+		m.eachSlot(func(s *slot) { e.reconcileSlotLocked(m, s, stored, now) })
 		e.mu.Unlock()
 		m.mu.Unlock()
 	}
@@ -250,7 +268,12 @@ func (e *Engine) reconcileSlotLocked(m *machineState, s *slot, stored map[string
 			e.active[rec.a.ID] = rec
 		}
 		if row.a.StartedAt.Before(rec.a.StartedAt) {
+			// The episode began when the previous leader saw it: a pending
+			// alert's `for` counts from then.
 			rec.a.StartedAt = row.a.StartedAt
+			if s.ss != nil {
+				s.since = row.a.StartedAt.UnixNano()
+			}
 		}
 		rec.notified, rec.lastNotified, rec.persisted = row.notified, row.lastNotified, true
 		rec.a.Acknowledged, rec.a.Ack = row.a.Acknowledged, row.a.Ack

@@ -3,6 +3,7 @@ package alert
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	sysmontest "github.com/sysmonstm/sysmonstm/internal/testutil"
 
 	"github.com/sysmonstm/sysmonstm/internal/notify"
 )
@@ -270,14 +273,7 @@ func TestClusterNotifiesOnce(t *testing.T) {
 	c.waitOutboxDone(c.nodes[0])
 }
 
-func ids(as []Alert) []string {
-	out := make([]string, len(as))
-	for i, a := range as {
-		out[i] = a.ID
-	}
-	slices.Sort(out)
-	return out
-}
+func ids(as []Alert) []string { return sortedIDs(as, func(a Alert) string { return a.ID }) }
 
 // TestLeaderKilled: the leader dies (its lock connection cut, nothing
 // cleaned up) at three moments of a notification's life; a follower takes
@@ -318,6 +314,90 @@ func TestLeaderKilled(t *testing.T) {
 				t.Fatalf("history: %+v, want the one resolved alert", as)
 			}
 		})
+	}
+}
+
+// TestLockLostLeaderAlive: the leader's lock connection is cut while the
+// leader lives on and still believes it leads (it has not polled yet); a
+// follower takes over. The old leader can neither write (its writes go
+// through the dead lock connection) nor send (each send checks it), so
+// there is one alert row, one delivery, and no open outbox row.
+func TestLockLostLeaderAlive(t *testing.T) {
+	c := newCluster(t, 3)
+	old := c.nodes[0]
+	old.e.lead.mu.Lock()
+	pid := old.e.lead.pid
+	old.e.lead.mu.Unlock()
+	var ok bool
+	if err := c.nodes[1].db.QueryRow(`SELECT pg_terminate_backend(?)`, pid).Scan(&ok); err != nil || !ok {
+		t.Fatalf("terminate the lock connection: %v %v", ok, err)
+	}
+	var next int
+	sysmontest.WaitFor(t, 5*time.Second, "a follower takes the lock", func() error {
+		for i := 1; i < len(c.nodes); i++ {
+			if c.nodes[i].e.campaign(c.nodes[i].ctx); c.nodes[i].e.IsLeader() {
+				next = i
+				return nil
+			}
+		}
+		return errors.New("no follower leads")
+	})
+	if !old.e.IsLeader() {
+		t.Fatal("the old leader already knows")
+	}
+	c.feed(95, "web-1")
+	c.steps(8) // both believe they lead: write, group, send
+	old.e.campaign(old.ctx)
+	if old.e.IsLeader() {
+		t.Fatal("the old leader did not step down")
+	}
+	c.waitDeliveries(map[string]int{"web-1 firing": 1})
+	c.waitOutboxDone(c.nodes[next])
+	var n int
+	if err := c.nodes[next].db.QueryRow(`SELECT count(*) FROM alerts`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d alert rows, %v; want 1", n, err)
+	}
+}
+
+// TestTakeoverKeepsForTimer: a follower that saw an episode begin later
+// than the leader takes the leader's start on takeover, so the alert fires
+// `for` after the leader first saw it, not after the follower did.
+func TestTakeoverKeepsForTimer(t *testing.T) {
+	c := newCluster(t, 2)
+	ctx := context.Background()
+	c.nodes[0].createRule(`{"name":"load","metric":"load","op":">","threshold":4,"for":"10s"}`)
+	if _, err := c.nodes[1].e.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lead, next := c.nodes[0], c.nodes[1]
+	load := func(hs ...*harness) {
+		for _, h := range hs {
+			h.observe("web-1", h.series("load"), 8)
+		}
+	}
+	start := c.clk.Now()
+	load(lead)
+	for range 50 { // 5 s: only the leader sees the machine's load
+		c.steps(1)
+		load(lead)
+	}
+	for range 10 { // 1 s: both do
+		c.steps(1)
+		load(lead, next)
+	}
+
+	if a := lead.one(StatePending); !a.StartedAt.Equal(start) {
+		t.Fatalf("leader's pending alert %+v", a)
+	}
+	c.kill(0)
+	c.takeOver()
+	for c.clk.Now().Sub(start) < 10*time.Second {
+		c.steps(1)
+		load(next)
+	}
+	c.steps(1)
+	if a := next.one(StateFiring); !a.StartedAt.Equal(start) || a.FiredAt.Sub(start) > 10200*time.Millisecond {
+		t.Fatalf("new leader's alert: %+v, want firing 10 s after %s", a, start)
 	}
 }
 
@@ -371,6 +451,25 @@ func TestLeaderMetrics(t *testing.T) {
 	}
 }
 
+// TestResignReleasesLock: a leader that stops cleanly gives the lock up
+// (its connection is closed, not pooled where it would keep the lock), and
+// a follower leads at its next try.
+func TestResignReleasesLock(t *testing.T) {
+	c := newCluster(t, 2)
+	c.nodes[0].stop()
+	c.dead[0] = true
+	if c.nodes[0].e.IsLeader() {
+		t.Fatal("a stopped engine still leads")
+	}
+	start := time.Now()
+	if next := c.takeOver(); next != 1 {
+		t.Fatalf("node %d leads", next)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("takeover after a clean stop took %s", d)
+	}
+}
+
 // TestSQLiteAlwaysLeads: one hub on SQLite leads without a lock and writes
 // no outbox, even asked to elect.
 func TestSQLiteAlwaysLeads(t *testing.T) {
@@ -386,5 +485,55 @@ func TestSQLiteAlwaysLeads(t *testing.T) {
 	var n int
 	if err := h.db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'alert_outbox'`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("alert_outbox on SQLite: %d %v", n, err)
+	}
+}
+
+// BenchmarkTakeOver measures a takeover on a database with 1,000
+// machines × 2 firing alerts written by the leader: the new leader loads
+// the stored alerts and the outbox and reconciles its 2,000 active slots
+// (its lock taken: the time between the old leader's death and the first
+// notification is this plus up to one LeaderPoll).
+func BenchmarkTakeOver(b *testing.B) {
+	dir := b.TempDir()
+	clk := newClock(t0)
+	opts := Options{Elect: true, GroupWait: 10 * time.Millisecond}
+	lead := openHarnessOn(b, "postgres", dir, clk, opts)
+	next := openHarnessOn(b, "postgres", dir, clk, opts)
+	ctx := context.Background()
+	for _, h := range []*harness{lead, next} {
+		if h == lead {
+			for _, js := range []string{
+				`{"id":"cpu","name":"cpu","metric":"cpu","op":">","threshold":90,"for":"0s"}`,
+				`{"id":"mem","name":"mem","metric":"mem","op":">","threshold":90,"for":"0s"}`,
+			} {
+				h.createRule(js)
+			}
+		} else if _, err := h.e.Reload(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const machines = 1000
+	for i := range machines {
+		m := fmt.Sprintf("m-%04d", i)
+		for _, h := range []*harness{lead, next} {
+			h.observe(m, h.series("cpu"), 95)
+			h.observe(m, h.series("mem"), 95)
+		}
+	}
+	lead.step()
+	if as, err := lead.e.Alerts(ctx, AlertQuery{States: []string{StateFiring}, Limit: 10 * machines}); err != nil || len(as) != 2*machines {
+		b.Fatalf("%d firing, want %d: %v", len(as), 2*machines, err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if err := next.e.takeOver(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		next.e.leader.Store(false) // a follower again, for the next round
+		next.e.mu.Lock()
+		clear(next.e.dirty)
+		next.e.mu.Unlock()
+		b.StartTimer()
 	}
 }

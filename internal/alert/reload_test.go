@@ -22,10 +22,8 @@ func TestReloadSharesOneDatabase(t *testing.T) {
 			ctx := context.Background()
 			dir := t.TempDir()
 			clk := newClock(t0)
-			// B opens first: on PostgreSQL it is the alert leader, the hub
-			// whose evaluation is written; A follows.
-			b := openHarnessOn(t, backend, dir, clk, Options{})
 			a := openHarnessOn(t, backend, dir, clk, Options{})
+			b := openHarnessOn(t, backend, dir, clk, Options{})
 			reload := func(want bool) {
 				t.Helper()
 				changed, err := b.e.Reload(ctx)

@@ -62,7 +62,7 @@ func (e *Engine) flush(now time.Time) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := writeAlerts(ctx, e.db, rows, outbox); err != nil {
+	if err := writeAlerts(ctx, e.writer(), rows, outbox); err != nil {
 		e.log.Error("persist alert state; will retry", "alerts", len(rows), "err", err)
 		e.mu.Lock()
 		for _, r := range recs {
@@ -247,7 +247,7 @@ func (e *Engine) handOffLocked(id string, g *group) {
 	case w.queue <- job{cfg: n.Config, msg: msg, outbox: entryIDs(g.entries)}:
 		e.m.notifications.WithLabelValues("queued").Inc()
 	default:
-		// Its outbox rows stay open: a next leader sends them.
+		e.markDoneLater(entryIDs(g.entries), "dropped")
 		e.m.notifications.WithLabelValues("dropped").Inc()
 		e.log.Warn("notification dropped: the channel's queue is full (is it failing?)", "notifier", id, "name", n.Config.Name, "queue", cap(w.queue))
 	}

@@ -215,9 +215,14 @@ type alertRow struct {
 	body    storedAlert
 }
 
+// txBeginner is *sql.DB or *sql.Conn.
+type txBeginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
 // writeAlerts writes alert rows and the outbox entries of their
 // notifications in one transaction.
-func writeAlerts(ctx context.Context, d *sql.DB, rows []alertRow, outbox []*outboxEntry) error {
+func writeAlerts(ctx context.Context, d txBeginner, rows []alertRow, outbox []*outboxEntry) error {
 	if len(rows) == 0 && len(outbox) == 0 {
 		return nil
 	}
