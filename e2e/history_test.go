@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,19 +15,54 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
-// TestHistoryFromVictoriaMetrics: `hub --remote-write VM --history-url VM`
-// with an agent. The dashboard's history API, export and the PromQL API
-// answer the agent's series from VictoriaMetrics (when VictoriaMetrics
-// stops they answer 503 while the live view goes on, which shows where
-// they read).
-func TestHistoryFromVictoriaMetrics(t *testing.T) {
-	vmBin := needVictoriaMetrics(t)
-	vmAddr := freeAddr(t)
-	// Without -search.latencyOffset=0s VictoriaMetrics hides its newest 30 s
-	// from range queries (docs/operations.md).
-	vm := startVM(t, vmBin, vmAddr, t.TempDir(), "-search.latencyOffset", "0s")
-	hub := startHub(t, t.TempDir(), "", "", "--remote-write", "http://"+vmAddr+"/api/v1/write",
-		"--history-url", "http://"+vmAddr, "--history-timeout", "2s")
+// TestHistoryFromTSDB: `hub --remote-write TSDB --history-url TSDB` with
+// an agent, for VictoriaMetrics and Prometheus. The dashboard's history
+// API, export and the PromQL API answer the agent's series from the TSDB;
+// when VictoriaMetrics stops they answer 503 while the live view goes on,
+// which also shows where they read.
+func TestHistoryFromTSDB(t *testing.T) {
+	t.Run("victoria-metrics", func(t *testing.T) {
+		vmBin := needVictoriaMetrics(t)
+		vmAddr := freeAddr(t)
+		// Without -search.latencyOffset=0s VictoriaMetrics hides its newest
+		// 30 s from range queries (docs/operations.md).
+		vm := startVM(t, vmBin, vmAddr, t.TempDir(), "-search.latencyOffset", "0s")
+		hub := historyThroughHub(t, "http://"+vmAddr, "/api/v1/write", func() { _, _ = httpGet("http://" + vmAddr + "/internal/force_flush") })
+
+		// VictoriaMetrics stops: history answers 503 quickly, live goes on.
+		vm.kill(syscall.SIGKILL)
+		began := time.Now()
+		resp, err := httpGetBody("http://" + hub.http + "/api/machines/alpha/history?metric=load1&from=-2m")
+		if err != nil || resp.code != 503 || !strings.Contains(resp.body, "unreachable") {
+			t.Errorf("history with VictoriaMetrics down: %v %+v", err, resp)
+		}
+		if d := time.Since(began); d > 5*time.Second {
+			t.Errorf("history with VictoriaMetrics down answered after %s", d)
+		}
+		var m machine
+		if code := getJSON(t, "http://"+hub.http+"/api/machines/alpha", &m); code != 200 || !m.Online {
+			t.Errorf("live view with VictoriaMetrics down: status %d, online %v", code, m.Online)
+		}
+	})
+	t.Run("prometheus", func(t *testing.T) {
+		prom, _ := needPrometheus(t)
+		dir := t.TempDir()
+		cfg := filepath.Join(dir, "prometheus.yml")
+		if err := os.WriteFile(cfg, []byte("global: {}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		base := runPrometheus(t, prom, cfg, filepath.Join(dir, "data"), "--web.enable-remote-write-receiver")
+		historyThroughHub(t, base, "/api/v1/write", func() {})
+	})
+}
+
+// historyThroughHub starts a hub writing to and reading from the TSDB at
+// base, and an agent, and checks history, export and PromQL through the
+// hub; flush makes written samples readable.
+func historyThroughHub(t *testing.T, base, writePath string, flush func()) *hubProc {
+	t.Helper()
+	hub := startHub(t, t.TempDir(), "", "", "--remote-write", base+writePath,
+		"--history-url", base, "--history-timeout", "2s")
 	startAgent(t, hub, "alpha")
 
 	var hist struct {
@@ -37,8 +74,8 @@ func TestHistoryFromVictoriaMetrics(t *testing.T) {
 		} `json:"series"`
 	}
 	histURL := "http://" + hub.http + "/api/machines/alpha/history?metric=load1&from=-2m&step=1s"
-	testutil.WaitFor(t, 30*time.Second, "history points from VictoriaMetrics", func() error {
-		_, _ = httpGet("http://" + vmAddr + "/internal/force_flush")
+	testutil.WaitFor(t, 30*time.Second, "history points from the TSDB", func() error {
+		flush()
 		if code := getJSON(t, histURL, &hist); code != 200 {
 			return fmt.Errorf("status %d", code)
 		}
@@ -83,20 +120,7 @@ func TestHistoryFromVictoriaMetrics(t *testing.T) {
 		t.Errorf("PromQL through the hub: %d %+v", code, q)
 	}
 
-	// VictoriaMetrics stops: history answers 503 quickly, live goes on.
-	vm.kill(syscall.SIGKILL)
-	began := time.Now()
-	resp, err := httpGetBody(histURL)
-	if err != nil || resp.code != 503 || !strings.Contains(resp.body, "unreachable") {
-		t.Errorf("history with VictoriaMetrics down: %v %+v", err, resp)
-	}
-	if d := time.Since(began); d > 5*time.Second {
-		t.Errorf("history with VictoriaMetrics down answered after %s", d)
-	}
-	var m machine
-	if code := getJSON(t, "http://"+hub.http+"/api/machines/alpha", &m); code != 200 || !m.Online {
-		t.Errorf("live view with VictoriaMetrics down: status %d, online %v", code, m.Online)
-	}
+	return hub
 }
 
 // answer is a response's status and body.

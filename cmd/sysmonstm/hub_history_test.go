@@ -3,14 +3,9 @@
 package main
 
 import (
-	"flag"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-
-	"github.com/sysmonstm/sysmonstm/internal/config"
 )
 
 func TestHistoryFlagErrors(t *testing.T) {
@@ -18,23 +13,7 @@ func TestHistoryFlagErrors(t *testing.T) {
 	_ = os.WriteFile(tok, []byte("t\n"), 0o600)
 	f := func(want string, args ...string) {
 		t.Helper()
-		fs := flag.NewFlagSet("hub", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		c := hubFlags(fs)
-		c.DataDir = t.TempDir()
-		err := fs.Parse(args)
-		if err == nil {
-			err = validateHub(c)
-		}
-		if want == "" {
-			if err != nil {
-				t.Fatalf("%v: %v", args, err)
-			}
-			return
-		}
-		if err == nil || !strings.Contains(config.Flagged(err).Error(), want) {
-			t.Fatalf("%v: error %v, want it to contain %q", args, err, want)
-		}
+		checkHubFlags(t, want, args...)
 	}
 	f("", "--history-url", "https://u:p@vm:8428/prefix", "--history-bearer-token-file", tok)
 	f(`--history-url "ftp://vm": want an absolute http(s) URL`, "--history-url", "ftp://u:secret@vm")

@@ -50,17 +50,7 @@ func TestRemoteWriteFlagErrors(t *testing.T) {
 	_ = os.WriteFile(tok, []byte("t\n"), 0o600)
 	f := func(want string, args ...string) {
 		t.Helper()
-		fs := flag.NewFlagSet("hub", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		c := hubFlags(fs)
-		c.DataDir = t.TempDir()
-		err := fs.Parse(args)
-		if err == nil {
-			err = validateHub(c)
-		}
-		if err == nil || !strings.Contains(config.Flagged(err).Error(), want) {
-			t.Fatalf("%v: error %v, want it to contain %q", args, err, want)
-		}
+		checkHubFlags(t, want, args...)
 	}
 	f("give --remote-write URL before it", "--remote-write-bearer-token-file", tok)
 	f("given twice for --remote-write http://a/w", "--remote-write", "http://a/w", "--remote-write-bearer-token-file", tok, "--remote-write-bearer-token-file", tok)
@@ -68,4 +58,24 @@ func TestRemoteWriteFlagErrors(t *testing.T) {
 	f("--remote-write http://a/w: given twice", "--remote-write", "http://a/w", "--remote-write", "http://u:p@a/w")
 	f("--remote-write-bearer-token-file /nonexistent: cannot read it", "--remote-write", "http://a/w", "--remote-write-bearer-token-file", "/nonexistent")
 	f("--remote-write-max-queue-bytes 10: must be at least 1048576", "--remote-write", "http://a/w", "--remote-write-max-queue-bytes", "10")
+}
+
+// checkHubFlags parses and validates hub flags: the error must contain
+// want, or with want "" there must be none.
+func checkHubFlags(t *testing.T, want string, args ...string) {
+	t.Helper()
+	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c := hubFlags(fs)
+	c.DataDir = t.TempDir()
+	err := fs.Parse(args)
+	if err == nil {
+		err = validateHub(c)
+	}
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("%v: %v", args, err)
+	case want != "" && (err == nil || !strings.Contains(config.Flagged(err).Error(), want)):
+		t.Fatalf("%v: error %v, want it to contain %q", args, err, want)
+	}
 }

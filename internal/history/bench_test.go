@@ -15,7 +15,8 @@ import (
 // BenchmarkQuery24h: one machine's 24 h chart (Step 0, as the dashboard
 // asks: 5 min buckets) of load1 (1 series) and cpu_usage_percent (17
 // series), 1 s samples, from the embedded store (rolled up into its 1m
-// tier, as on a running hub) and from VictoriaMetrics, same samples.
+// tier, as on a running hub) and from VictoriaMetrics, same samples; and
+// the export of load1's 86,400 raw samples.
 func BenchmarkQuery24h(b *testing.B) {
 	end := time.Now().Truncate(time.Second).Add(-time.Minute)
 	from := end.Add(-24 * time.Hour)
@@ -46,8 +47,20 @@ func BenchmarkQuery24h(b *testing.B) {
 		name string
 		h    interface {
 			Query(context.Context, store.Query) (*store.Result, error)
+			Export(context.Context, store.Query, store.ExportFunc) error
 		}
 	}{{"embedded", emb}, {"victoria-metrics", c}} {
+		b.Run(h.name+"/export-load1", func(b *testing.B) {
+			for b.Loop() {
+				n := 0
+				err := h.h.Export(context.Background(), store.Query{Metric: "load1", Machine: "m1", From: from, To: end},
+					func(string, metric.Labels, int64, float64) error { n++; return nil })
+				if err != nil || n != 24*3600 {
+					b.Fatalf("%d rows, %v", n, err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/export")
+		})
 		for _, m := range []struct {
 			name   string
 			series int

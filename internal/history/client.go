@@ -24,6 +24,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sysmonstm/sysmonstm/internal/remotewrite"
 )
 
@@ -58,6 +60,9 @@ type Options struct {
 	// http.DefaultTransport.
 	Transport http.RoundTripper
 	Logger    *slog.Logger
+	// Registerer receives sysmonstm_history_requests_total{result} and
+	// sysmonstm_history_request_duration_seconds; nil registers nothing.
+	Registerer prometheus.Registerer
 }
 
 // Client reads history from a TSDB's query API. It is safe for concurrent
@@ -68,6 +73,10 @@ type Client struct {
 	target remotewrite.Target // credentials, and the redacted URL for logs
 	http   *http.Client
 	log    *slog.Logger
+	// requests counts TSDB requests by result: ok, refused (4xx, too
+	// large), unavailable (network, timeout, 5xx, credentials, garbage).
+	requests *prometheus.CounterVec
+	duration prometheus.Histogram
 
 	// mu protects closed and probed.
 	mu sync.Mutex
@@ -109,7 +118,41 @@ func New(opts Options) (*Client, error) {
 		target: remotewrite.Target{URL: opts.URL, BearerTokenFile: opts.BearerTokenFile, BasicAuthFile: opts.BasicAuthFile},
 		http:   &http.Client{Transport: opts.Transport, Timeout: opts.Timeout},
 	}
+	c.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sysmonstm_history_requests_total",
+		Help: "Requests to the --history-url TSDB (history, export, proxied PromQL) by result: ok, refused (4xx, answer too large), unavailable.",
+	}, []string{"result"})
+	c.duration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "sysmonstm_history_request_duration_seconds",
+		Help:    "Duration of history and export requests to the --history-url TSDB.",
+		Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+	})
+	for _, r := range []string{"ok", "refused", "unavailable"} {
+		c.requests.WithLabelValues(r)
+	}
+	if opts.Registerer != nil {
+		for _, m := range []prometheus.Collector{c.requests, c.duration} {
+			if err := opts.Registerer.Register(m); err != nil {
+				return nil, fmt.Errorf("register history metrics: %w", err)
+			}
+		}
+	}
 	return c, nil
+}
+
+// count records one TSDB request's result.
+func (c *Client) count(err error) {
+	var re *RefusedError
+	switch {
+	case err == nil:
+		c.requests.WithLabelValues("ok").Inc()
+	case errors.As(err, &re):
+		c.requests.WithLabelValues("refused").Inc()
+	case errors.Is(err, context.Canceled):
+		// the caller went away: no verdict on the TSDB
+	default:
+		c.requests.WithLabelValues("unavailable").Inc()
+	}
 }
 
 // Redacted is the TSDB's URL without credentials, for logs.
@@ -143,6 +186,14 @@ func (c *Client) unavailable(format string, args ...any) error {
 // post sends form to the API path (e.g. /api/v1/query) and returns the
 // body of a 2xx answer, read up to MaxResponseBytes.
 func (c *Client) post(ctx context.Context, path string, form url.Values) ([]byte, error) {
+	began := time.Now()
+	body, err := c.do(ctx, path, form)
+	c.duration.Observe(time.Since(began).Seconds())
+	c.count(err)
+	return body, err
+}
+
+func (c *Client) do(ctx context.Context, path string, form url.Values) ([]byte, error) {
 	u := *c.base
 	u.Path += path
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(form.Encode()))

@@ -33,6 +33,14 @@ func (c *Client) ProxyRoutes() []httpjson.Route {
 		},
 		Transport: proxyTransport{c},
 		ModifyResponse: func(resp *http.Response) error {
+			switch {
+			case resp.StatusCode/100 == 5 || resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+				c.requests.WithLabelValues("unavailable").Inc()
+			case resp.StatusCode/100 == 4:
+				c.requests.WithLabelValues("refused").Inc()
+			default:
+				c.requests.WithLabelValues("ok").Inc()
+			}
 			resp.Body = &boundedBody{rc: resp.Body, left: c.opts.MaxResponseBytes}
 			return nil
 		},
@@ -91,6 +99,7 @@ func (c *Client) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	if r.Context().Err() != nil && errors.Is(r.Context().Err(), context.Canceled) {
 		return // the client is gone
 	}
+	c.requests.WithLabelValues("unavailable").Inc()
 	msg := "history TSDB " + c.Redacted() + " unreachable"
 	if errors.Is(err, context.DeadlineExceeded) {
 		msg = fmt.Sprintf("history TSDB %s: no answer within %s", c.Redacted(), c.opts.Timeout)

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/web"
 )
@@ -155,7 +158,8 @@ func TestUnavailable(t *testing.T) {
 		{"http://" + down, "unreachable"},
 		{"http://u:pw@" + hung.Addr().String(), "no answer within 300ms"},
 	} {
-		c := newClient(t, engine{url: tc.url}, func(o *Options) { o.Timeout = 300 * time.Millisecond })
+		reg := prometheus.NewRegistry()
+		c := newClient(t, engine{url: tc.url}, func(o *Options) { o.Timeout = 300 * time.Millisecond; o.Registerer = reg })
 		lv, err := live.New(live.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -181,6 +185,10 @@ func TestUnavailable(t *testing.T) {
 		}
 		if code, body := fetch(t, "GET", ts.URL+"/api/machines", nil, nil); code != 200 {
 			t.Errorf("live view: %d %s", code, body)
+		}
+		// history, export (the first request each) and the proxy
+		if n := promtest.ToFloat64(c.requests.WithLabelValues("unavailable")); n != 3 {
+			t.Errorf("sysmonstm_history_requests_total{result=\"unavailable\"} = %v, want 3", n)
 		}
 		ts.Close()
 		srv.Close()

@@ -242,14 +242,14 @@ func (c *Client) closedRanges(ctx context.Context) (bool, error) {
 	if probed {
 		return closed, nil
 	}
-	body, err := c.post(ctx, "/api/v1/query_range", url.Values{
-		"query": {"count_over_time(vector(1)[10s:1s])"},
-		"start": {"1000"}, "end": {"1000"}, "step": {"1"},
+	at := time.Now().Add(-time.Minute).Unix() // recent: inside any TSDB's query window
+	body, err := c.post(ctx, "/api/v1/query", url.Values{
+		"query": {"count_over_time(vector(1)[10s:1s])"}, "time": {strconv.FormatInt(at, 10)},
 	})
 	if err != nil {
 		return false, err
 	}
-	r, err := decodeMatrix(body)
+	r, err := decodeSeries(body)
 	if err != nil || len(r) != 1 || len(r[0].points) != 1 || (r[0].points[0].v != 10 && r[0].points[0].v != 11) {
 		return false, c.unavailable("unexpected answer to the range-semantics probe (is it a Prometheus query API?): %v", err)
 	}

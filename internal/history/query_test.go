@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/sysmonstm/sysmonstm/internal/metric"
@@ -144,6 +145,10 @@ func TestQueryEqualsEmbedded(t *testing.T) {
 	}
 	for _, e := range es {
 		c := newClient(t, e, nil)
+		// Prometheus 2.x range selectors include their left end.
+		if closed, err := c.closedRanges(context.Background()); err != nil || closed != (e.name == "prometheus") {
+			t.Fatalf("%s: left-closed ranges %v, %v", e.name, closed, err)
+		}
 		for _, tc := range queries {
 			q := tc.q
 			q.Metric = testMetric
@@ -163,6 +168,9 @@ func TestQueryEqualsEmbedded(t *testing.T) {
 			}
 			if err := sameResult(want, got); err != nil {
 				t.Errorf("%s %s: %v", e.name, tc.name, err)
+			}
+			if n := promtest.ToFloat64(c.requests.WithLabelValues("ok")); n < 4 || promtest.ToFloat64(c.requests.WithLabelValues("unavailable")) != 0 {
+				t.Errorf("%s: %v requests ok, and some unavailable", e.name, n)
 			}
 			if tc.name == "1h spike" {
 				spiky := got.Series[1] // cpu=0: core=x sorts first

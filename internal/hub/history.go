@@ -2,7 +2,6 @@ package hub
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -40,15 +39,8 @@ func (c HistoryConfig) validate() error {
 	if c.BearerTokenFile != "" && c.BasicAuthFile != "" {
 		return &config.SettingError{Reason: "give {history-bearer-token-file} or {history-basic-auth-file}, not both"}
 	}
-	for _, f := range []struct{ key, path string }{
-		{"history-bearer-token-file", c.BearerTokenFile}, {"history-basic-auth-file", c.BasicAuthFile},
-	} {
-		if f.path == "" {
-			continue
-		}
-		if _, err := os.ReadFile(f.path); err != nil {
-			return &config.SettingError{Setting: f.key, Value: f.path, Reason: "cannot read it", Err: err}
-		}
+	if err := readableFiles("history-bearer-token-file", c.BearerTokenFile, "history-basic-auth-file", c.BasicAuthFile); err != nil {
+		return err
 	}
 	if c.Timeout < 0 {
 		return &config.SettingError{Setting: "history-timeout", Value: c.Timeout.String(), Reason: "must be positive"}
@@ -67,7 +59,7 @@ func (h *Hub) setupHistory(prom *promapi.API) (web.History, []httpjson.Route, er
 	}
 	cl, err := history.New(history.Options{
 		URL: c.URL, BearerTokenFile: c.BearerTokenFile, BasicAuthFile: c.BasicAuthFile,
-		Timeout: c.Timeout, Logger: h.log.With("component", "history"),
+		Timeout: c.Timeout, Logger: h.log.With("component", "history"), Registerer: h.reg,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -42,15 +42,8 @@ func (c RemoteWriteConfig) validate() error {
 			return &config.SettingError{Setting: "remote-write", Value: t.Redacted(), Reason: "given twice"}
 		}
 		seen[t.Redacted()] = true
-		for _, f := range []struct{ key, path string }{
-			{"remote-write-bearer-token-file", t.BearerTokenFile}, {"remote-write-basic-auth-file", t.BasicAuthFile},
-		} {
-			if f.path == "" {
-				continue
-			}
-			if _, err := os.ReadFile(f.path); err != nil {
-				return &config.SettingError{Setting: f.key, Value: f.path, Reason: "cannot read it", Err: err}
-			}
+		if err := readableFiles("remote-write-bearer-token-file", t.BearerTokenFile, "remote-write-basic-auth-file", t.BasicAuthFile); err != nil {
+			return err
 		}
 		if t.BearerTokenFile != "" && t.BasicAuthFile != "" {
 			return &config.SettingError{Setting: "remote-write", Value: t.Redacted(),
@@ -144,4 +137,19 @@ func (h *Hub) closeRemoteWrite() {
 		}
 	}
 	h.rw.queues = nil
+}
+
+// readableFiles checks that each file of the (setting, path) pairs given
+// (a path "" is not given) can be read.
+func readableFiles(settingPaths ...string) error {
+	for i := 0; i+1 < len(settingPaths); i += 2 {
+		key, path := settingPaths[i], settingPaths[i+1]
+		if path == "" {
+			continue
+		}
+		if _, err := os.ReadFile(path); err != nil {
+			return &config.SettingError{Setting: key, Value: path, Reason: "cannot read it", Err: err}
+		}
+	}
+	return nil
 }

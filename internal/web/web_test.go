@@ -389,7 +389,15 @@ func TestHistoryErrors(t *testing.T) {
 	}
 	e.hist.err = context.DeadlineExceeded
 	e.wantError(t, base, 503, "timed out")
+	e.hist.err = fmt.Errorf("wrapped: %w", unavailableErr{"history TSDB http://vm:8428: unreachable"})
+	e.wantError(t, base, 503, "history TSDB http://vm:8428: unreachable")
 }
+
+// unavailableErr is a history backend that cannot answer now.
+type unavailableErr struct{ msg string }
+
+func (e unavailableErr) Error() string     { return e.msg }
+func (e unavailableErr) Unavailable() bool { return true }
 
 func TestPanicRecovered(t *testing.T) {
 	e := newEnv(t, nil)
