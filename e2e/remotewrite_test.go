@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -28,14 +27,7 @@ import (
 // it fails.
 func needVictoriaMetrics(t *testing.T) string {
 	t.Helper()
-	vm, err := exec.LookPath("victoria-metrics")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("victoria-metrics is required in CI (apt-get install victoria-metrics): %v", err)
-		}
-		t.Skip("victoria-metrics not installed (apt-get install victoria-metrics)")
-	}
-	return vm
+	return testutil.NeedBinary(t, "victoria-metrics", "apt-get install victoria-metrics")
 }
 
 // freeAddr returns a loopback address with a port free right now, for a

@@ -55,7 +55,7 @@ type Options struct {
 	Targets []remotewrite.Target
 	// AckWait is how long JetStream waits for a hub's storage consumer to
 	// acknowledge a fetched batch before it gives the batch to another
-	// hub; default 60s.
+	// hub; default 30s.
 	AckWait time.Duration
 	// Client posts to Targets; nil: a client with a 30 s timeout.
 	Client *http.Client
@@ -152,6 +152,10 @@ func New(ctx context.Context, opts Options) (*Bus, error) {
 	}
 	b.nc = nc
 	b.m.connected.Set(1)
+	if mp := nc.MaxPayload(); mp < MaxMessageBytes {
+		b.log.Warn("NATS max_payload is below a bus message's limit: a batch larger than it (a machine with tens of thousands of series) cannot be published and its agent keeps resending it; set max_payload: 8MB in the NATS servers' configuration",
+			"max_payload", mp, "want", MaxMessageBytes)
+	}
 	b.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		nc.Close()

@@ -3,11 +3,15 @@ package bus
 import (
 	"context"
 	"fmt"
+	"net"
 	"regexp"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/sysmonstm/sysmonstm/internal/bus/bustest"
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
@@ -161,4 +165,45 @@ func TestLiveViewShared(t *testing.T) {
 		m, _ := liveB.Machine("db.1")
 		return !m.Connected
 	})
+}
+
+// The whole of NATS goes away and comes back on the same address and
+// storage: publishes fail meanwhile and the bus is not ready; afterwards
+// publishing works again and the other hub's follower resumes where it
+// stopped, so its live view shows the new batches.
+func TestNATSOutageRecovered(t *testing.T) {
+	dir := t.TempDir()
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoSigs: true, NoLog: true}
+	ns := bustest.Run(t, opts)
+	opts.Port = ns.Addr().(*net.TCPAddr).Port
+	liveB := newLive(t)
+	a := newBus(t, Options{URLs: urlsOf(ns)})
+	newBus(t, Options{URLs: urlsOf(ns), Live: liveB})
+	now := time.Now().UnixMilli()
+	if err := a.Publish(t.Context(), []ingest.BusBatch{batch("m", 1, 1, now, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	value := func() float64 {
+		m, _ := liveB.Machine("m")
+		for _, v := range m.Metrics {
+			return v.Value
+		}
+		return -1
+	}
+	testutil.Until(t, 10*time.Second, "hub b sees batch 1", func() bool { return value() == 1 })
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	testutil.Until(t, 10*time.Second, "hub a not ready", func() bool { return a.Ready() != nil })
+	if err := a.Publish(t.Context(), []ingest.BusBatch{batch("m", 1, 2, now+1000, 1)}); err == nil {
+		t.Fatal("publish during the outage succeeded")
+	}
+	bustest.Run(t, opts)
+	testutil.Until(t, 20*time.Second, "hub a ready again", func() bool { return a.Ready() == nil })
+	testutil.WaitFor(t, 20*time.Second, "publish after the outage", func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		return a.Publish(ctx, []ingest.BusBatch{batch("m", 1, 2, now+1000, 1)})
+	})
+	testutil.Until(t, 20*time.Second, "hub b's follower resumed", func() bool { return value() == 2 })
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/sysmonstm/sysmonstm/internal/bus/bustest"
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
@@ -31,19 +32,7 @@ import (
 )
 
 // startNATS runs an embedded NATS server with JetStream on a free port.
-func startNATS(t *testing.T) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
+func startNATS(t testing.TB) *server.Server { return bustest.NATS(t) }
 
 // startCluster runs a 3-node JetStream cluster in-process and waits for
 // its meta leader. JetStream needs every node's routes configured, so the
@@ -143,27 +132,12 @@ func batch(machine string, instance, seq uint64, ts int64, n int) ingest.BusBatc
 	return x
 }
 
-// needVictoriaMetrics returns the victoria-metrics binary (Debian's
-// package, 1.79); the test skips without it, except in CI (CI=true) where
-// it fails.
-func needVictoriaMetrics(t *testing.T) string {
-	t.Helper()
-	vm, err := exec.LookPath("victoria-metrics")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("victoria-metrics is required in CI (apt-get install victoria-metrics): %v", err)
-		}
-		t.Skip("victoria-metrics not installed (apt-get install victoria-metrics)")
-	}
-	return vm
-}
-
 // startVM runs VictoriaMetrics with identical samples de-duplicated
 // (-dedup.minScrapeInterval=1ms, what the docs tell operators) and returns
 // its address.
 func startVM(t *testing.T) string {
 	t.Helper()
-	bin := needVictoriaMetrics(t)
+	bin := testutil.NeedBinary(t, "victoria-metrics", "apt-get install victoria-metrics")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,10 @@ import (
 // JetStream already had (an agent's replay to another hub) is
 // acknowledged as a duplicate and stored once.
 func (b *Bus) Publish(ctx context.Context, batches []ingest.BusBatch) error {
+	if err := b.Ready(); err != nil {
+		b.m.publishErrors.Inc()
+		return err // at once: nothing would be acknowledged while disconnected
+	}
 	futs := make([]jetstream.PubAckFuture, 0, len(batches))
 	for i := range batches {
 		x := &batches[i]
@@ -65,6 +69,9 @@ func batchOf(x *ingest.BusBatch) *pb.BusBatch {
 // LastSeq is the seq of the newest batch JetStream holds of a machine's
 // agent instance (its subject's last message), 0 when it holds none.
 func (b *Bus) LastSeq(ctx context.Context, machine string, instance uint64) (uint64, error) {
+	if err := b.Ready(); err != nil {
+		return 0, err
+	}
 	msg, err := b.samples.GetLastMsgForSubject(ctx, batchSubject(machine, instance))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil

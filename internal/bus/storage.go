@@ -20,7 +20,7 @@ const (
 	fetchWait     = time.Second
 	// storageAckWait is Options.AckWait's default. A hub retrying a slow
 	// TSDB says "in progress" every AckWait/3.
-	storageAckWait = 60 * time.Second
+	storageAckWait = 30 * time.Second
 	maxAckPending  = 20_000
 )
 

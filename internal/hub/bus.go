@@ -120,17 +120,14 @@ func (h *Hub) ingestLive() ingest.Live {
 	return h.bus.Sink(h.liveSink())
 }
 
-// writable is ingest's Writable: the store's free-space guard, and with
-// --nats a connected bus (while NATS is unreachable new agent streams are
-// refused; agents buffer and retry).
-func (h *Hub) writable() error {
-	if err := h.store.Writable(); err != nil {
-		return err
+// readyBus is nil without --nats or while NATS is connected (/ready).
+// Ingest needs no such check: with NATS unreachable its publishes and
+// welcome lookups fail at once and the agents' streams end Unavailable.
+func (h *Hub) readyBus() error {
+	if h.bus == nil {
+		return nil
 	}
-	if h.bus != nil {
-		return h.bus.Ready()
-	}
-	return nil
+	return h.bus.Ready()
 }
 
 // runBus starts the bus's followers and storage consumer on comps.

@@ -279,7 +279,7 @@ func New(cfg Config) (*Hub, error) {
 
 		RemoteWriteMachineLabel: cfg.RemoteWriteMachineLabel,
 		Limits:                  limits(cfg.Limits),
-		Writable:                h.writable,
+		Writable:                h.store.Writable,
 	})
 	if err != nil {
 		return nil, err
@@ -456,7 +456,10 @@ func (h *Hub) readiness() error {
 	if !h.ready.Load() {
 		return errors.New("not ready: starting or shutting down")
 	}
-	if err := h.writable(); err != nil {
+	if err := h.store.Writable(); err != nil {
+		return fmt.Errorf("not ready: %w", err)
+	}
+	if err := h.readyBus(); err != nil {
 		return fmt.Errorf("not ready: %w", err)
 	}
 	return nil
