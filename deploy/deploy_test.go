@@ -45,26 +45,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// need returns the path of tool; without it the test skips, except in CI
-// (CI=true) where it fails.
-func need(t *testing.T, tool, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI (apt-get install %s): %v", tool, pkg, err)
-		}
-		t.Skipf("%s not installed (apt-get install %s)", tool, pkg)
-	}
-	return p
-}
-
 // deployCopy copies deploy/ (without secrets/) to a temporary folder and
 // runs its gen-secrets.sh there, as an operator does before the first
 // start. It returns the folder.
 func deployCopy(t *testing.T) string {
 	t.Helper()
-	need(t, "openssl", "openssl")
+	testutil.NeedBinary(t, "openssl", "apt-get install openssl")
 	dst := t.TempDir()
 	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -406,7 +392,7 @@ func freePort(t *testing.T) int {
 // ports and a temporary folder) the three form one cluster with a
 // JetStream meta leader.
 func TestNATSCluster(t *testing.T) {
-	bin := need(t, "nats-server", "nats-server")
+	bin := testutil.NeedBinary(t, "nats-server", "apt-get install nats-server")
 	confs, err := filepath.Glob("nats/*.conf")
 	if err != nil || len(confs) != 3 {
 		t.Fatalf("deploy/nats: %v %v, want 3 configs", confs, err)
@@ -504,7 +490,7 @@ func getJSON(u string, v any) error {
 // TestHAProxyConfig: deploy/haproxy.cfg passes `haproxy -c` with the
 // certificate files gen-secrets.sh made.
 func TestHAProxyConfig(t *testing.T) {
-	bin := need(t, "haproxy", "haproxy")
+	bin := testutil.NeedBinary(t, "haproxy", "apt-get install haproxy")
 	dir := deployCopy(t)
 	data, err := os.ReadFile(filepath.Join(dir, "haproxy.cfg"))
 	if err != nil {
@@ -525,7 +511,7 @@ func TestHAProxyConfig(t *testing.T) {
 // and the hub unit's command line, with its example environment file,
 // passes the hub's flag parser and validation.
 func TestSystemdUnits(t *testing.T) {
-	bin := need(t, "systemd-analyze", "systemd")
+	bin := testutil.NeedBinary(t, "systemd-analyze", "apt-get install systemd")
 	units, err := filepath.Glob("systemd/*.service")
 	if err != nil || len(units) < 2 {
 		t.Fatalf("deploy/systemd: %v %v", units, err)

@@ -35,26 +35,6 @@ const clusterInterval = time.Second
 // had taken. A complete history is accepted at once.
 const historySettle = 75 * time.Second
 
-// needTool returns the path of an engine's binary (name, or the first of
-// paths that exists); the test skips without it, except in CI (CI=true)
-// where it fails.
-func needTool(t *testing.T, pkg, name string, paths ...string) string {
-	t.Helper()
-	for _, p := range paths {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is required in CI (apt-get install %s)", name, pkg)
-	}
-	t.Skipf("%s not installed (apt-get install %s)", name, pkg)
-	return ""
-}
-
 // startEngine runs an engine process (not sysmonstm) that is killed at test
 // end; its output is logged if the test failed.
 func startEngine(t *testing.T, name string, cmd *exec.Cmd) *proc {
@@ -94,7 +74,7 @@ type natsNode struct {
 // leader.
 func startNATSCluster(t *testing.T) []*natsNode {
 	t.Helper()
-	bin := needTool(t, "nats-server", "nats-server", "/usr/sbin/nats-server")
+	bin := testutil.NeedBinary(t, "nats-server", "apt-get install nats-server")
 	dir := t.TempDir()
 	nodes := make([]*natsNode, 3)
 	var routes []string
@@ -155,7 +135,13 @@ type privatePG struct {
 // end. As root it runs as the user postgres (initdb refuses root).
 func startPrivatePG(t *testing.T) *privatePG {
 	t.Helper()
-	initdb := needTool(t, "postgresql", "initdb", "/usr/lib/postgresql/15/bin/initdb", "/usr/lib/postgresql/16/bin/initdb", "/usr/lib/postgresql/17/bin/initdb")
+	// Debian keeps initdb and pg_ctl off PATH, under the server's version.
+	initdb := ""
+	if found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb"); len(found) > 0 {
+		initdb = found[len(found)-1]
+	} else {
+		initdb = testutil.NeedBinary(t, "initdb", "apt-get install postgresql")
+	}
 	pg := &privatePG{pgCtl: filepath.Join(filepath.Dir(initdb), "pg_ctl"), port: port(t, freeAddr(t))}
 	dir, err := os.MkdirTemp("", "sysmonstm-e2e-pg-")
 	if err != nil {
