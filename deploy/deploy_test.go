@@ -265,8 +265,8 @@ func TestCompose(t *testing.T) {
 		}
 		c := readNATSConf(t, conf)
 		names[c.serverName] = true
-		if !c.jetstream || c.clusterName == "" || c.clusterPort != "6222" || c.clientPort != "4222" {
-			t.Errorf("%s (%s): %+v: want JetStream, a named cluster on 6222, clients on 4222", name, conf, c)
+		if !c.jetstream || c.clusterName == "" || c.clusterPort != "6222" || c.clientPort != "4222" || c.maxPayload != "8MB" {
+			t.Errorf("%s (%s): %+v: want JetStream, a named cluster on 6222, clients on 4222, max_payload 8MB (a batch is one message)", name, conf, c)
 		}
 		var routed []string
 		for _, r := range c.routes {
@@ -327,9 +327,9 @@ func checkNoSecrets(t *testing.T, path string) {
 
 // natsConf is what the tests read from a NATS config.
 type natsConf struct {
-	serverName, clientPort, clusterName, clusterPort string
-	jetstream                                        bool
-	routes                                           []string
+	serverName, clientPort, clusterName, clusterPort, maxPayload string
+	jetstream                                                    bool
+	routes                                                       []string
 }
 
 // readNATSConf reads the few settings the deployment relies on from a
@@ -364,6 +364,8 @@ func readNATSConf(t *testing.T, path string) natsConf {
 			switch section + "." + strings.TrimSpace(k) {
 			case ".server_name":
 				c.serverName = v
+			case ".max_payload":
+				c.maxPayload = v
 			case ".listen":
 				_, c.clientPort, _ = net.SplitHostPort(v)
 			case "cluster.name":

@@ -84,7 +84,7 @@ func startNATSCluster(t *testing.T) []*natsNode {
 	}
 	for _, n := range nodes {
 		n.conf = filepath.Join(dir, n.name+".conf")
-		conf := fmt.Sprintf("server_name: %s\nlisten: %s\nhttp: %s\njetstream { store_dir: %q }\ncluster {\n  name: e2e\n  listen: %s\n  routes: [%s]\n}\n",
+		conf := fmt.Sprintf("server_name: %s\nlisten: %s\nhttp: %s\nmax_payload: 8MB\njetstream { store_dir: %q }\ncluster {\n  name: e2e\n  listen: %s\n  routes: [%s]\n}\n",
 			n.name, n.client, n.monitor, filepath.Join(dir, n.name), n.cluster, strings.Join(routes, ", "))
 		if err := os.WriteFile(n.conf, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)

@@ -115,7 +115,7 @@ cluster() {
   local natspids=() urls=()
   for n in 1 2 3; do
     conf=$WORK/nats-$n.conf
-    printf 'server_name: n%s\nlisten: %s\nhttp: %s\njetstream { store_dir: "%s" }\ncluster { name: bench, listen: 127.0.0.1:%s, routes: [%s] }\n' \
+    printf 'server_name: n%s\nlisten: %s\nhttp: %s\nmax_payload: 8MB\njetstream { store_dir: "%s" }\ncluster { name: bench, listen: 127.0.0.1:%s, routes: [%s] }\n' \
       "$n" "${client[$n]}" "${mon[$n]}" "$WORK/nats-$n" "${cport[$n]}" "${routes// /, }" | sed 's/, ]/]/' >"$conf"
     nats-server -c "$conf" >"$WORK/nats-$n.log" 2>&1 &
     pids+=("$!")
