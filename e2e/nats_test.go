@@ -5,14 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/sysmonstm/sysmonstm/internal/bus/bustest"
 	"github.com/sysmonstm/sysmonstm/internal/db/dbtest"
@@ -65,13 +69,17 @@ var busWelcome = regexp.MustCompile(`msg="agent connected" component=ingest mach
 // machines online with fresh values (the shared live view). A third agent,
 // given both hubs, loses its hub to SIGKILL: the survivor's welcome tells
 // it the last seq JetStream holds, and VictoriaMetrics ends up with every
-// one of its batches exactly once, 1…N without a gap.
+// one of its batches exactly once, 1…N without a gap. Then NATS stops and
+// starts again: the hub is not ready meanwhile, and recovers by itself.
 func TestNATSHubs(t *testing.T) {
 	t.Parallel()
 	vm := freeAddr(t)
 	startVM(t, needVictoriaMetrics(t), vm, t.TempDir(), "-dedup.minScrapeInterval=1ms")
 	setEnv(t, "SYSMONSTM_POSTGRES", dbtest.NewPostgres(t))
-	setEnv(t, "SYSMONSTM_NATS", bustest.NATS(t).ClientURL())
+	natsOpts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
+	ns := bustest.Run(t, natsOpts)
+	natsOpts.Port = ns.Addr().(*net.TCPAddr).Port // a restart comes back here
+	setEnv(t, "SYSMONSTM_NATS", ns.ClientURL())
 	dirA, dirB := t.TempDir(), t.TempDir()
 	prepareHubToken(t, []string{"--data-dir", dirA})
 	rw := []string{"--remote-write", "http://" + vm + "/api/v1/write"}
@@ -139,4 +147,38 @@ func TestNATSHubs(t *testing.T) {
 		return nil
 	})
 	t.Logf("the survivor's welcome: last_seq %d", lastSeq)
+
+	// NATS goes away: the survivor is not ready and says why, its agent's
+	// stream is refused; NATS comes back: ready again, the agent streams.
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	testutil.WaitFor(t, 20*time.Second, "the survivor not ready, naming NATS", func() error {
+		code, body := getBody(t, "http://"+survivor.http+"/ready")
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "NATS") {
+			return fmt.Errorf("/ready %d %q", code, body)
+		}
+		return nil
+	})
+	waitLog(t, survivor.proc, 20*time.Second, regexp.MustCompile(`agent stream refused: the bus cannot say which batches it has`))
+	bustest.Run(t, natsOpts)
+	testutil.WaitFor(t, 30*time.Second, "the survivor ready again", func() error {
+		if code, body := getBody(t, "http://"+survivor.http+"/ready"); code != 200 {
+			return fmt.Errorf("/ready %d %q", code, body)
+		}
+		return nil
+	})
+	mine := []string{"on-a", "on-b"}[1-holder]
+	testutil.WaitFor(t, 30*time.Second, "the survivor's agent streams again", func() error { return fresh(survivor, mine) })
+}
+
+// getBody returns a GET's status and body.
+func getBody(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

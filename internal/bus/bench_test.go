@@ -2,6 +2,8 @@ package bus
 
 import (
 	"fmt"
+
+	"github.com/golang/snappy"
 	"testing"
 	"time"
 
@@ -46,20 +48,30 @@ func agentBatch(seq uint64) ingest.BusBatch {
 }
 
 // BenchmarkEncodeBatch: the bytes one 100-series agent batch takes on the
-// stream (snappy-compressed protobuf, before JetStream's own overhead).
+// stream (snappy-compressed protobuf, before JetStream's own overhead),
+// encoded as Publish does.
 func BenchmarkEncodeBatch(b *testing.B) {
 	x := agentBatch(1)
-	var n int
+	var raw, out []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		data, err := encode(&pb.BusMessage{Origin: "origin-id-22-chars-xxx", Msg: &pb.BusMessage_Batch{Batch: batchOf(&x)}})
-		if err != nil {
+		raw = appendBatchMessage(raw[:0], "origin-id-22-chars-xxx", &x)
+		out = snappy.Encode(out[:cap(out)], raw)
+	}
+	b.ReportMetric(float64(len(out)), "bytes/batch")
+	b.ReportMetric(float64(len(out))/100, "bytes/sample")
+}
+
+// BenchmarkEncodeBatchProto: the same through generated protobuf objects,
+// for comparison.
+func BenchmarkEncodeBatchProto(b *testing.B) {
+	x := agentBatch(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := encode(&pb.BusMessage{Origin: "origin-id-22-chars-xxx", Msg: &pb.BusMessage_Batch{Batch: batchOf(&x)}}); err != nil {
 			b.Fatal(err)
 		}
-		n = len(data)
 	}
-	b.ReportMetric(float64(n), "bytes/batch")
-	b.ReportMetric(float64(n)/100, "bytes/sample")
 }
 
 // BenchmarkPublish: groups of 64 such batches published to an embedded
@@ -75,15 +87,35 @@ func BenchmarkPublish(b *testing.B) {
 	var seq uint64
 	start := time.Now()
 	b.ReportAllocs()
+	batches := make([]ingest.BusBatch, group)
+	for i := range batches {
+		batches[i] = agentBatch(uint64(i + 1))
+	}
 	for b.Loop() {
-		batches := make([]ingest.BusBatch, group)
 		for i := range batches {
 			seq++
-			batches[i] = agentBatch(seq)
+			batches[i].Seq, batches[i].Ts = seq, 1_796_000_000_000+int64(seq)*1000
 		}
 		if err := bus.Publish(b.Context(), batches); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(seq)/time.Since(start).Seconds(), "batches/s")
+}
+
+// BenchmarkFollowBatch: what every hub spends on each batch another hub
+// published: decode, validate, series identities (cached), live.Update.
+func BenchmarkFollowBatch(b *testing.B) {
+	st, err := live.New(live.Options{OfflineAfter: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bus := &Bus{opts: Options{Live: st, Limits: metric.DefaultLimits}, m: newMetrics(nil), origin: "me", helloFrom: map[string]string{}}
+	f := &follower{b: bus, series: map[string]map[string]*live.Series{}}
+	x := agentBatch(1)
+	data := snappy.Encode(nil, appendBatchMessage(nil, "other", &x))
+	b.ReportAllocs()
+	for b.Loop() {
+		f.apply(data)
+	}
 }

@@ -82,8 +82,9 @@ type Bus struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	samples jetstream.Stream
-	origin  string // this process's id on the bus
-	urls    string // redacted, for messages
+	origin  string    // this process's id on the bus
+	rawPool sync.Pool // *[]byte: Publish's uncompressed message buffer
+	urls    string    // redacted, for messages
 
 	// mu protects helloFrom.
 	mu sync.Mutex
@@ -156,7 +157,9 @@ func New(ctx context.Context, opts Options) (*Bus, error) {
 		b.log.Warn("NATS max_payload is below a bus message's limit: a batch larger than it (a machine with tens of thousands of series) cannot be published and its agent keeps resending it; set max_payload: 8MB in the NATS servers' configuration",
 			"max_payload", mp, "want", MaxMessageBytes)
 	}
-	b.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	// Pending publishes expire, so live updates whose PubAck never comes
+	// (NATS lost them) do not pile up against the pending bound.
+	b.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("NATS JetStream: %w", err)

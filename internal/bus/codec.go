@@ -65,9 +65,11 @@ func check(m *pb.BusMessage, lim metric.Limits) error {
 		if b.GetSeq() == 0 {
 			return errors.New("batch seq 0")
 		}
+		var ls metric.Labels // reused: ValidateSeries keeps nothing
 		for _, s := range b.GetSamples() {
-			if err := lim.ValidateSeries(s.GetName(), labelsOf(s.GetLabels())); err != nil {
-				return err
+			ls = labelsInto(ls[:0], s.GetLabels())
+			if err := lim.ValidateSeries(s.GetName(), ls); err != nil {
+				return err // unsorted labels too: publishers send them sorted
 			}
 		}
 	case *pb.BusMessage_Machine:
@@ -98,6 +100,14 @@ func labelsOf(in []*pb.Label) metric.Labels {
 		ls[i] = metric.Label{Name: l.GetName(), Value: l.GetValue()}
 	}
 	return ls.Sort()
+}
+
+// labelsInto appends wire labels to dst as they are (not sorted).
+func labelsInto(dst metric.Labels, in []*pb.Label) metric.Labels {
+	for _, l := range in {
+		dst = append(dst, metric.Label{Name: l.GetName(), Value: l.GetValue()})
+	}
+	return dst
 }
 
 // wireLabels converts labels for the wire.

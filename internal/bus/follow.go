@@ -48,6 +48,7 @@ func (b *Bus) follow(ctx context.Context, stream, subjects string) {
 					break
 				}
 				b.log.Debug("bus: follower", "stream", stream, "err", err)
+				sleep(ctx, 100*time.Millisecond) // the ordered consumer recovers by itself
 				continue
 			}
 			f.apply(msg.Data())
@@ -63,6 +64,7 @@ type follower struct {
 	// series caches each machine's series identities by key, so a
 	// machine's batches reuse them as an agent's stream does.
 	series map[string]map[string]*live.Series
+	key    []byte // scratch of samples
 }
 
 // maxCachedSeries bounds one machine's cached series identities; past it
@@ -115,7 +117,10 @@ func (f *follower) apply(data []byte) {
 	}
 }
 
-// samples returns a batch's series identities and finite values.
+// samples returns a batch's series identities and finite values. A
+// series is found in the machine's cache by its name and labels as they
+// came (validated and sorted by decode), without building them: \xff and
+// \xfe, never in valid UTF-8, separate the parts.
 func (f *follower) samples(bt *pb.BusBatch) ([]*live.Series, []float64) {
 	cache := f.series[bt.GetMachineId()]
 	if cache == nil || len(cache) > maxCachedSeries {
@@ -128,12 +133,18 @@ func (f *follower) samples(bt *pb.BusBatch) ([]*live.Series, []float64) {
 		if metric.ValidateValue(s.GetValue()) != nil {
 			continue
 		}
-		ls := labelsOf(s.GetLabels())
-		key := metric.SeriesKey(s.GetName(), ls)
-		sr := cache[key]
+		k := append(f.key[:0], s.GetName()...)
+		for _, l := range s.GetLabels() {
+			k = append(k, 0xff)
+			k = append(k, l.GetName()...)
+			k = append(k, 0xfe)
+			k = append(k, l.GetValue()...)
+		}
+		f.key = k
+		sr := cache[string(k)]
 		if sr == nil {
-			sr = live.NewSeries(s.GetName(), ls)
-			cache[key] = sr
+			sr = live.NewSeries(s.GetName(), labelsInto(nil, s.GetLabels()))
+			cache[string(k)] = sr
 		}
 		series = append(series, sr)
 		values = append(values, s.GetValue())

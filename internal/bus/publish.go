@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/golang/snappy"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -25,14 +26,28 @@ func (b *Bus) Publish(ctx context.Context, batches []ingest.BusBatch) error {
 		return err // at once: nothing would be acknowledged while disconnected
 	}
 	futs := make([]jetstream.PubAckFuture, 0, len(batches))
+	raw, _ := b.rawPool.Get().(*[]byte)
+	if raw == nil {
+		raw = new([]byte)
+	}
+	defer b.rawPool.Put(raw)
+	// Compressed messages go into slabs, one allocation per 64 KiB or so:
+	// JetStream keeps a message until its PubAck, to resend it.
+	var slab []byte
 	for i := range batches {
 		x := &batches[i]
-		data, err := encode(&pb.BusMessage{Origin: b.origin, Msg: &pb.BusMessage_Batch{Batch: batchOf(x)}})
-		if err != nil {
+		*raw = appendBatchMessage((*raw)[:0], b.origin, x)
+		need := snappy.MaxEncodedLen(len(*raw))
+		if len(*raw) > MaxMessageBytes || need < 0 {
 			b.m.publishErrors.Inc()
-			return err
+			return fmt.Errorf("batch %d of machine %q is %d bytes on the bus, limit %d", x.Seq, x.Machine, len(*raw), MaxMessageBytes)
 		}
-		msg := &nats.Msg{Subject: batchSubject(x.Machine, x.Instance), Data: data}
+		if cap(slab)-len(slab) < need {
+			slab = make([]byte, 0, max(need, 64<<10))
+		}
+		data := snappy.Encode(slab[len(slab):len(slab)+need], *raw)
+		slab = slab[:len(slab)+len(data)]
+		msg := &nats.Msg{Subject: batchSubject(x.Machine, x.Instance), Data: data[:len(data):len(data)]}
 		f, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID(x.Machine, x.Instance, x.Seq)))
 		if err != nil {
 			b.m.publishErrors.Inc()
@@ -55,8 +70,9 @@ func (b *Bus) Publish(ctx context.Context, batches []ingest.BusBatch) error {
 	return nil
 }
 
-// batchOf is the bus form of a batch; non-finite values never got here
-// (ingest dropped them).
+// batchOf is the bus form of a batch as protobuf objects (tests; Publish
+// encodes by hand, see wire.go); non-finite values never got here (ingest
+// dropped them).
 func batchOf(x *ingest.BusBatch) *pb.BusBatch {
 	out := &pb.BusBatch{MachineId: x.Machine, Instance: x.Instance, Seq: x.Seq, TimestampMs: x.Ts,
 		Samples: make([]*pb.BusSample, len(x.Series))}
@@ -122,6 +138,10 @@ func (s *sink) SetProcesses(id string, ts int64, procs []live.Process) {
 // acknowledgement: it is news, not data; a lost one is replaced by the
 // next (and a hub that missed it sees the machine's batches anyway).
 func (b *Bus) publishState(kind, machine string, m *pb.BusMessage) {
+	if b.Ready() != nil {
+		b.m.publishErrors.Inc()
+		return // disconnected: the next update replaces this one
+	}
 	m.Origin = b.origin
 	data, err := encode(m)
 	if err == nil {

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
@@ -28,10 +29,9 @@ const (
 // to every target and acknowledges them once each target answered 2xx.
 func (b *Bus) storeLoop(ctx context.Context) {
 	var backoff remotewrite.Backoff
-	var cons jetstream.Consumer
+	var enc remotewrite.Encoder
 	for ctx.Err() == nil {
-		var err error
-		cons, err = b.js.CreateOrUpdateConsumer(ctx, SamplesStream, jetstream.ConsumerConfig{
+		cons, err := b.js.CreateOrUpdateConsumer(ctx, SamplesStream, jetstream.ConsumerConfig{
 			Durable:       storageConsumer,
 			Description:   "sysmonstm: hubs writing batches to the TSDB",
 			AckPolicy:     jetstream.AckExplicitPolicy,
@@ -40,15 +40,27 @@ func (b *Bus) storeLoop(ctx context.Context) {
 			MaxDeliver:    -1,
 			FilterSubject: samplesSubject + ".>",
 		})
-		if err == nil {
-			break
+		if err != nil {
+			if ctx.Err() == nil {
+				b.log.Warn("bus: cannot create the storage consumer; retrying", "err", err)
+				sleep(ctx, backoff.Next())
+			}
+			continue
 		}
-		b.log.Warn("bus: cannot create the storage consumer; retrying", "err", err)
-		sleep(ctx, backoff.Next())
+		b.fetchLoop(ctx, cons, &enc)
 	}
-	var enc remotewrite.Encoder
+}
+
+// fetchLoop stores what cons delivers until ctx ends or the consumer is
+// gone (deleted by an operator, or with its stream): then storeLoop
+// creates it again.
+func (b *Bus) fetchLoop(ctx context.Context, cons jetstream.Consumer, enc *remotewrite.Encoder) {
+	var backoff remotewrite.Backoff
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(fetchMessages, jetstream.FetchMaxWait(fetchWait))
+		if gone(err) {
+			return
+		}
 		if err != nil {
 			b.log.Debug("bus: fetch", "err", err)
 			sleep(ctx, backoff.Next())
@@ -60,14 +72,23 @@ func (b *Bus) storeLoop(ctx context.Context) {
 		}
 		if len(msgs) == 0 {
 			if err := batch.Error(); err != nil && ctx.Err() == nil {
+				if gone(err) {
+					return
+				}
 				b.log.Debug("bus: fetch", "err", err)
 				sleep(ctx, backoff.Next())
 			}
 			continue
 		}
 		backoff = remotewrite.Backoff{}
-		b.store(ctx, &enc, msgs)
+		b.store(ctx, enc, msgs)
 	}
+}
+
+// gone reports whether a fetch failed because the consumer or its stream
+// no longer exists.
+func gone(err error) bool {
+	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
 // store writes msgs in one request to every target and acknowledges them,

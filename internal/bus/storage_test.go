@@ -59,14 +59,30 @@ func TestStorageConsumerWritesVictoriaMetrics(t *testing.T) {
 		}
 	}
 	checkVM(t, vm, "web 1.*", n, ts0)
-	testutil.Until(t, 10*time.Second, "consumer acknowledged everything", func() bool {
+	drained := func() bool {
 		c, err := st.js.Consumer(t.Context(), SamplesStream, storageConsumer)
 		if err != nil {
 			return false
 		}
 		info, err := c.Info(t.Context())
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
-	})
+	}
+	testutil.Until(t, 10*time.Second, "consumer acknowledged everything", drained)
+
+	// An operator deletes the consumer: the hub creates it again and goes
+	// on (from the stream's start: the TSDB de-duplicates what it had).
+	if err := st.js.DeleteConsumer(t.Context(), SamplesStream, storageConsumer); err != nil {
+		t.Fatal(err)
+	}
+	var group []ingest.BusBatch
+	for s := uint64(n + 1); s <= n+10; s++ {
+		group = append(group, batch("web 1.*", 5, s, ts0+int64(s)*1000, 3))
+	}
+	if err := pub.Publish(t.Context(), group); err != nil {
+		t.Fatal(err)
+	}
+	checkVM(t, vm, "web 1.*", n+10, ts0)
+	testutil.Until(t, 10*time.Second, "the new consumer acknowledged everything", drained)
 }
 
 // A hub that dies after the TSDB took a request but before it acknowledged

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sysmonstm/sysmonstm/internal/remotewrite"
 )
 
 // TestConfigValidate: every check of the hub's settings lives in Validate,
@@ -47,4 +49,27 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { c.Alerting.GroupWait = time.Hour }, "alerts-group-wait", "must be between 10ms and 10m")
 	f(func(c *Config) { c.Alerting.RepeatInterval = time.Millisecond }, "alerts-repeat-interval", "must be at least 1s")
 	f(func(c *Config) { c.Alerting.LeaderElection = true }, "alerts-leader-election", "needs postgres")
+
+	// --nats and what it needs.
+	nats := func(mutate func(*Config)) func(*Config) {
+		return func(c *Config) {
+			c.Bus.URLs = []string{"nats://u:pw@n1:4222", "nats://n2:4222"}
+			c.Postgres = "postgres://db/sysmonstm"
+			c.RemoteWrite.Targets = []remotewrite.Target{{URL: "http://vm:8428/api/v1/write"}}
+			mutate(c)
+		}
+	}
+	good := base()
+	nats(func(*Config) {})(&good)
+	if err := good.Validate(); err != nil {
+		t.Errorf("a complete --nats setup refused: %v", err)
+	}
+	f(nats(func(c *Config) { c.Postgres = "" }), "nats", "nats://n1:4222,nats://n2:4222: needs postgres")
+	f(nats(func(c *Config) { c.RemoteWrite.Targets = nil }), "nats", "needs at least one remote-write URL")
+	f(nats(func(c *Config) { c.Bus.URLs = []string{"n1:4222"} }), "nats", "want nats://HOST:PORT")
+	f(nats(func(c *Config) { c.Bus.Replicas = 7 }), "nats-replicas", "want 1 to 5")
+	f(nats(func(c *Config) { c.Bus.MaxAge = time.Second }), "nats-max-age", "must be at least 1m")
+	f(nats(func(c *Config) { c.Bus.MaxBytes = -1 }), "nats-max-bytes", "must be 0 (no bound) or more")
+	f(nats(func(c *Config) { c.Bus.CredsFile = "/nonexistent/nats.creds" }), "nats-creds", "cannot read it")
+	f(func(c *Config) { c.Bus.Replicas = 3 }, "nats-replicas", "needs nats")
 }
