@@ -34,15 +34,7 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
-	bin, remove, err := testutil.BuildBinary("../cmd/sysmonstm")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = bin
-	code := m.Run()
-	remove()
-	os.Exit(code)
+	os.Exit(testutil.RunWithBinary(m, "../cmd/sysmonstm", &binary))
 }
 
 // deployCopy copies deploy/ (without secrets/) to a temporary folder and

@@ -43,15 +43,7 @@ func TestMain(m *testing.M) {
 	if !explicit && runtime.GOMAXPROCS(0) < minParallel {
 		_ = flag.Set("test.parallel", strconv.Itoa(minParallel))
 	}
-	bin, remove, err := testutil.BuildBinary("../cmd/sysmonstm")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = bin
-	code := m.Run()
-	remove()
-	os.Exit(code)
+	os.Exit(testutil.RunWithBinary(m, "../cmd/sysmonstm", &binary))
 }
 
 // testEnvs holds, per test, the environment variables its processes start

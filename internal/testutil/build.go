@@ -5,24 +5,28 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 )
 
-// BuildBinary builds the sysmonstm command (pkg, e.g. "../cmd/sysmonstm",
-// relative to the test's package folder) into a new temporary folder, for
-// tests that run it as a process. It returns the binary's path and a
-// function that removes the folder. Meant for TestMain, so it returns an
-// error instead of failing a test; the build's output goes to stderr.
-func BuildBinary(pkg string) (string, func(), error) {
+// RunWithBinary is a TestMain body for tests that run the sysmonstm
+// command as a process: it builds pkg (e.g. "../cmd/sysmonstm", relative to
+// the test's package folder) into a new temporary folder, stores the
+// binary's path in *bin, runs the tests and removes the folder. It returns
+// the exit code for os.Exit (1 when the build fails; its output goes to
+// stderr).
+func RunWithBinary(m *testing.M, pkg string, bin *string) int {
 	dir, err := os.MkdirTemp("", "sysmonstm-bin-")
 	if err != nil {
-		return "", nil, err
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	bin := filepath.Join(dir, "sysmonstm")
-	build := exec.Command("go", "build", "-o", bin, pkg)
+	defer os.RemoveAll(dir)
+	*bin = filepath.Join(dir, "sysmonstm")
+	build := exec.Command("go", "build", "-o", *bin, pkg)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("build %s: %w", pkg, err)
+		fmt.Fprintf(os.Stderr, "build %s: %v\n", pkg, err)
+		return 1
 	}
-	return bin, func() { os.RemoveAll(dir) }, nil
+	return m.Run()
 }
