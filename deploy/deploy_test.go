@@ -204,10 +204,14 @@ func TestCompose(t *testing.T) {
 				}
 				return u
 			}
-			if u := urlHost("postgres", "postgres"); u.User != nil {
-				if _, ok := u.User.Password(); ok {
-					t.Errorf("--postgres carries a password")
-				}
+			// --postgres comes from the environment, so admin commands run
+			// in the container (token, user) reach the same database.
+			if v := s.Environment["SYSMONSTM_POSTGRES"]; v == nil || len(flagValues(s.Command, "postgres")) > 0 {
+				t.Errorf("SYSMONSTM_POSTGRES %v, --postgres %q: want the variable only", v, flagValues(s.Command, "postgres"))
+			} else if u, err := url.Parse(*v); err != nil || u.Hostname() != "postgres" {
+				t.Errorf("SYSMONSTM_POSTGRES %q: want a URL on postgres", *v)
+			} else if _, ok := u.User.Password(); ok {
+				t.Errorf("SYSMONSTM_POSTGRES carries a password")
 			}
 			urlHost("remote-write", "vm")
 			urlHost("history-url", "vm")
