@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,27 +27,9 @@ import (
 // de-duplication).
 func vmSeqs(t *testing.T, addr, id string) []int {
 	t.Helper()
-	if _, err := httpGet("http://" + addr + "/internal/force_flush"); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Get("http://" + addr + "/api/v1/export?" + url.Values{"match[]": {fmt.Sprintf(`sysmonstm_agent_seq{machine=%q}`, id)}}.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	type point struct{ ts, seq int64 }
 	var pts []point
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var line struct {
-			Values     []float64
-			Timestamps []int64
-		}
-		if err := dec.Decode(&line); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
+	for _, line := range testutil.VMExport(t, addr, fmt.Sprintf(`sysmonstm_agent_seq{machine=%q}`, id)) {
 		for i, ts := range line.Timestamps {
 			pts = append(pts, point{ts, int64(line.Values[i])})
 		}

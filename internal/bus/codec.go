@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/golang/snappy"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sysmonstm/sysmonstm/internal/metric"
@@ -34,6 +35,16 @@ func encode(m *pb.BusMessage) ([]byte, error) {
 // damaged or forged. Values are not checked here; a non-finite one never
 // passed a hub's validation and is dropped by the caller.
 func decode(b []byte, lim metric.Limits) (*pb.BusMessage, error) {
+	raw, err := uncompress(nil, b)
+	if err != nil {
+		return nil, err
+	}
+	return decodeRaw(raw, lim)
+}
+
+// uncompress snappy-decodes a bus message's payload into dst (reused when
+// large enough), refusing one that would be over MaxMessageBytes.
+func uncompress(dst, b []byte) ([]byte, error) {
 	n, err := snappy.DecodedLen(b)
 	if err != nil {
 		return nil, fmt.Errorf("decode bus message: %w", err)
@@ -41,10 +52,18 @@ func decode(b []byte, lim metric.Limits) (*pb.BusMessage, error) {
 	if n > MaxMessageBytes {
 		return nil, fmt.Errorf("decode bus message: %d bytes decompressed, limit %d", n, MaxMessageBytes)
 	}
-	raw, err := snappy.Decode(nil, b)
+	if cap(dst) < n {
+		dst = make([]byte, n)
+	}
+	raw, err := snappy.Decode(dst[:cap(dst)], b)
 	if err != nil {
 		return nil, fmt.Errorf("decode bus message: %w", err)
 	}
+	return raw, nil
+}
+
+// decodeRaw is decode after the snappy layer.
+func decodeRaw(raw []byte, lim metric.Limits) (*pb.BusMessage, error) {
 	m := &pb.BusMessage{}
 	if err := proto.Unmarshal(raw, m); err != nil {
 		return nil, fmt.Errorf("decode bus message: %w", err)
@@ -53,6 +72,21 @@ func decode(b []byte, lim metric.Limits) (*pb.BusMessage, error) {
 		return nil, fmt.Errorf("bus message refused: %w", err)
 	}
 	return m, nil
+}
+
+// leadingOrigin returns the origin of an uncompressed message when it is
+// its first field, as every publisher writes it (else ""): a hub skips its
+// own messages without decoding them.
+func leadingOrigin(raw []byte) string {
+	num, typ, n := protowire.ConsumeTag(raw)
+	if n < 0 || num != fMessageOrigin || typ != protowire.BytesType {
+		return ""
+	}
+	v, m := protowire.ConsumeBytes(raw[n:])
+	if m < 0 {
+		return ""
+	}
+	return string(v)
 }
 
 // check validates a decoded message.

@@ -55,6 +55,30 @@ func TestCodecRoundTripAndRefusals(t *testing.T) {
 	}
 }
 
+// A hub recognises its own messages by their leading origin field, as
+// both encoders write it.
+func TestLeadingOrigin(t *testing.T) {
+	x := batch("m", 1, 1, 1, 1)
+	byProto, err := proto.Marshal(&pb.BusMessage{Origin: "hub-1", Msg: &pb.BusMessage_Disconnect{Disconnect: &pb.BusDisconnect{MachineId: "m"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		raw  []byte
+		want string
+	}{
+		{appendBatchMessage(nil, "hub-1", &x), "hub-1"},
+		{byProto, "hub-1"},
+		{appendBatchMessage(nil, "", &x), ""},
+		{[]byte{0x0a, 0x7f}, ""}, // length beyond the bytes
+		{nil, ""},
+	} {
+		if got := leadingOrigin(c.raw); got != c.want {
+			t.Errorf("leadingOrigin(%x) = %q, want %q", c.raw, got, c.want)
+		}
+	}
+}
+
 // FuzzDecode: bytes from the bus never panic the decoder, and what it
 // accepts is a valid message that encodes again.
 func FuzzDecode(f *testing.F) {

@@ -65,6 +65,7 @@ type follower struct {
 	// machine's batches reuse them as an agent's stream does.
 	series map[string]map[string]*live.Series
 	key    []byte // scratch of samples
+	raw    []byte // scratch of apply: the uncompressed message
 }
 
 // maxCachedSeries bounds one machine's cached series identities; past it
@@ -75,7 +76,17 @@ const maxCachedSeries = 100_000
 // (it applied it when its agent sent it).
 func (f *follower) apply(data []byte) {
 	b := f.b
-	m, err := decode(data, b.opts.Limits)
+	raw, err := uncompress(f.raw, data)
+	if err == nil {
+		f.raw = raw
+		if leadingOrigin(raw) == b.origin {
+			return
+		}
+	}
+	var m *pb.BusMessage
+	if err == nil {
+		m, err = decodeRaw(raw, b.opts.Limits)
+	}
 	if err != nil {
 		b.m.badMessages.Inc()
 		b.log.Warn("bus: message dropped", "err", err)

@@ -2,10 +2,8 @@ package bus
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -180,29 +178,8 @@ func vmTarget(addr string) []remotewrite.Target {
 // key, as "ts=value" strings in time order.
 func vmExport(t *testing.T, addr, match string) map[string][]string {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/internal/force_flush")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	resp, err = http.Get("http://" + addr + "/api/v1/export?" + url.Values{"match[]": {match}}.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	out := map[string][]string{}
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var line struct {
-			Metric     map[string]string
-			Values     []float64
-			Timestamps []int64
-		}
-		if err := dec.Decode(&line); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatal(err)
-		}
+	for _, line := range testutil.VMExport(t, addr, match) {
 		keys := make([]string, 0, len(line.Metric))
 		for k, v := range line.Metric {
 			keys = append(keys, k+"="+v)

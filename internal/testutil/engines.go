@@ -1,6 +1,11 @@
 package testutil
 
 import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"testing"
@@ -20,4 +25,39 @@ func NeedBinary(t testing.TB, name, install string) string {
 		t.Skipf("%s not installed (%s)", name, install)
 	}
 	return p
+}
+
+// VMSeries is one series of a VictoriaMetrics /api/v1/export answer.
+type VMSeries struct {
+	Metric     map[string]string
+	Values     []float64
+	Timestamps []int64 // ms since epoch
+}
+
+// VMExport flushes VictoriaMetrics at addr (HOST:PORT) and returns every
+// raw sample of the series matching match, as it stores them (after its
+// de-duplication, when on).
+func VMExport(t testing.TB, addr, match string) []VMSeries {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/internal/force_flush")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = http.Get("http://" + addr + "/api/v1/export?" + url.Values{"match[]": {match}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []VMSeries
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var s VMSeries
+		if err := dec.Decode(&s); errors.Is(err, io.EOF) {
+			return out
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
 }
