@@ -328,23 +328,36 @@ func (c *cluster) checkHistory(t *testing.T, what string, from, to time.Time, se
 	}
 }
 
+// cpuStamps returns, by machine, the sorted timestamps (ms) of every
+// cpu_usage_percent{cpu="total"} sample VictoriaMetrics holds.
+func (c *cluster) cpuStamps(t *testing.T) map[string][]int64 {
+	t.Helper()
+	out := map[string][]int64{}
+	for _, s := range testutil.VMExport(t, c.vmAddr, `cpu_usage_percent{cpu="total"}`) {
+		out[s.Metric["machine"]] = append(out[s.Metric["machine"]], s.Timestamps...)
+	}
+	for k := range out {
+		slices.Sort(out[k])
+	}
+	return out
+}
+
 // historyProblems returns what checkHistory finds wrong, and a line per
 // machine saying what it read.
 func (c *cluster) historyProblems(t *testing.T, from, to time.Time) (problems, summary []string) {
 	t.Helper()
-	all := vmSamples(t, c.vmAddr)
+	all := c.cpuStamps(t)
 	step := clusterInterval.Milliseconds()
 	at := func(ms int64) string { return time.UnixMilli(ms).Format(time.StampMilli) }
 	for _, id := range c.ids {
-		key := seriesKey(map[string]string{"__name__": "cpu_usage_percent", "cpu": "total", "machine": id})
 		var ts []int64
-		for _, v := range all[key] {
+		for _, v := range all[id] {
 			if v >= from.UnixMilli() && v <= to.UnixMilli() {
 				ts = append(ts, v)
 			}
 		}
 		if len(ts) == 0 {
-			problems = append(problems, fmt.Sprintf("%s has no stored samples between %s and %s (series %s; VM holds %d series)", id, from.Format(time.TimeOnly), to.Format(time.TimeOnly), key, len(all)))
+			problems = append(problems, fmt.Sprintf("%s has no stored cpu_usage_percent{cpu=\"total\"} between %s and %s (VictoriaMetrics has it for %d machines)", id, from.Format(time.TimeOnly), to.Format(time.TimeOnly), len(all)))
 			continue
 		}
 		if ts[0] > from.UnixMilli()+2*step || ts[len(ts)-1] < to.UnixMilli()-2*step {
@@ -368,10 +381,9 @@ func (c *cluster) historyProblems(t *testing.T, from, to time.Time) (problems, s
 func (c *cluster) waitStored(t *testing.T, at time.Time) {
 	t.Helper()
 	testutil.WaitFor(t, 30*time.Second, "samples up to "+at.Format(time.TimeOnly)+" in VictoriaMetrics", func() error {
-		all := vmSamples(t, c.vmAddr)
+		all := c.cpuStamps(t)
 		for _, id := range c.ids {
-			key := seriesKey(map[string]string{"__name__": "cpu_usage_percent", "cpu": "total", "machine": id})
-			ts := all[key]
+			ts := all[id]
 			if len(ts) == 0 || ts[len(ts)-1] < at.UnixMilli() {
 				return fmt.Errorf("%s not yet", id)
 			}
