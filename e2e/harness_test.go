@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -44,21 +43,7 @@ func TestMain(m *testing.M) {
 	if !explicit && runtime.GOMAXPROCS(0) < minParallel {
 		_ = flag.Set("test.parallel", strconv.Itoa(minParallel))
 	}
-	dir, err := os.MkdirTemp("", "sysmonstm-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "sysmonstm")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/sysmonstm")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build sysmonstm:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(testutil.RunWithBinary(m, "../cmd/sysmonstm", &binary))
 }
 
 // testEnvs holds, per test, the environment variables its processes start

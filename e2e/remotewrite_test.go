@@ -46,19 +46,7 @@ func freeAddr(t *testing.T) string {
 // flags) and waits until it answers /health.
 func startVM(t *testing.T, bin, addr, dir string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: "victoria-metrics", out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"-httpListenAddr", addr, "-storageDataPath", dir, "-retentionPeriod", "100y", "-loggerLevel", "WARN"}, extra...)...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.kill(syscall.SIGKILL)
-		if t.Failed() {
-			t.Logf("--- output of victoria-metrics ---\n%s", p.out.String())
-		}
-	})
+	p := startEngine(t, "victoria-metrics", exec.Command(bin, append([]string{"-httpListenAddr", addr, "-storageDataPath", dir, "-retentionPeriod", "100y", "-loggerLevel", "WARN"}, extra...)...))
 	testutil.WaitFor(t, 30*time.Second, "victoria-metrics healthy", func() error {
 		if err := p.exited(); err != nil {
 			t.Fatal(err)

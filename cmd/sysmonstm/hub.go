@@ -125,12 +125,17 @@ func (f prefixesFlag) Set(s string) error {
 func runHub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, lf := newFlagSet("hub", "Run the central hub: gRPC ingest, embedded storage, HTTP API.", stderr)
 	cfg := hubFlags(fs)
+	check := fs.Bool("check-config", false, "parse and check the settings (flags, environment, --config file), then exit without opening anything: 0 when they are valid")
 	log, err := parse(fs, lf, args, stderr)
 	if err != nil {
 		return err
 	}
 	if err := validateHub(cfg); err != nil {
 		return err
+	}
+	if *check {
+		fmt.Fprintln(stdout, "sysmonstm hub: settings valid")
+		return nil
 	}
 	cfg.Logger = log
 	h, err := hub.New(*cfg)

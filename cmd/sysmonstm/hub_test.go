@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
 	"strings"
 	"testing"
 )
@@ -40,4 +41,35 @@ func TestHubErrorsNameFlags(t *testing.T) {
 	f("--postgres postgres://u:xxxxx@h:nope/db: want postgres://", "--postgres", "postgres://u:hunter2@h:nope/db")
 	f("--postgres postgres://postgres@127.0.0.1:1/x: cannot open the metadata database (is PostgreSQL up, and --postgres right?)", "--postgres", "postgres://postgres@127.0.0.1:1/x")
 	f(`--edge-metrics: selector ",": want a metric name`, "--edge-url", "wss://edge.example.com/api/publish", "--edge-key", "0123456789abcdef0123", "--edge-metrics", ",")
+}
+
+// TestHubCheckConfig: --check-config takes settings from flags and the
+// environment as a start would, says whether they are valid, and opens
+// nothing (the data directory is not created, a busy port is no error).
+func TestHubCheckConfig(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir() + "/never"
+	var out, errOut bytes.Buffer
+	args := []string{"hub", "--check-config", "--data-dir", dir, "--listen-http", busy.Addr().String(), "--postgres", "postgres://u@127.0.0.1:1/x"}
+	if code := run(context.Background(), args, &out, &errOut); code != 0 || out.String() != "sysmonstm hub: settings valid\n" {
+		t.Fatalf("valid settings: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("--check-config touched the data directory: %v", err)
+	}
+	out.Reset()
+	errOut.Reset()
+	t.Setenv("SYSMONSTM_OFFLINE_AFTER", "10ms")
+	if code := run(context.Background(), args, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "--offline-after 10ms: must be at least 1s") {
+		t.Fatalf("bad setting from the environment: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if code := run(context.Background(), []string{"hub", "--check-config", "--no-such-flag"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "no-such-flag") {
+		t.Fatalf("unknown flag: exit %d, stderr %q", code, errOut.String())
+	}
 }

@@ -1,6 +1,7 @@
 // Package testutil holds what tests across sysmonstm share: polling for a
-// condition with a deadline, and an in-memory listener for tests that run
-// servers inside a testing/synctest bubble. Only _test.go files import it.
+// condition with a deadline, an in-memory listener for tests that run
+// servers inside a testing/synctest bubble, and building the binary for
+// process-level tests. Only _test.go files import it.
 package testutil
 
 import (
