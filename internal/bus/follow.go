@@ -33,7 +33,13 @@ func (b *Bus) follow(ctx context.Context, stream, subjects string) {
 			}
 			continue
 		}
-		it, err := cons.Messages()
+		// Short pulls with a heartbeat each second: when the NATS node
+		// serving the consumer dies, the missing heartbeats (2 s) make the
+		// ordered consumer recreate itself on a survivor, resuming after
+		// the last message applied. With the defaults (30 s pulls, 15 s
+		// heartbeats) that took up to 30 s, longer than --offline-after,
+		// so other hubs' machines showed offline meanwhile.
+		it, err := cons.Messages(jetstream.PullExpiry(followExpiry), jetstream.PullHeartbeat(followHeartbeat))
 		if err != nil {
 			b.log.Warn("bus: cannot follow stream; retrying", "stream", stream, "err", err)
 			sleep(ctx, backoff.Next())
@@ -57,6 +63,12 @@ func (b *Bus) follow(ctx context.Context, stream, subjects string) {
 		it.Stop()
 	}
 }
+
+// The follower's pull expiry and heartbeat (see follow).
+const (
+	followExpiry    = 5 * time.Second
+	followHeartbeat = time.Second
+)
 
 // follower applies one stream's messages. Only its goroutine uses it.
 type follower struct {
