@@ -145,6 +145,9 @@ func TestCompose(t *testing.T) {
 	if vm := svc("vm"); !slices.ContainsFunc(vm.Command, func(a string) bool { return strings.HasPrefix(a, "-dedup.minScrapeInterval=") }) {
 		t.Errorf("vm: no -dedup.minScrapeInterval in %q: a batch delivered twice would be stored twice", vm.Command)
 	}
+	if vm := svc("vm"); !slices.Contains(vm.Command, "-search.latencyOffset=0s") {
+		t.Errorf("vm: no -search.latencyOffset=0s in %q: the hubs' charts (--history-url) would miss the newest 30 s", vm.Command)
+	}
 	lbConf, err := os.ReadFile(filepath.Join(dir, "haproxy.cfg"))
 	if err != nil {
 		t.Fatal(err)
