@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -541,4 +542,11 @@ func protoLabels(in []*pb.Label) metric.Labels {
 		ls[i] = metric.Label{Name: l.GetName(), Value: l.GetValue()}
 	}
 	return ls.Sort()
+}
+
+// ServerOptions are the gRPC server options of the agents' ingest: the
+// message limit (bytes) and the transport settings the hub's throughput
+// was measured with (docs/benchmarks.md, "Ingest headroom").
+func ServerOptions(maxMessageBytes int) []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessageBytes)}
 }
