@@ -566,9 +566,11 @@ func protoLabels(in []*pb.Label) metric.Labels {
 	return ls.Sort()
 }
 
-// ServerOptions are the gRPC server options of the agents' ingest: the
-// message limit (bytes) and the transport settings the hub's throughput
-// was measured with (docs/benchmarks.md, "Ingest headroom").
+// ServerOptions are the gRPC server options the agents' ingest needs: the
+// message limit (bytes) and the codec that decodes batches straight into
+// pooled jobs (see frame). Without the codec the server still works, with
+// one allocation per message and per value slice more (docs/benchmarks.md,
+// "Ingest headroom (issue #16)").
 func ServerOptions(maxMessageBytes int) []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(maxMessageBytes),
