@@ -208,7 +208,8 @@ func (s *Server) putJob(j *job) {
 	s.jobs.Put(j)
 }
 
-// batch turns a wire batch into a job (see validate).
+// batch turns a wire batch into a job (see validate). The job takes b's
+// values slice and compacts it in place: b must not be used after.
 func (st *stream) batch(b *pb.Batch) *job {
 	j := st.s.newJob(st, b.GetSeq(), b.GetTimestampMs())
 	j.values = b.GetValues()
