@@ -333,12 +333,11 @@ func New(cfg Config) (*Hub, error) {
 	if h.tlsConf != nil {
 		h.httpLn = tls.NewListener(h.httpLn, h.tlsConf)
 	}
-	opts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(cfg.Limits.MaxMessageBytes),
+	opts := append(ingest.ServerOptions(cfg.Limits.MaxMessageBytes),
 		grpc.ConnectionTimeout(grpcHandshakeTimeout),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	}
+	)
 	if h.tlsFiles != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(h.tlsFiles.grpcConfig())))
 	}

@@ -40,8 +40,15 @@ type env struct {
 	stop   func()
 }
 
-// newEnv starts the env; each of with may change the ingest options.
+// newEnv starts the env with the hub's gRPC server options; each of with
+// may change the ingest options.
 func newEnv(t *testing.T, dir string, auth AuthFunc, with ...func(*Options)) *env {
+	t.Helper()
+	return newEnvGRPC(t, dir, auth, ServerOptions(8<<20), with...) // the hub's default message limit
+}
+
+// newEnvGRPC is newEnv with the gRPC server options gopts.
+func newEnvGRPC(t *testing.T, dir string, auth AuthFunc, gopts []grpc.ServerOption, with ...func(*Options)) *env {
 	t.Helper()
 	st, err := store.Open(store.Options{Dir: dir})
 	if err != nil {
@@ -70,7 +77,7 @@ func newEnv(t *testing.T, dir string, auth AuthFunc, with ...func(*Options)) *en
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(8 << 20)) // the hub's default message limit
+	gs := grpc.NewServer(gopts...)
 	pb.RegisterIngestServer(gs, srv)
 	go func() { _ = gs.Serve(ln) }()
 	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -16,7 +16,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -46,6 +49,8 @@ type Storage interface {
 type Live interface {
 	Connect(info live.MachineInfo)
 	Disconnect(id string)
+	// Update takes one accepted batch; series and values are reused for
+	// later batches once it returns, so it must not keep them.
 	Update(id string, ts int64, series []*live.Series, values []float64)
 	SetProcesses(id string, ts int64, procs []live.Process)
 	Known(id string) bool
@@ -156,6 +161,8 @@ type Server struct {
 	once    *limitedLog
 	authLog *limitedLog // rejected tokens, once per remote address and period
 	hellos  *helloSlots // streams reading a hello before their token is checked
+
+	jobs sync.Pool // *job, see newJob
 
 	rwSlots   chan struct{} // remote-write requests being served
 	rwPool    sync.Pool     // *rwBuffers
@@ -350,8 +357,10 @@ func (s *Server) Stream(gs pb.Ingest_StreamServer) error {
 // receive reads the agent's messages until the stream ends.
 func (s *Server) receive(sctx context.Context, gs pb.Ingest_StreamServer, st *stream) error {
 	machine := st.machine
+	f := &frame{s: s}
 	for {
-		msg, err := gs.Recv()
+		f.reset()
+		err := gs.RecvMsg(f)
 		if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) {
 			return cause
 		}
@@ -364,7 +373,13 @@ func (s *Server) receive(sctx context.Context, gs pb.Ingest_StreamServer, st *st
 			s.log.Info("agent disconnected", "machine", machine, "err", err)
 			return nil
 		}
-		switch m := msg.Msg.(type) {
+		if f.fast {
+			if err := st.queue(sctx, st.validate(f.takeJob(), f.ids)); err != nil {
+				return err
+			}
+			continue
+		}
+		switch m := f.Msg.(type) {
 		case *pb.AgentMessage_Series:
 			if err := st.define(m.Series.GetSeries()); err != nil {
 				s.m.rejected.WithLabelValues(rejectTooManySeries).Inc()
@@ -372,12 +387,8 @@ func (s *Server) receive(sctx context.Context, gs pb.Ingest_StreamServer, st *st
 				return status.Error(codes.ResourceExhausted, err.Error())
 			}
 		case *pb.AgentMessage_Batch:
-			j := st.batch(m.Batch)
-			st.publish(j)
-			select {
-			case st.w.q <- j:
-			case <-sctx.Done():
-				return context.Cause(sctx)
+			if err := st.queue(sctx, st.batch(m.Batch)); err != nil {
+				return err
 			}
 		case *pb.AgentMessage_Processes:
 			ts, procs, err := s.processSnapshot(m.Processes)
@@ -394,6 +405,18 @@ func (s *Server) receive(sctx context.Context, gs pb.Ingest_StreamServer, st *st
 			s.m.rejected.WithLabelValues(rejectMalformed).Inc()
 			return status.Error(codes.InvalidArgument, "empty or unknown message")
 		}
+	}
+}
+
+// queue publishes a received batch to the live state and queues it for
+// its writer; the error is the stream's end while it waits.
+func (st *stream) queue(sctx context.Context, j *job) error {
+	st.publish(j)
+	select {
+	case st.w.q <- j:
+		return nil
+	case <-sctx.Done():
+		return context.Cause(sctx)
 	}
 }
 
@@ -553,4 +576,16 @@ func protoLabels(in []*pb.Label) metric.Labels {
 		ls[i] = metric.Label{Name: l.GetName(), Value: l.GetValue()}
 	}
 	return ls.Sort()
+}
+
+// ServerOptions are the gRPC server options the agents' ingest needs: the
+// message limit (bytes) and the codec that decodes batches straight into
+// pooled jobs (see frame). Without the codec the server still works, with
+// one allocation per message and per value slice more (docs/benchmarks.md,
+// "Ingest headroom (issue #16)").
+func ServerOptions(maxMessageBytes int) []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(maxMessageBytes),
+		grpc.ForceServerCodecV2(codec{proto: encoding.GetCodecV2(grpcproto.Name)}),
+	}
 }

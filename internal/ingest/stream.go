@@ -176,25 +176,58 @@ func (s *Server) countRefused(err error) {
 	}
 }
 
-// job is one batch on its way through a writer.
+// job is one batch on its way through a writer. Jobs come from
+// Server.newJob and go back with Server.putJob after their commit, so that
+// their slices, a batch's size each, are not allocated per batch.
 type job struct {
 	st      *stream
 	seq     uint64
 	ts      int64
 	entries []*series
-	values  []float64
-	skip    bool // invalid as a whole: acknowledge without storing
+	live    []*live.Series // entries[i].live, for the live state
+	values  []float64      // values[i] is of entries[i]; decoded into, then compacted in place
+	skip    bool           // invalid as a whole: acknowledge without storing
 }
 
-// batch turns a wire batch into a job, dropping (and counting) what is
-// invalid. The job is always queued so acks stay in order.
+// newJob takes a job from the pool, empty but with the slices of an
+// earlier batch.
+func (s *Server) newJob(st *stream, seq uint64, ts int64) *job {
+	j, _ := s.jobs.Get().(*job)
+	if j == nil {
+		j = &job{}
+	}
+	j.st, j.seq, j.ts = st, seq, ts
+	return j
+}
+
+// putJob gives a committed job back to the pool; nothing may use it after.
+func (s *Server) putJob(j *job) {
+	clear(j.entries)
+	clear(j.live)
+	*j = job{entries: j.entries[:0], live: j.live[:0], values: j.values[:0]}
+	s.jobs.Put(j)
+}
+
+// batch turns a wire batch into a job (see validate). The job takes b's
+// values slice and compacts it in place: b must not be used after.
 func (st *stream) batch(b *pb.Batch) *job {
-	j := &job{st: st, seq: b.GetSeq(), ts: b.GetTimestampMs()}
-	ids, vals := b.GetSeriesIds(), b.GetValues()
+	j := st.s.newJob(st, b.GetSeq(), b.GetTimestampMs())
+	j.values = b.GetValues()
+	return st.validate(j, b.GetSeriesIds())
+}
+
+// validate completes j, a received batch with its seq, ts and values, for
+// the series ids: it drops (and counts) what is invalid, moving the
+// accepted values to the front of j.values. The job is always queued so
+// acks stay in order.
+func (st *stream) validate(j *job, ids []uint32) *job {
+	j.st = st
+	vals := j.values
 	reject := func(reason string, n int, msg string) *job {
 		st.s.m.dropped.WithLabelValues(reason).Add(float64(n))
 		st.s.once.warn(reason+":"+st.machine, "batch dropped", "machine", st.machine, "seq", j.seq, "reason", msg)
 		j.skip = true
+		j.values = j.values[:0]
 		return j
 	}
 	if len(ids) != len(vals) {
@@ -210,8 +243,7 @@ func (st *stream) batch(b *pb.Batch) *job {
 	if j.ts < now-st.s.opts.MaxAge.Milliseconds() {
 		return reject(reasonTooOld, len(vals), fmt.Sprintf("timestamp %d is older than %s", j.ts, st.s.opts.MaxAge))
 	}
-	j.entries = make([]*series, 0, len(ids))
-	j.values = make([]float64, 0, len(vals))
+	kept := 0
 	for i, id := range ids {
 		var e *series
 		if int(id) < len(st.table) {
@@ -230,8 +262,11 @@ func (st *stream) batch(b *pb.Batch) *job {
 			continue
 		}
 		j.entries = append(j.entries, e)
-		j.values = append(j.values, vals[i])
+		j.live = append(j.live, e.live)
+		vals[kept] = vals[i]
+		kept++
 	}
+	j.values = vals[:kept]
 	return j
 }
 
@@ -252,11 +287,7 @@ func (st *stream) publish(j *job) {
 		return
 	}
 	st.lastLiveTs = j.ts
-	lv := make([]*live.Series, len(j.entries))
-	for i, e := range j.entries {
-		lv[i] = e.live
-	}
-	st.s.opts.Live.Update(st.machine, j.ts, lv, j.values)
+	st.s.opts.Live.Update(st.machine, j.ts, j.live, j.values)
 }
 
 // ack records that every batch up to seq is durable and wakes the sender.

@@ -122,6 +122,7 @@ func (w *writer) commit(ctx context.Context, jobs []*job) {
 			s.m.batches.Inc()
 		}
 		j.st.ack(j.seq)
+		s.putJob(j)
 	}
 }
 
