@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,11 +22,17 @@ import (
 func (b *Bus) follow(ctx context.Context, stream, subjects string) {
 	f := &follower{b: b, series: map[string]map[string]*live.Series{}}
 	var backoff remotewrite.Backoff
+	var applied atomic.Uint64 // stream sequence of the last message taken
 	for ctx.Err() == nil {
-		cons, err := b.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+		cfg := jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{subjects},
 			DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
-		})
+		}
+		if seq := applied.Load(); seq > 0 {
+			// Recreated after a stall: resume after the last message taken.
+			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq+1
+		}
+		cons, err := b.js.OrderedConsumer(ctx, stream, cfg)
 		if err != nil {
 			if ctx.Err() == nil {
 				b.log.Warn("bus: cannot follow stream; retrying", "stream", stream, "err", err)
@@ -46,6 +53,8 @@ func (b *Bus) follow(ctx context.Context, stream, subjects string) {
 			continue
 		}
 		backoff = remotewrite.Backoff{}
+		wctx, stopWatch := context.WithCancel(ctx)
+		go b.watchFollower(wctx, stream, &applied, it.Stop)
 		stop := context.AfterFunc(ctx, it.Stop)
 		for {
 			msg, err := it.Next()
@@ -57,10 +66,56 @@ func (b *Bus) follow(ctx context.Context, stream, subjects string) {
 				sleep(ctx, 100*time.Millisecond) // the ordered consumer recovers by itself
 				continue
 			}
+			if md, err := msg.Metadata(); err == nil {
+				applied.Store(md.Sequence.Stream)
+			}
 			f.apply(msg.Data())
 		}
+		stopWatch()
 		stop()
 		it.Stop()
+	}
+}
+
+// watchFollower is the follower's safety net against a consumer that
+// stalls without an error (seen when the NATS node holding it was killed
+// in a 3-node cluster: the stream went on, the consumer delivered
+// nothing): every followCheck it compares the last message taken with the
+// stream's last sequence, and when the stream is ahead and nothing was
+// taken for two checks in a row, it stops the iterator, so follow
+// recreates the consumer after the last message taken.
+func (b *Bus) watchFollower(ctx context.Context, stream string, applied *atomic.Uint64, stop func()) {
+	t := time.NewTicker(followCheck)
+	defer t.Stop()
+	last, stalled := applied.Load(), 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur := applied.Load()
+		if cur != last {
+			last, stalled = cur, 0
+			continue
+		}
+		ictx, cancel := context.WithTimeout(ctx, followCheck)
+		s, err := b.js.Stream(ictx, stream)
+		cancel()
+		if err != nil {
+			continue // NATS itself is unreachable: the client reconnects
+		}
+		if s.CachedInfo().State.LastSeq <= cur {
+			stalled = 0
+			continue
+		}
+		if stalled++; stalled >= 2 {
+			b.m.followerRestarts.Inc()
+			b.log.Warn("bus: live-view follower stalled behind its stream; recreating it", "stream", stream,
+				"taken", cur, "stream_last", s.CachedInfo().State.LastSeq)
+			stop()
+			return
+		}
 	}
 }
 
@@ -68,6 +123,8 @@ func (b *Bus) follow(ctx context.Context, stream, subjects string) {
 const (
 	followExpiry    = 5 * time.Second
 	followHeartbeat = time.Second
+	// followCheck is the period of watchFollower's checks.
+	followCheck = 2 * time.Second
 )
 
 // follower applies one stream's messages. Only its goroutine uses it.

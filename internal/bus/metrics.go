@@ -4,15 +4,16 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // metrics are the bus's sysmonstm_bus_* self-metrics (docs/api.md).
 type metrics struct {
-	connected     prometheus.Gauge
-	published     prometheus.Counter
-	publishErrors prometheus.Counter
-	stored        prometheus.Counter
-	storeFailed   prometheus.Counter
-	redelivered   prometheus.Counter
-	pending       prometheus.Gauge
-	badMessages   prometheus.Counter
-	applied       *prometheus.CounterVec
+	connected        prometheus.Gauge
+	published        prometheus.Counter
+	publishErrors    prometheus.Counter
+	stored           prometheus.Counter
+	storeFailed      prometheus.Counter
+	redelivered      prometheus.Counter
+	pending          prometheus.Gauge
+	badMessages      prometheus.Counter
+	applied          *prometheus.CounterVec
+	followerRestarts prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,9 +36,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Bus messages dropped as undecodable or invalid."}),
 		applied: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sysmonstm_bus_live_updates_total",
 			Help: "Other hubs' live updates applied to this hub's live state, by kind."}, []string{"kind"}),
+		followerRestarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "sysmonstm_bus_follower_restarts_total",
+			Help: "Times a live-view follower stalled behind its stream and was recreated after its last message."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connected, m.published, m.publishErrors, m.stored, m.storeFailed, m.redelivered, m.pending, m.badMessages, m.applied)
+		reg.MustRegister(m.connected, m.published, m.publishErrors, m.stored, m.storeFailed, m.redelivered, m.pending, m.badMessages, m.applied, m.followerRestarts)
 	}
 	return m
 }
