@@ -91,6 +91,18 @@ func TestNATSPushedSamples(t *testing.T) {
 		return nil
 	})
 
+	// Hub A kept none of them in its embedded store (PromQL reads it
+	// without --history-url): the TSDB has their history.
+	var q struct {
+		Data struct {
+			Result []any `json:"result"`
+		} `json:"data"`
+	}
+	qs := url.Values{"query": {`{__name__=~"temp_celsius|rw_temp"}`}, "time": {fmt.Sprint(now / 1000)}}
+	if code := getJSON(t, "http://"+a.http+"/api/v1/query?"+qs.Encode(), &q); code != 200 || len(q.Data.Result) != 0 {
+		t.Errorf("hub A's embedded store: status %d, %d series, want none", code, len(q.Data.Result))
+	}
+
 	// NATS down: neither request is acknowledged; the sender retries.
 	ns.Shutdown()
 	ns.WaitForShutdown()
