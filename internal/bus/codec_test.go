@@ -109,6 +109,9 @@ func FuzzDecode(f *testing.F) {
 		{Msg: &pb.BusMessage_Machine{Machine: machineOf(live.MachineInfo{ID: "m", Hostname: "h", Labels: metric.Labels{{Name: "a", Value: "b"}}})}},
 		{Msg: &pb.BusMessage_Disconnect{Disconnect: &pb.BusDisconnect{MachineId: "m*>"}}},
 		{Msg: &pb.BusMessage_Processes{Processes: &pb.BusProcesses{MachineId: "m", Snapshot: &pb.ProcessSnapshot{Processes: []*pb.Process{{Pid: 1, Name: "init"}}}}}},
+		{Msg: &pb.BusMessage_Batch{Batch: &pb.BusBatch{MachineId: "m", Source: live.SourceHTTP, Samples: []*pb.BusSample{{Name: "x", Value: 1}}}}},
+		{Msg: &pb.BusMessage_Batch{Batch: &pb.BusBatch{MachineId: "m", Source: live.SourceRemoteWrite, MachineLabel: "instance",
+			Samples: []*pb.BusSample{{Name: "x", Labels: []*pb.Label{{Name: "instance", Value: "m"}, {Name: "machine", Value: "k"}}, Value: 1}}}}},
 	} {
 		b, err := encode(m)
 		if err != nil {
