@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -84,7 +81,7 @@ func TestNATSPushedSamples(t *testing.T) {
 		"__name__=rw_temp,instance=rw.host,job=node,machine=kept": {fmt.Sprintf("%d=6", now-1000), fmt.Sprintf("%d=7", now)},
 	}
 	testutil.WaitFor(t, 30*time.Second, "VictoriaMetrics holds each pushed sample once, labels as sent", func() error {
-		got := exportAll(t, vm, `{__name__=~"temp_celsius|rw_temp|sysmonstm_agent_seq"}`)
+		got := testutil.VMSamples(t, vm, `{__name__=~"temp_celsius|rw_temp|sysmonstm_agent_seq"}`)
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			return fmt.Errorf("got %v\nwant %v", got, want)
 		}
@@ -151,26 +148,4 @@ func postRW(t *testing.T, h *hubProc, body []byte) int {
 		t.Errorf("remote write 503 without Retry-After")
 	}
 	return resp.StatusCode
-}
-
-// exportAll returns every sample VictoriaMetrics holds of match, by
-// series (sorted name=value pairs), as sorted "ts=value" strings.
-func exportAll(t *testing.T, addr, match string) map[string][]string {
-	t.Helper()
-	out := map[string][]string{}
-	for _, line := range testutil.VMExport(t, addr, match) {
-		keys := make([]string, 0, len(line.Metric))
-		for k, v := range line.Metric {
-			keys = append(keys, k+"="+v)
-		}
-		sort.Strings(keys)
-		key := strings.Join(keys, ",")
-		for i, ts := range line.Timestamps {
-			out[key] = append(out[key], fmt.Sprintf("%d=%g", ts, line.Values[i]))
-		}
-	}
-	for k := range out {
-		slices.Sort(out[k])
-	}
-	return out
 }
