@@ -117,9 +117,10 @@ func (w *writer) publish(ctx context.Context, jobs []*job) {
 }
 
 // maxBusBatchSamples bounds the samples of one HTTP or remote-write bus
-// batch (well under the bus's message limit); more of one machine and
+// batch, so one stays under NATS' default max_payload (1 MiB) with
+// labels of a few hundred bytes per sample; more of one machine and
 // timestamp go into several batches.
-const maxBusBatchSamples = 10_000
+const maxBusBatchSamples = 2_000
 
 // busError is a failed publish of HTTP or remote-write samples: the
 // request is answered 503 with Retry-After and its sender retries.
