@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +87,36 @@ func TestNATSPushedSamples(t *testing.T) {
 			return fmt.Errorf("got %v\nwant %v", got, want)
 		}
 		return nil
+	})
+
+	// A request of more samples of one timestamp than one bus message
+	// holds (2,000): published in several, every sample stored.
+	var bulk strings.Builder
+	bulk.WriteString(`{"machine":"bulk.one","metrics":[`)
+	const nBulk = 4500
+	for i := range nBulk {
+		if i > 0 {
+			bulk.WriteByte(',')
+		}
+		fmt.Fprintf(&bulk, `{"name":"bulk_value","labels":{"i":"%d"},"value":%d,"ts":%d}`, i, i, now)
+	}
+	bulk.WriteString(`]}`)
+	resp, err = a.postIngest([]byte(bulk.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("bulk ingest: %d", resp.StatusCode)
+	}
+	testutil.WaitFor(t, 30*time.Second, "VictoriaMetrics holds every bulk sample", func() error {
+		if got := testutil.VMSamples(t, vm, `bulk_value`); len(got) != nBulk {
+			return fmt.Errorf("%d series, want %d", len(got), nBulk)
+		}
+		return nil
+	})
+	testutil.WaitFor(t, 20*time.Second, "hub B shows the bulk machine", func() error {
+		return shows("bulk.one", "http", "bulk_value", nBulk-1, "i", fmt.Sprint(nBulk-1))
 	})
 
 	// Hub A kept none of them in its embedded store (PromQL reads it
