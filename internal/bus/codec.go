@@ -3,11 +3,13 @@ package bus
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/golang/snappy"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
 )
@@ -96,12 +98,31 @@ func check(m *pb.BusMessage, lim metric.Limits) error {
 	case *pb.BusMessage_Batch:
 		b := x.Batch
 		machine = b.GetMachineId()
-		if b.GetSeq() == 0 {
-			return errors.New("batch seq 0")
+		rw := false
+		switch b.GetSource() {
+		case "":
+			if b.GetSeq() == 0 {
+				return errors.New("batch seq 0")
+			}
+		case live.SourceHTTP:
+		case live.SourceRemoteWrite:
+			rw = true
+			if machine == "" && b.GetMachineLabel() == "" {
+				machine = "_" // series of no dashboard machine: valid
+			} else if !metric.ValidLabelName(b.GetMachineLabel()) {
+				return fmt.Errorf("remote-write batch: invalid machine label %q", b.GetMachineLabel())
+			}
+		default:
+			return fmt.Errorf("batch of unknown source %q", b.GetSource())
 		}
 		var ls metric.Labels // reused: ValidateSeries keeps nothing
 		for _, s := range b.GetSamples() {
 			ls = labelsInto(ls[:0], s.GetLabels())
+			if rw {
+				// Remote-written labels are kept as sent, the machine
+				// label too: checked like the others.
+				ls = slices.DeleteFunc(ls, func(l metric.Label) bool { return l.Name == metric.MachineLabel })
+			}
 			if err := lim.ValidateSeries(s.GetName(), ls); err != nil {
 				return err // unsorted labels too: publishers send them sorted
 			}

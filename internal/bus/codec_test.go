@@ -47,10 +47,31 @@ func TestCodecRoundTripAndRefusals(t *testing.T) {
 			Samples: []*pb.BusSample{{Name: "x", Labels: []*pb.Label{{Name: "machine", Value: "other"}}, Value: 1}}}}}),
 		"control char in id": raw(&pb.BusMessage{Msg: &pb.BusMessage_Disconnect{Disconnect: &pb.BusDisconnect{MachineId: "a\x00b"}}}),
 		"too large":          snappy.Encode(nil, make([]byte, MaxMessageBytes+1)),
+		"unknown source":     raw(&pb.BusMessage{Msg: &pb.BusMessage_Batch{Batch: &pb.BusBatch{MachineId: "m", Source: "grpc"}}}),
+		"http machine label": raw(&pb.BusMessage{Msg: &pb.BusMessage_Batch{Batch: &pb.BusBatch{MachineId: "m", Source: live.SourceHTTP,
+			Samples: []*pb.BusSample{{Name: "x", Labels: []*pb.Label{{Name: "machine", Value: "other"}}, Value: 1}}}}}),
+		"http no machine":         raw(&pb.BusMessage{Msg: &pb.BusMessage_Batch{Batch: &pb.BusBatch{Source: live.SourceHTTP}}}),
+		"rw bad machine label":    raw(&pb.BusMessage{Msg: &pb.BusMessage_Batch{Batch: &pb.BusBatch{MachineId: "m", Source: live.SourceRemoteWrite, MachineLabel: "__x"}}}),
+		"rw label but no machine": raw(&pb.BusMessage{Msg: &pb.BusMessage_Batch{Batch: &pb.BusBatch{Source: live.SourceRemoteWrite, MachineLabel: "instance"}}}),
+		"rw reserved name": raw(&pb.BusMessage{Msg: &pb.BusMessage_Batch{Batch: &pb.BusBatch{Source: live.SourceRemoteWrite,
+			Samples: []*pb.BusSample{{Name: "sysmonstm_x", Value: 1}}}}}),
 	}
 	for name, b := range bad {
 		if _, err := decode(b, metric.DefaultLimits); err == nil {
 			t.Errorf("%s: decoded", name)
+		}
+	}
+	// HTTP and remote-write batches have no seq; remote-written labels
+	// keep the machine label as sent; series of no machine have no id.
+	good := map[string]*pb.BusBatch{
+		"http": {MachineId: "m", Source: live.SourceHTTP, Samples: []*pb.BusSample{{Name: "x", Value: 1}}},
+		"rw": {MachineId: "m", Source: live.SourceRemoteWrite, MachineLabel: "instance",
+			Samples: []*pb.BusSample{{Name: "x", Labels: []*pb.Label{{Name: "instance", Value: "m"}, {Name: "machine", Value: "other"}}, Value: 1}}},
+		"rw no machine": {Source: live.SourceRemoteWrite, Samples: []*pb.BusSample{{Name: "x", Value: 1}}},
+	}
+	for name, bt := range good {
+		if _, err := decode(raw(&pb.BusMessage{Msg: &pb.BusMessage_Batch{Batch: bt}}), metric.DefaultLimits); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }
@@ -88,6 +109,9 @@ func FuzzDecode(f *testing.F) {
 		{Msg: &pb.BusMessage_Machine{Machine: machineOf(live.MachineInfo{ID: "m", Hostname: "h", Labels: metric.Labels{{Name: "a", Value: "b"}}})}},
 		{Msg: &pb.BusMessage_Disconnect{Disconnect: &pb.BusDisconnect{MachineId: "m*>"}}},
 		{Msg: &pb.BusMessage_Processes{Processes: &pb.BusProcesses{MachineId: "m", Snapshot: &pb.ProcessSnapshot{Processes: []*pb.Process{{Pid: 1, Name: "init"}}}}}},
+		{Msg: &pb.BusMessage_Batch{Batch: &pb.BusBatch{MachineId: "m", Source: live.SourceHTTP, Samples: []*pb.BusSample{{Name: "x", Value: 1}}}}},
+		{Msg: &pb.BusMessage_Batch{Batch: &pb.BusBatch{MachineId: "m", Source: live.SourceRemoteWrite, MachineLabel: "instance",
+			Samples: []*pb.BusSample{{Name: "x", Labels: []*pb.Label{{Name: "instance", Value: "m"}, {Name: "machine", Value: "k"}}, Value: 1}}}}},
 	} {
 		b, err := encode(m)
 		if err != nil {
@@ -133,4 +157,8 @@ func TestAppendBatchMatchesProto(t *testing.T) {
 	f(ingest.BusBatch{Machine: long, Instance: math.MaxUint64, Seq: math.MaxUint64, Ts: 1,
 		Series: []*live.Series{live.NewSeries("a", nil), live.NewSeries("b", metric.Labels{{Name: "l", Value: long}}), live.NewSeries("c", metric.Labels{{Name: "e", Value: ""}})},
 		Values: []float64{0, math.Copysign(0, -1), -1.5}})
+	// HTTP and remote-write batches: source and machine label after the samples.
+	f(ingest.BusBatch{Machine: "m", Ts: 5, Source: live.SourceHTTP, Series: []*live.Series{live.NewSeries("a", nil)}, Values: []float64{1}})
+	f(ingest.BusBatch{Machine: "m", Ts: 5, Source: live.SourceRemoteWrite, MachineLabel: "instance",
+		Series: []*live.Series{live.NewSeries("up", metric.Labels{{Name: "instance", Value: "m"}, {Name: "machine", Value: "x"}})}, Values: []float64{math.NaN()}})
 }

@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -168,11 +169,25 @@ func (f *follower) apply(data []byte) {
 	switch x := m.Msg.(type) {
 	case *pb.BusMessage_Batch:
 		bt := x.Batch
-		if b.opts.NoteSeq != nil {
-			b.opts.NoteSeq(bt.GetMachineId(), bt.GetInstance(), bt.GetSeq())
+		id := bt.GetMachineId()
+		if bt.GetSource() == "" {
+			if b.opts.NoteSeq != nil {
+				b.opts.NoteSeq(id, bt.GetInstance(), bt.GetSeq())
+			}
+		} else {
+			if id == "" {
+				return // remote-written series of no dashboard machine
+			}
+			if !lv.Known(id) {
+				// As on the hub that received them: a machine known only
+				// by HTTP or remote write, marked so that offline rules
+				// for every machine skip it (its hello, published too,
+				// may come later on the other stream).
+				lv.Connect(live.MachineInfo{ID: id, Hostname: id, Source: bt.GetSource()})
+			}
 		}
 		series, values := f.samples(bt)
-		lv.Update(bt.GetMachineId(), bt.GetTimestampMs(), series, values)
+		lv.Update(id, bt.GetTimestampMs(), series, values)
 		b.m.applied.WithLabelValues("batch").Inc()
 	case *pb.BusMessage_Machine:
 		b.noteHello(x.Machine.GetMachineId(), m.GetOrigin())
@@ -223,7 +238,14 @@ func (f *follower) samples(bt *pb.BusBatch) ([]*live.Series, []float64) {
 		f.key = k
 		sr := cache[string(k)]
 		if sr == nil {
-			sr = live.NewSeries(s.GetName(), labelsInto(nil, s.GetLabels()))
+			ls := labelsInto(nil, s.GetLabels())
+			if ml := bt.GetMachineLabel(); ml != "" {
+				// A remote-written series shows on its machine without
+				// the label that names the machine, as on the hub that
+				// received it.
+				ls = slices.DeleteFunc(ls, func(l metric.Label) bool { return l.Name == ml })
+			}
+			sr = live.NewSeries(s.GetName(), ls)
 			cache[string(k)] = sr
 		}
 		series = append(series, sr)

@@ -10,8 +10,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"slices"
-	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -174,26 +172,10 @@ func vmTarget(addr string) []remotewrite.Target {
 	return []remotewrite.Target{{URL: "http://" + addr + "/api/v1/write"}}
 }
 
-// vmExport returns every sample VictoriaMetrics holds of name, by series
-// key, as "ts=value" strings in time order.
+// vmExport returns every sample VictoriaMetrics holds of match, by
+// series key, as "ts=value" strings in time order.
 func vmExport(t *testing.T, addr, match string) map[string][]string {
-	t.Helper()
-	out := map[string][]string{}
-	for _, line := range testutil.VMExport(t, addr, match) {
-		keys := make([]string, 0, len(line.Metric))
-		for k, v := range line.Metric {
-			keys = append(keys, k+"="+v)
-		}
-		sort.Strings(keys)
-		key := strings.Join(keys, ",")
-		for i, ts := range line.Timestamps {
-			out[key] = append(out[key], fmt.Sprintf("%d=%g", ts, line.Values[i]))
-		}
-	}
-	for k := range out {
-		slices.Sort(out[k])
-	}
-	return out
+	return testutil.VMSamples(t, addr, match)
 }
 
 func listen(t *testing.T) net.Listener {

@@ -47,8 +47,15 @@ func (b *Bus) Publish(ctx context.Context, batches []ingest.BusBatch) error {
 		}
 		data := snappy.Encode(slab[len(slab):len(slab)+need], *raw)
 		slab = slab[:len(slab)+len(data)]
-		msg := &nats.Msg{Subject: batchSubject(x.Machine, x.Instance), Data: data[:len(data):len(data)]}
-		f, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID(x.Machine, x.Instance, x.Seq)))
+		msg := &nats.Msg{Subject: batchSubjectOf(x), Data: data[:len(data):len(data)]}
+		var opts []jetstream.PublishOpt
+		if x.Source == "" {
+			// HTTP and remote-write batches have no seq: no
+			// de-duplication id; a sender's retry after a 503 may store
+			// a sample twice, which the TSDB de-duplicates.
+			opts = append(opts, jetstream.WithMsgID(msgID(x.Machine, x.Instance, x.Seq)))
+		}
+		f, err := b.js.PublishMsgAsync(msg, opts...)
 		if err != nil {
 			b.m.publishErrors.Inc()
 			return fmt.Errorf("publish to NATS JetStream: %w", err)
@@ -75,7 +82,7 @@ func (b *Bus) Publish(ctx context.Context, batches []ingest.BusBatch) error {
 // dropped them).
 func batchOf(x *ingest.BusBatch) *pb.BusBatch {
 	out := &pb.BusBatch{MachineId: x.Machine, Instance: x.Instance, Seq: x.Seq, TimestampMs: x.Ts,
-		Samples: make([]*pb.BusSample, len(x.Series))}
+		Samples: make([]*pb.BusSample, len(x.Series)), Source: x.Source, MachineLabel: x.MachineLabel}
 	for i, s := range x.Series {
 		out.Samples[i] = &pb.BusSample{Name: s.Name, Labels: wireLabels(s.Labels), Value: x.Values[i]}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 	"github.com/sysmonstm/sysmonstm/internal/remotewrite"
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
@@ -163,23 +164,31 @@ func (b *Bus) post(ctx context.Context, t remotewrite.Target, body []byte, sampl
 }
 
 // addBatch adds a batch's samples to enc, each with the machine label, and
-// the bookkeeping sample sysmonstm_agent_seq{machine, instance} = seq, so
-// the TSDB shows which batches it holds.
+// for an agent's batch the bookkeeping sample
+// sysmonstm_agent_seq{machine, instance} = seq, so the TSDB shows which
+// batches it holds. A remote-write batch's samples keep their labels and
+// values exactly as sent (stale markers too), as the embedded store does.
 func addBatch(enc *remotewrite.Encoder, bt *pb.BusBatch) {
 	machine, ts := bt.GetMachineId(), bt.GetTimestampMs()
+	rw := bt.GetSource() == live.SourceRemoteWrite
 	var sb labels.ScratchBuilder
 	for _, s := range bt.GetSamples() {
-		if metric.ValidateValue(s.GetValue()) != nil {
+		if !rw && metric.ValidateValue(s.GetValue()) != nil {
 			continue
 		}
 		sb.Reset()
 		sb.Add(labels.MetricName, s.GetName())
-		sb.Add(metric.MachineLabel, machine)
+		if !rw {
+			sb.Add(metric.MachineLabel, machine)
+		}
 		for _, l := range s.GetLabels() {
 			sb.Add(l.GetName(), l.GetValue())
 		}
 		sb.Sort()
 		enc.Add(sb.Labels(), ts, s.GetValue())
+	}
+	if bt.GetSource() != "" {
+		return
 	}
 	enc.Add(labels.FromStrings(labels.MetricName, seqMetric, metric.MachineLabel, machine,
 		"instance", strconv.FormatUint(bt.GetInstance(), 16)), ts, float64(bt.GetSeq()))

@@ -3,6 +3,8 @@ package bus
 import (
 	"encoding/base32"
 	"strconv"
+
+	"github.com/sysmonstm/sysmonstm/internal/ingest"
 )
 
 // Streams and subjects. A machine id is untrusted (dots, `*`, `>`, spaces
@@ -41,6 +43,22 @@ func machineToken(machine string) string { return token.EncodeToString([]byte(ma
 // batchSubject is the subject of a machine's agent instance's batches.
 func batchSubject(machine string, instance uint64) string {
 	return samplesSubject + "." + machineToken(machine) + "." + strconv.FormatUint(instance, 16)
+}
+
+// batchSubjectOf is the subject of a batch: its agent instance's, or for
+// HTTP ingest and remote write sysmonstm.samples.<machine>.http and
+// .remote_write ("_" for remote-written series of no machine). Neither
+// token is hex nor base32hex, so none is an agent instance's or a
+// machine's subject.
+func batchSubjectOf(x *ingest.BusBatch) string {
+	if x.Source == "" {
+		return batchSubject(x.Machine, x.Instance)
+	}
+	m := "_"
+	if x.Machine != "" {
+		m = machineToken(x.Machine)
+	}
+	return samplesSubject + "." + m + "." + x.Source
 }
 
 // stateSubjectOf is the subject of a machine's state message of one kind.

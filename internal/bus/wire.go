@@ -26,6 +26,8 @@ const (
 	fBatchSeq      = 3
 	fBatchTs       = 4
 	fBatchSamples  = 5
+	fBatchSource   = 6
+	fBatchMLabel   = 7
 	fSampleName    = 1
 	fSampleLabels  = 2
 	fSampleValue   = 3
@@ -66,7 +68,8 @@ func appendBatchMessage(b []byte, origin string, x *ingest.BusBatch) []byte {
 			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
 		}
 	}
-	return b
+	b = appendString(b, fBatchSource, x.Source)
+	return appendString(b, fBatchMLabel, x.MachineLabel)
 }
 
 // appendString appends a string field; proto3 leaves out an empty one.
@@ -114,5 +117,5 @@ func batchSize(x *ingest.BusBatch) int {
 	for i, s := range x.Series {
 		n += 1 + protowire.SizeBytes(sampleSize(s.Name, s.Labels, x.Values[i]))
 	}
-	return n
+	return n + stringSize(fBatchSource, x.Source) + stringSize(fBatchMLabel, x.MachineLabel)
 }

@@ -98,7 +98,7 @@ func (h *Hub) setupBus() error {
 		return &config.SettingError{Setting: "nats", Value: bus.RedactURLs(c.URLs), Reason: "cannot use NATS JetStream", Err: err}
 	}
 	h.bus = b
-	h.log.Info("several hubs on NATS JetStream: agents' batches go to the bus and the remote-write targets, not the embedded store",
+	h.log.Info("several hubs on NATS JetStream: agents' batches, HTTP ingest and remote write go to the bus and the remote-write targets, not the embedded store",
 		"nats", bus.RedactURLs(c.URLs), "replicas", max(c.Replicas, 1))
 	return nil
 }

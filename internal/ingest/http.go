@@ -302,6 +302,9 @@ func (s *Server) storeHTTP(r *http.Request, machine string, samples []sample) (i
 	if err := s.writable(); err != nil {
 		return 0, &refusedError{err}
 	}
+	if s.opts.Bus != nil {
+		return s.publishHTTP(r.Context(), machine, samples)
+	}
 	app := s.opts.Storage.Appender(r.Context())
 	stored := make([]sample, 0, len(samples))
 	var maxTs int64
@@ -360,7 +363,12 @@ const storageRetryAfter = "10"
 func (s *Server) storageUnavailable(w http.ResponseWriter, machine string, n int, err error) {
 	w.Header().Set("Retry-After", storageRetryAfter)
 	var refused *refusedError
+	var busErr *busError
 	switch {
+	case errors.As(err, &busErr):
+		s.m.dropped.WithLabelValues(reasonStorage).Add(float64(n))
+		s.once.log(slog.LevelError, "httpbus", "http ingest or remote write not published to the bus (logged once a minute)", "machine", machine, "err", err)
+		writeJSONError(w, http.StatusServiceUnavailable, "hub cannot reach its sample bus: "+err.Error()+"; nothing of this request is acknowledged, retry later")
 	case errors.As(err, &refused):
 		s.m.rejected.WithLabelValues(rejectDiskFull).Inc()
 		s.m.dropped.WithLabelValues(reasonDiskFull).Add(float64(n))

@@ -69,6 +69,7 @@ type rwEntry struct {
 	group   string // dashboard machine: value of the machine label, "" = none
 	machine string // value of the stored `machine` label (rollup key), "" = none
 	live    *live.Series
+	bus     *live.Series  // with a Bus: every label as sent but __name__
 	ref     atomic.Uint64 // store.SeriesRef of the last append; 0 = none
 }
 
@@ -126,6 +127,15 @@ func (s *Server) rwRemember(h uint64, ls []prompb.Label, lset labels.Labels) *rw
 			}
 		})
 		e.live = live.NewSeries(lset.Get(labels.MetricName), lv)
+	}
+	if s.opts.Bus != nil {
+		all := make(metric.Labels, 0, lset.Len())
+		lset.Range(func(l labels.Label) {
+			if l.Name != labels.MetricName {
+				all = append(all, metric.Label{Name: l.Name, Value: l.Value})
+			}
+		})
+		e.bus = live.NewSeries(lset.Get(labels.MetricName), all)
 	}
 	s.rwCacheMu.Lock()
 	defer s.rwCacheMu.Unlock()
@@ -210,15 +220,15 @@ func (s *Server) remoteWrite(w http.ResponseWriter, r *http.Request) {
 	}
 	res.limited = s.admitRW(buf.series, now)
 	if err := s.writable(); err != nil {
-		n := 0
-		for _, sr := range buf.series {
-			n += len(sr.samples)
-		}
-		s.storageUnavailable(w, "", n, &refusedError{err})
+		s.storageUnavailable(w, "", rwSampleCount(buf.series), &refusedError{err})
 		return
 	}
 	if err := s.storeRW(r.Context(), buf.series, &res); err != nil {
-		s.storageUnavailable(w, "", 0, err)
+		n := 0
+		if errors.As(err, new(*busError)) {
+			n = rwSampleCount(buf.series) // none published for sure
+		}
+		s.storageUnavailable(w, "", n, err)
 		return
 	}
 	for _, rj := range res.rejected {
@@ -234,6 +244,15 @@ func (s *Server) remoteWrite(w http.ResponseWriter, r *http.Request) {
 	default:
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// rwSampleCount is the number of samples of series.
+func rwSampleCount(series []rwSeries) int {
+	n := 0
+	for _, sr := range series {
+		n += len(sr.samples)
+	}
+	return n
 }
 
 // checkRWHeaders returns why the request's headers are not remote write
@@ -512,19 +531,29 @@ func (s *Server) admitRW(series []rwSeries, now int64) error {
 	return limited
 }
 
+// rejectRefused adds the samples of a series refused by a series cap to
+// res's rejections and leaves it none.
+func (res *rwResult) rejectRefused(sr *rwSeries) {
+	for range sr.samples {
+		res.rejected = append(res.rejected, rejection{reason: reasonSeriesLimit, msg: fmt.Sprintf("%s: %v", sr.lset.Get(labels.MetricName), res.limited)})
+	}
+	sr.samples = sr.samples[:0]
+}
+
 // storeRW appends the admitted series' samples in one commit, then tells
-// the store and the live state. Refused samples are added to res.
+// the store and the live state. Refused samples are added to res. With a
+// Bus the samples are published instead (publishRW).
 func (s *Server) storeRW(ctx context.Context, series []rwSeries, res *rwResult) error {
+	if s.opts.Bus != nil {
+		return s.publishRW(ctx, series, res)
+	}
 	app := s.opts.Storage.Appender(ctx)
 	stored := 0
 	maxTs := map[string]int64{} // by stored machine label: the store's rollup key
 	for i := range series {
 		sr := &series[i]
 		if sr.refused {
-			for range sr.samples {
-				res.rejected = append(res.rejected, rejection{reason: reasonSeriesLimit, msg: fmt.Sprintf("%s: %v", sr.lset.Get(labels.MetricName), res.limited)})
-			}
-			sr.samples = sr.samples[:0]
+			res.rejectRefused(sr)
 			continue
 		}
 		ref := store.SeriesRef(sr.ref.Load())

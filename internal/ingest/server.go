@@ -70,8 +70,9 @@ var ErrPermissionDenied = errors.New("permission denied")
 type Options struct {
 	Storage Storage
 	Live    Live
-	// Bus, when set, takes the agents' batches instead of Storage (see
-	// Bus); nil: one hub, batches committed to Storage.
+	// Bus, when set, takes the agents' batches, HTTP ingest and
+	// remote-write samples instead of Storage (see Bus); nil: one hub,
+	// everything committed to Storage.
 	Bus Bus
 	// Auth checks tokens; nil admits every agent. It is asked again every
 	// AuthRecheck while a stream is open, so a revoked or expired token's

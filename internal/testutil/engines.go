@@ -3,11 +3,15 @@ package testutil
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
+	"sort"
+	"strings"
 	"testing"
 )
 
@@ -60,4 +64,27 @@ func VMExport(t testing.TB, addr, match string) []VMSeries {
 		}
 		out = append(out, s)
 	}
+}
+
+// VMSamples is VMExport as text, easy to compare: by series ("name=value"
+// pairs sorted, comma-separated), its samples as "ts=value" strings,
+// sorted.
+func VMSamples(t testing.TB, addr, match string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, line := range VMExport(t, addr, match) {
+		keys := make([]string, 0, len(line.Metric))
+		for k, v := range line.Metric {
+			keys = append(keys, k+"="+v)
+		}
+		sort.Strings(keys)
+		key := strings.Join(keys, ",")
+		for i, ts := range line.Timestamps {
+			out[key] = append(out[key], fmt.Sprintf("%d=%g", ts, line.Values[i]))
+		}
+	}
+	for k := range out {
+		slices.Sort(out[k])
+	}
+	return out
 }

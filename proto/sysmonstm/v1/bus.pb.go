@@ -153,14 +153,24 @@ func (*BusMessage_Disconnect) isBusMessage_Msg() {}
 func (*BusMessage_Processes) isBusMessage_Msg() {}
 
 // BusBatch is one validated agent batch, acknowledged to the agent once
-// JetStream stored it.
+// JetStream stored it, or samples of one machine and timestamp from HTTP
+// ingest or remote write (source set), acknowledged to the sender once
+// JetStream stored every batch of its request.
 type BusBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MachineId     string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
-	Instance      uint64                 `protobuf:"fixed64,2,opt,name=instance,proto3" json:"instance,omitempty"` // the agent process's Hello.instance
-	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`            // the agent's Batch.seq
-	TimestampMs   int64                  `protobuf:"varint,4,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
-	Samples       []*BusSample           `protobuf:"bytes,5,rep,name=samples,proto3" json:"samples,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	MachineId   string                 `protobuf:"bytes,1,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"` // "" only for remote_write series of no dashboard machine
+	Instance    uint64                 `protobuf:"fixed64,2,opt,name=instance,proto3" json:"instance,omitempty"`                  // the agent process's Hello.instance; 0 with source
+	Seq         uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`                             // the agent's Batch.seq; 0 with source
+	TimestampMs int64                  `protobuf:"varint,4,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
+	Samples     []*BusSample           `protobuf:"bytes,5,rep,name=samples,proto3" json:"samples,omitempty"`
+	// source is "" for an agent's batch, "http" for POST /api/v1/ingest,
+	// "remote_write" for POST /api/v1/write (live.MachineInfo.Source). A
+	// batch with a source has no seq and writes no sysmonstm_agent_seq.
+	Source string `protobuf:"bytes,6,opt,name=source,proto3" json:"source,omitempty"`
+	// machine_label, with source "remote_write", names the label whose value
+	// is machine_id (hub --remote-write-machine-label; "" when machine_id is
+	// ""): the live view leaves it out of the series, storage keeps it.
+	MachineLabel  string `protobuf:"bytes,7,opt,name=machine_label,json=machineLabel,proto3" json:"machine_label,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -230,8 +240,24 @@ func (x *BusBatch) GetSamples() []*BusSample {
 	return nil
 }
 
-// BusSample is one value of a series, labels sorted, the machine label not
-// among them.
+func (x *BusBatch) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *BusBatch) GetMachineLabel() string {
+	if x != nil {
+		return x.MachineLabel
+	}
+	return ""
+}
+
+// BusSample is one value of a series, labels sorted. For an agent's or
+// HTTP batch the machine label is not among them (storage adds it); for a
+// remote_write batch they are every label as sent but __name__, stored as
+// they are.
 type BusSample struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -497,14 +523,16 @@ const file_sysmonstm_v1_bus_proto_rawDesc = "" +
 	"disconnect\x18\x04 \x01(\v2\x1b.sysmonstm.v1.BusDisconnectH\x00R\n" +
 	"disconnect\x12:\n" +
 	"\tprocesses\x18\x05 \x01(\v2\x1a.sysmonstm.v1.BusProcessesH\x00R\tprocessesB\x05\n" +
-	"\x03msg\"\xad\x01\n" +
+	"\x03msg\"\xea\x01\n" +
 	"\bBusBatch\x12\x1d\n" +
 	"\n" +
 	"machine_id\x18\x01 \x01(\tR\tmachineId\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\x06R\binstance\x12\x10\n" +
 	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12!\n" +
 	"\ftimestamp_ms\x18\x04 \x01(\x03R\vtimestampMs\x121\n" +
-	"\asamples\x18\x05 \x03(\v2\x17.sysmonstm.v1.BusSampleR\asamples\"b\n" +
+	"\asamples\x18\x05 \x03(\v2\x17.sysmonstm.v1.BusSampleR\asamples\x12\x16\n" +
+	"\x06source\x18\x06 \x01(\tR\x06source\x12#\n" +
+	"\rmachine_label\x18\a \x01(\tR\fmachineLabel\"b\n" +
 	"\tBusSample\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x06labels\x18\x02 \x03(\v2\x13.sysmonstm.v1.LabelR\x06labels\x12\x14\n" +
