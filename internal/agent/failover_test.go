@@ -134,13 +134,17 @@ func TestFailoverReplaysOnAnotherHub(t *testing.T) {
 }
 
 // TestFailoverSpreadsOverSurvivors: when a hub goes, its agents land on the
-// surviving hubs at random, not all on the first one listed.
+// surviving hubs at random, not all on the first one listed. Each moving
+// agent picks one of the two survivors at random, so with n agents moving
+// all pick the same one with probability 2^(1-n): 48 agents put at least
+// 16 on the busiest hub, a false alarm once in ~32,000 runs (with 12, the
+// first version of this test, it was once in 8 to 16 runs).
 func TestFailoverSpreadsOverSurvivors(t *testing.T) {
 	hs := startHubs(t, 3)
 	for _, h := range hs.hubs {
 		h.shared = true
 	}
-	const agents = 12
+	const agents = 48
 	var as []*Agent
 	for i := range agents {
 		o := testOptions(hs.list())
@@ -156,7 +160,7 @@ func TestFailoverSpreadsOverSurvivors(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, 5*time.Second, "all connected", func() bool { n := on(); return n[0]+n[1]+n[2] == agents })
+	waitFor(t, 20*time.Second, "all connected", func() bool { n := on(); return n[0]+n[1]+n[2] == agents })
 	start := on()
 	t.Logf("start: %v", start)
 	if slices.Contains(start[:], agents) {
@@ -166,10 +170,10 @@ func TestFailoverSpreadsOverSurvivors(t *testing.T) {
 	dead := slices.Index(start[:], slices.Max(start[:]))
 	moved := start[dead]
 	hs.srvs[dead].stop()
-	waitFor(t, 10*time.Second, "everyone on a survivor", func() bool { n := on(); return n[dead] == 0 && n[0]+n[1]+n[2] == agents })
+	waitFor(t, 30*time.Second, "everyone on a survivor", func() bool { n := on(); return n[dead] == 0 && n[0]+n[1]+n[2] == agents })
 	after := on()
 	t.Logf("after hub %d died: %v", dead, after)
-	if moved >= 4 {
+	if moved >= 8 {
 		for i, n := range after {
 			if i != dead && n == start[i] {
 				t.Errorf("no agent of the dead hub moved to hub %d (%v → %v): they herded", i, start, after)
