@@ -113,6 +113,7 @@ func (w *writer) publish(ctx context.Context, jobs []*job) {
 			s.m.batches.Inc()
 		}
 		j.st.ack(j.seq)
+		s.putJob(j) // Publish returned: the bus holds its own copy
 	}
 }
 
