@@ -6,12 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -134,37 +130,10 @@ func batch(machine string, instance, seq uint64, ts int64, n int) ingest.BusBatc
 func startVM(t *testing.T) string {
 	t.Helper()
 	bin := testutil.NeedBinary(t, "victoria-metrics", "apt-get install victoria-metrics")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "-httpListenAddr", addr, "-storageDataPath", t.TempDir(), "-retentionPeriod", "100y",
+	addr := testutil.FreeAddr(t)
+	testutil.StartProcess(t, "victoria-metrics", bin, "http://"+addr+"/health",
+		"-httpListenAddr", addr, "-storageDataPath", t.TempDir(), "-retentionPeriod", "100y",
 		"-dedup.minScrapeInterval=1ms", "-loggerLevel", "WARN")
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("victoria-metrics output:\n%s", out.String())
-		}
-	})
-	testutil.WaitFor(t, 30*time.Second, "victoria-metrics healthy", func() error {
-		resp, err := http.Get("http://" + addr + "/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	})
 	return addr
 }
 

@@ -19,6 +19,7 @@ import (
 	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sysmonstm/sysmonstm/internal/live"
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 	"github.com/sysmonstm/sysmonstm/internal/web"
 )
 
@@ -118,9 +119,9 @@ func sameJSON(a, b []byte) bool {
 // file or the URL's user info, and refused without them (503, a hint,
 // no secret in the message).
 func TestAuth(t *testing.T) {
-	bin := needBinary(t, "victoria-metrics", "victoria-metrics")
-	addr := freeAddr(t)
-	startProcess(t, "victoria-metrics", bin, "http://"+addr+"/health",
+	bin := testutil.NeedBinary(t, "victoria-metrics", "apt-get install victoria-metrics")
+	addr := testutil.FreeAddr(t)
+	testutil.StartProcess(t, "victoria-metrics", bin, "http://"+addr+"/health",
 		"-httpListenAddr", addr, "-storageDataPath", filepath.Join(t.TempDir(), "vm"), "-loggerLevel", "WARN",
 		"-httpAuth.username", "hub", "-httpAuth.password", "s3cret")
 	file := filepath.Join(t.TempDir(), "basic")
@@ -153,7 +154,7 @@ func TestUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hung.Close()
-	down := freeAddr(t)
+	down := testutil.FreeAddr(t)
 	for _, tc := range []struct{ url, want string }{
 		{"http://" + down, "unreachable"},
 		{"http://u:pw@" + hung.Addr().String(), "no answer within 300ms"},

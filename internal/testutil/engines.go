@@ -1,10 +1,12 @@
 package testutil
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -12,7 +14,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 // NeedBinary returns the path of an engine's program (victoria-metrics,
@@ -87,4 +91,72 @@ func VMSamples(t testing.TB, addr, match string) map[string][]string {
 		slices.Sort(out[k])
 	}
 	return out
+}
+
+// FreeAddr returns a loopback address with a port that was free.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// syncBuffer collects a process' output.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// StartProcess runs an engine's program (bin with args) until the test
+// ends, killing it then, and waits until GET health answers 200. Its
+// output is logged when the test failed.
+func StartProcess(t testing.TB, name, bin, health string, args ...string) {
+	t.Helper()
+	out := &syncBuffer{}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("--- output of %s ---\n%s", name, out.String())
+		}
+	})
+	WaitFor(t, 60*time.Second, name+" healthy", func() error {
+		select {
+		case <-done:
+			t.Fatalf("%s exited: %s", name, out.String())
+		default:
+		}
+		resp, err := http.Get(health)
+		if err != nil {
+			return err
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
 }
