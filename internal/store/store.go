@@ -72,6 +72,10 @@ type Options struct {
 	// Statfs reports Dir's filesystem space; nil = statfs(2). Tests inject
 	// a fake.
 	Statfs StatfsFunc
+
+	// tune, when set, adjusts a tier's TSDB options before it opens
+	// (TestBytesPerSample's variants).
+	tune func(tier string, o *tsdb.Options)
 }
 
 // Store is the tiered history. It is safe for concurrent use.
@@ -227,6 +231,9 @@ func tierOptions(retention, ooo, minBlock time.Duration, samplesPerChunk int) *t
 
 func (s *Store) openTier(name string, rollup bool, o *tsdb.Options) (*Tier, error) {
 	dir := filepath.Join(s.opts.Dir, name)
+	if s.opts.tune != nil {
+		s.opts.tune(name, o)
+	}
 	var reg prometheus.Registerer
 	if s.opts.Registerer != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"tier": name}, s.opts.Registerer)
