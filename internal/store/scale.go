@@ -244,7 +244,11 @@ type scaledSeriesSet struct {
 
 func (s *scaledSeriesSet) At() storage.Series {
 	ser := s.SeriesSet.At()
-	return scaledSeries{Series: ser, d: s.db.seriesScale(ser.Labels()), since: s.db.since}
+	d := s.db.seriesScale(ser.Labels())
+	if d == noScale {
+		return ser
+	}
+	return scaledSeries{Series: ser, d: d, since: s.db.since}
 }
 
 type scaledSeries struct {
