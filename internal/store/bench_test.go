@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/util/compression"
 )
 
@@ -69,29 +71,36 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 // TestBytesPerSample writes SYSMONSTM_BENCH_HOSTS (200) hosts × 100 series ×
-// SYSMONSTM_BENCH_HOURS (3) of 1 s data per variant into a fresh raw tier,
-// compacts it and reports on-disk bytes per sample. It is a measurement, not
-// a check: run it with SYSMONSTM_BENCH_BYTES=1 -v.
+// SYSMONSTM_BENCH_HOURS (3) of 1 s data per variant through a fresh Store's
+// own Appender (so catalogue values are scaled as in production), compacts
+// the raw head and reports on-disk bytes per sample. With
+// SYSMONSTM_BENCH_ROLLUPS=1 it also rolls the data up and reports the 1m
+// tier's bytes per stored rollup sample (min, max, sum and count each
+// count). It is a measurement, not a check: run it with
+// SYSMONSTM_BENCH_BYTES=1 -v.
 func TestBytesPerSample(t *testing.T) {
 	if os.Getenv("SYSMONSTM_BENCH_BYTES") == "" {
 		t.Skip("set SYSMONSTM_BENCH_BYTES=1 to measure bytes per sample")
 	}
 	hosts := envInt("SYSMONSTM_BENCH_HOSTS", 200)
 	hours := envInt("SYSMONSTM_BENCH_HOURS", 3)
+	rollups := os.Getenv("SYSMONSTM_BENCH_ROLLUPS") != ""
 	variants := []struct {
-		name   string
-		exact  bool
-		jitter int64 // ± ms on each timestamp
-		wal    compression.Type
-		spc    int // samples per chunk; 0: the raw tier's
+		name     string
+		exact    bool
+		jitter   int64 // ± ms on each timestamp
+		wal      compression.Type
+		spc      int  // samples per chunk; 0: the raw tier's
+		unscaled bool // store values as given, as before scaling
 	}{
-		{"on-tick/rounded/snappy", true, 0, compression.Snappy, 0},
-		{"on-tick/rounded/snappy/120-per-chunk", true, 0, compression.Snappy, 120},
-		{"on-tick/rounded/zstd", true, 0, compression.Zstd, 0},
-		{"on-tick/rounded/no-wal-compression", true, 0, compression.None, 0},
-		{"jitter3ms/rounded", true, 3, compression.Snappy, 0},
-		{"on-tick/float-noise", false, 0, compression.Snappy, 0},
-		{"jitter3ms/float-noise", false, 3, compression.Snappy, 0},
+		{"on-tick/rounded/snappy", true, 0, compression.Snappy, 0, false},
+		{"on-tick/rounded/snappy/unscaled", true, 0, compression.Snappy, 0, true},
+		{"on-tick/rounded/snappy/120-per-chunk", true, 0, compression.Snappy, 120, false},
+		{"on-tick/rounded/zstd", true, 0, compression.Zstd, 0, false},
+		{"on-tick/rounded/no-wal-compression", true, 0, compression.None, 0, false},
+		{"jitter3ms/rounded", true, 3, compression.Snappy, 0, false},
+		{"on-tick/float-noise", false, 0, compression.Snappy, 0, false},
+		{"jitter3ms/float-noise", false, 3, compression.Snappy, 0, false},
 	}
 	if only := os.Getenv("SYSMONSTM_BENCH_VARIANT"); only != "" {
 		for i := range variants {
@@ -104,26 +113,32 @@ func TestBytesPerSample(t *testing.T) {
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
 			dir := t.TempDir()
-			o := tierOptions(24*time.Hour, time.Hour, 0, cmp.Or(v.spc, rawSamplesPerChunk))
-			o.WALCompression = v.wal
-			db, err := tsdb.Open(dir, nil, nil, o, nil)
-			if err != nil {
-				t.Fatal(err)
+			end := base.Add(time.Duration(hours) * time.Hour)
+			s, clk := openTest(t, dir, end, func(o *Options) {
+				o.tune = func(tier string, o *tsdb.Options) {
+					o.WALCompression = v.wal
+					if tier == TierRaw {
+						o.SamplesPerChunk = cmp.Or(v.spc, rawSamplesPerChunk)
+					}
+				}
+			})
+			if v.unscaled {
+				s.raw.since, s.tier1m.since, s.tier1h.since = math.MaxInt64, math.MaxInt64, math.MaxInt64
 			}
-			defer db.Close()
 			ws := make([]*workload, hosts)
-			refs := make([][]storage.SeriesRef, hosts)
+			refs := make([][]SeriesRef, hosts)
 			for h := range ws {
 				ws[h] = newWorkload("host-"+strconv.Itoa(h), uint64(h), v.exact)
-				refs[h] = make([]storage.SeriesRef, len(ws[h].series))
+				refs[h] = make([]SeriesRef, len(ws[h].series))
 			}
 			jit := rand.New(rand.NewPCG(1, 2))
 			vals := make([]float64, 128)
 			samples := 0
 			began := time.Now()
 			ctx := context.Background()
+			var err error
 			for tick := range hours * 3600 {
-				app := db.Appender(ctx)
+				app := s.Appender(ctx)
 				for h, w := range ws {
 					w.next(vals)
 					ts := ms(base) + int64(tick)*1000
@@ -142,25 +157,71 @@ func TestBytesPerSample(t *testing.T) {
 				}
 			}
 			appendSecs := time.Since(began).Seconds()
-			walBytes := dirSize(t, filepath.Join(dir, "wal"))
+			walBytes := dirSize(t, filepath.Join(dir, TierRaw, "wal"))
 			var mem runtime.MemStats
 			runtime.ReadMemStats(&mem)
-			head := db.Head()
-			if err := db.CompactHead(tsdb.NewRangeHead(head, head.MinTime(), head.MaxTime())); err != nil {
-				t.Fatal(err)
-			}
-			var blockBytes, chunkBytes, indexBytes int64
-			for _, b := range db.Blocks() {
-				chunkBytes += dirSize(t, filepath.Join(b.Dir(), "chunks"))
-				indexBytes += fileSize(t, filepath.Join(b.Dir(), "index"))
-			}
-			blockBytes = chunkBytes + indexBytes
+			blockBytes, chunkBytes, indexBytes := compactedSize(t, s.raw)
 			t.Logf("%s: %d hosts × %d series × %dh = %d samples; append %.2f M samples/s; heap %d MiB; WAL %.2f B/sample; block %.3f B/sample (chunks %.3f, index %.3f)",
 				v.name, hosts, len(ws[0].series), hours, samples, float64(samples)/appendSecs/1e6, mem.HeapAlloc>>20,
 				float64(walBytes)/float64(samples), float64(blockBytes)/float64(samples),
 				float64(chunkBytes)/float64(samples), float64(indexBytes)/float64(samples))
+			if !rollups {
+				return
+			}
+			for _, w := range ws {
+				s.NoteWritten(w.series[0].Get("machine"), ms(end)-1)
+			}
+			// Roll up half an hour at a time, as the downsampler running
+			// all along would have: one pass over 3 h would meet the 1m
+			// tier's out-of-order window with each host's oldest minutes.
+			for at := base.Add(30 * time.Minute); !at.After(end.Add(30 * time.Minute)); at = at.Add(30 * time.Minute) {
+				clk.Set(at.Add(DefaultRollupLag))
+				mustRollup(t, s)
+			}
+			stored := countSamples(t, s.tier1m)
+			b1m, c1m, i1m := compactedSize(t, s.tier1m)
+			t.Logf("%s: 1m tier: %d rollup samples; block %.3f B/rollup sample (chunks %.3f, index %.3f)",
+				v.name, stored, float64(b1m)/float64(stored), float64(c1m)/float64(stored), float64(i1m)/float64(stored))
 		})
 	}
+}
+
+// compactedSize compacts db's whole head into a block and returns the
+// blocks' bytes: chunks plus index.
+func compactedSize(t *testing.T, db *Tier) (total, chunkBytes, indexBytes int64) {
+	t.Helper()
+	head := db.Head()
+	if err := db.CompactHead(tsdb.NewRangeHead(head, head.MinTime(), head.MaxTime())); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range db.Blocks() {
+		chunkBytes += dirSize(t, filepath.Join(b.Dir(), "chunks"))
+		indexBytes += fileSize(t, filepath.Join(b.Dir(), "index"))
+	}
+	return chunkBytes + indexBytes, chunkBytes, indexBytes
+}
+
+// countSamples counts the samples db holds.
+func countSamples(t *testing.T, db *Tier) int64 {
+	t.Helper()
+	q, err := db.Querier(math.MinInt64, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	set := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
+	var n int64
+	var it chunkenc.Iterator
+	for set.Next() {
+		it = set.At().Iterator(it)
+		for it.Next() != chunkenc.ValNone {
+			n++
+		}
+	}
+	if err := set.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func envInt(name string, def int) int {

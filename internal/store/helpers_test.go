@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb"
 )
 
 // base is the start of every test's data: an hour boundary.
@@ -104,7 +103,7 @@ func rolledUp(t testing.TB, s *Store, q Query) *Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := map[string]*tsdb.DB{Tier1m: s.tier1m, Tier1h: s.tier1h}[p.tier]
+	db := map[string]*Tier{Tier1m: s.tier1m, Tier1h: s.tier1h}[p.tier]
 	if db == nil {
 		t.Fatalf("query %+v picks tier %s", q, p.tier)
 	}

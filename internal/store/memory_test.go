@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/prometheus/prometheus/tsdb"
 )
 
 // TestHeadBytesPerSeries measures the Go heap each tier's head keeps per raw
@@ -33,7 +31,7 @@ func TestHeadBytesPerSeries(t *testing.T) {
 		if s != nil {
 			// As the TSDB does once a minute of wall time (this test
 			// writes hours in seconds): full head chunks go to disk.
-			for _, db := range []*tsdb.DB{s.raw, s.tier1m, s.tier1h} {
+			for _, db := range []*Tier{s.raw, s.tier1m, s.tier1h} {
 				db.ForceHeadMMap()
 			}
 		}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 )
@@ -53,7 +52,7 @@ func tierResolution(tier string) time.Duration {
 // plan is a validated query: the tier, the step and the aligned range.
 type plan struct {
 	tier     string
-	db       *tsdb.DB
+	db       *Tier
 	step     int64 // ms
 	mint     int64 // ms, start of the first step bucket
 	from     int64 // ms, Query.From: no sample before it is read

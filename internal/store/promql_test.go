@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
@@ -158,7 +157,7 @@ func tierFixture(t *testing.T) (s *Store, ls labels.Labels, end time.Time, m1Sta
 	end = base.Add(12 * time.Hour)
 	clk.Set(end.Add(30 * time.Second))
 	mustRollup(t, s)
-	for _, db := range []*tsdb.DB{s.raw, s.tier1m} {
+	for _, db := range []*Tier{s.raw, s.tier1m} {
 		if err := db.Compact(context.Background()); err != nil {
 			t.Fatal(err)
 		}

@@ -194,7 +194,7 @@ type seriesRollup func(app storage.Appender, b *labels.Builder, ser storage.Seri
 
 // runJobs rolls every job's range from src into dst and commits. Watermarks
 // are the caller's to advance, after this returns nil.
-func (s *Store) runJobs(ctx context.Context, src, dst *tsdb.DB, tier string, jobs []job, roll seriesRollup) error {
+func (s *Store) runJobs(ctx context.Context, src, dst *Tier, tier string, jobs []job, roll seriesRollup) error {
 	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, j := range jobs {
 		mint, maxt = min(mint, j.start), max(maxt, j.end-1)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/sysmonstm/sysmonstm/internal/diskspace"
 )
@@ -286,7 +285,7 @@ func (s *Store) watchSpace(ctx context.Context) {
 	compacting := true
 	for {
 		if full := s.space.state() != nil; full == compacting {
-			for _, db := range []*tsdb.DB{s.raw, s.tier1m, s.tier1h} {
+			for _, db := range []*Tier{s.raw, s.tier1m, s.tier1h} {
 				if full {
 					db.DisableCompactions() // waits for a running compaction
 				} else {

@@ -72,6 +72,10 @@ type Options struct {
 	// Statfs reports Dir's filesystem space; nil = statfs(2). Tests inject
 	// a fake.
 	Statfs StatfsFunc
+
+	// tune, when set, adjusts a tier's TSDB options before it opens
+	// (TestBytesPerSample's variants).
+	tune func(tier string, o *tsdb.Options)
 }
 
 // Store is the tiered history. It is safe for concurrent use.
@@ -79,9 +83,9 @@ type Store struct {
 	opts   Options
 	log    *slog.Logger
 	now    func() time.Time
-	raw    *tsdb.DB
-	tier1m *tsdb.DB
-	tier1h *tsdb.DB
+	raw    *Tier
+	tier1m *Tier
+	tier1h *Tier
 	m      *storeMetrics
 	space  *spaceGuard
 
@@ -121,21 +125,27 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, &DiskFullError{Dir: opts.Dir, Avail: sp.Avail, Reserve: s.space.reserve()})
 	}
 	var err error
-	if s.raw, err = s.openTier(TierRaw, tierOptions(opts.RetentionRaw, opts.OutOfOrderWindow, 0, rawSamplesPerChunk)); err != nil {
+	if s.raw, err = s.openTier(TierRaw, false, tierOptions(opts.RetentionRaw, opts.OutOfOrderWindow, 0, rawSamplesPerChunk)); err != nil {
 		return nil, err
 	}
 	// Rollups of a replayed outage arrive up to OutOfOrderWindow+RollupLag
 	// (plus one bucket) behind the newest rollup; leave room for that.
 	ooo1m := opts.OutOfOrderWindow + opts.RollupLag + 10*time.Minute
-	if s.tier1m, err = s.openTier(Tier1m, tierOptions(opts.Retention1m, ooo1m, 0, 0)); err != nil {
+	if s.tier1m, err = s.openTier(Tier1m, true, tierOptions(opts.Retention1m, ooo1m, 0, 0)); err != nil {
 		s.closeTiers()
 		return nil, err
 	}
 	ooo1h := max(ooo1m+2*time.Hour, 4*time.Hour)
-	if s.tier1h, err = s.openTier(Tier1h, tierOptions(opts.Retention1h, ooo1h, 24*time.Hour, 0)); err != nil {
+	if s.tier1h, err = s.openTier(Tier1h, true, tierOptions(opts.Retention1h, ooo1h, 24*time.Hour, 0)); err != nil {
 		s.closeTiers()
 		return nil, err
 	}
+	since, err := s.loadScaledSince()
+	if err != nil {
+		s.closeTiers()
+		return nil, err
+	}
+	s.raw.since, s.tier1m.since, s.tier1h.since = since, since, since
 	if err := s.loadState(); err != nil {
 		s.closeTiers()
 		return nil, err
@@ -219,8 +229,11 @@ func tierOptions(retention, ooo, minBlock time.Duration, samplesPerChunk int) *t
 	return o
 }
 
-func (s *Store) openTier(name string, o *tsdb.Options) (*tsdb.DB, error) {
+func (s *Store) openTier(name string, rollup bool, o *tsdb.Options) (*Tier, error) {
 	dir := filepath.Join(s.opts.Dir, name)
+	if s.opts.tune != nil {
+		s.opts.tune(name, o)
+	}
 	var reg prometheus.Registerer
 	if s.opts.Registerer != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"tier": name}, s.opts.Registerer)
@@ -229,12 +242,13 @@ func (s *Store) openTier(name string, o *tsdb.Options) (*tsdb.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s tier %s: %w", name, dir, err)
 	}
-	return db, nil
+	// Nothing is read or written before Open sets since.
+	return &Tier{DB: db, rollup: rollup, since: math.MaxInt64}, nil
 }
 
 func (s *Store) closeTiers() error {
 	var errs []error
-	for _, db := range []*tsdb.DB{s.tier1h, s.tier1m, s.raw} {
+	for _, db := range []*Tier{s.tier1h, s.tier1m, s.raw} {
 		if db != nil {
 			if err := db.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close tier %s: %w", db.Dir(), err))
@@ -269,7 +283,7 @@ func (s *Store) Appender(ctx context.Context) Appender {
 
 // appender returns an appender on db whose Commit and Rollback report a
 // lack of space to the free-space guard.
-func (s *Store) appender(ctx context.Context, db *tsdb.DB) storage.Appender {
+func (s *Store) appender(ctx context.Context, db *Tier) storage.Appender {
 	return spaceAppender{Appender: db.Appender(ctx), g: s.space}
 }
 
@@ -287,8 +301,9 @@ func (a spaceAppender) Rollback() error { return a.g.noteWriteError(a.Appender.R
 // atomic load): ingest asks it before every commit.
 func (s *Store) Writable() error { return s.space.state() }
 
-// Raw returns the raw tier, for PromQL and tests.
-func (s *Store) Raw() *tsdb.DB { return s.raw }
+// Raw returns the raw tier, for tests and tools: read its samples through
+// the Tier's own Querier and ChunkQuerier, which unscale them.
+func (s *Store) Raw() *Tier { return s.raw }
 
 // NoteWritten records that machine's raw data is complete up to maxTs (ms
 // since epoch); minutes up to there may be rolled up. Ingest calls it after
