@@ -134,15 +134,18 @@ func (b *blockBatch) close() {
 	_ = os.RemoveAll(b.dir)
 }
 
-// failAt is a test hook: a non-nil return stops commitBlocks at that step,
-// as a crash there would.
-type failAt func(step string) error
+// failAt is a test hook: a non-nil return stops a pass after that step of
+// writing tier ("full": a group's transient head is complete, before it is
+// written; "flushed": its blocks are staged; "recorded": the state file
+// names the staged blocks; "moved": they are in the tier's directory;
+// "loaded": the tier has loaded them), as a crash there would.
+type failAt func(tier, step string) error
 
-func (s *Store) fail(step string) error {
+func (s *Store) fail(tier, step string) error {
 	if s.failAt == nil {
 		return nil
 	}
-	return s.failAt(step)
+	return s.failAt(tier, step)
 }
 
 // commitBlocks moves staged blocks into tier and advances the watermarks
@@ -155,7 +158,7 @@ func (s *Store) commitBlocks(tier string, blocks []string, marks map[string]int6
 		s.removeStaged(blocks)
 		return err
 	}
-	if err := s.fail("recorded"); err != nil {
+	if err := s.fail(tier, "recorded"); err != nil {
 		return err
 	}
 	return s.finishPending()
@@ -168,19 +171,18 @@ func (s *Store) finishPending() error {
 		return nil
 	}
 	for _, p := range s.pending {
-		moved, err := s.moveStaged(p)
-		if err != nil {
+		if err := s.moveStaged(p); err != nil {
 			return err
 		}
-		if err := s.fail("moved"); err != nil {
+		if err := s.fail(p.Tier, "moved"); err != nil {
 			return err
 		}
-		if moved {
-			if err := reloadBlocks(s.tierDB(p.Tier)); err != nil {
-				return fmt.Errorf("rollup %s: load blocks: %w", p.Tier, err)
-			}
+		// Also when nothing was left to move: a failed pass may have
+		// moved the blocks without loading them.
+		if err := reloadBlocks(s.tierDB(p.Tier)); err != nil {
+			return fmt.Errorf("rollup %s: load blocks: %w", p.Tier, err)
 		}
-		if err := s.fail("loaded"); err != nil {
+		if err := s.fail(p.Tier, "loaded"); err != nil {
 			return err
 		}
 		s.applyMarks(p)
@@ -190,8 +192,8 @@ func (s *Store) finishPending() error {
 }
 
 // moveStaged renames p's staged blocks into its tier's directory; a block
-// no longer staged was moved before. It reports whether any moved.
-func (s *Store) moveStaged(p pendingBlocks) (bool, error) {
+// no longer staged was moved before.
+func (s *Store) moveStaged(p pendingBlocks) error {
 	dst := filepath.Join(s.opts.Dir, p.Tier)
 	moved := false
 	for _, id := range p.Blocks {
@@ -200,16 +202,16 @@ func (s *Store) moveStaged(p pendingBlocks) (bool, error) {
 			continue
 		}
 		if err := os.Rename(from, filepath.Join(dst, id)); err != nil {
-			return moved, fmt.Errorf("rollup %s: move block %s: %w", p.Tier, id, s.space.noteWriteError(err))
+			return fmt.Errorf("rollup %s: move block %s: %w", p.Tier, id, s.space.noteWriteError(err))
 		}
 		moved = true
 	}
 	if moved {
 		if err := syncDir(dst); err != nil {
-			return moved, fmt.Errorf("rollup %s: %w", p.Tier, s.space.noteWriteError(err))
+			return fmt.Errorf("rollup %s: %w", p.Tier, s.space.noteWriteError(err))
 		}
 	}
-	return moved, nil
+	return nil
 }
 
 func (s *Store) applyMarks(p pendingBlocks) {
@@ -248,7 +250,7 @@ func reloadBlocks(db *tsdb.DB) error {
 // else (blocks and heads of a pass that did not reach its commit).
 func (s *Store) recoverStaging() error {
 	for _, p := range s.pending {
-		if _, err := s.moveStaged(p); err != nil {
+		if err := s.moveStaged(p); err != nil {
 			return err
 		}
 		s.applyMarks(p)

@@ -1,9 +1,10 @@
 package store
 
 // RollupSeriesBytes is the Go heap one series of a transient rollup head
-// holds while a batch is written (memSeries, its labels, head chunk, hash
-// and postings entries, isolation off), measured by TestHeadBytesPerSeries.
-const RollupSeriesBytes = 1024
+// holds while a batch is written (memSeries, its labels, head chunks, hash
+// and postings entries, isolation off): ~1.5 KB per series for a batch of
+// a whole day of minutes, measured by TestHeadBytesPerSeries.
+const RollupSeriesBytes = 1536
 
 // rollupSeriesPerRaw is how many series of one rollup batch a raw series
 // makes: min, max, sum and count.

@@ -228,13 +228,16 @@ func (s *Store) runJobs(ctx context.Context, src *tsdb.DB, tier string, jobs []j
 		}
 	}()
 	flush := func() error {
+		if err := s.fail(tier, "full"); err != nil {
+			return err
+		}
 		ids, err := s.flush(ctx, batch, blockRange)
 		batch = nil
 		blocks = append(blocks, ids...)
 		if err != nil {
 			return fmt.Errorf("rollup %s: %w", tier, err)
 		}
-		return s.fail("flushed")
+		return s.fail(tier, "flushed")
 	}
 	appended, rejected := 0, 0
 	var (
