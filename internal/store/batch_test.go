@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 // crashFixture writes three hours of two machines and moves the clock past
@@ -150,5 +151,43 @@ func TestRollupLateSampleBehindWatermark(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(s.m.rejected.WithLabelValues(Tier1m)); n != 0 {
 		t.Fatalf("1m tier refused %v samples", n)
+	}
+}
+
+// TestOpenWritesOutOldRollupHeads: a rollup tier that a hub from before
+// rollup blocks appended to has rollups in its WAL; Open writes them out
+// as a block, so its head holds no series and the data stays readable.
+func TestOpenWritesOutOldRollupHeads(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openTest(t, dir, base.Add(2*time.Hour), nil)
+	app := s.tier1m.Appender(t.Context())
+	for m := range 90 {
+		a := aggr{min: float64(m), max: float64(m), sum: float64(60 * m), count: 60}
+		for k, kind := range rollupKinds {
+			ls := labels.NewBuilder(series("load1", "m1")).Set(rollupLabel, kind).Labels()
+			if _, err := app.Append(0, ls, ms(base.Add(time.Duration(m)*time.Minute)), a.values()[k]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.machines["m1"] = &watermark{done1m: ms(base.Add(90 * time.Minute)), done1h: ms(base)}
+	s.mu.Unlock()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = openTest(t, dir, base.Add(2*time.Hour), nil)
+	if n := s.tier1m.Head().NumSeries(); n != 0 {
+		t.Fatalf("1m head holds %d series after open, want 0", n)
+	}
+	if n := storedSamples(s, Tier1m); n != 4*90 {
+		t.Fatalf("1m blocks hold %d samples, want 360", n)
+	}
+	pts := pointsAt(t, s, Query{Metric: "load1", Machine: "m1", From: base, To: base.Add(90*time.Minute - time.Millisecond), Step: time.Minute}, Tier1m)
+	if len(pts) != 90 || pts[89].Max != 89 || pts[89].Count != 60 {
+		t.Fatalf("%d points after reopen, want 90", len(pts))
 	}
 }

@@ -149,14 +149,24 @@ func Open(opts Options) (*Store, error) {
 	}
 	// The rollup tiers take no appends: their data arrives as blocks, a
 	// few per batch that overlap in time (one per group of machines) and
-	// that the TSDB's compaction merges (batch.go).
-	if s.tier1m, err = s.openTier(Tier1m, tierOptions(keep1m(opts), 0, 0, 0)); err != nil {
+	// that the TSDB's compaction merges (batch.go). Their out-of-order
+	// windows matter only to replay what a hub that still appended to
+	// them left in their WALs.
+	ooo1m := opts.OutOfOrderWindow + opts.RollupLag + 10*time.Minute
+	if s.tier1m, err = s.openTier(Tier1m, tierOptions(keep1m(opts), ooo1m, 0, 0)); err != nil {
 		s.closeTiers()
 		return nil, err
 	}
-	if s.tier1h, err = s.openTier(Tier1h, tierOptions(opts.Retention1h, 0, 24*time.Hour, 0)); err != nil {
+	ooo1h := max(ooo1m+2*time.Hour, 4*time.Hour)
+	if s.tier1h, err = s.openTier(Tier1h, tierOptions(opts.Retention1h, ooo1h, 24*time.Hour, 0)); err != nil {
 		s.closeTiers()
 		return nil, err
+	}
+	for _, db := range []*tsdb.DB{s.tier1m, s.tier1h} {
+		if err := flushHead(db); err != nil {
+			s.closeTiers()
+			return nil, err
+		}
 	}
 	if recovered {
 		if err := s.saveState(); err != nil {
@@ -204,6 +214,25 @@ func setDefaults(o *Options) {
 	if o.Statfs == nil {
 		o.Statfs = statfs
 	}
+}
+
+// flushHead writes out what a rollup tier's head holds, which only a hub
+// from before rollup blocks left there (from its WAL): nothing would
+// ever compact it, as no sample arrives after it.
+func flushHead(db *tsdb.DB) error {
+	h := db.Head()
+	if h.NumSeries() == 0 {
+		return nil
+	}
+	if err := db.CompactOOOHead(context.Background()); err != nil {
+		return fmt.Errorf("write out %s head: %w", db.Dir(), err)
+	}
+	if h.NumSeries() > 0 && h.MinTime() <= h.MaxTime() {
+		if err := db.CompactHead(tsdb.NewRangeHead(h, h.MinTime(), h.MaxTime())); err != nil {
+			return fmt.Errorf("write out %s head: %w", db.Dir(), err)
+		}
+	}
+	return nil
 }
 
 // keep1m is how long the 1m tier keeps its blocks: Retention1m, but at
