@@ -53,8 +53,8 @@ func (s *Store) Run(ctx context.Context) error {
 
 // Rollup runs one rollup pass now: every machine's closed hours into
 // blocks of the 1m tier, then its closed days into blocks of the 1h tier
-// (batch.go), saving the watermarks with each. Run calls it on a timer; tests and shutdown may call it
-// directly.
+// (batch.go), saving the watermarks with each. Run calls it on a timer;
+// tests and shutdown may call it directly.
 func (s *Store) Rollup(ctx context.Context) error {
 	s.rollupMu.Lock()
 	defer s.rollupMu.Unlock()
