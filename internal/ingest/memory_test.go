@@ -99,8 +99,8 @@ func TestMemoryHighWaterRefusesNewSeries(t *testing.T) {
 	}
 }
 
-// The store's reserve (rollup series still to come for admitted raw
-// series) counts as memory in use: a reserve that reaches the high-water
+// The store's reserve (the transient head a rollup pass builds for the
+// admitted raw series) counts as memory in use: a reserve that reaches the high-water
 // mark refuses new series, and once it is spent below the mark they are
 // taken again.
 func TestMemoryReserveCountsAsUsed(t *testing.T) {

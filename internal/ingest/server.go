@@ -137,9 +137,9 @@ type Options struct {
 	// are refused (sysmonstm_refused_series_total{limit="memory"}) and
 	// existing series keep flowing (see memGuard). 0: no memory limit.
 	MaxMemory int64
-	// MemoryReserve, when set, returns bytes the hub is about to need for
-	// what it has already admitted (the rollup tiers' series of new raw
-	// series); the memory guard counts them as in use. nil: none.
+	// MemoryReserve, when set, returns bytes the hub will need for what it
+	// has already admitted (the transient head of a rollup pass over its
+	// raw series); the memory guard counts them as in use. nil: none.
 	MemoryReserve func() uint64
 
 	// Writable, when set, is asked before each commit and each new stream;

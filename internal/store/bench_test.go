@@ -307,15 +307,17 @@ func BenchmarkQuery24h(b *testing.B) {
 	if err := s.tier1m.Compact(ctx); err != nil {
 		b.Fatal(err)
 	}
-	// As in a running hub, the newest ~2.5 minutes are not rolled up yet and
-	// come from the raw tier.
+	// As in a running hub just before its next 1m batch (a closed hour
+	// plus RollupLag), the newest 62 minutes are not rolled up yet and come
+	// from the raw tier.
+	const tailSec = 62 * 60
 	rawRefs := make([]SeriesRef, len(w.series))
 	app := s.Appender(ctx)
-	for sec := range 180 {
+	for sec := range tailSec {
 		w.next(vals)
 		for i, ls := range w.series {
 			var err error
-			if rawRefs[i], err = app.Append(rawRefs[i], ls, ms(now)-180_000+int64(sec)*1000, vals[i]); err != nil {
+			if rawRefs[i], err = app.Append(rawRefs[i], ls, ms(now)-tailSec*1000+int64(sec)*1000, vals[i]); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -325,8 +327,8 @@ func BenchmarkQuery24h(b *testing.B) {
 	}
 	s.NoteWritten("m1", ms(now))
 	s.mu.Lock()
-	s.machines["m1"].done1m = floorTo(ms(now)-150_000, minuteMs)
-	s.machines["m1"].done1h = floorTo(ms(now)-150_000, hourMs)
+	s.machines["m1"].done1m = ms(now) - tailSec*1000
+	s.machines["m1"].done1h = floorTo(ms(now)-tailSec*1000, batch1h)
 	s.mu.Unlock()
 	// Wait for any compaction the appends triggered in the background, and
 	// keep it from running while we time queries.

@@ -43,9 +43,12 @@ func TestExport(t *testing.T) {
 	// the test says so: its own compaction, started by the appends below,
 	// would race the "nothing dropped yet" case.
 	s.raw.DisableCompactions()
-	// 8 hours every 10 s; a constant whose sum/count is not exact in
-	// binary floating point (six 9.5485 average to 9.548500000000002).
-	for h := range 8 {
+	// 60 hours (the 1m tier keeps two days and the out-of-order window
+	// before it drops blocks) every 10 s; a constant whose sum/count is not
+	// exact in binary floating point (six 9.5485 average to
+	// 9.548500000000002).
+	const hours = 60
+	for h := range hours {
 		hour := base.Add(time.Duration(h) * time.Hour)
 		appendRange(t, s, series("app_load5", "m1"), hour, 360, 10*time.Second, func(int) float64 { return 9.5485 })
 		appendRange(t, s, series("app_load1", "m2"), hour, 360, 10*time.Second, func(int) float64 { return 0.7 })
@@ -59,12 +62,12 @@ func TestExport(t *testing.T) {
 	if sum/6 == noisy {
 		t.Fatal("the test's values average exactly; pick noisier ones")
 	}
-	end := base.Add(8 * time.Hour)
+	end := base.Add(hours * time.Hour)
 	clk.Set(end.Add(30 * time.Second))
 	mustRollup(t, s)
 
 	// From inside raw retention: raw samples, series by series.
-	at := base.Add(7*time.Hour + 30*time.Minute)
+	at := end.Add(-30 * time.Minute)
 	got := export(t, s, Query{Machine: "m1", From: at, To: at.Add(10 * time.Second)})
 	want := []exported{
 		{"app_load1[{machine m1}]", ms(at), 9.5485},
@@ -85,16 +88,16 @@ func TestExport(t *testing.T) {
 	}
 
 	// The raw tier drops its blocks past retention: minute averages from
-	// the rollups, the last minute (not rolled up yet) from raw, rounded.
+	// the rollups, the last hour (not rolled up yet) from raw, rounded.
 	if err := s.raw.Compact(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	from := base.Add(3*time.Hour - 30*time.Second)
+	from := end.Add(-5*time.Hour - 30*time.Second)
 	if start, _ := s.raw.StartTime(); start <= ms(from) {
 		t.Fatalf("raw tier still starts at %s", time.UnixMilli(start).UTC())
 	}
-	if wm := s.watermarks()["m1"]; wm.done1m != ms(end.Add(-time.Minute)) {
-		t.Fatalf("rolled up to %s, want the last minute left to the raw tier", time.UnixMilli(wm.done1m).UTC())
+	if wm := s.watermarks()["m1"]; wm.done1m != ms(end.Add(-time.Hour)) {
+		t.Fatalf("rolled up to %s, want the last hour (open when the pass ran) left to the raw tier", time.UnixMilli(wm.done1m).UTC())
 	}
 	got = export(t, s, Query{Metric: "app_load1", From: from, To: end})
 	want = nil
@@ -102,7 +105,7 @@ func TestExport(t *testing.T) {
 		id string
 		v  float64
 	}{{"m1", 9.5485}, {"m2", 0.7}} {
-		for ts := base.Add(3 * time.Hour); ts.Before(end); ts = ts.Add(time.Minute) {
+		for ts := end.Add(-5 * time.Hour); ts.Before(end); ts = ts.Add(time.Minute) {
 			want = append(want, exported{"app_load1[{machine " + m.id + "}]", ms(ts), m.v})
 		}
 	}

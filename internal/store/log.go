@@ -3,12 +3,13 @@ package store
 import (
 	"context"
 	"log/slog"
+	"strings"
 )
 
 // quietHandler hands the TSDB's records on one level lower (info → debug,
 // debug below that): WAL replays and compactions are routine for a hub, and
 // its own operators should see them only with --log-level debug. Warnings
-// and errors pass unchanged.
+// and errors pass unchanged, but for overlapping blocks (debug).
 type quietHandler struct{ h slog.Handler }
 
 func (q quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
@@ -17,6 +18,11 @@ func (q quietHandler) Enabled(ctx context.Context, l slog.Level) bool {
 
 func (q quietHandler) Handle(ctx context.Context, r slog.Record) error {
 	r.Level = demote(r.Level)
+	if strings.HasPrefix(r.Message, "Overlapping blocks found") {
+		// The rollup tiers' blocks overlap by design (one per group of
+		// machines) until compaction merges them.
+		r.Level = slog.LevelDebug
+	}
 	return q.h.Handle(ctx, r)
 }
 

@@ -1,27 +1,21 @@
 package store
 
-// RollupSeriesBytes is the Go heap one rollup-tier head series holds
-// (memSeries, its labels, head chunk, hash and postings entries), measured
-// by TestHeadBytesPerSeries at a steady state (the 1m heads hold 2–3 h of
-// minutes, the 1h heads up to 36 h): 8.6 KB per raw series, ~1.07 KB per
-// rollup series, with isolation off. Each raw series
-// becomes four such series in the 1m tier and four in the 1h tier.
-const RollupSeriesBytes = 1024
+// RollupSeriesBytes is the Go heap one series of a transient rollup head
+// holds while a batch is written (memSeries, its labels, head chunks, hash
+// and postings entries, isolation off): ~1.5 KB per series for a batch of
+// a whole day of minutes, measured by TestHeadBytesPerSeries.
+const RollupSeriesBytes = 1536
 
-// rollupSeriesPerRaw is how many rollup-tier series one raw series makes:
-// min, max, sum and count in each of the 1m and 1h tiers.
-const rollupSeriesPerRaw = uint64(2 * len(rollupKinds))
+// rollupSeriesPerRaw is how many series of one rollup batch a raw series
+// makes: min, max, sum and count.
+const rollupSeriesPerRaw = uint64(len(rollupKinds))
 
-// RollupReserve returns the bytes of heap the rollup tiers will take for the
-// raw series already admitted but not yet rolled up: each raw head series
-// makes eight rollup series within minutes (1m) or an hour (1h). A memory
-// guard counts it as in use, so series are refused before their rollups
-// would pass the budget rather than after.
+// RollupReserve returns the bytes of heap a rollup pass takes while it
+// writes a batch: the rollup tiers keep no series between passes, but a
+// pass holds one group's transient head of up to the batch bound
+// (DefaultRollupBatchSeries, plus the last machine's series), four series
+// per raw series. A memory guard counts it as in use, so series are
+// refused before a pass would take the hub past its budget.
 func (s *Store) RollupReserve() uint64 {
-	want := s.raw.Head().NumSeries() * rollupSeriesPerRaw
-	have := s.tier1m.Head().NumSeries() + s.tier1h.Head().NumSeries()
-	if have >= want {
-		return 0
-	}
-	return (want - have) * RollupSeriesBytes
+	return min(s.raw.Head().NumSeries()*rollupSeriesPerRaw, uint64(s.batchSeries)) * RollupSeriesBytes
 }

@@ -7,32 +7,41 @@ import (
 	"time"
 )
 
-// RollupReserve counts the eight rollup series each raw series will make
-// until the tiers have them: all eight before any rollup, the 1h tier's four
-// once the minutes are rolled up, none once the hour is.
+// RollupReserve counts the transient head of one rollup batch: four series
+// per raw series, up to the batch bound; the rollup tiers' own heads stay
+// empty through a pass.
 func TestRollupReserve(t *testing.T) {
-	s, clk := openTest(t, "", base.Add(3*time.Minute), nil)
+	s, clk := openTest(t, "", base, nil)
 	const n = 10
 	for i := range n {
-		appendRange(t, s, series("load1", "m1", "i", strconv.Itoa(i)), base, 180, time.Second, func(int) float64 { return 1 })
-	}
-	if got, want := s.RollupReserve(), uint64(n*8*RollupSeriesBytes); got != want {
-		t.Fatalf("before any rollup: reserve %d, want %d", got, want)
-	}
-	clk.Set(base.Add(3*time.Minute + s.opts.RollupLag + s.opts.OutOfOrderWindow))
-	if err := s.Rollup(context.Background()); err != nil {
-		t.Fatal(err)
+		appendRange(t, s, series("load1", "m"+strconv.Itoa(i%3), "i", strconv.Itoa(i)), base, 180, time.Second, func(int) float64 { return 1 })
 	}
 	if got, want := s.RollupReserve(), uint64(n*4*RollupSeriesBytes); got != want {
-		t.Fatalf("minutes rolled up: reserve %d, want %d (1m tier %d series, 1h %d)", got, want,
-			s.tier1m.Head().NumSeries(), s.tier1h.Head().NumSeries())
+		t.Fatalf("%d raw series: reserve %d, want %d", n, got, want)
 	}
-	clk.Set(base.Add(time.Hour + s.opts.RollupLag + s.opts.OutOfOrderWindow + time.Minute))
+	s.batchSeries = 12
+	if got, want := s.RollupReserve(), uint64(12*RollupSeriesBytes); got != want {
+		t.Fatalf("batches of 12 series: reserve %d, want %d", got, want)
+	}
+	// Groups of machines: m0 (16 rollup series) fills a batch alone, m1
+	// and m2 (12 each) one each.
+	clk.Set(base.Add(24*time.Hour + s.opts.OutOfOrderWindow + 2*time.Minute))
 	if err := s.Rollup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := s.RollupReserve(); got != 0 {
-		t.Fatalf("hour rolled up: reserve %d, want 0 (1m tier %d series, 1h %d)", got,
-			s.tier1m.Head().NumSeries(), s.tier1h.Head().NumSeries())
+	if h1m, h1h := s.tier1m.Head().NumSeries(), s.tier1h.Head().NumSeries(); h1m != 0 || h1h != 0 {
+		t.Fatalf("rollup tiers hold %d (1m) and %d (1h) head series after a pass, want none", h1m, h1h)
+	}
+	if got := len(s.tier1m.Blocks()); got != 3 {
+		t.Fatalf("1m tier: %d blocks, want one per group of machines (3)", got)
+	}
+	res := mustQuery(t, s, Query{Metric: "load1", From: base, To: base.Add(3 * time.Minute), Step: time.Minute})
+	if len(res.Series) != n || res.Tier != Tier1m {
+		t.Fatalf("%d series from %s, want %d from 1m", len(res.Series), res.Tier, n)
+	}
+	for _, ser := range res.Series {
+		if len(ser.Points) != 3 || ser.Points[0].Count != 60 {
+			t.Fatalf("series %s: points %+v", ser.Labels, ser.Points)
+		}
 	}
 }

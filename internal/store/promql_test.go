@@ -151,10 +151,13 @@ func tierFixture(t *testing.T) (s *Store, ls labels.Labels, end time.Time, m1Sta
 		o.Retention1m = 4 * time.Hour
 	})
 	ls = series("load1", "m1")
-	for h := range 12 {
+	// Long enough for the 1m tier to drop blocks: it keeps at least two
+	// days and the out-of-order window, until the 1h tier has them.
+	const hours = 60
+	for h := range hours {
 		appendRange(t, s, ls, base.Add(time.Duration(h)*time.Hour), 360, 10*time.Second, func(i int) float64 { return float64(h*10 + i%6) })
 	}
-	end = base.Add(12 * time.Hour)
+	end = base.Add(hours * time.Hour)
 	clk.Set(end.Add(30 * time.Second))
 	mustRollup(t, s)
 	for _, db := range []*Tier{s.raw, s.tier1m} {
@@ -258,8 +261,9 @@ func TestQueryableEveryTier(t *testing.T) {
 			minutes++
 		}
 	}
-	// The last minute waits for RollupLag (90 s; the clock is at end+30s).
-	if wantM := int((end.UnixMilli() - minuteMs - m1Start) / minuteMs); hours != wantH || minutes != wantM {
+	// The last hour waits: the 1m tier is written per closed hour, and the
+	// clock is at end+30s.
+	if wantM := int((end.UnixMilli() - hourMs - m1Start) / minuteMs); hours != wantH || minutes != wantM {
 		t.Errorf("max: %d hourly and %d minute buckets, want %d and %d", hours, minutes, wantH, wantM)
 	}
 	// A regexp selects several kinds; a matcher that matches "" selects
@@ -333,8 +337,8 @@ func TestPromQLOverTiers(t *testing.T) {
 	hours := (m1Start - base.UnixMilli() + hourMs - 1) / hourMs
 	minutes := (rawStart - m1Start + minuteMs - 1) / minuteMs
 	raws := (end.UnixMilli() - rawStart) / 10_000
-	one(`count_over_time(load1[12h1ms])`, end.Add(-time.Millisecond), float64(hours+minutes+raws))
-	one(`max_over_time(load1[12h1ms])`, end, 115)
+	one(`count_over_time(load1[60h1ms])`, end.Add(-time.Millisecond), float64(hours+minutes+raws))
+	one(`max_over_time(load1[60h1ms])`, end, 595)
 	one(`max_over_time(load1{__rollup__="max"}[1h])`, time.UnixMilli(m1Start-1), float64((m1Start-1-base.UnixMilli())/hourMs*10+5))
 	one(`max_over_time(load1[1h])`, time.UnixMilli(m1Start-1), float64((m1Start-1-base.UnixMilli())/hourMs*10)+2.5)
 	at := base.Add(time.Hour + time.Minute)

@@ -51,10 +51,10 @@ func (s *Store) Run(ctx context.Context) error {
 	}
 }
 
-// Rollup runs one rollup pass now: every machine's complete minutes into the
-// 1m tier, then its complete hours into the 1h tier, then saves the
-// watermarks. Run calls it on a timer; tests and shutdown may call it
-// directly.
+// Rollup runs one rollup pass now: every machine's closed hours into
+// blocks of the 1m tier, then its closed days into blocks of the 1h tier
+// (batch.go), saving the watermarks with each. Run calls it on a timer;
+// tests and shutdown may call it directly.
 func (s *Store) Rollup(ctx context.Context) error {
 	s.rollupMu.Lock()
 	defer s.rollupMu.Unlock()
@@ -82,48 +82,60 @@ type job struct {
 }
 
 func (s *Store) rollupPass(ctx context.Context) error {
+	// A commit a failed pass recorded but did not finish comes first.
+	if err := s.finishPending(); err != nil {
+		return err
+	}
 	now := s.now().UnixMilli()
 	rawStart, err := s.raw.StartTime()
 	if err != nil {
 		return fmt.Errorf("read raw tier: %w", err)
 	}
-	jobs := s.jobs1m(now, rawStart)
-	if len(jobs) > 0 {
-		if err := s.runJobs(ctx, s.raw, s.tier1m, Tier1m, jobs, rollupRawSeries); err != nil {
-			return err
-		}
-		s.mu.Lock()
-		for _, j := range jobs {
-			if w := s.machines[j.machine]; w != nil && j.end > w.done1m {
-				w.done1m = j.end
+	// A day at most per round, so that the 1m tier's retention (keep1m)
+	// never drops minutes the 1h tier has not rolled up yet.
+	for {
+		jobs, jobsH := s.jobs1m(now, rawStart), []job(nil)
+		if len(jobs) > 0 {
+			if err := s.rollTier(ctx, s.raw, Tier1m, jobs, 2*hourMs, rollupRawSeries); err != nil {
+				return err
 			}
 		}
-		s.mu.Unlock()
-	}
-	jobsH := s.jobs1h()
-	if len(jobsH) > 0 {
-		if err := s.runJobs(ctx, s.tier1m, s.tier1h, Tier1h, jobsH, rollupMinuteSeries); err != nil {
-			return err
-		}
-		s.mu.Lock()
-		for _, j := range jobsH {
-			if w := s.machines[j.machine]; w != nil && j.end > w.done1h {
-				w.done1h = j.end
+		if jobsH = s.jobs1h(); len(jobsH) > 0 {
+			if err := s.rollTier(ctx, s.tier1m, Tier1h, jobsH, dayMs, rollupMinuteSeries); err != nil {
+				return err
 			}
 		}
-		s.mu.Unlock()
+		if len(jobs) == 0 && len(jobsH) == 0 {
+			break
+		}
 	}
-	pruned := s.prune(now)
-	if len(jobs) > 0 || len(jobsH) > 0 || pruned {
+	if s.prune(now) {
 		return s.saveState()
 	}
 	return nil
 }
 
-// jobs1m returns the minutes ready for the 1m tier. A machine's minutes are
-// ready up to the older of now-RollupLag and its maxTs, so a disconnected
-// agent's minutes wait for its replay; once even the out-of-order window has
-// passed (nothing older can be accepted any more) they are final anyway.
+// rollTier rolls jobs from src into blocks of tier and commits them; the
+// jobs' machines' watermarks advance to their ends.
+func (s *Store) rollTier(ctx context.Context, src *Tier, tier string, jobs []job, blockRange int64, roll seriesRollup) error {
+	blocks, err := s.runJobs(ctx, src, tier, jobs, blockRange, roll)
+	if err != nil {
+		s.removeStaged(blocks)
+		return err
+	}
+	marks := make(map[string]int64, len(jobs))
+	for _, j := range jobs {
+		marks[j.machine] = j.end
+	}
+	return s.commitBlocks(tier, blocks, marks)
+}
+
+// jobs1m returns the closed hours ready for the 1m tier. A machine's
+// minutes are ready up to the older of now-RollupLag and its maxTs, so a
+// disconnected agent's minutes wait for its replay; once even the
+// out-of-order window has passed (nothing older can be accepted any more)
+// they are final anyway. Only whole hours (batch1m) are rolled up, and a
+// day at most per job.
 func (s *Store) jobs1m(now, rawStart int64) []job {
 	lag := s.opts.RollupLag.Milliseconds()
 	final := now - lag - s.opts.OutOfOrderWindow.Milliseconds()
@@ -136,13 +148,13 @@ func (s *Store) jobs1m(now, rawStart int64) []job {
 				continue // nothing stored yet
 			}
 			// First sight of this machine: start where the raw tier starts.
-			w.done1m = floorTo(rawStart, minuteMs)
+			w.done1m = floorTo(rawStart, batch1m)
 			if w.done1h == 0 {
-				w.done1h = floorTo(w.done1m, hourMs)
+				w.done1h = floorTo(w.done1m, batch1h)
 			}
 		}
 		limit := min(now-lag, max(w.maxTs+1, final))
-		end := floorTo(limit, minuteMs)
+		end := min(floorTo(limit, batch1m), w.done1m+dayMs)
 		if end > w.done1m {
 			jobs = append(jobs, job{machine: m, start: w.done1m, end: end})
 		}
@@ -151,7 +163,8 @@ func (s *Store) jobs1m(now, rawStart int64) []job {
 	return jobs
 }
 
-// jobs1h returns the hours whose minutes are all rolled up.
+// jobs1h returns the closed days (batch1h) whose minutes are all rolled
+// up, two at most per job.
 func (s *Store) jobs1h() []job {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -161,9 +174,9 @@ func (s *Store) jobs1h() []job {
 			continue
 		}
 		if w.done1h == 0 {
-			w.done1h = floorTo(w.done1m, hourMs)
+			w.done1h = floorTo(w.done1m, batch1h)
 		}
-		end := floorTo(w.done1m, hourMs)
+		end := min(floorTo(w.done1m, batch1h), w.done1h+2*dayMs)
 		if end > w.done1h {
 			jobs = append(jobs, job{machine: m, start: w.done1h, end: end})
 		}
@@ -192,70 +205,118 @@ func (s *Store) prune(now int64) bool {
 // its bucket aggregates; it returns samples appended and refused.
 type seriesRollup func(app storage.Appender, b *labels.Builder, ser storage.Series, it chunkenc.Iterator, start, end int64) (appended, rejected int, _ chunkenc.Iterator, _ error)
 
-// runJobs rolls every job's range from src into dst and commits. Watermarks
-// are the caller's to advance, after this returns nil.
-func (s *Store) runJobs(ctx context.Context, src, dst *Tier, tier string, jobs []job, roll seriesRollup) error {
+// runJobs rolls every job's range from src into blocks for tier, staged
+// and not yet committed, and returns their ULIDs. Machines are taken in
+// groups: a group's transient head is written as a block once it holds
+// s.batchSeries series, so no more than that plus one machine's rollups
+// are in memory at once.
+func (s *Store) runJobs(ctx context.Context, src *Tier, tier string, jobs []job, blockRange int64, roll seriesRollup) (blocks []string, err error) {
 	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, j := range jobs {
 		mint, maxt = min(mint, j.start), max(maxt, j.end-1)
 	}
 	q, err := src.Querier(mint, maxt)
 	if err != nil {
-		return fmt.Errorf("rollup %s: open querier: %w", tier, err)
+		return nil, fmt.Errorf("rollup %s: open querier: %w", tier, err)
 	}
 	defer q.Close()
 
-	app := s.appender(ctx, dst)
-	pending, appended, rejected := 0, 0, 0
+	var batch *blockBatch
+	defer func() {
+		if batch != nil {
+			batch.close()
+		}
+	}()
+	flush := func() error {
+		if err := s.fail(tier, "full"); err != nil {
+			return err
+		}
+		ids, err := s.flush(ctx, batch, blockRange)
+		batch = nil
+		blocks = append(blocks, ids...)
+		if err != nil {
+			return fmt.Errorf("rollup %s: %w", tier, err)
+		}
+		return s.fail(tier, "flushed")
+	}
+	appended, rejected := 0, 0
 	var (
 		it chunkenc.Iterator
 		b  labels.Builder
 	)
 	for _, j := range jobs {
 		if err := ctx.Err(); err != nil {
-			_ = app.Rollback()
-			return err
+			return blocks, err
 		}
-		hints := &storage.SelectHints{Start: j.start, End: j.end - 1}
-		set := q.Select(ctx, false, hints, labels.MustNewMatcher(labels.MatchEqual, metric.MachineLabel, j.machine))
-		for set.Next() {
-			ser := set.At()
-			if strings.HasPrefix(ser.Labels().Get(labels.MetricName), internalPrefix) {
-				continue
-			}
-			var n, r int
-			n, r, it, err = roll(app, &b, ser, it, j.start, j.end)
-			if err != nil {
-				_ = app.Rollback()
-				return fmt.Errorf("rollup %s for machine %s: %w", tier, j.machine, err)
-			}
-			pending += n
-			rejected += r
-			if pending >= commitEvery {
-				if err := app.Commit(); err != nil {
-					return fmt.Errorf("rollup %s: commit: %w", tier, err)
-				}
-				appended += pending
-				pending = 0
-				app = s.appender(ctx, dst)
+		if batch == nil {
+			if batch, err = s.newBatch(); err != nil {
+				return blocks, err
 			}
 		}
-		if err := set.Err(); err != nil {
-			_ = app.Rollback()
-			return fmt.Errorf("rollup %s for machine %s: read: %w", tier, j.machine, err)
+		n, r, err := s.rollMachine(ctx, q, batch, j, tier, roll, &b, &it)
+		appended += n
+		rejected += r
+		if err != nil {
+			return blocks, err
+		}
+		if batch.head.NumSeries() >= uint64(s.batchSeries) {
+			if err := flush(); err != nil {
+				return blocks, err
+			}
 		}
 	}
-	if err := app.Commit(); err != nil {
-		return fmt.Errorf("rollup %s: commit: %w", tier, err)
+	if batch != nil {
+		if err := flush(); err != nil {
+			return blocks, err
+		}
 	}
-	appended += pending
 	s.m.samples.WithLabelValues(tier).Add(float64(appended))
 	if rejected > 0 {
 		s.m.rejected.WithLabelValues(tier).Add(float64(rejected))
 		s.log.Warn("rollup samples refused by tier", "tier", tier, "refused", rejected)
 	}
-	s.log.Debug("rollup done", "tier", tier, "machines", len(jobs), "samples", appended)
-	return nil
+	s.log.Debug("rollup done", "tier", tier, "machines", len(jobs), "samples", appended, "blocks", len(blocks))
+	return blocks, nil
+}
+
+// rollMachine rolls one job's series from q into batch and commits them;
+// it returns samples appended and refused.
+func (s *Store) rollMachine(ctx context.Context, q storage.Querier, batch *blockBatch, j job, tier string, roll seriesRollup, b *labels.Builder, it *chunkenc.Iterator) (appended, rejected int, err error) {
+	dst := s.rollupTier(tier)
+	app := dst.Scaled(s.appender(ctx, batch.head))
+	pending := 0
+	hints := &storage.SelectHints{Start: j.start, End: j.end - 1}
+	set := q.Select(ctx, false, hints, labels.MustNewMatcher(labels.MatchEqual, metric.MachineLabel, j.machine))
+	for set.Next() {
+		ser := set.At()
+		if strings.HasPrefix(ser.Labels().Get(labels.MetricName), internalPrefix) {
+			continue
+		}
+		var n, r int
+		n, r, *it, err = roll(app, b, ser, *it, j.start, j.end)
+		if err != nil {
+			_ = app.Rollback()
+			return appended, rejected, fmt.Errorf("rollup %s for machine %s: %w", tier, j.machine, err)
+		}
+		pending += n
+		rejected += r
+		if pending >= commitEvery {
+			if err := app.Commit(); err != nil {
+				return appended, rejected, fmt.Errorf("rollup %s: commit: %w", tier, err)
+			}
+			appended += pending
+			pending = 0
+			app = dst.Scaled(s.appender(ctx, batch.head))
+		}
+	}
+	if err := set.Err(); err != nil {
+		_ = app.Rollback()
+		return appended, rejected, fmt.Errorf("rollup %s for machine %s: read: %w", tier, j.machine, err)
+	}
+	if err := app.Commit(); err != nil {
+		return appended, rejected, fmt.Errorf("rollup %s: commit: %w", tier, err)
+	}
+	return appended + pending, rejected, nil
 }
 
 // aggr is one bucket's aggregate.

@@ -43,7 +43,9 @@ func TestRollupKeepsSpike(t *testing.T) {
 	// Bookkeeping series are never rolled up.
 	appendRange(t, s, series("sysmonstm_agent_batches", "m1"), base, 3600, time.Second, func(int) float64 { return 1 })
 
-	clk.Set(base.Add(time.Hour + 2*time.Minute))
+	// The 1h tier is written per closed day: once the machine's silence
+	// has outlasted the out-of-order window past the day's end.
+	clk.Set(base.Add(24*time.Hour + DefaultOutOfOrderWindow + 2*time.Minute))
 	mustRollup(t, s)
 
 	pts := pointsAt(t, s, Query{Metric: "cpu_usage_percent", Machine: "m1", From: base, To: base.Add(time.Hour - time.Millisecond), Step: time.Minute}, Tier1m)
@@ -113,38 +115,43 @@ func TestRollupWaitsForMachine(t *testing.T) {
 	one := func(int) float64 { return 1 }
 	m1, m2 := series("load1", "m1"), series("load1", "m2")
 	appendRange(t, s, m1, base, 601, time.Second, one)  // m1 stops after 10 minutes
-	appendRange(t, s, m2, base, 1801, time.Second, one) // m2 runs 30 minutes
-	clk.Set(base.Add(31*time.Minute + 30*time.Second))  // 30 minutes are past the lag
+	appendRange(t, s, m2, base, 4201, time.Second, one) // m2 runs 70 minutes
+	clk.Set(base.Add(71*time.Minute + 30*time.Second))  // the first hour is past the lag
 	mustRollup(t, s)
 
 	count := func(m string) int {
-		res := rolledUp(t, s, Query{Metric: "load1", Machine: m, From: base, To: base.Add(time.Hour), Step: time.Minute})
+		res := rolledUp(t, s, Query{Metric: "load1", Machine: m, From: base, To: base.Add(2 * time.Hour), Step: time.Minute})
 		if len(res.Series) == 0 {
 			return 0
 		}
 		return len(res.Series[0].Points)
 	}
-	if got := count("m2"); got != 30 {
-		t.Fatalf("m2: %d minutes rolled up, want 30", got)
+	if got := count("m2"); got != 60 {
+		t.Fatalf("m2: %d minutes rolled up, want 60 (its closed hour)", got)
 	}
-	if got := count("m1"); got != 10 {
-		t.Fatalf("m1: %d minutes rolled up, want 10", got)
+	// m1's hour is not complete: it waits for m1's replay.
+	if got := count("m1"); got != 0 {
+		t.Fatalf("m1: %d minutes rolled up, want 0", got)
 	}
-	if w := s.machines["m1"]; w.done1m != ms(base.Add(10*time.Minute)) {
-		t.Fatalf("m1 watermark %d, want end of its data", w.done1m)
+	if w := s.machines["m1"]; w.done1m != ms(base) {
+		t.Fatalf("m1 watermark %v, want the start of its open hour", time.UnixMilli(w.done1m).UTC())
 	}
-	// m1 comes back with its buffered 20 minutes.
-	appendRange(t, s, m1, base.Add(10*time.Minute), 1201, time.Second, one)
+	// m1 comes back with its buffered hour.
+	appendRange(t, s, m1, base.Add(10*time.Minute), 3601, time.Second, one)
 	mustRollup(t, s)
-	if got := count("m1"); got != 30 {
-		t.Fatalf("m1 after replay: %d minutes, want 30", got)
+	if got := count("m1"); got != 60 {
+		t.Fatalf("m1 after replay: %d minutes, want 60", got)
 	}
-	// A machine silent for longer than the out-of-order window is final.
-	clk.Set(base.Add(31*time.Minute + 30*time.Second + DefaultOutOfOrderWindow + 5*time.Minute))
-	appendRange(t, s, m2, base.Add(30*time.Minute), 60, time.Second, one)
+	// A machine silent for longer than the out-of-order window is final,
+	// its last partial hour too.
+	clk.Set(base.Add(2*time.Hour + DefaultOutOfOrderWindow + 2*time.Minute))
+	appendRange(t, s, m2, base.Add(70*time.Minute), 60, time.Second, one)
 	mustRollup(t, s)
-	if w := s.machines["m1"]; w.done1m < ms(base.Add(35*time.Minute)) {
+	if w := s.machines["m1"]; w.done1m < ms(base.Add(2*time.Hour)) {
 		t.Fatalf("silent m1 watermark %v not advanced past the out-of-order window", time.UnixMilli(w.done1m).UTC())
+	}
+	if got := count("m1"); got != 71 { // its replay ends at 70:00
+		t.Fatalf("silent m1: %d minutes, want 71", got)
 	}
 	// Once silent for longer than raw retention, fully rolled-up machines
 	// are forgotten.
@@ -172,26 +179,36 @@ func TestRollupLateReplayOfAnHour(t *testing.T) {
 	clk.Set(base.Add(72 * time.Minute))
 	mustRollup(t, s)
 
-	for _, m := range []string{"m1", "m2"} {
-		pts := pointsAt(t, s, Query{Metric: "load1", Machine: m, From: base, To: base.Add(70*time.Minute - time.Millisecond), Step: time.Minute}, Tier1m)
-		if len(pts) != 70 {
-			t.Fatalf("%s: %d minutes in 1m tier, want 70", m, len(pts))
+	hourOK := func(m string, pts []Point) {
+		t.Helper()
+		if len(pts) != 60 {
+			t.Fatalf("%s: %d minutes in 1m tier, want 60", m, len(pts))
 		}
 		for _, p := range pts {
 			if p.Count != 60 || p.Min != 0 || p.Max != 59 || p.Avg != 29.5 {
 				t.Fatalf("%s: minute %+v incomplete", m, p)
 			}
 		}
-		pts = pointsAt(t, s, Query{Metric: "load1", Machine: m, From: base, To: base.Add(70 * time.Minute), Step: time.Hour}, Tier1h)
+	}
+	for _, m := range []string{"m1", "m2"} {
+		hourOK(m, pointsAt(t, s, Query{Metric: "load1", Machine: m, From: base, To: base.Add(time.Hour - time.Millisecond), Step: time.Minute}, Tier1m))
+	}
+	// The day closes (both machines silent past the out-of-order window):
+	// the 1h tier takes the complete hour.
+	clk.Set(base.Add(24*time.Hour + DefaultOutOfOrderWindow + 2*time.Minute))
+	mustRollup(t, s)
+	for _, m := range []string{"m1", "m2"} {
+		hourOK(m, pointsAt(t, s, Query{Metric: "load1", Machine: m, From: base, To: base.Add(time.Hour - time.Millisecond), Step: time.Minute}, Tier1m))
+		pts := pointsAt(t, s, Query{Metric: "load1", Machine: m, From: base, To: base.Add(time.Hour - time.Millisecond), Step: time.Hour}, Tier1h)
 		if want := (Point{T: ms(base), Avg: 29.5, Min: 0, Max: 59, Count: 3600}); len(pts) != 1 || pts[0] != want {
 			t.Fatalf("%s: 1h tier %+v, want %+v", m, pts, want)
 		}
 	}
 }
 
-// TestRollupRecompute rewinds the watermarks as a crash between tier commit
-// and state save would, and checks that rolling up again is accepted and
-// changes nothing.
+// TestRollupRecompute rewinds the watermarks, or loses the state file, and
+// checks that rolling up again (blocks that overlap the ones written
+// before) changes no answer.
 func TestRollupRecompute(t *testing.T) {
 	dir := t.TempDir()
 	reg := prometheus.NewRegistry()
@@ -199,7 +216,8 @@ func TestRollupRecompute(t *testing.T) {
 	for i, name := range []string{"load1", "load5"} {
 		appendRange(t, s, series(name, "m1"), base, 2*3600+1, time.Second, func(j int) float64 { return float64((j*7+i)%13) / 4 })
 	}
-	clk.Set(base.Add(2*time.Hour + 2*time.Minute))
+	// Past the day's end and the out-of-order window: both tiers roll up.
+	clk.Set(base.Add(24*time.Hour + DefaultOutOfOrderWindow + 2*time.Minute))
 	mustRollup(t, s)
 	snapshot := func() []*Result {
 		var out []*Result
@@ -212,11 +230,12 @@ func TestRollupRecompute(t *testing.T) {
 		return out
 	}
 	before := snapshot()
-	if n := len(before[0].Series[0].Points); n != 120 {
-		t.Fatalf("%d minutes rolled up, want 120", n)
+	// The last sample, at 2h, is a minute and an hour of its own.
+	if n := len(before[0].Series[0].Points); n != 121 {
+		t.Fatalf("%d minutes rolled up, want 121", n)
 	}
-	if n := len(before[4].Series[0].Points); n != 2 {
-		t.Fatalf("%d hours rolled up, want 2", n)
+	if n := len(before[4].Series[0].Points); n != 3 {
+		t.Fatalf("%d hours rolled up, want 3", n)
 	}
 
 	// Rewind in place (same process, data still in the heads).
@@ -251,7 +270,7 @@ func TestRollupRecompute(t *testing.T) {
 			t.Fatalf("%s tier: nothing recomputed", tier)
 		}
 	}
-	if w := s.machines["m1"]; w.done1m != ms(base.Add(2*time.Hour)) || w.done1h != ms(base.Add(2*time.Hour)) {
+	if w := s.machines["m1"]; w.done1m != ms(base.Add(24*time.Hour)) || w.done1h != ms(base.Add(24*time.Hour)) {
 		t.Fatalf("watermarks after recompute: %+v", *w)
 	}
 }
@@ -260,23 +279,24 @@ func TestStatePersisted(t *testing.T) {
 	dir := t.TempDir()
 	s, clk := openTest(t, dir, base, nil)
 	appendRange(t, s, series("load1", "m1"), base, 601, time.Second, func(int) float64 { return 1 })
-	clk.Set(base.Add(time.Hour))
+	// Silent past the out-of-order window: its open hour is final.
+	clk.Set(base.Add(time.Hour + DefaultOutOfOrderWindow + 2*time.Minute))
 	mustRollup(t, s)
 	b, err := os.ReadFile(filepath.Join(dir, stateFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `"done_1m": ` + itoa(int(ms(base.Add(10*time.Minute)))); !strings.Contains(string(b), want) {
+	if want := `"done_1m": ` + itoa(int(ms(base.Add(time.Hour)))); !strings.Contains(string(b), want) {
 		t.Fatalf("state file %s lacks %s", b, want)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// Reopened, the machine's maxTs comes from the raw tier, so it is still
-	// rolled up once its data is final even if it never reports again.
+	// Reopened: the watermark is restored, and with no raw sample after
+	// it, maxTs lies just before it.
 	s2, _ := openTest(t, dir, base.Add(time.Hour), nil)
 	w := s2.machines["m1"]
-	if w == nil || w.done1m != ms(base.Add(10*time.Minute)) || w.maxTs != ms(base.Add(10*time.Minute)) {
+	if w == nil || w.done1m != ms(base.Add(time.Hour)) || w.maxTs != ms(base.Add(time.Hour))-1 {
 		t.Fatalf("reopened watermark %+v", w)
 	}
 }

@@ -416,8 +416,9 @@ func TestScaleUpgrade(t *testing.T) {
 	check(s)
 
 	// Rollups across the boundary: buckets before it unscaled, after it
-	// scaled; both read back exactly.
-	clk.Set(upgrade.Add(time.Hour))
+	// scaled; both read back exactly. Rollups are written per closed hour,
+	// once the machine's out-of-order window has passed too.
+	clk.Set(upgrade.Add(3 * time.Hour))
 	mustRollup(t, s)
 	sums := storedValues(t, s.tier1m, "cpu_usage_percent", labels.MustNewMatcher(labels.MatchEqual, rollupLabel, "max"))
 	if sums[base.UnixMilli()] != val(59) || sums[upgrade.UnixMilli()] != 100*val(179) {
@@ -437,7 +438,7 @@ func TestScaleUpgrade(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s2, _ := openTest(t, dir, upgrade.Add(time.Hour), nil)
+	s2, _ := openTest(t, dir, upgrade.Add(3*time.Hour), nil)
 	if got := readScaleFile(t, dir); got != since {
 		t.Fatalf("reopened: scaled_since %d, want %d", got, since)
 	}

@@ -284,7 +284,7 @@ func TestRealENOSPCMarksDiskFull(t *testing.T) {
 	// The rollup pass: its watermark file cannot be written either.
 	disk.set(1<<30, nil)
 	s.space.check()
-	clk.Set(base.Add(10 * time.Minute))
+	clk.Set(base.Add(time.Hour + DefaultOutOfOrderWindow + 2*time.Minute)) // the hour is final
 	s.NoteWritten("a", base.Add(9*time.Minute).UnixMilli())
 	err = s.Rollup(context.Background())
 	if !IsDiskFull(err) || !strings.Contains(err.Error(), "disk full: ") || s.Writable() == nil {

@@ -23,6 +23,9 @@ type watermark struct {
 type stateJSON struct {
 	Version  int                     `json:"version"`
 	Machines map[string]machineState `json:"machines"`
+	// Pending are staged rollup blocks whose move into their tier may not
+	// be done yet (batch.go); their watermarks are not in Machines.
+	Pending []pendingBlocks `json:"pending,omitempty"`
 }
 
 type machineState struct {
@@ -53,6 +56,12 @@ func (s *Store) loadState() error {
 	for m, ms := range st.Machines {
 		s.machines[m] = &watermark{done1m: ms.Done1m, done1h: ms.Done1h}
 	}
+	for _, p := range st.Pending {
+		if p.Tier != Tier1m && p.Tier != Tier1h {
+			return fmt.Errorf("read rollup state %s: pending blocks of unknown tier %q", s.statePath(), p.Tier)
+		}
+		s.pending = append(s.pending, p)
+	}
 	return nil
 }
 
@@ -68,6 +77,7 @@ func (s *Store) saveState() error {
 		st.Machines[m] = machineState{Done1m: w.done1m, Done1h: w.done1h}
 	}
 	s.mu.Unlock()
+	st.Pending = s.pending
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode rollup state: %w", err)

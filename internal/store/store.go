@@ -89,9 +89,15 @@ type Store struct {
 	m      *storeMetrics
 	space  *spaceGuard
 
-	// rollupMu serialises rollup passes and Close.
+	// rollupMu serialises rollup passes and Close, and protects the
+	// fields below.
 	rollupMu sync.Mutex
 	closed   bool
+	pending  []pendingBlocks // recorded block commits not finished yet
+	// batchSeries bounds a transient rollup head (DefaultRollupBatchSeries).
+	batchSeries int
+	failAt      failAt // test hook; nil in production
+	tsdbLog     *slog.Logger
 
 	// mu protects machines.
 	mu       sync.Mutex
@@ -111,7 +117,10 @@ func Open(opts Options) (*Store, error) {
 		now:      opts.Now,
 		m:        newStoreMetrics(opts.Registerer),
 		machines: map[string]*watermark{},
+
+		batchSeries: DefaultRollupBatchSeries,
 	}
+	s.tsdbLog = slog.New(quietHandler{s.log.Handler()})
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
 	}
@@ -124,14 +133,31 @@ func Open(opts Options) (*Store, error) {
 	if sp, err := opts.Statfs(opts.Dir); err == nil && sp.Avail < s.space.reserve() {
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, &DiskFullError{Dir: opts.Dir, Avail: sp.Avail, Reserve: s.space.reserve()})
 	}
+	// Staged rollup blocks move into their tiers before the tiers open.
+	if err := s.loadState(); err != nil {
+		return nil, err
+	}
+	for _, t := range []string{Tier1m, Tier1h} {
+		if err := os.MkdirAll(filepath.Join(opts.Dir, t), 0o750); err != nil {
+			return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
+		}
+	}
+	recovered := len(s.pending) > 0
+	if err := s.recoverStaging(); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
+	}
+	s.pending = nil
 	var err error
 	if s.raw, err = s.openTier(TierRaw, false, tierOptions(opts.RetentionRaw, opts.OutOfOrderWindow, 0, rawSamplesPerChunk)); err != nil {
 		return nil, err
 	}
-	// Rollups of a replayed outage arrive up to OutOfOrderWindow+RollupLag
-	// (plus one bucket) behind the newest rollup; leave room for that.
+	// The rollup tiers take no appends: their data arrives as blocks, a
+	// few per batch that overlap in time (one per group of machines) and
+	// that the TSDB's compaction merges (batch.go). Their out-of-order
+	// windows matter only to replay what a hub that still appended to
+	// them left in their WALs.
 	ooo1m := opts.OutOfOrderWindow + opts.RollupLag + 10*time.Minute
-	if s.tier1m, err = s.openTier(Tier1m, true, tierOptions(opts.Retention1m, ooo1m, 0, 0)); err != nil {
+	if s.tier1m, err = s.openTier(Tier1m, true, tierOptions(keep1m(opts), ooo1m, 0, 0)); err != nil {
 		s.closeTiers()
 		return nil, err
 	}
@@ -146,9 +172,17 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.raw.since, s.tier1m.since, s.tier1h.since = since, since, since
-	if err := s.loadState(); err != nil {
-		s.closeTiers()
-		return nil, err
+	for _, db := range []*tsdb.DB{s.tier1m.DB, s.tier1h.DB} {
+		if err := flushHead(db); err != nil {
+			s.closeTiers()
+			return nil, err
+		}
+	}
+	if recovered {
+		if err := s.saveState(); err != nil {
+			s.closeTiers()
+			return nil, err
+		}
 	}
 	if err := s.initMaxTs(context.Background()); err != nil {
 		s.closeTiers()
@@ -192,6 +226,33 @@ func setDefaults(o *Options) {
 	}
 }
 
+// flushHead writes out what a rollup tier's head holds, which only a hub
+// from before rollup blocks left there (from its WAL): nothing would
+// ever compact it, as no sample arrives after it.
+func flushHead(db *tsdb.DB) error {
+	h := db.Head()
+	if h.NumSeries() == 0 {
+		return nil
+	}
+	if err := db.CompactOOOHead(context.Background()); err != nil {
+		return fmt.Errorf("write out %s head: %w", db.Dir(), err)
+	}
+	if h.NumSeries() > 0 && h.MinTime() <= h.MaxTime() {
+		if err := db.CompactHead(tsdb.NewRangeHead(h, h.MinTime(), h.MaxTime())); err != nil {
+			return fmt.Errorf("write out %s head: %w", db.Dir(), err)
+		}
+	}
+	return nil
+}
+
+// keep1m is how long the 1m tier keeps its blocks: Retention1m, but at
+// least until the 1h tier has rolled them up, which it does per closed day
+// once every machine's minutes are final (up to the out-of-order window
+// late). Queries still pick tiers by Retention1m.
+func keep1m(o Options) time.Duration {
+	return max(o.Retention1m, 2*24*time.Hour+o.OutOfOrderWindow)
+}
+
 // rawSamplesPerChunk is the raw tier's target samples per chunk. At 1 s the
 // TSDB default (120) cuts a chunk every 2 minutes, and the head keeps a
 // reference to each of its 60–90 chunks per series (2–3 h of data); chunks
@@ -216,6 +277,7 @@ func tierOptions(retention, ooo, minBlock time.Duration, samplesPerChunk int) *t
 	o.OutOfOrderTimeWindow = ooo.Milliseconds()
 	o.WALCompression = compression.Snappy
 	o.IsolationDisabled = true
+	o.EnableOverlappingCompaction = true
 	if samplesPerChunk > 0 {
 		o.SamplesPerChunk = samplesPerChunk
 	}
@@ -238,7 +300,7 @@ func (s *Store) openTier(name string, rollup bool, o *tsdb.Options) (*Tier, erro
 	if s.opts.Registerer != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"tier": name}, s.opts.Registerer)
 	}
-	db, err := tsdb.Open(dir, slog.New(quietHandler{s.log.Handler()}).With("tier", name), reg, o, nil)
+	db, err := tsdb.Open(dir, s.tsdbLog.With("tier", name), reg, o, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open %s tier %s: %w", name, dir, err)
 	}
@@ -281,9 +343,10 @@ func (s *Store) Appender(ctx context.Context) Appender {
 	return rawAppender{app: s.raw.Appender(ctx), g: s.space}
 }
 
-// appender returns an appender on db whose Commit and Rollback report a
-// lack of space to the free-space guard.
-func (s *Store) appender(ctx context.Context, db *Tier) storage.Appender {
+// appender returns an appender on db (a rollup batch's transient head)
+// whose Commit and Rollback report a lack of space to the free-space guard.
+// Every rollup sample is written through it.
+func (s *Store) appender(ctx context.Context, db storage.Appendable) storage.Appender {
 	return spaceAppender{Appender: db.Appender(ctx), g: s.space}
 }
 

@@ -160,7 +160,7 @@ func TestMetricsRegistered(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s, clk := openTest(t, "", base, func(o *Options) { o.Registerer = reg })
 	appendRange(t, s, series("load1", "m1"), base, 181, time.Second, func(int) float64 { return 1 })
-	clk.Set(base.Add(5 * time.Minute))
+	clk.Set(base.Add(time.Hour + DefaultOutOfOrderWindow + 2*time.Minute)) // its hour is final
 	mustRollup(t, s)
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -180,7 +180,7 @@ func TestMetricsRegistered(t *testing.T) {
 			}
 		}
 	}
-	if got["sysmonstm_store_rollup_runs_total"] != 1 || got["sysmonstm_store_rollup_samples_total"] != 3*4 {
+	if got["sysmonstm_store_rollup_runs_total"] != 1 || got["sysmonstm_store_rollup_samples_total"] != 4*4 { // minute 3 holds the 181st sample
 		t.Fatalf("rollup metrics %v", got)
 	}
 	if len(tiers) != 3 {
