@@ -111,7 +111,7 @@ func BenchmarkFollowBatch(b *testing.B) {
 		b.Fatal(err)
 	}
 	bus := &Bus{opts: Options{Live: st, Limits: metric.DefaultLimits}, m: newMetrics(nil), origin: "me", helloFrom: map[string]string{}}
-	f := &follower{b: bus, series: map[string]map[string]*live.Series{}}
+	f := newFollower(bus)
 	x := agentBatch(1)
 	data := snappy.Encode(nil, appendBatchMessage(nil, "other", &x))
 	b.ReportAllocs()
