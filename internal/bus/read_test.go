@@ -8,12 +8,14 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
+	"github.com/sysmonstm/sysmonstm/internal/remotewrite"
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
 )
 
@@ -243,4 +245,60 @@ func FuzzReadBatch(f *testing.F) {
 			t.Fatalf("read\n%s\nproto\n%s", got, want)
 		}
 	})
+}
+
+// The storage consumer's reader writes each batch's samples as Prometheus
+// decodes them, whichever decoder read the batch, and its reused buffers
+// leave nothing of one message in the next.
+func TestStoreReader(t *testing.T) {
+	agent := batch("web.1", 0xab, 9, 1000, 2)
+	agent.Values[1] = math.NaN() // an agent's non-finite value is not stored
+	rw := ingest.BusBatch{Machine: "m", Ts: 2000, Source: live.SourceRemoteWrite, MachineLabel: "instance",
+		Series: []*live.Series{live.NewSeries("up", metric.Labels{{Name: "instance", Value: "m"}, {Name: "machine", Value: "x"}})},
+		Values: []float64{math.Float64frombits(0x7ff0000000000002)}} // a stale marker, stored as sent
+	// The same agent batch after an (empty) disconnect, which the batch
+	// replaces: the hand reader leaves that to proto.
+	viaProto := appendBatchMessage([]byte{0x22, 0x00}, "o", &agent)
+	disconnect, err := proto.Marshal(&pb.BusMessage{Msg: &pb.BusMessage_Disconnect{Disconnect: &pb.BusDisconnect{MachineId: "m"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enc remotewrite.Encoder
+	var r storeReader
+	for _, raw := range [][]byte{appendBatchMessage(nil, "o", &agent), appendBatchMessage(nil, "o", &rw), viaProto} {
+		if err := r.add(&enc, snappy.Encode(nil, raw), metric.DefaultLimits); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.add(&enc, snappy.Encode(nil, disconnect), metric.DefaultLimits); err == nil || !strings.Contains(err.Error(), "not a batch") {
+		t.Errorf("a disconnect stored: %v", err)
+	}
+	if err := r.add(&enc, snappy.Encode(nil, appendBatchMessage(nil, "o", &ingest.BusBatch{Machine: "m"})), metric.DefaultLimits); err == nil {
+		t.Error("a batch of seq 0 stored")
+	}
+	body, err := snappy.Decode(nil, enc.Compressed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wr prompb.WriteRequest
+	if err := wr.Unmarshal(body); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ts := range wr.Timeseries {
+		var ls []string
+		for _, l := range ts.Labels {
+			ls = append(ls, l.Name+"="+l.Value)
+		}
+		got = append(got, fmt.Sprintf("%s %d %x", strings.Join(ls, ","), ts.Samples[0].Timestamp, math.Float64bits(ts.Samples[0].Value)))
+	}
+	agentLines := []string{
+		fmt.Sprintf("__name__=cpu_usage_percent,core=0,machine=web.1 1000 %x", math.Float64bits(9)),
+		fmt.Sprintf("__name__=sysmonstm_agent_seq,instance=ab,machine=web.1 1000 %x", math.Float64bits(9)),
+	}
+	want := append(append(append([]string{}, agentLines...),
+		"__name__=up,instance=m,machine=x 2000 7ff0000000000002"), agentLines...)
+	if g, w := strings.Join(got, "\n"), strings.Join(want, "\n"); g != w {
+		t.Errorf("stored\n%s\nwant\n%s", g, w)
+	}
 }
