@@ -15,9 +15,10 @@ import (
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
 )
 
-// The live-view follower reads batches by hand, as the publish path writes
-// them (wire.go): generated protobuf decoding cost about 870 allocations
-// for a 100-series batch, one object and one string per sample and label.
+// The live-view follower and the storage consumer read batches by hand,
+// as the publish path writes them (wire.go): generated protobuf decoding
+// cost about 870 allocations for a 100-series batch, one object and one
+// string per sample and label.
 // read accepts and refuses exactly what proto.Unmarshal followed by check
 // does, and reads the same fields (FuzzReadBatch); any other message goes
 // through the generated code.
