@@ -3,13 +3,11 @@ package bus
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/golang/snappy"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
 )
@@ -77,18 +75,18 @@ func decodeRaw(raw []byte, lim metric.Limits) (*pb.BusMessage, error) {
 }
 
 // leadingOrigin returns the origin of an uncompressed message when it is
-// its first field, as every publisher writes it (else ""): a hub skips its
-// own messages without decoding them.
-func leadingOrigin(raw []byte) string {
+// its first field, as every publisher writes it (else nil), without
+// copying it: a hub skips its own messages without decoding them.
+func leadingOrigin(raw []byte) []byte {
 	num, typ, n := protowire.ConsumeTag(raw)
 	if n < 0 || num != fMessageOrigin || typ != protowire.BytesType {
-		return ""
+		return nil
 	}
 	v, m := protowire.ConsumeBytes(raw[n:])
 	if m < 0 {
-		return ""
+		return nil
 	}
-	return string(v)
+	return v
 }
 
 // check validates a decoded message.
@@ -96,37 +94,9 @@ func check(m *pb.BusMessage, lim metric.Limits) error {
 	var machine string
 	switch x := m.Msg.(type) {
 	case *pb.BusMessage_Batch:
-		b := x.Batch
-		machine = b.GetMachineId()
-		rw := false
-		switch b.GetSource() {
-		case "":
-			if b.GetSeq() == 0 {
-				return errors.New("batch seq 0")
-			}
-		case live.SourceHTTP:
-		case live.SourceRemoteWrite:
-			rw = true
-			if machine == "" && b.GetMachineLabel() == "" {
-				machine = "_" // series of no dashboard machine: valid
-			} else if !metric.ValidLabelName(b.GetMachineLabel()) {
-				return fmt.Errorf("remote-write batch: invalid machine label %q", b.GetMachineLabel())
-			}
-		default:
-			return fmt.Errorf("batch of unknown source %q", b.GetSource())
-		}
-		var ls metric.Labels // reused: ValidateSeries keeps nothing
-		for _, s := range b.GetSamples() {
-			ls = labelsInto(ls[:0], s.GetLabels())
-			if rw {
-				// Remote-written labels are kept as sent, the machine
-				// label too: checked like the others.
-				ls = slices.DeleteFunc(ls, func(l metric.Label) bool { return l.Name == metric.MachineLabel })
-			}
-			if err := lim.ValidateSeries(s.GetName(), ls); err != nil {
-				return err // unsorted labels too: publishers send them sorted
-			}
-		}
+		var w wireBatch
+		w.fromProto(m.GetOrigin(), x.Batch)
+		return w.check(lim)
 	case *pb.BusMessage_Machine:
 		machine = x.Machine.GetMachineId()
 		if err := lim.ValidateSeries("machine_labels", labelsOf(x.Machine.GetLabels())); err != nil {
@@ -155,14 +125,6 @@ func labelsOf(in []*pb.Label) metric.Labels {
 		ls[i] = metric.Label{Name: l.GetName(), Value: l.GetValue()}
 	}
 	return ls.Sort()
-}
-
-// labelsInto appends wire labels to dst as they are (not sorted).
-func labelsInto(dst metric.Labels, in []*pb.Label) metric.Labels {
-	for _, l := range in {
-		dst = append(dst, metric.Label{Name: l.GetName(), Value: l.GetValue()})
-	}
-	return dst
 }
 
 // wireLabels converts labels for the wire.

@@ -94,7 +94,7 @@ func TestLeadingOrigin(t *testing.T) {
 		{[]byte{0x0a, 0x7f}, ""}, // length beyond the bytes
 		{nil, ""},
 	} {
-		if got := leadingOrigin(c.raw); got != c.want {
+		if got := string(leadingOrigin(c.raw)); got != c.want {
 			t.Errorf("leadingOrigin(%x) = %q, want %q", c.raw, got, c.want)
 		}
 	}

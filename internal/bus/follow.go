@@ -3,7 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
-	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -21,7 +21,7 @@ import (
 // consumer of its own: nothing is acknowledged, and after a NATS failover
 // the consumer resumes where it stopped.
 func (b *Bus) follow(ctx context.Context, stream, subjects string) {
-	f := &follower{b: b, series: map[string]map[string]*live.Series{}}
+	f := newFollower(b)
 	var backoff remotewrite.Backoff
 	var applied atomic.Uint64 // stream sequence of the last message taken
 	for ctx.Err() == nil {
@@ -131,11 +131,26 @@ const (
 // follower applies one stream's messages. Only its goroutine uses it.
 type follower struct {
 	b *Bus
-	// series caches each machine's series identities by key, so a
-	// machine's batches reuse them as an agent's stream does.
-	series map[string]map[string]*live.Series
-	key    []byte // scratch of samples
-	raw    []byte // scratch of apply: the uncompressed message
+	// machines holds, per machine id, the id's own copy and the cache of
+	// the machine's series identities, so a machine's batches reuse them
+	// as an agent's stream does.
+	machines map[string]*followed
+	batch    wireBatch      // the batch being applied; reused
+	series   []*live.Series // scratch of samples: the batch's identities
+	values   []float64      // scratch of samples: their values
+	key      []byte         // scratch of samples
+	raw      []byte         // scratch of apply: the uncompressed message
+}
+
+// followed is what a follower keeps of one machine.
+type followed struct {
+	id     string // the machine id, owned (not aliasing a message)
+	series map[string]*live.Series
+}
+
+// newFollower returns a follower applying messages for b.
+func newFollower(b *Bus) *follower {
+	return &follower{b: b, machines: map[string]*followed{}}
 }
 
 // maxCachedSeries bounds one machine's cached series identities; past it
@@ -143,13 +158,19 @@ type follower struct {
 const maxCachedSeries = 100_000
 
 // apply decodes one message and applies it, unless this hub published it
-// (it applied it when its agent sent it).
+// (it applied it when its agent sent it). A batch as publishers write it
+// is read by hand (read.go); anything else is decoded by proto.
 func (f *follower) apply(data []byte) {
 	b := f.b
 	raw, err := uncompress(f.raw, data)
 	if err == nil {
 		f.raw = raw
-		if leadingOrigin(raw) == b.origin {
+		if string(leadingOrigin(raw)) == b.origin {
+			return
+		}
+		var ok bool
+		if ok, err = f.batch.read(raw, b.opts.Limits); ok && err == nil {
+			f.applyBatch()
 			return
 		}
 	}
@@ -162,33 +183,16 @@ func (f *follower) apply(data []byte) {
 		b.log.Warn("bus: message dropped", "err", err)
 		return
 	}
+	if x, ok := m.Msg.(*pb.BusMessage_Batch); ok {
+		f.batch.fromProto(m.GetOrigin(), x.Batch)
+		f.applyBatch()
+		return
+	}
 	if m.GetOrigin() == b.origin {
 		return
 	}
 	lv := b.opts.Live
 	switch x := m.Msg.(type) {
-	case *pb.BusMessage_Batch:
-		bt := x.Batch
-		id := bt.GetMachineId()
-		if bt.GetSource() == "" {
-			if b.opts.NoteSeq != nil {
-				b.opts.NoteSeq(id, bt.GetInstance(), bt.GetSeq())
-			}
-		} else {
-			if id == "" {
-				return // remote-written series of no dashboard machine
-			}
-			if !lv.Known(id) {
-				// As on the hub that received them: a machine known only
-				// by HTTP or remote write, marked so that offline rules
-				// for every machine skip it (its hello, published too,
-				// may come later on the other stream).
-				lv.Connect(live.MachineInfo{ID: id, Hostname: id, Source: bt.GetSource()})
-			}
-		}
-		series, values := f.samples(bt)
-		lv.Update(id, bt.GetTimestampMs(), series, values)
-		b.m.applied.WithLabelValues("batch").Inc()
 	case *pb.BusMessage_Machine:
 		b.noteHello(x.Machine.GetMachineId(), m.GetOrigin())
 		lv.Connect(infoOf(x.Machine))
@@ -212,45 +216,97 @@ func (f *follower) apply(data []byte) {
 	}
 }
 
-// samples returns a batch's series identities and finite values. A
-// series is found in the machine's cache by its name and labels as they
-// came (validated and sorted by decode), without building them: \xff and
-// \xfe, never in valid UTF-8, separate the parts.
-func (f *follower) samples(bt *pb.BusBatch) ([]*live.Series, []float64) {
-	cache := f.series[bt.GetMachineId()]
-	if cache == nil || len(cache) > maxCachedSeries {
-		cache = map[string]*live.Series{}
-		f.series[bt.GetMachineId()] = cache
+// applyBatch applies f.batch, checked, unless this hub published it.
+func (f *follower) applyBatch() {
+	b, bt := f.b, &f.batch
+	if bt.origin == b.origin {
+		return
 	}
-	series := make([]*live.Series, 0, len(bt.GetSamples()))
-	values := make([]float64, 0, len(bt.GetSamples()))
-	for _, s := range bt.GetSamples() {
-		if metric.ValidateValue(s.GetValue()) != nil {
+	if bt.source != "" && bt.machine == "" {
+		return // remote-written series of no dashboard machine
+	}
+	lv := b.opts.Live
+	m := f.machine(bt.machine)
+	if bt.source == "" {
+		if b.opts.NoteSeq != nil {
+			b.opts.NoteSeq(m.id, bt.instance, bt.seq)
+		}
+	} else if !lv.Known(m.id) {
+		// As on the hub that received them: a machine known only by HTTP
+		// or remote write, marked so that offline rules for every machine
+		// skip it (its hello, published too, may come later on the other
+		// stream).
+		source := live.SourceHTTP
+		if bt.source == live.SourceRemoteWrite {
+			source = live.SourceRemoteWrite
+		}
+		lv.Connect(live.MachineInfo{ID: m.id, Hostname: m.id, Source: source})
+	}
+	series, values := f.samples(m)
+	lv.Update(m.id, bt.ts, series, values)
+	b.m.applied.WithLabelValues("batch").Inc()
+}
+
+// machine returns what f keeps of machine id, which may alias a message.
+func (f *follower) machine(id string) *followed {
+	m := f.machines[id]
+	if m == nil || len(m.series) > maxCachedSeries {
+		id = strings.Clone(id)
+		m = &followed{id: id, series: map[string]*live.Series{}}
+		f.machines[id] = m
+	}
+	return m
+}
+
+// samples returns f.batch's series identities and finite values, in
+// f's scratch slices (Update keeps neither). A series is found in the
+// machine's cache by its name and labels as they came (checked and
+// sorted), without building them: \xff and \xfe, never in valid UTF-8,
+// separate the parts; a remote-written series' key starts with its
+// batch's machine label and \xfd, since the label is left out of the
+// identity.
+func (f *follower) samples(m *followed) ([]*live.Series, []float64) {
+	bt := &f.batch
+	series, values := f.series[:0], f.values[:0]
+	for i := range bt.samples {
+		s := &bt.samples[i]
+		if metric.ValidateValue(s.value) != nil {
 			continue
 		}
-		k := append(f.key[:0], s.GetName()...)
-		for _, l := range s.GetLabels() {
+		k := f.key[:0]
+		if bt.machineLabel != "" {
+			k = append(k, bt.machineLabel...)
+			k = append(k, 0xfd)
+		}
+		k = append(k, s.name...)
+		ls := bt.labelsOf(s)
+		for _, l := range ls {
 			k = append(k, 0xff)
-			k = append(k, l.GetName()...)
+			k = append(k, l.Name...)
 			k = append(k, 0xfe)
-			k = append(k, l.GetValue()...)
+			k = append(k, l.Value...)
 		}
 		f.key = k
-		sr := cache[string(k)]
+		sr := m.series[string(k)]
 		if sr == nil {
-			ls := labelsInto(nil, s.GetLabels())
-			if ml := bt.GetMachineLabel(); ml != "" {
-				// A remote-written series shows on its machine without
-				// the label that names the machine, as on the hub that
-				// received it.
-				ls = slices.DeleteFunc(ls, func(l metric.Label) bool { return l.Name == ml })
+			// New: its strings are copied out of the message.
+			var owned metric.Labels
+			for _, l := range ls {
+				if bt.machineLabel != "" && l.Name == bt.machineLabel {
+					// A remote-written series shows on its machine without
+					// the label that names the machine, as on the hub that
+					// received it.
+					continue
+				}
+				owned = append(owned, metric.Label{Name: strings.Clone(l.Name), Value: strings.Clone(l.Value)})
 			}
-			sr = live.NewSeries(s.GetName(), ls)
-			cache[string(k)] = sr
+			sr = live.NewSeries(strings.Clone(s.name), owned)
+			m.series[string(k)] = sr
 		}
 		series = append(series, sr)
-		values = append(values, s.GetValue())
+		values = append(values, s.value)
 	}
+	f.series, f.values = series, values
 	return series, values
 }
 

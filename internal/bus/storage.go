@@ -12,7 +12,6 @@ import (
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 	"github.com/sysmonstm/sysmonstm/internal/remotewrite"
-	pb "github.com/sysmonstm/sysmonstm/proto/sysmonstm/v1"
 )
 
 // Storage consumer bounds: a fetch takes up to fetchMessages batches (or
@@ -31,6 +30,7 @@ const (
 func (b *Bus) storeLoop(ctx context.Context) {
 	var backoff remotewrite.Backoff
 	var enc remotewrite.Encoder
+	var r storeReader
 	for ctx.Err() == nil {
 		cons, err := b.js.CreateOrUpdateConsumer(ctx, SamplesStream, jetstream.ConsumerConfig{
 			Durable:       storageConsumer,
@@ -48,14 +48,14 @@ func (b *Bus) storeLoop(ctx context.Context) {
 			}
 			continue
 		}
-		b.fetchLoop(ctx, cons, &enc)
+		b.fetchLoop(ctx, cons, &enc, &r)
 	}
 }
 
 // fetchLoop stores what cons delivers until ctx ends or the consumer is
 // gone (deleted by an operator, or with its stream): then storeLoop
 // creates it again.
-func (b *Bus) fetchLoop(ctx context.Context, cons jetstream.Consumer, enc *remotewrite.Encoder) {
+func (b *Bus) fetchLoop(ctx context.Context, cons jetstream.Consumer, enc *remotewrite.Encoder, r *storeReader) {
 	var backoff remotewrite.Backoff
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(fetchMessages, jetstream.FetchMaxWait(fetchWait))
@@ -82,7 +82,7 @@ func (b *Bus) fetchLoop(ctx context.Context, cons jetstream.Consumer, enc *remot
 			continue
 		}
 		backoff = remotewrite.Backoff{}
-		b.store(ctx, enc, msgs)
+		b.store(ctx, enc, r, msgs)
 	}
 }
 
@@ -95,7 +95,7 @@ func gone(err error) bool {
 // store writes msgs in one request to every target and acknowledges them,
 // or leaves them unacknowledged when ctx ends (JetStream redelivers them
 // to a hub after storageAckWait). An undecodable message is terminated.
-func (b *Bus) store(ctx context.Context, enc *remotewrite.Encoder, msgs []jetstream.Msg) {
+func (b *Bus) store(ctx context.Context, enc *remotewrite.Encoder, r *storeReader, msgs []jetstream.Msg) {
 	enc.Reset()
 	ok := msgs[:0:0]
 	for _, msg := range msgs {
@@ -105,14 +105,12 @@ func (b *Bus) store(ctx context.Context, enc *remotewrite.Encoder, msgs []jetstr
 			}
 			b.m.pending.Set(float64(md.NumPending))
 		}
-		m, err := decode(msg.Data(), b.opts.Limits)
-		if err != nil || m.GetBatch() == nil {
+		if err := r.add(enc, msg.Data(), b.opts.Limits); err != nil {
 			b.m.badMessages.Inc()
 			b.log.Warn("bus: undecodable batch terminated; it is not stored", "subject", msg.Subject(), "err", err)
 			_ = msg.Term()
 			continue
 		}
-		addBatch(enc, m.GetBatch())
 		ok = append(ok, msg)
 	}
 	if len(ok) == 0 {
@@ -163,35 +161,73 @@ func (b *Bus) post(ctx context.Context, t remotewrite.Target, body []byte, sampl
 	}
 }
 
+// storeReader is the storage consumer's scratch, reused from batch to
+// batch: the uncompressed message, the batch read from it (its strings
+// alias the message; the encoder copies what it takes) and the labels of
+// one sample.
+type storeReader struct {
+	raw   []byte
+	batch wireBatch
+	sb    labels.ScratchBuilder
+	ls    labels.Labels
+}
+
+// add reads one message's batch, checked, and adds it to enc (addBatch).
+// A batch as publishers write it is read by hand; any other encoding is
+// decoded by proto, and a message that holds no batch is an error.
+func (r *storeReader) add(enc *remotewrite.Encoder, data []byte, lim metric.Limits) error {
+	raw, err := uncompress(r.raw, data)
+	if err != nil {
+		return err
+	}
+	r.raw = raw
+	ok, err := r.batch.read(raw, lim)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		m, err := decodeRaw(raw, lim)
+		if err != nil {
+			return err
+		}
+		if m.GetBatch() == nil {
+			return errors.New("decode bus message: not a batch")
+		}
+		r.batch.fromProto(m.GetOrigin(), m.GetBatch())
+	}
+	r.addBatch(enc, &r.batch)
+	return nil
+}
+
 // addBatch adds a batch's samples to enc, each with the machine label, and
 // for an agent's batch the bookkeeping sample
 // sysmonstm_agent_seq{machine, instance} = seq, so the TSDB shows which
 // batches it holds. A remote-write batch's samples keep their labels and
 // values exactly as sent (stale markers too), as the embedded store does.
-func addBatch(enc *remotewrite.Encoder, bt *pb.BusBatch) {
-	machine, ts := bt.GetMachineId(), bt.GetTimestampMs()
-	rw := bt.GetSource() == live.SourceRemoteWrite
-	var sb labels.ScratchBuilder
-	for _, s := range bt.GetSamples() {
-		if !rw && metric.ValidateValue(s.GetValue()) != nil {
+func (r *storeReader) addBatch(enc *remotewrite.Encoder, bt *wireBatch) {
+	rw := bt.source == live.SourceRemoteWrite
+	for i := range bt.samples {
+		s := &bt.samples[i]
+		if !rw && metric.ValidateValue(s.value) != nil {
 			continue
 		}
-		sb.Reset()
-		sb.Add(labels.MetricName, s.GetName())
+		r.sb.Reset()
+		r.sb.Add(labels.MetricName, s.name)
 		if !rw {
-			sb.Add(metric.MachineLabel, machine)
+			r.sb.Add(metric.MachineLabel, bt.machine)
 		}
-		for _, l := range s.GetLabels() {
-			sb.Add(l.GetName(), l.GetValue())
+		for _, l := range bt.labelsOf(s) {
+			r.sb.Add(l.Name, l.Value)
 		}
-		sb.Sort()
-		enc.Add(sb.Labels(), ts, s.GetValue())
+		r.sb.Sort()
+		r.sb.Overwrite(&r.ls)
+		enc.Add(r.ls, bt.ts, s.value)
 	}
-	if bt.GetSource() != "" {
+	if bt.source != "" {
 		return
 	}
-	enc.Add(labels.FromStrings(labels.MetricName, seqMetric, metric.MachineLabel, machine,
-		"instance", strconv.FormatUint(bt.GetInstance(), 16)), ts, float64(bt.GetSeq()))
+	enc.Add(labels.FromStrings(labels.MetricName, seqMetric, metric.MachineLabel, bt.machine,
+		"instance", strconv.FormatUint(bt.instance, 16)), bt.ts, float64(bt.seq))
 }
 
 // seqMetric is ingest's bookkeeping series (docs/metrics.md).

@@ -14,8 +14,8 @@ import (
 // into one buffer, instead of building protobuf objects per sample (about
 // 380 allocations for a 100-series batch): the bytes are those of
 // proto.Marshal of batchOf's message (field numbers of bus.proto), which
-// TestAppendBatchMatchesProto checks, and every reader decodes them with
-// the generated code.
+// TestAppendBatchMatchesProto checks. The follower and the storage
+// consumer read them back by hand too (read.go).
 
 // Field numbers of bus.proto and ingest.proto's Label.
 const (
