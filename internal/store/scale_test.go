@@ -344,7 +344,7 @@ func TestScaleUpgrade(t *testing.T) {
 	cpu := series("cpu_usage_percent", "web1", "cpu", "total")
 	val := func(i int) float64 { return float64(1234+i) / 100 }
 	// The old way: samples straight into the raw TSDB, unscaled.
-	db, err := tsdb.Open(filepath.Join(dir, TierRaw), nil, nil, tierOptions(DefaultRetentionRaw, DefaultOutOfOrderWindow, 0, rawSamplesPerChunk), nil)
+	db, err := tsdb.Open(filepath.Join(dir, TierRaw), nil, nil, rawTierOptions(Options{RetentionRaw: DefaultRetentionRaw, OutOfOrderWindow: DefaultOutOfOrderWindow}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
