@@ -112,6 +112,9 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 				s.log.Debug("websocket write", "remote", r.RemoteAddr, "err", err)
 				return
 			}
+			if !ev.At.IsZero() {
+				s.liveDelay.Observe(s.now().Sub(ev.At).Seconds())
+			}
 		case msg := <-replies:
 			if err := wsconn.Write(connCtx, c, msg, wsWriteTimeout); err != nil {
 				return

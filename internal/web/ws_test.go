@@ -138,6 +138,60 @@ func TestWSSnapshotThenLive(t *testing.T) {
 	testutil.Until(t, 5*time.Second, "client gauge back to 0", func() bool { return gauge(t, e.reg, "sysmonstm_websocket_clients") == 0 })
 }
 
+// delayHistogram returns the count and sum of
+// sysmonstm_live_delay_seconds{stage=stage}.
+func delayHistogram(t *testing.T, reg *prometheus.Registry, stage string) (uint64, float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "sysmonstm_live_delay_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "stage" && l.GetValue() == stage {
+					return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+				}
+			}
+		}
+	}
+	t.Fatalf("sysmonstm_live_delay_seconds{stage=%q} not registered", stage)
+	return 0, 0
+}
+
+// The websocket stage of sysmonstm_live_delay_seconds is observed once per
+// metrics event written to a client, from the moment the live state took
+// the batch; snapshots and machine events are not observed.
+func TestWSObservesLiveDelay(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Now = func() time.Time { return now.Add(3 * time.Millisecond) } })
+	c := dialWS(t, e, nil)
+	readMsg(t, c) // snapshot
+	if n, _ := delayHistogram(t, e.reg, live.DelayWebSocket); n != 0 {
+		t.Fatalf("%d observations before any metrics event", n)
+	}
+	e.live.Update("web-1", now.UnixMilli()+1000, []*live.Series{live.NewSeries("load1", nil)}, []float64{0.9})
+	if m, raw := readMsg(t, c); m.Type != "metrics" {
+		t.Fatalf("got %s", raw)
+	}
+	testutil.Until(t, 5*time.Second, "one observation", func() bool { n, _ := delayHistogram(t, e.reg, live.DelayWebSocket); return n == 1 })
+	if _, sum := delayHistogram(t, e.reg, live.DelayWebSocket); sum < 0.0029 || sum > 0.0031 {
+		t.Errorf("observed %v s, want 0.003 (the live clock at Update to the web clock at the write)", sum)
+	}
+	e.live.Connect(live.MachineInfo{ID: "new-host", Hostname: "new"})
+	if m, raw := readMsg(t, c); m.Type != "machine" {
+		t.Fatalf("got %s", raw)
+	}
+	e.live.Update("web-1", now.UnixMilli()+2000, []*live.Series{live.NewSeries("load1", nil)}, []float64{1})
+	readMsg(t, c)
+	testutil.Until(t, 5*time.Second, "two observations", func() bool { n, _ := delayHistogram(t, e.reg, live.DelayWebSocket); return n >= 2 })
+	if n, sum := delayHistogram(t, e.reg, live.DelayWebSocket); n != 2 || sum < 0.0059 || sum > 0.0061 {
+		t.Errorf("%d observations, sum %v s: want the two metrics events' 3 ms each, nothing for the machine event", n, sum)
+	}
+}
+
 // barrier sends an invalid message and waits for its error reply: the
 // server reads client messages in order, so everything sent before is
 // applied.
