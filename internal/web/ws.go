@@ -23,6 +23,9 @@ const (
 	wsPingEvery    = 30 * time.Second // keepalive; a missing pong within wsWriteTimeout ends the client
 	wsReadLimit    = 64 << 10         // bytes of one client message
 	wsMaxSubscribe = 10_000           // ids in one subscribe message
+	// wsWriteBuffer is each client's write buffer, bytes: a metrics event
+	// of up to ~1,000 series leaves in one write(2) (wsconn.WriteBuffer).
+	wsWriteBuffer = 64 << 10
 )
 
 // handleWS serves GET /ws: a snapshot of every machine, then the live events.
@@ -51,7 +54,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	ew := &httpjson.UpgradeErrors{ResponseWriter: w}
 	// Default origin check: same host, or no Origin header (non-browser
 	// clients).
-	c, err := websocket.Accept(ew, r, nil)
+	c, err := websocket.Accept(wsconn.WriteBuffer(ew, wsWriteBuffer), r, nil)
 	if err != nil {
 		ew.Finish()
 		s.log.Debug("websocket upgrade refused", "remote", r.RemoteAddr, "err", err)
