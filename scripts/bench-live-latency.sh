@@ -13,7 +13,8 @@
 #
 # TICKS=spread (default: each simulated machine ticks at its own fixed phase
 # of the interval) or sync (all on the same wall-clock tick, the worst
-# case). BIN=path uses that binary instead of building one. PROFILE=1
+# case). WARMUP=DURATION sets loadgen's --watch-warmup (default: loadgen's
+# 5 s; a 1 M-series hub spends longer creating its series). BIN=path uses that binary instead of building one. PROFILE=1
 # builds with -tags pprof and writes 30 s CPU profiles of hub and loadgen,
 # taken from the middle of the run, to $WORK/{hub,loadgen}.cpu.pprof.
 # Needs curl and python3. Everything is stopped at exit; $WORK (default a
@@ -24,6 +25,7 @@ SERIES=${SERIES:-100}
 DURATION=${DURATION:-90s}
 TICKS=${TICKS:-spread}
 PROFILE=${PROFILE:-0}
+WARMUP=${WARMUP:-}
 WORK=${WORK:-$(mktemp -d /tmp/bench-live-latency.XXXXXX)}
 
 cd "$(dirname "$0")/.."
@@ -33,6 +35,8 @@ if [[ -z ${BIN:-} ]]; then
   [[ $PROFILE == 1 ]] && tags=(-tags pprof)
   CGO_ENABLED=0 go build "${tags[@]}" -trimpath -o "$BIN" ./cmd/sysmonstm
 fi
+warmflag=()
+[[ -n $WARMUP ]] && warmflag=(--watch-warmup "$WARMUP")
 case $TICKS in
   spread) tickflag=() ;;
   sync) tickflag=(--sync-ticks) ;;
@@ -73,7 +77,7 @@ done
 
 load0=$(cut -d' ' -f1 /proc/loadavg)
 env "${lg_env[@]}" "$BIN" loadgen --hub "$G" --token "$TOKEN" --machines "$MACHINES" --series "$SERIES" \
-  --interval 1s --duration "$DURATION" "${tickflag[@]}" --watch "ws://$H/ws" --log-level warn >"$WORK/loadgen.out" 2>&1 &
+  --interval 1s --duration "$DURATION" "${tickflag[@]}" "${warmflag[@]}" --watch "ws://$H/ws" --log-level warn >"$WORK/loadgen.out" 2>&1 &
 lg_pid=$!
 pids+=("$lg_pid")
 if [[ $PROFILE == 1 ]]; then
