@@ -22,6 +22,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.IntVar(&o.Machines, "machines", 100, "`N` simulated machines")
 	fs.IntVar(&o.Series, "series", 100, "`N` series per machine")
 	fs.DurationVar(&o.Interval, "interval", time.Second, "collection interval of each machine")
+	fs.BoolVar(&o.SyncTicks, "sync-ticks", false, "tick every simulated machine on the same wall-clock boundary (the worst case); by default each machine has its own fixed phase, spread evenly over the interval as a real fleet's are")
 	fs.DurationVar(&o.Duration, "duration", time.Minute, "how long to run (0 = until interrupted)")
 	fs.StringVar(&o.RemoteWrite, "remote-write", "", "send to this Prometheus remote-write `URL` instead of a hub")
 	fs.StringVar(&o.MachinePrefix, "machine-prefix", "loadgen-", "`PREFIX` of the simulated machine ids")

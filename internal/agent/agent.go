@@ -60,6 +60,12 @@ type Options struct {
 	// Interval is the collection interval, default 1s, between MinInterval
 	// and MaxInterval, whole milliseconds. The hub may change it.
 	Interval time.Duration
+	// Phase offsets the ticks within the interval: the agent collects at
+	// every multiple of the interval since the Unix epoch plus Phase
+	// (modulo the interval in force). Whole milliseconds, not negative;
+	// default 0, every agent on the same wall-clock boundary. loadgen
+	// spreads its simulated machines over the interval with it.
+	Phase time.Duration
 	// BufferBytes bounds the buffered unacknowledged batches, in encoded
 	// bytes; default DefaultBufferBytes.
 	BufferBytes int
@@ -187,6 +193,9 @@ func New(opts Options, src Source) (*Agent, error) {
 	}
 	if opts.Interval < MinInterval || opts.Interval > MaxInterval || opts.Interval%time.Millisecond != 0 {
 		return nil, fmt.Errorf("agent: interval %s out of range: must be whole milliseconds between %s and %s", opts.Interval, MinInterval, MaxInterval)
+	}
+	if opts.Phase < 0 || opts.Phase%time.Millisecond != 0 {
+		return nil, fmt.Errorf("agent: phase %s: must be whole milliseconds, not negative", opts.Phase)
 	}
 	if opts.BufferBytes == 0 {
 		opts.BufferBytes = DefaultBufferBytes

@@ -201,6 +201,45 @@ func TestStreamsToHub(t *testing.T) {
 	}
 }
 
+func TestNextTick(t *testing.T) {
+	f := func(now, iv, phase, want int64) {
+		t.Helper()
+		if got := nextTick(now, iv, phase); got != want {
+			t.Errorf("nextTick(%d, %d, %d) = %d, want %d", now, iv, phase, got, want)
+		}
+	}
+	f(10_000, 1000, 0, 11_000) // on a boundary: the next one
+	f(10_001, 1000, 0, 11_000)
+	f(10_999, 1000, 0, 11_000)
+	f(10_000, 1000, 250, 10_250)
+	f(10_250, 1000, 250, 11_250)
+	f(10_251, 1000, 250, 11_250)
+	f(10_249, 1000, 250, 10_250)
+	f(10_000, 1000, 1250, 10_250) // phase beyond the interval (the hub shortened it)
+	f(10_000, 1000, 999, 10_999)
+	f(100, 1000, 500, 500) // near the epoch
+}
+
+// An agent with a phase stamps its batches at multiples of the interval
+// plus the phase.
+func TestPhaseOffsetsTicks(t *testing.T) {
+	hub := newTestHub()
+	srv := startServer(t, hub, "127.0.0.1:0")
+	o := testOptions(srv.addr)
+	o.Phase = 17 * time.Millisecond
+	src := &counter{}
+	startAgent(t, o, src.source, nil)
+	waitFor(t, 5*time.Second, "5 stored batches", func() bool { _, _, n := hub.seqs(); return n >= 5 })
+	hub.mu.Lock()
+	defer hub.mu.Unlock()
+	iv := testInterval.Milliseconds()
+	for seq, b := range hub.stored {
+		if got := b.GetTimestampMs() % iv; got != 17 {
+			t.Errorf("batch %d: timestamp %d is %d ms past a multiple of %d ms, want 17", seq, b.GetTimestampMs(), got, iv)
+		}
+	}
+}
+
 func TestReplayAfterHubRestart(t *testing.T) {
 	hub := newTestHub()
 	srv := startServer(t, hub, "127.0.0.1:0")
@@ -442,6 +481,8 @@ func TestNewValidates(t *testing.T) {
 	f(func(o *Options) { o.Interval = time.Millisecond }, "interval 1ms out of range")
 	f(func(o *Options) { o.Interval = 1500 * time.Microsecond }, "whole milliseconds")
 	f(func(o *Options) { o.BufferBytes = -1 }, "buffer size -1 bytes is negative")
+	f(func(o *Options) { o.Phase = -time.Millisecond }, "phase -1ms: must be whole milliseconds, not negative")
+	f(func(o *Options) { o.Phase = 1500 * time.Microsecond }, "phase 1.5ms: must be whole milliseconds")
 
 	a, err := New(Options{Hub: "127.0.0.1:50051", MachineID: "m"}, src)
 	if err != nil {

@@ -33,12 +33,12 @@ func (c *collector) init() {
 }
 
 // collectLoop calls the source on wall-clock boundaries: every tick is a
-// multiple of the interval since the Unix epoch.
+// multiple of the interval since the Unix epoch, plus Options.Phase.
 func (a *Agent) collectLoop(ctx context.Context) {
 	for {
 		iv := a.intervalMs.Load()
 		nowMs := a.now().UnixMilli()
-		next := nowMs - nowMs%iv + iv
+		next := nextTick(nowMs, iv, a.opts.Phase.Milliseconds())
 		if next <= a.col.lastTs { // the clock went back: never repeat a tick
 			next = a.col.lastTs + iv
 		}
@@ -50,6 +50,17 @@ func (a *Agent) collectLoop(ctx context.Context) {
 		}
 		a.tick(ctx, next, time.Duration(iv)*time.Millisecond)
 	}
+}
+
+// nextTick returns the first tick after nowMs (ms since epoch) of an
+// interval of ivMs ms offset by phaseMs (taken modulo the interval).
+func nextTick(nowMs, ivMs, phaseMs int64) int64 {
+	phaseMs %= ivMs
+	off := (nowMs - phaseMs) % ivMs
+	if off < 0 {
+		off += ivMs
+	}
+	return nowMs - off + ivMs
 }
 
 // waitTick waits d for the next tick, meanwhile buffering the groups from

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sysmonstm/sysmonstm/internal/live"
 	"github.com/sysmonstm/sysmonstm/internal/store"
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // stallStorage is the real store whose commits wait, before they write, until
@@ -156,6 +157,12 @@ func TestLiveUpdatesDoNotWaitForStalledCommit(t *testing.T) {
 	if m, ok := e.live.Machine("db-1"); !ok || len(m.Metrics) != 1 || m.Metrics[0].Value != 5 {
 		t.Fatalf("live state %+v, want load1 = 5", m)
 	}
+	// Each of the five published batches was observed from its receipt
+	// to its event, stalled commit or not.
+	testutil.Until(t, 5*time.Second, "5 publish delays observed", func() bool { n, _ := publishDelays(t, e); return n >= 5 })
+	if n, sum := publishDelays(t, e); n != 5 || sum <= 0 || sum > 5 {
+		t.Errorf("publish delays: %d observations summing to %v s, want 5 of well under a second", n, sum)
+	}
 	if got := a.s.Context().Err(); got != nil {
 		t.Fatal(got)
 	}
@@ -252,6 +259,30 @@ func TestLiveKeepsBatchWhoseCommitFailed(t *testing.T) {
 	if len(pts) != 3 || pts[0][1] != 1 || pts[1][1] != 2 || pts[2][1] != 3 {
 		t.Fatalf("stored %v, want 1, 2, 3 once each", pts)
 	}
+}
+
+// publishDelays returns the count and sum of
+// sysmonstm_live_delay_seconds{stage="publish"}.
+func publishDelays(t *testing.T, e *env) (uint64, float64) {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "sysmonstm_live_delay_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "stage" && l.GetValue() == live.DelayPublish {
+					return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+				}
+			}
+		}
+	}
+	t.Fatal(`sysmonstm_live_delay_seconds{stage="publish"} not registered`)
+	return 0, 0
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }

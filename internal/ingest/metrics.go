@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sysmonstm/sysmonstm/internal/live"
 )
 
 // Reasons a sample is dropped (label of sysmonstm_dropped_samples_total).
@@ -46,6 +48,7 @@ type metrics struct {
 	duplicateBatches prometheus.Counter
 	streams          prometheus.Gauge
 	commitSeconds    prometheus.Histogram
+	liveDelay        prometheus.Histogram // sysmonstm_live_delay_seconds{stage="publish"}
 	rejectedSnaps    prometheus.Counter
 	refusedSeries    *prometheus.CounterVec
 	activeSeries     prometheus.GaugeFunc
@@ -83,6 +86,7 @@ func newMetrics(reg prometheus.Registerer, active func() float64) *metrics {
 			Name: "sysmonstm_ingest_commit_seconds", Help: "Duration of one group commit to the write-ahead log.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 8),
 		}),
+		liveDelay: live.NewDelayHistogram(live.DelayPublish),
 		rejectedSnaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sysmonstm_rejected_process_snapshots_total", Help: "Top-process snapshots rejected by validation.",
 		}),
@@ -114,7 +118,7 @@ func newMetrics(reg prometheus.Registerer, active func() float64) *metrics {
 		m.refusedSeries.WithLabelValues(l)
 	}
 	if reg != nil {
-		reg.MustRegister(m.rejected, m.ingested, m.dropped, m.invalidSeries, m.batches, m.duplicateBatches, m.streams, m.commitSeconds, m.rejectedSnaps,
+		reg.MustRegister(m.rejected, m.ingested, m.dropped, m.invalidSeries, m.batches, m.duplicateBatches, m.streams, m.commitSeconds, m.liveDelay, m.rejectedSnaps,
 			m.refusedSeries, m.activeSeries, m.rwRequests, m.rwSamples)
 	}
 	return m

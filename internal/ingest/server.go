@@ -362,6 +362,7 @@ func (s *Server) receive(sctx context.Context, gs pb.Ingest_StreamServer, st *st
 	for {
 		f.reset()
 		err := gs.RecvMsg(f)
+		st.recvAt = s.opts.Now()
 		if cause := context.Cause(sctx); cause != nil && !errors.Is(cause, context.Canceled) {
 			return cause
 		}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/grpc/codes"
@@ -52,8 +53,9 @@ type stream struct {
 	seqHash   uint64
 	seqRef    store.SeriesRef // owned by the writer
 
-	lastLiveTs int64 // owned by the receive loop: newest ts sent to live state
-	refused    bool  // owned by the writer: a batch was not stored; store no later one
+	lastLiveTs int64     // owned by the receive loop: newest ts sent to live state
+	recvAt     time.Time // owned by the receive loop: when the current message was received
+	refused    bool      // owned by the writer: a batch was not stored; store no later one
 
 	acked  atomic.Uint64
 	notify chan struct{}
@@ -288,6 +290,9 @@ func (st *stream) publish(j *job) {
 	}
 	st.lastLiveTs = j.ts
 	st.s.opts.Live.Update(st.machine, j.ts, j.live, j.values)
+	if !st.recvAt.IsZero() {
+		st.s.m.liveDelay.Observe(st.s.opts.Now().Sub(st.recvAt).Seconds())
+	}
 }
 
 // ack records that every batch up to seq is durable and wakes the sender.

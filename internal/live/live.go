@@ -288,7 +288,7 @@ func (s *State) Update(id string, ts int64, series []*Series, values []float64) 
 		if left != nil {
 			series, values = without(series, values, left)
 		}
-		s.Publish(Event{Type: EventMetrics, Machine: m.id, JSON: encodeMetrics(m.idJSON, ts, series, values)})
+		s.Publish(Event{Type: EventMetrics, Machine: m.id, JSON: encodeMetrics(m.idJSON, ts, series, values), At: now})
 	}
 	if s.subs.summaries() {
 		s.publishSummary(m)

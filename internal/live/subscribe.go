@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sysmonstm/sysmonstm/internal/wire"
 )
@@ -21,6 +22,9 @@ type Event struct {
 	// JSON is the pre-encoded WebSocket message, shared by every subscriber:
 	// never modify it.
 	JSON []byte
+	// At is when Update took the batch of a metrics event (the start of
+	// sysmonstm_live_delay_seconds{stage="websocket"}); zero for others.
+	At time.Time
 }
 
 // DefaultQueue is the subscriber queue length used when Subscribe gets 0.

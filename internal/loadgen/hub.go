@@ -79,6 +79,7 @@ func runHub(ctx context.Context, opts Options) (Summary, error) {
 			},
 			Version:  "loadgen",
 			Interval: opts.Interval,
+			Phase:    opts.Phase(i),
 			Conn:     conn,
 			Logger:   log,
 		}, func(context.Context) []metric.Sample {
@@ -156,7 +157,7 @@ func buffered(agents []*agent.Agent) int {
 }
 
 func hubSummary(agents []*agent.Agent, opts Options) (Summary, int) {
-	s := Summary{Machines: opts.Machines, SeriesPerMachine: opts.Series}
+	s := Summary{Machines: opts.Machines, SeriesPerMachine: opts.Series, Ticks: opts.ticks()}
 	connected := 0
 	for _, a := range agents {
 		st := a.Stats()

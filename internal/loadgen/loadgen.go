@@ -26,6 +26,11 @@ type Options struct {
 	Machines int // simulated machines, default 1
 	Series   int // series per machine, default 100
 	Interval time.Duration
+	// SyncTicks makes every simulated machine tick on the same wall-clock
+	// boundary (the worst case for the hub and for the live latency).
+	// By default the machines are spread over the interval as a real
+	// fleet is: machine i ticks at the multiples of Interval plus Phase(i).
+	SyncTicks bool
 	// Duration of the run; 0 runs until ctx is done.
 	Duration time.Duration
 	// RemoteWrite, when set, is a Prometheus remote-write URL that receives
@@ -52,6 +57,7 @@ type Summary struct {
 	SamplesPerSecond float64 `json:"samples_per_second"`
 	Machines         int     `json:"machines"`
 	SeriesPerMachine int     `json:"series_per_machine"`
+	Ticks            string  `json:"ticks"`  // TicksSpread or TicksSync
 	Errors           int64   `json:"errors"` // failed streams or requests
 	// ErrorReasons says why, most frequent first: each distinct warning a
 	// simulated agent logged (it logs a lasting failure once, not on every
@@ -61,6 +67,12 @@ type Summary struct {
 	// Live is the sample → WebSocket client latency, with Options.Watch.
 	Live *LiveLatency `json:"live_latency,omitempty"`
 }
+
+// Summary.Ticks: how the simulated machines' ticks lay in the interval.
+const (
+	TicksSpread = "spread" // each machine at its own phase (Options.Phase)
+	TicksSync   = "sync"   // all on the same boundary (Options.SyncTicks)
+)
 
 // Defaults of Options.
 const (
@@ -148,6 +160,25 @@ func (o *Options) setDefaults() error {
 func (o *Options) machineID(i int) string {
 	width := len(fmt.Sprint(o.Machines - 1))
 	return fmt.Sprintf("%s%0*d", o.MachinePrefix, width, i)
+}
+
+// Phase returns machine i's offset of its ticks within the interval: 0
+// with SyncTicks, else the machines spread evenly over [0, Interval) in
+// whole milliseconds, the same for every run of the same size.
+func (o *Options) Phase(i int) time.Duration {
+	if o.SyncTicks || o.Machines <= 1 {
+		return 0
+	}
+	ms := o.Interval.Milliseconds() * int64(i) / int64(o.Machines)
+	return time.Duration(ms) * time.Millisecond
+}
+
+// ticks names the tick layout for Summary.Ticks.
+func (o *Options) ticks() string {
+	if o.SyncTicks {
+		return TicksSync
+	}
+	return TicksSpread
 }
 
 // runUntil returns a context that ends when opts.Duration has passed or the

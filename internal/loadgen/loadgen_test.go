@@ -31,6 +31,7 @@ type countingHub struct {
 	hellos  map[string]*sysmonstmv1.Hello // by machine id
 	defs    map[string]int                // definitions per machine
 	samples map[string]int64              // samples per machine
+	stamps  map[string][]int64            // batch timestamps per machine, ms since epoch
 	bad     []string                      // protocol violations
 }
 
@@ -68,6 +69,7 @@ func (h *countingHub) Stream(stream grpc.BidiStreamingServer[sysmonstmv1.AgentMe
 				}
 			}
 			h.samples[id] += int64(len(b.GetValues()))
+			h.stamps[id] = append(h.stamps[id], b.GetTimestampMs())
 		}
 		h.mu.Unlock()
 		if b != nil {
@@ -82,7 +84,7 @@ func (h *countingHub) Stream(stream grpc.BidiStreamingServer[sysmonstmv1.AgentMe
 // ends and returns it and its address.
 func startCountingHub(t *testing.T) (*countingHub, string) {
 	t.Helper()
-	hub := &countingHub{hellos: map[string]*sysmonstmv1.Hello{}, defs: map[string]int{}, samples: map[string]int64{}}
+	hub := &countingHub{hellos: map[string]*sysmonstmv1.Hello{}, defs: map[string]int{}, samples: map[string]int64{}, stamps: map[string][]int64{}}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +141,78 @@ func TestRunAgainstHub(t *testing.T) {
 	}
 	if _, ok := hub.hellos["loadgen-00"]; !ok {
 		t.Errorf("machine ids %v: want loadgen-00 … loadgen-19", keys(hub.hellos))
+	}
+}
+
+func TestPhasesSpreadOverInterval(t *testing.T) {
+	o := Options{Hub: "h:1", Machines: 1000, Interval: time.Second}
+	if err := o.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[time.Duration]bool{}
+	for i := range o.Machines {
+		p := o.Phase(i)
+		if p < 0 || p >= o.Interval || p%time.Millisecond != 0 {
+			t.Fatalf("machine %d: phase %s, want whole ms in [0, %s)", i, p, o.Interval)
+		}
+		if p != o.Phase(i) {
+			t.Fatalf("machine %d: phase not deterministic", i)
+		}
+		seen[p] = true
+	}
+	if len(seen) != 1000 { // 1,000 machines over 1,000 ms: one per ms
+		t.Errorf("%d distinct phases of 1000 machines over 1s, want 1000", len(seen))
+	}
+	f := func(o Options, i int, want time.Duration) {
+		t.Helper()
+		if err := o.setDefaults(); err != nil {
+			t.Fatal(err)
+		}
+		if got := o.Phase(i); got != want {
+			t.Errorf("%d machines, interval %s: machine %d phase %s, want %s", o.Machines, o.Interval, i, got, want)
+		}
+	}
+	f(Options{Hub: "h:1", Machines: 3, Interval: time.Second}, 1, 333*time.Millisecond)
+	f(Options{Hub: "h:1", Machines: 3, Interval: time.Second}, 2, 666*time.Millisecond)
+	f(Options{Hub: "h:1", Machines: 5000, Interval: time.Second}, 4999, 999*time.Millisecond)
+	f(Options{Hub: "h:1", Machines: 1}, 0, 0)
+	f(Options{Hub: "h:1", Machines: 1000, Interval: time.Second, SyncTicks: true}, 999, 0)
+}
+
+// TestRunTicks: by default each simulated machine stamps every batch at
+// its own phase of the interval; with SyncTicks all share the boundary.
+func TestRunTicks(t *testing.T) {
+	for _, sync := range []bool{false, true} {
+		hub, addr := startCountingHub(t)
+		o := Options{Hub: addr, Machines: 10, Series: 20, Interval: 100 * time.Millisecond, Duration: 700 * time.Millisecond, SyncTicks: sync}
+		sum, err := Run(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.setDefaults(); err != nil { // for machineID
+			t.Fatal(err)
+		}
+		want := map[bool]string{false: TicksSpread, true: TicksSync}[sync]
+		if sum.Ticks != want {
+			t.Errorf("summary ticks %q, want %q", sum.Ticks, want)
+		}
+		hub.mu.Lock()
+		for i := range o.Machines {
+			id := o.machineID(i)
+			phase := int64(0)
+			if !sync {
+				phase = int64(10 * i) // 100 ms over 10 machines
+			}
+			if len(hub.stamps[id]) < 3 {
+				t.Errorf("sync=%v %s: %d batches, want several", sync, id, len(hub.stamps[id]))
+			}
+			for _, ts := range hub.stamps[id] {
+				if ts%100 != phase {
+					t.Errorf("sync=%v %s: batch stamped %d, %d ms into the interval, want %d", sync, id, ts, ts%100, phase)
+				}
+			}
+		}
+		hub.mu.Unlock()
 	}
 }
 

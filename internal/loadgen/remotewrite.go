@@ -108,6 +108,7 @@ func runRemoteWrite(ctx context.Context, opts Options) (Summary, error) {
 		AckedSamples:     acked.Load(),
 		Machines:         opts.Machines,
 		SeriesPerMachine: opts.Series,
+		Ticks:            TicksSync, // a request carries many machines' samples of one tick
 		Errors:           errs.Load(),
 		ErrorReasons:     why.list(),
 	}

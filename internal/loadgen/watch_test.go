@@ -2,8 +2,17 @@ package loadgen
 
 import (
 	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 func TestWatcherReadsMetricsHead(t *testing.T) {
@@ -63,4 +72,99 @@ func FuzzWatcherMetricsTs(f *testing.F) {
 			t.Fatalf("ts %d, the message says %q", ts, rest)
 		}
 	})
+}
+
+// The watcher reads whole messages of any size from a real WebSocket,
+// keeping only their heads: large and small metrics events of the run's
+// machines are measured, other messages are not.
+func TestWatcherOverWebSocket(t *testing.T) {
+	ts := time.Now().Add(-5 * time.Millisecond).UnixMilli()
+	big := `{"type":"metrics","machine":"loadgen-1","ts":` + strconv.FormatInt(ts, 10) + `,"metrics":[` +
+		strings.Repeat(`{"name":"x","labels":{},"value":1},`, 2000) + `{"name":"x","labels":{},"value":1}]}`
+	msgs := []string{
+		`{"type":"snapshot","machines":[` + strings.Repeat(`{"id":"loadgen-1"},`, 10_000) + `{}]}`,
+		big,
+		`{"type":"metrics","machine":"other-1","ts":` + strconv.FormatInt(ts, 10) + `,"metrics":[]}`,
+		`{"type":"metrics","machine":"loadgen-2","ts":` + strconv.FormatInt(ts, 10) + `,"metrics":[]}`,
+		``,
+	}
+	sent := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for _, m := range msgs {
+			if err := c.Write(r.Context(), websocket.MessageText, []byte(m)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		close(sent)
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := startWatch(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", "loadgen-", time.UnixMilli(ts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-sent
+	testutil.Until(t, 5*time.Second, "two events measured", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.lat) >= 2
+	})
+	cancel()
+	got := w.result()
+	if got.Events != 2 || got.Err != "" || got.P50Ms < 4 || got.MaxMs > 10_000 {
+		t.Fatalf("result %+v: want the two metrics events of loadgen-* machines, each at least 5 ms late", got)
+	}
+}
+
+// BenchmarkWatcherRead compares the watcher's head-only read with reading
+// each message whole (websocket.Conn.Read, as it did before): one op is one
+// 70 KB metrics event (1,000 series) over loopback.
+func BenchmarkWatcherRead(b *testing.B) {
+	msg := []byte(`{"type":"metrics","machine":"loadgen-1","ts":1,"metrics":[` +
+		strings.Repeat(`{"name":"bench_gauge","labels":{"i":"1"},"value":12345.678901},`, 1099) + `{}]}`)
+	for _, whole := range []bool{false, true} {
+		name := map[bool]string{false: "head", true: "whole"}[whole]
+		b.Run(name, func(b *testing.B) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, err := websocket.Accept(w, r, nil)
+				if err != nil {
+					return
+				}
+				defer c.CloseNow()
+				for r.Context().Err() == nil {
+					if c.Write(r.Context(), websocket.MessageText, msg) != nil {
+						return
+					}
+				}
+			}))
+			defer srv.Close()
+			ctx := context.Background()
+			c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.CloseNow()
+			c.SetReadLimit(1 << 20)
+			head := make([]byte, watchHead)
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if whole {
+					_, _, err = c.Read(ctx)
+				} else {
+					_, err = readHead(ctx, c, head)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

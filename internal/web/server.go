@@ -55,7 +55,7 @@ type Options struct {
 	// series by it; "" = instance.
 	RemoteWriteMachineLabel string
 	Gatherer                prometheus.Gatherer   // served at GET /metrics when not nil
-	Registerer              prometheus.Registerer // receives sysmonstm_websocket_clients; nil registers nothing
+	Registerer              prometheus.Registerer // receives sysmonstm_websocket_clients and sysmonstm_live_delay_seconds{stage="websocket"}; nil registers nothing
 	Ready                   func() error          // GET /ready: nil = ready, else the reason (503); nil func = always ready
 	Logger                  *slog.Logger
 	// MaxQueryPoints bounds the points per series a history query may ask
@@ -79,6 +79,7 @@ type Server struct {
 	log       *slog.Logger
 	now       func() time.Time
 	wsClients prometheus.Gauge
+	liveDelay prometheus.Histogram // sysmonstm_live_delay_seconds{stage="websocket"}
 	handler   http.Handler
 
 	ctx    context.Context // cancelled by Close: ends every WebSocket
@@ -113,10 +114,13 @@ func New(opts Options) (*Server, error) {
 			Name: "sysmonstm_websocket_clients",
 			Help: "WebSocket clients connected to /ws.",
 		}),
+		liveDelay: live.NewDelayHistogram(live.DelayWebSocket),
 	}
 	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(s.wsClients); err != nil {
-			return nil, fmt.Errorf("register web metrics: %w", err)
+		for _, c := range []prometheus.Collector{s.wsClients, s.liveDelay} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("register web metrics: %w", err)
+			}
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -136,6 +139,60 @@ func TestWSSnapshotThenLive(t *testing.T) {
 
 	c.Close(websocket.StatusNormalClosure, "")
 	testutil.Until(t, 5*time.Second, "client gauge back to 0", func() bool { return gauge(t, e.reg, "sysmonstm_websocket_clients") == 0 })
+}
+
+// delayHistogram returns the count and sum of
+// sysmonstm_live_delay_seconds{stage=stage}.
+func delayHistogram(t *testing.T, reg *prometheus.Registry, stage string) (uint64, float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "sysmonstm_live_delay_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "stage" && l.GetValue() == stage {
+					return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+				}
+			}
+		}
+	}
+	t.Fatalf("sysmonstm_live_delay_seconds{stage=%q} not registered", stage)
+	return 0, 0
+}
+
+// The websocket stage of sysmonstm_live_delay_seconds is observed once per
+// metrics event written to a client, from the moment the live state took
+// the batch; snapshots and machine events are not observed.
+func TestWSObservesLiveDelay(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Now = func() time.Time { return now.Add(3 * time.Millisecond) } })
+	c := dialWS(t, e, nil)
+	readMsg(t, c) // snapshot
+	if n, _ := delayHistogram(t, e.reg, live.DelayWebSocket); n != 0 {
+		t.Fatalf("%d observations before any metrics event", n)
+	}
+	e.live.Update("web-1", now.UnixMilli()+1000, []*live.Series{live.NewSeries("load1", nil)}, []float64{0.9})
+	if m, raw := readMsg(t, c); m.Type != "metrics" {
+		t.Fatalf("got %s", raw)
+	}
+	testutil.Until(t, 5*time.Second, "one observation", func() bool { n, _ := delayHistogram(t, e.reg, live.DelayWebSocket); return n == 1 })
+	if _, sum := delayHistogram(t, e.reg, live.DelayWebSocket); sum < 0.0029 || sum > 0.0031 {
+		t.Errorf("observed %v s, want 0.003 (the live clock at Update to the web clock at the write)", sum)
+	}
+	e.live.Connect(live.MachineInfo{ID: "new-host", Hostname: "new"})
+	if m, raw := readMsg(t, c); m.Type != "machine" {
+		t.Fatalf("got %s", raw)
+	}
+	e.live.Update("web-1", now.UnixMilli()+2000, []*live.Series{live.NewSeries("load1", nil)}, []float64{1})
+	readMsg(t, c)
+	testutil.Until(t, 5*time.Second, "two observations", func() bool { n, _ := delayHistogram(t, e.reg, live.DelayWebSocket); return n >= 2 })
+	if n, sum := delayHistogram(t, e.reg, live.DelayWebSocket); n != 2 || sum < 0.0059 || sum > 0.0061 {
+		t.Errorf("%d observations, sum %v s: want the two metrics events' 3 ms each, nothing for the machine event", n, sum)
+	}
 }
 
 // barrier sends an invalid message and waits for its error reply: the
@@ -478,4 +535,78 @@ func FuzzWSClientMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// countingListener counts the writes to every connection it accepts.
+type countingListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.writes}, nil
+}
+
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// A burst of metrics events queued for a client is written in far fewer
+// writes than events, and arrives complete, in order, byte for byte as
+// the live state encoded it, untrusted strings escaped.
+func TestWSBurstBatchedInOrder(t *testing.T) {
+	e := newBareEnv(t, func(o *Options) { o.WSQueue = 1024 })
+	var writes atomic.Int64
+	ts := httptest.NewUnstartedServer(e.srv.Handler())
+	ts.Listener = countingListener{ts.Listener, &writes}
+	ts.Start()
+	t.Cleanup(func() { e.srv.Close(); ts.Close() })
+	e.ts = ts
+	c := dialWS(t, e, nil)
+	c.SetReadLimit(1 << 20)
+	readMsg(t, c) // snapshot
+	testutil.Until(t, 5*time.Second, "client gauge", func() bool { return gauge(t, e.reg, "sysmonstm_websocket_clients") == 1 })
+
+	sr := []*live.Series{live.NewSeries("note", metric.Labels{{Name: "text", Value: hostile}}), live.NewSeries("load1", nil)}
+	const events = 500
+	want := make([]string, events)
+	sub := e.live.Subscribe(events + 10) // the same events as the client gets, to compare bytes
+	defer sub.Close()
+	before := writes.Load()
+	for i := range events {
+		e.live.Update("evil", now.UnixMilli()+int64(i+1), sr, []float64{float64(i), 0.5})
+	}
+	for i := range events {
+		ev := <-sub.C()
+		for ev.Type != live.EventMetrics {
+			ev = <-sub.C()
+		}
+		want[i] = string(ev.JSON)
+	}
+	for i := range events {
+		_, raw := readMsg(t, c)
+		if string(raw) != want[i] {
+			t.Fatalf("event %d:\n got %s\nwant %s", i, raw, want[i])
+		}
+		if strings.Contains(string(raw), "<script>") {
+			t.Fatalf("event %d: markup not escaped: %s", i, raw)
+		}
+	}
+	// The handler finds the queue full while it writes: batches of many
+	// events per write. (One per event without batching.)
+	t.Logf("%d writes for %d events", writes.Load()-before, events)
+	if n := writes.Load() - before; n >= events/2 {
+		t.Errorf("%d writes for %d queued events, want far fewer", n, events)
+	}
+	testutil.Until(t, 5*time.Second, "every event observed", func() bool { n, _ := delayHistogram(t, e.reg, live.DelayWebSocket); return n == events })
 }

@@ -2,9 +2,11 @@ package wsconn
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,4 +68,74 @@ func TestKeepalive(t *testing.T) {
 	if !serve(t, false, 2*time.Second) {
 		t.Fatal("a client that never answers pings was not cancelled")
 	}
+}
+
+// countingConn counts the writes to a hijacked connection.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// Messages written through WriteBuffer arrive whole and in order, those
+// that fit the buffer in one write each, and larger ones still arrive.
+func TestWriteBuffer(t *testing.T) {
+	msgs := []string{"a", strings.Repeat("b", 3000), strings.Repeat("c", 9000), strings.Repeat("d", 50_000), "e"}
+	var writes atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(WriteBuffer(w, 16<<10), r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.CloseNow()
+		for i, m := range msgs {
+			before := writes.Load()
+			if err := Write(r.Context(), c, []byte(m), 5*time.Second); err != nil {
+				t.Error(err)
+				return
+			}
+			if n := writes.Load() - before; len(m) < 16<<10 && n != 1 {
+				t.Errorf("message %d (%d bytes): %d writes, want 1", i, len(m), n)
+			}
+		}
+		<-r.Context().Done()
+	}))
+	srv.Listener = countingListener{srv.Listener, &writes}
+	srv.Start()
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	for i, want := range msgs {
+		_, got, err := c.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want {
+			t.Fatalf("message %d: %d bytes starting %.10q, want %d bytes starting %.10q", i, len(got), got, len(want), want)
+		}
+	}
+}
+
+type countingListener struct {
+	net.Listener
+	writes *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, l.writes}, nil
 }

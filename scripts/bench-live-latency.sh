@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# bench-live-latency.sh: agent → WebSocket latency of one hub (issue #16).
+# Starts a hub on a fresh data dir and free loopback ports, runs
+# `sysmonstm loadgen --watch` against it and prints one line: acked
+# samples/s, the watcher's p50/p99/max (from the simulated agent's stamp to
+# the client's read), the hub's own receipt → WebSocket write histogram
+# (sysmonstm_live_delay_seconds, mean and p99 bucket), hub CPU seconds and
+# RSS, mean commit, and load1 before and after (the figures are only as
+# quiet as the machine: say how loaded it was).
+#
+#   MACHINES=1000 SERIES=100 DURATION=90s scripts/bench-live-latency.sh
+#   MACHINES=1000 SERIES=1000 DURATION=10m TICKS=sync scripts/bench-live-latency.sh
+#
+# TICKS=spread (default: each simulated machine ticks at its own fixed phase
+# of the interval) or sync (all on the same wall-clock tick, the worst
+# case). WARMUP=DURATION sets loadgen's --watch-warmup (default: loadgen's
+# 5 s; a 1 M-series hub spends longer creating its series). BIN=path uses that binary instead of building one. PROFILE=1
+# builds with -tags pprof and writes 30 s CPU profiles of hub and loadgen,
+# taken from the middle of the run, to $WORK/{hub,loadgen}.cpu.pprof.
+# Needs curl and python3. Everything is stopped at exit; $WORK (default a
+# new temp dir) keeps the logs.
+set -euo pipefail
+MACHINES=${MACHINES:-1000}
+SERIES=${SERIES:-100}
+DURATION=${DURATION:-90s}
+TICKS=${TICKS:-spread}
+PROFILE=${PROFILE:-0}
+WARMUP=${WARMUP:-}
+WORK=${WORK:-$(mktemp -d /tmp/bench-live-latency.XXXXXX)}
+
+cd "$(dirname "$0")/.."
+if [[ -z ${BIN:-} ]]; then
+  BIN=$WORK/sysmonstm
+  tags=()
+  [[ $PROFILE == 1 ]] && tags=(-tags pprof)
+  CGO_ENABLED=0 go build "${tags[@]}" -trimpath -o "$BIN" ./cmd/sysmonstm
+fi
+warmflag=()
+[[ -n $WARMUP ]] && warmflag=(--watch-warmup "$WARMUP")
+case $TICKS in
+  spread) tickflag=() ;;
+  sync) tickflag=(--sync-ticks) ;;
+  *) echo "bench-live-latency: TICKS=$TICKS: want spread or sync" >&2; exit 2 ;;
+esac
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+secs() { # secs DURATION: seconds of a Go duration such as 90s, 10m, 1m30s
+  python3 -c 'import re,sys; print(sum(int(n)*{"h":3600,"m":60,"s":1}[u] for n,u in re.findall(r"(\d+)([hms])", sys.argv[1])))' "$1"
+}
+metric() { grep -E "^$1 " "$WORK/metrics.txt" | awk '{print $2}' | head -n 1; }
+
+D=$WORK/data
+H=127.0.0.1:$(freeport)
+G=127.0.0.1:$(freeport)
+hub_env=() lg_env=()
+if [[ $PROFILE == 1 ]]; then
+  hub_env=(SYSMONSTM_PPROF_LISTEN=127.0.0.1:$(freeport))
+  lg_env=(SYSMONSTM_PPROF_LISTEN=127.0.0.1:$(freeport))
+fi
+TOKEN=$("$BIN" token create --data-dir "$D" --name loadgen 2>/dev/null | head -n 1)
+env "${hub_env[@]}" "$BIN" hub --data-dir "$D" --listen-http "$H" --listen-grpc "$G" --log-level warn \
+  --max-machines-per-token "$MACHINES" --max-active-series 3000000 >"$WORK/hub.log" 2>&1 &
+hub_pid=$!
+pids+=("$hub_pid")
+t0=$SECONDS
+until curl -fsS "http://$H/ready" >/dev/null 2>&1; do
+  if ! kill -0 "$hub_pid" 2>/dev/null || ((SECONDS - t0 > 60)); then
+    echo "bench-live-latency: hub never became ready; end of $WORK/hub.log:" >&2
+    tail -n 5 "$WORK/hub.log" >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+
+load0=$(cut -d' ' -f1 /proc/loadavg)
+env "${lg_env[@]}" "$BIN" loadgen --hub "$G" --token "$TOKEN" --machines "$MACHINES" --series "$SERIES" \
+  --interval 1s --duration "$DURATION" "${tickflag[@]}" "${warmflag[@]}" --watch "ws://$H/ws" --log-level warn >"$WORK/loadgen.out" 2>&1 &
+lg_pid=$!
+pids+=("$lg_pid")
+if [[ $PROFILE == 1 ]]; then
+  total=$(secs "$DURATION")
+  sleep $(((total - 30) / 2))
+  curl -fsS -o "$WORK/hub.cpu.pprof" "http://${hub_env[0]#*=}/debug/pprof/profile?seconds=30" &
+  curl -fsS -o "$WORK/loadgen.cpu.pprof" "http://${lg_env[0]#*=}/debug/pprof/profile?seconds=30" &
+fi
+wait "$lg_pid" || true
+load1=$(cut -d' ' -f1 /proc/loadavg)
+curl -fsS "http://$H/metrics" >"$WORK/metrics.txt"
+cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$hub_pid/stat")
+rss=$(awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$hub_pid/status")
+sum=$(grep '^{' "$WORK/loadgen.out" | tail -n 1)
+[[ -n $sum ]] || { echo "bench-live-latency: no summary; end of $WORK/loadgen.out:" >&2; tail -n 5 "$WORK/loadgen.out" >&2; exit 1; }
+python3 - "$sum" "$WORK/metrics.txt" "$MACHINES" "$SERIES" "$TICKS" "$DURATION" "$cpu" "$rss" "$load0" "$load1" <<'EOF'
+import json, re, sys
+s = json.loads(sys.argv[1]); lines = open(sys.argv[2]).read().splitlines()
+def val(name):
+    for l in lines:
+        if l.startswith(name + " "): return float(l.split()[1])
+    return 0.0
+def hist(stage):
+    sel = 'stage="%s"' % stage
+    b = [(float(re.search(r'le="([^"]+)"', l).group(1)), float(l.split()[1]))
+         for l in lines if l.startswith("sysmonstm_live_delay_seconds_bucket{") and sel in l]
+    n = val('sysmonstm_live_delay_seconds_count{%s}' % sel); tot = val('sysmonstm_live_delay_seconds_sum{%s}' % sel)
+    if not n: return "n/a"
+    p99 = next(le for le, c in sorted(b) if c >= 0.99 * n)
+    return "mean=%.2fms p99<=%gms" % (1000 * tot / n, 1000 * p99)
+lv = s.get("live_latency") or {}
+cc = val("sysmonstm_ingest_commit_seconds_count")
+print("machines=%s series=%s ticks=%s duration=%s acked/s=%.1f errors=%d events=%d p50=%sms p99=%sms max=%sms%s"
+      " hub_publish[%s] hub_ws[%s] hub_cpu=%ss hub_rss=%sMiB mean_commit=%.2fms load1=%s->%s" % (
+    sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], s["samples_per_second"], s["errors"], lv.get("events", 0),
+    lv.get("p50_ms"), lv.get("p99_ms"), lv.get("max_ms"), (" watch_error=" + lv["error"]) if lv.get("error") else "",
+    hist("publish"), hist("websocket"), sys.argv[7], sys.argv[8],
+    1000 * val("sysmonstm_ingest_commit_seconds_sum") / cc if cc else 0, sys.argv[9], sys.argv[10]))
+EOF
