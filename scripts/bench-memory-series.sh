@@ -8,7 +8,7 @@
 # samples its RSS the same way. Prints one line per server.
 #
 # Usage: scripts/bench-memory-series.sh   (MACHINES=200 SERIES=1300 DURATION=150s VM=1
-#        HUB_ENV="GOGC=100" HUB_FLAGS="..." OUT=dir for heap.pprof and logs)
+#        HUB_ENV="GOGC=100" HUB_FLAGS="..." LOADGEN_FLAGS="--sync-ticks" OUT=dir for heap.pprof and logs)
 # Needs: go, curl, python3; /usr/bin/victoria-metrics for the comparison.
 set -euo pipefail
 
@@ -63,7 +63,8 @@ drive() {
 	touch "$work/running"
 	sample "$pid" "$OUT/$name.rss" &
 	local sp=$!
-	"$bin" loadgen "$@" --machines "$MACHINES" --series "$SERIES" --interval 1s --duration "$DURATION" \
+	# shellcheck disable=SC2086 # LOADGEN_FLAGS is a list of flags
+	"$bin" loadgen "$@" ${LOADGEN_FLAGS:-} --machines "$MACHINES" --series "$SERIES" --interval 1s --duration "$DURATION" \
 		--log-level warn 2>"$OUT/$name-loadgen.log" | tail -n 1 >"$OUT/$name-loadgen.json" || true
 	rm -f "$work/running"
 	wait "$sp"
