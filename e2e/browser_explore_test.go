@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -39,6 +41,25 @@ func TestBrowserExplore(t *testing.T) {
 	})
 	token := alertsLogin(t, hub, "admin", password)
 	waitPromData(t, hub, token, `cpu_usage_percent{machine="web-1",cpu="total"}`)
+	// The page's range query evaluates every 14 s back from an hour ago:
+	// its last point can be up to 14 s before now, so wait until the
+	// agent's data is older than that, or a fast run finds no point.
+	testutil.WaitFor(t, 30*time.Second, "a range query's last step sees data", func() error {
+		now := time.Now()
+		code, env := promGet(t, hub, token, "/api/v1/query_range", url.Values{
+			"query": {`cpu_usage_percent{machine="web-1",cpu="total"}`},
+			"start": {strconv.FormatInt(now.Add(-time.Hour).Unix(), 10)},
+			"end":   {strconv.FormatInt(now.Unix(), 10)},
+			"step":  {"14"},
+		})
+		if code != http.StatusOK || env.Status != "success" {
+			return fmt.Errorf("status %d: %s", code, env.Error)
+		}
+		if n, err := env.results(); err != nil || n == 0 {
+			return fmt.Errorf("%d series (%v)", n, err)
+		}
+		return nil
+	})
 	base := "http://" + hub.http
 
 	// Not logged in: the page's first API call sends the browser to login.

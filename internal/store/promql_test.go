@@ -147,18 +147,22 @@ func testBeyondRawRetention(t *testing.T, ls labels.Labels) {
 func tierFixture(t *testing.T) (s *Store, ls labels.Labels, end time.Time, m1Start, rawStart int64) {
 	t.Helper()
 	s, clk := openTest(t, "", base, func(o *Options) {
-		o.RetentionRaw = time.Hour
+		o.RetentionRaw = 3 * time.Hour
 		o.Retention1m = 4 * time.Hour
 	})
 	ls = series("load1", "m1")
 	// Long enough for the 1m tier to drop blocks: it keeps at least two
-	// days and the out-of-order window, until the 1h tier has them.
+	// days and the out-of-order window, until the 1h tier has them. Rolled
+	// up after each hour, as a running hub does: the raw tier's background
+	// compaction may drop what is older than its retention at any time.
 	const hours = 60
 	for h := range hours {
 		appendRange(t, s, ls, base.Add(time.Duration(h)*time.Hour), 360, 10*time.Second, func(i int) float64 { return float64(h*10 + i%6) })
+		clk.Set(base.Add(time.Duration(h+1)*time.Hour + 2*time.Minute))
+		mustRollup(t, s)
 	}
 	end = base.Add(hours * time.Hour)
-	clk.Set(end.Add(30 * time.Second))
+	clk.Set(end.Add(3 * time.Minute))
 	mustRollup(t, s)
 	for _, db := range []*Tier{s.raw, s.tier1m} {
 		if err := db.Compact(context.Background()); err != nil {

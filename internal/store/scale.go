@@ -69,24 +69,39 @@ func scaleOfName(name string) scale {
 	return scale(d)
 }
 
-// encode returns the stored form of v at scale d: v·10^d rounded to an
-// integer while that integer is exact in a float64 (|v·10^d| < 2^53), else
-// v·10^d itself. NaN (stale markers included) and ±Inf pass unchanged.
-func encode(d scale, v float64) float64 {
+// encode returns the stored form of v at scale d. A value with at most d
+// decimals (the double nearest k/10^d, as the agent sends) is stored as the
+// integer k, which decode gives back bit for bit. Any other value is stored
+// as sent: it is not an integer (an integer has no decimals), which is how
+// decode tells the two apart, so nothing pushed or remote-written under a
+// catalogue name with more decimals loses any. Past 2^53 (no integer k is
+// exact any more) v·10^d itself is stored, read back within an ulp. NaN
+// (stale markers included) and ±Inf pass unchanged.
+//
+// With rollup set, v is a rollup tier's min, max or sum of such values:
+// a sum carries the float noise of its additions (12.34 + 12.35 =
+// 24.689999999999998), so a v·10^d within 1e-9 (relative) of an integer is
+// taken as that integer, and the sum is stored exactly.
+func encode(d scale, v float64, rollup bool) float64 {
 	if d == noScale || math.IsNaN(v) || math.IsInf(v, 0) {
 		return v
 	}
 	x := v * pow10[d]
-	if math.Abs(x) < 1<<53 {
-		return math.Round(x)
+	if math.Abs(x) >= 1<<53 {
+		return x
 	}
-	return x
+	k := math.Round(x)
+	if k/pow10[d] == v || rollup && math.Abs(x-k) <= 1e-9*max(1, math.Abs(x)) {
+		return k
+	}
+	return v
 }
 
-// decode returns the value stored as v at scale d. NaN (stale markers
+// decode returns the value stored as v at scale d: an integer is a scaled
+// value, anything else was stored as sent (encode). NaN (stale markers
 // included) passes unchanged, with its payload.
 func decode(d scale, v float64) float64 {
-	if d == noScale || math.IsNaN(v) {
+	if d == noScale || math.IsNaN(v) || v != math.Trunc(v) {
 		return v
 	}
 	return v / pow10[d]
@@ -191,7 +206,7 @@ func (a *scaledAppender) scaleOf(ref storage.SeriesRef, ls labels.Labels) scale 
 
 func (a *scaledAppender) Append(ref storage.SeriesRef, ls labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
 	d := a.scaleOf(ref, ls)
-	r, err := a.Appender.Append(ref&refIDMask, ls, t, encode(a.db.at(d, t), v))
+	r, err := a.Appender.Append(ref&refIDMask, ls, t, encode(a.db.at(d, t), v, a.db.rollup))
 	return a.pack(r, d, err)
 }
 
@@ -205,7 +220,7 @@ func (a *scaledAppender) pack(r storage.SeriesRef, d scale, err error) (storage.
 
 func (a *scaledAppender) AppendExemplar(ref storage.SeriesRef, ls labels.Labels, e exemplar.Exemplar) (storage.SeriesRef, error) {
 	d := a.scaleOf(ref, ls)
-	e.Value = encode(a.db.at(d, e.Ts), e.Value)
+	e.Value = encode(a.db.at(d, e.Ts), e.Value, a.db.rollup)
 	r, err := a.Appender.AppendExemplar(ref&refIDMask, ls, e)
 	return a.pack(r, d, err)
 }

@@ -31,10 +31,10 @@ func TestScaleRoundTrip(t *testing.T) {
 		check := func(k float64) {
 			for _, k := range []float64{k, -k} {
 				v := k / p // what the agent stores: math.Round(x·10^d)/10^d
-				if got := encode(d, v); got != k {
+				if got := encode(d, v, false); got != k {
 					t.Fatalf("scale %d: encode(%v) = %v, want %v", d, v, got, k)
 				}
-				if got := decode(d, encode(d, v)); math.Float64bits(got) != math.Float64bits(v) {
+				if got := decode(d, encode(d, v, false)); math.Float64bits(got) != math.Float64bits(v) {
 					t.Fatalf("scale %d: %v read back as %v", d, v, got)
 				}
 			}
@@ -53,21 +53,34 @@ func TestScaleRoundTrip(t *testing.T) {
 		// the one written, relative.
 		for range 100000 {
 			v := float64(1<<51+rnd.Int64N(1<<60)) / p
-			if got := decode(d, encode(d, v)); math.Abs(got-v) > math.Abs(v)*0x1p-50 {
+			if got := decode(d, encode(d, v, false)); math.Abs(got-v) > math.Abs(v)*0x1p-50 {
 				t.Fatalf("scale %d: %v read back as %v", d, v, got)
 			}
 		}
-		// Values with more decimals than the family are rounded to it.
+		// Values with more decimals than the family are stored as sent
+		// and read back bit for bit; so is float noise such as 0.1+0.2.
 		for range 100000 {
 			x := (rnd.Float64() - 0.5) * 1e6
-			want := math.Round(x*p) / p
-			if got := decode(d, encode(d, x)); got != want {
-				t.Fatalf("scale %d: %v read back as %v, want %v", d, x, got, want)
+			if got := decode(d, encode(d, x, false)); math.Float64bits(got) != math.Float64bits(x) {
+				t.Fatalf("scale %d: %v read back as %v", d, x, got)
+			}
+		}
+		if got := decode(d, encode(d, 0.1+0.2, false)); got != 0.1+0.2 {
+			t.Fatalf("scale %d: 0.1+0.2 read back as %v", d, got)
+		}
+		// A rollup sum with float noise is stored as its exact integer.
+		if d >= 2 {
+			sum := 12.34 + 12.35 // 24.689999999999998
+			if got := encode(d, sum, true); got != 2469*p/100 {
+				t.Fatalf("scale %d: rollup sum %v stored as %v, want %v", d, sum, got, 2469*p/100)
+			}
+			if got := decode(d, encode(d, sum, true)); got != 24.69 {
+				t.Fatalf("scale %d: rollup sum %v read back as %v, want 24.69", d, sum, got)
 			}
 		}
 		// Past 2^53 nothing is rounded.
 		big := float64(1<<53) / p * 3
-		if got := encode(d, big); got != big*p {
+		if got := encode(d, big, false); got != big*p {
 			t.Fatalf("scale %d: encode(%v) = %v, want %v unrounded", d, big, got, big*p)
 		}
 	}
@@ -79,16 +92,16 @@ func TestScaleSpecialValues(t *testing.T) {
 	stale := math.Float64frombits(value.StaleNaN)
 	for d := noScale; d <= 3; d++ {
 		for _, v := range []float64{stale, math.NaN(), math.Inf(1), math.Inf(-1)} {
-			got := decode(d, encode(d, v))
+			got := decode(d, encode(d, v, false))
 			if math.Float64bits(got) != math.Float64bits(v) && !(math.IsInf(v, 0) && got == v) {
 				t.Errorf("scale %d: %v (bits %#x) read back as bits %#x", d, v, math.Float64bits(v), math.Float64bits(got))
 			}
 		}
-		if d != noScale && !value.IsStaleNaN(encode(d, stale)) {
+		if d != noScale && !value.IsStaleNaN(encode(d, stale, false)) {
 			t.Errorf("scale %d: stale marker not stored as one", d)
 		}
 	}
-	if got := encode(noScale, 1.23456789); got != 1.23456789 {
+	if got := encode(noScale, 1.23456789, false); got != 1.23456789 {
 		t.Errorf("noScale encode = %v", got)
 	}
 }
@@ -165,7 +178,8 @@ func TestStoreScalesCatalogueValues(t *testing.T) {
 	mem := series("memory_used_bytes", "web1")
 	custom := series("custom_gauge", "web1")
 	cpuVals := []float64{12.34, 0.01, 99.99, 33.33, 12.3456, 7.1}
-	cpuWant := []float64{12.34, 0.01, 99.99, 33.33, 12.35, 7.1}
+	// 12.3456 has more decimals than the family: stored as sent.
+	cpuWant := cpuVals
 	appendRange(t, s, cpu, base, len(cpuVals), time.Second, func(i int) float64 { return cpuVals[i] })
 	appendRange(t, s, temp, base, 3, time.Second, func(i int) float64 { return 45.125 + float64(i)/1000 })
 	appendRange(t, s, mem, base, 3, time.Second, func(i int) float64 { return 21474836480 + float64(i)*4096 })
@@ -173,8 +187,8 @@ func TestStoreScalesCatalogueValues(t *testing.T) {
 	appendRange(t, s, custom, base, 3, time.Second, customVal)
 	at := func(i int) int64 { return base.Add(time.Duration(i) * time.Second).UnixMilli() }
 
-	if got := storedValues(t, s.raw, "cpu_usage_percent"); got[at(0)] != 1234 || got[at(4)] != 1235 {
-		t.Errorf("stored cpu values %v, want 1234 at 0 s and 1235 at 4 s", got)
+	if got := storedValues(t, s.raw, "cpu_usage_percent"); got[at(0)] != 1234 || got[at(4)] != 12.3456 {
+		t.Errorf("stored cpu values %v, want 1234 at 0 s and 12.3456 (as sent) at 4 s", got)
 	}
 	if got := storedValues(t, s.raw, "hwmon_temperature_celsius"); got[at(2)] != 45127 {
 		t.Errorf("stored temperature %v, want 45127 at 2 s", got)
@@ -189,7 +203,9 @@ func TestStoreScalesCatalogueValues(t *testing.T) {
 		t.Fatalf("query: %+v", res)
 	}
 	for i, p := range res.Series[0].Points {
-		if p.Avg != cpuWant[i] || p.Min != cpuWant[i] || p.Max != cpuWant[i] {
+		// Averages are rounded to the family's precision (RoundAverage),
+		// min and max are the stored values.
+		if p.Avg != metric.RoundAverage("cpu_usage_percent", cpuWant[i]) || p.Min != cpuWant[i] || p.Max != cpuWant[i] {
 			t.Errorf("query point %d = %+v, want %v", i, p, cpuWant[i])
 		}
 	}
