@@ -101,6 +101,13 @@ func (w *workload) next(vals []float64) {
 // the workload is not exact.
 func (w *workload) round(v, prec float64) float64 {
 	if w.exact {
+		if prec < 1 {
+			// As the agent rounds (collect.round2): the double nearest
+			// k·prec, not k times the double nearest prec (12.34, not
+			// 12.340000000000002).
+			inv := math.Round(1 / prec)
+			return math.Round(v*inv) / inv
+		}
 		return math.Round(v/prec) * prec
 	}
 	return v + (w.rnd.Float64()-0.5)*prec
