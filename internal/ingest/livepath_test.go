@@ -265,24 +265,7 @@ func TestLiveKeepsBatchWhoseCommitFailed(t *testing.T) {
 // sysmonstm_live_delay_seconds{stage="publish"}.
 func publishDelays(t *testing.T, e *env) (uint64, float64) {
 	t.Helper()
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "sysmonstm_live_delay_seconds" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "stage" && l.GetValue() == live.DelayPublish {
-					return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
-				}
-			}
-		}
-	}
-	t.Fatal(`sysmonstm_live_delay_seconds{stage="publish"} not registered`)
-	return 0, 0
+	return testutil.Histogram(t, e.reg, "sysmonstm_live_delay_seconds", "stage", live.DelayPublish)
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }

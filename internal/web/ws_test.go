@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -145,24 +144,7 @@ func TestWSSnapshotThenLive(t *testing.T) {
 // sysmonstm_live_delay_seconds{stage=stage}.
 func delayHistogram(t *testing.T, reg *prometheus.Registry, stage string) (uint64, float64) {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != "sysmonstm_live_delay_seconds" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "stage" && l.GetValue() == stage {
-					return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
-				}
-			}
-		}
-	}
-	t.Fatalf("sysmonstm_live_delay_seconds{stage=%q} not registered", stage)
-	return 0, 0
+	return testutil.Histogram(t, reg, "sysmonstm_live_delay_seconds", "stage", stage)
 }
 
 // The websocket stage of sysmonstm_live_delay_seconds is observed once per
@@ -537,30 +519,6 @@ func FuzzWSClientMessage(f *testing.F) {
 	})
 }
 
-// countingListener counts the writes to every connection it accepts.
-type countingListener struct {
-	net.Listener
-	writes *atomic.Int64
-}
-
-func (l countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return countingConn{c, l.writes}, nil
-}
-
-type countingConn struct {
-	net.Conn
-	writes *atomic.Int64
-}
-
-func (c countingConn) Write(p []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(p)
-}
-
 // A burst of metrics events queued for a client is written in far fewer
 // writes than events, and arrives complete, in order, byte for byte as
 // the live state encoded it, untrusted strings escaped.
@@ -568,7 +526,7 @@ func TestWSBurstBatchedInOrder(t *testing.T) {
 	e := newBareEnv(t, func(o *Options) { o.WSQueue = 1024 })
 	var writes atomic.Int64
 	ts := httptest.NewUnstartedServer(e.srv.Handler())
-	ts.Listener = countingListener{ts.Listener, &writes}
+	ts.Listener = testutil.CountingListener{Listener: ts.Listener, Writes: &writes}
 	ts.Start()
 	t.Cleanup(func() { e.srv.Close(); ts.Close() })
 	e.ts = ts

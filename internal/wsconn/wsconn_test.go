@@ -2,7 +2,6 @@ package wsconn
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // serve runs Keepalive on the server side of one connection and reports
@@ -70,17 +71,6 @@ func TestKeepalive(t *testing.T) {
 	}
 }
 
-// countingConn counts the writes to a hijacked connection.
-type countingConn struct {
-	net.Conn
-	writes *atomic.Int64
-}
-
-func (c countingConn) Write(p []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(p)
-}
-
 // Messages written through WriteBuffer arrive whole and in order, those
 // that fit the buffer in one write each, and larger ones still arrive.
 func TestWriteBuffer(t *testing.T) {
@@ -105,7 +95,7 @@ func TestWriteBuffer(t *testing.T) {
 		}
 		<-r.Context().Done()
 	}))
-	srv.Listener = countingListener{srv.Listener, &writes}
+	srv.Listener = testutil.CountingListener{Listener: srv.Listener, Writes: &writes}
 	srv.Start()
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -125,17 +115,4 @@ func TestWriteBuffer(t *testing.T) {
 			t.Fatalf("message %d: %d bytes starting %.10q, want %d bytes starting %.10q", i, len(got), got, len(want), want)
 		}
 	}
-}
-
-type countingListener struct {
-	net.Listener
-	writes *atomic.Int64
-}
-
-func (l countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return countingConn{c, l.writes}, nil
 }
