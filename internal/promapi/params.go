@@ -75,7 +75,7 @@ func parseDuration(s string) (time.Duration, error) {
 // parseMatchers reads match[] selectors; each must have a matcher that
 // does not match the empty string (no selecting every series).
 func parseMatchers(sel []string) ([][]*labels.Matcher, error) {
-	sets, err := parser.ParseMetricSelectors(sel)
+	sets, err := parser.NewParser(parser.Options{}).ParseMetricSelectors(sel)
 	if err != nil {
 		return nil, err
 	}

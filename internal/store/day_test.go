@@ -71,7 +71,7 @@ func TestRollupDay(t *testing.T) {
 	// The 25th hour closes the day: its pass also wrote the 1h tier.
 	w := s.watermarks()["host-0"]
 	t.Logf("%d raw series; 25 hourly passes: %v in all, slowest %v (the last also writes the day into the 1h tier); watermarks 1m %s, 1h %s",
-		s.raw.Head().NumSeries(), total.Round(time.Millisecond), slowest.Round(time.Millisecond),
+		s.raw.NumSeries(), total.Round(time.Millisecond), slowest.Round(time.Millisecond),
 		time.UnixMilli(w.done1m).UTC().Format(time.RFC3339), time.UnixMilli(w.done1h).UTC().Format(time.RFC3339))
 	before1m, before1h := len(s.tier1m.Blocks()), len(s.tier1h.Blocks())
 	for _, db := range []string{Tier1m, Tier1h} {

@@ -48,7 +48,7 @@ func (s *Store) Export(ctx context.Context, q Query, fn ExportFunc) error {
 
 // exportRaw streams the raw samples of the series matching ms in
 // [mint, maxt].
-func exportRaw(ctx context.Context, db *Tier, ms []*labels.Matcher, mint, maxt int64, fn ExportFunc) error {
+func exportRaw(ctx context.Context, db tierSource, ms []*labels.Matcher, mint, maxt int64, fn ExportFunc) error {
 	querier, err := db.Querier(mint, maxt)
 	if err != nil {
 		return fmt.Errorf("export raw tier: %w", err)
@@ -125,7 +125,7 @@ func (s *Store) exportRollups(ctx context.Context, p plan, fn ExportFunc) error 
 // exportSeries lists the series (labels with __name__, without __rollup__)
 // matching p in its tier and the finer ones, sorted.
 func (s *Store) exportSeries(ctx context.Context, p plan) ([]labels.Labels, error) {
-	dbs := []*Tier{s.raw, s.tier1m}
+	dbs := []tierSource{s.raw, s.tier1m}
 	if p.tier == Tier1h {
 		dbs = append(dbs, s.tier1h)
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"math"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -39,7 +40,8 @@ func openTest(t testing.TB, dir string, now time.Time, edit func(*Options)) (*St
 		dir = t.TempDir()
 	}
 	clk := &fakeClock{t: now}
-	o := Options{Dir: dir, Now: clk.Now}
+	// SYSMONSTM_TEST_ENGINE=vm runs the store's tests on the VM raw tier.
+	o := Options{Dir: dir, Now: clk.Now, Engine: os.Getenv("SYSMONSTM_TEST_ENGINE")}
 	if edit != nil {
 		edit(&o)
 	}
@@ -117,4 +119,22 @@ func rolledUp(t testing.TB, s *Store, q Query) *Result {
 		t.Fatal(err)
 	}
 	return res
+}
+
+// rawTSDB returns s's raw tier as a TSDB *Tier, for tests of that engine.
+func rawTSDB(t testing.TB, s *Store) *Tier {
+	t.Helper()
+	db, ok := s.raw.(*Tier)
+	if !ok {
+		t.Fatalf("the raw tier is %T, not a TSDB tier", s.raw)
+	}
+	return db
+}
+
+// skipUnlessTSDB skips a test of the TSDB raw tier's internals when the
+// store's tests run on another engine (SYSMONSTM_TEST_ENGINE).
+func skipUnlessTSDB(t testing.TB) {
+	if e := os.Getenv("SYSMONSTM_TEST_ENGINE"); e != "" && e != EngineTSDB {
+		t.Skipf("tests the TSDB raw tier; the raw tier runs on engine %s", e)
+	}
 }

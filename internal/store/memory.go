@@ -17,5 +17,5 @@ const rollupSeriesPerRaw = uint64(len(rollupKinds))
 // per raw series. A memory guard counts it as in use, so series are
 // refused before a pass would take the hub past its budget.
 func (s *Store) RollupReserve() uint64 {
-	return min(s.raw.Head().NumSeries()*rollupSeriesPerRaw, uint64(s.batchSeries)) * RollupSeriesBytes
+	return min(s.raw.NumSeries()*rollupSeriesPerRaw, uint64(s.batchSeries)) * RollupSeriesBytes
 }

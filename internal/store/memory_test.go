@@ -31,8 +31,11 @@ func TestHeadBytesPerSeries(t *testing.T) {
 		if s != nil {
 			// As the TSDB does once a minute of wall time (this test
 			// writes hours in seconds): full head chunks go to disk.
-			for _, db := range []*Tier{s.raw, s.tier1m, s.tier1h} {
+			for _, db := range []*Tier{s.tier1m, s.tier1h} {
 				db.ForceHeadMMap()
+			}
+			if raw, ok := s.raw.(*Tier); ok {
+				raw.ForceHeadMMap()
 			}
 		}
 		runtime.GC()
@@ -89,7 +92,7 @@ func TestHeadBytesPerSeries(t *testing.T) {
 	for h := range ws {
 		s.NoteWritten("host-"+strconv.Itoa(h), ms(base)+int64(ticks-1)*1000)
 	}
-	rawSeries := s.raw.Head().NumSeries()
+	rawSeries := s.raw.NumSeries()
 	h2 := live()
 	// Past the day's end and the out-of-order window: the pass writes the
 	// 1m tier, then the 1h tier, each as blocks of a transient head. The

@@ -52,7 +52,7 @@ func tierResolution(tier string) time.Duration {
 // plan is a validated query: the tier, the step and the aligned range.
 type plan struct {
 	tier     string
-	db       *Tier
+	db       tierSource
 	step     int64 // ms
 	mint     int64 // ms, start of the first step bucket
 	from     int64 // ms, Query.From: no sample before it is read

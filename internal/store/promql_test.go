@@ -164,7 +164,7 @@ func tierFixture(t *testing.T) (s *Store, ls labels.Labels, end time.Time, m1Sta
 	end = base.Add(hours * time.Hour)
 	clk.Set(end.Add(3 * time.Minute))
 	mustRollup(t, s)
-	for _, db := range []*Tier{s.raw, s.tier1m} {
+	for _, db := range []interface{ Compact(context.Context) error }{s.raw, s.tier1m} {
 		if err := db.Compact(context.Background()); err != nil {
 			t.Fatal(err)
 		}

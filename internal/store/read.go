@@ -168,7 +168,7 @@ func (c *collector) result(p plan) (*Result, error) {
 // readRaw adds the raw samples of the series matching p, each machine's
 // limited to its window [lo, hi), as step buckets. from is where the
 // windows start at the earliest.
-func readRaw(ctx context.Context, db *Tier, p plan, from int64, win func(string) (int64, int64), c *collector) error {
+func readRaw(ctx context.Context, db tierSource, p plan, from int64, win func(string) (int64, int64), c *collector) error {
 	if from > p.maxt {
 		return nil
 	}
@@ -233,7 +233,7 @@ func bucketRaw(ser storage.Series, it chunkenc.Iterator, step, lo, hi int64) ([]
 
 // readRollup adds the rollup points of the series matching p, each
 // machine's limited to its window [lo, hi), as step buckets.
-func readRollup(ctx context.Context, db *Tier, p plan, from int64, win func(string) (int64, int64), c *collector) error {
+func readRollup(ctx context.Context, db tierSource, p plan, from int64, win func(string) (int64, int64), c *collector) error {
 	if from > p.maxt {
 		return nil
 	}

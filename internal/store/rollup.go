@@ -117,7 +117,7 @@ func (s *Store) rollupPass(ctx context.Context) error {
 
 // rollTier rolls jobs from src into blocks of tier and commits them; the
 // jobs' machines' watermarks advance to their ends.
-func (s *Store) rollTier(ctx context.Context, src *Tier, tier string, jobs []job, blockRange int64, roll seriesRollup) error {
+func (s *Store) rollTier(ctx context.Context, src tierSource, tier string, jobs []job, blockRange int64, roll seriesRollup) error {
 	blocks, err := s.runJobs(ctx, src, tier, jobs, blockRange, roll)
 	if err != nil {
 		s.removeStaged(blocks)
@@ -210,7 +210,7 @@ type seriesRollup func(app storage.Appender, b *labels.Builder, ser storage.Seri
 // groups: a group's transient head is written as a block once it holds
 // s.batchSeries series, so no more than that plus one machine's rollups
 // are in memory at once.
-func (s *Store) runJobs(ctx context.Context, src *Tier, tier string, jobs []job, blockRange int64, roll seriesRollup) (blocks []string, err error) {
+func (s *Store) runJobs(ctx context.Context, src tierSource, tier string, jobs []job, blockRange int64, roll seriesRollup) (blocks []string, err error) {
 	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, j := range jobs {
 		mint, maxt = min(mint, j.start), max(maxt, j.end-1)

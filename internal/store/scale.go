@@ -128,6 +128,35 @@ func packRef(r storage.SeriesRef, d scale) (storage.SeriesRef, error) {
 
 func refScale(r storage.SeriesRef) scale { return scale(r>>refScaleShift) - 1 }
 
+// tierSource is a tier the store reads samples from: a *Tier, or the raw
+// tier on another engine (*vmRaw).
+type tierSource interface {
+	Querier(mint, maxt int64) (storage.Querier, error)
+	ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error)
+	// StartTime is the oldest sample's time (ms), math.MaxInt64 when
+	// empty.
+	StartTime() (int64, error)
+}
+
+// rawTier is the raw tier's engine: a *Tier (EngineTSDB) or a *vmRaw
+// (EngineVM).
+type rawTier interface {
+	tierSource
+	Appender(ctx context.Context) storage.Appender
+	// NumSeries is the number of series with recent samples.
+	NumSeries() uint64
+	// Compact writes out what the engine holds in memory, as far as it
+	// does so on its own in time (tests and tools).
+	Compact(ctx context.Context) error
+	DisableCompactions()
+	EnableCompactions()
+	Dir() string
+	Close() error
+}
+
+// NumSeries returns the series in the tier's head.
+func (db *Tier) NumSeries() uint64 { return db.Head().NumSeries() }
+
 // Tier is one TSDB tier of a Store: a *tsdb.DB whose Querier, ChunkQuerier
 // and Appender store catalogue values scaled and read them back unscaled.
 // Use these methods, never those of the embedded DB's blocks or head, to
@@ -439,7 +468,11 @@ func (s *Store) loadScaledSince() (int64, error) {
 		return 0, fmt.Errorf("read %s: %w", path, err)
 	}
 	since := int64(math.MinInt64)
-	for _, db := range []*Tier{s.raw, s.tier1m, s.tier1h} {
+	tiers := []*Tier{s.tier1m, s.tier1h}
+	if raw, ok := s.raw.(*Tier); ok {
+		tiers = append(tiers, raw)
+	}
+	for _, db := range tiers {
 		if newest, ok := newestTime(db.DB); ok {
 			since = max(since, s.now().UnixMilli(), newest+1)
 		}

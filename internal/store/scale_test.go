@@ -168,6 +168,7 @@ func readScaleFile(t *testing.T, dir string) int64 {
 // integers and read back exactly through every read path; other names,
 // stale markers and values given with a ref are handled as well.
 func TestStoreScalesCatalogueValues(t *testing.T) {
+	skipUnlessTSDB(t) // the stored form of raw samples
 	dir := t.TempDir()
 	s, _ := openTest(t, dir, base.Add(time.Hour), nil)
 	if since := readScaleFile(t, dir); since != math.MinInt64 {
@@ -187,13 +188,13 @@ func TestStoreScalesCatalogueValues(t *testing.T) {
 	appendRange(t, s, custom, base, 3, time.Second, customVal)
 	at := func(i int) int64 { return base.Add(time.Duration(i) * time.Second).UnixMilli() }
 
-	if got := storedValues(t, s.raw, "cpu_usage_percent"); got[at(0)] != 1234 || got[at(4)] != 12.3456 {
+	if got := storedValues(t, rawTSDB(t, s), "cpu_usage_percent"); got[at(0)] != 1234 || got[at(4)] != 12.3456 {
 		t.Errorf("stored cpu values %v, want 1234 at 0 s and 12.3456 (as sent) at 4 s", got)
 	}
-	if got := storedValues(t, s.raw, "hwmon_temperature_celsius"); got[at(2)] != 45127 {
+	if got := storedValues(t, rawTSDB(t, s), "hwmon_temperature_celsius"); got[at(2)] != 45127 {
 		t.Errorf("stored temperature %v, want 45127 at 2 s", got)
 	}
-	if got := storedValues(t, s.raw, "custom_gauge"); got[at(1)] != customVal(1) {
+	if got := storedValues(t, rawTSDB(t, s), "custom_gauge"); got[at(1)] != customVal(1) {
 		t.Errorf("custom gauge stored as %v, want unscaled", got)
 	}
 
@@ -296,7 +297,7 @@ func TestStoreScalesCatalogueValues(t *testing.T) {
 	if err := app.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	stored := storedValues(t, s.raw, "cpu_usage_percent")
+	stored := storedValues(t, rawTSDB(t, s), "cpu_usage_percent")
 	if !value.IsStaleNaN(stored[at(10)]) || stored[at(11)] != 5555 {
 		t.Errorf("stored stale marker %v and ref-appended value %v, want stale NaN and 5555", stored[at(10)], stored[at(11)])
 	}
@@ -356,6 +357,7 @@ func TestScaleRollups(t *testing.T) {
 // timestamps unscaled, and Query, Export, PromQL and rollups read across the
 // boundary exactly.
 func TestScaleUpgrade(t *testing.T) {
+	skipUnlessTSDB(t) // the stored form of raw samples
 	dir := t.TempDir()
 	cpu := series("cpu_usage_percent", "web1", "cpu", "total")
 	val := func(i int) float64 { return float64(1234+i) / 100 }
@@ -386,7 +388,7 @@ func TestScaleUpgrade(t *testing.T) {
 	// New samples, then a replay of the minute the old version missed.
 	appendRange(t, s, cpu, upgrade, 120, time.Second, func(i int) float64 { return val(120 + i) })
 	appendRange(t, s, cpu, base.Add(time.Minute), 60, time.Second, func(i int) float64 { return val(60 + i) })
-	stored := storedValues(t, s.raw, "cpu_usage_percent")
+	stored := storedValues(t, rawTSDB(t, s), "cpu_usage_percent")
 	if stored[base.UnixMilli()] != 12.34 || stored[base.Add(time.Minute).UnixMilli()] != 12.94 || stored[upgrade.UnixMilli()] != 1354 {
 		t.Fatalf("stored: old %v, replayed %v, new %v; want 12.34, 12.94, 1354",
 			stored[base.UnixMilli()], stored[base.Add(time.Minute).UnixMilli()], stored[upgrade.UnixMilli()])

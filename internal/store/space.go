@@ -285,7 +285,10 @@ func (s *Store) watchSpace(ctx context.Context) {
 	compacting := true
 	for {
 		if full := s.space.state() != nil; full == compacting {
-			for _, db := range []*Tier{s.raw, s.tier1m, s.tier1h} {
+			for _, db := range []interface {
+				DisableCompactions()
+				EnableCompactions()
+			}{s.raw, s.tier1m, s.tier1h} {
 				if full {
 					db.DisableCompactions() // waits for a running compaction
 				} else {

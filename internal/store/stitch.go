@@ -59,14 +59,14 @@ func (wm watermarkSnapshot) window(lo, hi func(watermark) int64) func(machine st
 
 // tierReader adds one tier's buckets for the series matching p, each
 // machine's limited to its window, reading from `from` on.
-type tierReader func(ctx context.Context, db *Tier, p plan, from int64, win func(string) (int64, int64), c *collector) error
+type tierReader func(ctx context.Context, db tierSource, p plan, from int64, win func(string) (int64, int64), c *collector) error
 
 // readTail reads what a coarser tier does not hold yet from db: per machine
 // from its lo watermark to its hi watermark (nil = the end). One read covers
 // every machine from the oldest watermark; a machine not rolled up at all
 // yet (watermark 0) is read on its own so it does not drag the others'
 // start back to the beginning.
-func readTail(ctx context.Context, read tierReader, db *Tier, p plan, wm watermarkSnapshot, lo, hi func(watermark) int64, c *collector) error {
+func readTail(ctx context.Context, read tierReader, db tierSource, p plan, wm watermarkSnapshot, lo, hi func(watermark) int64, c *collector) error {
 	from := int64(math.MaxInt64)
 	var fresh []string
 	for m, w := range wm {

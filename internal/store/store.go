@@ -42,7 +42,12 @@ const (
 
 // Options configures Open. Zero fields take the defaults above.
 type Options struct {
-	Dir string // data directory; tiers live in Dir/raw, Dir/1m, Dir/1h
+	Dir string // data directory; tiers live in Dir/raw (Dir/rawvm), Dir/1m, Dir/1h
+
+	// Engine is the raw tier's engine: EngineTSDB or EngineVM; "" (or
+	// EngineAuto) keeps the engine whose raw tier Dir holds, EngineTSDB
+	// for a new Dir.
+	Engine string
 
 	RetentionRaw, Retention1m, Retention1h time.Duration
 
@@ -83,7 +88,7 @@ type Store struct {
 	opts   Options
 	log    *slog.Logger
 	now    func() time.Time
-	raw    *Tier
+	raw    rawTier
 	tier1m *Tier
 	tier1h *Tier
 	m      *storeMetrics
@@ -148,7 +153,24 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.pending = nil
 	var err error
-	if s.raw, err = s.openTier(TierRaw, false, rawTierOptions(opts)); err != nil {
+	switch opts.Engine {
+	case EngineTSDB:
+		s.raw, err = s.openTier(TierRaw, false, rawTierOptions(opts))
+	case EngineVM:
+		var r *vmRaw
+		if r, err = openVMRaw(filepath.Join(opts.Dir, rawVMDir), opts.RetentionRaw, opts.OutOfOrderWindow, opts.Now, s.log); err == nil {
+			s.raw = r
+			if opts.Registerer != nil {
+				err = opts.Registerer.Register(newVMCollector(r))
+			}
+		}
+	default:
+		err = fmt.Errorf("open store %s: unknown raw tier engine %q (want %q, %q or %q)", opts.Dir, opts.Engine, EngineAuto, EngineTSDB, EngineVM)
+	}
+	if err == nil {
+		s.warnOtherEngine()
+	}
+	if err != nil {
 		return nil, err
 	}
 	// The rollup tiers take no appends: their data arrives as blocks, a
@@ -171,7 +193,10 @@ func Open(opts Options) (*Store, error) {
 		s.closeTiers()
 		return nil, err
 	}
-	s.raw.since, s.tier1m.since, s.tier1h.since = since, since, since
+	s.tier1m.since, s.tier1h.since = since, since
+	if raw, ok := s.raw.(*Tier); ok {
+		raw.since = since
+	}
 	for _, db := range []*tsdb.DB{s.tier1m.DB, s.tier1h.DB} {
 		if err := flushHead(db); err != nil {
 			s.closeTiers()
@@ -188,7 +213,7 @@ func Open(opts Options) (*Store, error) {
 		s.closeTiers()
 		return nil, err
 	}
-	s.space.series = func() uint64 { return s.raw.Head().NumSeries() }
+	s.space.series = s.raw.NumSeries
 	s.space.check()
 	return s, nil
 }
@@ -223,6 +248,12 @@ func setDefaults(o *Options) {
 	}
 	if o.Statfs == nil {
 		o.Statfs = statfs
+	}
+	if o.Engine == "" || o.Engine == EngineAuto {
+		o.Engine = EngineTSDB
+		if _, err := os.Stat(filepath.Join(o.Dir, rawVMDir)); err == nil {
+			o.Engine = EngineVM
+		}
 	}
 }
 
@@ -325,11 +356,16 @@ func (s *Store) openTier(name string, rollup bool, o *tsdb.Options) (*Tier, erro
 
 func (s *Store) closeTiers() error {
 	var errs []error
-	for _, db := range []*Tier{s.tier1h, s.tier1m, s.raw} {
+	for _, db := range []*Tier{s.tier1h, s.tier1m} {
 		if db != nil {
 			if err := db.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close tier %s: %w", db.Dir(), err))
 			}
+		}
+	}
+	if s.raw != nil {
+		if err := s.raw.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close tier %s: %w", s.raw.Dir(), err))
 		}
 	}
 	return errors.Join(errs...)
@@ -380,8 +416,8 @@ func (a spaceAppender) Rollback() error { return a.g.noteWriteError(a.Appender.R
 func (s *Store) Writable() error { return s.space.state() }
 
 // Raw returns the raw tier, for tests and tools: read its samples through
-// the Tier's own Querier and ChunkQuerier, which unscale them.
-func (s *Store) Raw() *Tier { return s.raw }
+// its own Querier and ChunkQuerier (a *Tier's unscale them).
+func (s *Store) Raw() rawTier { return s.raw }
 
 // NoteWritten records that machine's raw data is complete up to maxTs (ms
 // since epoch); minutes up to there may be rolled up. Ingest calls it after

@@ -30,7 +30,7 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("only runs as TestCrashLosesNoCommittedSample's child")
 	}
-	s, err := Open(Options{Dir: dir})
+	s, err := Open(Options{Dir: dir, Engine: os.Getenv("SYSMONSTM_TEST_ENGINE")})
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(2)
@@ -147,7 +147,13 @@ func TestRetentionPlumbsThrough(t *testing.T) {
 	if err := s.Raw().Compact(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	blocks := s.Raw().Blocks()
+	if _, vm := s.raw.(*vmRaw); vm {
+		if start, _ := s.raw.StartTime(); start < ms(base.Add(8*time.Hour-time.Minute)) {
+			t.Fatalf("raw tier starts at %s, retention is 2h", time.UnixMilli(start).UTC())
+		}
+		return
+	}
+	blocks := rawTSDB(t, s).Blocks()
 	if len(blocks) == 0 {
 		t.Fatal("no blocks after compaction")
 	}
@@ -174,6 +180,9 @@ func TestMetricsRegistered(t *testing.T) {
 				if lp.GetName() == "tier" && mf.GetName() == "prometheus_tsdb_head_series" {
 					tiers[lp.GetValue()] = true
 				}
+			}
+			if mf.GetName() == "sysmonstm_storage_raw_series" && m.GetGauge().GetValue() == 1 {
+				tiers["raw"] = true // the raw tier on engine vm
 			}
 			if c := m.GetCounter(); c != nil {
 				got[mf.GetName()] += c.GetValue()

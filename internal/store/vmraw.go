@@ -1,0 +1,790 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/VictoriaMetrics/VictoriaMetrics/lib/logger"
+	vmprompb "github.com/VictoriaMetrics/VictoriaMetrics/lib/prompb"
+	vmstorage "github.com/VictoriaMetrics/VictoriaMetrics/lib/storage"
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/record"
+	"github.com/prometheus/prometheus/tsdb/wlog"
+	"github.com/prometheus/prometheus/util/compression"
+)
+
+// Engines of the raw tier (Options.Engine).
+const (
+	// EngineAuto keeps the engine of an existing data directory's raw
+	// tier, and picks EngineTSDB for a new one.
+	EngineAuto = "auto"
+	// EngineTSDB keeps raw samples in a Prometheus TSDB, like the rollup
+	// tiers: every sample exact, ~1 B per sample on disk, ~2 KB of heap per
+	// active series (docs/benchmarks.md).
+	EngineTSDB = "tsdb"
+	// EngineVM keeps raw samples in VictoriaMetrics' storage engine
+	// (lib/storage) behind a write-ahead log of the store's own: ~0.57 B per
+	// sample on disk and ~0.5 KB of heap per active series, values kept to
+	// 12 significant digits (engine_vm.md in docs/architecture.md).
+	EngineVM = "vm"
+)
+
+// warnOtherEngine logs when the data directory also holds a raw tier of
+// the engine not in use: its samples are not read (the rollup tiers, shared
+// by both engines, are).
+func (s *Store) warnOtherEngine() {
+	other := TierRaw
+	if s.opts.Engine == EngineTSDB {
+		other = rawVMDir
+	}
+	if _, err := os.Stat(filepath.Join(s.opts.Dir, other)); err == nil {
+		s.log.Warn("the data directory holds raw samples of the other storage engine; they are not read (the 1m and 1h rollups are)",
+			"engine", s.opts.Engine, "unread", filepath.Join(s.opts.Dir, other))
+	}
+}
+
+// rawVMDir is the raw tier's directory under Options.Dir with EngineVM: not
+// "raw", so that switching engines never reads one's files as the other's.
+const rawVMDir = "rawvm"
+
+// vmCheckpointInterval is how often the VM raw tier cuts its WAL: every
+// sample older than the cut is flushed to the engine's files, the series
+// are written to a checkpoint and older segments are deleted.
+const vmCheckpointInterval = 5 * time.Minute
+
+// vmWALSegmentSize bounds a WAL segment; a checkpoint deletes whole
+// segments.
+const vmWALSegmentSize = 32 << 20
+
+// vmSeriesIdle is how long a series may go without a sample before a
+// checkpoint forgets it (its samples stay; a later sample registers it
+// again under a new ref).
+const vmSeriesIdle = time.Hour
+
+var vmInitOnce sync.Once
+
+// vmInit prepares VictoriaMetrics' package globals, once per process: its
+// packages read command-line flags of their own (registered on
+// flag.CommandLine, which sysmonstm does not use) and expect them parsed,
+// and log through their own logger, kept to errors.
+func vmInit() {
+	vmInitOnce.Do(func() {
+		_ = flag.Set("loggerLevel", "ERROR")
+		if !flag.Parsed() {
+			_ = flag.CommandLine.Parse(nil)
+		}
+		logger.InitNoLogFlags()
+		// Identical samples written twice (an agent replaying what a killed
+		// hub had stored, the WAL replayed after a crash) are merged.
+		vmstorage.SetDedupInterval(time.Millisecond)
+		// The engine turns read-only, instead of failing its writes, below
+		// this much free space; the store's own guard (space.go) refuses
+		// samples long before, at its reserve.
+		vmstorage.SetFreeDiskSpaceLimit(EngineReserve)
+	})
+}
+
+// vmSeries is one series of the VM raw tier, as appenders know it.
+type vmSeries struct {
+	ref   uint64
+	hash  uint64
+	name  []byte    // lib/storage's raw metric name (MarshalMetricNameRaw)
+	next  *vmSeries // next series with the same hash
+	lastT int64     // newest committed sample, math.MinInt64 before one
+	lastV float64
+	// touched is when (ms, by the tier's clock) the series was registered
+	// or last took a sample: a checkpoint forgets it vmSeriesIdle later.
+	touched int64
+	// logged is set once the series' record is in the WAL or the last
+	// checkpoint, so that a replay can resolve its samples' ref.
+	logged bool
+}
+
+// vmRaw is the raw tier on VictoriaMetrics' storage engine. Appends are
+// logged to a WAL (Prometheus' wlog and record formats) before the engine
+// takes them, since the engine keeps recent samples in memory for seconds
+// before its own files hold them: a Commit that returns nil survives a
+// killed process, as with the TSDB.
+type vmRaw struct {
+	dir       string
+	st        *vmstorage.Storage
+	wal       *wlog.WL
+	log       *slog.Logger
+	now       func() time.Time
+	retention int64 // ms
+	// engineRetention is what the engine keeps, by the wall clock.
+	engineRetention time.Duration
+	ooo             int64 // ms: how far behind the newest sample one may be
+
+	// commitMu is held shared by each commit from its WAL write to the
+	// engine's AddRows, and exclusively by a checkpoint while it cuts the
+	// WAL, so that every sample logged before the cut is in the engine.
+	commitMu sync.RWMutex
+
+	mu      sync.RWMutex
+	byRef   map[uint64]*vmSeries
+	byHash  map[uint64]*vmSeries
+	nextRef uint64
+	gen     uint64 // counts checkpoints that forgot series
+	maxT    int64  // newest sample of any series
+	minT    int64  // oldest sample stored, math.MaxInt64 when empty
+
+	// dirty is set by a commit and cleared by the next querier, which
+	// makes the engine's pending samples searchable first: a committed
+	// sample is visible to every later query, as in the TSDB.
+	dirty atomic.Bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// openVMRaw opens (or creates) the VM raw tier in dir and replays its WAL.
+func openVMRaw(dir string, retention, ooo time.Duration, now func() time.Time, log *slog.Logger) (r *vmRaw, err error) {
+	vmInit()
+	if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o750); err != nil {
+		return nil, err
+	}
+	r = &vmRaw{
+		dir: dir, log: log, now: now,
+		retention: retention.Milliseconds(), ooo: ooo.Milliseconds(),
+		byRef: map[uint64]*vmSeries{}, byHash: map[uint64]*vmSeries{},
+		maxT: math.MinInt64, minT: math.MaxInt64,
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	func() {
+		// lib/storage panics (logger.Panicf) on a directory it cannot use.
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("open raw tier %s: %v", dir, p)
+			}
+		}()
+		r.engineRetention = engineRetention(retention, now)
+		r.st = vmstorage.MustOpenStorage(filepath.Join(dir, "data"), vmstorage.OpenOptions{Retention: r.engineRetention})
+	}()
+	if err != nil {
+		return nil, err
+	}
+	if err := r.loadMinT(); err != nil {
+		r.st.MustClose()
+		return nil, err
+	}
+	if err := r.replay(); err != nil {
+		r.st.MustClose()
+		return nil, fmt.Errorf("open raw tier %s: replay WAL: %w", dir, err)
+	}
+	if r.wal, err = wlog.NewSize(log, nil, filepath.Join(dir, "wal"), vmWALSegmentSize, compression.Snappy); err != nil {
+		r.st.MustClose()
+		return nil, fmt.Errorf("open raw tier %s: %w", dir, err)
+	}
+	go r.checkpoints()
+	return r, nil
+}
+
+// engineRetention is the retention the engine is opened with. It drops
+// data by the wall clock, while the store's own checks (Append, StartTime)
+// use the store's clock: a clock behind the wall's (a test's) lengthens
+// the engine's retention by the difference, so that it keeps what the
+// store's clock still calls recent.
+func engineRetention(retention time.Duration, now func() time.Time) time.Duration {
+	behind := time.Since(now())
+	if behind < time.Minute {
+		return retention
+	}
+	return retention + behind + 24*time.Hour
+}
+
+// boundsFile holds the tier's time bounds, in ms, as two decimal numbers:
+// its start (the oldest sample queries read) and its newest sample.
+func (r *vmRaw) boundsFile() string { return filepath.Join(r.dir, "bounds") }
+
+func (r *vmRaw) loadMinT() error {
+	b, err := os.ReadFile(r.boundsFile())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var lo, hi int64
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil {
+		return fmt.Errorf("read %s: %w", r.boundsFile(), err)
+	}
+	r.minT, r.maxT = lo, hi
+	return nil
+}
+
+// saveBounds records the tier's start and newest sample.
+func (r *vmRaw) saveBounds(minT, maxT int64) error {
+	return writeFileAtomic(r.boundsFile(), fmt.Appendf(nil, "%d %d\n", minT, maxT))
+}
+
+// replay reads the last checkpoint and the WAL segments after it into the
+// series table and the engine.
+func (r *vmRaw) replay() error {
+	walDir := filepath.Join(r.dir, "wal")
+	refMap := map[chunks.HeadSeriesRef]*vmSeries{}
+	cp, cpIdx, err := wlog.LastCheckpoint(walDir)
+	switch {
+	case errors.Is(err, record.ErrNotFound):
+		cpIdx = -1
+	case err != nil:
+		return err
+	default:
+		if err := r.replayDir(cp, refMap, false); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", cp, err)
+		}
+	}
+	first, last, err := wlog.Segments(walDir)
+	if err != nil {
+		return err
+	}
+	if first < 0 {
+		return nil
+	}
+	first = max(first, cpIdx+1)
+	for i := first; i <= last; i++ {
+		if err := r.replaySegment(wlog.SegmentName(walDir, i), refMap); err != nil {
+			return err
+		}
+	}
+	r.st.DebugFlush()
+	return nil
+}
+
+func (r *vmRaw) replayDir(dir string, refMap map[chunks.HeadSeriesRef]*vmSeries, samples bool) error {
+	first, last, err := wlog.Segments(dir)
+	if err != nil || first < 0 {
+		return err
+	}
+	for i := first; i <= last; i++ {
+		if err := r.replaySegment(wlog.SegmentName(dir, i), refMap); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replaySegment applies one segment's records. A torn record at the end of
+// the newest segment (a crash mid-write) ends the replay there, as the
+// TSDB's own WAL replay does; its samples were never acknowledged.
+func (r *vmRaw) replaySegment(name string, refMap map[chunks.HeadSeriesRef]*vmSeries) error {
+	seg, err := wlog.OpenReadSegment(name)
+	if err != nil {
+		return err
+	}
+	defer seg.Close()
+	rd := wlog.NewReader(wlog.NewSegmentBufReader(seg))
+	dec := record.NewDecoder(nil, r.log)
+	var (
+		series  []record.RefSeries
+		samples []record.RefSample
+		rows    []vmstorage.MetricRow
+		newMinT = r.minT
+	)
+	flushRows := func() {
+		r.st.AddRows(rows, 64)
+		rows = rows[:0]
+	}
+	for rd.Next() {
+		rec := rd.Record()
+		switch dec.Type(rec) {
+		case record.Series:
+			if series, err = dec.Series(rec, series[:0]); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			for _, s := range series {
+				ser := r.register(marshalVMName(nil, s.Labels), uint64(s.Ref))
+				// Under another ref than the record's, the series' record
+				// must be logged again before its samples are.
+				ser.logged = ser.ref == uint64(s.Ref)
+				refMap[s.Ref] = ser
+			}
+		case record.Samples:
+			if samples, err = dec.Samples(rec, samples[:0]); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			for _, sm := range samples {
+				ser := refMap[sm.Ref]
+				if ser == nil {
+					continue // a series forgotten by a checkpoint
+				}
+				rows = append(rows, vmstorage.MetricRow{MetricNameRaw: ser.name, Timestamp: sm.T, Value: sm.V})
+				if sm.T >= ser.lastT {
+					ser.lastT, ser.lastV = sm.T, sm.V
+					ser.touched = max(ser.touched, sm.T)
+				}
+				r.maxT = max(r.maxT, sm.T)
+				newMinT = min(newMinT, sm.T)
+			}
+			if len(rows) >= 8192 {
+				flushRows()
+			}
+		}
+	}
+	flushRows()
+	if newMinT < r.minT {
+		if err := r.saveBounds(newMinT, r.maxT); err != nil {
+			return err
+		}
+		r.minT = newMinT
+	}
+	if err := rd.Err(); err != nil {
+		r.log.Warn("raw tier WAL ends in a torn record; replayed up to it", "segment", name, "err", err)
+	}
+	return nil
+}
+
+// register returns the series named name (a raw metric name), adding it
+// to the table when new, under ref when not 0 (a ref from the WAL: refs
+// stay the same across restarts). Callers hold mu or run before the tier
+// is shared.
+func (r *vmRaw) register(name []byte, ref uint64) *vmSeries {
+	h := xxhash.Sum64(name)
+	for s := r.byHash[h]; s != nil; s = s.next {
+		if string(s.name) == string(name) {
+			return s
+		}
+	}
+	if ref == 0 || r.byRef[ref] != nil {
+		ref = r.nextRef + 1
+	}
+	r.nextRef = max(r.nextRef, ref)
+	s := &vmSeries{ref: ref, hash: h, name: name, next: r.byHash[h], lastT: math.MinInt64, touched: r.now().UnixMilli()}
+	r.insert(s)
+	return s
+}
+
+// insert adds s to the table. Callers hold mu.
+func (r *vmRaw) insert(s *vmSeries) {
+	s.next = r.byHash[s.hash]
+	r.byHash[s.hash] = s
+	r.byRef[s.ref] = s
+}
+
+// lookup returns the series of ls, or nil.
+func (r *vmRaw) lookup(name []byte) *vmSeries {
+	for s := r.byHash[xxhash.Sum64(name)]; s != nil; s = s.next {
+		if string(s.name) == string(name) {
+			return s
+		}
+	}
+	return nil
+}
+
+// forget drops s from the table. Callers hold mu.
+func (r *vmRaw) forget(s *vmSeries) {
+	s.logged = false
+	delete(r.byRef, s.ref)
+	p := r.byHash[s.hash]
+	if p == s {
+		if s.next == nil {
+			delete(r.byHash, s.hash)
+		} else {
+			r.byHash[s.hash] = s.next
+		}
+		return
+	}
+	for ; p != nil; p = p.next {
+		if p.next == s {
+			p.next = s.next
+			return
+		}
+	}
+}
+
+// marshalVMName appends ls in lib/storage's raw metric name form.
+func marshalVMName(dst []byte, ls labels.Labels) []byte {
+	pls := make([]vmprompb.Label, 0, ls.Len())
+	ls.Range(func(l labels.Label) {
+		pls = append(pls, vmprompb.Label{Name: l.Name, Value: l.Value})
+	})
+	return vmstorage.MarshalMetricNameRaw(dst, pls)
+}
+
+// vmNameLabels returns the labels of a raw metric name.
+func vmNameLabels(name []byte) (labels.Labels, error) {
+	var mn vmstorage.MetricName
+	if err := mn.UnmarshalRaw(name); err != nil {
+		return labels.EmptyLabels(), err
+	}
+	return vmMetricNameLabels(&mn), nil
+}
+
+func vmMetricNameLabels(mn *vmstorage.MetricName) labels.Labels {
+	b := labels.NewScratchBuilder(len(mn.Tags) + 1)
+	if len(mn.MetricGroup) > 0 {
+		b.Add(labels.MetricName, string(mn.MetricGroup))
+	}
+	for _, t := range mn.Tags {
+		b.Add(string(t.Key), string(t.Value))
+	}
+	b.Sort()
+	return b.Labels()
+}
+
+// checkpoints cuts the WAL every vmCheckpointInterval until Close.
+func (r *vmRaw) checkpoints() {
+	defer close(r.done)
+	t := time.NewTicker(vmCheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-t.C:
+		}
+		if err := r.checkpoint(); err != nil {
+			r.log.Error("raw tier checkpoint failed; the WAL keeps growing until one succeeds", "err", err)
+		}
+	}
+}
+
+// checkpoint makes everything logged so far durable in the engine's files,
+// writes the series table to a checkpoint and deletes the segments it
+// covers. Series idle for vmSeriesIdle are forgotten.
+func (r *vmRaw) checkpoint() error {
+	if err := r.applyRetention(); err != nil {
+		return err
+	}
+	// Cut the WAL and take the series list at one point between commits:
+	// a series missing from the list (new, or forgotten here and used
+	// again) has its series record logged after the cut.
+	idle := r.now().Add(-vmSeriesIdle).UnixMilli()
+	r.commitMu.Lock()
+	seg, err := r.wal.NextSegmentSync()
+	if err != nil {
+		r.commitMu.Unlock()
+		return err
+	}
+	r.mu.Lock()
+	kept := make([]*vmSeries, 0, len(r.byRef))
+	forgot := false
+	for _, s := range r.byRef {
+		if s.touched < idle {
+			r.forget(s)
+			forgot = true
+			continue
+		}
+		kept = append(kept, s)
+	}
+	if forgot {
+		r.gen++
+	}
+	r.mu.Unlock()
+	r.commitMu.Unlock()
+	cut := seg - 1 // the last segment the checkpoint covers
+	// A snapshot flushes every sample the engine took to its files (and
+	// syncs them); it is deleted right away.
+	if err := r.flushToFiles(); err != nil {
+		return err
+	}
+	series := make([]record.RefSeries, 0, len(kept))
+	for _, s := range kept {
+		ls, err := vmNameLabels(s.name)
+		if err != nil {
+			return err
+		}
+		series = append(series, record.RefSeries{Ref: chunks.HeadSeriesRef(s.ref), Labels: ls})
+	}
+	walDir := filepath.Join(r.dir, "wal")
+	cpDir := filepath.Join(walDir, fmt.Sprintf("checkpoint.%08d", cut))
+	tmp := cpDir + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	cp, err := wlog.NewSize(r.log, nil, tmp, vmWALSegmentSize, compression.Snappy)
+	if err != nil {
+		return err
+	}
+	var enc record.Encoder
+	var buf []byte
+	for len(series) > 0 {
+		n := min(len(series), 10000)
+		buf = enc.Series(series[:n], buf[:0])
+		if err := cp.Log(buf); err != nil {
+			cp.Close()
+			return err
+		}
+		series = series[n:]
+	}
+	if err := cp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, cpDir); err != nil {
+		return err
+	}
+	if err := r.wal.Truncate(cut + 1); err != nil {
+		return err
+	}
+	return wlog.DeleteCheckpoints(walDir, cut)
+}
+
+// flushToFiles makes the engine write every sample it took to its files.
+func (r *vmRaw) flushToFiles() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("flush raw tier: %v", p)
+		}
+	}()
+	name := r.st.MustCreateSnapshot()
+	return r.st.DeleteSnapshot(name)
+}
+
+// Close stops the checkpoints and closes the engine, which writes what it
+// holds in memory; the WAL is then covered by a final checkpoint.
+func (r *vmRaw) Close() error {
+	close(r.stop)
+	<-r.done
+	err := r.checkpoint()
+	r.mu.Lock()
+	if r.minT != math.MaxInt64 {
+		err = errors.Join(err, r.saveBounds(r.minT, r.maxT))
+	}
+	r.mu.Unlock()
+	err = errors.Join(err, r.wal.Close())
+	r.st.MustClose()
+	return err
+}
+
+// Dir returns the tier's directory.
+func (r *vmRaw) Dir() string { return r.dir }
+
+// NumSeries returns the series the tier knows: those with a sample in the
+// last hour or so.
+func (r *vmRaw) NumSeries() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return uint64(len(r.byRef))
+}
+
+// StartTime returns the oldest sample's time the tier holds (ms), or
+// math.MaxInt64 when empty. Queries read nothing older.
+func (r *vmRaw) StartTime() (int64, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.minT, nil
+}
+
+// applyRetention moves the tier's start to the retention's edge, as the
+// TSDB deletes its blocks: queries no longer read older samples, which
+// the engine deletes in its background merges (by the wall clock).
+func (r *vmRaw) applyRetention() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Relative to the newest sample, as the TSDB's retention; but never
+	// before what the engine itself keeps by the wall clock.
+	edge := max(r.maxT-r.retention, time.Now().UnixMilli()-r.engineRetention.Milliseconds())
+	if r.minT == math.MaxInt64 || r.minT >= edge {
+		return nil
+	}
+	if err := r.saveBounds(edge, r.maxT); err != nil {
+		return err
+	}
+	r.minT = edge
+	return nil
+}
+
+// DisableCompactions and EnableCompactions are no-ops: the engine itself
+// stops merging when its disk is short of room.
+func (r *vmRaw) DisableCompactions() {}
+func (r *vmRaw) EnableCompactions()  {}
+
+// Appender returns an appender of the tier.
+func (r *vmRaw) Appender(context.Context) storage.Appender { return &vmAppender{r: r} }
+
+// vmAppender collects samples until Commit.
+type vmAppender struct {
+	r    *vmRaw
+	gen  uint64 // r.gen at the first Append
+	rows []vmstorage.MetricRow
+	refs []*vmSeries
+}
+
+func (a *vmAppender) Append(ref storage.SeriesRef, ls labels.Labels, t int64, v float64) (storage.SeriesRef, error) {
+	r := a.r
+	r.mu.RLock()
+	if len(a.rows) == 0 {
+		a.gen = r.gen
+	}
+	s := r.byRef[uint64(ref)]
+	if s == nil {
+		name := marshalVMName(nil, ls)
+		if s = r.lookup(name); s == nil {
+			r.mu.RUnlock()
+			if ls.IsEmpty() {
+				return 0, errors.New("append to the raw tier: a series without labels")
+			}
+			r.mu.Lock()
+			if s = r.lookup(name); s == nil {
+				s = r.register(name, 0)
+			}
+			r.mu.Unlock()
+			r.mu.RLock()
+		}
+	}
+	lastT, lastV, maxT := s.lastT, s.lastV, r.maxT
+	r.mu.RUnlock()
+	switch {
+	case t == lastT && math.Float64bits(v) == math.Float64bits(lastV):
+		return storage.SeriesRef(s.ref), nil // already stored
+	case t == lastT:
+		return storage.SeriesRef(s.ref), storage.ErrDuplicateSampleForTimestamp
+	case maxT != math.MinInt64 && t < maxT-r.ooo:
+		return storage.SeriesRef(s.ref), storage.ErrTooOldSample
+	}
+	a.rows = append(a.rows, vmstorage.MetricRow{MetricNameRaw: s.name, Timestamp: t, Value: v})
+	a.refs = append(a.refs, s)
+	return storage.SeriesRef(s.ref), nil
+}
+
+func (a *vmAppender) Commit() error {
+	r := a.r
+	defer a.reset()
+	if len(a.rows) == 0 {
+		return nil
+	}
+	if r.st.IsReadOnly() {
+		return fmt.Errorf("raw tier: the engine stopped writing with less than %s free: %w", formatBytes(EngineReserve), syscall.ENOSPC)
+	}
+	r.commitMu.RLock()
+	defer r.commitMu.RUnlock()
+	r.mu.Lock()
+	if r.gen != a.gen {
+		// A checkpoint forgot series since the first Append: put back
+		// those this commit uses, so that their records are logged again.
+		for i, s := range a.refs {
+			if r.byRef[s.ref] == s {
+				continue
+			}
+			if s2 := r.lookup(s.name); s2 != nil {
+				a.refs[i] = s2
+				continue
+			}
+			r.insert(s)
+		}
+	}
+	// Log the record of every series not logged yet (new, or forgotten by
+	// a checkpoint and back).
+	var unlogged []*vmSeries
+	for _, s := range a.refs {
+		if !s.logged {
+			s.logged = true
+			unlogged = append(unlogged, s)
+		}
+	}
+	r.mu.Unlock()
+	var enc record.Encoder
+	var recs [][]byte
+	if len(unlogged) > 0 {
+		series := make([]record.RefSeries, 0, len(unlogged))
+		for _, s := range unlogged {
+			ls, err := vmNameLabels(s.name)
+			if err != nil {
+				return err
+			}
+			series = append(series, record.RefSeries{Ref: chunks.HeadSeriesRef(s.ref), Labels: ls})
+		}
+		recs = append(recs, enc.Series(series, nil))
+	}
+	samples := make([]record.RefSample, len(a.rows))
+	minT := int64(math.MaxInt64)
+	for i, row := range a.rows {
+		samples[i] = record.RefSample{Ref: chunks.HeadSeriesRef(a.refs[i].ref), T: row.Timestamp, V: row.Value}
+		minT = min(minT, row.Timestamp)
+	}
+	recs = append(recs, enc.Samples(samples, nil))
+	if err := r.wal.Log(recs...); err != nil {
+		r.mu.Lock()
+		for _, s := range unlogged {
+			s.logged = false
+		}
+		r.mu.Unlock()
+		return fmt.Errorf("write raw tier WAL: %w", err)
+	}
+	r.mu.RLock()
+	older, maxT := minT < r.minT, r.maxT
+	r.mu.RUnlock()
+	if older {
+		if err := r.saveBounds(minT, maxT); err != nil {
+			return fmt.Errorf("write raw tier start: %w", err)
+		}
+	}
+	r.st.AddRows(a.rows, 64)
+	now := r.now().UnixMilli()
+	r.mu.Lock()
+	for i, row := range a.rows {
+		s := a.refs[i]
+		if row.Timestamp >= s.lastT {
+			s.lastT, s.lastV = row.Timestamp, row.Value
+		}
+		s.touched = max(s.touched, now)
+		r.maxT = max(r.maxT, row.Timestamp)
+	}
+	r.minT = min(r.minT, minT)
+	r.mu.Unlock()
+	r.dirty.Store(true)
+	return nil
+}
+
+func (a *vmAppender) Rollback() error {
+	a.reset()
+	return nil
+}
+
+func (a *vmAppender) reset() {
+	a.rows, a.refs = a.rows[:0], a.refs[:0]
+}
+
+// The appender takes float samples only, as the raw tier's writers send.
+var errVMFloatsOnly = errors.New("the raw tier takes float samples only")
+
+func (a *vmAppender) AppendExemplar(storage.SeriesRef, labels.Labels, exemplar.Exemplar) (storage.SeriesRef, error) {
+	return 0, errVMFloatsOnly
+}
+
+func (a *vmAppender) AppendHistogram(storage.SeriesRef, labels.Labels, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	return 0, errVMFloatsOnly
+}
+
+func (a *vmAppender) AppendHistogramSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	return 0, errVMFloatsOnly
+}
+
+func (a *vmAppender) UpdateMetadata(storage.SeriesRef, labels.Labels, metadata.Metadata) (storage.SeriesRef, error) {
+	return 0, nil
+}
+
+func (a *vmAppender) AppendSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64) (storage.SeriesRef, error) {
+	return 0, errVMFloatsOnly
+}
+
+func (a *vmAppender) SetOptions(*storage.AppendOptions) {}
+
+var _ io.Closer = (*vmRaw)(nil)
+
+// Compact applies the retention and writes every sample the engine took
+// to its files.
+func (r *vmRaw) Compact(context.Context) error {
+	if err := r.applyRetention(); err != nil {
+		return err
+	}
+	r.st.DebugFlush()
+	return r.flushToFiles()
+}
