@@ -303,7 +303,12 @@ func startHub(t *testing.T, dataDir string, http, grpc string, extra ...string) 
 	if grpc == "" {
 		grpc = "127.0.0.1:0"
 	}
-	args := append([]string{"hub", "--listen-http", http, "--listen-grpc", grpc, "--data-dir", dataDir, "--log-level", "debug"}, extra...)
+	args := []string{"hub", "--listen-http", http, "--listen-grpc", grpc, "--data-dir", dataDir, "--log-level", "debug"}
+	// SYSMONSTM_TEST_ENGINE=vm runs the hubs on the VM raw tier engine.
+	if e := os.Getenv("SYSMONSTM_TEST_ENGINE"); e != "" {
+		args = append(args, "--storage-engine", e)
+	}
+	args = append(args, extra...)
 	h := &hubProc{proc: start(t, "hub", args...), dataDir: dataDir, token: envValue(t, "SYSMONSTM_TOKEN")}
 	h.http, h.grpc = hubAddrs(t, h.proc, 20*time.Second)
 	testutil.WaitFor(t, 20*time.Second, "hub ready", func() error {

@@ -99,7 +99,7 @@ for line in open(f"{out}/hub.metrics"):
         m[mm.group(1) + (mm.group(2) or "")] = float(mm.group(3))
 series = {t: m.get(f'prometheus_tsdb_head_series{{tier="{t}"}}', 0) for t in ("raw", "1m", "1h")}
 lg = json.load(open(f"{out}/hub-loadgen.json"))
-active = series["raw"]
+active = series["raw"] or m.get("sysmonstm_storage_raw_series", 0)  # --storage-engine vm
 print(f"hub ({conf or 'defaults'}): raw head {active:,.0f} series, 1m {series['1m']:,.0f}, 1h {series['1h']:,.0f}; "
       f"peak RSS {peak/2**20:,.0f} MiB = {peak/active:,.0f} B/series, end RSS {end/2**20:,.0f} MiB = {end/active:,.0f} B/series; "
       f"Go heap in use {m.get('go_memstats_heap_inuse_bytes',0)/2**20:,.0f} MiB, next GC {m.get('go_memstats_next_gc_bytes',0)/2**20:,.0f} MiB; "

@@ -49,9 +49,13 @@ type Config struct {
 	// other hubs using it, instead of in <data-dir>/sysmonstm.db.
 	Postgres     string
 	RetentionRaw time.Duration // default 24h
-	Retention1m  time.Duration // default 30d
-	Retention1h  time.Duration // default 1y
-	OfflineAfter time.Duration // default 15s
+	// StorageEngine is the raw tier's engine: store.EngineAuto (default:
+	// the data directory's, else store.EngineTSDB), store.EngineTSDB or
+	// store.EngineVM.
+	StorageEngine string
+	Retention1m   time.Duration // default 30d
+	Retention1h   time.Duration // default 1y
+	OfflineAfter  time.Duration // default 15s
 	// ForgetOfflineAfter forgets a machine that has sent no data for this
 	// long (as DELETE /api/machines/{id} does); 0 never does.
 	ForgetOfflineAfter time.Duration
@@ -210,6 +214,7 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h.store, err = store.Open(store.Options{
 		Dir:          filepath.Join(cfg.DataDir, "tsdb"),
+		Engine:       cfg.StorageEngine,
 		RetentionRaw: cfg.RetentionRaw,
 		Retention1m:  cfg.Retention1m,
 		Retention1h:  cfg.Retention1h,

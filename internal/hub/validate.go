@@ -79,6 +79,13 @@ func (c *Config) Validate() error {
 			return &config.SettingError{Setting: "postgres", Value: db.Redact(c.Postgres), Reason: "want postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE", Err: err}
 		}
 	}
+	switch c.StorageEngine {
+	case "":
+		c.StorageEngine = store.EngineAuto
+	case store.EngineAuto, store.EngineTSDB, store.EngineVM:
+	default:
+		return invalid("storage-engine", c.StorageEngine, "must be %s, %s or %s", store.EngineAuto, store.EngineTSDB, store.EngineVM)
+	}
 	if c.RetentionRaw < time.Hour {
 		return invalid("retention-raw", c.RetentionRaw.String(), "must be at least 1h")
 	}
