@@ -457,6 +457,18 @@ func (s *Store) initMaxTs(ctx context.Context) error {
 // scanNewest calls NoteWritten with each machine's newest raw sample, read
 // from chunk metadata only.
 func (s *Store) scanNewest(ctx context.Context) error {
+	if vm, ok := s.raw.(*vmRaw); ok {
+		// The VM tier knows each series' newest sample from its WAL and
+		// checkpoint: no data is read.
+		newest, err := vm.newestByMachine()
+		if err != nil {
+			return fmt.Errorf("read raw tier: %w", err)
+		}
+		for m, t := range newest {
+			s.NoteWritten(m, t)
+		}
+		return nil
+	}
 	rawStart, err := s.raw.StartTime()
 	if err != nil {
 		return fmt.Errorf("read raw tier: %w", err)

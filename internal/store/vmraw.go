@@ -28,6 +28,8 @@ import (
 	"github.com/prometheus/prometheus/tsdb/record"
 	"github.com/prometheus/prometheus/tsdb/wlog"
 	"github.com/prometheus/prometheus/util/compression"
+
+	"github.com/sysmonstm/sysmonstm/internal/metric"
 )
 
 // Engines of the raw tier (Options.Engine).
@@ -137,6 +139,10 @@ type vmRaw struct {
 	// engine's AddRows, and exclusively by a checkpoint while it cuts the
 	// WAL, so that every sample logged before the cut is in the engine.
 	commitMu sync.RWMutex
+
+	// boundsMu serialises changes of minT with their write to the bounds
+	// file. Lock order: boundsMu, then mu.
+	boundsMu sync.Mutex
 
 	mu      sync.RWMutex
 	byRef   map[uint64]*vmSeries
@@ -475,6 +481,7 @@ func (r *vmRaw) checkpoint() error {
 	}
 	r.mu.Lock()
 	kept := make([]*vmSeries, 0, len(r.byRef))
+	var last []record.RefSample
 	forgot := false
 	for _, s := range r.byRef {
 		if s.touched < idle {
@@ -483,6 +490,9 @@ func (r *vmRaw) checkpoint() error {
 			continue
 		}
 		kept = append(kept, s)
+		if s.lastT != math.MinInt64 {
+			last = append(last, record.RefSample{Ref: chunks.HeadSeriesRef(s.ref), T: s.lastT, V: s.lastV})
+		}
 	}
 	if forgot {
 		r.gen++
@@ -524,6 +534,18 @@ func (r *vmRaw) checkpoint() error {
 		}
 		series = series[n:]
 	}
+	// Each series' newest sample, so that a restart knows it (duplicate
+	// checks, each machine's newest time for the rollups); replaying it
+	// into the engine is a duplicate the engine merges.
+	for len(last) > 0 {
+		n := min(len(last), 10000)
+		buf = enc.Samples(last[:n], buf[:0])
+		if err := cp.Log(buf); err != nil {
+			cp.Close()
+			return err
+		}
+		last = last[n:]
+	}
 	if err := cp.Close(); err != nil {
 		return err
 	}
@@ -553,11 +575,14 @@ func (r *vmRaw) Close() error {
 	close(r.stop)
 	<-r.done
 	err := r.checkpoint()
-	r.mu.Lock()
-	if r.minT != math.MaxInt64 {
-		err = errors.Join(err, r.saveBounds(r.minT, r.maxT))
+	r.boundsMu.Lock()
+	r.mu.RLock()
+	minT, maxT := r.minT, r.maxT
+	r.mu.RUnlock()
+	if minT != math.MaxInt64 {
+		err = errors.Join(err, r.saveBounds(minT, maxT))
 	}
-	r.mu.Unlock()
+	r.boundsMu.Unlock()
 	err = errors.Join(err, r.wal.Close())
 	r.st.MustClose()
 	return err
@@ -586,18 +611,42 @@ func (r *vmRaw) StartTime() (int64, error) {
 // TSDB deletes its blocks: queries no longer read older samples, which
 // the engine deletes in its background merges (by the wall clock).
 func (r *vmRaw) applyRetention() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.boundsMu.Lock()
+	defer r.boundsMu.Unlock()
+	r.mu.RLock()
+	minT, maxT := r.minT, r.maxT
+	r.mu.RUnlock()
 	// Relative to the newest sample, as the TSDB's retention; but never
 	// before what the engine itself keeps by the wall clock.
-	edge := max(r.maxT-r.retention, time.Now().UnixMilli()-r.engineRetention.Milliseconds())
-	if r.minT == math.MaxInt64 || r.minT >= edge {
+	edge := max(maxT-r.retention, time.Now().UnixMilli()-r.engineRetention.Milliseconds())
+	if minT == math.MaxInt64 || minT >= edge {
 		return nil
 	}
-	if err := r.saveBounds(edge, r.maxT); err != nil {
+	if err := r.saveBounds(edge, maxT); err != nil {
 		return err
 	}
+	r.mu.Lock()
 	r.minT = edge
+	r.mu.Unlock()
+	return nil
+}
+
+// lowerMinT makes t the tier's start if it is older, on disk first.
+func (r *vmRaw) lowerMinT(t int64) error {
+	r.boundsMu.Lock()
+	defer r.boundsMu.Unlock()
+	r.mu.RLock()
+	minT, maxT := r.minT, r.maxT
+	r.mu.RUnlock()
+	if t >= minT {
+		return nil
+	}
+	if err := r.saveBounds(t, maxT); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.minT = t
+	r.mu.Unlock()
 	return nil
 }
 
@@ -719,10 +768,10 @@ func (a *vmAppender) Commit() error {
 		return fmt.Errorf("write raw tier WAL: %w", err)
 	}
 	r.mu.RLock()
-	older, maxT := minT < r.minT, r.maxT
+	older := minT < r.minT
 	r.mu.RUnlock()
 	if older {
-		if err := r.saveBounds(minT, maxT); err != nil {
+		if err := r.lowerMinT(minT); err != nil {
 			return fmt.Errorf("write raw tier start: %w", err)
 		}
 	}
@@ -737,7 +786,6 @@ func (a *vmAppender) Commit() error {
 		s.touched = max(s.touched, now)
 		r.maxT = max(r.maxT, row.Timestamp)
 	}
-	r.minT = min(r.minT, minT)
 	r.mu.Unlock()
 	r.dirty.Store(true)
 	return nil
@@ -778,6 +826,29 @@ func (a *vmAppender) AppendSTZeroSample(storage.SeriesRef, labels.Labels, int64,
 func (a *vmAppender) SetOptions(*storage.AppendOptions) {}
 
 var _ io.Closer = (*vmRaw)(nil)
+
+// newestByMachine returns the newest sample's time (ms) of each machine
+// (metric.MachineLabel) among the series the tier knows: those written
+// since the last checkpoint and the newest sample of each that the
+// checkpoint recorded.
+func (r *vmRaw) newestByMachine() (map[string]int64, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := map[string]int64{}
+	var mn vmstorage.MetricName
+	for _, s := range r.byRef {
+		if s.lastT == math.MinInt64 {
+			continue
+		}
+		if err := mn.UnmarshalRaw(s.name); err != nil {
+			return nil, err
+		}
+		if m := string(mn.GetTagValue(metric.MachineLabel)); m != "" && s.lastT > out[m] {
+			out[m] = s.lastT
+		}
+	}
+	return out, nil
+}
 
 // Compact applies the retention and writes every sample the engine took
 // to its files.

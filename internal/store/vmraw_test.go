@@ -5,12 +5,16 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/wlog"
 
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 )
@@ -219,5 +223,69 @@ func TestVMEngineReplayAfterCheckpoint(t *testing.T) {
 	}
 	if n != nSeries {
 		t.Fatalf("%d series, want %d", n, nSeries)
+	}
+
+	// A clean close writes a last checkpoint with each series' newest
+	// sample: after it the WAL is empty, and the next start still knows
+	// every machine's newest time and refuses a changed duplicate.
+	q.Close()
+	if err := s2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if first, last, err := wlog.Segments(filepath.Join(dir, rawVMDir, "wal")); err != nil || last-first > 0 {
+		t.Fatalf("WAL segments %d..%d after a clean close (%v), want one empty one", first, last, err)
+	}
+	s3, _ := openTest(t, dir, now.Add(vmSeriesIdle+15*time.Minute), func(o *Options) { o.Engine = EngineVM })
+	newest := ms(now) + 159*1000
+	if w := s3.machines["m7"]; w == nil || w.maxTs != newest {
+		t.Fatalf("machine m7 after a clean restart: %+v, want newest %d", w, newest)
+	}
+	app := s3.Appender(context.Background())
+	if _, err := app.Append(0, ls[7], newest, -1); !errors.Is(err, ErrDuplicateSample) {
+		t.Fatalf("changed duplicate after a restart: %v, want ErrDuplicateSample", err)
+	}
+	if _, err := app.Append(0, ls[7], newest, float64(159*7)); err != nil {
+		t.Fatalf("identical duplicate after a restart: %v", err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readRawValues(t, s3, "load1"); len(got) != 160 {
+		t.Fatalf("%d timestamps after the restart, want 160", len(got))
+	}
+}
+
+// TestVMEngineConcurrentOlderCommits commits from several goroutines at
+// once, each commit older than any before, so that each moves the tier's
+// start (its bounds file) while the others do: none may fail.
+func TestVMEngineConcurrentOlderCommits(t *testing.T) {
+	s, _ := openTest(t, "", base.Add(time.Hour), func(o *Options) { o.Engine = EngineVM })
+	var next atomic.Int64
+	next.Store(ms(base.Add(time.Hour)))
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for range 50 {
+				app := s.Appender(context.Background())
+				ts := next.Add(-1000)
+				if _, err := app.Append(0, series("load1", "m"+strconv.Itoa(g)), ts, 1); err != nil {
+					errs <- err
+					return
+				}
+				if err := app.Commit(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if start, _ := s.raw.StartTime(); start != next.Load() {
+		t.Fatalf("start %d, want the oldest sample %d", start, next.Load())
 	}
 }
