@@ -33,7 +33,7 @@ cleanup() {
 trap cleanup EXIT
 
 bin=$work/sysmonstm
-(cd "$root" && GOFLAGS=-buildvcs=false go build -tags pprof -o "$bin" ./cmd/sysmonstm)
+(cd "$root" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -tags pprof -o "$bin" ./cmd/sysmonstm)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 clk=$(getconf CLK_TCK)
