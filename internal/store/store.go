@@ -457,9 +457,15 @@ func (s *Store) initMaxTs(ctx context.Context) error {
 // scanNewest calls NoteWritten with each machine's newest raw sample, read
 // from chunk metadata only.
 func (s *Store) scanNewest(ctx context.Context) error {
-	if vm, ok := s.raw.(*vmRaw); ok {
-		// The VM tier knows each series' newest sample from its WAL and
-		// checkpoint: no data is read.
+	s.mu.Lock()
+	known := len(s.machines) > 0
+	s.mu.Unlock()
+	if vm, ok := s.raw.(*vmRaw); ok && known {
+		// The VM tier knows the newest sample of each series written in
+		// the last hour or so from its WAL and checkpoint: no data is
+		// read. A machine silent for longer keeps its watermark from the
+		// state file (initMaxTs). Without a state file (lost, or a first
+		// start) the raw tier is scanned as below, to find every machine.
 		newest, err := vm.newestByMachine()
 		if err != nil {
 			return fmt.Errorf("read raw tier: %w", err)

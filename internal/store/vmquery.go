@@ -144,17 +144,9 @@ func (q *vmQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHin
 }
 
 func (q *vmQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	tr, ok := q.timeRange()
-	if !ok {
-		return nil, nil, nil
-	}
-	tfss, err := q.filters(ms)
-	if err != nil {
+	tfss, tr, limit, ok, err := q.labelSearch(hints, ms)
+	if !ok || err != nil {
 		return nil, nil, err
-	}
-	limit := math.MaxInt32
-	if hints != nil && hints.Limit > 0 {
-		limit = hints.Limit
 	}
 	vs, err := q.r.st.SearchLabelValues(nil, name, tfss, tr, limit, vmMaxSeries, deadlineOf(ctx))
 	if err != nil {
@@ -166,17 +158,9 @@ func (q *vmQuerier) LabelValues(ctx context.Context, name string, hints *storage
 }
 
 func (q *vmQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
-	tr, ok := q.timeRange()
-	if !ok {
-		return nil, nil, nil
-	}
-	tfss, err := q.filters(ms)
-	if err != nil {
+	tfss, tr, limit, ok, err := q.labelSearch(hints, ms)
+	if !ok || err != nil {
 		return nil, nil, err
-	}
-	limit := math.MaxInt32
-	if hints != nil && hints.Limit > 0 {
-		limit = hints.Limit
 	}
 	ns, err := q.r.st.SearchLabelNames(nil, tfss, tr, limit, vmMaxSeries, deadlineOf(ctx))
 	if err != nil {
@@ -184,6 +168,21 @@ func (q *vmQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, m
 	}
 	sort.Strings(ns)
 	return ns, nil, nil
+}
+
+// labelSearch returns what a label name or value search needs: the
+// filters of ms, the time range and the limit; ok is false when the tier
+// holds nothing in the querier's range.
+func (q *vmQuerier) labelSearch(hints *storage.LabelHints, ms []*labels.Matcher) (tfss []*vmstorage.TagFilters, tr vmstorage.TimeRange, limit int, ok bool, err error) {
+	if tr, ok = q.timeRange(); !ok {
+		return nil, tr, 0, false, nil
+	}
+	limit = math.MaxInt32
+	if hints != nil && hints.Limit > 0 {
+		limit = hints.Limit
+	}
+	tfss, err = q.filters(ms)
+	return tfss, tr, limit, true, err
 }
 
 func (q *vmQuerier) filters(ms []*labels.Matcher) ([]*vmstorage.TagFilters, error) {

@@ -524,27 +524,13 @@ func (r *vmRaw) checkpoint() error {
 		return err
 	}
 	var enc record.Encoder
-	var buf []byte
-	for len(series) > 0 {
-		n := min(len(series), 10000)
-		buf = enc.Series(series[:n], buf[:0])
-		if err := cp.Log(buf); err != nil {
-			cp.Close()
-			return err
-		}
-		series = series[n:]
-	}
-	// Each series' newest sample, so that a restart knows it (duplicate
-	// checks, each machine's newest time for the rollups); replaying it
-	// into the engine is a duplicate the engine merges.
-	for len(last) > 0 {
-		n := min(len(last), 10000)
-		buf = enc.Samples(last[:n], buf[:0])
-		if err := cp.Log(buf); err != nil {
-			cp.Close()
-			return err
-		}
-		last = last[n:]
+	// Each series' newest sample follows the series, so that a restart
+	// knows it (duplicate checks, each machine's newest time for the
+	// rollups); replaying it into the engine is a duplicate the engine
+	// merges.
+	if err := errors.Join(logChunked(cp, series, enc.Series), logChunked(cp, last, enc.Samples)); err != nil {
+		cp.Close()
+		return err
 	}
 	if err := cp.Close(); err != nil {
 		return err
@@ -556,6 +542,20 @@ func (r *vmRaw) checkpoint() error {
 		return err
 	}
 	return wlog.DeleteCheckpoints(walDir, cut)
+}
+
+// logChunked logs recs to w, encoded by enc in records of up to 10,000.
+func logChunked[T any](w *wlog.WL, recs []T, enc func([]T, []byte) []byte) error {
+	var buf []byte
+	for len(recs) > 0 {
+		n := min(len(recs), 10000)
+		buf = enc(recs[:n], buf[:0])
+		if err := w.Log(buf); err != nil {
+			return err
+		}
+		recs = recs[n:]
+	}
+	return nil
 }
 
 // flushToFiles makes the engine write every sample it took to its files.
