@@ -14,7 +14,9 @@
 # TICKS=spread (default: each simulated machine ticks at its own fixed phase
 # of the interval) or sync (all on the same wall-clock tick, the worst
 # case). WARMUP=DURATION sets loadgen's --watch-warmup (default: loadgen's
-# 5 s; a 1 M-series hub spends longer creating its series). BIN=path uses that binary instead of building one. PROFILE=1
+# 5 s; a 1 M-series hub spends longer creating its series). WINDOW=DURATION
+# (e.g. 10s) also prints the five windows of the run with the highest p99
+# (loadgen --watch-window; all of them in $WORK/loadgen.out). BIN=path uses that binary instead of building one. PROFILE=1
 # builds with -tags pprof and writes 30 s CPU profiles of hub and loadgen,
 # taken from the middle of the run, to $WORK/{hub,loadgen}.cpu.pprof.
 # Needs curl and python3. Everything is stopped at exit; $WORK (default a
@@ -37,6 +39,7 @@ if [[ -z ${BIN:-} ]]; then
 fi
 warmflag=()
 [[ -n $WARMUP ]] && warmflag=(--watch-warmup "$WARMUP")
+[[ -n ${WINDOW:-} ]] && warmflag+=(--watch-window "$WINDOW")
 case $TICKS in
   spread) tickflag=() ;;
   sync) tickflag=(--sync-ticks) ;;
@@ -116,4 +119,6 @@ print("machines=%s series=%s ticks=%s duration=%s acked/s=%.1f errors=%d events=
     lv.get("p50_ms"), lv.get("p99_ms"), lv.get("max_ms"), (" watch_error=" + lv["error"]) if lv.get("error") else "",
     hist("publish"), hist("websocket"), sys.argv[7], sys.argv[8],
     1000 * val("sysmonstm_ingest_commit_seconds_sum") / cc if cc else 0, sys.argv[9], sys.argv[10]))
+for w in sorted(lv.get("windows") or [], key=lambda w: -w["p99_ms"])[:5]:
+    print("  window %s: events=%d p50=%sms p99=%sms max=%sms" % (w["start"], w["events"], w["p50_ms"], w["p99_ms"], w["max_ms"]))
 EOF

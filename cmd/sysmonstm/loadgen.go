@@ -27,6 +27,7 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&o.RemoteWrite, "remote-write", "", "send to this Prometheus remote-write `URL` instead of a hub")
 	fs.StringVar(&o.MachinePrefix, "machine-prefix", "loadgen-", "`PREFIX` of the simulated machine ids")
 	fs.StringVar(&o.Watch, "watch", "", "also read the hub's live stream at `URL` (ws://HOST:PORT/ws) and report the latency from each batch's timestamp to its WebSocket event (live_latency in the summary)")
+	fs.DurationVar(&o.WatchWindow, "watch-window", 0, "with --watch, also report the latency per `DURATION` of the run (live_latency.windows: events, p50, p99, max), to find where a tail comes from")
 	fs.DurationVar(&o.WatchWarmup, "watch-warmup", 0, "`DURATION` at the start not measured by --watch (default: 5s or 2 intervals, whichever is longer)")
 	log, err := parse(fs, lf, args, stderr)
 	if err != nil {
@@ -59,6 +60,9 @@ func runLoadgen(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if o.WatchWarmup < 0 {
 		return fmt.Errorf("--watch-warmup %s: must not be negative", o.WatchWarmup)
+	}
+	if o.WatchWindow < 0 {
+		return fmt.Errorf("--watch-window %s: must not be negative", o.WatchWindow)
 	}
 	o.Logger = log
 	sum, err := loadgen.Run(ctx, o)

@@ -99,7 +99,7 @@ func runHub(ctx context.Context, opts Options) (Summary, error) {
 	var watch *watcher
 	if opts.Watch != "" {
 		var err error
-		if watch, err = startWatch(actx, opts.Watch, opts.MachinePrefix, time.Now().Add(opts.WatchWarmup)); err != nil {
+		if watch, err = startWatch(actx, opts.Watch, opts.MachinePrefix, time.Now().Add(opts.WatchWarmup), opts.WatchWindow); err != nil {
 			cancelAgents()
 			return Summary{}, err
 		}

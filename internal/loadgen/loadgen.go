@@ -47,6 +47,9 @@ type Options struct {
 	// WatchWarmup is the start of the run not measured (agents
 	// connecting); default max(5s, 2 intervals).
 	WatchWarmup time.Duration
+	// WatchWindow, when > 0, also reports the latency per window of this
+	// length (LiveLatency.Windows).
+	WatchWindow time.Duration
 }
 
 // Summary is the outcome of a run; the CLI prints it as its last line.
@@ -119,6 +122,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.WatchWarmup < 0 {
 		return fmt.Errorf("loadgen: watch warm-up %s is negative", o.WatchWarmup)
+	}
+	if o.WatchWindow < 0 {
+		return fmt.Errorf("loadgen: watch window %s is negative", o.WatchWindow)
 	}
 	if o.Machines == 0 {
 		o.Machines = 1

@@ -29,6 +29,19 @@ type LiveLatency struct {
 	MaxMs  float64 `json:"max_ms"`
 	// Err says why the watch ended early ("" when it lasted the run).
 	Err string `json:"error,omitempty"`
+	// Windows are the same figures per window of the events' stamps
+	// (Options.WatchWindow), oldest first: where in the run a tail comes
+	// from.
+	Windows []LatencyWindow `json:"windows,omitempty"`
+}
+
+// LatencyWindow is the live latency of the events stamped in one window.
+type LatencyWindow struct {
+	Start  string  `json:"start"` // RFC 3339, UTC
+	Events int64   `json:"events"`
+	P50Ms  float64 `json:"p50_ms"`
+	P99Ms  float64 `json:"p99_ms"`
+	MaxMs  float64 `json:"max_ms"`
 }
 
 // maxWatchMessage bounds one message of the live stream the watcher reads
@@ -40,9 +53,11 @@ const maxWatchMessage = 256 << 20
 type watcher struct {
 	prefix []byte // `"machine":"` + the machine prefix
 	from   int64  // ms: events stamped earlier (warm-up) are not measured
+	window int64  // ms: per-window figures when > 0
 
 	mu   sync.Mutex
 	lat  []float64 // ms
+	ts   []int64   // each event's stamp (ms), with window > 0
 	err  error
 	done chan struct{}
 }
@@ -58,7 +73,7 @@ func validateWatchURL(s string) error {
 
 // startWatch dials the live stream; events stamped before from are not
 // measured. The watch runs until ctx ends.
-func startWatch(ctx context.Context, rawURL, machinePrefix string, from time.Time) (*watcher, error) {
+func startWatch(ctx context.Context, rawURL, machinePrefix string, from time.Time, window time.Duration) (*watcher, error) {
 	c, _, err := websocket.Dial(ctx, rawURL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: watch %s: %w", rawURL, err)
@@ -68,6 +83,7 @@ func startWatch(ctx context.Context, rawURL, machinePrefix string, from time.Tim
 	w := &watcher{
 		prefix: append([]byte(`"machine":`), pj[:len(pj)-1]...), // without the closing quote
 		from:   from.UnixMilli(),
+		window: window.Milliseconds(),
 		done:   make(chan struct{}),
 	}
 	go func() {
@@ -89,6 +105,9 @@ func startWatch(ctx context.Context, rawURL, machinePrefix string, from time.Tim
 				d := float64(now.UnixMicro()-ts*1000) / 1000
 				w.mu.Lock()
 				w.lat = append(w.lat, d)
+				if w.window > 0 {
+					w.ts = append(w.ts, ts)
+				}
 				w.mu.Unlock()
 			}
 		}
@@ -154,7 +173,28 @@ func (w *watcher) result() *LiveLatency {
 	<-w.done
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	var windows []LatencyWindow
+	if w.window > 0 && len(w.ts) > 0 {
+		byWin := map[int64][]float64{}
+		for i, ts := range w.ts {
+			k := ts / w.window
+			byWin[k] = append(byWin[k], w.lat[i])
+		}
+		keys := make([]int64, 0, len(byWin))
+		for k := range byWin {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			s := latencySummary(byWin[k])
+			windows = append(windows, LatencyWindow{
+				Start: time.UnixMilli(k * w.window).UTC().Format(time.RFC3339), Events: s.Events,
+				P50Ms: s.P50Ms, P99Ms: s.P99Ms, MaxMs: s.MaxMs,
+			})
+		}
+	}
 	out := latencySummary(w.lat)
+	out.Windows = windows
 	if w.err != nil {
 		out.Err = w.err.Error()
 	}

@@ -106,7 +106,7 @@ func TestWatcherOverWebSocket(t *testing.T) {
 	}))
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	w, err := startWatch(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", "loadgen-", time.UnixMilli(ts))
+	w, err := startWatch(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", "loadgen-", time.UnixMilli(ts), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +120,11 @@ func TestWatcherOverWebSocket(t *testing.T) {
 	got := w.result()
 	if got.Events != 2 || got.Err != "" || got.P50Ms < 4 || got.MaxMs > 10_000 {
 		t.Fatalf("result %+v: want the two metrics events of loadgen-* machines, each at least 5 ms late", got)
+	}
+	// Both events are stamped in the same second: one window of two.
+	wantStart := time.UnixMilli(ts / 1000 * 1000).UTC().Format(time.RFC3339)
+	if len(got.Windows) != 1 || got.Windows[0].Events != 2 || got.Windows[0].Start != wantStart || got.Windows[0].MaxMs != got.MaxMs {
+		t.Fatalf("windows %+v: want one of 2 events from %s, max %v", got.Windows, wantStart, got.MaxMs)
 	}
 }
 
