@@ -611,34 +611,29 @@ func (r *vmRaw) StartTime() (int64, error) {
 // TSDB deletes its blocks: queries no longer read older samples, which
 // the engine deletes in its background merges (by the wall clock).
 func (r *vmRaw) applyRetention() error {
-	r.boundsMu.Lock()
-	defer r.boundsMu.Unlock()
-	r.mu.RLock()
-	minT, maxT := r.minT, r.maxT
-	r.mu.RUnlock()
-	// Relative to the newest sample, as the TSDB's retention; but never
-	// before what the engine itself keeps by the wall clock.
-	edge := max(maxT-r.retention, time.Now().UnixMilli()-r.engineRetention.Milliseconds())
-	if minT == math.MaxInt64 || minT >= edge {
-		return nil
-	}
-	if err := r.saveBounds(edge, maxT); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	r.minT = edge
-	r.mu.Unlock()
-	return nil
+	return r.moveStart(func(minT, maxT int64) (int64, bool) {
+		// Relative to the newest sample, as the TSDB's retention; but
+		// never before what the engine itself keeps by the wall clock.
+		edge := max(maxT-r.retention, time.Now().UnixMilli()-r.engineRetention.Milliseconds())
+		return edge, minT != math.MaxInt64 && minT < edge
+	})
 }
 
 // lowerMinT makes t the tier's start if it is older, on disk first.
 func (r *vmRaw) lowerMinT(t int64) error {
+	return r.moveStart(func(minT, _ int64) (int64, bool) { return t, t < minT })
+}
+
+// moveStart sets the tier's start to what to returns, on disk first, when
+// it says so; to gets the current start and newest sample.
+func (r *vmRaw) moveStart(to func(minT, maxT int64) (int64, bool)) error {
 	r.boundsMu.Lock()
 	defer r.boundsMu.Unlock()
 	r.mu.RLock()
 	minT, maxT := r.minT, r.maxT
 	r.mu.RUnlock()
-	if t >= minT {
+	t, move := to(minT, maxT)
+	if !move {
 		return nil
 	}
 	if err := r.saveBounds(t, maxT); err != nil {
