@@ -93,9 +93,15 @@ func historyThroughHub(t *testing.T, base, writePath string, flush func()) *hubP
 			Max [][2]float64 `json:"max"`
 		} `json:"series"`
 	}
-	if code := getJSON(t, "http://"+hub.http+"/api/machines/alpha/history?metric=load1&from=-2m&step=10s", &wide); code != 200 || len(wide.Series) == 0 || len(wide.Series[0].Max) == 0 {
-		t.Errorf("10 s buckets: status %d, %+v", code, wide)
-	}
+	// The TSDB may still be taking the newest samples (as for the points
+	// above): wait for a bucket with its band.
+	testutil.WaitFor(t, 30*time.Second, "10 s buckets with max bands", func() error {
+		flush()
+		if code := getJSON(t, "http://"+hub.http+"/api/machines/alpha/history?metric=load1&from=-2m&step=10s", &wide); code != 200 || len(wide.Series) == 0 || len(wide.Series[0].Max) == 0 {
+			return fmt.Errorf("10 s buckets: status %d, %+v", code, wide)
+		}
+		return nil
+	})
 
 	rows := exportJSON(t, hub, "alpha", "load1", "-2m")
 	if len(rows) < 4 {
