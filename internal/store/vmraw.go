@@ -505,13 +505,9 @@ func (r *vmRaw) checkpoint() error {
 	if err := r.flushToFiles(); err != nil {
 		return err
 	}
-	series := make([]record.RefSeries, 0, len(kept))
-	for _, s := range kept {
-		ls, err := vmNameLabels(s.name)
-		if err != nil {
-			return err
-		}
-		series = append(series, record.RefSeries{Ref: chunks.HeadSeriesRef(s.ref), Labels: ls})
+	series, err := refSeries(kept)
+	if err != nil {
+		return err
 	}
 	walDir := filepath.Join(r.dir, "wal")
 	cpDir := filepath.Join(walDir, fmt.Sprintf("checkpoint.%08d", cut))
@@ -737,13 +733,9 @@ func (a *vmAppender) Commit() error {
 	var enc record.Encoder
 	var recs [][]byte
 	if len(unlogged) > 0 {
-		series := make([]record.RefSeries, 0, len(unlogged))
-		for _, s := range unlogged {
-			ls, err := vmNameLabels(s.name)
-			if err != nil {
-				return err
-			}
-			series = append(series, record.RefSeries{Ref: chunks.HeadSeriesRef(s.ref), Labels: ls})
+		series, err := refSeries(unlogged)
+		if err != nil {
+			return err
 		}
 		recs = append(recs, enc.Series(series, nil))
 	}
@@ -853,4 +845,18 @@ func (r *vmRaw) Compact(context.Context) error {
 	}
 	r.st.DebugFlush()
 	return r.flushToFiles()
+}
+
+// refSeries turns series into the WAL's series records (checkpoints and
+// commits log them alike).
+func refSeries(list []*vmSeries) ([]record.RefSeries, error) {
+	out := make([]record.RefSeries, 0, len(list))
+	for _, s := range list {
+		ls, err := vmNameLabels(s.name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, record.RefSeries{Ref: chunks.HeadSeriesRef(s.ref), Labels: ls})
+	}
+	return out, nil
 }
