@@ -5,7 +5,7 @@
 # samples/s, the watcher's p50/p99/max (from the simulated agent's stamp to
 # the client's read), the hub's own receipt → WebSocket write histogram
 # (sysmonstm_live_delay_seconds, mean and p99 bucket), hub CPU seconds and
-# RSS, mean commit, and load1 before and after (the figures are only as
+# RSS, its garbage collections, mean commit, and load1 before and after (the figures are only as
 # quiet as the machine: say how loaded it was).
 #
 #   MACHINES=1000 SERIES=100 DURATION=90s scripts/bench-live-latency.sh
@@ -114,10 +114,10 @@ def hist(stage):
 lv = s.get("live_latency") or {}
 cc = val("sysmonstm_ingest_commit_seconds_count")
 print("machines=%s series=%s ticks=%s duration=%s acked/s=%.1f errors=%d events=%d p50=%sms p99=%sms max=%sms%s"
-      " hub_publish[%s] hub_ws[%s] hub_cpu=%ss hub_rss=%sMiB mean_commit=%.2fms load1=%s->%s" % (
+      " hub_publish[%s] hub_ws[%s] hub_cpu=%ss hub_rss=%sMiB hub_gc_cycles=%d mean_commit=%.2fms load1=%s->%s" % (
     sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], s["samples_per_second"], s["errors"], lv.get("events", 0),
     lv.get("p50_ms"), lv.get("p99_ms"), lv.get("max_ms"), (" watch_error=" + lv["error"]) if lv.get("error") else "",
-    hist("publish"), hist("websocket"), sys.argv[7], sys.argv[8],
+    hist("publish"), hist("websocket"), sys.argv[7], sys.argv[8], val("go_gc_duration_seconds_count"),
     1000 * val("sysmonstm_ingest_commit_seconds_sum") / cc if cc else 0, sys.argv[9], sys.argv[10]))
 for w in sorted(lv.get("windows") or [], key=lambda w: -w["p99_ms"])[:5]:
     print("  window %s: events=%d p50=%sms p99=%sms max=%sms" % (w["start"], w["events"], w["p50_ms"], w["p99_ms"], w["max_ms"]))

@@ -272,6 +272,7 @@ func (f *Forwarder) session(ctx context.Context) (string, error) {
 				return "slow", errors.New("the edge fell too far behind the live stream")
 			}
 			msg, typ := f.filterEvent(ev, public)
+			ev.Release() // filterEvent decoded it into msg, a new message
 			if msg == nil {
 				continue
 			}

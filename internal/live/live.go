@@ -288,7 +288,11 @@ func (s *State) Update(id string, ts int64, series []*Series, values []float64) 
 		if left != nil {
 			series, values = without(series, values, left)
 		}
-		s.Publish(Event{Type: EventMetrics, Machine: m.id, JSON: encodeMetrics(m.idJSON, ts, series, values), At: now})
+		eb := newEventBuf(metricsSize(m.idJSON, series))
+		eb.b = appendMetrics(eb.b, m.idJSON, ts, series, values)
+		ev := Event{Type: EventMetrics, Machine: m.id, JSON: eb.b, At: now, buf: eb}
+		s.Publish(ev)
+		ev.Release() // the publisher's hold: subscribers now hold what they queued
 	}
 	if s.subs.summaries() {
 		s.publishSummary(m)
@@ -311,16 +315,22 @@ func without(series []*Series, values []float64, left []int) ([]*Series, []float
 	return ss, vs
 }
 
-// encodeMetrics builds
-// {"type":"metrics","machine":ID,"ts":MS,"metrics":[{"name","labels","value"}…]}.
-func encodeMetrics(idJSON []byte, ts int64, series []*Series, values []float64) []byte {
+// metricsSize is about the length of the metrics event of series (enough
+// for most values without growing).
+func metricsSize(idJSON []byte, series []*Series) int {
 	size := 64 + len(idJSON)
 	for _, sr := range series {
 		if sr != nil {
 			size += len(sr.prefix) + 26
 		}
 	}
-	b := make([]byte, 0, size)
+	return size
+}
+
+// appendMetrics appends the metrics event
+// {"type":"metrics","machine":ID,"ts":MS,"metrics":[{"name","labels","value"}…]}
+// to b.
+func appendMetrics(b, idJSON []byte, ts int64, series []*Series, values []float64) []byte {
 	b = append(b, `{"type":"metrics","machine":`...)
 	b = append(b, idJSON...)
 	b = append(b, `,"ts":`...)

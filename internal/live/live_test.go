@@ -533,7 +533,8 @@ func benchUpdate(b *testing.B, subscribe bool) {
 			sub.Close()
 		}()
 		go func() {
-			for range sub.C() {
+			for ev := range sub.C() {
+				ev.Release() // as the WebSocket writer does
 			}
 		}()
 	}

@@ -25,6 +25,9 @@ type Event struct {
 	// At is when Update took the batch of a metrics event (the start of
 	// sysmonstm_live_delay_seconds{stage="websocket"}); zero for others.
 	At time.Time
+	// buf, when set, holds JSON's memory: each subscriber that queues the
+	// event holds it once, and Release gives that back (buf.go).
+	buf *eventBuf
 }
 
 // DefaultQueue is the subscriber queue length used when Subscribe gets 0.
@@ -168,6 +171,10 @@ func (sub *Subscription) send(ev Event) (dropped bool) {
 	if sub.closed {
 		return false
 	}
+	if ev.buf != nil {
+		// Held before it is queued: the consumer may release it at once.
+		ev.buf.hold()
+	}
 	if len(sub.order) == 0 && !sub.pumping {
 		select {
 		case sub.ch <- ev:
@@ -177,13 +184,15 @@ func (sub *Subscription) send(ev Event) (dropped bool) {
 	}
 	key := coalesceKey(ev)
 	if key != "" {
-		if _, ok := sub.backlog[key]; ok {
+		if old, ok := sub.backlog[key]; ok {
 			sub.backlog[key] = ev // newer state replaces the waiting one, in place
+			old.Release()
 			sub.state.metrics.coalesced.Inc()
 			return false
 		}
 	} else {
 		if sub.uncoalesc >= maxBacklog {
+			ev.Release()
 			sub.dropped = true
 			sub.stopLocked()
 			return true

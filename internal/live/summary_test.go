@@ -386,7 +386,8 @@ func benchUpdateMixed(b *testing.B, subs func(s *State) []*Subscription) {
 	sr, vals := realisticBatch()
 	for _, sub := range subs(s) {
 		go func() {
-			for range sub.C() {
+			for ev := range sub.C() {
+				ev.Release() // as the WebSocket writer does
 			}
 		}()
 		defer sub.Close()

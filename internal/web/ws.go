@@ -152,8 +152,11 @@ func (s *Server) writeEvents(ctx context.Context, c *websocket.Conn, cork *wscon
 			if batch {
 				_ = cork.Release(wsWriteTimeout)
 			}
-			return err
+			return err // ev not released: the collector takes it
 		}
+		// The library has copied the message (into the cork or the
+		// socket): its buffer can serve a later event.
+		ev.Release()
 		at[n] = ev.At
 		n++
 		if !batch || n == wsMaxBatch || cork.Held() >= wsWriteBuffer || len(sub.C()) == 0 {
