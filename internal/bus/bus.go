@@ -164,11 +164,38 @@ func New(ctx context.Context, opts Options) (*Bus, error) {
 		nc.Close()
 		return nil, fmt.Errorf("NATS JetStream: %w", err)
 	}
-	if err := b.createStreams(ctx); err != nil {
+	if err := b.setUpStreams(ctx); err != nil {
 		nc.Close()
 		return nil, err
 	}
 	return b, nil
+}
+
+// streamSetupWindow is how long a starting hub keeps trying to create its
+// streams: a NATS cluster started with the hubs (one compose file, one
+// boot) may still be electing its JetStream leaders, or its servers may
+// answer slowly for a while, and a replicated stream then takes longer
+// than one attempt's 10 s.
+const streamSetupWindow = time.Minute
+
+// setUpStreams runs createStreams until it succeeds or streamSetupWindow
+// has passed, logging each failed attempt; the last error is returned.
+func (b *Bus) setUpStreams(ctx context.Context) error {
+	deadline := time.Now().Add(streamSetupWindow)
+	wait := time.Second
+	for {
+		err := b.createStreams(ctx)
+		if err == nil || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		b.log.Warn("NATS JetStream streams not set up yet; retrying", "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
 }
 
 // createStreams creates the samples and state streams, or updates their

@@ -94,3 +94,45 @@ func TestClusterNodeKilledLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A hub started with its NATS cluster, before the cluster can hold a
+// 3-replica stream (one node of three up): it keeps trying to set up its
+// streams, and is running once the other nodes join, instead of exiting
+// after its first attempt.
+func TestHubStartedBeforeItsClusterWaitsForIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node NATS cluster")
+	}
+	opts := clusterOptions(t)
+	first := startNode(t, opts[0])
+	type result struct {
+		b   *Bus
+		err error
+	}
+	done := make(chan result, 1)
+	began := time.Now()
+	go func() {
+		b, err := New(t.Context(), Options{URLs: []string{first.ClientURL()}, Replicas: 3, Live: newLive(t)})
+		done <- result{b, err}
+	}()
+	select {
+	case r := <-done:
+		t.Fatalf("New returned with one node of three: %v", r.err)
+	case <-time.After(3 * time.Second):
+	}
+	startNode(t, opts[1])
+	startNode(t, opts[2])
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("after %s: %v", time.Since(began).Round(time.Millisecond), r.err)
+	}
+	defer r.b.Close()
+	t.Logf("streams set up %s after the start, the cluster complete after 3 s", time.Since(began).Round(time.Millisecond))
+	info, err := r.b.samples.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.Replicas != 3 {
+		t.Fatalf("samples stream has %d replicas, want 3", info.Config.Replicas)
+	}
+}

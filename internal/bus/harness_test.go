@@ -31,6 +31,18 @@ func startNATS(t testing.TB) *server.Server { return bustest.NATS(t) }
 // route ports are taken from the OS first (listen, close, hand over).
 func startCluster(t *testing.T) []*server.Server {
 	t.Helper()
+	var nodes []*server.Server
+	for _, o := range clusterOptions(t) {
+		nodes = append(nodes, startNode(t, o))
+	}
+	waitClusterReady(t, nodes)
+	return nodes
+}
+
+// clusterOptions are the options of a 3-node JetStream cluster's servers
+// on free loopback ports.
+func clusterOptions(t *testing.T) []*server.Options {
+	t.Helper()
 	var routes []*url.URL
 	var ports []int
 	for range 3 {
@@ -39,24 +51,34 @@ func startCluster(t *testing.T) []*server.Server {
 		routes = append(routes, &url.URL{Scheme: "nats-route", Host: ln.Addr().String()})
 		ln.Close()
 	}
-	var nodes []*server.Server
+	var opts []*server.Options
 	for i := range 3 {
-		o := &server.Options{ServerName: fmt.Sprint("n", i), Host: "127.0.0.1", Port: -1, JetStream: true,
+		opts = append(opts, &server.Options{ServerName: fmt.Sprint("n", i), Host: "127.0.0.1", Port: -1, JetStream: true,
 			StoreDir: t.TempDir(), NoSigs: true, NoLog: true, Routes: routes,
-			Cluster: server.ClusterOpts{Name: "sysmonstm", Host: "127.0.0.1", Port: ports[i]}}
-		s, err := server.NewServer(o)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go s.Start()
-		t.Cleanup(s.Shutdown)
-		nodes = append(nodes, s)
+			Cluster: server.ClusterOpts{Name: "sysmonstm", Host: "127.0.0.1", Port: ports[i]}})
 	}
-	for _, s := range nodes {
-		if !s.ReadyForConnections(30 * time.Second) {
-			t.Fatalf("nats server %s not ready", s.Name())
-		}
+	return opts
+}
+
+// startNode starts one server and waits until it takes connections.
+func startNode(t *testing.T, o *server.Options) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
 	}
+	go s.Start()
+	t.Cleanup(s.Shutdown)
+	if !s.ReadyForConnections(30 * time.Second) {
+		t.Fatalf("nats server %s not ready", s.Name())
+	}
+	return s
+}
+
+// waitClusterReady waits until the nodes are routed to each other and
+// JetStream has a meta leader.
+func waitClusterReady(t *testing.T, nodes []*server.Server) {
+	t.Helper()
 	testutil.WaitFor(t, 30*time.Second, "JetStream meta leader", func() error {
 		for _, s := range nodes {
 			if s.NumRoutes() < 2 {
@@ -73,7 +95,6 @@ func startCluster(t *testing.T) []*server.Server {
 		}
 		return errors.New("no meta leader yet")
 	})
-	return nodes
 }
 
 func urlsOf(nodes ...*server.Server) []string {
