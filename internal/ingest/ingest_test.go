@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -195,9 +196,14 @@ func (e *env) points(name, machine string) [][2]float64 {
 	return out
 }
 
-func tick(i int) int64 {
-	return time.Now().Add(-time.Minute).Truncate(time.Second).UnixMilli() + int64(i)*1000
-}
+func tick(i int) int64 { return tickBase() + int64(i)*1000 }
+
+// tickBase is a minute before the first tick call, whole seconds, and the
+// same for the package's whole run: a test that calls tick(2) and later
+// tick(1) must not find them equal because a second went by in between.
+var tickBase = sync.OnceValue(func() int64 {
+	return time.Now().Add(-time.Minute).Truncate(time.Second).UnixMilli()
+})
 
 func TestStreamStoresAcksAndFeedsLive(t *testing.T) {
 	e := newEnv(t, t.TempDir(), nil)
