@@ -67,7 +67,7 @@ func TestStorageConsumerWritesVictoriaMetrics(t *testing.T) {
 		info, err := c.Info(t.Context())
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
 	}
-	testutil.Until(t, 10*time.Second, "consumer acknowledged everything", drained)
+	testutil.Until(t, 30*time.Second, "consumer acknowledged everything", drained)
 
 	// An operator deletes the consumer: the hub creates it again and goes
 	// on (from the stream's start: the TSDB de-duplicates what it had).
@@ -82,7 +82,7 @@ func TestStorageConsumerWritesVictoriaMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkVM(t, vm, "web 1.*", n+10, ts0)
-	testutil.Until(t, 10*time.Second, "the new consumer acknowledged everything", drained)
+	testutil.Until(t, 30*time.Second, "the new consumer acknowledged everything", drained)
 }
 
 // A hub that dies after the TSDB took a request but before it acknowledged
