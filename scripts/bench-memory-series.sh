@@ -8,7 +8,8 @@
 # samples its RSS the same way. Prints one line per server.
 #
 # Usage: scripts/bench-memory-series.sh   (MACHINES=200 SERIES=1300 DURATION=150s VM=1
-#        HUB_ENV="GOGC=100" HUB_FLAGS="..." LOADGEN_FLAGS="--sync-ticks" OUT=dir for heap.pprof and logs)
+#        HUB_ENV="GOGC=100" HUB_FLAGS="..." LOADGEN_FLAGS="--sync-ticks" OUT=dir for heap.pprof and logs
+#        PROFILE=1: also a 30 s CPU profile of the hub from the middle of the run, $OUT/hub.cpu.pprof)
 # Needs: go, curl, python3; /usr/bin/victoria-metrics for the comparison.
 set -euo pipefail
 
@@ -82,6 +83,11 @@ hub_pid=$!
 pids+=("$hub_pid")
 wait_http "http://127.0.0.1:$hub_http/ready"
 cpu0=$(cpu_seconds "$hub_pid")
+if [[ ${PROFILE:-0} == 1 ]]; then
+	half=$(($(python3 -c 'import sys; d=sys.argv[1]; print(int(float(d[:-1]) * {"s": 1, "m": 60, "h": 3600}[d[-1]]))' "$DURATION") / 2 - 15))
+	(sleep "$((half > 0 ? half : 0))" && curl -fs "http://127.0.0.1:$hub_pprof/debug/pprof/profile?seconds=30" >"$OUT/hub.cpu.pprof") &
+	pids+=($!)
+fi
 drive hub "$hub_pid" --hub "127.0.0.1:$hub_grpc" --token "$(cat "$work/token")"
 cpu1=$(cpu_seconds "$hub_pid")
 curl -fs "http://127.0.0.1:$hub_http/metrics" >"$OUT/hub.metrics"
