@@ -29,7 +29,7 @@ func hubFlags(fs *flag.FlagSet) *hub.Config {
 	fs.StringVar(&c.ListenGRPC, "listen-grpc", "127.0.0.1:50051", "gRPC address `HOST:PORT` agents stream to")
 	fs.StringVar(&c.DataDir, "data-dir", defaultDataDir, "`DIR` of the embedded storage and hub state")
 	postgresFlag(fs, &c.Postgres)
-	fs.StringVar(&c.StorageEngine, "storage-engine", "auto", "`ENGINE` of the raw samples: \"tsdb\" (Prometheus TSDB), \"vm\" (VictoriaMetrics' storage engine: about half the disk and a quarter of the memory per series, twice the CPU per sample, values kept to 12 significant digits) or \"auto\": the data dir's, tsdb for a new one")
+	fs.StringVar(&c.StorageEngine, "storage-engine", "auto", "`ENGINE` of the raw samples: \"tsdb\" (Prometheus TSDB), \"vm\" (VictoriaMetrics' storage engine: about half the disk and a quarter of the memory per series, more CPU per sample, values kept to 12 significant digits) or \"auto\": the data dir's, tsdb for a new one")
 	fs.DurationVar(&c.RetentionRaw, "retention-raw", 24*time.Hour, "how long every raw sample is kept")
 	fs.DurationVar(&c.Retention1m, "retention-1m", 30*24*time.Hour, "how long 1-minute rollups are kept")
 	fs.DurationVar(&c.Retention1h, "retention-1h", 365*24*time.Hour, "how long 1-hour rollups are kept")

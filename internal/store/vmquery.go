@@ -23,21 +23,36 @@ const vmMaxSeries = 50_000_000
 
 // Querier returns a querier of the tier's samples in [mint, maxt].
 func (r *vmRaw) Querier(mint, maxt int64) (storage.Querier, error) {
-	r.searchable()
+	if err := r.searchable(); err != nil {
+		return nil, err
+	}
 	return &vmQuerier{r: r, mint: mint, maxt: maxt}, nil
 }
 
-// searchable makes every committed sample searchable.
-func (r *vmRaw) searchable() {
-	if r.dirty.Swap(false) {
+// searchable makes every committed sample searchable. A commit stages its
+// samples before it sets dirty, so taking dirty first and the stage after,
+// under flushMu (which also holds a concurrent query until the engine's
+// flush is done), leaves no committed sample outside the engine's search.
+func (r *vmRaw) searchable() error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	dirty := r.dirty.Swap(false)
+	if err := r.flushStageLocked(); err != nil {
+		r.dirty.Store(dirty || r.dirty.Load())
+		return err
+	}
+	if dirty {
 		r.st.DebugFlush()
 	}
+	return nil
 }
 
 // ChunkQuerier returns a chunk querier of the tier's samples in [mint,
 // maxt]: its series are the Querier's, encoded into chunks as they are read.
 func (r *vmRaw) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
-	r.searchable()
+	if err := r.searchable(); err != nil {
+		return nil, err
+	}
 	return vmChunkQuerier{q: &vmQuerier{r: r, mint: mint, maxt: maxt}}, nil
 }
 

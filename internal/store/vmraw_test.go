@@ -3,9 +3,11 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -128,6 +130,25 @@ func TestVMEngineKeepsCatalogueValues(t *testing.T) {
 	}
 }
 
+// crashVM "crashes" s, on the VM engine: it stops the checkpoints and the
+// flusher and drops the store without a last checkpoint (what is staged
+// is lost, the WAL is not cut), so that opening the directory anew
+// replays the WAL as after a SIGKILL.
+func crashVM(t *testing.T, s *Store) {
+	t.Helper()
+	vm := s.raw.(*vmRaw)
+	close(vm.stop)
+	vm.wg.Wait()
+	if err := vm.wal.Close(); err != nil {
+		t.Fatal(err)
+	}
+	vm.st.MustClose()
+	if err := errors.Join(s.tier1m.Close(), s.tier1h.Close()); err != nil {
+		t.Fatal(err)
+	}
+	s.closed = true // t.Cleanup's Close must not touch it again
+}
+
 // TestVMEngineReplayAfterCheckpoint cuts the WAL (a checkpoint), appends
 // more, then reopens without Close as after a SIGKILL: every committed
 // sample is there once, and series keep their refs.
@@ -179,18 +200,7 @@ func TestVMEngineReplayAfterCheckpoint(t *testing.T) {
 	if n := vm.NumSeries(); n != nSeries {
 		t.Fatalf("%d series after they came back, want %d", n, nSeries)
 	}
-	// "Crash": stop the checkpoint loop and drop the store without
-	// closing the engine's WAL cleanly, then open the directory anew.
-	close(vm.stop)
-	<-vm.done
-	if err := vm.wal.Close(); err != nil {
-		t.Fatal(err)
-	}
-	vm.st.MustClose()
-	if err := errors.Join(s.tier1m.Close(), s.tier1h.Close()); err != nil {
-		t.Fatal(err)
-	}
-	s.closed = true // t.Cleanup's Close must not touch it again
+	crashVM(t, s)
 
 	s2, _ := openTest(t, dir, now.Add(vmSeriesIdle+10*time.Minute), func(o *Options) { o.Engine = EngineVM })
 	got := readRawValues(t, s2, "load1")
@@ -287,5 +297,217 @@ func TestVMEngineConcurrentOlderCommits(t *testing.T) {
 	}
 	if start, _ := s.raw.StartTime(); start != next.Load() {
 		t.Fatalf("start %d, want the oldest sample %d", start, next.Load())
+	}
+}
+
+type timedValue struct {
+	T int64
+	V float64
+}
+
+// rawSeriesSamples reads every raw sample of the one series ls, by time.
+func rawSeriesSamples(s *Store, ls labels.Labels) ([]timedValue, error) {
+	q, err := s.Raw().Querier(math.MinInt64/2, math.MaxInt64/2)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	var ms []*labels.Matcher
+	ls.Range(func(l labels.Label) { ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, l.Name, l.Value)) })
+	set := q.Select(context.Background(), true, nil, ms...)
+	var out []timedValue
+	var it chunkenc.Iterator
+	for set.Next() {
+		if !labels.Equal(set.At().Labels(), ls) {
+			return nil, fmt.Errorf("query for %s returned %s", ls, set.At().Labels())
+		}
+		it = set.At().Iterator(it)
+		for it.Next() != chunkenc.ValNone {
+			ts, v := it.At()
+			out = append(out, timedValue{ts, v})
+		}
+		if err := it.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, set.Err()
+}
+
+// TestVMEngineStageKeepsEverySample commits from several goroutines while
+// queries run, with a stage small enough that the flusher and the
+// committers' own flushes (a stage twice full) both write to the engine:
+// a query sees every sample committed before it began, each series reads
+// back whole; then samples still staged at a checkpoint survive a crash
+// right after it (the checkpoint deleted the WAL segments that held them).
+func TestVMEngineStageKeepsEverySample(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now().Truncate(time.Hour).Add(-2 * time.Hour)
+	s, _ := openTest(t, dir, start.Add(time.Hour), func(o *Options) { o.Engine = EngineVM })
+	vm := s.raw.(*vmRaw)
+	vm.stageMax = 400
+	const writers, perWriter, commits = 4, 30, 120
+	name := func(g, i int) string { return "m" + strconv.Itoa(g) + "-" + strconv.Itoa(i) }
+	value := func(g, i, k int) float64 { return float64(g*1_000_000+i*1000+k) + 0.25 }
+	var done [writers]atomic.Int64 // commits finished per writer
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+1)
+	for g := range writers {
+		wg.Go(func() {
+			refs := make([]SeriesRef, perWriter)
+			for k := range commits {
+				app := s.Appender(context.Background())
+				for i := range perWriter {
+					var err error
+					if refs[i], err = app.Append(refs[i], series("load1", name(g, i)), ms(start)+int64(k)*1000, value(g, i, k)); err != nil {
+						errs <- err
+						return
+					}
+				}
+				if err := app.Commit(); err != nil {
+					errs <- err
+					return
+				}
+				done[g].Store(int64(k + 1))
+			}
+		})
+	}
+	stop := make(chan struct{})
+	queried := make(chan int)
+	go func() {
+		n := 0
+		defer func() { queried <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			g := n % writers
+			before := done[g].Load()
+			smps, err := rawSeriesSamples(s, series("load1", name(g, n%perWriter)))
+			if err != nil {
+				errs <- err
+				return
+			}
+			if got := len(smps); int64(got) < before {
+				errs <- fmt.Errorf("query %d of %s read %d samples, %d were committed before it began", n, name(g, n%perWriter), got, before)
+				return
+			}
+			n++
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	if n := <-queried; n < 10 {
+		t.Errorf("only %d queries ran during the commits", n)
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	check := func(s *Store, commits int) {
+		t.Helper()
+		for g := range writers {
+			for i := range perWriter {
+				got, err := rawSeriesSamples(s, series("load1", name(g, i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != commits {
+					t.Fatalf("%s: %d samples, want %d", name(g, i), len(got), commits)
+				}
+				for k, smp := range got {
+					if smp.T != ms(start)+int64(k)*1000 || smp.V != value(g, i, k) {
+						t.Fatalf("%s sample %d: %d=%v, want %d=%v", name(g, i), k, smp.T, smp.V, ms(start)+int64(k)*1000, value(g, i, k))
+					}
+				}
+			}
+		}
+	}
+	check(s, commits)
+
+	// More commits than the stage flushes by itself, then a checkpoint
+	// and a crash: nothing staged at the checkpoint may be lost.
+	vm.stageMax = 1 << 30
+	for k := commits; k < commits+20; k++ {
+		app := s.Appender(context.Background())
+		for g := range writers {
+			for i := range perWriter {
+				if _, err := app.Append(0, series("load1", name(g, i)), ms(start)+int64(k)*1000, value(g, i, k)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vm.staged.mu.Lock()
+	staged := len(vm.staged.rows)
+	vm.staged.mu.Unlock()
+	if staged == 0 {
+		t.Fatal("nothing staged before the checkpoint: the test would not test it")
+	}
+	if err := vm.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	crashVM(t, s)
+	s2, _ := openTest(t, dir, start.Add(time.Hour), func(o *Options) { o.Engine = EngineVM })
+	check(s2, commits+20)
+}
+
+// TestVMEngineStaleHandleFindsItsSeries appends with the handle a series had
+// before a checkpoint forgot it, after a new series took its slot: the
+// sample goes to the series its labels name.
+func TestVMEngineStaleHandleFindsItsSeries(t *testing.T) {
+	now := time.Now().Truncate(time.Hour).Add(-3 * time.Hour)
+	s, clk := openTest(t, "", now, func(o *Options) { o.Engine = EngineVM })
+	vm := s.raw.(*vmRaw)
+	a, b, c := series("load1", "a"), series("load1", "b"), series("load1", "c")
+	add := func(ref SeriesRef, ls labels.Labels, ts int64, v float64) SeriesRef {
+		t.Helper()
+		app := s.Appender(context.Background())
+		ref, err := app.Append(ref, ls, ts, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		return ref
+	}
+	refA := add(0, a, ms(now), 1)
+	refB := add(0, b, ms(now), 2)
+	// b takes a sample an idle hour later, a does not: the checkpoint
+	// forgets a only, and c, new, takes a's slot.
+	clk.Set(now.Add(vmSeriesIdle + time.Minute))
+	if got := add(refB, b, ms(now)+1000, 20); got != refB {
+		t.Fatalf("b's handle changed from %#x to %#x", refB, got)
+	}
+	if err := vm.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if n := vm.NumSeries(); n != 1 {
+		t.Fatalf("%d series after a's idle hour, want 1", n)
+	}
+	if refC := add(0, c, ms(now)+1000, 30); uint32(refC) != uint32(refA) {
+		t.Fatalf("c's handle %#x is not in a's slot (a's handle %#x)", refC, refA)
+	}
+	add(refA, a, ms(now)+1000, 10)
+	for _, w := range []struct {
+		ls   labels.Labels
+		want []timedValue
+	}{
+		{a, []timedValue{{ms(now), 1}, {ms(now) + 1000, 10}}},
+		{b, []timedValue{{ms(now), 2}, {ms(now) + 1000, 20}}},
+		{c, []timedValue{{ms(now) + 1000, 30}}},
+	} {
+		got, err := rawSeriesSamples(s, w.ls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, w.want) {
+			t.Errorf("%s: %v, want %v", w.ls, got, w.want)
+		}
 	}
 }

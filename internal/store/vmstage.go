@@ -1,0 +1,321 @@
+package store
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	vmstorage "github.com/VictoriaMetrics/VictoriaMetrics/lib/storage"
+)
+
+// The VM raw tier hands committed samples to the engine through a stage,
+// series by series, instead of in commit order. The engine looks each row's
+// series up by its name (a hash-table probe that misses the CPU caches at
+// hundreds of thousands of series: a quarter of the hub's CPU at 260,000
+// series in commit order) unless the row before it had the same name, and
+// cuts a block per series from what it buffered: a series' rows given
+// together cost one lookup and make blocks of several samples, which the
+// engine's merges then move fewer times. The samples are in the WAL before
+// they are staged, so a crash loses nothing; a query first empties the
+// stage, so every committed sample is visible to it (searchable), and a
+// checkpoint empties it before it flushes the engine to its files.
+const (
+	// vmStageFor bounds how long a sample waits in the stage.
+	vmStageFor = 10 * time.Second
+	// vmStageMaxRows starts a flush before vmStageFor (24 B per row: 24
+	// MiB, and as much again while a full stage is written to the
+	// engine); a commit that finds twice as many waits for the flush
+	// (the engine is behind).
+	vmStageMaxRows = 1 << 20
+	// vmPrecisionBits keeps every bit of a value (the engine rounds to 12
+	// significant digits on its own when it encodes a block).
+	vmPrecisionBits = 64
+	// vmAddRowsChunk is how many rows one AddRows call takes.
+	vmAddRowsChunk = 8192
+)
+
+// vmStage holds the rows of commits since the last flush, chained per
+// series: rows[heads[i]] is the first row of order[i], each row's next the
+// series' following row. A series belongs to the current stage when its
+// stageGen is gen; flushes advance gen, so that nothing needs resetting.
+type vmStage struct {
+	mu    sync.Mutex
+	gen   uint32
+	rows  []stagedRow
+	order []*vmSeries
+	heads []int32
+	tails []int32
+	since time.Time // when the oldest staged row came; zero when empty
+	// spare* are the last flush's slices, reused by the next stage.
+	spareRows  []stagedRow
+	spareOrder []*vmSeries
+	spareHeads []int32
+}
+
+type stagedRow struct {
+	t    int64
+	v    float64
+	next int32 // index of the series' next row in rows, -1 for its last
+}
+
+// add stages rows (refs[i] is rows[i]'s series) and reports how many rows
+// the stage holds. Callers hold r.commitMu shared (or own the tier).
+func (st *vmStage) add(refs []*vmSeries, rows []vmstorage.MetricRow, now time.Time) int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.rows) == 0 {
+		st.since = now
+	}
+	for i, row := range rows {
+		s := refs[i]
+		idx := int32(len(st.rows))
+		if s.stageGen != st.gen {
+			s.stageGen, s.stageIdx = st.gen, int32(len(st.order))
+			st.order = append(st.order, s)
+			st.heads = append(st.heads, idx)
+			st.tails = append(st.tails, idx)
+		} else {
+			st.rows[st.tails[s.stageIdx]].next = idx
+			st.tails[s.stageIdx] = idx
+		}
+		st.rows = append(st.rows, stagedRow{t: row.Timestamp, v: row.Value, next: -1})
+	}
+	return len(st.rows)
+}
+
+// due reports whether the stage's oldest row has waited vmStageFor.
+func (st *vmStage) due(now time.Time) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return len(st.rows) > 0 && now.Sub(st.since) >= vmStageFor
+}
+
+// take empties the stage and returns what it held.
+func (st *vmStage) take() (rows []stagedRow, order []*vmSeries, heads []int32) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	rows, order, heads = st.rows, st.order, st.heads
+	st.rows, st.order, st.heads, st.tails = st.spareRows[:0], st.spareOrder[:0], st.spareHeads[:0], st.tails[:0]
+	st.spareRows, st.spareOrder, st.spareHeads = nil, nil, nil
+	st.gen++
+	st.since = time.Time{}
+	return rows, order, heads
+}
+
+// giveBack keeps a flushed stage's slices for the next one.
+func (st *vmStage) giveBack(rows []stagedRow, order []*vmSeries, heads []int32) {
+	clear(order) // the series may be forgotten meanwhile
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.spareRows, st.spareOrder, st.spareHeads = rows[:0], order[:0], heads[:0]
+}
+
+// vmMonths remembers the months the engine has a partition for (it keeps
+// one per month): the first row of a month goes to the engine at its
+// commit, not with the stage, so that a partition's files are created
+// where a failure is the commit's (the engine panics when it cannot
+// create them, and cannot create them again after that).
+type vmMonths struct {
+	mu     sync.Mutex
+	known  map[int64]bool // by monthOf
+	lo, hi atomic.Int64   // the newest known month's bounds (ms), [lo, hi)
+}
+
+// monthOf returns t's month (UTC) as a number, and its bounds in ms.
+func monthOf(t int64) (m, lo, hi int64) {
+	tm := time.UnixMilli(t).UTC()
+	first := time.Date(tm.Year(), tm.Month(), 1, 0, 0, 0, 0, time.UTC)
+	return int64(tm.Year())*12 + int64(tm.Month()), first.UnixMilli(), first.AddDate(0, 1, 0).UnixMilli()
+}
+
+// ensurePartitions hands the engine, at once, one row of each month among
+// rows it has no partition for yet.
+func (r *vmRaw) ensurePartitions(rows []vmstorage.MetricRow) (err error) {
+	lo, hi := r.months.lo.Load(), r.months.hi.Load()
+	for i := range rows {
+		t := rows[i].Timestamp
+		if t >= lo && t < hi {
+			continue
+		}
+		m, mlo, mhi := monthOf(t)
+		r.months.mu.Lock()
+		known := r.months.known[m]
+		r.months.mu.Unlock()
+		if !known {
+			if err := r.addRowsNow(rows[i : i+1]); err != nil {
+				return err
+			}
+			r.months.mu.Lock()
+			r.months.known[m] = true
+			r.months.mu.Unlock()
+		}
+		if mlo >= r.months.lo.Load() {
+			r.months.lo.Store(mlo)
+			r.months.hi.Store(mhi)
+			lo, hi = mlo, mhi
+		}
+	}
+	return nil
+}
+
+// addRowsNow hands rows to the engine, turning its panic into an error.
+func (r *vmRaw) addRowsNow(rows []vmstorage.MetricRow) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = engineFailure(p)
+		}
+	}()
+	r.st.AddRows(rows, vmPrecisionBits)
+	return nil
+}
+
+// restore puts back the rows of a flush that failed, after any staged
+// since; the engine merges the rows it took twice (SetDedupInterval).
+func (st *vmStage) restore(rows []stagedRow, order []*vmSeries, heads []int32, since time.Time) {
+	var refs []*vmSeries
+	var mrs []vmstorage.MetricRow
+	for i, s := range order {
+		for j := heads[i]; j >= 0; j = rows[j].next {
+			refs = append(refs, s)
+			mrs = append(mrs, vmstorage.MetricRow{Timestamp: rows[j].t, Value: rows[j].v})
+		}
+	}
+	st.add(refs, mrs, since)
+	st.mu.Lock()
+	if since.Before(st.since) {
+		st.since = since
+	}
+	st.mu.Unlock()
+}
+
+// stage hands a commit's rows to the stage; it wakes the flusher once the
+// stage is full, and flushes itself when the flusher is a whole stage
+// behind. Callers hold commitMu shared.
+func (r *vmRaw) stage(refs []*vmSeries, rows []vmstorage.MetricRow) error {
+	n := r.staged.add(refs, rows, time.Now())
+	switch {
+	case n >= 2*r.stageMax:
+		return r.flushStage()
+	case n >= r.stageMax:
+		select {
+		case r.stageFull <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// flushStage writes every staged row to the engine, a series' rows one
+// after the other; it returns once they are there, also those of a flush
+// already running.
+func (r *vmRaw) flushStage() error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+	return r.flushStageLocked()
+}
+
+// flushStageLocked is flushStage for callers holding flushMu. The engine
+// panics where it cannot write (a partition's directory on a full disk):
+// the rows then go back to the stage for the next flush, and the error
+// stays in flushErr, which refuses commits, until a flush succeeds.
+func (r *vmRaw) flushStageLocked() error {
+	r.staged.mu.Lock()
+	since := r.staged.since
+	r.staged.mu.Unlock()
+	rows, order, heads := r.staged.take()
+	if len(rows) == 0 {
+		r.staged.giveBack(rows, order, heads)
+		return r.flushFailed()
+	}
+	// Series split between workers in contiguous runs: the engine takes
+	// concurrent AddRows (one per core at most, its documentation says).
+	workers := min(runtime.GOMAXPROCS(0), 1+len(rows)/(8*vmAddRowsChunk))
+	var wg sync.WaitGroup
+	var failed atomic.Pointer[error]
+	per := (len(order) + workers - 1) / workers
+	for w := range workers {
+		lo, hi := w*per, min((w+1)*per, len(order))
+		if lo >= hi {
+			break
+		}
+		wg.Go(func() {
+			defer func() {
+				if p := recover(); p != nil {
+					err := engineFailure(p)
+					failed.CompareAndSwap(nil, &err)
+				}
+			}()
+			mrs := make([]vmstorage.MetricRow, 0, vmAddRowsChunk+64)
+			for i := lo; i < hi; i++ {
+				name := order[i].name
+				for j := heads[i]; j >= 0; j = rows[j].next {
+					mrs = append(mrs, vmstorage.MetricRow{MetricNameRaw: name, Timestamp: rows[j].t, Value: rows[j].v})
+				}
+				if len(mrs) >= vmAddRowsChunk {
+					r.st.AddRows(mrs, vmPrecisionBits)
+					mrs = mrs[:0]
+				}
+			}
+			r.st.AddRows(mrs, vmPrecisionBits)
+		})
+	}
+	wg.Wait()
+	if p := failed.Load(); p != nil {
+		r.staged.restore(rows, order, heads, since)
+		clear(order)
+		r.flushErr.Store(p)
+		return *p
+	}
+	r.flushErr.Store(nil)
+	r.staged.giveBack(rows, order, heads)
+	return nil
+}
+
+// flushFailed returns the error of the last flush, nil when it succeeded.
+func (r *vmRaw) flushFailed() error {
+	if p := r.flushErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// engineFailure turns a panic of the engine into an error, one that
+// matches syscall.ENOSPC when the engine ran out of space.
+func engineFailure(p any) error {
+	msg := fmt.Sprint(p)
+	if strings.Contains(msg, syscall.ENOSPC.Error()) {
+		return fmt.Errorf("raw tier: the engine cannot write staged samples: %s: %w", msg, syscall.ENOSPC)
+	}
+	return fmt.Errorf("raw tier: the engine cannot write staged samples: %s", msg)
+}
+
+// flusher flushes the stage when it is full or its oldest row is due,
+// until Close. A failing flush is logged once, and retried.
+func (r *vmRaw) flusher() {
+	defer r.wg.Done()
+	t := time.NewTicker(vmStageFor / 4)
+	defer t.Stop()
+	var failing bool
+	for {
+		select {
+		case <-r.stop:
+			return
+		case <-r.stageFull:
+		case now := <-t.C:
+			if !r.staged.due(now) {
+				continue
+			}
+		}
+		switch err := r.flushStage(); {
+		case err != nil && !failing:
+			r.log.Error("raw tier: staged samples cannot be written to the engine; commits are refused until they are", "err", err)
+		case err == nil && failing:
+			r.log.Info("raw tier: staged samples written to the engine again")
+		}
+		failing = r.flushFailed() != nil
+	}
+}
