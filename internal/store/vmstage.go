@@ -94,16 +94,16 @@ func (st *vmStage) due(now time.Time) bool {
 	return len(st.rows) > 0 && now.Sub(st.since) >= vmStageFor
 }
 
-// take empties the stage and returns what it held.
-func (st *vmStage) take() (rows []stagedRow, order []*vmSeries, heads []int32) {
+// take empties the stage and returns what it held, and since when.
+func (st *vmStage) take() (rows []stagedRow, order []*vmSeries, heads []int32, since time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	rows, order, heads = st.rows, st.order, st.heads
+	rows, order, heads, since = st.rows, st.order, st.heads, st.since
 	st.rows, st.order, st.heads, st.tails = st.spareRows[:0], st.spareOrder[:0], st.spareHeads[:0], st.tails[:0]
 	st.spareRows, st.spareOrder, st.spareHeads = nil, nil, nil
 	st.gen++
 	st.since = time.Time{}
-	return rows, order, heads
+	return rows, order, heads, since
 }
 
 // giveBack keeps a flushed stage's slices for the next one.
@@ -223,10 +223,7 @@ func (r *vmRaw) flushStage() error {
 // the rows then go back to the stage for the next flush, and the error
 // stays in flushErr, which refuses commits, until a flush succeeds.
 func (r *vmRaw) flushStageLocked() error {
-	r.staged.mu.Lock()
-	since := r.staged.since
-	r.staged.mu.Unlock()
-	rows, order, heads := r.staged.take()
+	rows, order, heads, since := r.staged.take()
 	if len(rows) == 0 {
 		r.staged.giveBack(rows, order, heads)
 		return r.flushFailed()
