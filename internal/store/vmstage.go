@@ -134,7 +134,7 @@ func monthOf(t int64) (m, lo, hi int64) {
 
 // ensurePartitions hands the engine, at once, one row of each month among
 // rows it has no partition for yet.
-func (r *vmRaw) ensurePartitions(rows []vmstorage.MetricRow) (err error) {
+func (r *vmRaw) ensurePartitions(rows []vmstorage.MetricRow) error {
 	lo, hi := r.months.lo.Load(), r.months.hi.Load()
 	for i := range rows {
 		t := rows[i].Timestamp
@@ -240,24 +240,21 @@ func (r *vmRaw) flushStageLocked() error {
 			break
 		}
 		wg.Go(func() {
-			defer func() {
-				if p := recover(); p != nil {
-					err := engineFailure(p)
-					failed.CompareAndSwap(nil, &err)
-				}
-			}()
 			mrs := make([]vmstorage.MetricRow, 0, vmAddRowsChunk+64)
 			for i := lo; i < hi; i++ {
 				name := order[i].name
 				for j := heads[i]; j >= 0; j = rows[j].next {
 					mrs = append(mrs, vmstorage.MetricRow{MetricNameRaw: name, Timestamp: rows[j].t, Value: rows[j].v})
 				}
-				if len(mrs) >= vmAddRowsChunk {
-					r.st.AddRows(mrs, vmPrecisionBits)
-					mrs = mrs[:0]
+				if len(mrs) < vmAddRowsChunk && i < hi-1 {
+					continue
 				}
+				if err := r.addRowsNow(mrs); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+				mrs = mrs[:0]
 			}
-			r.st.AddRows(mrs, vmPrecisionBits)
 		})
 	}
 	wg.Wait()
