@@ -212,6 +212,10 @@ func New(cfg Config) (*Hub, error) {
 	if err := h.openMetadata(); err != nil {
 		return nil, err
 	}
+	maxMem, memFrom, err := resolveMaxMemory(cfg.Limits.MaxMemory, cgroupRoot)
+	if err != nil {
+		return nil, err
+	}
 	h.store, err = store.Open(store.Options{
 		Dir:          filepath.Join(cfg.DataDir, "tsdb"),
 		Engine:       cfg.StorageEngine,
@@ -219,6 +223,7 @@ func New(cfg Config) (*Hub, error) {
 		Retention1m:  cfg.Retention1m,
 		Retention1h:  cfg.Retention1h,
 		MinFree:      uint64(max(cfg.MinFreeDiskMiB, 0)) << 20,
+		EngineMemory: store.EngineMemoryFor(maxMem),
 		Logger:       h.log.With("component", "store"),
 		Registerer:   h.reg,
 	})
@@ -250,10 +255,6 @@ func New(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	if err := h.setupAlerts(); err != nil {
-		return nil, err
-	}
-	maxMem, memFrom, err := resolveMaxMemory(cfg.Limits.MaxMemory, cgroupRoot)
-	if err != nil {
 		return nil, err
 	}
 	applyMaxMemory(maxMem)

@@ -254,6 +254,9 @@ func (s *Store) runJobs(ctx context.Context, src tierSource, tier string, jobs [
 			}
 		}
 		n, r, err := s.rollMachine(ctx, q, batch, j, tier, roll, &b, &it)
+		if rel, ok := q.(searchReleaser); ok {
+			rel.releaseSearches()
+		}
 		appended += n
 		rejected += r
 		if err != nil {
@@ -278,6 +281,12 @@ func (s *Store) runJobs(ctx context.Context, src tierSource, tier string, jobs [
 	s.log.Debug("rollup done", "tier", tier, "machines", len(jobs), "samples", appended, "blocks", len(blocks))
 	return blocks, nil
 }
+
+// searchReleaser is a querier whose Selects hold their searches open until
+// it is closed, and that can close them between Selects once their series
+// are read: the VM raw tier's (a pass reads every machine's series through
+// one querier, and an open search keeps its parts' index buffers).
+type searchReleaser interface{ releaseSearches() }
 
 // rollMachine rolls one job's series from q into batch and commits them;
 // it returns samples appended and refused.

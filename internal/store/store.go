@@ -78,6 +78,13 @@ type Options struct {
 	// a fake.
 	Statfs StatfsFunc
 
+	// EngineMemory bounds the caches of the VM engine (--storage-engine
+	// vm) in bytes: its series and index-block caches are fractions of
+	// it, as VictoriaMetrics' -memory.allowedBytes. 0 =
+	// DefaultEngineMemory. The first store opened in a process sets it
+	// for the process (the engine's caches are package globals).
+	EngineMemory int64
+
 	// tune, when set, adjusts a tier's TSDB options before it opens
 	// (TestBytesPerSample's variants).
 	tune func(tier string, o *tsdb.Options)
@@ -158,7 +165,7 @@ func Open(opts Options) (*Store, error) {
 		s.raw, err = s.openTier(TierRaw, false, rawTierOptions(opts))
 	case EngineVM:
 		var r *vmRaw
-		if r, err = openVMRaw(filepath.Join(opts.Dir, rawVMDir), opts.RetentionRaw, opts.OutOfOrderWindow, opts.Now, s.log); err == nil {
+		if r, err = openVMRaw(filepath.Join(opts.Dir, rawVMDir), opts.RetentionRaw, opts.OutOfOrderWindow, opts.EngineMemory, opts.Now, s.log); err == nil {
 			s.raw = r
 			if opts.Registerer != nil {
 				err = opts.Registerer.Register(newVMCollector(r))

@@ -212,13 +212,19 @@ func (q *vmQuerier) filters(ms []*labels.Matcher) ([]*vmstorage.TagFilters, erro
 }
 
 func (q *vmQuerier) Close() error {
+	q.releaseSearches()
+	return nil
+}
+
+// releaseSearches closes the searches of the Selects so far; the series
+// they returned must not be read any more. The querier stays usable.
+func (q *vmQuerier) releaseSearches() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, sr := range q.searches {
 		sr.MustClose()
 	}
 	q.searches = nil
-	return nil
 }
 
 type vmChunkQuerier struct{ q *vmQuerier }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -83,13 +85,35 @@ const vmSeriesIdle = time.Hour
 
 var vmInitOnce sync.Once
 
+// DefaultEngineMemory is what the VM engine's caches may hold without a
+// memory budget: its series cache (37 % of it) keeps well over a million
+// series' names, and its index-block cache (10 %), which an hourly rollup
+// pass fills with every part's block headers it reads, stays at 100 MiB.
+// VictoriaMetrics' server takes 60 % of the host's memory instead: it is
+// alone on its machine, a hub seldom is.
+const DefaultEngineMemory = 1 << 30
+
+// EngineMemoryFor returns Options.EngineMemory for a hub whose memory
+// budget is maxMemory bytes (0: none): half of the budget, at most
+// DefaultEngineMemory.
+func EngineMemoryFor(maxMemory int64) int64 {
+	if maxMemory <= 0 {
+		return DefaultEngineMemory
+	}
+	return min(maxMemory/2, DefaultEngineMemory)
+}
+
 // vmInit prepares VictoriaMetrics' package globals, once per process: its
 // packages read command-line flags of their own (registered on
 // flag.CommandLine, which sysmonstm does not use) and expect them parsed,
 // and log through their own logger, kept to errors.
-func vmInit() {
+func vmInit(engineMemory int64) {
 	vmInitOnce.Do(func() {
 		_ = flag.Set("loggerLevel", "ERROR")
+		// The engine sizes its caches from this (before anything reads
+		// it: lib/memory reads it once), not from 60 % of the host's
+		// memory as VictoriaMetrics' server does.
+		_ = flag.Set("memory.allowedBytes", strconv.FormatInt(cmp.Or(engineMemory, DefaultEngineMemory), 10))
 		if !flag.Parsed() {
 			_ = flag.CommandLine.Parse(nil)
 		}
@@ -185,8 +209,8 @@ type vmRaw struct {
 }
 
 // openVMRaw opens (or creates) the VM raw tier in dir and replays its WAL.
-func openVMRaw(dir string, retention, ooo time.Duration, now func() time.Time, log *slog.Logger) (r *vmRaw, err error) {
-	vmInit()
+func openVMRaw(dir string, retention, ooo time.Duration, engineMemory int64, now func() time.Time, log *slog.Logger) (r *vmRaw, err error) {
+	vmInit(engineMemory)
 	if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o750); err != nil {
 		return nil, err
 	}
@@ -333,7 +357,7 @@ func (r *vmRaw) replaySegment(name string, refMap map[chunks.HeadSeriesRef]*vmSe
 	var (
 		series  []record.RefSeries
 		samples []record.RefSample
-		rows    []vmstorage.MetricRow
+		rows    []vmRow
 		refs    []*vmSeries
 		newMinT = r.minT
 	)
@@ -360,7 +384,7 @@ func (r *vmRaw) replaySegment(name string, refMap map[chunks.HeadSeriesRef]*vmSe
 				if ser == nil {
 					continue // a series forgotten by a checkpoint
 				}
-				rows = append(rows, vmstorage.MetricRow{MetricNameRaw: ser.name, Timestamp: sm.T, Value: sm.V})
+				rows = append(rows, vmRow{t: sm.T, v: sm.V})
 				refs = append(refs, ser)
 				if sm.T >= ser.lastT {
 					ser.lastT, ser.lastV = sm.T, sm.V
@@ -734,7 +758,7 @@ type vmAppender struct {
 // vmAppendBuf is what an appender reuses.
 type vmAppendBuf struct {
 	gen     uint64 // r.gen at the first Append
-	rows    []vmstorage.MetricRow
+	rows    []vmRow
 	refs    []*vmSeries
 	samples []record.RefSample
 	recs    [2][]byte // the WAL records: series, samples
@@ -750,7 +774,6 @@ func (a *vmAppender) release() {
 	}
 	a.vmAppendBuf = nil
 	clear(b.refs) // series the tier may forget
-	clear(b.rows) // their names
 	b.rows, b.refs, b.samples = b.rows[:0], b.refs[:0], b.samples[:0]
 	vmAppendBufs.Put(b)
 }
@@ -792,7 +815,7 @@ func (a *vmAppender) Append(ref storage.SeriesRef, ls labels.Labels, t int64, v 
 	case maxT != math.MinInt64 && t < maxT-r.ooo:
 		return h, storage.ErrTooOldSample
 	}
-	a.rows = append(a.rows, vmstorage.MetricRow{MetricNameRaw: s.name, Timestamp: t, Value: v})
+	a.rows = append(a.rows, vmRow{t: t, v: v})
 	a.refs = append(a.refs, s)
 	return h, nil
 }
@@ -854,8 +877,8 @@ func (a *vmAppender) Commit() error {
 	a.samples = samples
 	minT := int64(math.MaxInt64)
 	for i, row := range a.rows {
-		samples[i] = record.RefSample{Ref: chunks.HeadSeriesRef(a.refs[i].ref), T: row.Timestamp, V: row.Value}
-		minT = min(minT, row.Timestamp)
+		samples[i] = record.RefSample{Ref: chunks.HeadSeriesRef(a.refs[i].ref), T: row.t, V: row.v}
+		minT = min(minT, row.t)
 	}
 	a.recs[1] = enc.Samples(samples, a.recs[1][:0])
 	recs = append(recs, a.recs[1])
@@ -875,7 +898,7 @@ func (a *vmAppender) Commit() error {
 			return fmt.Errorf("write raw tier start: %w", err)
 		}
 	}
-	if err := r.ensurePartitions(a.rows); err != nil {
+	if err := r.ensurePartitions(a.refs, a.rows); err != nil {
 		return err
 	}
 	stageErr := r.stage(a.refs, a.rows)
@@ -883,11 +906,11 @@ func (a *vmAppender) Commit() error {
 	r.mu.Lock()
 	for i, row := range a.rows {
 		s := a.refs[i]
-		if row.Timestamp >= s.lastT {
-			s.lastT, s.lastV = row.Timestamp, row.Value
+		if row.t >= s.lastT {
+			s.lastT, s.lastV = row.t, row.v
 		}
 		s.touched = max(s.touched, now)
-		r.maxT = max(r.maxT, row.Timestamp)
+		r.maxT = max(r.maxT, row.t)
 	}
 	r.mu.Unlock()
 	r.dirty.Store(true)

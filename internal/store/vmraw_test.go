@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/VictoriaMetrics/lib/memory"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/wlog"
@@ -443,7 +444,7 @@ func TestVMEngineStageKeepsEverySample(t *testing.T) {
 		}
 	}
 	vm.staged.mu.Lock()
-	staged := len(vm.staged.rows)
+	staged := vm.staged.batch.len()
 	vm.staged.mu.Unlock()
 	if staged == 0 {
 		t.Fatal("nothing staged before the checkpoint: the test would not test it")
@@ -508,6 +509,84 @@ func TestVMEngineStaleHandleFindsItsSeries(t *testing.T) {
 		}
 		if !slices.Equal(got, w.want) {
 			t.Errorf("%s: %v, want %v", w.ls, got, w.want)
+		}
+	}
+}
+
+// TestVMEngineStageKeepsFarApartSamples stages samples further apart than
+// a staged row's 32-bit offset reaches (24.8 days), as a first replay of
+// old samples next to new ones can: they wait beside the others, reach
+// the engine with them, and come back from the WAL after a crash.
+func TestVMEngineStageKeepsFarApartSamples(t *testing.T) {
+	now := time.Now().Truncate(time.Hour)
+	old := now.Add(-26 * 24 * time.Hour)
+	dir := t.TempDir()
+	edit := func(o *Options) { o.Engine, o.RetentionRaw = EngineVM, 60*24*time.Hour }
+	s, _ := openTest(t, dir, now, edit)
+	vm := s.raw.(*vmRaw)
+	vm.stageMax = 1 << 30
+	a, b := series("load1", "a"), series("load1", "b")
+	type row = struct {
+		ls labels.Labels
+		tv timedValue
+	}
+	commit := func(rows ...row) {
+		t.Helper()
+		app := s.Appender(context.Background())
+		for _, r := range rows {
+			if _, err := app.Append(0, r.ls, r.tv.T, r.tv.V); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commit(row{a, timedValue{ms(old), 1}})
+	commit(row{a, timedValue{ms(old) + 1000, 2}}, row{a, timedValue{ms(now), 3}}, row{b, timedValue{ms(now) + 1000, 4}})
+	vm.staged.mu.Lock()
+	far := len(vm.staged.batch.far)
+	vm.staged.mu.Unlock()
+	if far != 2 {
+		t.Fatalf("%d far rows staged, want 2: the test would not test them", far)
+	}
+	want := map[string][]timedValue{
+		"a": {{ms(old), 1}, {ms(old) + 1000, 2}, {ms(now), 3}},
+		"b": {{ms(now) + 1000, 4}},
+	}
+	check := func(s *Store) {
+		t.Helper()
+		for _, ls := range []labels.Labels{a, b} {
+			got, err := rawSeriesSamples(s, ls)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w := want[ls.Get("machine")]; !slices.Equal(got, w) {
+				t.Errorf("%s: %v, want %v", ls, got, w)
+			}
+		}
+	}
+	check(s)
+	crashVM(t, s)
+	s2, _ := openTest(t, dir, now, edit)
+	check(s2)
+}
+
+// TestVMEngineCachesFollowEngineMemory: the engine sizes its caches from
+// Options.EngineMemory (DefaultEngineMemory here: no test of this package
+// sets another), not from 60 % of the host's memory.
+func TestVMEngineCachesFollowEngineMemory(t *testing.T) {
+	openTest(t, "", time.Now(), func(o *Options) { o.Engine = EngineVM })
+	if got := memory.Allowed(); got != DefaultEngineMemory {
+		t.Errorf("the engine's caches may take %d bytes, want %d", got, DefaultEngineMemory)
+	}
+	for _, c := range []struct{ budget, want int64 }{
+		{0, DefaultEngineMemory},
+		{512 << 20, 256 << 20},
+		{8 << 30, DefaultEngineMemory},
+	} {
+		if got := EngineMemoryFor(c.budget); got != c.want {
+			t.Errorf("EngineMemoryFor(%d) = %d, want %d", c.budget, got, c.want)
 		}
 	}
 }
