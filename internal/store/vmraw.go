@@ -176,7 +176,11 @@ type vmRaw struct {
 	boundsMu sync.Mutex
 
 	mu    sync.RWMutex
-	byRef map[uint64]*vmSeries
+	// replayRefs holds the series by WAL ref while the WAL is replayed
+	// (a ref found twice is given a new one); nil after: new series take
+	// nextRef+1, so their refs are unique without a map.
+	replayRefs map[uint64]*vmSeries
+	numSeries  int
 	// slots index the series by the handles appenders return (handle):
 	// a slice read instead of a map lookup per sample. A forgotten
 	// series' slot is reused under the next generation, so that a stale
@@ -217,7 +221,7 @@ func openVMRaw(dir string, retention, ooo time.Duration, engineMemory int64, now
 	r = &vmRaw{
 		dir: dir, log: log, now: now,
 		retention: retention.Milliseconds(), ooo: ooo.Milliseconds(),
-		byRef: map[uint64]*vmSeries{}, byHash: map[uint64]*vmSeries{},
+		replayRefs: map[uint64]*vmSeries{}, byHash: map[uint64]*vmSeries{},
 		maxT: math.MinInt64, minT: math.MaxInt64,
 		staged:    vmStage{gen: 1},
 		stageMax:  vmStageMaxRows,
@@ -246,6 +250,7 @@ func openVMRaw(dir string, retention, ooo time.Duration, engineMemory int64, now
 		r.st.MustClose()
 		return nil, fmt.Errorf("open raw tier %s: replay WAL: %w", dir, err)
 	}
+	r.replayRefs = nil
 	if r.wal, err = wlog.NewSize(log, nil, filepath.Join(dir, "wal"), vmWALSegmentSize, compression.Snappy); err != nil {
 		r.st.MustClose()
 		return nil, fmt.Errorf("open raw tier %s: %w", dir, err)
@@ -422,7 +427,7 @@ func (r *vmRaw) register(name []byte, ref uint64) *vmSeries {
 			return s
 		}
 	}
-	if ref == 0 || r.byRef[ref] != nil {
+	if ref == 0 || r.replayRefs[ref] != nil {
 		ref = r.nextRef + 1
 	}
 	r.nextRef = max(r.nextRef, ref)
@@ -435,7 +440,10 @@ func (r *vmRaw) register(name []byte, ref uint64) *vmSeries {
 func (r *vmRaw) insert(s *vmSeries) {
 	s.next = r.byHash[s.hash]
 	r.byHash[s.hash] = s
-	r.byRef[s.ref] = s
+	if r.replayRefs != nil {
+		r.replayRefs[s.ref] = s
+	}
+	r.numSeries++
 	if n := len(r.freeSlots); n > 0 {
 		s.slot = r.freeSlots[n-1]
 		r.freeSlots = r.freeSlots[:n-1]
@@ -480,7 +488,8 @@ func (r *vmRaw) lookup(name []byte) *vmSeries {
 // forget drops s from the table. Callers hold mu.
 func (r *vmRaw) forget(s *vmSeries) {
 	s.logged = false
-	delete(r.byRef, s.ref)
+	delete(r.replayRefs, s.ref)
+	r.numSeries--
 	r.slots[s.slot] = nil
 	r.slotGen[s.slot]++
 	r.freeSlots = append(r.freeSlots, s.slot)
@@ -566,10 +575,13 @@ func (r *vmRaw) checkpoint() error {
 		return err
 	}
 	r.mu.Lock()
-	kept := make([]*vmSeries, 0, len(r.byRef))
+	kept := make([]*vmSeries, 0, r.numSeries)
 	var last []record.RefSample
 	forgot := false
-	for _, s := range r.byRef {
+	for _, s := range r.slots {
+		if s == nil {
+			continue
+		}
 		if s.touched < idle {
 			r.forget(s)
 			forgot = true
@@ -682,7 +694,7 @@ func (r *vmRaw) Dir() string { return r.dir }
 func (r *vmRaw) NumSeries() uint64 {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return uint64(len(r.byRef))
+	return uint64(r.numSeries)
 }
 
 // StartTime returns the oldest sample's time the tier holds (ms), or
@@ -842,7 +854,7 @@ func (a *vmAppender) Commit() error {
 		// A checkpoint forgot series since the first Append: put back
 		// those this commit uses, so that their records are logged again.
 		for i, s := range a.refs {
-			if r.byRef[s.ref] == s {
+			if r.slots[s.slot] == s {
 				continue
 			}
 			if s2 := r.lookup(s.name); s2 != nil {
@@ -958,8 +970,8 @@ func (r *vmRaw) newestByMachine() (map[string]int64, error) {
 	defer r.mu.RUnlock()
 	out := map[string]int64{}
 	var mn vmstorage.MetricName
-	for _, s := range r.byRef {
-		if s.lastT == math.MinInt64 {
+	for _, s := range r.slots {
+		if s == nil || s.lastT == math.MinInt64 {
 			continue
 		}
 		if err := mn.UnmarshalRaw(s.name); err != nil {
