@@ -103,6 +103,18 @@ func EngineMemoryFor(maxMemory int64) int64 {
 	return min(maxMemory/2, DefaultEngineMemory)
 }
 
+// engineAllowance is the engine's cache allowance for Options.EngineMemory
+// (0: DefaultEngineMemory) on a host of host bytes (0: unknown): at most
+// 60 % of the host's memory, as the engine's own default (it refuses to
+// start when its allowance leaves the host nothing).
+func engineAllowance(engineMemory, host int64) int64 {
+	a := cmp.Or(engineMemory, DefaultEngineMemory)
+	if host > 0 {
+		a = min(a, host/10*6)
+	}
+	return a
+}
+
 // vmInit prepares VictoriaMetrics' package globals, once per process: its
 // packages read command-line flags of their own (registered on
 // flag.CommandLine, which sysmonstm does not use) and expect them parsed,
@@ -113,7 +125,7 @@ func vmInit(engineMemory int64) {
 		// The engine sizes its caches from this (before anything reads
 		// it: lib/memory reads it once), not from 60 % of the host's
 		// memory as VictoriaMetrics' server does.
-		_ = flag.Set("memory.allowedBytes", strconv.FormatInt(cmp.Or(engineMemory, DefaultEngineMemory), 10))
+		_ = flag.Set("memory.allowedBytes", strconv.FormatInt(engineAllowance(engineMemory, hostMemory()), 10))
 		if !flag.Parsed() {
 			_ = flag.CommandLine.Parse(nil)
 		}
@@ -175,7 +187,7 @@ type vmRaw struct {
 	// file. Lock order: boundsMu, then mu.
 	boundsMu sync.Mutex
 
-	mu    sync.RWMutex
+	mu sync.RWMutex
 	// replayRefs holds the series by WAL ref while the WAL is replayed
 	// (a ref found twice is given a new one); nil after: new series take
 	// nextRef+1, so their refs are unique without a map.

@@ -574,11 +574,21 @@ func TestVMEngineStageKeepsFarApartSamples(t *testing.T) {
 
 // TestVMEngineCachesFollowEngineMemory: the engine sizes its caches from
 // Options.EngineMemory (DefaultEngineMemory here: no test of this package
-// sets another), not from 60 % of the host's memory.
+// sets another) within 60 % of the host's memory, not from that 60 %.
 func TestVMEngineCachesFollowEngineMemory(t *testing.T) {
 	openTest(t, "", time.Now(), func(o *Options) { o.Engine = EngineVM })
-	if got := memory.Allowed(); got != DefaultEngineMemory {
-		t.Errorf("the engine's caches may take %d bytes, want %d", got, DefaultEngineMemory)
+	if got, want := int64(memory.Allowed()), engineAllowance(0, hostMemory()); got != want {
+		t.Errorf("the engine's caches may take %d bytes, want %d", got, want)
+	}
+	for _, c := range []struct{ mem, host, want int64 }{
+		{0, 0, DefaultEngineMemory},
+		{0, 24 << 30, DefaultEngineMemory},
+		{0, 1 << 30, 1 << 30 / 10 * 6}, // a 1 GiB host: the engine's own 60 %
+		{256 << 20, 1 << 30, 256 << 20},
+	} {
+		if got := engineAllowance(c.mem, c.host); got != c.want {
+			t.Errorf("engineAllowance(%d, %d) = %d, want %d", c.mem, c.host, got, c.want)
+		}
 	}
 	for _, c := range []struct{ budget, want int64 }{
 		{0, DefaultEngineMemory},
