@@ -279,9 +279,9 @@ func (e *vmSeriesEntry) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 		vi = &vmIterator{}
 	}
 	vi.ts, vi.vs, vi.err = vi.ts[:0], vi.vs[:0], nil
-	var b vmstorage.Block
+	b := &vi.block
 	for k := range e.blocks {
-		if err := readVMBlock(&e.blocks[k], &b); err != nil {
+		if err := readVMBlock(&e.blocks[k], b); err != nil {
 			vi.err = err
 			break
 		}
@@ -324,6 +324,9 @@ type vmIterator struct {
 	vs      []float64
 	samples []vmSample
 	err     error
+	// block is the engine's block being read, its buffers reused by the
+	// iterator's next series (a rollup pass reads every series once).
+	block vmstorage.Block
 }
 
 func (it *vmIterator) Err() error { return it.err }
