@@ -4,6 +4,8 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"testing"
@@ -56,8 +58,13 @@ func TestHeadBytesPerSeries(t *testing.T) {
 		return m.HeapAlloc
 	}
 	h0 := live()
-	st, clk := openTest(t, "", base, nil)
+	// SYSMONSTM_BENCH_ENGINE_MEMORY and SYSMONSTM_BENCH_BATCH_SERIES try
+	// other engine cache allowances and rollup batch sizes.
+	st, clk := openTest(t, "", base, func(o *Options) { o.EngineMemory = int64(envInt("SYSMONSTM_BENCH_ENGINE_MEMORY", 0)) })
 	s = st
+	if n := envInt("SYSMONSTM_BENCH_BATCH_SERIES", 0); n > 0 {
+		s.batchSeries = n
+	}
 	h1 := live()
 	ws := make([]*workload, hosts)
 	refs := make([][]SeriesRef, hosts)
@@ -105,8 +112,32 @@ func TestHeadBytesPerSeries(t *testing.T) {
 		return nil
 	}
 	clk.Set(base.Add(24*time.Hour + s.opts.OutOfOrderWindow + 2*s.opts.RollupLag))
+	// The collector's heap goal, sampled through the pass: what the
+	// process's memory follows (the live heap read at "full" misses the
+	// garbage and the block being written).
+	goal := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
+	metrics.Read(goal)
+	goalBefore, goalMax := goal[0].Value.Uint64(), uint64(0)
+	sampled, stopSampling := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		tk := time.NewTicker(20 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			metrics.Read(goal)
+			goalMax = max(goalMax, goal[0].Value.Uint64())
+			select {
+			case <-stopSampling:
+				return
+			case <-tk.C:
+			}
+		}
+	}()
 	began := time.Now()
-	if err := s.Rollup(ctx); err != nil {
+	err := s.Rollup(ctx)
+	close(stopSampling)
+	<-sampled
+	if err != nil {
 		t.Fatal(err)
 	}
 	passTook := time.Since(began)
@@ -121,5 +152,14 @@ func TestHeadBytesPerSeries(t *testing.T) {
 		per(h1, h2), ticks/60, per(h2, h3), per(h1, h3), float64(h1-h0)/(1<<20))
 	t.Logf("transient peak during the pass, above the steady state before it, per raw series: 1m batch %.0f B, 1h batch %.0f B",
 		per(h2, peak[Tier1m]), per(h2, peak[Tier1h]))
+	t.Logf("the collector's heap goal during the pass: at most %.0f MiB, %.0f B per raw series above its %.0f MiB before (GOGC=%d)",
+		float64(goalMax)/(1<<20), per(goalBefore, goalMax), float64(goalBefore)/(1<<20), gcPercent())
 	runtime.KeepAlive(refs)
+}
+
+// gcPercent returns the collector's GOGC.
+func gcPercent() int {
+	g := debug.SetGCPercent(100)
+	debug.SetGCPercent(g)
+	return g
 }
