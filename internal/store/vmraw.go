@@ -192,7 +192,6 @@ type vmRaw struct {
 	// (a ref found twice is given a new one); nil after: new series take
 	// nextRef+1, so their refs are unique without a map.
 	replayRefs map[uint64]*vmSeries
-	numSeries  int
 	// slots index the series by the handles appenders return (handle):
 	// a slice read instead of a map lookup per sample. A forgotten
 	// series' slot is reused under the next generation, so that a stale
@@ -455,7 +454,6 @@ func (r *vmRaw) insert(s *vmSeries) {
 	if r.replayRefs != nil {
 		r.replayRefs[s.ref] = s
 	}
-	r.numSeries++
 	if n := len(r.freeSlots); n > 0 {
 		s.slot = r.freeSlots[n-1]
 		r.freeSlots = r.freeSlots[:n-1]
@@ -501,7 +499,6 @@ func (r *vmRaw) lookup(name []byte) *vmSeries {
 func (r *vmRaw) forget(s *vmSeries) {
 	s.logged = false
 	delete(r.replayRefs, s.ref)
-	r.numSeries--
 	r.slots[s.slot] = nil
 	r.slotGen[s.slot]++
 	r.freeSlots = append(r.freeSlots, s.slot)
@@ -587,7 +584,7 @@ func (r *vmRaw) checkpoint() error {
 		return err
 	}
 	r.mu.Lock()
-	kept := make([]*vmSeries, 0, r.numSeries)
+	kept := make([]*vmSeries, 0, r.numSeriesLocked())
 	var last []record.RefSample
 	forgot := false
 	for _, s := range r.slots {
@@ -706,8 +703,12 @@ func (r *vmRaw) Dir() string { return r.dir }
 func (r *vmRaw) NumSeries() uint64 {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return uint64(r.numSeries)
+	return uint64(r.numSeriesLocked())
 }
+
+// numSeriesLocked is the number of series in the table: the slots taken.
+// Callers hold mu.
+func (r *vmRaw) numSeriesLocked() int { return len(r.slots) - len(r.freeSlots) }
 
 // StartTime returns the oldest sample's time the tier holds (ms), or
 // math.MaxInt64 when empty. Queries read nothing older.
