@@ -146,7 +146,8 @@ func (b *blockBatch) close() {
 // writing tier ("full": a group's transient head is complete, before it is
 // written; "flushed": its blocks are staged; "recorded": the state file
 // names the staged blocks; "moved": they are in the tier's directory;
-// "loaded": the tier has loaded them), as a crash there would.
+// "loaded": the tier has loaded them), as a crash there would; "streamed"
+// (the jobs read in one search are rolled up) also takes errSeriesSplit.
 type failAt func(tier, step string) error
 
 func (s *Store) fail(tier, step string) error {

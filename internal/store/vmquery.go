@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	vmstorage "github.com/VictoriaMetrics/VictoriaMetrics/lib/storage"
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -156,6 +159,76 @@ func (q *vmQuerier) Select(ctx context.Context, _ bool, hints *storage.SelectHin
 	}
 	set.sort()
 	return set
+}
+
+// errSeriesSplit: a search gave one series' blocks in two places (the
+// engine holds the series under two ids, as it may after its index
+// rotates), so a reader that takes series one at a time would see it twice.
+var errSeriesSplit = errors.New("raw tier: a series' blocks came in two parts")
+
+// eachSeries calls fn with every series matching ms in [mint, maxt] (within
+// the querier's range), one at a time in the engine's order (by its series
+// ids, not by labels), from a single search: the rollup pass's way to read
+// every machine's hour. A series passed to fn is valid until fn returns.
+// It returns fn's first error, or errSeriesSplit when a series' blocks do
+// not come together (fn has seen part of it).
+func (q *vmQuerier) eachSeries(ctx context.Context, mint, maxt int64, fn func(storage.Series) error, ms ...*labels.Matcher) error {
+	tr, ok := q.timeRange()
+	if !ok {
+		return nil
+	}
+	tr.MinTimestamp, tr.MaxTimestamp = max(tr.MinTimestamp, mint), min(tr.MaxTimestamp, maxt)
+	if tr.MinTimestamp > tr.MaxTimestamp {
+		return nil
+	}
+	tfs, err := vmTagFilters(ms)
+	if err != nil {
+		return err
+	}
+	sr := &vmstorage.Search{}
+	sr.Init(nil, q.r.st, []*vmstorage.TagFilters{tfs}, tr, vmMaxSeries, deadlineOf(ctx))
+	defer sr.MustClose()
+	var (
+		cur  = &vmSeriesEntry{tr: tr}
+		name []byte
+		mn   vmstorage.MetricName
+		seen = map[uint64]struct{}{} // hashes of the names handed out
+		n    int
+	)
+	emit := func() error {
+		if len(cur.blocks) == 0 {
+			return nil
+		}
+		if n++; n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		return fn(cur)
+	}
+	for sr.NextMetricBlock() {
+		mbr := &sr.MetricBlockRef
+		if !bytes.Equal(mbr.MetricName, name) {
+			if err := emit(); err != nil {
+				return err
+			}
+			h := xxhash.Sum64(mbr.MetricName)
+			if _, dup := seen[h]; dup {
+				return errSeriesSplit
+			}
+			seen[h] = struct{}{}
+			name = append(name[:0], mbr.MetricName...)
+			if err := mn.Unmarshal(name); err != nil {
+				return err
+			}
+			cur.ls, cur.blocks = vmMetricNameLabels(&mn), cur.blocks[:0]
+		}
+		cur.blocks = append(cur.blocks, *mbr.BlockRef)
+	}
+	if err := sr.Error(); err != nil {
+		return err
+	}
+	return emit()
 }
 
 func (q *vmQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {

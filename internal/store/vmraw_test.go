@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -597,6 +598,70 @@ func TestVMEngineCachesFollowEngineMemory(t *testing.T) {
 	} {
 		if got := EngineMemoryFor(c.budget); got != c.want {
 			t.Errorf("EngineMemoryFor(%d) = %d, want %d", c.budget, got, c.want)
+		}
+	}
+}
+
+// TestVMRollupReadsMachinesInOneSearch rolls an hour of several machines
+// from the VM raw tier, which reads them in one search, and again after
+// that search reports a series split in two (errSeriesSplit): the pass
+// drops what it rolled and reads machine by machine. Both give every
+// series' minutes once, with the values written.
+func TestVMRollupReadsMachinesInOneSearch(t *testing.T) {
+	now := time.Now().Truncate(time.Hour).Add(-3 * time.Hour)
+	const machines, perMachine = 6, 5
+	for _, split := range []bool{false, true} {
+		s, clk := openTest(t, "", now, func(o *Options) { o.Engine = EngineVM })
+		s.batchSeries = 24 // several blocks, cut in the middle of machines
+		for m := range machines {
+			for i := range perMachine {
+				v := float64(m*100 + i)
+				appendRange(t, s, series("cpu", "m"+strconv.Itoa(m), "core", strconv.Itoa(i)), now, 3600, time.Second,
+					func(k int) float64 { return v + float64(k%60) })
+			}
+		}
+		streamed := 0
+		s.failAt = func(tier, step string) error {
+			if step != "streamed" {
+				return nil
+			}
+			streamed++
+			if split && streamed == 1 {
+				return errSeriesSplit
+			}
+			return nil
+		}
+		clk.Set(now.Add(time.Hour + s.opts.OutOfOrderWindow + 2*time.Minute))
+		mustRollup(t, s)
+		if streamed == 0 {
+			t.Fatalf("split=%v: the pass did not read the machines in one search", split)
+		}
+		if split && streamed != 1 {
+			t.Fatalf("split=%v: %d streamed passes after the split, want none", split, streamed-1)
+		}
+		var total uint64
+		for _, b := range s.tier1m.Blocks() {
+			total += b.Meta().Stats.NumSeries
+		}
+		if total != machines*perMachine*4 {
+			t.Fatalf("split=%v: 1m blocks hold %d series, want %d", split, total, machines*perMachine*4)
+		}
+		res := mustQuery(t, s, Query{Metric: "cpu", From: now, To: now.Add(time.Hour - time.Millisecond), Step: time.Minute})
+		if res.Tier != Tier1m || len(res.Series) != machines*perMachine {
+			t.Fatalf("split=%v: %d series from %s, want %d from 1m", split, len(res.Series), res.Tier, machines*perMachine)
+		}
+		for _, ser := range res.Series {
+			m, _ := strconv.Atoi(strings.TrimPrefix(ser.Labels.Get("machine"), "m"))
+			i, _ := strconv.Atoi(ser.Labels.Get("core"))
+			v := float64(m*100 + i)
+			if len(ser.Points) != 60 {
+				t.Fatalf("split=%v: %s has %d minutes, want 60", split, ser.Labels, len(ser.Points))
+			}
+			for _, p := range ser.Points {
+				if p.Count != 60 || p.Min != v || p.Max != v+59 || p.Avg != v+29.5 {
+					t.Fatalf("split=%v: %s minute %+v, want 60 samples from %v to %v", split, ser.Labels, p, v, v+59)
+				}
+			}
 		}
 	}
 }
