@@ -257,7 +257,7 @@ func New(cfg Config) (*Hub, error) {
 	if err := h.setupAlerts(); err != nil {
 		return nil, err
 	}
-	applyMaxMemory(maxMem)
+	applyMaxMemory(maxMem, h.store.Engine())
 	if maxMem > 0 {
 		h.log.Info("memory limit: new series are refused above the high-water mark", "max_memory_mib", maxMem>>20,
 			"high_water_mib", int64(float64(maxMem)*ingest.MemoryHighWater)>>20, "go_soft_limit_mib", int64(float64(maxMem)*ingest.MemorySoftLimit)>>20, "from", memFrom)

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
+	"github.com/sysmonstm/sysmonstm/internal/store"
 )
 
 // Values of Limits.MaxMemory besides a byte count.
@@ -83,17 +84,34 @@ func resolveMaxMemory(v int64, root string) (int64, string, error) {
 // "Memory per active series").
 const defaultGCPercent = 50
 
+// vmGCPercent is defaultGCPercent with --storage-engine vm. That hub's heap
+// is mostly the engine's pointer-free buffers of rows and blocks, which the
+// collector does not scan, and its collections cost little: 3 % of the
+// hub's CPU at 50 (260,000 series at 1 s), so that 25 bounds the heap at
+// 1.25× the live heap for a few percent of CPU (docs/benchmarks.md, "The
+// VM engine's memory"). VictoriaMetrics itself runs at GOGC=30.
+const vmGCPercent = 25
+
 // applyMaxMemory sets Go's soft memory limit to ingest.MemorySoftLimit of
 // the budget; with no budget (max 0) it sets GOGC to defaultGCPercent
-// unless the environment sets GOGC.
-func applyMaxMemory(max int64) {
+// (vmGCPercent for the VM engine) unless the environment sets GOGC.
+func applyMaxMemory(max int64, engine string) {
 	if max > 0 {
 		debug.SetMemoryLimit(int64(float64(max) * ingest.MemorySoftLimit))
 		return
 	}
 	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(defaultGCPercent)
+		debug.SetGCPercent(gcPercentFor(engine))
 	}
+}
+
+// gcPercentFor returns the GOGC the hub sets without a budget for a raw
+// tier on engine.
+func gcPercentFor(engine string) int {
+	if engine == store.EngineVM {
+		return vmGCPercent
+	}
+	return defaultGCPercent
 }
 
 // ParseMaxMemory reads a --max-memory value: "auto", "off", or a byte

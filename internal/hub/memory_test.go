@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/sysmonstm/sysmonstm/internal/ingest"
+	"github.com/sysmonstm/sysmonstm/internal/store"
 )
 
 func TestParseMaxMemory(t *testing.T) {
@@ -81,7 +82,8 @@ func TestValidateMaxMemory(t *testing.T) {
 	}
 }
 
-// Without a memory budget the hub collects at GOGC=50 unless the
+// Without a memory budget the hub collects at GOGC=50 (25 with the VM
+// engine) unless the
 // environment sets GOGC; with one, Go's soft limit bounds the heap and
 // GOGC is left alone.
 func TestApplyMaxMemoryGCPercent(t *testing.T) {
@@ -91,18 +93,20 @@ func TestApplyMaxMemoryGCPercent(t *testing.T) {
 		t.Cleanup(func() { os.Setenv("GOGC", v) })
 	}
 	os.Unsetenv("GOGC")
-	applyMaxMemory(0)
-	if got := debug.SetGCPercent(100); got != defaultGCPercent {
-		t.Fatalf("no budget, no GOGC: GC percent %d, want %d", got, defaultGCPercent)
+	for engine, want := range map[string]int{store.EngineTSDB: defaultGCPercent, store.EngineVM: vmGCPercent} {
+		applyMaxMemory(0, engine)
+		if got := debug.SetGCPercent(100); got != want {
+			t.Fatalf("%s engine, no budget, no GOGC: GC percent %d, want %d", engine, got, want)
+		}
 	}
 	t.Setenv("GOGC", "100")
-	applyMaxMemory(0)
+	applyMaxMemory(0, store.EngineVM)
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Fatalf("GOGC=100 in the environment: GC percent %d, want it kept", got)
 	}
 	os.Unsetenv("GOGC")
 	budget := int64(1 << 30)
-	applyMaxMemory(budget)
+	applyMaxMemory(budget, store.EngineVM)
 	if got := debug.SetGCPercent(100); got != 100 {
 		t.Fatalf("with a budget: GC percent %d, want it kept", got)
 	}

@@ -422,6 +422,14 @@ func (a spaceAppender) Rollback() error { return a.g.noteWriteError(a.Appender.R
 // atomic load): ingest asks it before every commit.
 func (s *Store) Writable() error { return s.space.state() }
 
+// Engine returns the raw tier's engine: EngineTSDB or EngineVM.
+func (s *Store) Engine() string {
+	if _, ok := s.raw.(*vmRaw); ok {
+		return EngineVM
+	}
+	return EngineTSDB
+}
+
 // Raw returns the raw tier, for tests and tools: read its samples through
 // its own Querier and ChunkQuerier (a *Tier's unscale them).
 func (s *Store) Raw() rawTier { return s.raw }
