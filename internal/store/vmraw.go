@@ -126,6 +126,12 @@ func vmInit(engineMemory int64) {
 		// it: lib/memory reads it once), not from 60 % of the host's
 		// memory as VictoriaMetrics' server does.
 		_ = flag.Set("memory.allowedBytes", strconv.FormatInt(engineAllowance(engineMemory, hostMemory()), 10))
+		// Blocks are read with pread, not through a mapping of the
+		// engine's files (its server's default): the hourly rollup pass
+		// reads every block of the hour once, and a mapped read leaves
+		// the pages resident in the process (RssFile 335 against 116 MiB
+		// at the end of a pass of 257,400 series) for no second read.
+		_ = flag.Set("fs.disableMmap", "true")
 		if !flag.Parsed() {
 			_ = flag.CommandLine.Parse(nil)
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -575,11 +576,16 @@ func TestVMEngineStageKeepsFarApartSamples(t *testing.T) {
 
 // TestVMEngineCachesFollowEngineMemory: the engine sizes its caches from
 // Options.EngineMemory (DefaultEngineMemory here: no test of this package
-// sets another) within 60 % of the host's memory, not from that 60 %.
+// sets another) within 60 % of the host's memory, not from that 60 %, and
+// reads its files without mapping them.
 func TestVMEngineCachesFollowEngineMemory(t *testing.T) {
 	openTest(t, "", time.Now(), func(o *Options) { o.Engine = EngineVM })
 	if got, want := int64(memory.Allowed()), engineAllowance(0, hostMemory()); got != want {
 		t.Errorf("the engine's caches may take %d bytes, want %d", got, want)
+	}
+	// Its files are read with pread, not mapped (vmInit).
+	if f := flag.Lookup("fs.disableMmap"); f == nil || f.Value.String() != "true" {
+		t.Errorf("the engine maps its files for reading (fs.disableMmap %v)", f)
 	}
 	for _, c := range []struct{ mem, host, want int64 }{
 		{0, 0, DefaultEngineMemory},
