@@ -8,6 +8,7 @@ import (
 	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -118,6 +119,9 @@ func TestHeadBytesPerSeries(t *testing.T) {
 	goal := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
 	metrics.Read(goal)
 	goalBefore, goalMax := goal[0].Value.Uint64(), uint64(0)
+	// And the process's resident file pages (Linux): storage files mapped
+	// and read during the pass.
+	fileBefore, fileMax := rssFile(), uint64(0)
 	sampled, stopSampling := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(sampled)
@@ -126,6 +130,7 @@ func TestHeadBytesPerSeries(t *testing.T) {
 		for {
 			metrics.Read(goal)
 			goalMax = max(goalMax, goal[0].Value.Uint64())
+			fileMax = max(fileMax, rssFile())
 			select {
 			case <-stopSampling:
 				return
@@ -154,7 +159,25 @@ func TestHeadBytesPerSeries(t *testing.T) {
 		per(h2, peak[Tier1m]), per(h2, peak[Tier1h]))
 	t.Logf("the collector's heap goal during the pass: at most %.0f MiB, %.0f B per raw series above its %.0f MiB before (GOGC=%d)",
 		float64(goalMax)/(1<<20), per(goalBefore, goalMax), float64(goalBefore)/(1<<20), gcPercent())
+	t.Logf("resident file pages (RssFile) during the pass: at most %.0f MiB, %.0f MiB before, %.0f MiB after",
+		float64(fileMax)/(1<<20), float64(fileBefore)/(1<<20), float64(rssFile())/(1<<20))
 	runtime.KeepAlive(refs)
+}
+
+// rssFile returns the process's resident file-backed pages in bytes
+// (RssFile in /proc/self/status), 0 where there is none.
+func rssFile() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "RssFile:" {
+			kb, _ := strconv.ParseUint(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // gcPercent returns the collector's GOGC.
