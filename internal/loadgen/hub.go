@@ -127,13 +127,24 @@ wait:
 	stopped.Store(true)
 	elapsed := time.Since(start)
 
-	// Flush: wait for acks of what was generated, briefly.
+	// Flush: wait for acks of what was generated, briefly. A tick that
+	// read its samples just before the stop buffers its batch a moment
+	// later, so the agents must hold nothing for a while, not once (a
+	// batch sent after one empty look went unacknowledged in CI).
 	grace := max(2*time.Second, 2*opts.Interval)
 	if ctx.Err() != nil {
 		grace = time.Second
 	}
-	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) && buffered(agents) > 0 {
+	const settle = 200 * time.Millisecond
+	deadline, emptySince := time.Now().Add(grace), time.Time{}
+	for now := time.Now(); now.Before(deadline); now = time.Now() {
+		if buffered(agents) > 0 {
+			emptySince = time.Time{}
+		} else if emptySince.IsZero() {
+			emptySince = now
+		} else if now.Sub(emptySince) >= settle {
+			break
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	cancelAgents()
