@@ -211,7 +211,7 @@ type seriesRollup func(app storage.Appender, b *labels.Builder, ser storage.Seri
 // s.batchSeries series, so no more than that plus one machine's rollups
 // are in memory at once. From the VM raw tier, the jobs that share a range
 // (an hourly pass: every machine's last hour) are read in one search
-// (streamJobs) instead of one per machine.
+// (rollRun.stream) instead of one per machine.
 func (s *Store) runJobs(ctx context.Context, src tierSource, tier string, jobs []job, blockRange int64, roll seriesRollup) (blocks []string, err error) {
 	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, j := range jobs {
@@ -223,6 +223,7 @@ func (s *Store) runJobs(ctx context.Context, src tierSource, tier string, jobs [
 	}
 	defer q.Close()
 
+	machines := len(jobs)
 	r := &rollRun{s: s, ctx: ctx, tier: tier, blockRange: blockRange, roll: roll}
 	defer r.close()
 	if sq, ok := q.(seriesStreamer); ok {
@@ -267,7 +268,7 @@ func (s *Store) runJobs(ctx context.Context, src tierSource, tier string, jobs [
 		s.m.rejected.WithLabelValues(tier).Add(float64(r.rejected))
 		s.log.Warn("rollup samples refused by tier", "tier", tier, "refused", r.rejected)
 	}
-	s.log.Debug("rollup done", "tier", tier, "machines", len(jobs), "samples", r.appended, "blocks", len(r.blocks))
+	s.log.Debug("rollup done", "tier", tier, "machines", machines, "samples", r.appended, "blocks", len(r.blocks))
 	return r.blocks, nil
 }
 
@@ -391,49 +392,78 @@ func (r *rollRun) discard() {
 	r.blocks, r.appended, r.rejected = nil, 0, 0
 }
 
-// machine rolls one job's series from q into the transient head and
-// commits them.
-func (r *rollRun) machine(q storage.Querier, j job) error {
+// rollSink appends rollups into the run's transient head, committing every
+// commitEvery samples and before the head is written.
+type rollSink struct {
+	r       *rollRun
+	app     storage.Appender // nil between commits
+	pending int
+}
+
+// add rolls ser, a series of job j, into the transient head.
+func (k *rollSink) add(ser storage.Series, j job) error {
+	if strings.HasPrefix(ser.Labels().Get(labels.MetricName), internalPrefix) {
+		return nil
+	}
+	r := k.r
 	batch, err := r.head()
 	if err != nil {
 		return err
 	}
-	dst := r.s.rollupTier(r.tier)
-	app := dst.Scaled(r.s.appender(r.ctx, batch.head))
-	pending := 0
+	if k.app == nil {
+		k.app = r.s.rollupTier(r.tier).Scaled(r.s.appender(r.ctx, batch.head))
+	}
+	var n, rj int
+	n, rj, r.it, err = r.roll(k.app, &r.b, ser, r.it, j.start, j.end)
+	if err != nil {
+		return fmt.Errorf("rollup %s for machine %s: %w", r.tier, j.machine, err)
+	}
+	k.pending += n
+	r.rejected += rj
+	if k.pending >= commitEvery || r.full() {
+		return k.commit()
+	}
+	return nil
+}
+
+func (k *rollSink) commit() error {
+	if k.app == nil {
+		return nil
+	}
+	err := k.app.Commit()
+	k.app = nil
+	if err != nil {
+		return fmt.Errorf("rollup %s: commit: %w", k.r.tier, err)
+	}
+	k.r.appended += k.pending
+	k.pending = 0
+	return nil
+}
+
+func (k *rollSink) rollback() {
+	if k.app != nil {
+		_ = k.app.Rollback()
+		k.app = nil
+	}
+}
+
+// machine rolls one job's series from q into the transient head and
+// commits them.
+func (r *rollRun) machine(q storage.Querier, j job) error {
+	k := rollSink{r: r}
 	hints := &storage.SelectHints{Start: j.start, End: j.end - 1}
 	set := q.Select(r.ctx, false, hints, labels.MustNewMatcher(labels.MatchEqual, metric.MachineLabel, j.machine))
 	for set.Next() {
-		ser := set.At()
-		if strings.HasPrefix(ser.Labels().Get(labels.MetricName), internalPrefix) {
-			continue
-		}
-		var n, rj int
-		n, rj, r.it, err = r.roll(app, &r.b, ser, r.it, j.start, j.end)
-		if err != nil {
-			_ = app.Rollback()
-			return fmt.Errorf("rollup %s for machine %s: %w", r.tier, j.machine, err)
-		}
-		pending += n
-		r.rejected += rj
-		if pending >= commitEvery {
-			if err := app.Commit(); err != nil {
-				return fmt.Errorf("rollup %s: commit: %w", r.tier, err)
-			}
-			r.appended += pending
-			pending = 0
-			app = dst.Scaled(r.s.appender(r.ctx, batch.head))
+		if err := k.add(set.At(), j); err != nil {
+			k.rollback()
+			return err
 		}
 	}
 	if err := set.Err(); err != nil {
-		_ = app.Rollback()
+		k.rollback()
 		return fmt.Errorf("rollup %s for machine %s: read: %w", r.tier, j.machine, err)
 	}
-	if err := app.Commit(); err != nil {
-		return fmt.Errorf("rollup %s: commit: %w", r.tier, err)
-	}
-	r.appended += pending
-	return nil
+	return k.commit()
 }
 
 // stream rolls the jobs, which share one range, from a single search of
@@ -444,56 +474,22 @@ func (r *rollRun) stream(q seriesStreamer, jobs []job) error {
 	for _, j := range jobs {
 		byMachine[j.machine] = j
 	}
-	dst := r.s.rollupTier(r.tier)
-	var app storage.Appender
-	pending := 0
-	commit := func() error {
-		if app == nil {
-			return nil
-		}
-		err := app.Commit()
-		app = nil
-		if err != nil {
-			return fmt.Errorf("rollup %s: commit: %w", r.tier, err)
-		}
-		r.appended += pending
-		pending = 0
-		return nil
-	}
+	k := rollSink{r: r}
 	err := q.eachSeries(r.ctx, jobs[0].start, jobs[0].end-1, func(ser storage.Series) error {
-		ls := ser.Labels()
-		j, ok := byMachine[ls.Get(metric.MachineLabel)]
-		if !ok || strings.HasPrefix(ls.Get(labels.MetricName), internalPrefix) {
+		j, ok := byMachine[ser.Labels().Get(metric.MachineLabel)]
+		if !ok {
 			return nil
 		}
-		batch, err := r.head()
-		if err != nil {
+		if err := k.add(ser, j); err != nil {
 			return err
 		}
-		if app == nil {
-			app = dst.Scaled(r.s.appender(r.ctx, batch.head))
-		}
-		var n, rj int
-		n, rj, r.it, err = r.roll(app, &r.b, ser, r.it, j.start, j.end)
-		if err != nil {
-			return fmt.Errorf("rollup %s for machine %s: %w", r.tier, j.machine, err)
-		}
-		pending += n
-		r.rejected += rj
-		if pending >= commitEvery || r.full() {
-			if err := commit(); err != nil {
-				return err
-			}
-		}
-		return r.flushIfFull()
+		return r.flushIfFull() // add committed a full head
 	}, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")) // every series: remote-written ones may have no machine label (machine "")
 	if err != nil {
-		if app != nil {
-			_ = app.Rollback()
-		}
+		k.rollback()
 		return err
 	}
-	return commit()
+	return k.commit()
 }
 
 // aggr is one bucket's aggregate.
