@@ -493,7 +493,10 @@ func (e *Engine) lookup(m *machineState, sr *live.Series, now int64, remember bo
 	if ss, ok := m.ptrs[sr]; ok {
 		return ss
 	}
-	ss := m.series[sr.Key]
+	if len(m.byMetric[sr.Name]) == 0 {
+		return nil // no rule selects the metric, so no state (rebuild keeps none)
+	}
+	ss := m.series[sr.Key()]
 	if ss == nil {
 		ss = e.newSeriesState(m, sr, now)
 	}
@@ -519,7 +522,7 @@ func (e *Engine) newSeriesState(m *machineState, sr *live.Series, now int64) *se
 			continue
 		}
 		if ss == nil {
-			ss = &seriesState{key: sr.Key, name: sr.Name, labels: sr.Labels, lastSample: now}
+			ss = &seriesState{key: sr.Key(), name: sr.Name, labels: sr.Labels, lastSample: now}
 		}
 		s := newSlot(c, ss)
 		e.adopt(m, s)

@@ -165,9 +165,29 @@ func (st *stream) define(defs []*pb.SeriesDef) error {
 			st.table[id] = overLimit
 			continue
 		}
-		st.table[id] = &series{lset: lset, hash: h, live: live.NewSeries(d.GetName(), ls)}
+		st.table[id] = &series{lset: lset, hash: h, live: liveSeries(lset, ls)}
 	}
 	return nil
+}
+
+// liveSeries returns the live identity of the series lset, whose labels
+// besides its name and machine are ls (sorted): ls's strings are replaced by
+// lset's, so that the series' text is kept once (lset's) and not also as the
+// strings of the definition's message.
+func liveSeries(lset labels.Labels, ls metric.Labels) *live.Series {
+	var name string
+	i := 0
+	lset.Range(func(l labels.Label) {
+		switch {
+		case l.Name == labels.MetricName:
+			name = l.Value
+		case l.Name == metric.MachineLabel:
+		case i < len(ls):
+			ls[i] = metric.Label{Name: l.Name, Value: l.Value}
+			i++
+		}
+	})
+	return live.NewSeries(name, ls[:i])
 }
 
 // countRefused counts a series refused by a cap.

@@ -85,14 +85,14 @@ type machine struct {
 	online    bool
 	connected bool
 	lastSeen  time.Time
-	lastTs    int64          // ms since epoch of the newest batch
-	index     map[string]int // series key → position in values
-	values    []entry        // latest value per series, in arrival order
-	hint      int            // position after the last series updated: the likely next one
-	truncated bool           // a series was left out for MaxSeriesPerMachine
-	procs     []Process      // latest top-process list; nil when none or offline
-	procsTs   int64          // ms since epoch (agent clock) of procs
-	sum       summaryState   // summary bookkeeping (summary.go)
+	lastTs    int64        // ms since epoch of the newest batch
+	index     seriesIndex  // series → position in values
+	values    []entry      // latest value per series, in arrival order
+	hint      int          // position after the last series updated: the likely next one
+	truncated bool         // a series was left out for MaxSeriesPerMachine
+	procs     []Process    // latest top-process list; nil when none or offline
+	procsTs   int64        // ms since epoch (agent clock) of procs
+	sum       summaryState // summary bookkeeping (summary.go)
 }
 
 // entry is the latest value of one series.
@@ -165,7 +165,7 @@ func newMachine(id string) *machine {
 		id:     id,
 		idJSON: appendJSONString(nil, id),
 		info:   MachineInfo{ID: id, Hostname: id},
-		index:  make(map[string]int),
+		index:  seriesIndex{byHash: make(map[uint64]int)},
 	}
 }
 
@@ -248,7 +248,7 @@ func (s *State) Update(id string, ts int64, series []*Series, values []float64) 
 		j := m.hint
 		if j >= len(m.values) || m.values[j].series != sr {
 			var ok bool
-			if j, ok = m.index[sr.Key]; !ok {
+			if j, ok = m.index.find(m.values, sr); !ok {
 				if len(m.values) >= s.opts.MaxSeriesPerMachine {
 					if !m.truncated {
 						m.truncated = true
@@ -259,7 +259,7 @@ func (s *State) Update(id string, ts int64, series []*Series, values []float64) 
 					continue
 				}
 				j = len(m.values)
-				m.index[sr.Key] = j
+				m.index.add(sr, j)
 				m.values = append(m.values, entry{series: sr, ts: ts, value: values[i], role: seriesRole(sr)})
 				m.hint = j + 1
 				continue
@@ -321,7 +321,7 @@ func metricsSize(idJSON []byte, series []*Series) int {
 	size := 64 + len(idJSON)
 	for _, sr := range series {
 		if sr != nil {
-			size += len(sr.prefix) + 26
+			size += len(sr.jsonPrefix()) + 26
 		}
 	}
 	return size
@@ -345,11 +345,7 @@ func appendMetrics(b, idJSON []byte, ts int64, series []*Series, values []float6
 			b = append(b, ',')
 		}
 		first = false
-		if sr.prefix != nil {
-			b = append(b, sr.prefix...)
-		} else {
-			b = appendValuePrefix(b, sr.Name, sr.Labels)
-		}
+		b = append(b, sr.jsonPrefix()...)
 		b = appendJSONFloat(b, values[i])
 		b = append(b, '}')
 	}
@@ -402,7 +398,7 @@ func (m *machine) snapshot(metrics, procs bool) Machine {
 		return out
 	}
 	es := slices.Clone(m.values)
-	slices.SortFunc(es, func(a, b entry) int { return cmp.Compare(a.series.Key, b.series.Key) })
+	slices.SortFunc(es, func(a, b entry) int { return compareSeries(a.series, b.series) })
 	out.Metrics = make([]Value, len(es))
 	for i, e := range es {
 		out.Metrics[i] = Value{Name: e.series.Name, Labels: e.series.Labels, Value: e.value, Ts: e.ts}

@@ -245,7 +245,7 @@ func TestMetricsEventJSON(t *testing.T) {
 	defer sub.Close()
 	hostile := `a"b\c<script>&` + "\n\u2028\xff"
 	sr := NewSeries("temp_celsius", metric.Labels{{Name: "chip", Value: hostile}, {Name: "z", Value: "1"}})
-	plain := &Series{Key: "load1", Name: "load1"} // built without NewSeries
+	plain := &Series{Name: "load1"} // built without NewSeries
 	s.Update(hostile, 1700000000123, []*Series{sr, plain}, []float64{42.5, 1e21})
 
 	if ev := <-sub.C(); ev.Type != EventMachine { // came online
@@ -548,4 +548,31 @@ func benchUpdate(b *testing.B, subscribe bool) {
 func BenchmarkUpdate(b *testing.B) {
 	b.Run("no-subscriber", func(b *testing.B) { benchUpdate(b, false) })
 	b.Run("one-subscriber", func(b *testing.B) { benchUpdate(b, true) })
+}
+
+// TestSeriesIndexCollision: two series of a machine whose hashes collide
+// keep their own values (the index spills the second to its key).
+func TestSeriesIndexCollision(t *testing.T) {
+	s, _ := newState(t, Options{})
+	a := NewSeries("a", metric.Labels{{Name: "x", Value: "1"}})
+	b := NewSeries("b", nil)
+	b.hash = a.hash // a collision, forced
+	a2 := NewSeries("a", metric.Labels{{Name: "x", Value: "1"}}) // a again, another pointer (a reconnect)
+	b2 := &Series{Name: "b", hash: a.hash}
+	s.Update("m", 1000, []*Series{a, b}, []float64{1, 2})
+	s.Update("m", 2000, []*Series{b2, a2}, []float64{20, 10})
+	m, ok := s.Machine("m")
+	if !ok {
+		t.Fatal("no machine")
+	}
+	got := map[string]float64{}
+	for _, v := range m.Metrics {
+		got[v.Name] = v.Value
+	}
+	if len(m.Metrics) != 2 || got["a"] != 10 || got["b"] != 20 {
+		t.Fatalf("metrics %+v, want a=10 b=20", m.Metrics)
+	}
+	if m.Metrics[0].Name != "a" {
+		t.Fatalf("order %+v, want a first", m.Metrics)
+	}
 }

@@ -82,9 +82,9 @@ func (m *machine) prune(minTs int64) {
 	clear(m.values[len(keep):])
 	m.values = keep
 	m.truncated = false // room again; Update marks it anew if still too many
-	clear(m.index)
+	m.index.reset()
 	for i, e := range m.values {
-		m.index[e.series.Key] = i
+		m.index.add(e.series, i)
 	}
 	m.hint = 0
 }

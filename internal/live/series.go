@@ -1,9 +1,14 @@
 package live
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"strconv"
+	"sync/atomic"
 	"unicode/utf8"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/sysmonstm/sysmonstm/internal/metric"
 )
@@ -12,21 +17,82 @@ import (
 // it once per series (per stream) and passes the same pointer with every
 // batch, so Update does no per-value allocation.
 type Series struct {
-	Key    string        // metric.SeriesKey(Name, Labels)
 	Name   string        // metric name
 	Labels metric.Labels // sorted, machine label excluded
 
-	// prefix is `{"name":…,"labels":{…},"ts"?…,"value":` pre-encoded for the
-	// WebSocket metrics message; nil when the Series was not built by NewSeries.
-	prefix []byte
+	// hash is seriesHash(Name, Labels): a machine's live index is keyed
+	// by it; 0 when the Series was not built by NewSeries.
+	hash uint64
+	// prefix is `{"name":…,"labels":{…},"value":` pre-encoded for the
+	// WebSocket metrics message, built the first time a subscriber gets
+	// the series (most series of a busy hub never are: 94 B each at
+	// 260,000 series).
+	prefix atomic.Pointer[[]byte]
 }
 
 // NewSeries returns the identity of the series name{ls}. ls must be sorted
 // and must not change afterwards.
 func NewSeries(name string, ls metric.Labels) *Series {
-	s := &Series{Key: metric.SeriesKey(name, ls), Name: name, Labels: ls}
-	s.prefix = appendValuePrefix(nil, name, ls)
-	return s
+	return &Series{Name: name, Labels: ls, hash: seriesHash(name, ls)}
+}
+
+// Key returns metric.SeriesKey of the series (allocated on each call).
+func (s *Series) Key() string { return metric.SeriesKey(s.Name, s.Labels) }
+
+// id returns the series' hash, computed for a Series not built by
+// NewSeries.
+func (s *Series) id() uint64 {
+	if s.hash != 0 {
+		return s.hash
+	}
+	return seriesHash(s.Name, s.Labels)
+}
+
+// seriesHash hashes a series' name and labels, with the separators of
+// metric.SeriesKey.
+func seriesHash(name string, ls metric.Labels) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	_, _ = d.WriteString(name)
+	for _, l := range ls {
+		_, _ = d.WriteString("\xff")
+		_, _ = d.WriteString(l.Name)
+		_, _ = d.WriteString("\xfe")
+		_, _ = d.WriteString(l.Value)
+	}
+	return d.Sum64()
+}
+
+// sameSeries reports whether a and b are the same series.
+func sameSeries(a, b *Series) bool {
+	return a == b || a.Name == b.Name && slices.Equal(a.Labels, b.Labels)
+}
+
+// compareSeries orders series by name, then by labels.
+func compareSeries(a, b *Series) int {
+	if c := cmp.Compare(a.Name, b.Name); c != 0 {
+		return c
+	}
+	for i := 0; i < len(a.Labels) && i < len(b.Labels); i++ {
+		if c := cmp.Compare(a.Labels[i].Name, b.Labels[i].Name); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.Labels[i].Value, b.Labels[i].Value); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(len(a.Labels), len(b.Labels))
+}
+
+// jsonPrefix returns the series' value prefix (see Series.prefix),
+// building it on first use.
+func (s *Series) jsonPrefix() []byte {
+	if p := s.prefix.Load(); p != nil {
+		return *p
+	}
+	b := appendValuePrefix(nil, s.Name, s.Labels)
+	s.prefix.Store(&b)
+	return b
 }
 
 // appendValuePrefix appends `{"name":NAME,"labels":{…},"value":`.
@@ -121,4 +187,43 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// seriesIndex finds a machine's series in its values by hash; the rare
+// series whose hash another one of the machine has go by key.
+type seriesIndex struct {
+	byHash map[uint64]int // series hash → position in values
+	spill  map[string]int // Key → position, for the series byHash could not take
+}
+
+// find returns sr's position in values.
+func (x *seriesIndex) find(values []entry, sr *Series) (int, bool) {
+	j, ok := x.byHash[sr.id()]
+	if ok && sameSeries(values[j].series, sr) {
+		return j, true
+	}
+	if ok && x.spill != nil {
+		j, ok = x.spill[sr.Key()]
+		return j, ok
+	}
+	return 0, false
+}
+
+// add records that sr, not in the index yet, is at position j.
+func (x *seriesIndex) add(sr *Series, j int) {
+	h := sr.id()
+	if _, taken := x.byHash[h]; !taken {
+		x.byHash[h] = j
+		return
+	}
+	if x.spill == nil {
+		x.spill = map[string]int{}
+	}
+	x.spill[sr.Key()] = j
+}
+
+// reset empties the index.
+func (x *seriesIndex) reset() {
+	clear(x.byHash)
+	x.spill = nil
 }
