@@ -184,7 +184,8 @@ func (r *vmRaw) ensurePartitions(refs []*vmSeries, rows []vmRow) error {
 		known := r.months.known[m]
 		r.months.mu.Unlock()
 		if !known {
-			row := []vmstorage.MetricRow{{MetricNameRaw: refs[i].name, Timestamp: t, Value: rows[i].v}}
+			var n vmNamer
+			row := []vmstorage.MetricRow{{MetricNameRaw: n.append(nil, refs[i].ls), Timestamp: t, Value: rows[i].v}}
 			if err := r.addRowsNow(row); err != nil {
 				return err
 			}
@@ -290,8 +291,14 @@ func (r *vmRaw) flushStageLocked() error {
 		}
 		wg.Go(func() {
 			mrs := make([]vmstorage.MetricRow, 0, vmAddRowsChunk+64)
+			// The chunk's names, made as its series are: the engine
+			// reads a row's name only during AddRows.
+			var namer vmNamer
+			names := make([]byte, 0, vmAddRowsChunk*64)
 			for i := lo; i < hi; i++ {
-				name := b.order[i].name
+				start := len(names)
+				names = namer.append(names, b.order[i].ls)
+				name := names[start:len(names):len(names)]
 				for j := b.heads[i]; j >= 0; j = b.rows[j].next {
 					mrs = append(mrs, vmstorage.MetricRow{MetricNameRaw: name, Timestamp: b.base + int64(b.rows[j].dt), Value: b.rows[j].v})
 				}
@@ -302,15 +309,19 @@ func (r *vmRaw) flushStageLocked() error {
 					failed.CompareAndSwap(nil, &err)
 					return
 				}
-				mrs = mrs[:0]
+				mrs, names = mrs[:0], names[:0]
 			}
 		})
 	}
 	wg.Wait()
 	if failed.Load() == nil && len(b.far) > 0 {
 		mrs := make([]vmstorage.MetricRow, 0, min(len(b.far), vmAddRowsChunk))
+		var namer vmNamer
+		var names []byte
 		for k, fr := range b.far {
-			mrs = append(mrs, vmstorage.MetricRow{MetricNameRaw: fr.s.name, Timestamp: fr.t, Value: fr.v})
+			start := len(names)
+			names = namer.append(names, fr.s.ls)
+			mrs = append(mrs, vmstorage.MetricRow{MetricNameRaw: names[start:len(names):len(names)], Timestamp: fr.t, Value: fr.v})
 			if len(mrs) < vmAddRowsChunk && k < len(b.far)-1 {
 				continue
 			}
@@ -318,7 +329,7 @@ func (r *vmRaw) flushStageLocked() error {
 				failed.Store(&err)
 				break
 			}
-			mrs = mrs[:0]
+			mrs, names = mrs[:0], names[:0]
 		}
 	}
 	if p := failed.Load(); p != nil {
