@@ -556,7 +556,7 @@ func TestSeriesIndexCollision(t *testing.T) {
 	s, _ := newState(t, Options{})
 	a := NewSeries("a", metric.Labels{{Name: "x", Value: "1"}})
 	b := NewSeries("b", nil)
-	b.hash = a.hash // a collision, forced
+	b.hash = a.hash                                              // a collision, forced
 	a2 := NewSeries("a", metric.Labels{{Name: "x", Value: "1"}}) // a again, another pointer (a reconnect)
 	b2 := &Series{Name: "b", hash: a.hash}
 	s.Update("m", 1000, []*Series{a, b}, []float64{1, 2})
