@@ -392,7 +392,7 @@ func (r *vmRaw) replaySegment(name string, refMap map[chunks.HeadSeriesRef]*vmSe
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			for _, s := range series {
-				ser := r.register(s.Labels, uint64(s.Ref))
+				ser := r.register(vmSeriesLabels(s.Labels), uint64(s.Ref))
 				// Under another ref than the record's, the series' record
 				// must be logged again before its samples are.
 				ser.logged = ser.ref == uint64(s.Ref)
@@ -522,6 +522,24 @@ func (r *vmRaw) forget(s *vmSeries) {
 			return
 		}
 	}
+}
+
+// vmSeriesLabels returns ls without its labels of empty value (ls itself
+// when it has none): the engine's raw name leaves them out, as Prometheus
+// does, so {a, x=""} and {a} are one series of the tier, as of the engine.
+func vmSeriesLabels(ls labels.Labels) labels.Labels {
+	empty := false
+	ls.Range(func(l labels.Label) { empty = empty || l.Value == "" })
+	if !empty {
+		return ls
+	}
+	b := labels.NewScratchBuilder(ls.Len())
+	ls.Range(func(l labels.Label) {
+		if l.Value != "" {
+			b.Add(l.Name, l.Value)
+		}
+	})
+	return b.Labels()
 }
 
 // vmNamer makes lib/storage's raw metric names (MarshalMetricNameRaw) of
@@ -814,6 +832,7 @@ func (a *vmAppender) Append(ref storage.SeriesRef, ls labels.Labels, t int64, v 
 	}
 	s := r.bySlot(ref)
 	if s == nil {
+		ls = vmSeriesLabels(ls)
 		if s = r.lookup(ls); s == nil {
 			r.mu.RUnlock()
 			if ls.IsEmpty() {

@@ -671,3 +671,48 @@ func TestVMRollupReadsMachinesInOneSearch(t *testing.T) {
 		}
 	}
 }
+
+// TestVMEngineEmptyLabelValueIsAbsent: a label of empty value is no label
+// (the engine's raw name leaves it out, as Prometheus does): {x=""} and no
+// x are one series of the tier, which refuses a second value at a time.
+func TestVMEngineEmptyLabelValueIsAbsent(t *testing.T) {
+	now := time.Now().Truncate(time.Hour).Add(-3 * time.Hour)
+	s, _ := openTest(t, "", now, func(o *Options) { o.Engine = EngineVM })
+	plain := series("load1", "a")
+	// labels.Builder drops empty values itself; a ScratchBuilder keeps
+	// them, as ingest's label sets do.
+	b := labels.NewScratchBuilder(plain.Len() + 1)
+	plain.Range(func(l labels.Label) { b.Add(l.Name, l.Value) })
+	b.Add("x", "")
+	b.Sort()
+	withEmpty := b.Labels()
+	if withEmpty.Get("x") != "" || withEmpty.Len() != plain.Len()+1 {
+		t.Fatalf("test set %s has no empty x", withEmpty)
+	}
+	app := s.Appender(context.Background())
+	ref1, err := app.Append(0, plain, ms(now), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	app = s.Appender(context.Background())
+	ref2, err := app.Append(0, withEmpty, ms(now), 2)
+	if !errors.Is(err, ErrDuplicateSample) || ref2 != ref1 {
+		t.Fatalf("the set with x=\"\" appended as %#x, err %v; want the plain set's %#x and a duplicate", ref2, err, ref1)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.raw.(*vmRaw).NumSeries(); n != 1 {
+		t.Fatalf("%d series, want 1", n)
+	}
+	got, err := rawSeriesSamples(s, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []timedValue{{ms(now), 1}}; !slices.Equal(got, want) {
+		t.Fatalf("%v, want %v", got, want)
+	}
+}
