@@ -1,7 +1,6 @@
 package store
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,13 +9,12 @@ import (
 	"path/filepath"
 
 	"github.com/prometheus/prometheus/tsdb"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 // The rollup tiers keep no series in memory between passes: a pass rolls
 // closed batches (the 1m tier per hour, the 1h tier per UTC day) into a
-// transient head, a group of machines at a time, writes each group as a
-// block into the staging directory, and then commits the blocks:
+// block batch (blockwrite.go), a group of machines at a time, writes each
+// group as blocks into the staging directory, and then commits the blocks:
 //
 //  1. the state file records the staged blocks and the watermarks they
 //     bring (pending);
@@ -36,9 +34,9 @@ const (
 	batch1m = hourMs
 	batch1h = dayMs
 
-	// DefaultRollupBatchSeries bounds the series of one transient rollup
-	// head: a group of machines is written as a block once its rollups
-	// reach it (plus the last machine's).
+	// DefaultRollupBatchSeries bounds the series of one rollup batch: a
+	// group of machines is written as blocks once its rollups reach it
+	// (plus the last machine's).
 	DefaultRollupBatchSeries = 100_000
 
 	stagingDirName = "rollup-staging"
@@ -72,78 +70,8 @@ func (s *Store) rollupTier(tier string) *Tier {
 	return nil
 }
 
-// blockBatch is a transient head collecting one group's rollups.
-type blockBatch struct {
-	head *tsdb.Head
-	dir  string // the head's chunk directory, under the staging directory
-}
-
-// batchHeadRange is a transient head's chunk range, in ms. A head refuses
-// in-order samples older than half its range before its newest sample (as
-// out of bounds), and a group's machines are appended one after the other,
-// each from its job's start: half of it must exceed the longest job (a day
-// in the 1m tier, two in the 1h tier).
-const batchHeadRange = 8 * dayMs
-
-// blockSegmentSize is the size of a rollup block's chunk files, in bytes.
-// The TSDB preallocates each file whole (512 MiB by default) while it
-// writes: a group's block holds a few MiB of chunks, and the free-space
-// reserve need not cover half a GiB per batch.
-const blockSegmentSize = 8 << 20
-
-func (s *Store) newBatch() (*blockBatch, error) {
-	dir, err := os.MkdirTemp(s.stagingPath(), "head-")
-	if err != nil {
-		return nil, fmt.Errorf("create rollup batch: %w", s.space.noteWriteError(err))
-	}
-	o := tsdb.DefaultHeadOptions()
-	o.ChunkRange = batchHeadRange
-	o.ChunkDirRoot = dir
-	o.IsolationDisabled = true
-	h, err := tsdb.NewHead(nil, s.tsdbLog, nil, nil, o, tsdb.NewHeadStats())
-	if err == nil {
-		err = h.Init(math.MinInt64)
-	}
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("create rollup batch: %w", err)
-	}
-	return &blockBatch{head: h, dir: dir}, nil
-}
-
-// flush writes the batch into the staging directory, one block per
-// blockRange-aligned window it has samples in (as the TSDB cuts its own
-// head), and returns their ULIDs. The batch is spent.
-func (s *Store) flush(ctx context.Context, b *blockBatch, blockRange int64) ([]string, error) {
-	defer b.close()
-	if b.head.NumSeries() == 0 {
-		return nil, nil
-	}
-	c, err := tsdb.NewLeveledCompactorWithOptions(ctx, nil, s.tsdbLog, []int64{blockRange}, chunkenc.NewPool(),
-		tsdb.LeveledCompactorOptions{MaxBlockChunkSegmentSize: blockSegmentSize, EnableOverlappingCompaction: true})
-	if err != nil {
-		return nil, fmt.Errorf("write rollup block: %w", err)
-	}
-	var out []string
-	for t := floorTo(b.head.MinTime(), blockRange); t <= b.head.MaxTime(); t += blockRange {
-		ids, err := c.Write(s.stagingPath(), tsdb.NewRangeHead(b.head, t, t+blockRange-1), t, t+blockRange, nil)
-		if err != nil {
-			return out, fmt.Errorf("write rollup block: %w", s.space.noteWriteError(err))
-		}
-		for _, id := range ids {
-			out = append(out, id.String())
-		}
-	}
-	return out, nil
-}
-
-func (b *blockBatch) close() {
-	_ = b.head.Close()
-	_ = os.RemoveAll(b.dir)
-}
-
 // failAt is a test hook: a non-nil return stops a pass after that step of
-// writing tier ("full": a group's transient head is complete, before it is
+// writing tier ("full": a group's batch is complete, before it is
 // written; "flushed": its blocks are staged; "recorded": the state file
 // names the staged blocks; "moved": they are in the tier's directory;
 // "loaded": the tier has loaded them), as a crash there would; "streamed"

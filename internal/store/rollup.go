@@ -207,9 +207,9 @@ type seriesRollup func(app storage.Appender, b *labels.Builder, ser storage.Seri
 
 // runJobs rolls every job's range from src into blocks for tier, staged
 // and not yet committed, and returns their ULIDs. Machines are taken in
-// groups: a group's transient head is written as a block once it holds
-// s.batchSeries series, so no more than that plus one machine's rollups
-// are in memory at once. From the VM raw tier, the jobs that share a range
+// groups: a group's batch is written as blocks once it holds s.batchSeries
+// series, so no more than that plus one machine's rollups are held at
+// once. From the VM raw tier, the jobs that share a range
 // (an hourly pass: every machine's last hour) are read in one search
 // (rollRun.stream) instead of one per machine.
 func (s *Store) runJobs(ctx context.Context, src tierSource, tier string, jobs []job, blockRange int64, roll seriesRollup) (blocks []string, err error) {
@@ -320,7 +320,7 @@ func (s *Store) streamable(jobs []job) (group, rest []job) {
 	return group, rest
 }
 
-// rollRun is one tier's part of a pass: the transient head being filled
+// rollRun is one tier's part of a pass: the block batch being filled
 // (nil between groups), the blocks staged so far and the counts.
 type rollRun struct {
 	s          *Store
@@ -336,10 +336,10 @@ type rollRun struct {
 	it                 chunkenc.Iterator
 }
 
-// head returns the transient head, making one when there is none.
-func (r *rollRun) head() (*blockBatch, error) {
+// current returns the block batch, making one when there is none.
+func (r *rollRun) current() (*blockBatch, error) {
 	if r.batch == nil {
-		b, err := r.s.newBatch()
+		b, err := r.s.newBatch(r.blockRange)
 		if err != nil {
 			return nil, err
 		}
@@ -348,9 +348,9 @@ func (r *rollRun) head() (*blockBatch, error) {
 	return r.batch, nil
 }
 
-// full reports whether the transient head holds a group's worth of series.
+// full reports whether the batch holds a group's worth of series.
 func (r *rollRun) full() bool {
-	return r.batch != nil && r.batch.head.NumSeries() >= uint64(r.s.batchSeries)
+	return r.batch != nil && r.batch.numSeries() >= r.s.batchSeries
 }
 
 func (r *rollRun) flushIfFull() error {
@@ -360,7 +360,7 @@ func (r *rollRun) flushIfFull() error {
 	return r.flush()
 }
 
-// flush writes the transient head's blocks into the staging directory.
+// flush writes the batch's blocks into the staging directory.
 func (r *rollRun) flush() error {
 	if r.batch == nil {
 		return nil
@@ -368,11 +368,13 @@ func (r *rollRun) flush() error {
 	if err := r.s.fail(r.tier, "full"); err != nil {
 		return err
 	}
-	ids, err := r.s.flush(r.ctx, r.batch, r.blockRange)
+	ids, dropped, err := r.batch.write(r.ctx, r.s.stagingPath(), r.s.tsdbLog)
 	r.batch = nil
 	r.blocks = append(r.blocks, ids...)
+	r.appended -= dropped
+	r.rejected += dropped
 	if err != nil {
-		return fmt.Errorf("rollup %s: %w", r.tier, err)
+		return fmt.Errorf("rollup %s: write block: %w", r.tier, r.s.space.noteWriteError(err))
 	}
 	return r.s.fail(r.tier, "flushed")
 }
@@ -384,34 +386,34 @@ func (r *rollRun) close() {
 	}
 }
 
-// discard drops everything rolled so far: the head, the staged blocks and
-// the counts.
+// discard drops everything rolled so far: the batch, the staged blocks
+// and the counts.
 func (r *rollRun) discard() {
 	r.close()
 	r.s.removeStaged(r.blocks)
 	r.blocks, r.appended, r.rejected = nil, 0, 0
 }
 
-// rollSink appends rollups into the run's transient head, committing every
-// commitEvery samples and before the head is written.
+// rollSink appends rollups into the run's block batch, committing every
+// commitEvery samples and before the batch is written.
 type rollSink struct {
 	r       *rollRun
 	app     storage.Appender // nil between commits
 	pending int
 }
 
-// add rolls ser, a series of job j, into the transient head.
+// add rolls ser, a series of job j, into the batch.
 func (k *rollSink) add(ser storage.Series, j job) error {
 	if strings.HasPrefix(ser.Labels().Get(labels.MetricName), internalPrefix) {
 		return nil
 	}
 	r := k.r
-	batch, err := r.head()
+	batch, err := r.current()
 	if err != nil {
 		return err
 	}
 	if k.app == nil {
-		k.app = r.s.rollupTier(r.tier).Scaled(r.s.appender(r.ctx, batch.head))
+		k.app = r.s.rollupTier(r.tier).Scaled(r.s.appender(r.ctx, batch))
 	}
 	var n, rj int
 	n, rj, r.it, err = r.roll(k.app, &r.b, ser, r.it, j.start, j.end)
@@ -447,8 +449,7 @@ func (k *rollSink) rollback() {
 	}
 }
 
-// machine rolls one job's series from q into the transient head and
-// commits them.
+// machine rolls one job's series from q into the batch and commits them.
 func (r *rollRun) machine(q storage.Querier, j job) error {
 	k := rollSink{r: r}
 	hints := &storage.SelectHints{Start: j.start, End: j.end - 1}
@@ -468,7 +469,7 @@ func (r *rollRun) machine(q storage.Querier, j job) error {
 
 // stream rolls the jobs, which share one range, from a single search of
 // q: series come in the engine's order, each to its machine's job, and
-// the transient head is written as a block whenever it is full.
+// the batch is written as blocks whenever it is full.
 func (r *rollRun) stream(q seriesStreamer, jobs []job) error {
 	byMachine := make(map[string]job, len(jobs))
 	for _, j := range jobs {
@@ -483,7 +484,7 @@ func (r *rollRun) stream(q seriesStreamer, jobs []job) error {
 		if err := k.add(ser, j); err != nil {
 			return err
 		}
-		return r.flushIfFull() // add committed a full head
+		return r.flushIfFull() // add committed a full batch
 	}, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")) // every series: remote-written ones may have no machine label (machine "")
 	if err != nil {
 		k.rollback()
