@@ -5,9 +5,10 @@
 # the hub's RSS every second, and at the end saves its heap profile and reads
 # its Go heap and TSDB head series from /metrics. Then, unless VM=0, sends the
 # same workload by remote write to a fresh /usr/bin/victoria-metrics and
-# samples its RSS the same way. Prints one line per server.
+# samples its RSS the same way. Prints one line per server. HUB=0 measures
+# VictoriaMetrics alone (e.g. across an hour boundary in a run of its own).
 #
-# Usage: scripts/bench-memory-series.sh   (MACHINES=200 SERIES=1300 DURATION=150s VM=1
+# Usage: scripts/bench-memory-series.sh   (MACHINES=200 SERIES=1300 DURATION=150s VM=1 HUB=1
 #        HUB_ENV="GOGC=100" HUB_FLAGS="..." LOADGEN_FLAGS="--sync-ticks" OUT=dir for heap.pprof and logs
 #        PROFILE=1: also a 30 s CPU profile of the hub from the middle of the run, $OUT/hub.cpu.pprof)
 # Needs: go, curl, python3; /usr/bin/victoria-metrics for the comparison.
@@ -17,6 +18,7 @@ MACHINES=${MACHINES:-200}
 SERIES=${SERIES:-1300}
 DURATION=${DURATION:-150s}
 VM=${VM:-1}
+HUB=${HUB:-1}
 HUB_ENV=${HUB_ENV:-}
 HUB_FLAGS=${HUB_FLAGS:-}
 
@@ -72,6 +74,7 @@ drive() {
 }
 peak() { sort -k2 -n "$1" | tail -n 1 | awk '{ print $2 }'; }
 
+if [[ $HUB == 1 ]]; then
 hub_http=$(free_port)
 hub_grpc=$(free_port)
 hub_pprof=$(free_port)
@@ -111,6 +114,7 @@ print(f"hub ({conf or 'defaults'}): raw head {active:,.0f} series, 1m {series['1
       f"Go heap in use {m.get('go_memstats_heap_inuse_bytes',0)/2**20:,.0f} MiB, next GC {m.get('go_memstats_next_gc_bytes',0)/2**20:,.0f} MiB; "
       f"CPU {c1-c0:.1f} s; acked {lg['acked_samples']:,} samples ({lg['samples_per_second']:,.0f}/s), errors {lg.get('errors',0)}")
 PY
+fi
 
 if [[ $VM == 1 ]]; then
 	vm_port=$(free_port)
