@@ -99,7 +99,7 @@ func TestMemoryHighWaterRefusesNewSeries(t *testing.T) {
 	}
 }
 
-// The store's reserve (the transient head a rollup pass builds for the
+// The store's reserve (the rollup batch a pass builds for the
 // admitted raw series) counts as memory in use: a reserve that reaches the high-water
 // mark refuses new series, and once it is spent below the mark they are
 // taken again.

@@ -138,7 +138,7 @@ type Options struct {
 	// existing series keep flowing (see memGuard). 0: no memory limit.
 	MaxMemory int64
 	// MemoryReserve, when set, returns bytes the hub will need for what it
-	// has already admitted (the transient head of a rollup pass over its
+	// has already admitted (the rollup batch of a pass over its
 	// raw series); the memory guard counts them as in use. nil: none.
 	MemoryReserve func() uint64
 

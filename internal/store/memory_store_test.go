@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// RollupReserve counts the transient head of one rollup batch: four series
+// RollupReserve counts one rollup batch: four series
 // per raw series, up to the batch bound; the rollup tiers' own heads stay
 // empty through a pass.
 func TestRollupReserve(t *testing.T) {

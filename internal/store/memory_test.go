@@ -17,8 +17,8 @@ import (
 // series (issue #16): SYSMONSTM_BENCH_HOSTS (200) hosts × 99 series,
 // SYSMONSTM_BENCH_MINUTES (5) of 1 s samples into the raw tier (past 3 h
 // the raw head has been compacted once, as in a long-running hub: a steady
-// state), then rolled up into the 1m and 1h tiers in one pass (blocks of a
-// transient head of 4 series per raw series, none kept). The live heap after a full GC is read before and after each
+// state), then rolled up into the 1m and 1h tiers in one pass (blocks
+// written from batches of 4 series per raw series, none kept). The live heap after a full GC is read before and after each
 // step; SYSMONSTM_BENCH_MEMPROFILE=PREFIX also writes a heap profile at
 // each. It is a measurement, not a check: run it with SYSMONSTM_BENCH_MEM=1 -v.
 func TestHeadBytesPerSeries(t *testing.T) {
@@ -103,7 +103,7 @@ func TestHeadBytesPerSeries(t *testing.T) {
 	rawSeries := s.raw.NumSeries()
 	h2 := live()
 	// Past the day's end and the out-of-order window: the pass writes the
-	// 1m tier, then the 1h tier, each as blocks of a transient head. The
+	// 1m tier, then the 1h tier, each as blocks of rollup batches. The
 	// heap is read also at each batch's fullest, just before it is written.
 	peak := map[string]uint64{}
 	s.failAt = func(tier, step string) error {

@@ -191,8 +191,8 @@ func (db *Tier) Appender(ctx context.Context) storage.Appender {
 	return &scaledAppender{Appender: db.DB.Appender(ctx), db: db}
 }
 
-// Scaled wraps app, an appender of another head whose samples end up in
-// this tier (a rollup batch's transient head, batch.go), so that it stores
+// Scaled wraps app, an appender whose samples end up in this tier (a
+// rollup batch, blockwrite.go), so that it stores
 // them as this tier's Appender would.
 func (db *Tier) Scaled(app storage.Appender) storage.Appender {
 	return &scaledAppender{Appender: app, db: db}

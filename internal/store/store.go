@@ -106,7 +106,7 @@ type Store struct {
 	rollupMu sync.Mutex
 	closed   bool
 	pending  []pendingBlocks // recorded block commits not finished yet
-	// batchSeries bounds a transient rollup head (DefaultRollupBatchSeries).
+	// batchSeries bounds a rollup batch (DefaultRollupBatchSeries).
 	batchSeries int
 	failAt      failAt // test hook; nil in production
 	tsdbLog     *slog.Logger
@@ -410,7 +410,7 @@ func (s *Store) Appender(ctx context.Context) Appender {
 	return rawAppender{app: s.raw.Appender(ctx), g: s.space}
 }
 
-// appender returns an appender on db (a rollup batch's transient head)
+// appender returns an appender on db (a rollup batch, blockwrite.go)
 // whose Commit and Rollback report a lack of space to the free-space guard.
 // Every rollup sample is written through it.
 func (s *Store) appender(ctx context.Context, db storage.Appendable) storage.Appender {
