@@ -50,11 +50,13 @@ wait_http() {
 	echo "no answer from $1" >&2
 	exit 1
 }
-# sample PID FILE: append "seconds rss_kib" every second until PID's loadgen ends.
+# sample PID FILE: append "seconds rss_kib anon_kib file_kib unix_time" every
+# second until PID's loadgen ends (RssAnon and RssFile from /proc: anonymous
+# memory and file pages mapped into the process).
 sample() {
 	local pid=$1 file=$2 t=0
 	while [[ -e $work/running ]]; do
-		echo "$t $(rss_kib "$pid")" >>"$file"
+		echo "$t $(awk '/^VmRSS:|^RssAnon:|^RssFile:/ { printf "%s ", $2 }' "/proc/$pid/status")$(date +%s)" >>"$file"
 		sleep 1
 		t=$((t + 1))
 	done
