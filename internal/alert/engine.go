@@ -496,9 +496,10 @@ func (e *Engine) lookup(m *machineState, sr *live.Series, now int64, remember bo
 	if len(m.byMetric[sr.Name]) == 0 {
 		return nil // no rule selects the metric, so no state (rebuild keeps none)
 	}
-	ss := m.series[sr.Key()]
+	key := sr.Key()
+	ss := m.series[key]
 	if ss == nil {
-		ss = e.newSeriesState(m, sr, now)
+		ss = e.newSeriesState(m, sr, key, now)
 	}
 	if remember {
 		if len(m.ptrs) >= 4*m.maxBatch+1024 {
@@ -509,9 +510,9 @@ func (e *Engine) lookup(m *machineState, sr *live.Series, now int64, remember bo
 	return ss
 }
 
-// newSeriesState returns the state of a series no state exists for, or nil
-// when no rule selects it. Caller holds m.mu.
-func (e *Engine) newSeriesState(m *machineState, sr *live.Series, now int64) *seriesState {
+// newSeriesState returns the state of a series no state exists for (key
+// is sr.Key()), or nil when no rule selects it. Caller holds m.mu.
+func (e *Engine) newSeriesState(m *machineState, sr *live.Series, key string, now int64) *seriesState {
 	cands := m.byMetric[sr.Name]
 	if len(cands) == 0 {
 		return nil
@@ -522,7 +523,7 @@ func (e *Engine) newSeriesState(m *machineState, sr *live.Series, now int64) *se
 			continue
 		}
 		if ss == nil {
-			ss = &seriesState{key: sr.Key(), name: sr.Name, labels: sr.Labels, lastSample: now}
+			ss = &seriesState{key: key, name: sr.Name, labels: sr.Labels, lastSample: now}
 		}
 		s := newSlot(c, ss)
 		e.adopt(m, s)
