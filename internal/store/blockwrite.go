@@ -359,7 +359,6 @@ func (b *blockBatch) writeBlock(ctx context.Context, dir string, logger *slog.Lo
 		return "", fmt.Errorf("open index writer: %w", err)
 	}
 	stats, err := b.populate(ctx, cw, iw, order, slices.Sorted(maps.Keys(syms)), in)
-	syms = nil
 	err = errors.Join(err, iw.Close(), cw.Close())
 	if err != nil {
 		return "", err
