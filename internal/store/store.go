@@ -15,10 +15,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/util/compression"
 
 	"github.com/sysmonstm/sysmonstm/internal/metric"
@@ -100,6 +102,7 @@ type Store struct {
 	tier1h *Tier
 	m      *storeMetrics
 	space  *spaceGuard
+	mapped *mappedPages // pages out the tiers' mapped files while they are read in bulk
 
 	// rollupMu serialises rollup passes and Close, and protects the
 	// fields below.
@@ -136,6 +139,7 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
 	}
+	s.mapped = newMappedPages(s.log)
 	s.space = &spaceGuard{
 		dir: opts.Dir, statfs: opts.Statfs, minFree: opts.MinFree, log: s.log, now: opts.Now,
 		m: newSpaceMetrics(opts.Registerer), changed: make(chan struct{}, 1),
@@ -355,6 +359,7 @@ func (s *Store) openTier(name string, rollup bool, o *tsdb.Options) (*Tier, erro
 	if rollup {
 		o.StripeSize = rollupStripeSize
 	}
+	o.NewCompactorFunc = s.newCompactor
 	if s.opts.tune != nil {
 		s.opts.tune(name, o)
 	}
@@ -368,6 +373,40 @@ func (s *Store) openTier(name string, rollup bool, o *tsdb.Options) (*Tier, erro
 	}
 	// Nothing is read or written before Open sets since.
 	return &Tier{DB: db, rollup: rollup, since: math.MaxInt64}, nil
+}
+
+// newCompactor is the TSDB's own compactor, made as tsdb.Open makes it,
+// with the tier's mapped files paged out while it reads them (mapped.go).
+func (s *Store) newCompactor(ctx context.Context, r prometheus.Registerer, l *slog.Logger, ranges []int64, pool chunkenc.Pool, o *tsdb.Options) (tsdb.Compactor, error) {
+	c, err := tsdb.NewLeveledCompactorWithOptions(ctx, r, l, ranges, pool, tsdb.LeveledCompactorOptions{
+		MaxBlockChunkSegmentSize:    o.MaxBlockChunkSegmentSize,
+		EnableOverlappingCompaction: o.EnableOverlappingCompaction,
+		PD:                          o.PostingsDecoderFactory,
+		UseUncachedIO:               o.UseUncachedIO,
+		BlockExcludeFilter:          o.BlockCompactionExcludeFunc,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pagedCompactor{Compactor: c, m: s.mapped}, nil
+}
+
+// pagedCompactor pages out what it maps while it writes a head's block (the
+// head's chunk files, the new block) or compacts blocks (the inputs, the
+// new block).
+type pagedCompactor struct {
+	tsdb.Compactor
+	m *mappedPages
+}
+
+func (c pagedCompactor) Write(dest string, b tsdb.BlockReader, mint, maxt int64, base *tsdb.BlockMeta) ([]ulid.ULID, error) {
+	defer c.m.begin(dest, filepath.Join(dest, "chunks_head"))()
+	return c.Compactor.Write(dest, b, mint, maxt, base)
+}
+
+func (c pagedCompactor) Compact(dest string, dirs []string, open []*tsdb.Block) ([]ulid.ULID, error) {
+	defer c.m.begin(dest, dirs...)()
+	return c.Compactor.Compact(dest, dirs, open)
 }
 
 func (s *Store) closeTiers() error {

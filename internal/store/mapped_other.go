@@ -1,0 +1,7 @@
+//go:build !linux
+
+package store
+
+const mappedSupported = false
+
+func pageOutMapped(func(path []byte) bool) error { return nil }
