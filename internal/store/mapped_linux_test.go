@@ -205,6 +205,9 @@ func TestCompactionResidentMemory(t *testing.T) {
 	if os.Getenv("SYSMONSTM_BENCH_MAPPED_OFF") != "" {
 		s.mapped.disabled.Store(true)
 	}
+	if d, err := time.ParseDuration(os.Getenv("SYSMONSTM_BENCH_MAPPED_EVERY")); err == nil && d > 0 {
+		s.mapped.every = d // how often to page out; mappedEvery when unset
+	}
 	var lsets []labels.Labels
 	for h := range hosts {
 		for m := range metrics {
