@@ -5,15 +5,18 @@ import (
 	"os"
 	"strconv"
 	"testing"
+
+	"github.com/sysmonstm/sysmonstm/internal/procmaps"
 )
 
 func TestReadOnlyMapping(t *testing.T) {
 	const exe = "/usr/bin/sysmonstm agent"
 	f := func(line string, wantOK bool, lo, hi uintptr) {
 		t.Helper()
-		l, h, ok := readOnlyMapping([]byte(line), exe)
-		if ok != wantOK || l != lo || h != hi {
-			t.Errorf("readOnlyMapping(%q) = %x, %x, %v; want %x, %x, %v", line, l, h, ok, lo, hi, wantOK)
+		m, parsed := procmaps.Parse([]byte(line))
+		ok := parsed && readOnlyMapping(m, exe)
+		if ok != wantOK || (ok && (m.Lo != lo || m.Hi != hi)) {
+			t.Errorf("readOnlyMapping(%q) = %x, %x, %v; want %x, %x, %v", line, m.Lo, m.Hi, ok, lo, hi, wantOK)
 		}
 	}
 	f("00400000-00a46000 r-xp 00000000 fe:00 9978093                            /usr/bin/sysmonstm agent", true, 0x400000, 0xa46000)

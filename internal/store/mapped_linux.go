@@ -1,14 +1,12 @@
 package store
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
-	"os"
-	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/sysmonstm/sysmonstm/internal/procmaps"
 )
 
 const mappedSupported = true
@@ -17,52 +15,27 @@ const mappedSupported = true
 // path match accepts (see mappedPages). A mapping that disappeared since
 // /proc/self/maps was read is skipped.
 func pageOutMapped(match func(path []byte) bool) error {
-	f, err := os.Open("/proc/self/maps")
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		start, end, path, ok := sharedMapping(sc.Bytes())
+	return procmaps.Self(func(m procmaps.Mapping) error {
+		path, ok := sharedFile(m)
 		if !ok || !match(path) {
-			continue
+			return nil
 		}
-		_, _, errno := unix.Syscall(unix.SYS_MADVISE, start, end-start, unix.MADV_PAGEOUT)
+		_, _, errno := unix.Syscall(unix.SYS_MADVISE, m.Lo, m.Hi-m.Lo, unix.MADV_PAGEOUT)
 		switch errno {
 		case 0, unix.ENOMEM, unix.EAGAIN:
+			return nil
 		case unix.EINVAL:
 			return fmt.Errorf("madvise(MADV_PAGEOUT): %w (Linux 5.4 or later needed)", errno)
 		default:
 			return fmt.Errorf("madvise(MADV_PAGEOUT): %w", errno)
 		}
-	}
-	return sc.Err()
+	})
 }
 
-// sharedMapping parses one line of /proc/self/maps ("start-end perms
-// offset dev inode path") and reports the range and file of a shared
-// read-only mapping.
-func sharedMapping(line []byte) (start, end uintptr, path []byte, ok bool) {
-	sp := bytes.IndexByte(line, ' ')
-	if sp < 0 || len(line) < sp+5 || string(line[sp+1:sp+5]) != "r--s" {
-		return 0, 0, nil, false
+// sharedFile reports the file of a shared read-only mapping of a file.
+func sharedFile(m procmaps.Mapping) (path []byte, ok bool) {
+	if m.Perms != "r--s" || len(m.Path) == 0 || m.Path[0] != '/' {
+		return nil, false
 	}
-	slash := bytes.IndexByte(line[sp:], '/')
-	if slash < 0 {
-		return 0, 0, nil, false
-	}
-	path = bytes.TrimSuffix(line[sp+slash:], []byte(" (deleted)"))
-	addr := line[:sp]
-	dash := bytes.IndexByte(addr, '-')
-	if dash < 0 {
-		return 0, 0, nil, false
-	}
-	s, err1 := strconv.ParseUint(string(addr[:dash]), 16, 64)
-	e, err2 := strconv.ParseUint(string(addr[dash+1:]), 16, 64)
-	if err := errors.Join(err1, err2); err != nil || e <= s {
-		return 0, 0, nil, false
-	}
-	return uintptr(s), uintptr(e), path, true
+	return bytes.TrimSuffix(m.Path, []byte(" (deleted)")), true
 }

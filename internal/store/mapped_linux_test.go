@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"golang.org/x/sys/unix"
+
+	"github.com/sysmonstm/sysmonstm/internal/procmaps"
 )
 
 // mapFile writes size bytes to path, syncs them (clean page cache pages
@@ -103,26 +105,24 @@ func TestPageOutMapped(t *testing.T) {
 	touch(t, in) // read back from the file, unchanged
 }
 
-func TestSharedMapping(t *testing.T) {
-	for _, c := range []struct {
-		line       string
-		start, end uintptr
-		path       string
-	}{
-		{"7f0000000000-7f0000100000 r--s 00000000 fd:01 1234   /var/lib/sysmonstm/1m/01J/chunks/000001", 0x7f0000000000, 0x7f0000100000, "/var/lib/sysmonstm/1m/01J/chunks/000001"},
-		{"7f0000000000-7f0000100000 r--s 00000000 fd:01 1234   /var/lib/sysmonstm/1m/01J/index (deleted)", 0x7f0000000000, 0x7f0000100000, "/var/lib/sysmonstm/1m/01J/index"},
-		{"7f0000000000-7f0000100000 r--s 00000000 fd:01 1234   /var/lib/sys monstm/raw/index", 0x7f0000000000, 0x7f0000100000, "/var/lib/sys monstm/raw/index"},
-		{"7f0000000000-7f0000100000 r--p 00000000 fd:01 1234   /var/lib/sysmonstm/1m/01J/index", 0, 0, ""},
-		{"7f0000000000-7f0000100000 rw-s 00000000 fd:01 1234   /var/lib/sysmonstm/1m/01J/index", 0, 0, ""},
-		{"7f0000000000-7f0000100000 rw-p 00000000 00:00 0 ", 0, 0, ""},
-		{"7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0                          [stack]", 0, 0, ""},
-		{"7f0000100000-7f0000000000 r--s 00000000 fd:01 1234   /var/lib/sysmonstm/1m/index", 0, 0, ""},
-		{"zz-7f0000000000 r--s 00000000 fd:01 1234   /var/lib/sysmonstm/1m/index", 0, 0, ""},
-		{"", 0, 0, ""},
+func TestSharedFile(t *testing.T) {
+	for line, want := range map[string]string{
+		"7f0000000000-7f0000100000 r--s 00000000 fd:01 1234   /var/lib/sysmonstm/1m/01J/chunks/000001":   "/var/lib/sysmonstm/1m/01J/chunks/000001",
+		"7f0000000000-7f0000100000 r--s 00000000 fd:01 1234   /var/lib/sysmonstm/1m/01J/index (deleted)": "/var/lib/sysmonstm/1m/01J/index",
+		"7f0000000000-7f0000100000 r--s 00000000 fd:01 1234   /var/lib/sys monstm/raw/index":             "/var/lib/sys monstm/raw/index",
+		"7f0000000000-7f0000100000 r--p 00000000 fd:01 1234   /var/lib/sysmonstm/1m/01J/index":           "", // private
+		"7f0000000000-7f0000100000 rw-s 00000000 fd:01 1234   /var/lib/sysmonstm/1m/01J/index":           "", // writable
+		"7f0000000000-7f0000100000 r--s 00000000 00:01 1234   /SYSV00000000 (deleted)":                   "/SYSV00000000",
+		"7f0000000000-7f0000100000 r--s 00000000 00:00 0 ":                                               "",
+		"7ffd00000000-7ffd00021000 r--s 00000000 00:00 0                          [vvar]":                "",
 	} {
-		s, e, path, ok := sharedMapping([]byte(c.line))
-		if s != c.start || e != c.end || string(path) != c.path || ok != (c.path != "") {
-			t.Errorf("%q: got %#x-%#x %q %v, want %#x-%#x %q", c.line, s, e, path, ok, c.start, c.end, c.path)
+		m, ok := procmaps.Parse([]byte(line))
+		if !ok {
+			t.Fatalf("%q does not parse", line)
+		}
+		path, ok := sharedFile(m)
+		if string(path) != want || ok != (want != "") {
+			t.Errorf("%q: got %q %v, want %q", line, path, ok, want)
 		}
 	}
 }
