@@ -118,8 +118,10 @@ func (s *Store) rollupPass(ctx context.Context) error {
 // rollTier rolls jobs from src into blocks of tier and commits them; the
 // jobs' machines' watermarks advance to their ends.
 func (s *Store) rollTier(ctx context.Context, src tierSource, tier string, jobs []job, blockRange int64, roll seriesRollup) error {
-	if d, ok := src.(interface{ Dir() string }); ok {
-		defer s.mapped.begin("", d.Dir())() // a TSDB tier is read through mappings
+	if t, ok := src.(*Tier); ok {
+		// A TSDB tier is read through mappings; the VM engine reads its
+		// files with pread and maps none.
+		defer s.mapped.begin("", t.Dir())()
 	}
 	blocks, err := s.runJobs(ctx, src, tier, jobs, blockRange, roll)
 	if err != nil {
