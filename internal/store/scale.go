@@ -167,6 +167,37 @@ type Tier struct {
 	// since is the first timestamp (ms since epoch) stored scaled; older
 	// samples were written before scaling. Set once in Open.
 	since int64
+	// gate turns the compactions on and off (the raw tier; nil for the
+	// rollup tiers, which take no appends): chunkgate.go.
+	gate *compactGate
+}
+
+// DisableCompactions turns the tier's automatic compactions off and waits
+// for a running one.
+func (db *Tier) DisableCompactions() {
+	if db.gate != nil {
+		db.gate.set(true)
+		return
+	}
+	db.DB.DisableCompactions()
+}
+
+// EnableCompactions turns them back on (the raw tier's once its head has
+// a chunk file: chunkgate.go).
+func (db *Tier) EnableCompactions() {
+	if db.gate != nil {
+		db.gate.set(false)
+		return
+	}
+	db.DB.EnableCompactions()
+}
+
+// Close closes the tier's TSDB.
+func (db *Tier) Close() error {
+	if db.gate != nil {
+		db.gate.close()
+	}
+	return db.DB.Close()
 }
 
 // seriesScale is the family scale of the series ls in this tier, ignoring

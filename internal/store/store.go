@@ -372,7 +372,11 @@ func (s *Store) openTier(name string, rollup bool, o *tsdb.Options) (*Tier, erro
 		return nil, fmt.Errorf("open %s tier %s: %w", name, dir, err)
 	}
 	// Nothing is read or written before Open sets since.
-	return &Tier{DB: db, rollup: rollup, since: math.MaxInt64}, nil
+	t := &Tier{DB: db, rollup: rollup, since: math.MaxInt64}
+	if !rollup {
+		t.gate = newCompactGate(db)
+	}
+	return t, nil
 }
 
 // newCompactor is the TSDB's own compactor, made as tsdb.Open makes it,
