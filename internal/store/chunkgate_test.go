@@ -58,14 +58,6 @@ func TestRawCompactionsWaitForTheFirstChunkFile(t *testing.T) {
 	// The answers are whole across the compaction.
 	res := mustQuery(t, s, Query{Metric: "load1", Machine: "m1", From: base, To: base.Add(3*time.Hour + time.Second), Step: time.Second})
 	if len(res.Series) != 1 || len(res.Series[0].Points) != 3*3600+2 {
-		t.Fatalf("load1 after the compaction: %d series, %v", len(res.Series), pointsLen(res))
+		t.Fatalf("load1 after the compaction: %d series, want 1 of %d points", len(res.Series), 3*3600+2)
 	}
-}
-
-func pointsLen(r *Result) []int {
-	var n []int
-	for _, s := range r.Series {
-		n = append(n, len(s.Points))
-	}
-	return n
 }
