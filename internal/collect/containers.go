@@ -238,9 +238,8 @@ func (c *Containers) Collect(_ context.Context, b *Batch) error {
 	if len(c.list) == 0 {
 		return nil
 	}
-	names, ok, _ := c.names.get()
+	names, ok, gen := c.names.getGen()
 	secs := c.clock.advance()
-	gen := c.names.generation()
 	now := c.now()
 	for _, ct := range c.list {
 		if ok {
@@ -341,7 +340,7 @@ func (c *Containers) scan() {
 	fresh := false
 	var waitGen uint64 // 0: nothing to wait for
 	if c.socketExists() {
-		waitGen = c.names.generation() + 1
+		waitGen = c.names.nextGeneration()
 	}
 	for _, pat := range containerParents {
 		parents, _ := filepath.Glob(filepath.Join(c.cgRoot, pat))

@@ -76,26 +76,48 @@ type slowSource[T any] struct {
 // error, after starting a background fetch when the interval has passed and
 // none is running.
 func (s *slowSource[T]) get() (T, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pollLocked()
+	return s.val, s.ok, s.err
+}
+
+// getGen is get that returns the generation of the value instead of the
+// error: how many fetches had returned when it was read. Reading the
+// generation after get would count a fetch that returned in between, whose
+// value the caller does not have.
+func (s *slowSource[T]) getGen() (T, bool, uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pollLocked()
+	return s.val, s.ok, s.gen
+}
+
+// pollLocked starts a background fetch when the interval has passed (or a
+// refresh was asked for) and none is running; s.mu is held.
+func (s *slowSource[T]) pollLocked() {
 	now := time.Now
 	if s.now != nil {
 		now = s.now
 	}
 	t := now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.running && (s.force || s.started.IsZero() || t.Sub(s.started) >= s.interval) {
 		s.running, s.started, s.force = true, t, false
 		s.wg.Add(1)
 		go s.refresh()
 	}
-	return s.val, s.ok, s.err
 }
 
-// generation returns how many fetches have returned so far.
-func (s *slowSource[T]) generation() uint64 {
+// nextGeneration returns the generation of the first fetch that starts
+// from now on: a fetch already running may have started before whatever
+// the caller wants it to see.
+func (s *slowSource[T]) nextGeneration() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.gen
+	if s.running {
+		return s.gen + 2
+	}
+	return s.gen + 1
 }
 
 // refreshSoon makes the next get start a fetch even if the interval has not
