@@ -18,8 +18,10 @@
 # (e.g. 10s) also prints the five windows of the run with the highest p99
 # (loadgen --watch-window; all of them in $WORK/loadgen.out). BIN=path uses that binary instead of building one. PROFILE=1
 # builds with -tags pprof and writes 30 s CPU profiles of hub and loadgen,
-# taken from the middle of the run, to $WORK/{hub,loadgen}.cpu.pprof.
-# Needs curl and python3. Everything is stopped at exit; $WORK (default a
+# taken from the middle of the run, to $WORK/{hub,loadgen}.cpu.pprof, and
+# what the hub allocated in the same 30 s to $WORK/hub.allocs.pprof.
+# HUB_ENV="GODEBUG=gctrace=1" (space-separated NAME=VALUE) sets the hub's
+# environment (the trace goes to $WORK/hub.log). Needs curl and python3. Everything is stopped at exit; $WORK (default a
 # new temp dir) keeps the logs.
 set -euo pipefail
 MACHINES=${MACHINES:-1000}
@@ -58,9 +60,11 @@ metric() { grep -E "^$1 " "$WORK/metrics.txt" | awk '{print $2}' | head -n 1; }
 D=$WORK/data
 H=127.0.0.1:$(freeport)
 G=127.0.0.1:$(freeport)
-hub_env=() lg_env=()
+read -r -a hub_env <<<"${HUB_ENV:-}"
+lg_env=()
 if [[ $PROFILE == 1 ]]; then
-  hub_env=(SYSMONSTM_PPROF_LISTEN=127.0.0.1:$(freeport))
+  hub_pprof=127.0.0.1:$(freeport)
+  hub_env+=(SYSMONSTM_PPROF_LISTEN=$hub_pprof)
   lg_env=(SYSMONSTM_PPROF_LISTEN=127.0.0.1:$(freeport))
 fi
 TOKEN=$("$BIN" token create --data-dir "$D" --name loadgen 2>/dev/null | head -n 1)
@@ -86,8 +90,9 @@ pids+=("$lg_pid")
 if [[ $PROFILE == 1 ]]; then
   total=$(secs "$DURATION")
   sleep $(((total - 30) / 2))
-  curl -fsS -o "$WORK/hub.cpu.pprof" "http://${hub_env[0]#*=}/debug/pprof/profile?seconds=30" &
+  curl -fsS -o "$WORK/hub.cpu.pprof" "http://$hub_pprof/debug/pprof/profile?seconds=30" &
   curl -fsS -o "$WORK/loadgen.cpu.pprof" "http://${lg_env[0]#*=}/debug/pprof/profile?seconds=30" &
+  curl -fsS -o "$WORK/hub.allocs.pprof" "http://$hub_pprof/debug/pprof/allocs?seconds=30" &
 fi
 wait "$lg_pid" || true
 load1=$(cut -d' ' -f1 /proc/loadavg)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"slices"
 	"syscall"
 	"time"
@@ -136,6 +137,13 @@ func (w *writer) commit(ctx context.Context, jobs []*job) {
 		if j.ts > maxTs[j.st.machine] {
 			maxTs[j.st.machine] = j.ts
 		}
+		// Let the live path run: a group's appends take milliseconds (at
+		// 1 M samples/s and 1 M series, ~0.4 ms per 1,000-sample batch),
+		// and without a yield a stream's receive goroutine or a WebSocket
+		// writer made runnable meanwhile waits for Go's 10 ms preemption
+		// while both writers hold the two Ps of a 2-core hub
+		// (docs/benchmarks.md, "Writers that yield to the live path").
+		runtime.Gosched()
 	}
 	if err := app.Commit(); err != nil {
 		s.commitFailed(jobs, stored, err)
