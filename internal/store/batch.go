@@ -37,7 +37,7 @@ const (
 	// DefaultRollupBatchSeries bounds the series of one rollup batch: a
 	// group of machines is written as blocks once its rollups reach it
 	// (plus the last machine's).
-	DefaultRollupBatchSeries = 100_000
+	DefaultRollupBatchSeries = 50_000
 
 	stagingDirName = "rollup-staging"
 )
