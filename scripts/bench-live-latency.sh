@@ -21,7 +21,12 @@
 # taken from the middle of the run, to $WORK/{hub,loadgen}.cpu.pprof, and
 # what the hub allocated in the same 30 s to $WORK/hub.allocs.pprof.
 # HUB_ENV="GODEBUG=gctrace=1" (space-separated NAME=VALUE) sets the hub's
-# environment (the trace goes to $WORK/hub.log). Needs curl and python3. Everything is stopped at exit; $WORK (default a
+# environment (the trace goes to $WORK/hub.log). PRIME=DURATION (e.g. 60s)
+# first runs loadgen alone for that long, stops the hub and starts it again
+# on the same data directory, then measures: a hub that has held the series
+# before, as one does after its first restart (its TSDB head is sized from
+# the series it held; hub CPU and GC cycles then count from the restarted
+# hub's readiness, after its WAL replay). Needs curl and python3. Everything is stopped at exit; $WORK (default a
 # new temp dir) keeps the logs.
 set -euo pipefail
 MACHINES=${MACHINES:-1000}
@@ -68,19 +73,34 @@ if [[ $PROFILE == 1 ]]; then
   lg_env=(SYSMONSTM_PPROF_LISTEN=127.0.0.1:$(freeport))
 fi
 TOKEN=$("$BIN" token create --data-dir "$D" --name loadgen 2>/dev/null | head -n 1)
-env "${hub_env[@]}" "$BIN" hub --data-dir "$D" --listen-http "$H" --listen-grpc "$G" --log-level warn \
-  --max-machines-per-token "$MACHINES" --max-active-series 3000000 >"$WORK/hub.log" 2>&1 &
-hub_pid=$!
-pids+=("$hub_pid")
-t0=$SECONDS
-until curl -fsS "http://$H/ready" >/dev/null 2>&1; do
-  if ! kill -0 "$hub_pid" 2>/dev/null || ((SECONDS - t0 > 60)); then
-    echo "bench-live-latency: hub never became ready; end of $WORK/hub.log:" >&2
-    tail -n 5 "$WORK/hub.log" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
+start_hub() { # start_hub LOG: start the hub on $D and wait until it is ready
+  env "${hub_env[@]}" "$BIN" hub --data-dir "$D" --listen-http "$H" --listen-grpc "$G" --log-level warn \
+    --max-machines-per-token "$MACHINES" --max-active-series 3000000 >"$1" 2>&1 &
+  hub_pid=$!
+  pids+=("$hub_pid")
+  local t0=$SECONDS
+  until curl -fsS "http://$H/ready" >/dev/null 2>&1; do
+    if ! kill -0 "$hub_pid" 2>/dev/null || ((SECONDS - t0 > 600)); then
+      echo "bench-live-latency: hub never became ready; end of $1:" >&2
+      tail -n 5 "$1" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+start_hub "$WORK/hub.log"
+if [[ -n ${PRIME:-} ]]; then
+  "$BIN" loadgen --hub "$G" --token "$TOKEN" --machines "$MACHINES" --series "$SERIES" \
+    --interval 1s --duration "$PRIME" "${tickflag[@]}" --log-level warn >"$WORK/prime.out" 2>&1
+  kill -TERM "$hub_pid"
+  wait "$hub_pid" || true
+  mv "$WORK/hub.log" "$WORK/hub-prime.log"
+  echo "primed $PRIME: the hub's saved state records $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("raw_head_series", 0))' "$D/tsdb/rollup-state.json") raw head series"
+  start_hub "$WORK/hub.log"
+fi
+clk=$(getconf CLK_TCK)
+cpu0=$(awk '{print $14 + $15}' "/proc/$hub_pid/stat")
+gc0=$(curl -fsS "http://$H/metrics" | awk '$1 == "go_gc_duration_seconds_count" {print $2}')
 
 load0=$(cut -d' ' -f1 /proc/loadavg)
 env "${lg_env[@]}" "$BIN" loadgen --hub "$G" --token "$TOKEN" --machines "$MACHINES" --series "$SERIES" \
@@ -97,11 +117,11 @@ fi
 wait "$lg_pid" || true
 load1=$(cut -d' ' -f1 /proc/loadavg)
 curl -fsS "http://$H/metrics" >"$WORK/metrics.txt"
-cpu=$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$hub_pid/stat")
+cpu=$(awk -v hz="$clk" -v c0="$cpu0" '{printf "%.1f", ($14 + $15 - c0) / hz}' "/proc/$hub_pid/stat")
 rss=$(awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$hub_pid/status")
 sum=$(grep '^{' "$WORK/loadgen.out" | tail -n 1)
 [[ -n $sum ]] || { echo "bench-live-latency: no summary; end of $WORK/loadgen.out:" >&2; tail -n 5 "$WORK/loadgen.out" >&2; exit 1; }
-python3 - "$sum" "$WORK/metrics.txt" "$MACHINES" "$SERIES" "$TICKS" "$DURATION" "$cpu" "$rss" "$load0" "$load1" <<'EOF'
+python3 - "$sum" "$WORK/metrics.txt" "$MACHINES" "$SERIES" "$TICKS" "$DURATION" "$cpu" "$rss" "$load0" "$load1" "${gc0:-0}" <<'EOF'
 import json, re, sys
 s = json.loads(sys.argv[1]); lines = open(sys.argv[2]).read().splitlines()
 def val(name):
@@ -122,7 +142,7 @@ print("machines=%s series=%s ticks=%s duration=%s acked/s=%.1f errors=%d events=
       " hub_publish[%s] hub_ws[%s] hub_cpu=%ss hub_rss=%sMiB hub_gc_cycles=%d mean_commit=%.2fms load1=%s->%s" % (
     sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], s["samples_per_second"], s["errors"], lv.get("events", 0),
     lv.get("p50_ms"), lv.get("p99_ms"), lv.get("max_ms"), (" watch_error=" + lv["error"]) if lv.get("error") else "",
-    hist("publish"), hist("websocket"), sys.argv[7], sys.argv[8], val("go_gc_duration_seconds_count"),
+    hist("publish"), hist("websocket"), sys.argv[7], sys.argv[8], val("go_gc_duration_seconds_count") - float(sys.argv[11]),
     1000 * val("sysmonstm_ingest_commit_seconds_sum") / cc if cc else 0, sys.argv[9], sys.argv[10]))
 for w in sorted(lv.get("windows") or [], key=lambda w: -w["p99_ms"])[:5]:
     print("  window %s: events=%d p50=%sms p99=%sms max=%sms" % (w["start"], w["events"], w["p50_ms"], w["p99_ms"], w["max_ms"]))

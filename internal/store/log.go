@@ -22,6 +22,9 @@ func (q quietHandler) Handle(ctx context.Context, r slog.Record) error {
 		// The rollup tiers' blocks overlap by design (one per group of
 		// machines) until compaction merges them.
 		r.Level = slog.LevelDebug
+		if !q.h.Enabled(ctx, r.Level) {
+			return nil
+		}
 	}
 	return q.h.Handle(ctx, r)
 }

@@ -26,6 +26,10 @@ type stateJSON struct {
 	// Pending are staged rollup blocks whose move into their tier may not
 	// be done yet (batch.go); their watermarks are not in Machines.
 	Pending []pendingBlocks `json:"pending,omitempty"`
+	// RawHeadSeries is the series the raw tier's head held when the state
+	// was saved: the next Open sizes the head's stripes from it
+	// (rawHeadStripes).
+	RawHeadSeries uint64 `json:"raw_head_series,omitempty"`
 }
 
 type machineState struct {
@@ -62,6 +66,7 @@ func (s *Store) loadState() error {
 		}
 		s.pending = append(s.pending, p)
 	}
+	s.rawHeadSeries = st.RawHeadSeries
 	return nil
 }
 
@@ -78,6 +83,10 @@ func (s *Store) saveState() error {
 	}
 	s.mu.Unlock()
 	st.Pending = s.pending
+	st.RawHeadSeries = s.rawHeadSeries
+	if s.raw != nil {
+		st.RawHeadSeries = s.raw.NumSeries()
+	}
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode rollup state: %w", err)

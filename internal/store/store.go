@@ -111,8 +111,11 @@ type Store struct {
 	pending  []pendingBlocks // recorded block commits not finished yet
 	// batchSeries bounds a rollup batch (DefaultRollupBatchSeries).
 	batchSeries int
-	failAt      failAt // test hook; nil in production
-	tsdbLog     *slog.Logger
+	// rawHeadSeries is the raw head's series count in the saved state
+	// (rawHeadStripes); saveState records the head's current count.
+	rawHeadSeries uint64
+	failAt        failAt // test hook; nil in production
+	tsdbLog       *slog.Logger
 
 	// mu protects machines.
 	mu       sync.Mutex
@@ -166,7 +169,12 @@ func Open(opts Options) (*Store, error) {
 	var err error
 	switch opts.Engine {
 	case EngineTSDB:
-		s.raw, err = s.openTier(TierRaw, false, rawTierOptions(opts))
+		o := rawTierOptions(opts)
+		o.StripeSize = rawHeadStripes(s.rawHeadSeries)
+		if o.StripeSize > tsdb.DefaultStripeSize {
+			s.log.Info("raw tier head sized from the series it held before", "series", s.rawHeadSeries, "stripes", o.StripeSize)
+		}
+		s.raw, err = s.openTier(TierRaw, false, o)
 	case EngineVM:
 		var r *vmRaw
 		if r, err = openVMRaw(filepath.Join(opts.Dir, rawVMDir), opts.RetentionRaw, opts.OutOfOrderWindow, opts.EngineMemory, opts.Now, s.log); err == nil {
@@ -346,6 +354,33 @@ func tierOptions(retention, ooo, minBlock time.Duration, samplesPerChunk int) *t
 		o.MaxBlockDuration = o.MinBlockDuration
 	}
 	return o
+}
+
+// The raw head finds a series by its reference in one of StripeSize
+// stripes, each a Go map and a lock. A map of up to 8 series is one group
+// of slots; past that it is a table, and the lookup of every appended
+// sample costs another cache miss or two. With the TSDB's default 16,384
+// stripes, 1 M series are 61 to a stripe: append + commit per sample
+// 347-372 ns against 213-275 ns with 131,072 stripes
+// (BenchmarkHeadStripes, docs/benchmarks.md). Each stripe costs ~280 B
+// whether it holds series or not, and the count is fixed when the head
+// opens, so it is sized from the series the head held when the store last
+// saved its state: rawSeriesPerStripe to a stripe, never below the
+// default (a new store, or one that held few series) nor above
+// maxRawHeadStripes (290 MiB, for 8 M series).
+const (
+	rawSeriesPerStripe = 8
+	maxRawHeadStripes  = 1 << 20
+)
+
+// rawHeadStripes returns the raw head's stripe count for a head that held
+// series series before.
+func rawHeadStripes(series uint64) int {
+	n := tsdb.DefaultStripeSize
+	for uint64(n)*rawSeriesPerStripe < series && n < maxRawHeadStripes {
+		n *= 2
+	}
+	return n
 }
 
 // rollupStripeSize is the rollup tiers' head stripe count: one writer (the

@@ -3,9 +3,11 @@ package store
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
@@ -207,5 +210,70 @@ func TestOpenErrors(t *testing.T) {
 	}
 	if _, err := Open(Options{Dir: file}); err == nil {
 		t.Fatal("open on a file succeeded")
+	}
+}
+
+func TestRawHeadStripes(t *testing.T) {
+	for _, c := range []struct {
+		series uint64
+		want   int
+	}{
+		{0, tsdb.DefaultStripeSize},
+		{8 * tsdb.DefaultStripeSize, tsdb.DefaultStripeSize},
+		{8*tsdb.DefaultStripeSize + 1, 2 * tsdb.DefaultStripeSize},
+		{1_000_000, 1 << 17},
+		{1_300_000, 1 << 18},
+		{1 << 40, maxRawHeadStripes},
+	} {
+		if got := rawHeadStripes(c.series); got != c.want {
+			t.Errorf("rawHeadStripes(%d) = %d, want %d", c.series, got, c.want)
+		}
+	}
+}
+
+// The raw head opens with stripes for the series it held when the state was
+// last saved, and the saved state follows the head.
+func TestRawHeadSizedFromTheSavedSeries(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, stateFile), []byte(`{"version":1,"machines":{},"raw_head_series":1000000}`), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	open := func() (*Store, int) {
+		var stripes int
+		s, err := Open(Options{Dir: dir, Now: func() time.Time { return base }, Engine: EngineTSDB, tune: func(tier string, o *tsdb.Options) {
+			if tier == TierRaw {
+				stripes = o.StripeSize
+			}
+		}})
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		return s, stripes
+	}
+	s, stripes := open()
+	if stripes != 1<<17 {
+		t.Fatalf("raw head opened with %d stripes after 1,000,000 series, want %d", stripes, 1<<17)
+	}
+	for _, m := range []string{"a", "b", "c"} {
+		appendRange(t, s, series("cpu_usage_percent", m), base, 3, time.Second, func(i int) float64 { return float64(i) })
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st stateJSON
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.RawHeadSeries != 3 {
+		t.Fatalf("saved state records %d raw head series, want 3:\n%s", st.RawHeadSeries, b)
+	}
+	s, stripes = open()
+	defer s.Close()
+	if stripes != tsdb.DefaultStripeSize {
+		t.Fatalf("raw head reopened with %d stripes after 3 series, want the default %d", stripes, tsdb.DefaultStripeSize)
 	}
 }
