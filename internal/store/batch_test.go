@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -189,5 +190,54 @@ func TestOpenWritesOutOldRollupHeads(t *testing.T) {
 	pts := pointsAt(t, s, Query{Metric: "load1", Machine: "m1", From: base, To: base.Add(90*time.Minute - time.Millisecond), Step: time.Minute}, Tier1m)
 	if len(pts) != 90 || pts[89].Max != 89 || pts[89].Count != 60 {
 		t.Fatalf("%d points after reopen, want 90", len(pts))
+	}
+}
+
+// A pass rests after each full batch it writes, in proportion to the batch's
+// work, and a pass that ends during a rest leaves what the next pass
+// finishes with the answers of an unpaced pass.
+func TestRollupPassRestsBetweenBatches(t *testing.T) {
+	ref, _ := crashFixture(t, "")
+	ref.opts.RollupDuty = 1
+	ref.sleep = func(context.Context, time.Duration) error {
+		t.Error("a pass with RollupDuty 1 rested")
+		return nil
+	}
+	mustRollup(t, ref)
+	want := answers(t, ref)
+
+	s, _ := crashFixture(t, "")
+	var rests []time.Duration
+	s.sleep = func(_ context.Context, d time.Duration) error {
+		rests = append(rests, d)
+		return nil
+	}
+	mustRollup(t, s)
+	// Two machines, one batch each, in both rollup tiers: a rest after
+	// the first batch of each tier (the last batch is written at the end
+	// of the tier's pass, with no rest after it).
+	if len(rests) < 2 {
+		t.Fatalf("the pass rested %d times (%v), want at least once per tier", len(rests), rests)
+	}
+	for _, d := range rests {
+		if d <= 0 {
+			t.Fatalf("rests %v: each wants to be 3× the batch's work, > 0", rests)
+		}
+	}
+	if got := answers(t, s); !reflect.DeepEqual(got, want) {
+		t.Fatal("a paced pass answers differently from an unpaced one")
+	}
+
+	s, _ = crashFixture(t, "")
+	s.sleep = func(context.Context, time.Duration) error {
+		s.sleep = nil
+		return context.Canceled
+	}
+	if err := s.Rollup(t.Context()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a pass stopped during its rest returned %v, want context.Canceled", err)
+	}
+	mustRollup(t, s)
+	if got := answers(t, s); !reflect.DeepEqual(got, want) {
+		t.Fatal("the pass after one stopped in its rest answers differently from an unpaced pass")
 	}
 }

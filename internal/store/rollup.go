@@ -229,7 +229,7 @@ func (s *Store) runJobs(ctx context.Context, src tierSource, tier string, jobs [
 	defer q.Close()
 
 	machines := len(jobs)
-	r := &rollRun{s: s, ctx: ctx, tier: tier, blockRange: blockRange, roll: roll}
+	r := &rollRun{s: s, ctx: ctx, tier: tier, blockRange: blockRange, roll: roll, pace: newPacer(s.opts.RollupDuty, s.sleep)}
 	defer r.close()
 	if sq, ok := q.(seriesStreamer); ok {
 		if group, rest := s.streamable(jobs); len(group) > 0 {
@@ -339,6 +339,7 @@ type rollRun struct {
 	appended, rejected int
 	b                  labels.Builder
 	it                 chunkenc.Iterator
+	pace               pacer
 }
 
 // current returns the block batch, making one when there is none.
@@ -358,11 +359,54 @@ func (r *rollRun) full() bool {
 	return r.batch != nil && r.batch.numSeries() >= r.s.batchSeries
 }
 
+// flushIfFull writes the batch once it is full, then rests (pacer).
 func (r *rollRun) flushIfFull() error {
 	if !r.full() {
 		return nil
 	}
-	return r.flush()
+	if err := r.flush(); err != nil {
+		return err
+	}
+	return r.pace.rest(r.ctx)
+}
+
+// pacer spreads a rollup pass out: rest sleeps for the time worked since
+// the last rest times ratio, so the pass works 1/(1+ratio) of its time.
+// Its allocations then set off the collector's marking of the raw head
+// that much less often; the live path and ingest get the cores meanwhile.
+type pacer struct {
+	ratio float64
+	since time.Time
+	now   func() time.Time                                 // time.Now; tests inject
+	sleep func(ctx context.Context, d time.Duration) error // sleepCtx; tests inject
+}
+
+func newPacer(duty float64, sleep func(context.Context, time.Duration) error) pacer {
+	if sleep == nil {
+		sleep = sleepCtx
+	}
+	return pacer{ratio: 1/duty - 1, since: time.Now(), now: time.Now, sleep: sleep}
+}
+
+func (p *pacer) rest(ctx context.Context) error {
+	if p.ratio <= 0 {
+		return ctx.Err()
+	}
+	d := time.Duration(float64(p.now().Sub(p.since)) * p.ratio)
+	err := p.sleep(ctx, d)
+	p.since = p.now()
+	return err
+}
+
+// sleepCtx sleeps for d or until ctx ends, and returns ctx's error.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return ctx.Err()
 }
 
 // flush writes the batch's blocks into the staging directory.

@@ -2,9 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -315,5 +317,36 @@ func TestRunStopsWithContext(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not stop")
+	}
+}
+
+// A pacer rests ratio times what was worked since its last rest.
+func TestPacerRestsInProportion(t *testing.T) {
+	clk := base
+	var slept []time.Duration
+	p := pacer{ratio: 1/DefaultRollupDuty - 1, since: clk,
+		now: func() time.Time { return clk },
+		sleep: func(_ context.Context, d time.Duration) error {
+			slept = append(slept, d)
+			clk = clk.Add(d)
+			return nil
+		}}
+	for _, worked := range []time.Duration{time.Second, 10 * time.Millisecond, 0} {
+		clk = clk.Add(worked)
+		if err := p.rest(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []time.Duration{3 * time.Second, 30 * time.Millisecond, 0}
+	if !slices.Equal(slept, want) {
+		t.Fatalf("rests %v, want %v (3× the work before each, the rests not counted as work)", slept, want)
+	}
+	if p := newPacer(1, nil); p.rest(context.Background()) != nil || p.ratio != 0 {
+		t.Fatalf("duty 1: ratio %v, want no rest", p.ratio)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := sleepCtx(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("sleep in a cancelled context: %v, want it to end with context.Canceled", err)
 	}
 }
