@@ -36,8 +36,8 @@ const (
 	// DefaultRollupDuty paces a rollup pass to a quarter of its time. Run
 	// back to back, the pass of an hour of 1 M series allocated enough to
 	// keep the collector marking the raw head for four minutes, and the
-	// live view fell 34 s behind (docs/benchmarks.md, "Head stripes sized
-	// from the series held before").
+	// live view fell 34 s behind; paced, at most 1.5 s (docs/benchmarks.md,
+	// "The hourly rollup pass, paced").
 	DefaultRollupDuty     = 0.25
 	defaultRollupInterval = 15 * time.Second
 )
