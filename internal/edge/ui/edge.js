@@ -201,10 +201,11 @@ function onMessage(msg) {
   schedule();
 }
 
+// remove drops a machine; the next frame takes its card out of the page
+// together with the counts, so the two never disagree.
 function remove(id, r) {
   machines.delete(id);
   dirty.delete(r);
-  if (r.card) r.card.el.remove();
   orderDirty = true;
 }
 
