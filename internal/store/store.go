@@ -77,7 +77,9 @@ type Options struct {
 	RollupInterval time.Duration
 	// RollupDuty is the share of its time a rollup pass works: after
 	// writing each full batch it rests for what the batch took times
-	// (1/RollupDuty - 1). 0 = DefaultRollupDuty; 1 = no rest.
+	// (1/RollupDuty - 1). A compaction of blocks (every tier's merges)
+	// rests the same way every compactRestEvery series it writes.
+	// 0 = DefaultRollupDuty; 1 = no rest.
 	RollupDuty float64
 
 	// MinFree is the free space, in bytes, the store keeps on Dir's
@@ -442,15 +444,17 @@ func (s *Store) newCompactor(ctx context.Context, r prometheus.Registerer, l *sl
 	if err != nil {
 		return nil, err
 	}
-	return pagedCompactor{Compactor: c, m: s.mapped}, nil
+	return pagedCompactor{Compactor: c, lc: c, m: s.mapped, populate: pacedPopulator{duty: s.opts.RollupDuty}}, nil
 }
 
 // pagedCompactor pages out what it maps while it writes a head's block (the
 // head's chunk files, the new block) or compacts blocks (the inputs, the
-// new block).
+// new block), and compacts blocks paced (pacedcompact.go).
 type pagedCompactor struct {
 	tsdb.Compactor
-	m *mappedPages
+	lc       *tsdb.LeveledCompactor
+	m        *mappedPages
+	populate tsdb.BlockPopulator
 }
 
 func (c pagedCompactor) Write(dest string, b tsdb.BlockReader, mint, maxt int64, base *tsdb.BlockMeta) ([]ulid.ULID, error) {
@@ -460,7 +464,7 @@ func (c pagedCompactor) Write(dest string, b tsdb.BlockReader, mint, maxt int64,
 
 func (c pagedCompactor) Compact(dest string, dirs []string, open []*tsdb.Block) ([]ulid.ULID, error) {
 	defer c.m.begin(dest, dirs...)()
-	return c.Compactor.Compact(dest, dirs, open)
+	return c.lc.CompactWithBlockPopulator(dest, dirs, open, c.populate)
 }
 
 func (s *Store) closeTiers() error {

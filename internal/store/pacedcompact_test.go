@@ -1,0 +1,167 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+)
+
+type testSample struct {
+	t int64
+	f float64
+}
+
+func (s testSample) T() int64                      { return s.t }
+func (s testSample) ST() int64                     { return 0 }
+func (s testSample) F() float64                    { return s.f }
+func (s testSample) H() *histogram.Histogram       { return nil }
+func (s testSample) FH() *histogram.FloatHistogram { return nil }
+func (s testSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
+func (s testSample) Copy() chunks.Sample           { return s }
+
+// overlappingBlocks writes n blocks over the same hour, each with its own
+// 50 series of 60 minute samples, as a rollup pass's batches are, and
+// returns their directories.
+func overlappingBlocks(t *testing.T, dir string, n int) []string {
+	t.Helper()
+	var dirs []string
+	for b := range n {
+		var series []storage.Series
+		for i := range 50 {
+			var ss []chunks.Sample
+			for m := range 60 {
+				ss = append(ss, testSample{t: int64(m) * 60_000, f: float64(b*1000 + i*60 + m)})
+			}
+			series = append(series, storage.NewListSeries(labels.FromStrings("__name__", "load1", "machine", "m"+strconv.Itoa(b), "i", strconv.Itoa(i)), ss))
+		}
+		d, err := tsdb.CreateBlock(series, dir, int64(time.Hour/time.Millisecond), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, d)
+	}
+	return dirs
+}
+
+// compactWith merges the blocks under a fresh copy of n overlapping blocks
+// with populate and returns every series and sample of the result.
+func compactWith(t *testing.T, n int, populate tsdb.BlockPopulator) (map[string][]float64, error) {
+	t.Helper()
+	dir := t.TempDir()
+	dirs := overlappingBlocks(t, dir, n)
+	c, err := tsdb.NewLeveledCompactor(context.Background(), nil, slog.New(slog.DiscardHandler), []int64{int64(time.Hour / time.Millisecond)}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := c.CompactWithBlockPopulator(dir, dirs, nil, populate)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) != 1 {
+		t.Fatalf("compaction made %d blocks, want 1", len(ids))
+	}
+	b, err := tsdb.OpenBlock(slog.New(slog.DiscardHandler), filepath.Join(dir, ids[0].String()), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	q, err := tsdb.NewBlockQuerier(b, 0, int64(time.Hour/time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	out := map[string][]float64{}
+	set := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, "__name__", "load1"))
+	for set.Next() {
+		s := set.At()
+		it := s.Iterator(nil)
+		for it.Next() == chunkenc.ValFloat {
+			_, v := it.At()
+			out[s.Labels().String()] = append(out[s.Labels().String()], v)
+		}
+	}
+	if err := set.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out, nil
+}
+
+func TestCompactionRestsBetweenSeries(t *testing.T) {
+	defer func(n int) { compactRestEvery = n }(compactRestEvery)
+	compactRestEvery = 20
+
+	want, err := compactWith(t, 6, tsdb.DefaultBlockPopulator{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != 300 {
+		t.Fatalf("unpaced merge holds %d series, want 300", len(want))
+	}
+
+	var rests []time.Duration
+	paced := pacedPopulator{duty: DefaultRollupDuty, sleep: func(_ context.Context, d time.Duration) error {
+		rests = append(rests, d)
+		return nil
+	}}
+	got, err := compactWith(t, 6, paced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 300 series, a rest after every 20th.
+	if len(rests) != 15 {
+		t.Fatalf("the merge rested %d times, want 15 (300 series, one rest per 20)", len(rests))
+	}
+	for _, d := range rests {
+		if d <= 0 {
+			t.Fatalf("rests %v: each wants to be 3× the work before it, > 0", rests)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatal("the paced merge's block differs from the unpaced one's")
+	}
+
+	// Duty 1: no rest.
+	rests = nil
+	paced.duty = 1
+	if _, err := compactWith(t, 6, paced); err != nil || len(rests) != 0 {
+		t.Fatalf("duty 1: err %v, %d rests; want no rest", err, len(rests))
+	}
+
+	// A rest ended by the context (the tier closing) ends the merge with
+	// its error, and leaves no block behind.
+	paced = pacedPopulator{duty: DefaultRollupDuty, sleep: func(context.Context, time.Duration) error { return context.Canceled }}
+	dir := t.TempDir()
+	dirs := overlappingBlocks(t, dir, 6)
+	c, err := tsdb.NewLeveledCompactor(context.Background(), nil, slog.New(slog.DiscardHandler), []int64{int64(time.Hour / time.Millisecond)}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CompactWithBlockPopulator(dir, dirs, nil, paced); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a merge stopped in its rest returned %v, want context.Canceled", err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 6 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Fatal(fmt.Sprintf("after a stopped merge the directory holds %v, want the 6 input blocks only", names))
+	}
+}
