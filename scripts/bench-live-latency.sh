@@ -26,7 +26,13 @@
 # on the same data directory, then measures: a hub that has held the series
 # before, as one does after its first restart (its TSDB head is sized from
 # the series it held; hub CPU and GC cycles then count from the restarted
-# hub's readiness, after its WAL replay). Needs curl and python3. Everything is stopped at exit; $WORK (default a
+# hub's readiness, after its WAL replay). HUB_FLAGS="--log-level info"
+# (space-separated) adds hub flags after the script's own (the last of a
+# repeated flag wins). SAMPLE=SECONDS writes, every SECONDS of the measured
+# run, one line of the hub's state to $WORK/samples.tsv: time, hub CPU
+# seconds, RSS MiB, GC cycles, commits and their total seconds, and the
+# MiB of the data dir's WAL, raw chunks and whole tsdb (for runs long enough
+# to cross the hourly rollup pass and the raw head's compaction). Needs curl and python3. Everything is stopped at exit; $WORK (default a
 # new temp dir) keeps the logs.
 set -euo pipefail
 MACHINES=${MACHINES:-1000}
@@ -66,6 +72,7 @@ D=$WORK/data
 H=127.0.0.1:$(freeport)
 G=127.0.0.1:$(freeport)
 read -r -a hub_env <<<"${HUB_ENV:-}"
+read -r -a hub_flags <<<"${HUB_FLAGS:-}"
 lg_env=()
 if [[ $PROFILE == 1 ]]; then
   hub_pprof=127.0.0.1:$(freeport)
@@ -74,8 +81,9 @@ if [[ $PROFILE == 1 ]]; then
 fi
 TOKEN=$("$BIN" token create --data-dir "$D" --name loadgen 2>/dev/null | head -n 1)
 start_hub() { # start_hub LOG: start the hub on $D and wait until it is ready
+  date -u +%s.%N >"$1.started" # gctrace's "@SECONDS" count from about here
   env "${hub_env[@]}" "$BIN" hub --data-dir "$D" --listen-http "$H" --listen-grpc "$G" --log-level warn \
-    --max-machines-per-token "$MACHINES" --max-active-series 3000000 >"$1" 2>&1 &
+    --max-machines-per-token "$MACHINES" --max-active-series 3000000 "${hub_flags[@]}" >"$1" 2>&1 &
   hub_pid=$!
   pids+=("$hub_pid")
   local t0=$SECONDS
@@ -107,6 +115,25 @@ env "${lg_env[@]}" "$BIN" loadgen --hub "$G" --token "$TOKEN" --machines "$MACHI
   --interval 1s --duration "$DURATION" "${tickflag[@]}" "${warmflag[@]}" --watch "ws://$H/ws" --log-level warn >"$WORK/loadgen.out" 2>&1 &
 lg_pid=$!
 pids+=("$lg_pid")
+if [[ -n ${SAMPLE:-} ]]; then
+  (
+    printf 'time\thub_cpu_s\trss_mib\tgc_cycles\tcommits\tcommit_s\twal_mib\tchunks_mib\ttsdb_mib\n'
+    while kill -0 "$lg_pid" 2>/dev/null; do
+      m=$(curl -fsS --max-time 5 "http://$H/metrics" 2>/dev/null || true)
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%H:%M:%S)" \
+        "$(awk -v hz="$clk" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$hub_pid/stat" 2>/dev/null)" \
+        "$(awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$hub_pid/status" 2>/dev/null)" \
+        "$(awk '$1 == "go_gc_duration_seconds_count" {print $2}' <<<"$m")" \
+        "$(awk '$1 == "sysmonstm_ingest_commit_seconds_count" {print $2}' <<<"$m")" \
+        "$(awk '$1 == "sysmonstm_ingest_commit_seconds_sum" {printf "%.1f", $2}' <<<"$m")" \
+        "$(du -sm "$D/tsdb/raw/wal" 2>/dev/null | cut -f1)" \
+        "$(du -sm "$D/tsdb/raw/chunks_head" 2>/dev/null | cut -f1)" \
+        "$(du -sm "$D/tsdb" 2>/dev/null | cut -f1)"
+      sleep "$SAMPLE"
+    done
+  ) >"$WORK/samples.tsv" 2>/dev/null &
+  pids+=("$!")
+fi
 if [[ $PROFILE == 1 ]]; then
   total=$(secs "$DURATION")
   sleep $(((total - 30) / 2))
@@ -144,6 +171,18 @@ print("machines=%s series=%s ticks=%s duration=%s acked/s=%.1f errors=%d events=
     lv.get("p50_ms"), lv.get("p99_ms"), lv.get("max_ms"), (" watch_error=" + lv["error"]) if lv.get("error") else "",
     hist("publish"), hist("websocket"), sys.argv[7], sys.argv[8], val("go_gc_duration_seconds_count") - float(sys.argv[11]),
     1000 * val("sysmonstm_ingest_commit_seconds_sum") / cc if cc else 0, sys.argv[9], sys.argv[10]))
-for w in sorted(lv.get("windows") or [], key=lambda w: -w["p99_ms"])[:5]:
+ws = lv.get("windows") or []
+if len(ws) >= 2:  # every 10-minute run of windows: the share of its events later than each target
+    from datetime import datetime
+    t = [datetime.fromisoformat(w["start"].replace("Z", "+00:00")).timestamp() for w in ws]
+    n = max(1, round(600 / (t[1] - t[0])))
+    if len(ws) >= n:
+        spans = [(ws[i]["start"], sum(w["events"] for w in ws[i:i + n]), sum(w.get("over_10ms", 0) for w in ws[i:i + n]),
+                  sum(w.get("over_50ms", 0) for w in ws[i:i + n])) for i in range(len(ws) - n + 1)]
+        for k, name in ((3, "50"), (2, "10")):
+            s0 = max(spans, key=lambda x: x[k] / max(1, x[1]))
+            print("  10-minute spans: %d; worst for %s ms from %s: %.2f%% of %d events over %s ms (p99 <= %s ms when <= 1%%)" % (
+                len(spans), name, s0[0], 100 * s0[k] / max(1, s0[1]), s0[1], name, name))
+for w in sorted(ws, key=lambda w: -w["p99_ms"])[:5]:
     print("  window %s: events=%d p50=%sms p99=%sms max=%sms" % (w["start"], w["events"], w["p50_ms"], w["p99_ms"], w["max_ms"]))
 EOF

@@ -173,3 +173,25 @@ func BenchmarkWatcherRead(b *testing.B) {
 		})
 	}
 }
+
+// TestWatcherWindowsCountLateEvents checks the per-window counts of events
+// over the two targets: a run of windows meets a p99 target when at most
+// 1 % of its events are over it.
+func TestWatcherWindowsCountLateEvents(t *testing.T) {
+	w := &watcher{window: 1000, done: make(chan struct{})}
+	close(w.done)
+	for i, ms := range []float64{1, 10, 10.5, 49, 50, 50.01, 300} { // stamped in the first second
+		w.lat, w.ts = append(w.lat, ms), append(w.ts, 5000+int64(i))
+	}
+	w.lat, w.ts = append(w.lat, 60), append(w.ts, 6000) // the next second
+	got := w.result().Windows
+	if len(got) != 2 {
+		t.Fatalf("windows %+v: want 2", got)
+	}
+	if g := got[0]; g.Events != 7 || g.Over10Ms != 5 || g.Over50Ms != 2 {
+		t.Errorf("first window %+v: want 7 events, 5 over 10 ms (10.5, 49, 50, 50.01, 300), 2 over 50 ms", g)
+	}
+	if g := got[1]; g.Events != 1 || g.Over10Ms != 1 || g.Over50Ms != 1 {
+		t.Errorf("second window %+v: want its one event of 60 ms over both", g)
+	}
+}
