@@ -12,26 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
 )
-
-type testSample struct {
-	t int64
-	f float64
-}
-
-func (s testSample) T() int64                      { return s.t }
-func (s testSample) ST() int64                     { return 0 }
-func (s testSample) F() float64                    { return s.f }
-func (s testSample) H() *histogram.Histogram       { return nil }
-func (s testSample) FH() *histogram.FloatHistogram { return nil }
-func (s testSample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
-func (s testSample) Copy() chunks.Sample           { return s }
 
 // overlappingBlocks writes n blocks over the same hour, each with its own
 // 50 series of 60 minute samples, as a rollup pass's batches are, and
@@ -44,7 +30,7 @@ func overlappingBlocks(t *testing.T, dir string, n int) []string {
 		for i := range 50 {
 			var ss []chunks.Sample
 			for m := range 60 {
-				ss = append(ss, testSample{t: int64(m) * 60_000, f: float64(b*1000 + i*60 + m)})
+				ss = append(ss, fsample{t: int64(m) * 60_000, f: float64(b*1000 + i*60 + m)})
 			}
 			series = append(series, storage.NewListSeries(labels.FromStrings("__name__", "load1", "machine", "m"+strconv.Itoa(b), "i", strconv.Itoa(i)), ss))
 		}
