@@ -17,7 +17,7 @@ import (
 // simulated agents the rest of the second, so the 1m tier's merge of an
 // hourly pass's ~80 blocks (4 M rollup series) took the core ingest
 // needed, and with its allocations kept the collector marking the raw
-// head: for 80 s the writers fell behind and the live view with them, up
+// head: for 85 s the writers fell behind and the live view with them, up
 // to 18.8 s (docs/benchmarks.md, "An hour and a quarter at 1 M
 // samples/s"). The store therefore merges blocks at the rollup pass's
 // duty (Options.RollupDuty): every compactRestEvery series written, the
