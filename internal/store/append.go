@@ -48,19 +48,52 @@ var (
 
 // rawAppender is the Appender of the raw tier: a TSDB appender whose
 // Commit and Rollback report a lack of space to the free-space guard, as
-// spaceAppender does for the rollup tiers.
+// spaceAppender does for the rollup tiers. With minutes kept (minutes.go)
+// it holds the samples it took and counts them into their series'
+// minutes once Commit has stored them.
 type rawAppender struct {
-	app storage.Appender
-	g   *spaceGuard
+	app     storage.Appender
+	g       *spaceGuard
+	minutes *minuteRoller
+	pending *[]pendingSample
 }
 
-func (a rawAppender) Append(ref SeriesRef, ls labels.Labels, t int64, v float64) (SeriesRef, error) {
+func (a *rawAppender) Append(ref SeriesRef, ls labels.Labels, t int64, v float64) (SeriesRef, error) {
 	r, err := a.app.Append(storage.SeriesRef(ref), ls, t, v)
+	if err == nil && a.minutes != nil {
+		if a.pending == nil {
+			a.pending = pendingPool.Get().(*[]pendingSample)
+		}
+		*a.pending = append(*a.pending, pendingSample{ref: r, t: t, v: v})
+	}
 	return SeriesRef(r), err
 }
 
-func (a rawAppender) Commit() error   { return a.g.noteWriteError(a.app.Commit()) }
-func (a rawAppender) Rollback() error { return a.g.noteWriteError(a.app.Rollback()) }
+func (a *rawAppender) Commit() error {
+	err := a.app.Commit()
+	if a.pending != nil {
+		if err == nil {
+			a.minutes.apply(*a.pending)
+		} else {
+			a.minutes.lose(*a.pending, err)
+		}
+	}
+	a.release()
+	return a.g.noteWriteError(err)
+}
+
+func (a *rawAppender) Rollback() error {
+	a.release()
+	return a.g.noteWriteError(a.app.Rollback())
+}
+
+func (a *rawAppender) release() {
+	if a.pending != nil {
+		*a.pending = (*a.pending)[:0]
+		pendingPool.Put(a.pending)
+		a.pending = nil
+	}
+}
 
 // NewestSamples calls fn with the labels and the newest sample, at t (ms
 // since epoch) with value v, of every raw series named name that has a

@@ -10,6 +10,7 @@ type storeMetrics struct {
 	samples      *prometheus.CounterVec // by tier
 	rejected     *prometheus.CounterVec // by tier
 	lastDuration prometheus.Gauge
+	hours        *prometheus.CounterVec // by source
 }
 
 func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
@@ -34,9 +35,13 @@ func newStoreMetrics(reg prometheus.Registerer) *storeMetrics {
 			Name: "sysmonstm_store_rollup_last_duration_seconds",
 			Help: "Duration of the last rollup pass.",
 		}),
+		hours: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sysmonstm_store_rollup_machine_hours_total",
+			Help: "Machine-hours rolled up into the 1m tier, by source: minutes (kept as the samples arrived) or raw (read back from the raw tier).",
+		}, []string{"source"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.runs, m.failures, m.samples, m.rejected, m.lastDuration)
+		reg.MustRegister(m.runs, m.failures, m.samples, m.rejected, m.lastDuration, m.hours)
 	}
 	return m
 }

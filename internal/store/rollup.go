@@ -218,6 +218,7 @@ type seriesRollup func(app storage.Appender, b *labels.Builder, ser storage.Seri
 // (an hourly pass: every machine's last hour) are read in one search
 // (rollRun.stream) instead of one per machine.
 func (s *Store) runJobs(ctx context.Context, src tierSource, tier string, jobs []job, blockRange int64, roll seriesRollup) (blocks []string, err error) {
+	began := time.Now()
 	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
 	for _, j := range jobs {
 		mint, maxt = min(mint, j.start), max(maxt, j.end-1)
@@ -231,6 +232,25 @@ func (s *Store) runJobs(ctx context.Context, src tierSource, tier string, jobs [
 	machines := len(jobs)
 	r := &rollRun{s: s, ctx: ctx, tier: tier, blockRange: blockRange, roll: roll, pace: newPacer(s.opts.RollupDuty, s.sleep)}
 	defer r.close()
+	if tier == Tier1m && s.minutes != nil {
+		if group, rest := s.minutes.group(jobs); len(group) > 0 {
+			raw, err := r.fromMinutes(group)
+			switch {
+			case errors.Is(err, errMinutesLost):
+				s.log.Warn("rollup: the minutes kept of an hour cannot stand in for its raw samples; reading them back", "hour", time.UnixMilli(group[0].start).UTC(), "err", err)
+				r.discard()
+			case err != nil:
+				return r.blocks, err
+			default:
+				jobs = append(rest, raw...)
+			}
+		}
+	}
+	for _, j := range jobs {
+		if tier == Tier1m {
+			s.m.hours.WithLabelValues("raw").Add(float64((j.end - j.start) / hourMs))
+		}
+	}
 	if sq, ok := q.(seriesStreamer); ok {
 		if group, rest := s.streamable(jobs); len(group) > 0 {
 			err := r.stream(sq, group)
@@ -273,7 +293,7 @@ func (s *Store) runJobs(ctx context.Context, src tierSource, tier string, jobs [
 		s.m.rejected.WithLabelValues(tier).Add(float64(r.rejected))
 		s.log.Warn("rollup samples refused by tier", "tier", tier, "refused", r.rejected)
 	}
-	s.log.Debug("rollup done", "tier", tier, "machines", machines, "samples", r.appended, "blocks", len(r.blocks))
+	s.log.Info("rollup done", "tier", tier, "machines", machines, "from_minutes", r.minuteHours, "samples", r.appended, "blocks", len(r.blocks), "seconds", time.Since(began).Seconds())
 	return r.blocks, nil
 }
 
@@ -337,6 +357,7 @@ type rollRun struct {
 	batch              *blockBatch
 	blocks             []string
 	appended, rejected int
+	minuteHours        int // machines whose hour came from the minutes kept
 	b                  labels.Builder
 	it                 chunkenc.Iterator
 	pace               pacer
@@ -440,7 +461,7 @@ func (r *rollRun) close() {
 func (r *rollRun) discard() {
 	r.close()
 	r.s.removeStaged(r.blocks)
-	r.blocks, r.appended, r.rejected = nil, 0, 0
+	r.blocks, r.appended, r.rejected, r.minuteHours = nil, 0, 0, 0
 }
 
 // rollSink appends rollups into the run's block batch, committing every
@@ -457,6 +478,15 @@ func (k *rollSink) add(ser storage.Series, j job) error {
 		return nil
 	}
 	r := k.r
+	return k.put(j, func(app storage.Appender) (n, rj int, err error) {
+		n, rj, r.it, err = r.roll(app, &r.b, ser, r.it, j.start, j.end)
+		return n, rj, err
+	})
+}
+
+// put appends one series' rollups of job j with roll into the batch.
+func (k *rollSink) put(j job, roll func(app storage.Appender) (n, rejected int, _ error)) error {
+	r := k.r
 	batch, err := r.current()
 	if err != nil {
 		return err
@@ -464,8 +494,7 @@ func (k *rollSink) add(ser storage.Series, j job) error {
 	if k.app == nil {
 		k.app = r.s.rollupTier(r.tier).Scaled(r.s.appender(r.ctx, batch))
 	}
-	var n, rj int
-	n, rj, r.it, err = r.roll(k.app, &r.b, ser, r.it, j.start, j.end)
+	n, rj, err := roll(k.app)
 	if err != nil {
 		return fmt.Errorf("rollup %s for machine %s: %w", r.tier, j.machine, err)
 	}
@@ -540,6 +569,109 @@ func (r *rollRun) stream(q seriesStreamer, jobs []job) error {
 		return err
 	}
 	return k.commit()
+}
+
+// group picks the jobs the minutes kept can roll up: one hour long, of
+// the hour most of them share, when the minutes still hold it whole
+// (minuteRoller.eligible). rest is the others.
+func (m *minuteRoller) group(jobs []job) (group, rest []job) {
+	n := map[int64]int{}
+	best, most := int64(0), 0
+	for _, j := range jobs {
+		if j.end-j.start != hourMs || !m.eligible(j.start) {
+			continue
+		}
+		if n[j.start]++; n[j.start] > most {
+			best, most = j.start, n[j.start]
+		}
+	}
+	if most == 0 {
+		return nil, jobs
+	}
+	for _, j := range jobs {
+		if j.start == best && j.end == best+hourMs {
+			group = append(group, j)
+		} else {
+			rest = append(rest, j)
+		}
+	}
+	return group, rest
+}
+
+// fromMinutes rolls the group's hour (its jobs share it) up from the
+// minutes kept as its samples arrived, instead of reading them back. It
+// returns the jobs of the machines that must be read back all the same:
+// those with a series that took a sample out of order in the hour. An
+// error matching errMinutesLost means the minutes cannot stand in for the
+// raw read at all.
+func (r *rollRun) fromMinutes(group []job) (raw []job, err error) {
+	s := r.s
+	h := s.minutes.take(group[0].end)
+	defer h.drop()
+	if err := s.fail(r.tier, "minutes"); err != nil {
+		return nil, err
+	}
+	byMachine := make(map[string]job, len(group))
+	for _, j := range group {
+		byMachine[j.machine] = j
+	}
+	if h == nil {
+		// Not one sample of the hour arrived: the raw tier holds none.
+		s.m.hours.WithLabelValues("minutes").Add(float64(len(group)))
+		r.minuteHours = len(group)
+		return nil, nil
+	}
+	if h.bad != nil {
+		return nil, fmt.Errorf("%w: %v", errMinutesLost, h.bad)
+	}
+	ir, err := s.minutes.raw.Head().Index()
+	if err != nil {
+		return nil, fmt.Errorf("rollup %s: raw head index: %w", r.tier, err)
+	}
+	defer ir.Close()
+	var sb labels.ScratchBuilder
+	labelsOf := func(id uint64) (labels.Labels, error) {
+		if err := ir.Series(storage.SeriesRef(id), &sb, nil); err != nil {
+			return labels.EmptyLabels(), fmt.Errorf("%w: series %d: %v", errMinutesLost, id, err)
+		}
+		return sb.Labels(), nil
+	}
+	for id := range h.tainted {
+		ls, err := labelsOf(id)
+		if err != nil {
+			return nil, err
+		}
+		if j, ok := byMachine[ls.Get(metric.MachineLabel)]; ok {
+			delete(byMachine, j.machine)
+			raw = append(raw, j)
+		}
+	}
+	sort.Slice(raw, func(i, j int) bool { return raw[i].machine < raw[j].machine })
+	k := rollSink{r: r}
+	err = h.each(func(id uint64, mins []minuteAggr) error {
+		ls, err := labelsOf(id)
+		if err != nil {
+			return err
+		}
+		j, ok := byMachine[ls.Get(metric.MachineLabel)]
+		if !ok || strings.HasPrefix(ls.Get(labels.MetricName), internalPrefix) {
+			return nil
+		}
+		if err := k.put(j, func(app storage.Appender) (int, int, error) { return rollupMinutes(app, &r.b, ls, mins) }); err != nil {
+			return err
+		}
+		return r.flushIfFull() // put committed a full batch
+	})
+	if err == nil {
+		err = k.commit()
+	}
+	if err != nil {
+		k.rollback()
+		return nil, err
+	}
+	s.m.hours.WithLabelValues("minutes").Add(float64(len(byMachine)))
+	r.minuteHours = len(byMachine)
+	return raw, nil
 }
 
 // aggr is one bucket's aggregate.

@@ -99,6 +99,11 @@ type Options struct {
 	// for the process (the engine's caches are package globals).
 	EngineMemory int64
 
+	// RollupFromRaw rolls every hour up by reading the raw tier back,
+	// as with the VM engine, instead of from the minutes kept as samples
+	// arrive (minutes.go): for comparisons and tests.
+	RollupFromRaw bool
+
 	// tune, when set, adjusts a tier's TSDB options before it opens
 	// (TestBytesPerSample's variants).
 	tune func(tier string, o *tsdb.Options)
@@ -115,6 +120,9 @@ type Store struct {
 	m      *storeMetrics
 	space  *spaceGuard
 	mapped *mappedPages // pages out the tiers' mapped files while they are read in bulk
+	// minutes keeps the raw series' current minutes for the hourly pass
+	// (minutes.go); nil with the VM engine or Options.RollupFromRaw.
+	minutes *minuteRoller
 
 	// rollupMu serialises rollup passes and Close, and protects the
 	// fields below.
@@ -246,9 +254,28 @@ func Open(opts Options) (*Store, error) {
 		s.closeTiers()
 		return nil, err
 	}
+	if raw, ok := s.raw.(*Tier); ok && !opts.RollupFromRaw {
+		if s.minutes, err = newMinuteRoller(filepath.Join(opts.Dir, minutesDir), raw, newestSample(raw.DB), s.log); err != nil {
+			s.closeTiers()
+			return nil, fmt.Errorf("open store %s: %w", opts.Dir, err)
+		}
+	}
 	s.space.series = s.raw.NumSeries
 	s.space.check()
 	return s, nil
+}
+
+// newestSample returns the newest timestamp db holds (ms), or
+// math.MinInt64 when it holds none.
+func newestSample(db *tsdb.DB) int64 {
+	newest := db.Head().MaxTime()
+	if db.Head().NumSeries() == 0 {
+		newest = math.MinInt64
+	}
+	for _, b := range db.Blocks() {
+		newest = max(newest, b.Meta().MaxTime)
+	}
+	return newest
 }
 
 func setDefaults(o *Options) {
@@ -504,7 +531,7 @@ func (s *Store) Close() error {
 // refuse until space is freed. Callers check Writable before appending:
 // the appender itself does not refuse.
 func (s *Store) Appender(ctx context.Context) Appender {
-	return rawAppender{app: s.raw.Appender(ctx), g: s.space}
+	return &rawAppender{app: s.raw.Appender(ctx), g: s.space, minutes: s.minutes}
 }
 
 // appender returns an appender on db (a rollup batch, blockwrite.go)

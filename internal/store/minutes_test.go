@@ -1,0 +1,336 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// tierDump reads every sample of tier db, values as bits.
+func tierDump(t testing.TB, db *Tier) map[string][][2]uint64 {
+	t.Helper()
+	q, err := db.Querier(math.MinInt64, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	out := map[string][][2]uint64{}
+	set := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
+	var it chunkenc.Iterator
+	for set.Next() {
+		ser := set.At()
+		it = ser.Iterator(it)
+		k := ser.Labels().String()
+		for it.Next() == chunkenc.ValFloat {
+			ts, v := it.At()
+			out[k] = append(out[k], [2]uint64{uint64(ts), math.Float64bits(v)})
+		}
+		if err := it.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := set.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// minuteWorkload writes the same samples into every store in stores: four
+// machines, four series each (scaled by 2 decimals, by 0, and two names
+// outside the catalogue, one sampled every 40–70 s), every 1–7 s over
+// [from, to), with NaN, -0, values with more decimals than the scale or
+// past 2^53 once scaled, repeated samples and a
+// rolled-back appender. The machine "late" also takes a sample older than
+// its newest one in the hour starting at lateHour (if set).
+func minuteWorkload(t *testing.T, rng *rand.Rand, stores []*Store, from, to time.Time, lateHour time.Time) {
+	t.Helper()
+	names := []string{"container_cpu_usage_percent", "container_memory_usage_bytes", "app_latency_seconds", "app_sparse_ratio"}
+	machines := []string{"a", "b", "late", "d"}
+	type pt struct {
+		ls labels.Labels
+		t  int64
+		v  float64
+	}
+	var batches [][]pt
+	for _, m := range machines {
+		for _, n := range names {
+			ls := series(n, m, "disk", "sda")
+			var b []pt
+			step, jitter := int64(1000), int64(6000)
+			if n == "app_sparse_ratio" {
+				step, jitter = 40000, 30000 // minutes of one sample: a lone -0 sums to +0
+			}
+			for ts := from.UnixMilli() + rng.Int64N(1000); ts < to.UnixMilli(); ts += step + rng.Int64N(jitter) {
+				var v float64
+				switch r := rng.IntN(20); {
+				case r == 0:
+					v = math.NaN()
+				case r == 1:
+					v = math.Copysign(0, -1)
+				case r == 2:
+					v = rng.Float64() * 1e6 // more decimals than any scale
+				case r == 3:
+					v = 1e14 + rng.Float64() // scaled past 2^53: read back within an ulp
+				default:
+					v = float64(rng.IntN(100000)) / 100
+				}
+				b = append(b, pt{ls, ts, v})
+				if rng.IntN(50) == 0 {
+					b = append(b, pt{ls, ts, v}) // the same sample again
+				}
+				if m == "late" && !lateHour.IsZero() && ts >= lateHour.Add(30*time.Minute).UnixMilli() && ts < lateHour.Add(31*time.Minute).UnixMilli() {
+					b = append(b, pt{ls, ts - 1500, 42}) // out of order
+				}
+			}
+			batches = append(batches, b)
+		}
+	}
+	for _, s := range stores {
+		// A rolled-back appender stores nothing, minutes included.
+		app := s.Appender(context.Background())
+		if _, err := app.Append(0, series(names[0], "a", "disk", "sda"), from.UnixMilli()+500, 99999); err != nil {
+			t.Fatal(err)
+		}
+		if err := app.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+		maxTs := map[string]int64{}
+		for _, b := range batches {
+			// Commits of 100 samples, as ingest commits a group of batches.
+			for len(b) > 0 {
+				n := min(len(b), 100)
+				app := s.Appender(context.Background())
+				for _, p := range b[:n] {
+					_, _ = app.Append(0, p.ls, p.t, p.v) // refusals (a repeat with another value) are the point
+					maxTs[p.ls.Get("machine")] = max(maxTs[p.ls.Get("machine")], p.t)
+				}
+				if err := app.Commit(); err != nil {
+					t.Fatal(err)
+				}
+				b = b[n:]
+			}
+		}
+		for m, ts := range maxTs {
+			s.NoteWritten(m, ts)
+		}
+	}
+}
+
+// TestMinutesRollUpAsTheRawReadDoes: the hours rolled up from the minutes
+// kept as samples arrive are the hours read back from the raw tier, bit
+// for bit; a machine with a sample out of order in an hour, and hours that
+// began before the store opened, are read back.
+func TestMinutesRollUpAsTheRawReadDoes(t *testing.T) {
+	skipUnlessTSDB(t)
+	rng := rand.New(rand.NewPCG(1, 2))
+	dirKept, dirRaw := t.TempDir(), t.TempDir()
+	reg := prometheus.NewRegistry()
+	kept, clk := openTest(t, dirKept, base, func(o *Options) { o.Registerer = reg })
+	raw, clkRaw := openTest(t, dirRaw, base, func(o *Options) { o.RollupFromRaw = true })
+	both := []*Store{kept, raw}
+	hours := func(source string) float64 {
+		return testutil.ToFloat64(kept.m.hours.WithLabelValues(source))
+	}
+	rollBoth := func(at time.Time) {
+		clk.Set(at)
+		clkRaw.Set(at)
+		for _, s := range both {
+			mustRollup(t, s)
+		}
+	}
+	compare := func(when string) {
+		t.Helper()
+		a, b := tierDump(t, kept.tier1m), tierDump(t, raw.tier1m)
+		if len(a) == 0 {
+			t.Fatalf("%s: the 1m tier is empty", when)
+		}
+		for k, want := range b {
+			if got := a[k]; !slices.Equal(got, want) {
+				t.Errorf("%s: %s: %d samples from the minutes, %d from the raw read; first difference %s", when, k, len(got), len(want), firstDiff(got, want))
+			}
+		}
+		for k := range a {
+			if _, ok := b[k]; !ok {
+				t.Errorf("%s: %s only from the minutes", when, k)
+			}
+		}
+	}
+
+	// Hours 0 and 1, each rolled up as it ends; hour 1 has machine
+	// "late"'s sample out of order.
+	minuteWorkload(t, rng, both, base, base.Add(time.Hour+5*time.Minute), time.Time{})
+	rollBoth(base.Add(time.Hour + 5*time.Minute))
+	minuteWorkload(t, rng, both, base.Add(time.Hour+5*time.Minute), base.Add(2*time.Hour+5*time.Minute), base.Add(time.Hour))
+	rollBoth(base.Add(2*time.Hour + 5*time.Minute))
+	compare("two hours")
+	if got, want := hours("minutes"), 4.0+3; got != want {
+		t.Errorf("machine-hours from minutes = %v, want %v", got, want)
+	}
+	if got, want := hours("raw"), 1.0; got != want {
+		t.Errorf("machine-hours read back = %v, want %v (machine late's hour 1)", got, want)
+	}
+
+	// Reopened in the middle of hour 2: that hour began before, so it is
+	// read back; hour 3 comes from the minutes again.
+	minuteWorkload(t, rng, both, base.Add(2*time.Hour+5*time.Minute), base.Add(2*time.Hour+20*time.Minute), time.Time{})
+	for _, s := range both {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg = prometheus.NewRegistry()
+	kept, clk = openTest(t, dirKept, base.Add(2*time.Hour+20*time.Minute), func(o *Options) { o.Registerer = reg })
+	raw, clkRaw = openTest(t, dirRaw, base.Add(2*time.Hour+20*time.Minute), func(o *Options) { o.RollupFromRaw = true })
+	both = []*Store{kept, raw}
+	minuteWorkload(t, rng, both, base.Add(2*time.Hour+20*time.Minute), base.Add(3*time.Hour+5*time.Minute), time.Time{})
+	rollBoth(base.Add(3*time.Hour + 5*time.Minute))
+	minuteWorkload(t, rng, both, base.Add(3*time.Hour+5*time.Minute), base.Add(4*time.Hour+5*time.Minute), time.Time{})
+	rollBoth(base.Add(4*time.Hour + 5*time.Minute))
+	compare("after a restart")
+	if got, want := hours("minutes"), 4.0; got != want {
+		t.Errorf("after the restart: machine-hours from minutes = %v, want %v (hour 3)", got, want)
+	}
+	if got, want := hours("raw"), 4.0; got != want {
+		t.Errorf("after the restart: machine-hours read back = %v, want %v (hour 2)", got, want)
+	}
+}
+
+func firstDiff(a, b [][2]uint64) string {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return fmt.Sprintf("at %d: t=%d %v against t=%d %v", i, a[i][0], math.Float64frombits(a[i][1]), b[i][0], math.Float64frombits(b[i][1]))
+		}
+	}
+	return "one is longer"
+}
+
+// TestMinutesLostHourIsReadBack: an hour whose minutes could not be
+// spilled is read back from the raw tier, with the same result.
+func TestMinutesLostHourIsReadBack(t *testing.T) {
+	skipUnlessTSDB(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	reg := prometheus.NewRegistry()
+	kept, clk := openTest(t, "", base, func(o *Options) { o.Registerer = reg })
+	raw, clkRaw := openTest(t, "", base, func(o *Options) { o.RollupFromRaw = true })
+	// A file where the hour's spill directory goes.
+	if err := os.MkdirAll(kept.minutes.dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(kept.minutes.dir, strconv.FormatInt(ms(base), 10)), nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	minuteWorkload(t, rng, []*Store{kept, raw}, base, base.Add(time.Hour+5*time.Minute), time.Time{})
+	clk.Set(base.Add(time.Hour + 5*time.Minute))
+	clkRaw.Set(base.Add(time.Hour + 5*time.Minute))
+	mustRollup(t, kept)
+	mustRollup(t, raw)
+	a, b := tierDump(t, kept.tier1m), tierDump(t, raw.tier1m)
+	if len(b) == 0 || len(a) != len(b) {
+		t.Fatalf("%d series rolled up, %d from the raw read", len(a), len(b))
+	}
+	for k, want := range b {
+		if !slices.Equal(a[k], want) {
+			t.Errorf("%s differs: %s", k, firstDiff(a[k], want))
+		}
+	}
+	if got := testutil.ToFloat64(kept.m.hours.WithLabelValues("raw")); got != 4 {
+		t.Errorf("machine-hours read back = %v, want 4", got)
+	}
+	if got := testutil.ToFloat64(kept.m.hours.WithLabelValues("minutes")); got != 0 {
+		t.Errorf("machine-hours from minutes = %v, want 0", got)
+	}
+}
+
+// BenchmarkMinutesAppend measures one sample appended and committed to
+// each of 1 M series through the Store's Appender (group commits of
+// 10,000, one tick a second), with the minutes kept as samples arrive and
+// without (Options.RollupFromRaw). Not run in CI (~2 GB of heap).
+func BenchmarkMinutesAppend(b *testing.B) {
+	const n = 1_000_000
+	for _, fromRaw := range []bool{false, true} {
+		b.Run(map[bool]string{false: "minutes", true: "raw-read"}[fromRaw], func(b *testing.B) {
+			s, _ := openTest(b, "", base, func(o *Options) { o.RollupFromRaw = fromRaw })
+			refs := make([]SeriesRef, n)
+			ts := ms(base)
+			app := s.Appender(context.Background())
+			var err error
+			for i := range refs {
+				if refs[i], err = app.Append(0, series("app_value", "m"+strconv.Itoa(i/1000), "i", strconv.Itoa(i)), ts, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := app.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(1, 2))
+			b.ResetTimer()
+			for range b.N {
+				ts += 1000
+				for g := 0; g < n; g += 10_000 {
+					app := s.Appender(context.Background())
+					for _, ref := range refs[g : g+10_000] {
+						if _, err := app.Append(ref, labels.EmptyLabels(), ts, float64(rng.IntN(1000))); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if err := app.Commit(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sample")
+		})
+	}
+}
+
+// BenchmarkMinutesHourlyPass measures the pass that rolls an hour of
+// 20,000 series sampled every second (72 M samples, 20 machines) into the
+// 1m tier, unpaced, from the minutes kept and read back from the raw tier.
+func BenchmarkMinutesHourlyPass(b *testing.B) {
+	const machines, perMachine, step = 20, 1000, 1000
+	for _, fromRaw := range []bool{false, true} {
+		b.Run(map[bool]string{false: "minutes", true: "raw-read"}[fromRaw], func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				s, clk := openTest(b, "", base, func(o *Options) { o.RollupFromRaw = fromRaw; o.RollupDuty = 1 })
+				refs := make([]SeriesRef, machines*perMachine)
+				for ts := ms(base); ts < ms(base)+hourMs+2*minuteMs; ts += step {
+					for m := range machines {
+						app := s.Appender(context.Background())
+						for i := range perMachine {
+							r := &refs[m*perMachine+i]
+							var err error
+							if *r, err = app.Append(*r, series("container_cpu_usage_percent", "m"+strconv.Itoa(m), "i", strconv.Itoa(i)), ts, float64((ts/step+int64(i))%10000)/100); err != nil {
+								b.Fatal(err)
+							}
+						}
+						if err := app.Commit(); err != nil {
+							b.Fatal(err)
+						}
+						s.NoteWritten("m"+strconv.Itoa(m), ts)
+					}
+				}
+				clk.Set(base.Add(time.Hour + 2*time.Minute))
+				b.StartTimer()
+				mustRollup(b, s)
+				b.StopTimer()
+				if got := testutil.ToFloat64(s.m.samples.WithLabelValues(Tier1m)); got != machines*perMachine*60*4 {
+					b.Fatalf("%v rollup samples, want %d", got, machines*perMachine*60*4)
+				}
+				_ = s.Close()
+			}
+		})
+	}
+}
