@@ -397,6 +397,26 @@ func (r *minuteRoller) take(end int64) *hourMinutes {
 	return out
 }
 
+// expire closes every minute before before and removes the spill files
+// of the hours that end by then: no pass takes them any more (a pass that
+// fell two hours behind reads the raw tier back), and an hour's files are
+// ~2 GB at 1 M series.
+func (r *minuteRoller) expire(before int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if before <= r.closed {
+		return
+	}
+	r.closed = before
+	for hour, h := range r.hours {
+		if hour+hourMs <= before {
+			delete(r.hours, hour)
+			h.closeFiles()
+			_ = os.RemoveAll(h.dir)
+		}
+	}
+}
+
 // drop removes h's files.
 func (h *hourMinutes) drop() {
 	if h != nil {

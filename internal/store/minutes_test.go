@@ -334,3 +334,37 @@ func BenchmarkMinutesHourlyPass(b *testing.B) {
 		})
 	}
 }
+
+// TestMinutesOfHoursNoPassTakesAreRemoved: a pass that rolls up two hours
+// at once reads them back from raw, and the spill files of hours no pass
+// will take are removed.
+func TestMinutesOfHoursNoPassTakesAreRemoved(t *testing.T) {
+	skipUnlessTSDB(t)
+	rng := rand.New(rand.NewPCG(5, 6))
+	s, clk := openTest(t, "", base, nil)
+	minuteWorkload(t, rng, []*Store{s}, base, base.Add(2*time.Hour+5*time.Minute), time.Time{})
+	hourDir := func(h int) string {
+		return filepath.Join(s.minutes.dir, strconv.FormatInt(ms(base.Add(time.Duration(h)*time.Hour)), 10))
+	}
+	held := func(h int) bool {
+		s.minutes.mu.Lock()
+		defer s.minutes.mu.Unlock()
+		return s.minutes.hours[ms(base.Add(time.Duration(h)*time.Hour))] != nil
+	}
+	if !held(0) || !held(1) {
+		t.Fatal("hours 0 and 1 hold no minutes before the pass")
+	}
+	clk.Set(base.Add(2*time.Hour + 5*time.Minute))
+	mustRollup(t, s)
+	if got := testutil.ToFloat64(s.m.hours.WithLabelValues("raw")); got != 8 {
+		t.Errorf("machine-hours read back = %v, want 8 (4 machines, two hours in one job)", got)
+	}
+	for h := range 2 {
+		if held(h) {
+			t.Errorf("hour %d's minutes are still held", h)
+		}
+		if _, err := os.Stat(hourDir(h)); !os.IsNotExist(err) {
+			t.Errorf("hour %d's spill directory: %v, want it removed", h, err)
+		}
+	}
+}

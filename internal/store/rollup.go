@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -87,6 +89,10 @@ func (s *Store) rollupPass(ctx context.Context) error {
 		return err
 	}
 	now := s.now().UnixMilli()
+	if s.minutes != nil {
+		// The hourly pass takes the last hour; older ones wait in vain.
+		s.minutes.expire(floorTo(now, hourMs) - hourMs)
+	}
 	rawStart, err := s.raw.StartTime()
 	if err != nil {
 		return fmt.Errorf("read raw tier: %w", err)
@@ -96,7 +102,13 @@ func (s *Store) rollupPass(ctx context.Context) error {
 	for {
 		jobs, jobsH := s.jobs1m(now, rawStart), []job(nil)
 		if len(jobs) > 0 {
-			if err := s.rollTier(ctx, s.raw, Tier1m, jobs, 2*hourMs, rollupRawSeries); err != nil {
+			err := s.rollTier(ctx, s.raw, Tier1m, jobs, 2*hourMs, rollupRawSeries)
+			if s.minutes != nil {
+				// Machines that had jobs go on from their ends: no later
+				// pass takes an hour before the last of them.
+				s.minutes.expire(slices.MaxFunc(jobs, func(a, b job) int { return cmp.Compare(a.end, b.end) }).end)
+			}
+			if err != nil {
 				return err
 			}
 		}
