@@ -393,6 +393,7 @@ func (b *blockBatch) populate(ctx context.Context, cw *chunks.Writer, iw *index.
 	}
 	var (
 		picked []spilledChunk
+		yield  yielder
 		metas  []chunks.Meta
 		one    [1]chunks.Meta
 		buf    []byte
@@ -404,6 +405,7 @@ func (b *blockBatch) populate(ctx context.Context, cw *chunks.Writer, iw *index.
 				return st, err
 			}
 		}
+		yield.maybe()
 		lset := b.series[order[k]].lset
 		picked = picked[:0]
 		for ; k < len(order) && labels.Equal(b.series[order[k]].lset, lset); k++ {

@@ -368,3 +368,32 @@ func TestMinutesOfHoursNoPassTakesAreRemoved(t *testing.T) {
 		}
 	}
 }
+
+// TestYielderYieldsEveryMillisecond: a loop calling maybe yields once a
+// millisecond of its time has passed, checking the clock every 16th call.
+func TestYielderYieldsEveryMillisecond(t *testing.T) {
+	clock, yields := time.Unix(0, 0), 0
+	defer func(c func() time.Time, f func()) { yieldClock, yieldFn = c, f }(yieldClock, yieldFn)
+	yieldClock = func() time.Time { return clock }
+	yieldFn = func() { yields++ }
+	for _, c := range []struct {
+		step  time.Duration // loop time per call
+		calls int
+		want  int
+	}{
+		{100 * time.Microsecond, 1600, 100}, // 1.6 ms between checks: every check yields
+		{10 * time.Microsecond, 1120, 10},   // 0.16 ms between checks: every 7th check
+		{time.Second, 15, 0},                // no check before the 16th call
+	} {
+		var y yielder
+		y.last = clock
+		yields = 0
+		for range c.calls {
+			clock = clock.Add(c.step)
+			y.maybe()
+		}
+		if yields != c.want {
+			t.Errorf("%v a call, %d calls: %d yields, want %d", c.step, c.calls, yields, c.want)
+		}
+	}
+}

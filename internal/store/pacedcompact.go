@@ -49,18 +49,21 @@ func (p pacedPopulator) PopulateBlock(ctx context.Context, metrics *tsdb.Compact
 	return p.DefaultBlockPopulator.PopulateBlock(ctx, metrics, logger, pool, merge, blocks, meta, w, chunkw, postings)
 }
 
-// pacedIndexWriter rests after every compactRestEvery series it adds.
+// pacedIndexWriter rests after every compactRestEvery series it adds, and
+// yields the processor about every millisecond (yielder).
 type pacedIndexWriter struct {
 	tsdb.IndexWriter
-	ctx  context.Context
-	pace pacer
-	n    int
+	ctx   context.Context
+	pace  pacer
+	yield yielder
+	n     int
 }
 
 func (w *pacedIndexWriter) AddSeries(ref storage.SeriesRef, l labels.Labels, chks ...chunks.Meta) error {
 	if err := w.IndexWriter.AddSeries(ref, l, chks...); err != nil {
 		return err
 	}
+	w.yield.maybe()
 	if w.n++; w.n%compactRestEvery == 0 {
 		// A rest ended by the context (the tier closing) ends the
 		// compaction; the TSDB removes its unfinished block.

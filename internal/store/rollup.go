@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -373,6 +374,7 @@ type rollRun struct {
 	b                  labels.Builder
 	it                 chunkenc.Iterator
 	pace               pacer
+	yield              yielder
 }
 
 // current returns the block batch, making one when there is none.
@@ -430,6 +432,35 @@ func (p *pacer) rest(ctx context.Context) error {
 	p.since = p.now()
 	return err
 }
+
+// yielder lets the other goroutines of its processor run about every
+// millisecond of a long loop of background work (a rollup pass, a merge):
+// a live update or an ingest writer made runnable meanwhile would
+// otherwise wait for Go's 10 ms preemption, while the pass and the
+// writers hold both processors of a 2-core hub (the writers yield the same
+// way: docs/benchmarks.md, "Writers that yield to the live path").
+type yielder struct {
+	last time.Time
+	n    uint
+}
+
+// maybe yields when a millisecond has passed since the last yield; it
+// reads the clock every 16th call.
+func (y *yielder) maybe() {
+	if y.n++; y.n%16 != 0 {
+		return
+	}
+	if now := yieldClock(); now.Sub(y.last) >= time.Millisecond {
+		yieldFn()
+		y.last = yieldClock()
+	}
+}
+
+// The yielder's clock and yield; tests replace them.
+var (
+	yieldClock = time.Now
+	yieldFn    = runtime.Gosched
+)
 
 // sleepCtx sleeps for d or until ctx ends, and returns ctx's error.
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -499,6 +530,7 @@ func (k *rollSink) add(ser storage.Series, j job) error {
 // put appends one series' rollups of job j with roll into the batch.
 func (k *rollSink) put(j job, roll func(app storage.Appender) (n, rejected int, _ error)) error {
 	r := k.r
+	r.yield.maybe()
 	batch, err := r.current()
 	if err != nil {
 		return err
