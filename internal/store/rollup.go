@@ -259,8 +259,8 @@ func (s *Store) runJobs(ctx context.Context, src tierSource, tier string, jobs [
 			}
 		}
 	}
-	for _, j := range jobs {
-		if tier == Tier1m {
+	if tier == Tier1m {
+		for _, j := range jobs {
 			s.m.hours.WithLabelValues("raw").Add(float64((j.end - j.start) / hourMs))
 		}
 	}
