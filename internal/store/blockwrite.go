@@ -64,6 +64,7 @@ const blockSegmentSize = 8 << 20
 const spillFileName = "chunks.spill"
 
 type blockBatch struct {
+	blockAppends
 	dir        string // under the staging directory; holds the spill file
 	blockRange int64
 
@@ -107,16 +108,26 @@ type openChunk struct {
 }
 
 func (s *Store) newBatch(blockRange int64) (*blockBatch, error) {
-	dir, err := os.MkdirTemp(s.stagingPath(), "batch-")
+	dir, f, err := s.newSpill("batch-")
 	if err != nil {
-		return nil, fmt.Errorf("create rollup batch: %w", s.space.noteWriteError(err))
+		return nil, err
+	}
+	return &blockBatch{dir: dir, blockRange: blockRange, spill: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
+}
+
+// newSpill makes a directory under the staging directory (named from
+// prefix) holding a new, empty spill file.
+func (s *Store) newSpill(prefix string) (string, *os.File, error) {
+	dir, err := os.MkdirTemp(s.stagingPath(), prefix)
+	if err != nil {
+		return "", nil, fmt.Errorf("create rollup batch: %w", s.space.noteWriteError(err))
 	}
 	f, err := os.OpenFile(filepath.Join(dir, spillFileName), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640)
 	if err != nil {
 		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("create rollup batch: %w", s.space.noteWriteError(err))
+		return "", nil, fmt.Errorf("create rollup batch: %w", s.space.noteWriteError(err))
 	}
-	return &blockBatch{dir: dir, blockRange: blockRange, spill: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
+	return dir, f, nil
 }
 
 // numSeries is the number of series appended (a series appended twice
@@ -260,23 +271,6 @@ func (b *blockBatch) Rollback() error {
 	return nil
 }
 
-// The batch keeps float samples only, as the store does.
-func (b *blockBatch) AppendHistogram(storage.SeriesRef, labels.Labels, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
-	return 0, errors.New("rollup batch: float samples only")
-}
-
-func (b *blockBatch) AppendHistogramSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
-	return 0, errors.New("rollup batch: float samples only")
-}
-
-func (b *blockBatch) AppendExemplar(ref storage.SeriesRef, _ labels.Labels, _ exemplar.Exemplar) (storage.SeriesRef, error) {
-	return ref, nil // rollups carry no exemplars
-}
-
-func (b *blockBatch) UpdateMetadata(ref storage.SeriesRef, _ labels.Labels, _ metadata.Metadata) (storage.SeriesRef, error) {
-	return ref, nil // a block keeps no metadata
-}
-
 func (b *blockBatch) AppendSTZeroSample(ref storage.SeriesRef, lset labels.Labels, t, st int64) (storage.SeriesRef, error) {
 	if st >= t {
 		return ref, storage.ErrOutOfOrderST
@@ -284,7 +278,29 @@ func (b *blockBatch) AppendSTZeroSample(ref storage.SeriesRef, lset labels.Label
 	return b.Append(ref, lset, st, 0)
 }
 
-func (b *blockBatch) SetOptions(*storage.AppendOptions) {}
+// blockAppends are the Appender methods of the rollup block writers
+// (blockBatch, hourBlock) besides the float samples they take: the store
+// keeps float samples only, and a rollup carries no exemplars and a block
+// no metadata.
+type blockAppends struct{}
+
+func (blockAppends) AppendHistogram(storage.SeriesRef, labels.Labels, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	return 0, errors.New("rollup block: float samples only")
+}
+
+func (blockAppends) AppendHistogramSTZeroSample(storage.SeriesRef, labels.Labels, int64, int64, *histogram.Histogram, *histogram.FloatHistogram) (storage.SeriesRef, error) {
+	return 0, errors.New("rollup block: float samples only")
+}
+
+func (blockAppends) AppendExemplar(ref storage.SeriesRef, _ labels.Labels, _ exemplar.Exemplar) (storage.SeriesRef, error) {
+	return ref, nil
+}
+
+func (blockAppends) UpdateMetadata(ref storage.SeriesRef, _ labels.Labels, _ metadata.Metadata) (storage.SeriesRef, error) {
+	return ref, nil
+}
+
+func (blockAppends) SetOptions(*storage.AppendOptions) {}
 
 // write writes the batch's committed series into dir (the staging
 // directory), one block per blockRange-aligned window it has samples in,
@@ -324,7 +340,7 @@ func (b *blockBatch) write(ctx context.Context, dir string, logger *slog.Logger)
 
 // writeBlock writes the window [mint, mint+blockRange) of the series, in
 // order, as one block under dir.
-func (b *blockBatch) writeBlock(ctx context.Context, dir string, logger *slog.Logger, order []int32, mint int64) (_ string, err error) {
+func (b *blockBatch) writeBlock(ctx context.Context, dir string, logger *slog.Logger, order []int32, mint int64) (string, error) {
 	maxt := mint + b.blockRange
 	in := func(c spilledChunk) bool { return c.mint >= mint && c.mint < maxt }
 	syms := map[string]struct{}{}
@@ -337,7 +353,15 @@ func (b *blockBatch) writeBlock(ctx context.Context, dir string, logger *slog.Lo
 			})
 		}
 	}
+	return writeBlockDir(ctx, dir, logger, mint, maxt, blockSegmentSize, func(cw *chunks.Writer, iw *index.Writer) (tsdb.BlockStats, error) {
+		return b.populate(ctx, cw, iw, order, slices.Sorted(maps.Keys(syms)), in)
+	})
+}
 
+// writeBlockDir writes a block of [mint, maxt) under dir: fill writes its
+// chunks and index, then the meta and an empty tombstones file. The block
+// appears under its ULID, which is returned, only once complete.
+func writeBlockDir(ctx context.Context, dir string, logger *slog.Logger, mint, maxt int64, segmentSize int64, fill func(*chunks.Writer, *index.Writer) (tsdb.BlockStats, error)) (_ string, err error) {
 	uid := ulid.MustNew(ulid.Now(), rand.Reader)
 	final := filepath.Join(dir, uid.String())
 	tmp := final + ".tmp-for-creation"
@@ -349,7 +373,7 @@ func (b *blockBatch) writeBlock(ctx context.Context, dir string, logger *slog.Lo
 			_ = os.RemoveAll(tmp)
 		}
 	}()
-	cw, err := chunks.NewWriter(filepath.Join(tmp, "chunks"), chunks.WithSegmentSize(blockSegmentSize))
+	cw, err := chunks.NewWriter(filepath.Join(tmp, "chunks"), chunks.WithSegmentSize(segmentSize))
 	if err != nil {
 		return "", fmt.Errorf("open chunk writer: %w", err)
 	}
@@ -358,7 +382,7 @@ func (b *blockBatch) writeBlock(ctx context.Context, dir string, logger *slog.Lo
 		_ = cw.Close()
 		return "", fmt.Errorf("open index writer: %w", err)
 	}
-	stats, err := b.populate(ctx, cw, iw, order, slices.Sorted(maps.Keys(syms)), in)
+	stats, err := fill(cw, iw)
 	err = errors.Join(err, iw.Close(), cw.Close())
 	if err != nil {
 		return "", err

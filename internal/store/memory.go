@@ -11,12 +11,20 @@ const RollupSeriesBytes = 768
 // makes: min, max, sum and count.
 const rollupSeriesPerRaw = uint64(len(rollupKinds))
 
+// HourBlockSeriesBytes is the Go heap one raw series takes while an hour
+// rolled up from the minutes kept is written as one block (hourblock.go):
+// its 48-byte entry, and the 8-byte ids the raw head sorts (a pointer and
+// an id each in SortedPostings, then the sorted list).
+const HourBlockSeriesBytes = 96
+
 // RollupReserve returns the bytes of heap a rollup pass takes while it
 // writes a batch: the rollup tiers keep no series between passes, but a
 // pass holds one group's batch of up to the batch bound
 // (DefaultRollupBatchSeries, plus the last machine's series), four series
-// per raw series. A memory guard counts it as in use, so series are
-// refused before a pass would take the hub past its budget.
+// per raw series, or an hour block's entries, one per raw series. A memory
+// guard counts it as in use, so series are refused before a pass would
+// take the hub past its budget.
 func (s *Store) RollupReserve() uint64 {
-	return min(s.raw.NumSeries()*rollupSeriesPerRaw, uint64(s.batchSeries)) * RollupSeriesBytes
+	n := s.raw.NumSeries()
+	return max(min(n*rollupSeriesPerRaw, uint64(s.batchSeries))*RollupSeriesBytes, n*HourBlockSeriesBytes)
 }

@@ -216,6 +216,20 @@ func firstDiff(a, b [][2]uint64) string {
 	return "one is longer"
 }
 
+// sameTier1m fails t unless kept's 1m tier holds raw's samples, bit for bit.
+func sameTier1m(t *testing.T, kept, raw *Store) {
+	t.Helper()
+	a, b := tierDump(t, kept.tier1m), tierDump(t, raw.tier1m)
+	if len(b) == 0 || len(a) != len(b) {
+		t.Fatalf("%d series rolled up, %d from the raw read", len(a), len(b))
+	}
+	for k, want := range b {
+		if !slices.Equal(a[k], want) {
+			t.Errorf("%s differs: %s", k, firstDiff(a[k], want))
+		}
+	}
+}
+
 // TestMinutesLostHourIsReadBack: an hour whose minutes could not be
 // spilled is read back from the raw tier, with the same result.
 func TestMinutesLostHourIsReadBack(t *testing.T) {
@@ -236,15 +250,7 @@ func TestMinutesLostHourIsReadBack(t *testing.T) {
 	clkRaw.Set(base.Add(time.Hour + 5*time.Minute))
 	mustRollup(t, kept)
 	mustRollup(t, raw)
-	a, b := tierDump(t, kept.tier1m), tierDump(t, raw.tier1m)
-	if len(b) == 0 || len(a) != len(b) {
-		t.Fatalf("%d series rolled up, %d from the raw read", len(a), len(b))
-	}
-	for k, want := range b {
-		if !slices.Equal(a[k], want) {
-			t.Errorf("%s differs: %s", k, firstDiff(a[k], want))
-		}
-	}
+	sameTier1m(t, kept, raw)
 	if got := testutil.ToFloat64(kept.m.hours.WithLabelValues("raw")); got != 4 {
 		t.Errorf("machine-hours read back = %v, want 4", got)
 	}
@@ -322,10 +328,21 @@ func BenchmarkMinutesHourlyPass(b *testing.B) {
 						s.NoteWritten("m"+strconv.Itoa(m), ts)
 					}
 				}
+				// 77 blocks read back, as a batch bound of 50,000 gives at
+				// 1 M raw series.
+				s.batchSeries = machines * perMachine * 4 / 77
 				clk.Set(base.Add(time.Hour + 2*time.Minute))
 				b.StartTimer()
+				began := time.Now()
 				mustRollup(b, s)
+				pass := time.Since(began)
+				if err := s.tier1m.Compact(context.Background()); err != nil { // the merge of the hour's blocks
+					b.Fatal(err)
+				}
+				merge := time.Since(began) - pass
 				b.StopTimer()
+				b.ReportMetric(pass.Seconds(), "pass-s/op")
+				b.ReportMetric(merge.Seconds(), "merge-s/op")
 				if got := testutil.ToFloat64(s.m.samples.WithLabelValues(Tier1m)); got != machines*perMachine*60*4 {
 					b.Fatalf("%v rollup samples, want %d", got, machines*perMachine*60*4)
 				}
@@ -395,5 +412,71 @@ func TestYielderYieldsEveryMillisecond(t *testing.T) {
 		if yields != c.want {
 			t.Errorf("%v a call, %d calls: %d yields, want %d", c.step, c.calls, yields, c.want)
 		}
+	}
+}
+
+// TestMinutesHourIsOneBlock: an hour rolled up from the minutes is one
+// block of the 1m tier covering the hour, whatever the batch bound (which
+// splits the raw read into overlapping blocks the tier then merges), with
+// the raw read's samples. A series whose labels would not sort after the
+// rollup label is added (a label name between __name__ and __rollup__)
+// sends the hour back to the raw read, with the same result.
+func TestMinutesHourIsOneBlock(t *testing.T) {
+	skipUnlessTSDB(t)
+	for _, tc := range []struct {
+		name   string
+		odd    bool
+		blocks int // the 1m tier's blocks of the hour; 0: more than one
+	}{
+		{"one block", false, 1},
+		{"unsortable labels read back", true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(5, 6))
+			reg := prometheus.NewRegistry()
+			small := func(o *Options) { o.Registerer = reg }
+			kept, clk := openTest(t, "", base, small)
+			raw, clkRaw := openTest(t, "", base, func(o *Options) { o.RollupFromRaw = true })
+			both := []*Store{kept, raw}
+			for _, s := range both {
+				s.batchSeries = 8 // 16 raw series, 64 rollup series: 8 blocks read back
+			}
+			minuteWorkload(t, rng, both, base, base.Add(time.Hour+5*time.Minute), time.Time{})
+			if tc.odd {
+				// Remote-written series without a machine label: {__name__}
+				// sorts before {__name__, __p}, but with __rollup__ after.
+				for _, s := range both {
+					for _, ls := range []labels.Labels{labels.FromStrings(labels.MetricName, "app_x"), labels.FromStrings(labels.MetricName, "app_x", "__p", "y")} {
+						appendRange(t, s, ls, base, 130, 30*time.Second, func(i int) float64 { return float64(i) }) // to 1:04:30
+					}
+				}
+			}
+			for _, c := range []*fakeClock{clk, clkRaw} {
+				c.Set(base.Add(time.Hour + 5*time.Minute))
+			}
+			mustRollup(t, kept)
+			mustRollup(t, raw)
+			var n int
+			for _, b := range kept.tier1m.Blocks() {
+				m := b.Meta()
+				if m.MinTime < ms(base)+hourMs && m.MaxTime > ms(base) {
+					n++
+					if !tc.odd && (m.MinTime != ms(base) || m.MaxTime != ms(base)+hourMs) {
+						t.Errorf("block [%d, %d), want the hour [%d, %d)", m.MinTime, m.MaxTime, ms(base), ms(base)+hourMs)
+					}
+				}
+			}
+			if (tc.blocks > 0 && n != tc.blocks) || (tc.blocks == 0 && n < 2) {
+				t.Errorf("%d blocks of the hour in the 1m tier, want %d (0: more than one)", n, tc.blocks)
+			}
+			want := 4.0
+			if tc.odd {
+				want = 0
+			}
+			if got := testutil.ToFloat64(kept.m.hours.WithLabelValues("minutes")); got != want {
+				t.Errorf("machine-hours from minutes = %v, want %v", got, want)
+			}
+			sameTier1m(t, kept, raw)
+		})
 	}
 }

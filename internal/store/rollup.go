@@ -103,7 +103,7 @@ func (s *Store) rollupPass(ctx context.Context) error {
 	for {
 		jobs, jobsH := s.jobs1m(now, rawStart), []job(nil)
 		if len(jobs) > 0 {
-			err := s.rollTier(ctx, s.raw, Tier1m, jobs, 2*hourMs, rollupRawSeries)
+			err := s.rollTier(ctx, s.raw, Tier1m, jobs, hourMs, rollupRawSeries)
 			if s.minutes != nil {
 				// Machines that had jobs go on from their ends: no later
 				// pass takes an hour before the last of them.
@@ -691,26 +691,52 @@ func (r *rollRun) fromMinutes(group []job) (raw []job, err error) {
 		}
 	}
 	sort.Slice(raw, func(i, j int) bool { return raw[i].machine < raw[j].machine })
-	k := rollSink{r: r}
+	hb, err := s.newHourBlock(h.hour)
+	if err != nil {
+		return nil, err
+	}
+	defer hb.close()
+	app := s.rollupTier(r.tier).Scaled(hb)
+	n := 0
 	err = h.each(func(id uint64, mins []minuteAggr) error {
 		ls, err := labelsOf(id)
 		if err != nil {
 			return err
 		}
-		j, ok := byMachine[ls.Get(metric.MachineLabel)]
-		if !ok || strings.HasPrefix(ls.Get(labels.MetricName), internalPrefix) {
+		if _, ok := byMachine[ls.Get(metric.MachineLabel)]; !ok || strings.HasPrefix(ls.Get(labels.MetricName), internalPrefix) {
 			return nil
 		}
-		if err := k.put(j, func(app storage.Appender) (int, int, error) { return rollupMinutes(app, &r.b, ls, mins) }); err != nil {
+		r.yield.maybe()
+		if err := hb.begin(id); err != nil {
 			return err
 		}
-		return r.flushIfFull() // put committed a full batch
+		appended, _, err := rollupMinutes(app, &r.b, ls, mins)
+		if err != nil {
+			return fmt.Errorf("rollup %s for series %s: %w", r.tier, ls, err)
+		}
+		r.appended += appended
+		if err := hb.end(); err != nil {
+			return err
+		}
+		if n++; n%10_000 == 0 {
+			return r.pace.rest(r.ctx)
+		}
+		return nil
 	})
 	if err == nil {
-		err = k.commit()
+		err = s.fail(r.tier, "full")
 	}
 	if err != nil {
-		k.rollback()
+		return nil, err
+	}
+	block, err := hb.write(r.ctx, s.stagingPath(), s.tsdbLog, ir, func() error { return r.pace.rest(r.ctx) })
+	if block != "" {
+		r.blocks = append(r.blocks, block)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rollup %s: write block: %w", r.tier, s.space.noteWriteError(err))
+	}
+	if err := s.fail(r.tier, "flushed"); err != nil {
 		return nil, err
 	}
 	s.m.hours.WithLabelValues("minutes").Add(float64(len(byMachine)))
