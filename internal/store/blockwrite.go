@@ -211,13 +211,17 @@ func (b *blockBatch) openChunk(s *batchSeries, t int64) {
 	s.open = k + 1
 }
 
-// releaseOpen empties s's open chunk for reuse, without spilling it.
-func (b *blockBatch) releaseOpen(s *batchSeries) {
-	o := &b.opens[s.open-1]
+// reset empties o's chunk for reuse.
+func (o *openChunk) reset() {
 	buf := o.c.Bytes()[:2] // the sample count, zeroed: an empty chunk
 	buf[0], buf[1] = 0, 0
 	o.c.Reset(buf)
-	o.app = nil
+	o.app, o.samples = nil, 0
+}
+
+// releaseOpen empties s's open chunk for reuse, without spilling it.
+func (b *blockBatch) releaseOpen(s *batchSeries) {
+	b.opens[s.open-1].reset()
 	b.free = append(b.free, s.open-1)
 	s.open = 0
 }
@@ -419,7 +423,6 @@ func (b *blockBatch) populate(ctx context.Context, cw *chunks.Writer, iw *index.
 		picked []spilledChunk
 		yield  yielder
 		metas  []chunks.Meta
-		one    [1]chunks.Meta
 		buf    []byte
 		ref    storage.SeriesRef
 	)
@@ -449,22 +452,12 @@ func (b *blockBatch) populate(ctx context.Context, cw *chunks.Writer, iw *index.
 				b.dropped += int(c.samples) // overlaps what the series has
 				continue
 			}
-			if cap(buf) < int(c.size) {
-				buf = make([]byte, c.size)
-			}
-			buf = buf[:c.size]
-			if _, err := b.spill.ReadAt(buf, c.off); err != nil {
-				return st, fmt.Errorf("rollup batch: read %s: %w", spillFileName, err)
-			}
-			chk, err := chunkenc.FromData(chunkenc.EncXOR, buf)
-			if err != nil {
+			var m chunks.Meta
+			var err error
+			if m, buf, err = copySpilled(cw, b.spill, buf, c.off, int(c.size), c.mint, c.maxt); err != nil {
 				return st, err
 			}
-			one[0] = chunks.Meta{Chunk: chk, MinTime: c.mint, MaxTime: c.maxt}
-			if err := cw.WriteChunks(one[:]...); err != nil { // copies the bytes
-				return st, fmt.Errorf("write chunks: %w", err)
-			}
-			metas = append(metas, chunks.Meta{Ref: one[0].Ref, MinTime: c.mint, MaxTime: c.maxt})
+			metas = append(metas, m)
 			st.NumChunks++
 			st.NumSamples += uint64(c.samples)
 		}
@@ -476,6 +469,25 @@ func (b *blockBatch) populate(ctx context.Context, cw *chunks.Writer, iw *index.
 	}
 	st.NumFloatSamples = st.NumSamples
 	return st, nil
+}
+
+// copySpilled writes the XOR chunk of size bytes at off in spill, with
+// samples from mint to maxt, to cw and returns its meta (no chunk data)
+// and buf, grown to hold it.
+func copySpilled(cw *chunks.Writer, spill *os.File, buf []byte, off int64, size int, mint, maxt int64) (chunks.Meta, []byte, error) {
+	buf = slices.Grow(buf[:0], size)[:size]
+	if _, err := spill.ReadAt(buf, off); err != nil {
+		return chunks.Meta{}, buf, fmt.Errorf("rollup block: read %s: %w", spillFileName, err)
+	}
+	chk, err := chunkenc.FromData(chunkenc.EncXOR, buf)
+	if err != nil {
+		return chunks.Meta{}, buf, err
+	}
+	one := [1]chunks.Meta{{Chunk: chk, MinTime: mint, MaxTime: maxt}}
+	if err := cw.WriteChunks(one[:]...); err != nil { // copies the bytes
+		return chunks.Meta{}, buf, fmt.Errorf("write chunks: %w", err)
+	}
+	return chunks.Meta{Ref: one[0].Ref, MinTime: mint, MaxTime: maxt}, buf, nil
 }
 
 // writeBlockMeta writes a block's meta.json as the TSDB does: through a

@@ -76,14 +76,7 @@ type hourBlock struct {
 	series []hourSeries // ascending ids
 	cur    uint64
 	active bool
-	open   [len(rollupKinds)]hourChunk
-}
-
-type hourChunk struct {
-	c          *chunkenc.XORChunk
-	app        chunkenc.Appender
-	n          int
-	mint, maxt int64
+	open   [len(rollupKinds)]openChunk
 }
 
 func (s *Store) newHourBlock(hour int64) (*hourBlock, error) {
@@ -111,14 +104,12 @@ func (hb *hourBlock) begin(id uint64) error {
 	hb.cur, hb.active = id, true
 	for k := range hb.open {
 		o := &hb.open[k]
-		buf := o.c.Bytes()[:2] // the sample count, zeroed: an empty chunk
-		buf[0], buf[1] = 0, 0
-		o.c.Reset(buf)
+		o.reset()
 		app, err := o.c.Appender()
 		if err != nil {
 			return fmt.Errorf("hour block: %w", err)
 		}
-		o.app, o.n = app, 0
+		o.app = app
 	}
 	return nil
 }
@@ -129,18 +120,18 @@ func (hb *hourBlock) begin(id uint64) error {
 func (hb *hourBlock) end() error {
 	hb.active = false
 	first := &hb.open[0]
-	if first.n == 0 {
+	if first.samples == 0 {
 		for _, o := range hb.open {
-			if o.n != 0 {
+			if o.samples != 0 {
 				return fmt.Errorf("%w: hour block: series %d has %s samples only", errMinutesLost, hb.cur, rollupKinds[0])
 			}
 		}
 		return nil
 	}
-	e := hourSeries{id: hb.cur, off: hb.off, mint: first.mint, maxt: first.maxt, samples: uint16(first.n)}
+	e := hourSeries{id: hb.cur, off: hb.off, mint: first.mint, maxt: first.maxt, samples: uint16(first.samples)}
 	for k := range hb.open {
 		o := &hb.open[k]
-		if o.n != first.n || o.mint != first.mint || o.maxt != first.maxt {
+		if o.samples != first.samples || o.mint != first.mint || o.maxt != first.maxt {
 			return fmt.Errorf("%w: hour block: series %d has kinds of different samples", errMinutesLost, hb.cur)
 		}
 		data := o.c.Bytes()
@@ -174,20 +165,20 @@ func (hb *hourBlock) Append(ref storage.SeriesRef, lset labels.Labels, t int64, 
 	}
 	o := &hb.open[k]
 	switch {
-	case o.n > 0 && t <= o.maxt:
+	case o.samples > 0 && t <= o.maxt:
 		// Not storage.ErrOutOfOrderSample, which a bucketWriter would
 		// count and pass over: every minute must be kept.
 		return 0, fmt.Errorf("%w: hour block: series %d has sample %d after %d", errMinutesLost, hb.cur, t, o.maxt)
-	case o.n >= batchChunkSamples:
+	case o.samples >= batchChunkSamples:
 		return 0, fmt.Errorf("%w: hour block: series %d has over %d minutes", errMinutesLost, hb.cur, batchChunkSamples)
 	case t < hb.hour || t >= hb.hour+hourMs:
 		return 0, fmt.Errorf("%w: hour block: series %d has sample %d outside its hour", errMinutesLost, hb.cur, t)
 	}
-	if o.n == 0 {
+	if o.samples == 0 {
 		o.mint = t
 	}
 	o.app.Append(0, t, v)
-	o.n++
+	o.samples++
 	o.maxt = t
 	return storage.SeriesRef(k + 1), nil
 }
@@ -280,7 +271,6 @@ func (hb *hourBlock) populate(ctx context.Context, cw *chunks.Writer, iw *index.
 		prev  labels.Labels
 		yield yielder
 		buf   []byte
-		one   [1]chunks.Meta
 		ref   storage.SeriesRef
 	)
 	labelsOf := func(id storage.SeriesRef) (labels.Labels, error) {
@@ -342,19 +332,11 @@ func (hb *hourBlock) populate(ctx context.Context, cw *chunks.Writer, iw *index.
 				for _, sz := range sr.size[:k] {
 					off += int64(sz)
 				}
-				buf = slices.Grow(buf[:0], int(sr.size[k]))[:sr.size[k]]
-				if _, err := hb.spill.ReadAt(buf, off); err != nil {
-					return st, fmt.Errorf("rollup hour block: read %s: %w", spillFileName, err)
-				}
-				chk, err := chunkenc.FromData(chunkenc.EncXOR, buf)
-				if err != nil {
+				var m chunks.Meta
+				if m, buf, err = copySpilled(cw, hb.spill, buf, off, int(sr.size[k]), sr.mint, sr.maxt); err != nil {
 					return st, err
 				}
-				one[0] = chunks.Meta{Chunk: chk, MinTime: sr.mint, MaxTime: sr.maxt}
-				if err := cw.WriteChunks(one[:]...); err != nil { // copies the bytes
-					return st, fmt.Errorf("write chunks: %w", err)
-				}
-				if err := iw.AddSeries(ref, lset, chunks.Meta{Ref: one[0].Ref, MinTime: sr.mint, MaxTime: sr.maxt}); err != nil {
+				if err := iw.AddSeries(ref, lset, m); err != nil {
 					return st, fmt.Errorf("write index: %w", err)
 				}
 				prev = lset
