@@ -423,7 +423,7 @@ func (b *blockBatch) populate(ctx context.Context, cw *chunks.Writer, iw *index.
 		picked []spilledChunk
 		yield  yielder
 		metas  []chunks.Meta
-		buf    []byte
+		cp     = newSpillCopier(b.spill)
 		ref    storage.SeriesRef
 	)
 	for k := 0; k < len(order); {
@@ -452,9 +452,8 @@ func (b *blockBatch) populate(ctx context.Context, cw *chunks.Writer, iw *index.
 				b.dropped += int(c.samples) // overlaps what the series has
 				continue
 			}
-			var m chunks.Meta
-			var err error
-			if m, buf, err = copySpilled(cw, b.spill, buf, c.off, int(c.size), c.mint, c.maxt); err != nil {
+			m, err := cp.copy(cw, c.off, int(c.size), c.mint, c.maxt)
+			if err != nil {
 				return st, err
 			}
 			metas = append(metas, m)
@@ -471,23 +470,33 @@ func (b *blockBatch) populate(ctx context.Context, cw *chunks.Writer, iw *index.
 	return st, nil
 }
 
-// copySpilled writes the XOR chunk of size bytes at off in spill, with
-// samples from mint to maxt, to cw and returns its meta (no chunk data)
-// and buf, grown to hold it.
-func copySpilled(cw *chunks.Writer, spill *os.File, buf []byte, off int64, size int, mint, maxt int64) (chunks.Meta, []byte, error) {
-	buf = slices.Grow(buf[:0], size)[:size]
-	if _, err := spill.ReadAt(buf, off); err != nil {
-		return chunks.Meta{}, buf, fmt.Errorf("rollup block: read %s: %w", spillFileName, err)
+// spillCopier copies chunks from a spill file into a block. Its buffer,
+// chunk and meta are reused from one chunk to the next: a block of 4 M
+// rollup series copies 4 M chunks.
+type spillCopier struct {
+	spill *os.File
+	buf   []byte
+	chk   *chunkenc.XORChunk
+	one   []chunks.Meta
+}
+
+func newSpillCopier(spill *os.File) *spillCopier {
+	return &spillCopier{spill: spill, chk: chunkenc.NewXORChunk(), one: make([]chunks.Meta, 1)}
+}
+
+// copy writes the XOR chunk of size bytes at off in the spill file, with
+// samples from mint to maxt, to cw and returns its meta (no chunk data).
+func (c *spillCopier) copy(cw *chunks.Writer, off int64, size int, mint, maxt int64) (chunks.Meta, error) {
+	c.buf = slices.Grow(c.buf[:0], size)[:size]
+	if _, err := c.spill.ReadAt(c.buf, off); err != nil {
+		return chunks.Meta{}, fmt.Errorf("rollup block: read %s: %w", spillFileName, err)
 	}
-	chk, err := chunkenc.FromData(chunkenc.EncXOR, buf)
-	if err != nil {
-		return chunks.Meta{}, buf, err
+	c.chk.Reset(c.buf)
+	c.one[0] = chunks.Meta{Chunk: c.chk, MinTime: mint, MaxTime: maxt}
+	if err := cw.WriteChunks(c.one...); err != nil { // copies the bytes
+		return chunks.Meta{}, fmt.Errorf("write chunks: %w", err)
 	}
-	one := [1]chunks.Meta{{Chunk: chk, MinTime: mint, MaxTime: maxt}}
-	if err := cw.WriteChunks(one[:]...); err != nil { // copies the bytes
-		return chunks.Meta{}, buf, fmt.Errorf("write chunks: %w", err)
-	}
-	return chunks.Meta{Ref: one[0].Ref, MinTime: mint, MaxTime: maxt}, buf, nil
+	return chunks.Meta{Ref: c.one[0].Ref, MinTime: mint, MaxTime: maxt}, nil
 }
 
 // writeBlockMeta writes a block's meta.json as the TSDB does: through a

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -262,84 +263,91 @@ func hourSymbols(ir tsdb.IndexReader, kinds []string) ([]string, error) {
 
 // populate writes the series in sorted (the raw ids in label order) as the
 // block's rollup series, run by run of raw series that agree on their
-// labels before __rollup__, and each run once per kind.
+// labels before __rollup__, and each run once per kind. At 1 M raw series
+// it writes 4 M rollup series: a raw series' labels are read from the head
+// and its entry found once for its four, the rollup series' labels are
+// built in reused buffers (no allocation per series).
 func (hb *hourBlock) populate(ctx context.Context, cw *chunks.Writer, iw *index.Writer, ir tsdb.IndexReader, sorted []storage.SeriesRef, kinds []string, rest func() error) (tsdb.BlockStats, error) {
 	var (
-		st    tsdb.BlockStats
-		sb    labels.ScratchBuilder
-		b     labels.Builder
-		prev  labels.Labels
-		yield yielder
-		buf   []byte
-		ref   storage.SeriesRef
+		st          tsdb.BlockStats
+		sb          labels.ScratchBuilder
+		ls          labels.Labels // the raw series' (the head's)
+		out         [2]labels.ScratchBuilder
+		lsets       [2]labels.Labels // the rollup series' and the one before, taking turns
+		turn        int
+		runKey, key []byte
+		yield       yielder
+		cp          = newSpillCopier(hb.spill)
+		ref         storage.SeriesRef
+		work        int
 	)
-	labelsOf := func(id storage.SeriesRef) (labels.Labels, error) {
+	read := func(id storage.SeriesRef) error {
 		if err := ir.Series(id, &sb, nil); err != nil {
-			return labels.EmptyLabels(), fmt.Errorf("%w: series %d: %v", errMinutesLost, id, err)
+			return fmt.Errorf("%w: series %d: %v", errMinutesLost, id, err)
 		}
-		return sb.Labels(), nil
+		ls = sb.Labels() // the head's own (Assign): no copy
+		return nil
 	}
-	head := func(ls labels.Labels) labels.Labels { // the labels before __rollup__
-		b.Reset(ls)
-		ls.Range(func(l labels.Label) {
-			if l.Name > rollupLabel {
-				b.Del(l.Name)
+	pace := func() error { // every 10,000 series read
+		if work++; work%10_000 == 0 {
+			if err := rest(); err != nil {
+				return err
 			}
-		})
-		return b.Labels()
+		}
+		yield.maybe()
+		return nil
 	}
 	kindOf := make([]int, len(kinds)) // index in rollupKinds of kinds[i]
 	for i, k := range kinds {
 		kindOf[i] = slices.Index(rollupKinds[:], k)
 	}
+	// A run's raw series: their labels (the head's own strings, not
+	// copies) and entries, read once for the run's four kinds.
+	var (
+		runLabels []labels.Labels
+		runAt     []int
+	)
 	for g := 0; g < len(sorted); {
-		ls, err := labelsOf(sorted[g])
-		if err != nil {
-			return st, err
-		}
-		run := head(ls)
-		e := g + 1
+		runLabels, runAt = runLabels[:0], runAt[:0]
+		e := g
 		for ; e < len(sorted); e++ {
-			ls, err := labelsOf(sorted[e])
-			if err != nil {
+			if err := pace(); err != nil {
 				return st, err
 			}
-			if !labels.Equal(head(ls), run) {
+			if err := read(sorted[e]); err != nil {
+				return st, err
+			}
+			if key = headKey(key[:0], ls); e == g {
+				runKey = append(runKey[:0], key...)
+			} else if !bytes.Equal(key, runKey) {
 				break
 			}
+			runLabels = append(runLabels, ls)
+			runAt = append(runAt, hb.index(uint64(sorted[e])))
 		}
 		for i, kind := range kinds {
 			k := kindOf[i]
-			for _, id := range sorted[g:e] {
-				if st.NumSeries%10_000 == 0 {
-					if err := rest(); err != nil {
-						return st, err
-					}
-				}
-				yield.maybe()
-				sr := hb.find(uint64(id))
-				ls, err := labelsOf(id)
-				if err != nil {
+			for j, raw := range runLabels {
+				if err := pace(); err != nil {
 					return st, err
 				}
-				b.Reset(ls)
-				b.Set(rollupLabel, kind)
-				lset := b.Labels()
-				if labels.Compare(lset, prev) <= 0 {
-					return st, fmt.Errorf("%w: rollup series %s does not sort after %s", errMinutesLost, lset, prev)
+				turn ^= 1
+				lset := rollupLabels(&out[turn], &lsets[turn], raw, kind)
+				if labels.Compare(lset, lsets[turn^1]) <= 0 {
+					return st, fmt.Errorf("%w: rollup series %s does not sort after %s", errMinutesLost, lset, lsets[turn^1])
 				}
+				sr := &hb.series[runAt[j]]
 				off := sr.off
 				for _, sz := range sr.size[:k] {
 					off += int64(sz)
 				}
-				var m chunks.Meta
-				if m, buf, err = copySpilled(cw, hb.spill, buf, off, int(sr.size[k]), sr.mint, sr.maxt); err != nil {
+				m, err := cp.copy(cw, off, int(sr.size[k]), sr.mint, sr.maxt)
+				if err != nil {
 					return st, err
 				}
 				if err := iw.AddSeries(ref, lset, m); err != nil {
 					return st, fmt.Errorf("write index: %w", err)
 				}
-				prev = lset
 				ref++
 				st.NumSeries++
 				st.NumChunks++
@@ -352,8 +360,42 @@ func (hb *hourBlock) populate(ctx context.Context, cw *chunks.Writer, iw *index.
 	return st, nil
 }
 
-// find returns the series of id, which was appended.
-func (hb *hourBlock) find(id uint64) *hourSeries {
+// headKey appends to dst the labels of ls that sort before __rollup__ (a
+// rollup series' run), names and values each ended by 0xff.
+func headKey(dst []byte, ls labels.Labels) []byte {
+	ls.Range(func(l labels.Label) {
+		if l.Name < rollupLabel {
+			dst = append(append(append(append(dst, l.Name...), 0xff), l.Value...), 0xff)
+		}
+	})
+	return dst
+}
+
+// rollupLabels writes into *into (reusing its memory, through b) the labels
+// of raw series ls's rollup series of kind: ls with __rollup__=kind, which
+// replaces a __rollup__ label of its own.
+func rollupLabels(b *labels.ScratchBuilder, into *labels.Labels, ls labels.Labels, kind string) labels.Labels {
+	b.Reset()
+	added := false
+	ls.Range(func(l labels.Label) {
+		if l.Name == rollupLabel {
+			return
+		}
+		if !added && l.Name > rollupLabel {
+			b.Add(rollupLabel, kind)
+			added = true
+		}
+		b.Add(l.Name, l.Value)
+	})
+	if !added {
+		b.Add(rollupLabel, kind)
+	}
+	b.Overwrite(into)
+	return *into
+}
+
+// index returns the index in hb.series of id, which was appended.
+func (hb *hourBlock) index(id uint64) int {
 	i, _ := slices.BinarySearchFunc(hb.series, id, func(e hourSeries, id uint64) int { return cmp.Compare(e.id, id) })
-	return &hb.series[i]
+	return i
 }

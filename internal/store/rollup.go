@@ -649,7 +649,7 @@ func (m *minuteRoller) group(jobs []job) (group, rest []job) {
 // error matching errMinutesLost means the minutes cannot stand in for the
 // raw read at all.
 func (r *rollRun) fromMinutes(group []job) (raw []job, err error) {
-	s := r.s
+	s, began := r.s, time.Now()
 	h := s.minutes.take(group[0].end)
 	defer h.drop()
 	if err := s.fail(r.tier, "minutes"); err != nil {
@@ -729,6 +729,7 @@ func (r *rollRun) fromMinutes(group []job) (raw []job, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.log.Info("rollup: an hour's minutes rolled up; writing its block", "hour", time.UnixMilli(h.hour).UTC(), "raw_series", len(hb.series), "samples", r.appended, "seconds", time.Since(began).Seconds())
 	block, err := hb.write(r.ctx, s.stagingPath(), s.tsdbLog, ir, func() error { return r.pace.rest(r.ctx) })
 	if block != "" {
 		r.blocks = append(r.blocks, block)
