@@ -20,6 +20,9 @@
 # builds with -tags pprof and writes 30 s CPU profiles of hub and loadgen,
 # taken from the middle of the run, to $WORK/{hub,loadgen}.cpu.pprof, and
 # what the hub allocated in the same 30 s to $WORK/hub.allocs.pprof.
+# PROFILE_AT="22:06:00 22:12:00" (with PROFILE=1; UTC times of day, within
+# the run) also takes the hub's 30 s CPU and alloc profiles at each, to
+# $WORK/hub-HHMMSS.{cpu,allocs}.pprof: for a phase such as the hourly pass.
 # HUB_ENV="GODEBUG=gctrace=1" (space-separated NAME=VALUE) sets the hub's
 # environment (the trace goes to $WORK/hub.log). PRIME=DURATION (e.g. 60s)
 # first runs loadgen alone for that long, stops the hub and starts it again
@@ -96,6 +99,10 @@ start_hub() { # start_hub LOG: start the hub on $D and wait until it is ready
     sleep 0.2
   done
 }
+if [[ -n ${HEAD_SERIES:-} ]]; then
+  mkdir -p "$D/tsdb"
+  printf '{"version":1,"machines":{},"raw_head_series":%d}\n' "$HEAD_SERIES" >"$D/tsdb/rollup-state.json"
+fi
 start_hub "$WORK/hub.log"
 if [[ -n ${PRIME:-} ]]; then
   "$BIN" loadgen --hub "$G" --token "$TOKEN" --machines "$MACHINES" --series "$SERIES" \
@@ -135,6 +142,17 @@ if [[ -n ${SAMPLE:-} ]]; then
   pids+=("$!")
 fi
 if [[ $PROFILE == 1 ]]; then
+  for at in ${PROFILE_AT:-}; do
+    (
+      wait_s=$(($(date -u -d "$at" +%s) - $(date -u +%s)))
+      ((wait_s >= 0)) || exit 0
+      sleep "$wait_s"
+      curl -fsS -o "$WORK/hub-${at//:/}.cpu.pprof" "http://$hub_pprof/debug/pprof/profile?seconds=30" &
+      curl -fsS -o "$WORK/hub-${at//:/}.allocs.pprof" "http://$hub_pprof/debug/pprof/allocs?seconds=30" &
+      wait
+    ) &
+    pids+=("$!")
+  done
   total=$(secs "$DURATION")
   sleep $(((total - 30) / 2))
   curl -fsS -o "$WORK/hub.cpu.pprof" "http://$hub_pprof/debug/pprof/profile?seconds=30" &
