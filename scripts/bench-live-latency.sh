@@ -21,7 +21,7 @@
 # taken from the middle of the run, to $WORK/{hub,loadgen}.cpu.pprof, and
 # what the hub allocated in the same 30 s to $WORK/hub.allocs.pprof.
 # PROFILE_AT="22:06:00 22:12:00" (with PROFILE=1; UTC times of day, within
-# the run) also takes the hub's 30 s CPU and alloc profiles at each, to
+# the run) takes the hub's 30 s CPU and alloc profiles at each instead, to
 # $WORK/hub-HHMMSS.{cpu,allocs}.pprof: for a phase such as the hourly pass.
 # HUB_ENV="GODEBUG=gctrace=1" (space-separated NAME=VALUE) sets the hub's
 # environment (the trace goes to $WORK/hub.log). PRIME=DURATION (e.g. 60s)
@@ -153,11 +153,13 @@ if [[ $PROFILE == 1 ]]; then
     ) &
     pids+=("$!")
   done
-  total=$(secs "$DURATION")
-  sleep $(((total - 30) / 2))
-  curl -fsS -o "$WORK/hub.cpu.pprof" "http://$hub_pprof/debug/pprof/profile?seconds=30" &
-  curl -fsS -o "$WORK/loadgen.cpu.pprof" "http://${lg_env[0]#*=}/debug/pprof/profile?seconds=30" &
-  curl -fsS -o "$WORK/hub.allocs.pprof" "http://$hub_pprof/debug/pprof/allocs?seconds=30" &
+  if [[ -z ${PROFILE_AT:-} ]]; then # the hub serves one CPU profile at a time
+    total=$(secs "$DURATION")
+    sleep $(((total - 30) / 2))
+    curl -fsS -o "$WORK/hub.cpu.pprof" "http://$hub_pprof/debug/pprof/profile?seconds=30" &
+    curl -fsS -o "$WORK/loadgen.cpu.pprof" "http://${lg_env[0]#*=}/debug/pprof/profile?seconds=30" &
+    curl -fsS -o "$WORK/hub.allocs.pprof" "http://$hub_pprof/debug/pprof/allocs?seconds=30" &
+  fi
 fi
 wait "$lg_pid" || true
 load1=$(cut -d' ' -f1 /proc/loadavg)
