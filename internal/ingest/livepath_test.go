@@ -205,6 +205,38 @@ func TestLiveUpdatesDoNotWaitForStalledCommit(t *testing.T) {
 	}
 }
 
+// A commit that stalls for as long as a second of a busy hub's batches
+// (more batches than fit the queue of 256 the writers had before) still
+// holds up nothing of the live view: each batch is published as it
+// arrives, and all are stored and acknowledged once the commit goes
+// through. The queue's bound is in samples (writerQueueSamples).
+func TestLiveOutlastsALongCommitStall(t *testing.T) {
+	e, ss, _, a := startStalled(t, "db-1")
+	ss.stall()
+	a.batch(2, tick(2), []uint32{0}, []float64{2})
+	select {
+	case <-ss.waiting:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the commit of batch 2 never started")
+	}
+	const last = 1500
+	for i := 3; i <= last; i++ {
+		a.batch(uint64(i), tick(2)+int64(i), []uint32{0}, []float64{float64(i)})
+	}
+	testutil.Until(t, 10*time.Second, "the last batch live while the commit stalls", func() bool {
+		m, ok := e.live.Machine("db-1")
+		return ok && len(m.Metrics) == 1 && m.Metrics[0].Value == last
+	})
+	if pts := e.points("load1", "db-1"); len(pts) != 1 {
+		t.Fatalf("stored %d points before the stalled commit finished, want batch 1 only", len(pts))
+	}
+	ss.release()
+	a.waitAck(last)
+	if pts := e.points("load1", "db-1"); len(pts) != last {
+		t.Fatalf("stored %d points, want %d, each once", len(pts), last)
+	}
+}
+
 // A batch shown live whose commit then fails stays shown; the stream ends
 // unacknowledged, the agent replays it on a new stream, the store keeps it
 // once, and the replay is not published as news again.

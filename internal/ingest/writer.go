@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -20,7 +21,22 @@ import (
 const (
 	maxJobsPerCommit    = 512
 	maxSamplesPerCommit = 200_000
-	writerQueue         = 256
+)
+
+// A writer's queue holds up to writerQueueSamples samples (queued or in the
+// commit under way) in up to writerQueue batches; a stream whose batch does
+// not fit waits, and with it the stream's next batches and their live
+// values. The bound is in samples because a batch's memory is its samples'
+// (values, series and live entries, 24 B each): 1 M samples are ~24 MB a
+// writer. That is 2 s of 1 M samples/s over the hub's two writers, so that a
+// commit that stalls for a second — a garbage collection while the TSDB
+// writes out a minute's finished head chunks did that at 1 M series on 2
+// cores — no longer holds up the live view; with the 256 batches queued
+// before (0.5 s at that rate) it did (docs/benchmarks.md, "Commit stalls
+// kept off the live view").
+const (
+	writerQueue        = 4096
+	writerQueueSamples = 1_000_000
 )
 
 // A group smaller than lingerBelow samples waits up to commitLinger for more
@@ -38,12 +54,19 @@ const (
 // writer appends queued jobs in group commits. Each stream is pinned to one
 // writer, so the series refs of a stream are touched by one goroutine only.
 type writer struct {
-	s *Server
-	q chan *job
+	s    *Server
+	q    chan *job
+	room *semaphore.Weighted // samples the queue has room for (writerQueueSamples)
 }
 
 func newWriter(s *Server) *writer {
-	return &writer{s: s, q: make(chan *job, writerQueue)}
+	return &writer{s: s, q: make(chan *job, writerQueue), room: semaphore.NewWeighted(writerQueueSamples)}
+}
+
+// weigh returns what j holds of its writer's queue: its samples and its
+// sequence sample, at most all of the queue.
+func weigh(j *job) int64 {
+	return min(int64(len(j.values))+1, writerQueueSamples)
 }
 
 func (w *writer) run(ctx context.Context) {
@@ -85,7 +108,12 @@ func (w *writer) run(ctx context.Context) {
 			}
 			linger.Stop()
 		}
+		var held int64
+		for _, j := range jobs {
+			held += j.weight
+		}
 		w.commit(ctx, jobs)
+		w.room.Release(held)
 	}
 }
 
