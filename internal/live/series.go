@@ -128,7 +128,60 @@ func appendJSONFloat(b []byte, v float64) []byte {
 	if v == math.Trunc(v) && math.Abs(v) < 1e15 && !(v == 0 && math.Signbit(v)) {
 		return strconv.AppendInt(b, int64(v), 10) // byte counts etc.: much cheaper
 	}
+	if out, ok := appendFewDecimals(b, v); ok {
+		return out
+	}
 	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
+
+// appendFewDecimals appends v, a finite non-integer, as strconv's shortest
+// text ('g', -1) when v is a decimal of at most four places below 10⁶ (an
+// agent's percentages and rates in hundredths, ratios and seconds in ten
+// thousandths), and reports whether it did. Those are most of what the live
+// view sends, and formatting them as a scaled integer costs a fraction of
+// the shortest-float search (docs/benchmarks.md, "Commit stalls kept off
+// the live view").
+//
+// Why the text is strconv's: v·10ᵏ = r is an integer with r/10ᵏ == v, so the
+// decimal r/10ᵏ parses back to v (the division is correctly rounded, as
+// parsing is). Below 10¹⁵ the decimals of k places are farther apart than
+// v's rounding interval is wide, so no other decimal of k places or fewer
+// parses to v: with its trailing zeros trimmed it is the shortest. And
+// 10⁻⁴ ≤ |v| < 10⁶ is where 'g' writes plain decimals, not exponents.
+func appendFewDecimals(b []byte, v float64) ([]byte, bool) {
+	a := math.Abs(v)
+	if a >= 1e6 || a < 1e-4 {
+		return b, false
+	}
+	for _, k := range [...]struct {
+		scale  float64
+		places int
+	}{{100, 2}, {10000, 4}} {
+		r := a * k.scale
+		if r != math.Trunc(r) || r/k.scale != a {
+			continue
+		}
+		n := uint64(r)
+		unit := uint64(k.scale)
+		if v < 0 {
+			b = append(b, '-')
+		}
+		b = strconv.AppendUint(b, n/unit, 10)
+		frac := n % unit
+		places := k.places
+		for frac != 0 && frac%10 == 0 { // frac > 0: v is not an integer
+			frac /= 10
+			places--
+		}
+		var digits [4]byte // frac with its leading zeros
+		for i := places - 1; i >= 0; i-- {
+			digits[i] = byte('0' + frac%10)
+			frac /= 10
+		}
+		b = append(b, '.')
+		return append(b, digits[:places]...), true
+	}
+	return b, false
 }
 
 const hexDigits = "0123456789abcdef"
