@@ -106,6 +106,19 @@ func startStalled(t *testing.T, machine string) (*env, *stallStorage, *live.Subs
 	return e, ss, sub, a
 }
 
+// stallAtBatch2 makes commits stall, sends batch 2 (load1 = 2) and
+// returns once its commit is blocked.
+func stallAtBatch2(t *testing.T, ss *stallStorage, a *agentConn) {
+	t.Helper()
+	ss.stall()
+	a.batch(2, tick(2), []uint32{0}, []float64{2})
+	select {
+	case <-ss.waiting:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the commit of batch 2 never started")
+	}
+}
+
 // nextMetrics waits up to d for the next metrics event of machine.
 func nextMetrics(t *testing.T, sub *live.Subscription, machine string, d time.Duration) (live.Event, bool) {
 	t.Helper()
@@ -131,14 +144,7 @@ func nextMetrics(t *testing.T, sub *live.Subscription, machine string, d time.Du
 // batch is stored once when the commit goes through.
 func TestLiveUpdatesDoNotWaitForStalledCommit(t *testing.T) {
 	e, ss, sub, a := startStalled(t, "db-1")
-
-	ss.stall()
-	a.batch(2, tick(2), []uint32{0}, []float64{2})
-	select {
-	case <-ss.waiting:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the commit of batch 2 never started")
-	}
+	stallAtBatch2(t, ss, a)
 	// The writer is now blocked in a commit; later batches queue behind it.
 	for i := 2; i <= 5; i++ {
 		if i > 2 {
@@ -212,13 +218,7 @@ func TestLiveUpdatesDoNotWaitForStalledCommit(t *testing.T) {
 // through. The queue's bound is in samples (writerQueueSamples).
 func TestLiveOutlastsALongCommitStall(t *testing.T) {
 	e, ss, _, a := startStalled(t, "db-1")
-	ss.stall()
-	a.batch(2, tick(2), []uint32{0}, []float64{2})
-	select {
-	case <-ss.waiting:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the commit of batch 2 never started")
-	}
+	stallAtBatch2(t, ss, a)
 	const last = 1500
 	for i := 3; i <= last; i++ {
 		a.batch(uint64(i), tick(2)+int64(i), []uint32{0}, []float64{float64(i)})
