@@ -414,15 +414,14 @@ func (s *Server) receive(sctx context.Context, gs pb.Ingest_StreamServer, st *st
 // its writer; the error is the stream's end while it waits.
 func (st *stream) queue(sctx context.Context, j *job) error {
 	st.publish(j)
-	j.weight = weigh(j)
-	if err := st.w.room.Acquire(sctx, j.weight); err != nil {
+	if err := st.w.room.Acquire(sctx, weigh(j)); err != nil {
 		return context.Cause(sctx)
 	}
 	select {
 	case st.w.q <- j:
 		return nil
 	case <-sctx.Done():
-		st.w.room.Release(j.weight)
+		st.w.room.Release(weigh(j))
 		return context.Cause(sctx)
 	}
 }

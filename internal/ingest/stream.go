@@ -209,7 +209,6 @@ type job struct {
 	live    []*live.Series // entries[i].live, for the live state
 	values  []float64      // values[i] is of entries[i]; decoded into, then compacted in place
 	skip    bool           // invalid as a whole: acknowledge without storing
-	weight  int64          // what it holds of its writer's queue (weigh), from queue to commit
 }
 
 // newJob takes a job from the pool, empty but with the slices of an

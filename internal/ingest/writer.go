@@ -63,8 +63,10 @@ func newWriter(s *Server) *writer {
 	return &writer{s: s, q: make(chan *job, writerQueue), room: semaphore.NewWeighted(writerQueueSamples)}
 }
 
-// weigh returns what j holds of its writer's queue: its samples and its
-// sequence sample, at most all of the queue.
+// weigh returns what j holds of its writer's queue from its queueing until
+// its commit: its samples and its sequence sample, at most all of the
+// queue. Its values are final once it is queued, so the weight is the same
+// when it is released.
 func weigh(j *job) int64 {
 	return min(int64(len(j.values))+1, writerQueueSamples)
 }
@@ -110,7 +112,7 @@ func (w *writer) run(ctx context.Context) {
 		}
 		var held int64
 		for _, j := range jobs {
-			held += j.weight
+			held += weigh(j)
 		}
 		w.commit(ctx, jobs)
 		w.room.Release(held)
