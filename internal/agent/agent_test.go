@@ -5,7 +5,9 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -549,5 +551,57 @@ func TestTokenWithImpossibleCharacters(t *testing.T) {
 	opts.Token = "smt_AbC-_09~!"
 	if _, err := New(opts, src); err != nil {
 		t.Errorf("printable token: %v", err)
+	}
+}
+
+// TestSeriesIDsWhateverTheOrder: the id tried first (that of the last
+// tick's sample at the same place) is only taken for the same series.
+// Ticks reorder, insert, drop and skip (NaN) samples; every sample must get
+// the id its series got first, and no series two ids.
+func TestSeriesIDsWhateverTheOrder(t *testing.T) {
+	a, err := New(testOptions("127.0.0.1:1"), func(context.Context) []metric.Sample { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	sample := func(n int) metric.Sample {
+		ls := metric.Labels{{Name: "core", Value: strconv.Itoa(n % 7)}, {Name: "mode", Value: strconv.Itoa(n / 7)}}
+		if n%5 == 0 {
+			ls[0], ls[1] = ls[1], ls[0] // unsorted: the same series as sorted
+		}
+		return metric.Sample{Name: "cpu", Labels: ls, Value: float64(n)}
+	}
+	want := map[int]uint32{} // n%5 aside, series n is core n%7, mode n/7
+	for tick := range 300 {
+		var ns []int
+		for n := range 60 {
+			if rng.IntN(4) != 0 {
+				ns = append(ns, n)
+			}
+		}
+		if tick%3 == 0 {
+			rng.Shuffle(len(ns), func(i, j int) { ns[i], ns[j] = ns[j], ns[i] })
+		}
+		samples := make([]metric.Sample, 0, len(ns)+2)
+		for i, n := range ns {
+			if i == 3 && tick%2 == 0 {
+				samples = append(samples, metric.Sample{Name: "skipped", Value: math.NaN()})
+			}
+			samples = append(samples, sample(n))
+		}
+		b, _ := a.buildBatch(samples)
+		if len(b.SeriesIds) != len(ns) {
+			t.Fatalf("tick %d: %d ids for %d samples", tick, len(b.SeriesIds), len(ns))
+		}
+		for i, id := range b.SeriesIds {
+			n := int(b.Values[i])
+			if w, ok := want[n]; ok && w != id {
+				t.Fatalf("tick %d: series %d got id %d, first %d", tick, n, id, w)
+			}
+			want[n] = id
+		}
+	}
+	if len(a.defs) != 60 {
+		t.Errorf("%d series defined, want 60", len(a.defs))
 	}
 }
