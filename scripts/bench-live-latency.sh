@@ -16,7 +16,8 @@
 # case). WARMUP=DURATION sets loadgen's --watch-warmup (default: loadgen's
 # 5 s; a 1 M-series hub spends longer creating its series). WINDOW=DURATION
 # (e.g. 10s) also prints the five windows of the run with the highest p99
-# (loadgen --watch-window; all of them in $WORK/loadgen.out). BIN=path uses that binary instead of building one. PROFILE=1
+# (loadgen --watch-window; all of them in $WORK/loadgen.out). BIN=path uses that binary instead of building one;
+# LOADGEN_BIN=path runs loadgen from another (a hub A/B with the same load). PROFILE=1
 # builds with -tags pprof and writes 30 s CPU profiles of hub and loadgen,
 # taken from the middle of the run, to $WORK/{hub,loadgen}.cpu.pprof, and
 # what the hub allocated in the same 30 s to $WORK/hub.allocs.pprof.
@@ -55,6 +56,7 @@ if [[ -z ${BIN:-} ]]; then
   [[ $PROFILE == 1 ]] && tags=(-tags pprof)
   CGO_ENABLED=0 go build "${tags[@]}" -trimpath -o "$BIN" ./cmd/sysmonstm
 fi
+LG=${LOADGEN_BIN:-$BIN}
 warmflag=()
 [[ -n $WARMUP ]] && warmflag=(--watch-warmup "$WARMUP")
 [[ -n ${WINDOW:-} ]] && warmflag+=(--watch-window "$WINDOW")
@@ -107,7 +109,7 @@ if [[ -n ${HEAD_SERIES:-} ]]; then
 fi
 start_hub "$WORK/hub.log"
 if [[ -n ${PRIME:-} ]]; then
-  "$BIN" loadgen --hub "$G" --token "$TOKEN" --machines "$MACHINES" --series "$SERIES" \
+  "$LG" loadgen --hub "$G" --token "$TOKEN" --machines "$MACHINES" --series "$SERIES" \
     --interval 1s --duration "$PRIME" "${tickflag[@]}" --log-level warn >"$WORK/prime.out" 2>&1
   kill -TERM "$hub_pid"
   wait "$hub_pid" || true
@@ -120,7 +122,7 @@ cpu0=$(awk '{print $14 + $15}' "/proc/$hub_pid/stat")
 gc0=$(curl -fsS "http://$H/metrics" | awk '$1 == "go_gc_duration_seconds_count" {print $2}')
 
 load0=$(cut -d' ' -f1 /proc/loadavg)
-env "${lg_env[@]}" "$BIN" loadgen --hub "$G" --token "$TOKEN" --machines "$MACHINES" --series "$SERIES" \
+env "${lg_env[@]}" "$LG" loadgen --hub "$G" --token "$TOKEN" --machines "$MACHINES" --series "$SERIES" \
   --interval 1s --duration "$DURATION" "${tickflag[@]}" "${warmflag[@]}" --watch "ws://$H/ws" --log-level warn >"$WORK/loadgen.out" 2>&1 &
 lg_pid=$!
 pids+=("$lg_pid")

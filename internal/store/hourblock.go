@@ -195,9 +195,9 @@ func (hb *hourBlock) AppendSTZeroSample(storage.SeriesRef, labels.Labels, int64,
 
 // write writes the block of the series appended into dir (the staging
 // directory) and returns its ULID ("" when it holds no series). ir is the
-// raw head's index: the series' labels and their order. rest is called
-// every 10,000 series written (the pass's pacer).
-func (hb *hourBlock) write(ctx context.Context, dir string, logger *slog.Logger, ir tsdb.IndexReader, rest func() error) (string, error) {
+// raw head's index: the series' labels and their order. pace is called
+// for every series read and written (the pass's pacer.tick).
+func (hb *hourBlock) write(ctx context.Context, dir string, logger *slog.Logger, ir tsdb.IndexReader, pace func() error) (string, error) {
 	if hb.err == nil {
 		if err := hb.w.Flush(); err != nil {
 			hb.err = fmt.Errorf("rollup hour block: write %s: %w", spillFileName, err)
@@ -234,7 +234,7 @@ func (hb *hourBlock) write(ctx context.Context, dir string, logger *slog.Logger,
 			}
 		}
 		syms = nil
-		return hb.populate(ctx, cw, iw, ir, sorted, kinds, rest)
+		return hb.populate(ctx, cw, iw, ir, sorted, kinds, pace)
 	})
 }
 
@@ -267,7 +267,7 @@ func hourSymbols(ir tsdb.IndexReader, kinds []string) ([]string, error) {
 // it writes 4 M rollup series: a raw series' labels are read from the head
 // and its entry found once for its four, the rollup series' labels are
 // built in reused buffers (no allocation per series).
-func (hb *hourBlock) populate(ctx context.Context, cw *chunks.Writer, iw *index.Writer, ir tsdb.IndexReader, sorted []storage.SeriesRef, kinds []string, rest func() error) (tsdb.BlockStats, error) {
+func (hb *hourBlock) populate(ctx context.Context, cw *chunks.Writer, iw *index.Writer, ir tsdb.IndexReader, sorted []storage.SeriesRef, kinds []string, pace func() error) (tsdb.BlockStats, error) {
 	var (
 		st          tsdb.BlockStats
 		sb          labels.ScratchBuilder
@@ -279,7 +279,6 @@ func (hb *hourBlock) populate(ctx context.Context, cw *chunks.Writer, iw *index.
 		yield       yielder
 		cp          = newSpillCopier(hb.spill)
 		ref         storage.SeriesRef
-		work        int
 	)
 	read := func(id storage.SeriesRef) error {
 		if err := ir.Series(id, &sb, nil); err != nil {
@@ -288,14 +287,9 @@ func (hb *hourBlock) populate(ctx context.Context, cw *chunks.Writer, iw *index.
 		ls = sb.Labels() // the head's own (Assign): no copy
 		return nil
 	}
-	pace := func() error { // every 10,000 series read
-		if work++; work%10_000 == 0 {
-			if err := rest(); err != nil {
-				return err
-			}
-		}
+	step := func() error { // every series read and written
 		yield.maybe()
-		return nil
+		return pace()
 	}
 	kindOf := make([]int, len(kinds)) // index in rollupKinds of kinds[i]
 	for i, k := range kinds {
@@ -311,7 +305,7 @@ func (hb *hourBlock) populate(ctx context.Context, cw *chunks.Writer, iw *index.
 		runLabels, runAt = runLabels[:0], runAt[:0]
 		e := g
 		for ; e < len(sorted); e++ {
-			if err := pace(); err != nil {
+			if err := step(); err != nil {
 				return st, err
 			}
 			if err := read(sorted[e]); err != nil {
@@ -328,7 +322,7 @@ func (hb *hourBlock) populate(ctx context.Context, cw *chunks.Writer, iw *index.
 		for i, kind := range kinds {
 			k := kindOf[i]
 			for j, raw := range runLabels {
-				if err := pace(); err != nil {
+				if err := step(); err != nil {
 					return st, err
 				}
 				turn ^= 1

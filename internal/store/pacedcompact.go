@@ -20,23 +20,19 @@ import (
 // head: for 85 s the writers fell behind and the live view with them, up
 // to 18.8 s (docs/benchmarks.md, "An hour and a quarter at 1 M
 // samples/s"). The store therefore merges blocks at the rollup pass's
-// duty (Options.RollupDuty): every compactRestEvery series written, the
-// compaction rests for (1/duty - 1) times the time it worked since its
-// last rest (pacer). The merge's output and the TSDB's own bookkeeping are
+// duty (Options.RollupDuty): every 10 ms of work (pacer.tick, counted in
+// series written), the compaction rests for (1/duty - 1) times the time it
+// worked since its last rest. The merge's output and the TSDB's own bookkeeping are
 // unchanged: the rest happens between two series of the populate loop.
 // Writing the raw head out (LeveledCompactor.Write) is not paced: the TSDB
 // populates a head's block with its own populator only.
-
-// compactRestEvery is how many series a paced compaction writes between
-// rests: ~0.1–0.3 s of work at 1 M series, so that a rest is never long
-// and the compaction's share of the CPU is even.
-var compactRestEvery = 10_000
 
 // pacedPopulator is the TSDB's block populator with rests between series.
 type pacedPopulator struct {
 	tsdb.DefaultBlockPopulator
 	duty  float64
 	sleep func(ctx context.Context, d time.Duration) error
+	now   func() time.Time // nil: time.Now; tests inject
 }
 
 func (p pacedPopulator) PopulateBlock(ctx context.Context, metrics *tsdb.CompactorMetrics, logger *slog.Logger, pool chunkenc.Pool,
@@ -46,17 +42,19 @@ func (p pacedPopulator) PopulateBlock(ctx context.Context, metrics *tsdb.Compact
 		return p.DefaultBlockPopulator.PopulateBlock(ctx, metrics, logger, pool, merge, blocks, meta, indexw, chunkw, postings)
 	}
 	w := &pacedIndexWriter{IndexWriter: indexw, ctx: ctx, pace: newPacer(p.duty, p.sleep)}
+	if p.now != nil {
+		w.pace.now, w.pace.since = p.now, p.now()
+	}
 	return p.DefaultBlockPopulator.PopulateBlock(ctx, metrics, logger, pool, merge, blocks, meta, w, chunkw, postings)
 }
 
-// pacedIndexWriter rests after every compactRestEvery series it adds, and
-// yields the processor about every millisecond (yielder).
+// pacedIndexWriter rests every slice of work (pacer.tick, once per series
+// it adds), and yields the processor about every millisecond (yielder).
 type pacedIndexWriter struct {
 	tsdb.IndexWriter
 	ctx   context.Context
 	pace  pacer
 	yield yielder
-	n     int
 }
 
 func (w *pacedIndexWriter) AddSeries(ref storage.SeriesRef, l labels.Labels, chks ...chunks.Meta) error {
@@ -64,10 +62,7 @@ func (w *pacedIndexWriter) AddSeries(ref storage.SeriesRef, l labels.Labels, chk
 		return err
 	}
 	w.yield.maybe()
-	if w.n++; w.n%compactRestEvery == 0 {
-		// A rest ended by the context (the tier closing) ends the
-		// compaction; the TSDB removes its unfinished block.
-		return w.pace.rest(w.ctx)
-	}
-	return nil
+	// A rest ended by the context (the tier closing) ends the compaction;
+	// the TSDB removes its unfinished block.
+	return w.pace.tick(w.ctx)
 }

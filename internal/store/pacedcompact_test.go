@@ -86,9 +86,19 @@ func compactWith(t *testing.T, n int, populate tsdb.BlockPopulator) (map[string]
 	return out, nil
 }
 
+// fakeWork is a clock that advances a millisecond each time it is read:
+// for a pacer that reads it once per series, each series is 1 ms of work.
+func fakeWork() func() time.Time {
+	clk := base
+	return func() time.Time {
+		clk = clk.Add(time.Millisecond)
+		return clk
+	}
+}
+
 func TestCompactionRestsBetweenSeries(t *testing.T) {
-	defer func(n int) { compactRestEvery = n }(compactRestEvery)
-	compactRestEvery = 20
+	defer func(n uint) { paceEvery = n }(paceEvery)
+	paceEvery = 1
 
 	want, err := compactWith(t, 6, tsdb.DefaultBlockPopulator{})
 	if err != nil {
@@ -99,7 +109,7 @@ func TestCompactionRestsBetweenSeries(t *testing.T) {
 	}
 
 	var rests []time.Duration
-	paced := pacedPopulator{duty: DefaultRollupDuty, sleep: func(_ context.Context, d time.Duration) error {
+	paced := pacedPopulator{duty: DefaultRollupDuty, now: fakeWork(), sleep: func(_ context.Context, d time.Duration) error {
 		rests = append(rests, d)
 		return nil
 	}}
@@ -107,13 +117,13 @@ func TestCompactionRestsBetweenSeries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 300 series, a rest after every 20th.
-	if len(rests) != 15 {
-		t.Fatalf("the merge rested %d times, want 15 (300 series, one rest per 20)", len(rests))
+	// 300 series of 1 ms each: a rest after every 10th (a 10-ms slice).
+	if len(rests) != 30 {
+		t.Fatalf("the merge rested %d times, want 30 (300 series of 1 ms, a rest every 10-ms slice)", len(rests))
 	}
 	for _, d := range rests {
-		if d <= 0 {
-			t.Fatalf("rests %v: each wants to be 3× the work before it, > 0", rests)
+		if d < 3*paceSlice {
+			t.Fatalf("rests %v: each wants to be 3× the slice worked before it", rests)
 		}
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -129,7 +139,7 @@ func TestCompactionRestsBetweenSeries(t *testing.T) {
 
 	// A rest ended by the context (the tier closing) ends the merge with
 	// its error, and leaves no block behind.
-	paced = pacedPopulator{duty: DefaultRollupDuty, sleep: func(context.Context, time.Duration) error { return context.Canceled }}
+	paced = pacedPopulator{duty: DefaultRollupDuty, now: fakeWork(), sleep: func(context.Context, time.Duration) error { return context.Canceled }}
 	dir := t.TempDir()
 	dirs := overlappingBlocks(t, dir, 6)
 	c, err := tsdb.NewLeveledCompactor(context.Background(), nil, slog.New(slog.DiscardHandler), []int64{int64(time.Hour / time.Millisecond)}, nil, nil)

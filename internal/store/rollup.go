@@ -409,12 +409,28 @@ func (r *rollRun) flushIfFull() error {
 // the last rest times ratio, so the pass works 1/(1+ratio) of its time.
 // Its allocations then set off the collector's marking of the raw head
 // that much less often; the live path and ingest get the cores meanwhile.
+//
+// A loop of background work calls tick once per unit (a series), which
+// rests every paceSlice of work: on a 2-core hub at 1 M samples/s, ingest,
+// the live path and the simulated agents need ~1.6 cores, so while a pass
+// works ingest falls behind at about 0.6 of a core and catches up at 0.4
+// while it rests. Resting every 10,000 series (0.5-1.3 s of work) let the
+// writers fall that far behind before each rest; a slice of 10 ms keeps
+// the backlog to a few milliseconds (docs/benchmarks.md, "The hourly pass
+// in 10-ms slices").
 type pacer struct {
 	ratio float64
 	since time.Time
+	n     uint
 	now   func() time.Time                                 // time.Now; tests inject
 	sleep func(ctx context.Context, d time.Duration) error // sleepCtx; tests inject
 }
+
+// paceSlice is the work a pacer lets a loop do between rests; the clock is
+// read every paceEvery ticks.
+const paceSlice = 10 * time.Millisecond
+
+var paceEvery uint = 32 // tests lower it
 
 func newPacer(duty float64, sleep func(context.Context, time.Duration) error) pacer {
 	if sleep == nil {
@@ -431,6 +447,19 @@ func (p *pacer) rest(ctx context.Context) error {
 	err := p.sleep(ctx, d)
 	p.since = p.now()
 	return err
+}
+
+// tick counts a unit of work and rests once a slice has been worked since
+// the last rest. Unpaced (duty 1), it only reports the context's end
+// every paceEvery ticks.
+func (p *pacer) tick(ctx context.Context) error {
+	if p.n++; p.n%paceEvery != 0 {
+		return nil
+	}
+	if p.ratio <= 0 || p.now().Sub(p.since) < paceSlice {
+		return ctx.Err()
+	}
+	return p.rest(ctx)
 }
 
 // yielder lets the other goroutines of its processor run about every
@@ -531,6 +560,9 @@ func (k *rollSink) add(ser storage.Series, j job) error {
 func (k *rollSink) put(j job, roll func(app storage.Appender) (n, rejected int, _ error)) error {
 	r := k.r
 	r.yield.maybe()
+	if err := r.pace.tick(r.ctx); err != nil {
+		return err
+	}
 	batch, err := r.current()
 	if err != nil {
 		return err
@@ -701,7 +733,6 @@ func (r *rollRun) fromMinutes(group []job) (raw []job, err error) {
 	hb.series = make([]hourSeries, 0, s.minutes.raw.Head().NumSeries())
 	app := s.rollupTier(r.tier).Scaled(hb)
 	var ml minuteLabels
-	n := 0
 	err = h.each(func(id uint64, mins []minuteAggr) error {
 		ls, err := labelsOf(id)
 		if err != nil {
@@ -711,6 +742,9 @@ func (r *rollRun) fromMinutes(group []job) (raw []job, err error) {
 			return nil
 		}
 		r.yield.maybe()
+		if err := r.pace.tick(r.ctx); err != nil {
+			return err
+		}
 		if err := hb.begin(id); err != nil {
 			return err
 		}
@@ -719,13 +753,7 @@ func (r *rollRun) fromMinutes(group []job) (raw []job, err error) {
 			return fmt.Errorf("rollup %s for series %s: %w", r.tier, ls, err)
 		}
 		r.appended += appended
-		if err := hb.end(); err != nil {
-			return err
-		}
-		if n++; n%10_000 == 0 {
-			return r.pace.rest(r.ctx)
-		}
-		return nil
+		return hb.end()
 	})
 	if err == nil {
 		err = s.fail(r.tier, "full")
@@ -734,7 +762,7 @@ func (r *rollRun) fromMinutes(group []job) (raw []job, err error) {
 		return nil, err
 	}
 	s.log.Info("rollup: an hour's minutes rolled up; writing its block", "hour", time.UnixMilli(h.hour).UTC(), "raw_series", len(hb.series), "samples", r.appended, "seconds", time.Since(began).Seconds())
-	block, err := hb.write(r.ctx, s.stagingPath(), s.tsdbLog, ir, func() error { return r.pace.rest(r.ctx) })
+	block, err := hb.write(r.ctx, s.stagingPath(), s.tsdbLog, ir, func() error { return r.pace.tick(r.ctx) })
 	if block != "" {
 		r.blocks = append(r.blocks, block)
 	}

@@ -320,6 +320,54 @@ func TestRunStopsWithContext(t *testing.T) {
 	}
 }
 
+// A pacer's tick rests once a slice has been worked since its last rest,
+// for the slice times ratio; unpaced, it never rests but still reports a
+// cancelled context.
+func TestPacerTickRestsEverySlice(t *testing.T) {
+	defer func(n uint) { paceEvery = n }(paceEvery)
+	paceEvery = 4
+	clk := base
+	var slept []time.Duration
+	p := pacer{ratio: 1/DefaultRollupDuty - 1, since: clk,
+		now: func() time.Time { return clk },
+		sleep: func(_ context.Context, d time.Duration) error {
+			slept = append(slept, d)
+			clk = clk.Add(d)
+			return nil
+		}}
+	for range 400 { // 400 units of 0.1 ms: 40 ms of work
+		clk = clk.Add(100 * time.Microsecond)
+		if err := p.tick(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The clock is read every 4th tick: a rest after ticks 100, 200, 300
+	// and 400, each 3× the 10 ms before it.
+	if want := []time.Duration{30 * time.Millisecond, 30 * time.Millisecond, 30 * time.Millisecond, 30 * time.Millisecond}; !slices.Equal(slept, want) {
+		t.Fatalf("rests %v, want %v", slept, want)
+	}
+	unpaced := newPacer(1, func(context.Context, time.Duration) error {
+		t.Fatal("an unpaced pacer rested")
+		return nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	for range 2 * paceEvery {
+		if err := unpaced.tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	var err error
+	for range paceEvery {
+		if err = unpaced.tick(ctx); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("ticks in a cancelled context: %v, want context.Canceled within %d ticks", err, paceEvery)
+	}
+}
+
 // A pacer rests ratio times what was worked since its last rest.
 func TestPacerRestsInProportion(t *testing.T) {
 	clk := base

@@ -75,10 +75,11 @@ type Options struct {
 	Now func() time.Time
 	// RollupInterval is how often Run rolls up; 0 = 15s.
 	RollupInterval time.Duration
-	// RollupDuty is the share of its time a rollup pass works: after
-	// writing each full batch it rests for what the batch took times
+	// RollupDuty is the share of its time a rollup pass works: every
+	// 10 ms of work (pacer.tick), and after writing each full batch, it
+	// rests for what it worked since its last rest times
 	// (1/RollupDuty - 1). A compaction of blocks (every tier's merges)
-	// rests the same way every compactRestEvery series it writes.
+	// rests the same way.
 	// 0 = DefaultRollupDuty; 1 = no rest.
 	RollupDuty float64
 
