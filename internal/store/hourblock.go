@@ -265,8 +265,13 @@ func hourSymbols(ir tsdb.IndexReader, kinds []string) ([]string, error) {
 // block's rollup series, run by run of raw series that agree on their
 // labels before __rollup__, and each run once per kind. At 1 M raw series
 // it writes 4 M rollup series: a raw series' labels are read from the head
-// and its entry found once for its four, the rollup series' labels are
-// built in reused buffers (no allocation per series).
+// and its entry found once for its four. A rollup series' labels are built
+// in a reused buffer (the sort check compares two in turn) but handed to
+// the index writer as a copy: it keeps the first string it sees of each
+// label name (index.Writer.labelNames) until it writes the postings, and a
+// buffer the next series overwrites changed those strings under it (the
+// block write failed, or wrote postings under names that were not the
+// series'; TestMinutesHourOfManyLabelShapes).
 func (hb *hourBlock) populate(ctx context.Context, cw *chunks.Writer, iw *index.Writer, ir tsdb.IndexReader, sorted []storage.SeriesRef, kinds []string, pace func() error) (tsdb.BlockStats, error) {
 	var (
 		st          tsdb.BlockStats
@@ -339,7 +344,7 @@ func (hb *hourBlock) populate(ctx context.Context, cw *chunks.Writer, iw *index.
 				if err != nil {
 					return st, err
 				}
-				if err := iw.AddSeries(ref, lset, m); err != nil {
+				if err := iw.AddSeries(ref, lset.Copy(), m); err != nil {
 					return st, fmt.Errorf("write index: %w", err)
 				}
 				ref++

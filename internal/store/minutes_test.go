@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -482,5 +483,72 @@ func TestMinutesHourIsOneBlock(t *testing.T) {
 			}
 			sameTier1m(t, kept, raw)
 		})
+	}
+}
+
+// TestMinutesHourOfManyLabelShapes: series whose label sets differ in
+// names, count and lengths, as a real hub's do, roll up from the minutes
+// as one block equal to the raw read. The index writer keeps the first
+// string it sees of each label name (its count of a name's series) and
+// writes the postings from them when it closes: label sets built in a
+// buffer that the next series overwrites changed those strings under it,
+// and the block write failed ("symbol entry for ... does not exist") or
+// wrote postings under names that are not the series'.
+func TestMinutesHourOfManyLabelShapes(t *testing.T) {
+	skipUnlessTSDB(t)
+	rng := rand.New(rand.NewPCG(9, 10))
+	reg := prometheus.NewRegistry()
+	kept, clk := openTest(t, "", base, func(o *Options) { o.Registerer = reg })
+	raw, clkRaw := openTest(t, "", base, func(o *Options) { o.RollupFromRaw = true })
+	kept.tier1m.DisableCompactions()
+	names := []string{"core", "cpu", "device", "fstype", "interface", "mode", "mountpoint", "unit", "zone"}
+	for m := range 6 {
+		machine := "loadgen-" + strconv.Itoa(100+m)
+		for i := range 40 {
+			kv := []string{}
+			for _, n := range names {
+				if rng.IntN(3) == 0 {
+					kv = append(kv, n, strings.Repeat("v", 1+rng.IntN(24))+strconv.Itoa(i))
+				}
+			}
+			ls := series("app_metric_"+strconv.Itoa(rng.IntN(5)), machine, kv...)
+			for _, s := range []*Store{kept, raw} {
+				appendRange(t, s, ls, base, 130, 30*time.Second, func(j int) float64 { return float64(i*1000 + j) }) // to 1:04:30
+			}
+		}
+	}
+	for _, c := range []*fakeClock{clk, clkRaw} {
+		c.Set(base.Add(time.Hour + 5*time.Minute))
+	}
+	mustRollup(t, kept)
+	mustRollup(t, raw)
+	if got := testutil.ToFloat64(kept.m.hours.WithLabelValues("minutes")); got != 6 {
+		t.Errorf("machine-hours from minutes = %v, want 6", got)
+	}
+	sameTier1m(t, kept, raw)
+	// Every label name's postings: each series found by each of its labels.
+	q, err := kept.tier1m.Querier(ms(base), ms(base)+hourMs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	for _, n := range append(names, labels.MetricName, "machine", rollupLabel) {
+		vals, _, err := q.LabelValues(context.Background(), n, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range vals {
+			set := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchEqual, n, v))
+			found := 0
+			for set.Next() {
+				if got := set.At().Labels().Get(n); got != v {
+					t.Fatalf("postings of %s=%q hold a series with %s=%q", n, v, n, got)
+				}
+				found++
+			}
+			if err := set.Err(); err != nil || found == 0 {
+				t.Fatalf("postings of %s=%q: %d series, err %v", n, v, found, err)
+			}
+		}
 	}
 }
