@@ -17,17 +17,10 @@ import (
 )
 
 // Group-commit bounds: a writer takes whatever is queued, up to these, into
-// one appender and one WAL write. A group is appended to the TSDB head in
-// two passes over its series (Append checks each, Commit writes each), so
-// a group larger than the cache misses twice per sample: at 1 M samples/s
-// on 2 cores, writers that fell behind (a collection, a chunk write-out)
-// took groups at the 200,000-sample bound they had then, each sample cost
-// ~1.35 µs of CPU instead of ~0.9, the hub needed more than the cores left
-// to it, and it never caught up (docs/benchmarks.md, "Group commits the size of the cache").
-// 32,000 samples is the steady group's size (lingerBelow) and a half more.
+// one appender and one WAL write.
 const (
 	maxJobsPerCommit    = 512
-	maxSamplesPerCommit = 32_000
+	maxSamplesPerCommit = 200_000
 )
 
 // A writer's queue holds up to writerQueueSamples samples (queued or in the
