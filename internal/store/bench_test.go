@@ -410,44 +410,67 @@ func BenchmarkQuery24h(b *testing.B) {
 // the CPU's caches, less so when each stripe's map holds a handful of
 // series. Not run in CI (b.N rounds of 1 M samples, ~2 GB of heap).
 func BenchmarkHeadStripes(b *testing.B) {
-	const n = 1_000_000
 	for _, stripes := range []int{tsdb.DefaultStripeSize, 1 << 16, 1 << 17, 1 << 18} {
 		b.Run(strconv.Itoa(stripes), func(b *testing.B) {
-			o := rawTierOptions(Options{RetentionRaw: 7 * 24 * time.Hour, OutOfOrderWindow: 2 * time.Hour})
-			o.StripeSize = stripes
-			db, err := tsdb.Open(b.TempDir(), nil, nil, o, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
-			refs := make([]storage.SeriesRef, n)
-			t := time.Now().UnixMilli()
+			benchHeadRounds(b, stripes, 10_000)
+		})
+	}
+}
+
+// BenchmarkGroupCommit measures the same rounds with the head sized as the
+// store sizes it for 1 M series, by the size of the group committed at
+// once: the ingest writers' steady groups are ~10,000-20,000 samples at
+// 1 M samples/s, and writers that fall behind take groups up to their
+// bound (ingest's maxSamplesPerCommit, 200,000). A group is appended in
+// two passes over its series (Append, then Commit); this says what a
+// larger group costs per sample (docs/benchmarks.md, "Group commits and
+// the hourly pass at 1 M series"). Not run in CI.
+func BenchmarkGroupCommit(b *testing.B) {
+	for _, group := range []int{5_000, 10_000, 16_000, 20_000, 32_000, 200_000} {
+		b.Run(strconv.Itoa(group), func(b *testing.B) {
+			benchHeadRounds(b, rawHeadStripes(1_000_000), group)
+		})
+	}
+}
+
+// benchHeadRounds appends b.N rounds of one sample to each of 1 M series of
+// a raw-tier TSDB head of stripes stripes, committed in groups of group
+// consecutive series, and reports ns per sample.
+func benchHeadRounds(b *testing.B, stripes, group int) {
+	const n = 1_000_000
+	o := rawTierOptions(Options{RetentionRaw: 7 * 24 * time.Hour, OutOfOrderWindow: 2 * time.Hour})
+	o.StripeSize = stripes
+	db, err := tsdb.Open(b.TempDir(), nil, nil, o, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	refs := make([]storage.SeriesRef, n)
+	t := time.Now().UnixMilli()
+	app := db.Appender(context.Background())
+	for i := range refs {
+		if refs[i], err = app.Append(0, labels.FromStrings("__name__", "m", "i", strconv.Itoa(i)), t, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ResetTimer()
+	for range b.N {
+		t += 1000
+		for g := 0; g < n; g += group {
 			app := db.Appender(context.Background())
-			for i := range refs {
-				if refs[i], err = app.Append(0, labels.FromStrings("__name__", "m", "i", strconv.Itoa(i)), t, 1); err != nil {
+			for _, ref := range refs[g:min(g+group, n)] {
+				if _, err := app.Append(ref, labels.EmptyLabels(), t, float64(rng.IntN(1000))); err != nil {
 					b.Fatal(err)
 				}
 			}
 			if err := app.Commit(); err != nil {
 				b.Fatal(err)
 			}
-			rng := rand.New(rand.NewPCG(1, 2))
-			b.ResetTimer()
-			for range b.N {
-				t += 1000
-				for g := 0; g < n; g += 10_000 {
-					app := db.Appender(context.Background())
-					for _, ref := range refs[g : g+10_000] {
-						if _, err := app.Append(ref, labels.EmptyLabels(), t, float64(rng.IntN(1000))); err != nil {
-							b.Fatal(err)
-						}
-					}
-					if err := app.Commit(); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sample")
-		})
+		}
 	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sample")
 }
