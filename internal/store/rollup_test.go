@@ -320,6 +320,18 @@ func TestRunStopsWithContext(t *testing.T) {
 	}
 }
 
+// testPacer is a pacer at the default duty on the clock *clk, whose rests
+// are appended to *slept and advance the clock.
+func testPacer(clk *time.Time, slept *[]time.Duration) pacer {
+	return pacer{ratio: 1/DefaultRollupDuty - 1, since: *clk,
+		now: func() time.Time { return *clk },
+		sleep: func(_ context.Context, d time.Duration) error {
+			*slept = append(*slept, d)
+			*clk = clk.Add(d)
+			return nil
+		}}
+}
+
 // A pacer's tick rests once a slice has been worked since its last rest,
 // for the slice times ratio; unpaced, it never rests but still reports a
 // cancelled context.
@@ -328,13 +340,7 @@ func TestPacerTickRestsEverySlice(t *testing.T) {
 	paceEvery = 4
 	clk := base
 	var slept []time.Duration
-	p := pacer{ratio: 1/DefaultRollupDuty - 1, since: clk,
-		now: func() time.Time { return clk },
-		sleep: func(_ context.Context, d time.Duration) error {
-			slept = append(slept, d)
-			clk = clk.Add(d)
-			return nil
-		}}
+	p := testPacer(&clk, &slept)
 	for range 400 { // 400 units of 0.1 ms: 40 ms of work
 		clk = clk.Add(100 * time.Microsecond)
 		if err := p.tick(context.Background()); err != nil {
@@ -372,13 +378,7 @@ func TestPacerTickRestsEverySlice(t *testing.T) {
 func TestPacerRestsInProportion(t *testing.T) {
 	clk := base
 	var slept []time.Duration
-	p := pacer{ratio: 1/DefaultRollupDuty - 1, since: clk,
-		now: func() time.Time { return clk },
-		sleep: func(_ context.Context, d time.Duration) error {
-			slept = append(slept, d)
-			clk = clk.Add(d)
-			return nil
-		}}
+	p := testPacer(&clk, &slept)
 	for _, worked := range []time.Duration{time.Second, 10 * time.Millisecond, 0} {
 		clk = clk.Add(worked)
 		if err := p.rest(context.Background()); err != nil {
