@@ -415,9 +415,10 @@ func (r *rollRun) flushIfFull() error {
 // the live path and the simulated agents need ~1.6 cores, so while a pass
 // works ingest falls behind at about 0.6 of a core and catches up at 0.4
 // while it rests. Resting every 10,000 series (0.5-1.3 s of work) let the
-// writers fall that far behind before each rest; a slice of 10 ms keeps
-// the backlog to a few milliseconds (docs/benchmarks.md, "Group commits
-// and the hourly pass at 1 M series").
+// writers fall that far behind before each rest; a slice of 10 ms should
+// keep the backlog to a few milliseconds (reasoned from those rates, not
+// yet measured against the old pacer on one machine: docs/benchmarks.md,
+// "Group commits and the hourly pass at 1 M series").
 type pacer struct {
 	ratio float64
 	since time.Time
