@@ -17,10 +17,20 @@ import (
 )
 
 // Group-commit bounds: a writer takes whatever is queued, up to these, into
-// one appender and one WAL write.
+// one appender and one WAL write. The sample bound is near a steady group's
+// size (~5,000-10,000 at 1 M samples/s over two writers) on purpose: the
+// TSDB head goes over a group's series twice (Append, then Commit), and a
+// group whose series no longer fit the CPU's caches between the passes
+// costs more per sample (BenchmarkGroupCommit, 1 M series: ~230 ns per
+// sample in groups of 5,000, ~260 at 10,000, ~310 at 200,000). With a
+// 200,000 bound a writer that fell behind took ever larger groups, paid
+// more for each sample and, on a saturated 2-core hub, never caught up
+// (docs/benchmarks.md, "Group commits and the hourly pass at 1 M
+// series"); with groups kept near the steady size a backlog is drained at
+// the steady cost. A single batch larger than the bound is still one group.
 const (
 	maxJobsPerCommit    = 512
-	maxSamplesPerCommit = 200_000
+	maxSamplesPerCommit = 10_000
 )
 
 // A writer's queue holds up to writerQueueSamples samples (queued or in the
@@ -48,7 +58,7 @@ const (
 // agents' acks do, by at most commitLinger.
 const (
 	commitLinger = 10 * time.Millisecond
-	lingerBelow  = 20_000
+	lingerBelow  = maxSamplesPerCommit
 )
 
 // writer appends queued jobs in group commits. Each stream is pinned to one

@@ -35,8 +35,9 @@ const (
 const (
 	frameHeader   = 8
 	payloadHeader = 12
-	// maxPayload bounds one record (a store commit is at most ~200,000
-	// samples, well under this); a larger length is corruption.
+	// maxPayload bounds one record (a store commit is a group of at most
+	// 10,000 samples or one agent batch, well under this); a larger
+	// length is corruption.
 	maxPayload = 256 << 20
 	segSuffix  = ".seg"
 	cursorFile = "cursor"

@@ -419,9 +419,9 @@ func BenchmarkHeadStripes(b *testing.B) {
 
 // BenchmarkGroupCommit measures the same rounds with the head sized as the
 // store sizes it for 1 M series, by the size of the group committed at
-// once: the ingest writers' steady groups are ~10,000-20,000 samples at
+// once: the ingest writers' steady groups are ~5,000-10,000 samples at
 // 1 M samples/s, and writers that fall behind take groups up to their
-// bound (ingest's maxSamplesPerCommit, 200,000). A group is appended in
+// bound (ingest's maxSamplesPerCommit: 10,000, was 200,000). A group is appended in
 // two passes over its series (Append, then Commit); this says what a
 // larger group costs per sample (docs/benchmarks.md, "Group commits and
 // the hourly pass at 1 M series"). Not run in CI.
