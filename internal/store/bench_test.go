@@ -474,3 +474,73 @@ func benchHeadRounds(b *testing.B, stripes, group int) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sample")
 }
+
+// BenchmarkRawHeadCompaction measures what the raw tier's TSDB does once an
+// hour in a hub that runs for hours: writing the head's oldest hour out as
+// a block (LeveledCompactor.Write, the one block write the store does not
+// pace). The head holds series series of minutes minutes of one sample a
+// second (values 0-999), appended in groups of 10,000 as the ingest
+// writers commit them; each op writes them out as one block and reports
+// ns per sample written. At 1 M series and 18 minutes a whole hub's live
+// view fell 15-31 s behind during this write (docs/benchmarks.md, "Steady
+// hours, both passes, and the raw head's compaction at 1 M series"). Not
+// run in CI; series=1000000 needs ~10 GB of memory and minutes to set up:
+//
+//	go test -run XXX -bench 'RawHeadCompaction/series=100000/' -benchtime 1x ./internal/store/
+func BenchmarkRawHeadCompaction(b *testing.B) {
+	for _, c := range []struct{ series, minutes int }{{100_000, 18}, {1_000_000, 18}} {
+		b.Run("series="+strconv.Itoa(c.series)+"/minutes="+strconv.Itoa(c.minutes), func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				db := rawHeadOf(b, c.series, c.minutes)
+				h := db.Head()
+				b.StartTimer()
+				if err := db.CompactHead(tsdb.NewRangeHead(h, h.MinTime(), h.MaxTime())); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if n := len(db.Blocks()); n != 1 {
+					b.Fatalf("the head was written out as %d blocks, want 1", n)
+				}
+				if err := db.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*c.series*c.minutes*60), "ns/sample")
+		})
+	}
+}
+
+// rawHeadOf opens a raw-tier TSDB whose head holds series series of
+// minutes minutes of one sample a second, committed in groups of 10,000.
+func rawHeadOf(b *testing.B, series, minutes int) *tsdb.DB {
+	b.Helper()
+	o := rawTierOptions(Options{RetentionRaw: 7 * 24 * time.Hour, OutOfOrderWindow: 2 * time.Hour})
+	o.StripeSize = rawHeadStripes(uint64(series))
+	db, err := tsdb.Open(b.TempDir(), nil, nil, o, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	refs := make([]storage.SeriesRef, series)
+	rng := rand.New(rand.NewPCG(1, 2))
+	start := time.Now().Truncate(time.Hour).Add(-time.Hour).UnixMilli()
+	for s := range minutes * 60 {
+		t := start + int64(s)*1000
+		for g := 0; g < series; g += 10_000 {
+			app := db.Appender(context.Background())
+			for i := g; i < min(g+10_000, series); i++ {
+				l := labels.EmptyLabels()
+				if refs[i] == 0 {
+					l = labels.FromStrings("__name__", "m", "i", strconv.Itoa(i))
+				}
+				if refs[i], err = app.Append(refs[i], l, t, float64(rng.IntN(1000))); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := app.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return db
+}
