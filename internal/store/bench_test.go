@@ -421,9 +421,9 @@ func BenchmarkHeadStripes(b *testing.B) {
 // store sizes it for 1 M series, by the size of the group committed at
 // once: the ingest writers' steady groups are ~5,000-10,000 samples at
 // 1 M samples/s, and writers that fall behind take groups up to their
-// bound (ingest's maxSamplesPerCommit: 10,000, was 200,000). A group is appended in
-// two passes over its series (Append, then Commit); this says what a
-// larger group costs per sample (docs/benchmarks.md, "Group commits and
+// bound (ingest's maxSamplesPerCommit: 10,000, was 200,000). A group is
+// appended in two passes over its series (Append, then Commit); this says
+// what a larger group costs per sample (docs/benchmarks.md, "Group commits and
 // the hourly pass at 1 M series"). Not run in CI.
 func BenchmarkGroupCommit(b *testing.B) {
 	for _, group := range []int{5_000, 10_000, 16_000, 20_000, 32_000, 200_000} {
@@ -438,13 +438,9 @@ func BenchmarkGroupCommit(b *testing.B) {
 // consecutive series, and reports ns per sample.
 func benchHeadRounds(b *testing.B, stripes, group int) {
 	const n = 1_000_000
-	o := rawTierOptions(Options{RetentionRaw: 7 * 24 * time.Hour, OutOfOrderWindow: 2 * time.Hour})
-	o.StripeSize = stripes
-	db, err := tsdb.Open(b.TempDir(), nil, nil, o, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	db := openRawTier(b, stripes)
 	defer db.Close()
+	var err error
 	refs := make([]storage.SeriesRef, n)
 	t := time.Now().UnixMilli()
 	app := db.Appender(context.Background())
@@ -484,7 +480,8 @@ func benchHeadRounds(b *testing.B, stripes, group int) {
 // ns per sample written. At 1 M series and 18 minutes a whole hub's live
 // view fell 15-31 s behind during this write (docs/benchmarks.md, "Steady
 // hours, both passes, and the raw head's compaction at 1 M series"). Not
-// run in CI; series=1000000 needs ~10 GB of memory and minutes to set up:
+// run in CI; both sizes took 574 s with their set-up on a 2-vCPU VM, the
+// smaller alone about a minute:
 //
 //	go test -run XXX -bench 'RawHeadCompaction/series=100000/' -benchtime 1x ./internal/store/
 func BenchmarkRawHeadCompaction(b *testing.B) {
@@ -515,12 +512,8 @@ func BenchmarkRawHeadCompaction(b *testing.B) {
 // minutes minutes of one sample a second, committed in groups of 10,000.
 func rawHeadOf(b *testing.B, series, minutes int) *tsdb.DB {
 	b.Helper()
-	o := rawTierOptions(Options{RetentionRaw: 7 * 24 * time.Hour, OutOfOrderWindow: 2 * time.Hour})
-	o.StripeSize = rawHeadStripes(uint64(series))
-	db, err := tsdb.Open(b.TempDir(), nil, nil, o, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	db := openRawTier(b, rawHeadStripes(uint64(series)))
+	var err error
 	refs := make([]storage.SeriesRef, series)
 	rng := rand.New(rand.NewPCG(1, 2))
 	start := time.Now().Truncate(time.Hour).Add(-time.Hour).UnixMilli()
@@ -541,6 +534,19 @@ func rawHeadOf(b *testing.B, series, minutes int) *tsdb.DB {
 				b.Fatal(err)
 			}
 		}
+	}
+	return db
+}
+
+// openRawTier opens an empty TSDB with the raw tier's options (7 days kept,
+// a 2-h out-of-order window) and a head of stripes stripes.
+func openRawTier(b *testing.B, stripes int) *tsdb.DB {
+	b.Helper()
+	o := rawTierOptions(Options{RetentionRaw: 7 * 24 * time.Hour, OutOfOrderWindow: 2 * time.Hour})
+	o.StripeSize = stripes
+	db, err := tsdb.Open(b.TempDir(), nil, nil, o, nil)
+	if err != nil {
+		b.Fatal(err)
 	}
 	return db
 }
