@@ -167,8 +167,8 @@ type Tier struct {
 	// since is the first timestamp (ms since epoch) stored scaled; older
 	// samples were written before scaling. Set once in Open.
 	since int64
-	// gate turns the compactions on and off (the raw tier; nil for the
-	// rollup tiers, which take no appends): chunkgate.go.
+	// gate runs the raw tier's compactions (nil for the rollup tiers,
+	// which take no appends): rawcompact.go.
 	gate *compactGate
 }
 
@@ -183,13 +183,23 @@ func (db *Tier) DisableCompactions() {
 }
 
 // EnableCompactions turns them back on (the raw tier's once its head has
-// a chunk file: chunkgate.go).
+// a chunk file of its own: rawcompact.go).
 func (db *Tier) EnableCompactions() {
 	if db.gate != nil {
 		db.gate.set(false)
 		return
 	}
 	db.DB.EnableCompactions()
+}
+
+// Compact writes out what the tier's head holds past 1.5 blocks and
+// compacts its blocks: the raw tier's through its gate (rawcompact.go),
+// whether its automatic compactions are on or not.
+func (db *Tier) Compact(ctx context.Context) error {
+	if db.gate != nil {
+		return db.gate.compact(ctx, 0)
+	}
+	return db.DB.Compact(ctx)
 }
 
 // Close closes the tier's TSDB.
@@ -253,6 +263,20 @@ func (db *Tier) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
 type scaledAppender struct {
 	storage.Appender
 	db *Tier
+}
+
+// Commit commits the samples; to the raw tier, never during its
+// out-of-order compaction (rawcompact.go).
+func (a *scaledAppender) Commit() error {
+	g := a.db.gate
+	if g == nil {
+		return a.Appender.Commit()
+	}
+	g.commits.RLock()
+	err := a.Appender.Commit()
+	g.commits.RUnlock()
+	g.committed()
+	return err
 }
 
 // scaleOf returns the scale for ref (from its top byte) or, for ref 0, from

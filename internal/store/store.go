@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -121,6 +122,9 @@ type Store struct {
 	m      *storeMetrics
 	space  *spaceGuard
 	mapped *mappedPages // pages out the tiers' mapped files while they are read in bulk
+	// rawGate runs the raw tier's compactions (rawcompact.go); its
+	// compactor tells it when an out-of-order compaction's visit is over.
+	rawGate atomic.Pointer[compactGate]
 	// minutes keeps the raw series' current minutes for the hourly pass
 	// (minutes.go); nil with the VM engine or Options.RollupFromRaw.
 	minutes *minuteRoller
@@ -468,7 +472,9 @@ func (s *Store) openTier(name string, rollup bool, o *tsdb.Options) (*Tier, erro
 	// Nothing is read or written before Open sets since.
 	t := &Tier{DB: db, rollup: rollup, since: math.MaxInt64}
 	if !rollup {
-		t.gate = newCompactGate(db)
+		t.gate = newCompactGate(db, time.Duration(o.MinBlockDuration)*time.Millisecond, s.log)
+		s.rawGate.Store(t.gate)
+		t.gate.start()
 	}
 	return t, nil
 }
@@ -486,7 +492,7 @@ func (s *Store) newCompactor(ctx context.Context, r prometheus.Registerer, l *sl
 	if err != nil {
 		return nil, err
 	}
-	return pagedCompactor{Compactor: c, lc: c, m: s.mapped, populate: pacedPopulator{duty: s.opts.RollupDuty}}, nil
+	return pagedCompactor{Compactor: c, lc: c, m: s.mapped, populate: pacedPopulator{duty: s.opts.RollupDuty}, rawGate: &s.rawGate}, nil
 }
 
 // pagedCompactor pages out what it maps while it writes a head's block (the
@@ -497,9 +503,15 @@ type pagedCompactor struct {
 	lc       *tsdb.LeveledCompactor
 	m        *mappedPages
 	populate tsdb.BlockPopulator
+	rawGate  *atomic.Pointer[compactGate]
 }
 
 func (c pagedCompactor) Write(dest string, b tsdb.BlockReader, mint, maxt int64, base *tsdb.BlockMeta) ([]ulid.ULID, error) {
+	if _, ok := b.(*tsdb.OOOCompactionHead); ok {
+		if g := c.rawGate.Load(); g != nil && g.db.Dir() == dest {
+			g.visited()
+		}
+	}
 	defer c.m.begin(dest, filepath.Join(dest, "chunks_head"))()
 	return c.Compactor.Write(dest, b, mint, maxt, base)
 }

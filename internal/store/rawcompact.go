@@ -1,0 +1,266 @@
+package store
+
+import (
+	"context"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/prometheus/tsdb"
+)
+
+// The raw tier's compactions are run by the store, not by the TSDB's own
+// loop (which stays off), for two races in the TSDB (Prometheus v0.313 to
+// v0.316 at least).
+//
+// Out-of-order compaction. TSDB.compactOOOHead first visits every series
+// (NewOOOCompactionHead, in label order): it writes each one's open
+// out-of-order chunk to the chunk files and notes the highest chunk
+// reference written, then writes the blocks from the series that had
+// out-of-order chunks when visited, then garbage-collects every series'
+// out-of-order chunks up to that reference. A commit during the visit that
+// writes an out-of-order chunk of a series already visited (or not yet
+// holding any then) gets a lower reference than a series visited after it:
+// that chunk is in no block and is collected all the same. Those samples
+// were acknowledged and are gone (TestMinutesRollUpAsTheRawReadDoes lost
+// the first half hour of one series' replayed hour, about one run in
+// fifteen under the race detector; TestOutOfOrderCompactionLosesNoCommit).
+// So every commit holds commits shared, and the out-of-order compaction
+// holds it exclusively until its visit is over (its first block write, or
+// its end when there was nothing out of order): commits wait for the visit
+// once an hour (1.4 s at 1 M series, BenchmarkOutOfOrderCompaction).
+// Chunks written after the visit have higher references than any it
+// noted: they stay in the head for the next compaction.
+//
+// The head chunk mapper (tsdb/chunks.ChunkDiskMapper) has a race between
+// its first chunk file and a head truncation. Truncate lists the mapper's
+// files, and when it finds that it deletes them all (none is the file it
+// writes to, which it has not opened yet) it resets the file sequence to
+// 0, after the list and outside the lock the writers take. A chunk written
+// in between cuts a file; the chunks after the reset then get references
+// into a file 0 that never exists, though their bytes go to the new file.
+// Reading them fails ("head chunk file index 0 does not exist on disk"),
+// for in-order chunks with a panic, and a head compaction that reads them
+// fails for good. A truncation follows every head compaction. A mapper
+// has no file of its own until its first chunk after the TSDB opens: a
+// fresh raw tier that takes more than 1.5 blocks' worth of samples at once
+// (agents replaying hours of buffer into a new hub; TestRollupRecompute in
+// CI), or a reopened one whose files all end before the next truncation,
+// could compact its head while that first chunk is written. Once the
+// mapper has a file of its own it always has one (the current file is
+// never deleted), so the race is over then: compactions wait for a chunk
+// file newer than those there at open (checked every chunkGateEvery).
+//
+// The gate also holds the store's own reason to turn compactions off (a
+// full disk, watchSpace), so that neither turns them on while the other
+// wants them off. Compact called directly (tests, tools) is not gated.
+type compactGate struct {
+	db    *tsdb.DB
+	dir   string // the head's chunk files
+	block int64  // the head's block range (ms)
+	log   *slog.Logger
+
+	// commits is held shared by each commit to the tier and exclusively
+	// by the out-of-order compaction's visit; oooHeld while it is.
+	commits sync.RWMutex
+	oooHeld atomic.Bool
+	// running is held by a compaction; set(true) takes it to wait for one.
+	running sync.Mutex
+
+	mu      sync.Mutex
+	off     bool   // DisableCompactions: the store's own reason
+	waiting bool   // no chunk file of the mapper's own yet
+	openSeq uint64 // the newest chunk file when the tier opened
+	blocks  bool   // blocks may want compacting (at open, after a head's)
+
+	kick   chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// chunkGateEvery is how often the gate looks for work: a head to compact,
+// or (while waiting) the mapper's first chunk file. Compactions need 1.5
+// blocks of data in the head, so a second's delay costs nothing.
+const chunkGateEvery = time.Second
+
+// compactMargin: the blocks are compacted (TSDB.Compact) only while the
+// head is this far from compactable, so that TSDB.Compact, which compacts
+// a compactable head itself (and its out-of-order head without the
+// commits held), always finds the head done.
+const compactMargin = 5 * time.Minute
+
+// newCompactGate turns db's own compactions off, to be run from the gate
+// once started. block is the head's block range.
+func newCompactGate(db *tsdb.DB, block time.Duration, log *slog.Logger) *compactGate {
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &compactGate{
+		db: db, dir: filepath.Join(db.Dir(), "chunks_head"), block: block.Milliseconds(), log: log,
+		waiting: true, blocks: true,
+		kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}),
+	}
+	g.openSeq = g.newestChunkFile()
+	g.ctx = ctx
+	db.DisableCompactions()
+	return g
+}
+
+// start runs the automatic compactions.
+func (g *compactGate) start() { go g.loop(g.ctx) }
+
+// newestChunkFile returns the highest sequence number among the head's
+// chunk files (000001, 000002, …), 0 with none.
+func (g *compactGate) newestChunkFile() uint64 {
+	entries, err := os.ReadDir(g.dir)
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	for _, e := range entries {
+		if seq, err := strconv.ParseUint(e.Name(), 10, 32); err == nil && e.Type().IsRegular() {
+			n = max(n, seq)
+		}
+	}
+	return n
+}
+
+// headCompactable reports whether the head spans more than 1.5 blocks less
+// margin (ms), as the TSDB compacts it at 1.5.
+func (g *compactGate) headCompactable(margin int64) bool {
+	h := g.db.Head()
+	mint := h.MinTime()
+	return mint != math.MaxInt64 && h.MaxTime()-mint > g.block/2*3-margin
+}
+
+// committed is told of each commit: one that made the head compactable
+// wakes the gate.
+func (g *compactGate) committed() {
+	if g.headCompactable(0) {
+		select {
+		case g.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (g *compactGate) loop(ctx context.Context) {
+	defer close(g.done)
+	t := time.NewTicker(chunkGateEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-g.kick:
+		}
+		if !g.allowed() || !g.headCompactable(0) && !g.takeBlocks() {
+			continue
+		}
+		if err := g.compact(ctx, compactMargin.Milliseconds()); err != nil && ctx.Err() == nil {
+			g.log.Error("raw tier compaction failed", "err", err)
+		}
+	}
+}
+
+// allowed reports whether automatic compactions may run.
+func (g *compactGate) allowed() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.waiting && g.newestChunkFile() > g.openSeq {
+		g.waiting = false
+	}
+	return !g.off && !g.waiting
+}
+
+// takeBlocks reports (and clears) whether blocks may want compacting.
+func (g *compactGate) takeBlocks() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := g.blocks
+	g.blocks = false
+	return b
+}
+
+// compact writes out what the head holds past 1.5 blocks, as TSDB.Compact
+// does, then its out-of-order samples with the commits held, then
+// compacts the blocks unless the head is within margin (ms) of
+// compactable again.
+func (g *compactGate) compact(ctx context.Context, margin int64) error {
+	g.running.Lock()
+	defer g.running.Unlock()
+	h := g.db.Head()
+	wrote := false
+	for g.headCompactable(0) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		mint := h.MinTime()
+		maxt := mint/g.block*g.block + g.block // as the TSDB's rangeForTimestamp
+		// As TSDB.Compact: appends that began before the head grew past
+		// the block may still write into it.
+		h.WaitForAppendersOverlapping(maxt - 1)
+		if err := g.db.CompactHead(tsdb.NewRangeHeadWithIsolationDisabled(h, mint, maxt-1)); err != nil {
+			return err
+		}
+		wrote = true
+	}
+	if wrote {
+		g.commits.Lock()
+		g.oooHeld.Store(true)
+		err := g.db.CompactOOOHead(ctx)
+		g.visited()
+		if err != nil {
+			return err
+		}
+	}
+	if g.headCompactable(margin) {
+		// Blocks at the next round, after the head.
+		g.mu.Lock()
+		g.blocks = true
+		g.mu.Unlock()
+		return nil
+	}
+	return g.db.Compact(ctx)
+}
+
+// visited lets the commits go once the out-of-order compaction's visit is
+// over: the raw tier's compactor calls it at the compaction's first block.
+func (g *compactGate) visited() {
+	if g.oooHeld.CompareAndSwap(true, false) {
+		g.commits.Unlock()
+	}
+}
+
+// set turns the automatic compactions off (waiting for a running one) or
+// back on.
+func (g *compactGate) set(off bool) {
+	g.mu.Lock()
+	g.off = off
+	g.blocks = g.blocks || !off
+	g.mu.Unlock()
+	if off {
+		// Wait for a running compaction.
+		g.running.Lock()
+		defer g.running.Unlock()
+	}
+}
+
+// close stops the automatic compactions, waiting for a running one.
+func (g *compactGate) close() {
+	g.cancel()
+	<-g.done
+}
+
+// isWaiting reports whether the gate still waits for the mapper's first
+// chunk file.
+func (g *compactGate) isWaiting() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.waiting
+}
