@@ -3,12 +3,14 @@ package store
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"io/fs"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"testing"
@@ -549,6 +551,106 @@ func BenchmarkOutOfOrderCompaction(b *testing.B) {
 	}
 }
 
+// BenchmarkCommitsDuringHeadWrite measures what the raw head's block write
+// does to commits that go on meanwhile, unpaced (duty 1) and at the default
+// duty: a store's raw tier holds 300,000 series of a sample every 10 s over
+// 95 minutes (its head compactable), and while Compact writes the first
+// hour's block (360 samples per series) a writer commits a sample of every
+// series each second, in
+// groups of 10,000 on a fixed schedule. Reported: the write's seconds, and
+// how late the commits finished after their scheduled time (p99, max). In
+// a hub the head write also competes with ingest's decoding and the live
+// view; this isolates the store.
+func BenchmarkCommitsDuringHeadWrite(b *testing.B) {
+	const series, group = 300_000, 10_000
+	for _, duty := range []float64{1, DefaultRollupDuty} {
+		b.Run(fmt.Sprintf("duty=%v", duty), func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				s, err := Open(Options{Dir: b.TempDir(), RollupDuty: duty, MinFree: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				raw := s.raw.(*Tier)
+				raw.DisableCompactions()
+				// Nothing arrives out of order: no out-of-order compaction
+				// (BenchmarkOutOfOrderCompaction) after the head's.
+				raw.gate.oooKnown = true
+				refs := make([]storage.SeriesRef, series)
+				// 95 minutes from an hour's start: the write is that hour.
+				start := base.UnixMilli()
+				end := start + (95 * time.Minute).Milliseconds()
+				for t := start; t < end; t += 10_000 {
+					for g := 0; g < series; g += group {
+						app := raw.Appender(context.Background())
+						for i := g; i < min(g+group, series); i++ {
+							l := labels.EmptyLabels()
+							if refs[i] == 0 {
+								l = labels.FromStrings("__name__", "app_bench", "machine", "m"+strconv.Itoa(i/1000), "i", strconv.Itoa(i))
+							}
+							if refs[i], err = app.Append(refs[i], l, t, float64(i%1000)); err != nil {
+								b.Fatal(err)
+							}
+						}
+						if err := app.Commit(); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				stop, done := make(chan struct{}), make(chan []time.Duration)
+				go func() {
+					var late []time.Duration
+					next := time.Now()
+					began := next
+					every := time.Second * group / series
+					for k := 0; ; k++ {
+						select {
+						case <-stop:
+							done <- late
+							return
+						default:
+						}
+						time.Sleep(time.Until(next))
+						ts := end + next.Sub(began).Milliseconds()
+						app := raw.Appender(context.Background())
+						g := k % (series / group) * group
+						for i := g; i < g+group; i++ {
+							if _, err := app.Append(refs[i], labels.EmptyLabels(), ts, 1); err != nil {
+								b.Error(err)
+							}
+						}
+						if err := app.Commit(); err != nil {
+							b.Error(err)
+						}
+						late = append(late, time.Since(next))
+						next = next.Add(every)
+					}
+				}()
+				time.Sleep(2 * time.Second)
+				b.StartTimer()
+				began := time.Now()
+				if err := raw.Compact(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				took := time.Since(began)
+				b.StopTimer()
+				close(stop)
+				late := <-done
+				if len(raw.Blocks()) == 0 {
+					b.Fatal("no block written")
+				}
+				slices.Sort(late)
+				b.ReportMetric(took.Seconds(), "write_s")
+				b.ReportMetric(float64(late[len(late)*99/100].Microseconds())/1000, "late_p99_ms")
+				b.ReportMetric(float64(late[len(late)-1].Microseconds())/1000, "late_max_ms")
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // rawHeadOf opens a raw-tier TSDB whose head holds series series of
 // minutes minutes of one sample a second, committed in groups of 10,000.
 func rawHeadOf(b *testing.B, series, minutes int) *tsdb.DB {
@@ -581,7 +683,7 @@ func rawHeadOf(b *testing.B, series, minutes int) *tsdb.DB {
 
 // openRawTier opens an empty TSDB with the raw tier's options (7 days kept,
 // a 2-h out-of-order window) and a head of stripes stripes.
-func openRawTier(b *testing.B, stripes int) *tsdb.DB {
+func openRawTier(b testing.TB, stripes int) *tsdb.DB {
 	b.Helper()
 	o := rawTierOptions(Options{RetentionRaw: 7 * 24 * time.Hour, OutOfOrderWindow: 2 * time.Hour})
 	o.StripeSize = stripes

@@ -24,8 +24,9 @@ import (
 // series written), the compaction rests for (1/duty - 1) times the time it
 // worked since its last rest. The merge's output and the TSDB's own bookkeeping are
 // unchanged: the rest happens between two series of the populate loop.
-// Writing the raw head out (LeveledCompactor.Write) is not paced: the TSDB
-// populates a head's block with its own populator only.
+// Writing the raw head out (LeveledCompactor.Write) takes no populator: the
+// head range it reads (pacedHead) rests instead, between two series the
+// populator reads from it.
 
 // pacedPopulator is the TSDB's block populator with rests between series.
 type pacedPopulator struct {
@@ -65,4 +66,48 @@ func (w *pacedIndexWriter) AddSeries(ref storage.SeriesRef, l labels.Labels, chk
 	// A rest ended by the context (the tier closing) ends the compaction;
 	// the TSDB removes its unfinished block.
 	return w.pace.tick(w.ctx)
+}
+
+// pacedHead is a raw head range whose index reader rests every slice of
+// work (pacer.tick, once per series read) and yields the processor about
+// every millisecond: the TSDB writes a head's block with its own populator,
+// which reads each series' labels and chunk references from it, then its
+// chunks. At 1 M series an hour's block took the writers' core for minutes
+// (docs/benchmarks.md, "Steady hours, both passes, and the raw head's
+// compaction at 1 M series").
+type pacedHead struct {
+	*tsdb.RangeHead
+	ctx   context.Context
+	duty  float64
+	sleep func(ctx context.Context, d time.Duration) error
+	now   func() time.Time // nil: time.Now; tests inject
+}
+
+func (h pacedHead) Index() (tsdb.IndexReader, error) {
+	ir, err := h.RangeHead.Index()
+	if err != nil {
+		return nil, err
+	}
+	r := &pacedIndexReader{IndexReader: ir, ctx: h.ctx, pace: newPacer(h.duty, h.sleep)}
+	if h.now != nil {
+		r.pace.now, r.pace.since = h.now, h.now()
+	}
+	return r, nil
+}
+
+type pacedIndexReader struct {
+	tsdb.IndexReader
+	ctx   context.Context
+	pace  pacer
+	yield yielder
+}
+
+func (r *pacedIndexReader) Series(ref storage.SeriesRef, b *labels.ScratchBuilder, chks *[]chunks.Meta) error {
+	r.yield.maybe()
+	// A rest ended by the context ends the write; the TSDB removes its
+	// unfinished block and the head stays as it was.
+	if err := r.pace.tick(r.ctx); err != nil {
+		return err
+	}
+	return r.IndexReader.Series(ref, b, chks)
 }

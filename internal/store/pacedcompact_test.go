@@ -60,7 +60,14 @@ func compactWith(t *testing.T, n int, populate tsdb.BlockPopulator) (map[string]
 	if len(ids) != 1 {
 		t.Fatalf("compaction made %d blocks, want 1", len(ids))
 	}
-	b, err := tsdb.OpenBlock(slog.New(slog.DiscardHandler), filepath.Join(dir, ids[0].String()), nil, nil)
+	return blockFloats(t, filepath.Join(dir, ids[0].String())), nil
+}
+
+// blockFloats returns every load1 series of the block in dir and its
+// samples' values.
+func blockFloats(t *testing.T, dir string) map[string][]float64 {
+	t.Helper()
+	b, err := tsdb.OpenBlock(slog.New(slog.DiscardHandler), dir, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +90,25 @@ func compactWith(t *testing.T, n int, populate tsdb.BlockPopulator) (map[string]
 	if err := set.Err(); err != nil {
 		t.Fatal(err)
 	}
-	return out, nil
+	return out
+}
+
+// checkPaced fails t unless a paced write of 300 series of 1 ms of work
+// each rested after every 10th (a 10-ms slice), each rest 3× the slice,
+// and wrote the same block as unpaced.
+func checkPaced(t *testing.T, what string, rests []time.Duration, got, want map[string][]float64) {
+	t.Helper()
+	if len(rests) != 30 {
+		t.Fatalf("the %s rested %d times, want 30 (300 series of 1 ms, a rest every 10-ms slice)", what, len(rests))
+	}
+	for _, d := range rests {
+		if d < 3*paceSlice {
+			t.Fatalf("rests %v: each wants to be 3× the slice worked before it", rests)
+		}
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("the paced %s's block differs from the unpaced one's", what)
+	}
 }
 
 // fakeWork is a clock that advances a millisecond each time it is read:
@@ -117,18 +142,7 @@ func TestCompactionRestsBetweenSeries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 300 series of 1 ms each: a rest after every 10th (a 10-ms slice).
-	if len(rests) != 30 {
-		t.Fatalf("the merge rested %d times, want 30 (300 series of 1 ms, a rest every 10-ms slice)", len(rests))
-	}
-	for _, d := range rests {
-		if d < 3*paceSlice {
-			t.Fatalf("rests %v: each wants to be 3× the slice worked before it", rests)
-		}
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatal("the paced merge's block differs from the unpaced one's")
-	}
+	checkPaced(t, "merge", rests, got, want)
 
 	// Duty 1: no rest.
 	rests = nil
@@ -159,5 +173,66 @@ func TestCompactionRestsBetweenSeries(t *testing.T) {
 			names = append(names, e.Name())
 		}
 		t.Fatal(fmt.Sprintf("after a stopped merge the directory holds %v, want the 6 input blocks only", names))
+	}
+}
+
+// TestHeadWriteRestsBetweenSeries writes a raw head's range as a block
+// through pacedHead: it rests every 10-ms slice of series read (3× the
+// slice at the default duty), writes the same block as the unpaced head,
+// and a rest ended by the context ends the write with no block left.
+func TestHeadWriteRestsBetweenSeries(t *testing.T) {
+	defer func(n uint) { paceEvery = n }(paceEvery)
+	paceEvery = 1
+	hour := int64(time.Hour / time.Millisecond)
+	db := openRawTier(t, 64)
+	t.Cleanup(func() { _ = db.Close() })
+	app := db.Appender(context.Background())
+	for i := range 300 {
+		ls := labels.FromStrings("__name__", "load1", "i", strconv.Itoa(i))
+		for m := range 60 {
+			if _, err := app.Append(0, ls, int64(m)*60_000, float64(i*60+m)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	rh := tsdb.NewRangeHeadWithIsolationDisabled(db.Head(), 0, hour-1)
+	write := func(b tsdb.BlockReader) (map[string][]float64, error) {
+		t.Helper()
+		dir := t.TempDir()
+		c, err := tsdb.NewLeveledCompactor(context.Background(), nil, slog.New(slog.DiscardHandler), []int64{hour}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, err := c.Write(dir, b, 0, hour, nil)
+		if err != nil {
+			if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+				t.Fatalf("a write that failed (%v) left %d entries behind", err, len(entries))
+			}
+			return nil, err
+		}
+		return blockFloats(t, filepath.Join(dir, ids[0].String())), nil
+	}
+	want, err := write(rh)
+	if err != nil || len(want) != 300 {
+		t.Fatalf("unpaced head write: %d series, err %v; want 300", len(want), err)
+	}
+
+	var rests []time.Duration
+	paced := pacedHead{RangeHead: rh, ctx: context.Background(), duty: DefaultRollupDuty, now: fakeWork(), sleep: func(_ context.Context, d time.Duration) error {
+		rests = append(rests, d)
+		return nil
+	}}
+	got, err := write(paced)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPaced(t, "head write", rests, got, want)
+
+	paced.now, paced.sleep = fakeWork(), func(context.Context, time.Duration) error { return context.Canceled }
+	if _, err := write(paced); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a head write stopped in its rest returned %v, want context.Canceled", err)
 	}
 }

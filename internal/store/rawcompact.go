@@ -2,15 +2,19 @@ package store
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/tsdb"
 )
 
@@ -33,9 +37,12 @@ import (
 // So every commit holds commits shared, and the out-of-order compaction
 // holds it exclusively until its visit is over (its first block write, or
 // its end when there was nothing out of order): commits wait for the visit
-// once an hour (1.4 s at 1 M series, BenchmarkOutOfOrderCompaction).
-// Chunks written after the visit have higher references than any it
-// noted: they stay in the head for the next compaction.
+// (1.4 s at 1 M series, BenchmarkOutOfOrderCompaction). Chunks written
+// after the visit have higher references than any it noted: they stay in
+// the head for the next compaction. The TSDB runs it after every head
+// compaction; the gate skips it when no sample was appended out of order
+// since the last one's visit (the TSDB's own count, oooSamples), so an
+// hour without late samples holds no commit.
 //
 // The head chunk mapper (tsdb/chunks.ChunkDiskMapper) has a race between
 // its first chunk file and a head truncation. Truncate lists the mapper's
@@ -64,11 +71,22 @@ type compactGate struct {
 	dir   string // the head's chunk files
 	block int64  // the head's block range (ms)
 	log   *slog.Logger
+	// duty paces the head's block write (Options.RollupDuty); sleep is its
+	// rest (nil: sleepCtx; tests inject).
+	duty  float64
+	sleep func(ctx context.Context, d time.Duration) error
 
 	// commits is held shared by each commit to the tier and exclusively
 	// by the out-of-order compaction's visit; oooHeld while it is.
 	commits sync.RWMutex
 	oooHeld atomic.Bool
+	// ooo reads the TSDB's count of samples appended out of order; the
+	// out-of-order compaction is skipped while it stays at oooDone, the
+	// count at the last one's visit (oooKnown once there was one).
+	ooo      *oooSamples
+	oooDone  float64
+	oooKnown bool
+	oooRuns  int // out-of-order compactions run (tests)
 	// running is held by a compaction; set(true) takes it to wait for one.
 	running sync.Mutex
 
@@ -77,6 +95,8 @@ type compactGate struct {
 	waiting bool   // no chunk file of the mapper's own yet
 	openSeq uint64 // the newest chunk file when the tier opened
 	blocks  bool   // blocks may want compacting (at open, after a head's)
+	runCtx  context.Context
+	stopRun context.CancelFunc // ends the running compaction (set(true))
 
 	kick   chan struct{}
 	ctx    context.Context
@@ -97,10 +117,10 @@ const compactMargin = 5 * time.Minute
 
 // newCompactGate turns db's own compactions off, to be run from the gate
 // once started. block is the head's block range.
-func newCompactGate(db *tsdb.DB, block time.Duration, log *slog.Logger) *compactGate {
+func newCompactGate(db *tsdb.DB, block time.Duration, duty float64, log *slog.Logger) *compactGate {
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &compactGate{
-		db: db, dir: filepath.Join(db.Dir(), "chunks_head"), block: block.Milliseconds(), log: log,
+		db: db, dir: filepath.Join(db.Dir(), "chunks_head"), block: block.Milliseconds(), duty: duty, log: log,
 		waiting: true, blocks: true,
 		kick: make(chan struct{}, 1), cancel: cancel, done: make(chan struct{}),
 	}
@@ -163,7 +183,11 @@ func (g *compactGate) loop(ctx context.Context) {
 			continue
 		}
 		if err := g.compact(ctx, compactMargin.Milliseconds()); err != nil && ctx.Err() == nil {
-			g.log.Error("raw tier compaction failed", "err", err)
+			if errors.Is(err, context.Canceled) {
+				g.log.Info("raw tier compaction stopped: compactions turned off", "err", err)
+			} else {
+				g.log.Error("raw tier compaction failed", "err", err)
+			}
 		}
 	}
 }
@@ -194,6 +218,12 @@ func (g *compactGate) takeBlocks() bool {
 func (g *compactGate) compact(ctx context.Context, margin int64) error {
 	g.running.Lock()
 	defer g.running.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g.mu.Lock()
+	g.runCtx, g.stopRun = ctx, cancel
+	g.mu.Unlock()
+	defer g.mmapWhile()()
 	h := g.db.Head()
 	wrote := false
 	for g.headCompactable(0) {
@@ -210,14 +240,18 @@ func (g *compactGate) compact(ctx context.Context, margin int64) error {
 		}
 		wrote = true
 	}
-	if wrote {
+	if n, ok := g.ooo.total(); wrote && (!ok || !g.oooKnown || n != g.oooDone) {
 		g.commits.Lock()
 		g.oooHeld.Store(true)
+		// Every commit counted is done and its samples are in the head.
+		n, ok = g.ooo.total()
 		err := g.db.CompactOOOHead(ctx)
 		g.visited()
 		if err != nil {
 			return err
 		}
+		g.oooDone, g.oooKnown = n, ok
+		g.oooRuns++
 	}
 	if g.headCompactable(margin) {
 		// Blocks at the next round, after the head.
@@ -227,6 +261,45 @@ func (g *compactGate) compact(ctx context.Context, margin int64) error {
 		return nil
 	}
 	return g.db.Compact(ctx)
+}
+
+// mmapWhile writes the head's finished chunks out to its chunk files every
+// rawReloadInterval until the returned func is called. The TSDB's own loop
+// does so, but waits for the compaction's lock first, and a paced head
+// write holds it for minutes: meanwhile the finished chunks of every
+// series would stay in memory and be written in one pass after it.
+func (g *compactGate) mmapWhile() (stop func()) {
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(rawReloadInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				g.db.ForceHeadMMap()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-exited
+	}
+}
+
+// paced returns the head range rh whose block the compactor writes with
+// rests between series at the gate's duty (pacedcompact.go), ended by
+// set(true) or the tier's closing.
+func (g *compactGate) paced(rh *tsdb.RangeHead) tsdb.BlockReader {
+	g.mu.Lock()
+	ctx := g.runCtx
+	g.mu.Unlock()
+	if g.duty >= 1 || ctx == nil {
+		return rh
+	}
+	return pacedHead{RangeHead: rh, ctx: ctx, duty: g.duty, sleep: g.sleep}
 }
 
 // visited lets the commits go once the out-of-order compaction's visit is
@@ -243,6 +316,9 @@ func (g *compactGate) set(off bool) {
 	g.mu.Lock()
 	g.off = off
 	g.blocks = g.blocks || !off
+	if off && g.stopRun != nil {
+		g.stopRun() // a paced head write would take minutes to end
+	}
 	g.mu.Unlock()
 	if off {
 		// Wait for a running compaction.
@@ -263,4 +339,68 @@ func (g *compactGate) isWaiting() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.waiting
+}
+
+// oooSamples is the registerer the raw tier's TSDB is opened with: it
+// passes every collector on (to a nil registerer: none), and keeps the
+// head's count of samples appended out of order, which total reads.
+type oooSamples struct {
+	prometheus.Registerer // may be nil
+	counter               prometheus.Collector
+}
+
+const oooSamplesName = "prometheus_tsdb_head_out_of_order_samples_appended_total"
+
+func (r *oooSamples) Register(c prometheus.Collector) error {
+	descs := make(chan *prometheus.Desc)
+	go func() {
+		c.Describe(descs)
+		close(descs)
+	}()
+	for d := range descs {
+		// A Desc shows its name only in its String.
+		if strings.Contains(d.String(), `"`+oooSamplesName+`"`) {
+			r.counter = c
+		}
+	}
+	if r.Registerer == nil {
+		return nil
+	}
+	return r.Registerer.Register(c)
+}
+
+func (r *oooSamples) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func (r *oooSamples) Unregister(c prometheus.Collector) bool {
+	if r.Registerer == nil {
+		return true
+	}
+	return r.Registerer.Unregister(c)
+}
+
+// total returns the samples appended out of order since the TSDB opened,
+// and false if the TSDB registered no such count.
+func (r *oooSamples) total() (float64, bool) {
+	if r == nil || r.counter == nil {
+		return 0, false
+	}
+	ms := make(chan prometheus.Metric)
+	go func() {
+		r.counter.Collect(ms)
+		close(ms)
+	}()
+	var n float64
+	for m := range ms {
+		var pb dto.Metric
+		if err := m.Write(&pb); err == nil && pb.Counter != nil {
+			n += pb.Counter.GetValue()
+		}
+	}
+	return n, true
 }

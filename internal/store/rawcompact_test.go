@@ -74,7 +74,8 @@ func TestRawCompactionsWaitForTheFirstChunkFile(t *testing.T) {
 // read back: the TSDB's out-of-order compaction, left to itself, drops the
 // chunks a commit writes during its visit of the series (rawcompact.go).
 func TestOutOfOrderCompactionLosesNoCommit(t *testing.T) {
-	s, _ := openTest(t, "", base, nil)
+	// Unpaced head writes: the pace is not the point here.
+	s, _ := openTest(t, "", base, func(o *Options) { o.RollupDuty = 1 })
 	raw, ok := s.raw.(*Tier)
 	if !ok {
 		t.Skip("the VM engine's raw tier has no out-of-order head (SYSMONSTM_TEST_ENGINE=vm)")
@@ -82,7 +83,7 @@ func TestOutOfOrderCompactionLosesNoCommit(t *testing.T) {
 	const (
 		nSeries   = 4000
 		perCommit = 40 // past the 32 samples of an out-of-order chunk
-		rounds    = 6
+		rounds    = 4
 	)
 	ctx := context.Background()
 	names := make([]labels.Labels, nSeries)
@@ -154,4 +155,43 @@ func TestOutOfOrderCompactionLosesNoCommit(t *testing.T) {
 		t.Fatalf("%d of %d series lost samples", lost, nSeries)
 	}
 	t.Logf("%d samples committed out of order over %d head compactions, all read back", total, rounds)
+}
+
+// TestOutOfOrderCompactionOnlyAfterLateSamples: the raw tier's head
+// compactions run the out-of-order compaction (which holds the commits)
+// the first time, then only when samples were appended out of order since.
+func TestOutOfOrderCompactionOnlyAfterLateSamples(t *testing.T) {
+	s, _ := openTest(t, "", base, func(o *Options) { o.RollupDuty = 1 })
+	raw, ok := s.raw.(*Tier)
+	if !ok {
+		t.Skip("the VM engine's raw tier has no out-of-order head (SYSMONSTM_TEST_ENGINE=vm)")
+	}
+	raw.DisableCompactions() // only the Compact calls below
+	ctx := context.Background()
+	load := series("load1", "m1")
+	v := func(i int) float64 { return float64(i % 17) }
+	compact := func(want int) {
+		t.Helper()
+		if err := raw.Compact(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if raw.gate.oooRuns != want {
+			t.Fatalf("%d out-of-order compactions, want %d", raw.gate.oooRuns, want)
+		}
+	}
+	appendRange(t, s, load, base, 3*3600/10, 10*time.Second, v)
+	compact(1) // the first: the count at open is not known to be compacted
+	appendRange(t, s, load, base.Add(3*time.Hour), 3600/10, 10*time.Second, v)
+	compact(1) // nothing late since
+	// A late sample an hour and a half back, then the next hour.
+	appendRange(t, s, series("load5", "m1"), base.Add(150*time.Minute), 1, time.Second, v)
+	appendRange(t, s, load, base.Add(4*time.Hour), 3600/10, 10*time.Second, v)
+	compact(2)
+	if n, _ := raw.gate.ooo.total(); n == 0 {
+		t.Fatal("the late sample was not counted out of order")
+	}
+	got := tierDump(t, raw)[series("load5", "m1").String()]
+	if len(got) != 1 {
+		t.Fatalf("the late sample read back %d times, want once", len(got))
+	}
 }

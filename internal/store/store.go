@@ -465,14 +465,22 @@ func (s *Store) openTier(name string, rollup bool, o *tsdb.Options) (*Tier, erro
 	if s.opts.Registerer != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"tier": name}, s.opts.Registerer)
 	}
-	db, err := tsdb.Open(dir, s.tsdbLog.With("tier", name), reg, o, nil)
+	// The raw tier's registerer keeps its out-of-order count (rawcompact.go).
+	var ooo *oooSamples
+	treg := reg
+	if !rollup {
+		ooo = &oooSamples{Registerer: reg}
+		treg = ooo
+	}
+	db, err := tsdb.Open(dir, s.tsdbLog.With("tier", name), treg, o, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open %s tier %s: %w", name, dir, err)
 	}
 	// Nothing is read or written before Open sets since.
 	t := &Tier{DB: db, rollup: rollup, since: math.MaxInt64}
 	if !rollup {
-		t.gate = newCompactGate(db, time.Duration(o.MinBlockDuration)*time.Millisecond, s.log)
+		t.gate = newCompactGate(db, time.Duration(o.MinBlockDuration)*time.Millisecond, s.opts.RollupDuty, s.log)
+		t.gate.ooo = ooo
 		s.rawGate.Store(t.gate)
 		t.gate.start()
 	}
@@ -507,9 +515,12 @@ type pagedCompactor struct {
 }
 
 func (c pagedCompactor) Write(dest string, b tsdb.BlockReader, mint, maxt int64, base *tsdb.BlockMeta) ([]ulid.ULID, error) {
-	if _, ok := b.(*tsdb.OOOCompactionHead); ok {
-		if g := c.rawGate.Load(); g != nil && g.db.Dir() == dest {
+	if g := c.rawGate.Load(); g != nil && g.db.Dir() == dest {
+		switch h := b.(type) {
+		case *tsdb.OOOCompactionHead:
 			g.visited()
+		case *tsdb.RangeHead:
+			b = g.paced(h)
 		}
 	}
 	defer c.m.begin(dest, filepath.Join(dest, "chunks_head"))()
