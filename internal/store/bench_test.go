@@ -576,27 +576,14 @@ func BenchmarkCommitsDuringHeadWrite(b *testing.B) {
 				// Nothing arrives out of order: no out-of-order compaction
 				// (BenchmarkOutOfOrderCompaction) after the head's.
 				raw.gate.oooKnown = true
-				refs := make([]storage.SeriesRef, series)
 				// 95 minutes from an hour's start: the write is that hour.
 				start := base.UnixMilli()
 				end := start + (95 * time.Minute).Milliseconds()
-				for t := start; t < end; t += 10_000 {
-					for g := 0; g < series; g += group {
-						app := raw.Appender(context.Background())
-						for i := g; i < min(g+group, series); i++ {
-							l := labels.EmptyLabels()
-							if refs[i] == 0 {
-								l = labels.FromStrings("__name__", "app_bench", "machine", "m"+strconv.Itoa(i/1000), "i", strconv.Itoa(i))
-							}
-							if refs[i], err = app.Append(refs[i], l, t, float64(i%1000)); err != nil {
-								b.Fatal(err)
-							}
-						}
-						if err := app.Commit(); err != nil {
-							b.Fatal(err)
-						}
-					}
-				}
+				refs := fillSeries(b, raw.Appender, series, start, end, 10_000,
+					func(i int) labels.Labels {
+						return labels.FromStrings("__name__", "app_bench", "machine", "m"+strconv.Itoa(i/1000), "i", strconv.Itoa(i))
+					},
+					func(i int) float64 { return float64(i % 1000) })
 				stop, done := make(chan struct{}), make(chan []time.Duration)
 				go func() {
 					var late []time.Duration
@@ -656,20 +643,32 @@ func BenchmarkCommitsDuringHeadWrite(b *testing.B) {
 func rawHeadOf(b *testing.B, series, minutes int) *tsdb.DB {
 	b.Helper()
 	db := openRawTier(b, rawHeadStripes(uint64(series)))
-	var err error
-	refs := make([]storage.SeriesRef, series)
 	rng := rand.New(rand.NewPCG(1, 2))
 	start := time.Now().Truncate(time.Hour).Add(-time.Hour).UnixMilli()
-	for s := range minutes * 60 {
-		t := start + int64(s)*1000
+	fillSeries(b, db.Appender, series, start, start+int64(minutes)*60_000, 1000,
+		func(i int) labels.Labels { return labels.FromStrings("__name__", "m", "i", strconv.Itoa(i)) },
+		func(int) float64 { return float64(rng.IntN(1000)) })
+	return db
+}
+
+// fillSeries appends a sample of each of series series (labelled by
+// labelsOf, valued by value) every step ms from start to before end,
+// committed in groups of 10,000 as ingest commits, and returns the
+// series' refs.
+func fillSeries(b *testing.B, appender func(context.Context) storage.Appender, series int, start, end, step int64,
+	labelsOf func(i int) labels.Labels, value func(i int) float64) []storage.SeriesRef {
+	b.Helper()
+	refs := make([]storage.SeriesRef, series)
+	var err error
+	for t := start; t < end; t += step {
 		for g := 0; g < series; g += 10_000 {
-			app := db.Appender(context.Background())
+			app := appender(context.Background())
 			for i := g; i < min(g+10_000, series); i++ {
 				l := labels.EmptyLabels()
 				if refs[i] == 0 {
-					l = labels.FromStrings("__name__", "m", "i", strconv.Itoa(i))
+					l = labelsOf(i)
 				}
-				if refs[i], err = app.Append(refs[i], l, t, float64(rng.IntN(1000))); err != nil {
+				if refs[i], err = app.Append(refs[i], l, t, value(i)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -678,7 +677,7 @@ func rawHeadOf(b *testing.B, series, minutes int) *tsdb.DB {
 			}
 		}
 	}
-	return db
+	return refs
 }
 
 // openRawTier opens an empty TSDB with the raw tier's options (7 days kept,

@@ -42,30 +42,47 @@ func (p pacedPopulator) PopulateBlock(ctx context.Context, metrics *tsdb.Compact
 	if p.duty >= 1 {
 		return p.DefaultBlockPopulator.PopulateBlock(ctx, metrics, logger, pool, merge, blocks, meta, indexw, chunkw, postings)
 	}
-	w := &pacedIndexWriter{IndexWriter: indexw, ctx: ctx, pace: newPacer(p.duty, p.sleep)}
-	if p.now != nil {
-		w.pace.now, w.pace.since = p.now, p.now()
-	}
+	w := &pacedIndexWriter{IndexWriter: indexw, restStep: newRestStep(ctx, p.duty, p.sleep, p.now)}
 	return p.DefaultBlockPopulator.PopulateBlock(ctx, metrics, logger, pool, merge, blocks, meta, w, chunkw, postings)
 }
 
-// pacedIndexWriter rests every slice of work (pacer.tick, once per series
-// it adds), and yields the processor about every millisecond (yielder).
-type pacedIndexWriter struct {
-	tsdb.IndexWriter
+// restStep paces a compaction's loop over series: step rests every slice
+// of work (pacer.tick) and yields the processor about every millisecond
+// (yielder). A rest ended by the context (the tier closing, compactions
+// turned off) returns its error, which ends the compaction; the TSDB
+// removes its unfinished block.
+type restStep struct {
 	ctx   context.Context
 	pace  pacer
 	yield yielder
+}
+
+// newRestStep paces at duty; sleep nil is sleepCtx, now nil is time.Now
+// (tests inject both).
+func newRestStep(ctx context.Context, duty float64, sleep func(context.Context, time.Duration) error, now func() time.Time) restStep {
+	r := restStep{ctx: ctx, pace: newPacer(duty, sleep)}
+	if now != nil {
+		r.pace.now, r.pace.since = now, now()
+	}
+	return r
+}
+
+func (r *restStep) step() error {
+	r.yield.maybe()
+	return r.pace.tick(r.ctx)
+}
+
+// pacedIndexWriter rests (restStep) once per series it adds.
+type pacedIndexWriter struct {
+	tsdb.IndexWriter
+	restStep
 }
 
 func (w *pacedIndexWriter) AddSeries(ref storage.SeriesRef, l labels.Labels, chks ...chunks.Meta) error {
 	if err := w.IndexWriter.AddSeries(ref, l, chks...); err != nil {
 		return err
 	}
-	w.yield.maybe()
-	// A rest ended by the context (the tier closing) ends the compaction;
-	// the TSDB removes its unfinished block.
-	return w.pace.tick(w.ctx)
+	return w.step()
 }
 
 // pacedHead is a raw head range whose index reader rests every slice of
@@ -88,25 +105,18 @@ func (h pacedHead) Index() (tsdb.IndexReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &pacedIndexReader{IndexReader: ir, ctx: h.ctx, pace: newPacer(h.duty, h.sleep)}
-	if h.now != nil {
-		r.pace.now, r.pace.since = h.now, h.now()
-	}
-	return r, nil
+	return &pacedIndexReader{IndexReader: ir, restStep: newRestStep(h.ctx, h.duty, h.sleep, h.now)}, nil
 }
 
+// pacedIndexReader rests (restStep) before each series it reads; the head
+// stays as it was when a rest ends the write.
 type pacedIndexReader struct {
 	tsdb.IndexReader
-	ctx   context.Context
-	pace  pacer
-	yield yielder
+	restStep
 }
 
 func (r *pacedIndexReader) Series(ref storage.SeriesRef, b *labels.ScratchBuilder, chks *[]chunks.Meta) error {
-	r.yield.maybe()
-	// A rest ended by the context ends the write; the TSDB removes its
-	// unfinished block and the head stays as it was.
-	if err := r.pace.tick(r.ctx); err != nil {
+	if err := r.step(); err != nil {
 		return err
 	}
 	return r.IndexReader.Series(ref, b, chks)
