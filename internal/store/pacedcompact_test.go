@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/tsdb/index"
 )
 
 // overlappingBlocks writes n blocks over the same hour, each with its own
@@ -96,10 +98,10 @@ func blockFloats(t *testing.T, dir string) map[string][]float64 {
 // checkPaced fails t unless a paced write of 300 series of 1 ms of work
 // each rested after every 10th (a 10-ms slice), each rest 3× the slice,
 // and wrote the same block as unpaced.
-func checkPaced(t *testing.T, what string, rests []time.Duration, got, want map[string][]float64) {
+func checkPaced(t *testing.T, what string, rests []time.Duration, wantRests int, got, want map[string][]float64) {
 	t.Helper()
-	if len(rests) != 30 {
-		t.Fatalf("the %s rested %d times, want 30 (300 series of 1 ms, a rest every 10-ms slice)", what, len(rests))
+	if len(rests) != wantRests {
+		t.Fatalf("the %s rested %d times, want %d (1 ms of work per series read or compared, a rest every 10-ms slice)", what, len(rests), wantRests)
 	}
 	for _, d := range rests {
 		if d < 3*paceSlice {
@@ -142,7 +144,7 @@ func TestCompactionRestsBetweenSeries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkPaced(t, "merge", rests, got, want)
+	checkPaced(t, "merge", rests, 30, got, want)
 
 	// Duty 1: no rest.
 	rests = nil
@@ -177,8 +179,9 @@ func TestCompactionRestsBetweenSeries(t *testing.T) {
 }
 
 // TestHeadWriteRestsBetweenSeries writes a raw head's range as a block
-// through pacedHead: it rests every 10-ms slice of series read (3× the
-// slice at the default duty), writes the same block as the unpaced head,
+// through pacedHead: it rests every 10-ms slice of series read or compared
+// in its sort (3× the slice at the default duty), writes the same block as
+// the unpaced head,
 // and a rest ended by the context ends the write with no block left.
 func TestHeadWriteRestsBetweenSeries(t *testing.T) {
 	defer func(n uint) { paceEvery = n }(paceEvery)
@@ -229,10 +232,58 @@ func TestHeadWriteRestsBetweenSeries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkPaced(t, "head write", rests, got, want)
+	// Each step is 1 ms: the sort reads the 300 series and compares
+	// them, then the populator reads them again.
+	checkPaced(t, "head write", rests, (600+sortCompares(t, rh))/10, got, want)
 
 	paced.now, paced.sleep = fakeWork(), func(context.Context, time.Duration) error { return context.Canceled }
 	if _, err := write(paced); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a head write stopped in its rest returned %v, want context.Canceled", err)
 	}
+}
+
+// sortCompares returns the comparisons a label sort of rh's series makes
+// from the head's postings order (as pacedIndexReader.SortedPostings), and
+// checks that the paced sort returns the head's own order.
+func sortCompares(t *testing.T, rh *tsdb.RangeHead) int {
+	t.Helper()
+	ir, err := rh.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ir.Close()
+	ctx := context.Background()
+	k, v := index.AllPostingsKey()
+	all, err := ir.Postings(ctx, k, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refs, err := index.ExpandPostings(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b labels.ScratchBuilder
+	ls := make([]labels.Labels, len(refs))
+	for i, ref := range refs {
+		if err := ir.Series(ref, &b, nil); err != nil {
+			t.Fatal(err)
+		}
+		ls[i] = b.Labels()
+	}
+	n := 0
+	slices.SortFunc(ls, func(a, b labels.Labels) int {
+		n++
+		return labels.Compare(a, b)
+	})
+
+	want, err := index.ExpandPostings(ir.SortedPostings(index.NewListPostings(refs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paced := &pacedIndexReader{IndexReader: ir, restStep: newRestStep(ctx, DefaultRollupDuty, func(context.Context, time.Duration) error { return nil }, fakeWork())}
+	got, err := index.ExpandPostings(paced.SortedPostings(index.NewListPostings(refs)))
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("paced sort: %d series, err %v; want the head's own order of %d", len(got), err, len(want))
+	}
+	return n
 }
