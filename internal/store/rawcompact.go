@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/tsdb"
@@ -89,6 +90,10 @@ type compactGate struct {
 	oooRuns  int // out-of-order compactions run (tests)
 	// running is held by a compaction; set(true) takes it to wait for one.
 	running sync.Mutex
+	// checkpointed is the WAL checkpoint the store wrote in the running
+	// head compaction ("" none; walcheckpoint.go). Held by running.
+	checkpointed   string
+	walCheckpoints int // written (tests)
 
 	mu      sync.Mutex
 	off     bool   // DisableCompactions: the store's own reason
@@ -235,7 +240,13 @@ func (g *compactGate) compact(ctx context.Context, margin int64) error {
 		// As TSDB.Compact: appends that began before the head grew past
 		// the block may still write into it.
 		h.WaitForAppendersOverlapping(maxt - 1)
+		g.checkpointed = ""
 		if err := g.db.CompactHead(tsdb.NewRangeHeadWithIsolationDisabled(h, mint, maxt-1)); err != nil {
+			if g.checkpointed != "" {
+				// The TSDB deletes a block it then fails to load: the
+				// old checkpoint and every segment stand for it again.
+				err = errors.Join(err, os.RemoveAll(g.checkpointed))
+			}
 			return err
 		}
 		wrote = true
@@ -289,17 +300,34 @@ func (g *compactGate) mmapWhile() (stop func()) {
 	}
 }
 
-// paced returns the head range rh whose block the compactor writes with
-// rests between series at the gate's duty (pacedcompact.go), ended by
-// set(true) or the tier's closing.
-func (g *compactGate) paced(rh *tsdb.RangeHead) tsdb.BlockReader {
+// writeHead writes the head range rh's block (write) with rests between
+// series at the gate's duty (pacedcompact.go), then the WAL checkpoint the
+// TSDB would write after it, at the same duty (walcheckpoint.go); both
+// are ended by set(true) or the tier's closing. Unpaced (duty 1), the
+// block is written as the TSDB does and the checkpoint left to it.
+func (g *compactGate) writeHead(rh *tsdb.RangeHead, write func(tsdb.BlockReader) ([]ulid.ULID, error)) ([]ulid.ULID, error) {
 	g.mu.Lock()
 	ctx := g.runCtx
 	g.mu.Unlock()
 	if g.duty >= 1 || ctx == nil {
-		return rh
+		return write(rh)
 	}
-	return pacedHead{RangeHead: rh, ctx: ctx, duty: g.duty, sleep: g.sleep}
+	ids, err := write(pacedHead{RangeHead: rh, ctx: ctx, duty: g.duty, sleep: g.sleep})
+	if err != nil {
+		return ids, err
+	}
+	start := time.Now()
+	rs := newRestStep(ctx, g.duty, g.sleep, nil)
+	dir, err := g.checkpointWAL(ctx, rh.BlockMaxTime(), rs.step)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		g.log.Warn("raw tier WAL checkpoint left to the TSDB", "err", err)
+	case dir != "":
+		g.log.Info("raw tier WAL checkpoint written", "dir", dir, "duration", time.Since(start).Round(time.Millisecond))
+		g.checkpointed = dir
+		g.walCheckpoints++
+	}
+	return ids, nil
 }
 
 // visited lets the commits go once the out-of-order compaction's visit is

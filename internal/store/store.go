@@ -399,11 +399,15 @@ func rawTierOptions(opts Options) *tsdb.Options {
 // that finds nothing to do costs a check per stripe and a directory read.
 const rawReloadInterval = 5 * time.Second
 
+// tierWALCompression compresses the tiers' WALs (and the raw tier's
+// checkpoints the store writes, walcheckpoint.go).
+const tierWALCompression = compression.Snappy
+
 func tierOptions(retention, ooo, minBlock time.Duration, samplesPerChunk int) *tsdb.Options {
 	o := tsdb.DefaultOptions()
 	o.RetentionDuration = retention.Milliseconds()
 	o.OutOfOrderTimeWindow = ooo.Milliseconds()
-	o.WALCompression = compression.Snappy
+	o.WALCompression = tierWALCompression
 	o.IsolationDisabled = true
 	o.EnableOverlappingCompaction = true
 	if samplesPerChunk > 0 {
@@ -520,9 +524,15 @@ func (c pagedCompactor) Write(dest string, b tsdb.BlockReader, mint, maxt int64,
 		case *tsdb.OOOCompactionHead:
 			g.visited()
 		case *tsdb.RangeHead:
-			b = g.paced(h)
+			return g.writeHead(h, func(b tsdb.BlockReader) ([]ulid.ULID, error) {
+				return c.write(dest, b, mint, maxt, base)
+			})
 		}
 	}
+	return c.write(dest, b, mint, maxt, base)
+}
+
+func (c pagedCompactor) write(dest string, b tsdb.BlockReader, mint, maxt int64, base *tsdb.BlockMeta) ([]ulid.ULID, error) {
 	defer c.m.begin(dest, filepath.Join(dest, "chunks_head"))()
 	return c.Compactor.Write(dest, b, mint, maxt, base)
 }
