@@ -305,7 +305,7 @@ func (g *compactGate) mmapWhile() (stop func()) {
 // TSDB would write after it, at the same duty (walcheckpoint.go); both
 // are ended by set(true) or the tier's closing. Unpaced (duty 1), the
 // block is written as the TSDB does and the checkpoint left to it.
-func (g *compactGate) writeHead(rh *tsdb.RangeHead, write func(tsdb.BlockReader) ([]ulid.ULID, error)) ([]ulid.ULID, error) {
+func (g *compactGate) writeHead(dest string, rh *tsdb.RangeHead, write func(tsdb.BlockReader) ([]ulid.ULID, error)) ([]ulid.ULID, error) {
 	g.mu.Lock()
 	ctx := g.runCtx
 	g.mu.Unlock()
@@ -315,6 +315,18 @@ func (g *compactGate) writeHead(rh *tsdb.RangeHead, write func(tsdb.BlockReader)
 	ids, err := write(pacedHead{RangeHead: rh, ctx: ctx, duty: g.duty, sleep: g.sleep})
 	if err != nil {
 		return ids, err
+	}
+	// The checkpoint drops the block's samples from the WAL: only once the
+	// block opens, as the TSDB's reload will open it.
+	for _, id := range ids {
+		b, err := tsdb.OpenBlock(g.log, filepath.Join(dest, id.String()), nil, nil)
+		if err == nil {
+			err = b.Close()
+		}
+		if err != nil {
+			g.log.Warn("raw tier WAL checkpoint left to the TSDB: the head's block does not open", "block", id, "err", err)
+			return ids, nil
+		}
 	}
 	start := time.Now()
 	rs := newRestStep(ctx, g.duty, g.sleep, nil)

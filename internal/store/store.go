@@ -524,7 +524,7 @@ func (c pagedCompactor) Write(dest string, b tsdb.BlockReader, mint, maxt int64,
 		case *tsdb.OOOCompactionHead:
 			g.visited()
 		case *tsdb.RangeHead:
-			return g.writeHead(h, func(b tsdb.BlockReader) ([]ulid.ULID, error) {
+			return g.writeHead(dest, h, func(b tsdb.BlockReader) ([]ulid.ULID, error) {
 				return c.write(dest, b, mint, maxt, base)
 			})
 		}

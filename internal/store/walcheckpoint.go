@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/tsdb/fileutil"
 	"github.com/prometheus/prometheus/tsdb/record"
 	"github.com/prometheus/prometheus/tsdb/tombstones"
@@ -20,33 +22,40 @@ import (
 //
 // After each head compaction the TSDB checkpoints its WAL
 // (Head.truncateWAL): it reads the last checkpoint and the oldest two
-// thirds of the segments, writes the series and every sample at or after
-// the new head start to a new checkpoint, and deletes the segments it
-// read. It does so in one go on the compaction's goroutine, unpaced. At
-// 1 M samples/s the WAL grows about 26 GB an hour (7 bytes a sample,
-// Snappy), so the hourly checkpoint reads some 26 GB at once: in a whole
-// hub the live view fell a minute behind meanwhile (docs/benchmarks.md,
-// "The raw tier's compactions, run by the store").
+// thirds of the segments, writes the series still in the head and every
+// sample at or after the new head start (mint) to a new checkpoint, and
+// deletes the segments it read. It does so in one go on the compaction's
+// goroutine, unpaced. At 1 M samples/s the WAL grows about 26 GB an hour
+// (7 bytes a sample, Snappy), and the hourly checkpoint read some 26 GB at
+// once: in a whole hub the live view fell a minute behind meanwhile
+// (docs/benchmarks.md, "The raw tier's compactions, run by the store").
+// Two thirds of the segments also reach well past mint (the head is
+// compacted half a block after mint, and its block takes minutes to
+// write), so the TSDB copied minutes of samples into its checkpoint too.
 //
-// So the store writes that checkpoint itself once the head's block is
-// written (the compactor's Write, before the TSDB reloads its blocks and
+// So the store writes the checkpoint itself once the head's block is
+// written (in the compactor's Write, before the TSDB loads the block and
 // truncates the head and the WAL), resting between records at the
-// compaction's duty, up to the segment the TSDB's two-thirds rule picks
-// then, and again for the segments written meanwhile until it has caught
-// up. The TSDB's own checkpoint then starts from it (a checkpoint stands
-// for every segment up to its index): it reads only this checkpoint and
-// the segments written since, and drops what it would have dropped (the
-// series gone from the head are kept here, for the TSDB to drop).
+// compaction's duty: the last checkpoint and the segments from the
+// oldest up to the last one that starts before mint, keeping what the
+// TSDB's would keep. That segment is where the checkpoint ends; the
+// segments after it stay in the WAL as they are. The TSDB's own
+// checkpoint then starts from the store's (a checkpoint stands for every
+// segment up to its index). For it to end there too rather than two
+// thirds of the way, the store puts empty segment files below the oldest
+// (padWAL): the TSDB's rule counts segments, and those below a checkpoint
+// are never read, only deleted. It then copies only the store's
+// checkpoint, which holds the series and little else.
 //
-// What the checkpoint holds is what the TSDB's would: every series record,
-// the samples at or after mint, the tombstones that reach mint. A record
-// of any other kind (exemplars, histograms, metadata: the store writes
-// none) leaves the checkpoint to the TSDB. The checkpoint is put in place
-// only once the block before mint is on disk, so a restart at any point
-// finds either the old checkpoint and every segment, or the new
-// checkpoint and the block. If the TSDB then fails to load the block (and
-// deletes it), the compaction removes the checkpoint again
-// (compactGate.compact).
+// The checkpoint holds the series records of series in the head (a
+// superset of those the TSDB keeps after its truncation), the samples at
+// or after mint and the tombstones that reach it. A record of any other
+// kind (exemplars, histograms, metadata: the store writes none) leaves
+// the checkpoint to the TSDB. The checkpoint is put in place only once the
+// block before mint is on disk and opens, so a restart at any point finds
+// either the old checkpoint and every segment, or the new checkpoint and
+// the block. If the TSDB then fails to load the block (and deletes it),
+// the compaction removes the checkpoint again (compactGate.compact).
 
 // walCheckpointTmp is where the checkpoint is written before it is put in
 // place; the TSDB deletes such a directory when it opens.
@@ -57,10 +66,11 @@ const walCheckpointTmp = "checkpoint.sysmonstm" + wlog.CheckpointTempFileSuffix
 var errWALRecord = errors.New("WAL record of a kind the store's checkpoint leaves to the TSDB")
 
 // walCheckpoint writes one checkpoint of the WAL in dir, dropping samples
-// before mint.
+// before mint and series keep refuses.
 type walCheckpoint struct {
 	dir  string
 	mint int64
+	keep func(chunks.HeadSeriesRef) bool
 	step func() error // rests (restStep); its error ends the checkpoint
 	log  *slog.Logger
 
@@ -74,31 +84,19 @@ type walCheckpoint struct {
 	enc     record.Encoder
 	buf     []byte
 	recs    [][]byte
+	series  []record.RefSeries
 	samples []record.RefSample
 	stones  []tombstones.Stone
 }
 
-// walCheckpointTarget is the segment the TSDB's own checkpoint would end
-// at if it ran now: two thirds of the way through the segments before the
-// one being written (Head.truncateWAL). ok is false when it would not
-// checkpoint.
-func walCheckpointTarget(dir string) (first, target int, ok bool, err error) {
+// newWALCheckpoint starts a checkpoint of the WAL in dir, or returns nil
+// when no segment is finished since the last checkpoint.
+func newWALCheckpoint(dir string, mint int64, keep func(chunks.HeadSeriesRef) bool, step func() error, log *slog.Logger) (*walCheckpoint, error) {
 	first, last, err := wlog.Segments(dir)
 	if err != nil || first < 0 {
-		return first, 0, false, err
-	}
-	target = first + (last-1-first)*2/3
-	return first, target, target > first, nil
-}
-
-// newWALCheckpoint starts a checkpoint of the WAL in dir, or returns nil
-// when the TSDB would not checkpoint it now.
-func newWALCheckpoint(dir string, mint int64, step func() error, log *slog.Logger) (*walCheckpoint, error) {
-	first, target, ok, err := walCheckpointTarget(dir)
-	if err != nil || !ok {
 		return nil, err
 	}
-	c := &walCheckpoint{dir: dir, mint: mint, step: step, log: log, prev: -1, dec: record.NewDecoder(labels.NewSymbolTable(), log)}
+	c := &walCheckpoint{dir: dir, mint: mint, keep: keep, step: step, log: log, prev: -1, dec: record.NewDecoder(labels.NewSymbolTable(), log)}
 	switch prevDir, prev, err := wlog.LastCheckpoint(dir); {
 	case errors.Is(err, record.ErrNotFound):
 	case err != nil:
@@ -108,11 +106,13 @@ func newWALCheckpoint(dir string, mint int64, step func() error, log *slog.Logge
 	}
 	c.to = first - 1
 	if c.prevDir != "" {
-		if first > c.prev+1 || target <= c.prev {
-			// A gap (the TSDB refuses it too), or nothing new.
-			return nil, nil
+		if first > c.prev+1 {
+			return nil, nil // a gap: the TSDB refuses it too
 		}
 		c.to = c.prev
+	}
+	if c.to+1 > last-1 {
+		return nil, nil // the segment being written is never read
 	}
 	tmp := filepath.Join(dir, walCheckpointTmp)
 	if err := os.RemoveAll(tmp); err != nil {
@@ -129,40 +129,66 @@ func newWALCheckpoint(dir string, mint int64, step func() error, log *slog.Logge
 	return c, nil
 }
 
-// run reads the segments up to the TSDB's target, then those the target
-// moved to meanwhile, until it has caught up (or read catchUpRounds
-// times: the TSDB reads the rest itself).
+// run reads the last checkpoint, then the finished segments after it up
+// to the first that starts with samples mostly at or after mint (the
+// samples of the next hour, which stay in the WAL).
 func (c *walCheckpoint) run() error {
-	const catchUpRounds = 8
-	for range catchUpRounds {
-		_, target, ok, err := walCheckpointTarget(c.dir)
-		if err != nil {
+	_, last, err := wlog.Segments(c.dir)
+	if err != nil {
+		return err
+	}
+	for seg := c.to + 1; seg < last; seg++ {
+		if after, err := c.startsAfter(seg); err != nil || after {
 			return err
 		}
-		if !ok || target <= c.to {
-			return nil
+		if !c.read1 && c.prevDir != "" {
+			if err := c.read(wlog.SegmentRange{Dir: c.prevDir, First: 0, Last: math.MaxInt32}); err != nil {
+				return err
+			}
 		}
-		if err := c.read(target); err != nil {
+		if err := c.read(wlog.SegmentRange{Dir: c.dir, First: seg, Last: seg}); err != nil {
 			return err
 		}
+		c.to, c.read1 = seg, true
 	}
 	return nil
 }
 
-// read adds the segments after c.to up to target (and, the first time,
-// the last checkpoint) to the checkpoint.
-func (c *walCheckpoint) read(target int) error {
-	var ranges []wlog.SegmentRange
-	if !c.read1 && c.prevDir != "" {
-		ranges = append(ranges, wlog.SegmentRange{Dir: c.prevDir, First: 0, Last: math.MaxInt32})
+// startsAfter reports whether the first samples record of segment seg
+// holds mostly samples at or after mint: records are logged in time, so
+// the whole segment does.
+func (c *walCheckpoint) startsAfter(seg int) (bool, error) {
+	sr, err := wlog.NewSegmentsRangeReader(wlog.SegmentRange{Dir: c.dir, First: seg, Last: seg})
+	if err != nil {
+		return false, err
 	}
-	ranges = append(ranges, wlog.SegmentRange{Dir: c.dir, First: c.to + 1, Last: target})
-	sr, err := wlog.NewSegmentsRangeReader(ranges...)
+	defer sr.Close()
+	for r := wlog.NewReader(sr); r.Next(); {
+		if c.dec.Type(r.Record()) != record.Samples {
+			continue
+		}
+		if c.samples, err = c.dec.Samples(r.Record(), c.samples[:0]); err != nil {
+			return false, fmt.Errorf("decode samples: %w", err)
+		}
+		after := 0
+		for _, s := range c.samples {
+			if s.T >= c.mint {
+				after++
+			}
+		}
+		return 2*after > len(c.samples), nil
+	}
+	return false, nil
+}
+
+// read adds the records of the segments in sr to the checkpoint.
+func (c *walCheckpoint) read(sr wlog.SegmentRange) error {
+	segs, err := wlog.NewSegmentsRangeReader(sr)
 	if err != nil {
 		return err
 	}
-	defer sr.Close()
-	r := wlog.NewReader(sr)
+	defer segs.Close()
+	r := wlog.NewReader(segs)
 	for r.Next() {
 		if err := c.step(); err != nil {
 			return err
@@ -172,20 +198,31 @@ func (c *walCheckpoint) read(target int) error {
 		}
 	}
 	if err := r.Err(); err != nil {
-		return fmt.Errorf("read WAL segments %d-%d: %w", c.to+1, target, err)
+		return fmt.Errorf("read WAL segments %s %d-%d: %w", sr.Dir, sr.First, sr.Last, err)
 	}
-	c.to, c.read1 = target, true
 	return nil
 }
 
-// add keeps what the TSDB's checkpoint would of one record (but every
-// series: the TSDB drops those gone from the head when it reads this
-// checkpoint).
+// add keeps what the TSDB's checkpoint would of one record.
 func (c *walCheckpoint) add(rec []byte) error {
 	start := len(c.buf)
 	switch t := c.dec.Type(rec); t {
 	case record.Series:
-		c.buf = append(c.buf, rec...)
+		var err error
+		if c.series, err = c.dec.Series(rec, c.series[:0]); err != nil {
+			return fmt.Errorf("decode series: %w", err)
+		}
+		kept := c.series[:0]
+		for _, s := range c.series {
+			if c.keep(s.Ref) {
+				kept = append(kept, s)
+			}
+		}
+		if len(kept) == len(c.series) {
+			c.buf = append(c.buf, rec...)
+		} else if len(kept) > 0 {
+			c.buf = c.enc.Series(kept, c.buf)
+		}
 	case record.Samples:
 		var err error
 		if c.samples, err = c.dec.Samples(rec, c.samples[:0]); err != nil {
@@ -197,6 +234,7 @@ func (c *walCheckpoint) add(rec []byte) error {
 				kept = append(kept, s)
 			}
 		}
+
 		if len(kept) > 0 {
 			c.buf = c.enc.Samples(kept, c.buf)
 		}
@@ -279,13 +317,53 @@ func (c *walCheckpoint) abort() {
 	_ = os.RemoveAll(tmp)
 }
 
+// padWAL puts empty segment files below the oldest segment of the WAL in
+// dir, as many as make the TSDB's checkpoint after a truncation end at or
+// before segment to (with up to padMargin segments more by then): it takes
+// the oldest two thirds of the segments it counts (Head.truncateWAL). It
+// returns how many it put. Segments below the last checkpoint are never
+// read, and the TSDB deletes them with those it checkpoints.
+func padWAL(dir string, to int) (int, error) {
+	first, last, err := wlog.Segments(dir)
+	if err != nil || first < 0 {
+		return 0, err
+	}
+	// first-n + (last+padMargin-1 - (first-n))*2/3 <= to
+	n := min(first, first+2*(last+padMargin-1)-3*to)
+	for i := first - 1; i >= first-n; i-- {
+		f, err := os.OpenFile(wlog.SegmentName(dir, i), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+		if err != nil {
+			return first - 1 - i, err
+		}
+		if err := f.Close(); err != nil {
+			return first - i, err
+		}
+	}
+	return max(n, 0), nil
+}
+
+// padMargin is how many segments the WAL may grow by between padWAL and
+// the TSDB's truncation (its block reload and head truncation, seconds:
+// a 128-MB segment holds ~18 s at 1 M samples/s).
+const padMargin = 4
+
 // checkpointWAL writes the raw tier's WAL checkpoint for a head truncated
-// at mint, paced by step, once the head's block before mint is on disk.
-// It returns the checkpoint's directory ("" none); an error leaves the
-// whole checkpoint to the TSDB.
+// at mint, paced by step, once the head's block before mint is on disk,
+// and pads the WAL for the TSDB's checkpoint to end there too. It returns
+// the checkpoint's directory ("" none); an error leaves the whole
+// checkpoint to the TSDB.
 func (g *compactGate) checkpointWAL(ctx context.Context, mint int64, step func() error) (string, error) {
 	dir := filepath.Join(g.db.Dir(), "wal")
-	c, err := newWALCheckpoint(dir, mint, step, g.log)
+	ir, err := g.db.Head().Index()
+	if err != nil {
+		return "", err
+	}
+	defer ir.Close()
+	var b labels.ScratchBuilder
+	// The series in the head before its truncation: those the TSDB keeps
+	// after it, and those it drops (the next checkpoint drops them).
+	keep := func(ref chunks.HeadSeriesRef) bool { return ir.Series(storage.SeriesRef(ref), &b, nil) == nil }
+	c, err := newWALCheckpoint(dir, mint, keep, step, g.log)
 	if err != nil || c == nil {
 		return "", err
 	}
@@ -297,5 +375,16 @@ func (g *compactGate) checkpointWAL(ctx context.Context, mint int64, step func()
 		c.abort()
 		return "", err
 	}
-	return c.commit()
+	cp, err := c.commit()
+	if err != nil || cp == "" {
+		return cp, err
+	}
+	// The older checkpoints are covered by this one.
+	if err := wlog.DeleteCheckpoints(dir, c.to); err != nil {
+		g.log.Warn("delete old raw tier WAL checkpoints", "err", err)
+	}
+	if _, err := padWAL(dir, c.to); err != nil {
+		g.log.Warn("pad raw tier WAL: the TSDB's checkpoint reads more segments", "err", err)
+	}
+	return cp, nil
 }

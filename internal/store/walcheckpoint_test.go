@@ -10,7 +10,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -24,11 +26,11 @@ import (
 )
 
 // testWAL writes a WAL of 32-KiB segments to dir: a checkpoint of the
-// first 40 series (as an earlier truncation leaves), then 100 series
-// records and, per minute of 0..120, one record of two samples of each
-// series in that minute and one of a late sample (ten minutes back), and a
-// tombstone at minute 30 (to minute 80); extra records go right after the series. It
-// returns the open WAL.
+// first 40 series at segment 19 (as an earlier truncation leaves), then 100
+// series records and, per minute of 0..120, one record of two samples of
+// each series in that minute and one of a late sample (ten minutes back),
+// and a tombstone at minute 30 (to minute 80); extra records go right
+// after the series. It returns the open WAL.
 func testWAL(t *testing.T, dir string, extra ...[]byte) *wlog.WL {
 	t.Helper()
 	var enc record.Encoder
@@ -39,31 +41,7 @@ func testWAL(t *testing.T, dir string, extra ...[]byte) *wlog.WL {
 		}
 		return s
 	}
-	cp, err := wlog.NewSize(nil, nil, wlog.CheckpointDir(dir, 2), 64<<10, tierWALCompression)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cp.Log(enc.Series(refs(0, 40), nil)); err != nil {
-		t.Fatal(err)
-	}
-	if err := cp.Close(); err != nil {
-		t.Fatal(err)
-	}
-	w, err := wlog.NewSize(nil, nil, dir, 32<<10, tierWALCompression)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The WAL's segments start after the checkpoint's 2.
-	for range 3 {
-		if _, err := w.NextSegment(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range 3 {
-		if err := os.Remove(wlog.SegmentName(dir, i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := walFrom(t, dir, 20, 32<<10, refs(0, 40))
 	if err := w.Log(append([][]byte{enc.Series(refs(40, 100), nil)}, extra...)...); err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +61,41 @@ func testWAL(t *testing.T, dir string, extra ...[]byte) *wlog.WL {
 			if err := w.Log(enc.Tombstones(stone, nil)); err != nil {
 				t.Fatal(err)
 			}
+		}
+	}
+	return w
+}
+
+// walFrom opens a WAL in dir of segments of segSize bytes whose first
+// segment is first, after a checkpoint of series (as an earlier
+// truncation leaves).
+func walFrom(t testing.TB, dir string, first, segSize int, series []record.RefSeries) *wlog.WL {
+	t.Helper()
+	var enc record.Encoder
+	cp, err := wlog.New(nil, nil, wlog.CheckpointDir(dir, first-1), tierWALCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(series); i += 10_000 {
+		if err := cp.Log(enc.Series(series[i:min(i+10_000, len(series))], nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w, err := wlog.NewSize(nil, nil, dir, segSize, tierWALCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range first {
+		if _, err := w.NextSegment(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range first {
+		if err := os.Remove(wlog.SegmentName(dir, i)); err != nil {
+			t.Fatal(err)
 		}
 	}
 	return w
@@ -153,9 +166,18 @@ func readWAL(t *testing.T, dir string) walContent {
 	return c
 }
 
-// tsdbCheckpoint checkpoints w as Head.truncateWAL does (keeping every
-// series), and returns the segment it checkpointed to.
-func tsdbCheckpoint(t *testing.T, w *wlog.WL, mint int64) int {
+// tsdbCheckpoint checkpoints w as Head.truncateWAL does and returns the
+// segment it checkpointed to (-1: none, too few segments).
+func tsdbCheckpoint(t testing.TB, w *wlog.WL, mint int64, keep func(chunks.HeadSeriesRef) bool) int {
+	t.Helper()
+	to, _, _ := tsdbCheckpointTimed(t, w, mint, keep)
+	return to
+}
+
+// tsdbCheckpointTimed is tsdbCheckpoint, which also returns how long the
+// checkpoint took, and the deletion of the segments and checkpoints it
+// covers.
+func tsdbCheckpointTimed(t testing.TB, w *wlog.WL, mint int64, keep func(chunks.HeadSeriesRef) bool) (int, time.Duration, time.Duration) {
 	t.Helper()
 	first, last, err := wlog.Segments(w.Dir())
 	if err != nil {
@@ -166,28 +188,64 @@ func tsdbCheckpoint(t *testing.T, w *wlog.WL, mint int64) int {
 	}
 	last = first + (last-1-first)*2/3
 	if last <= first {
-		t.Fatalf("segments %d..: the TSDB would not checkpoint", first)
+		return -1, 0, 0
 	}
-	keep := func(chunks.HeadSeriesRef) bool { return true }
+	start := time.Now()
 	if _, err := wlog.Checkpoint(slog.New(slog.DiscardHandler), w, first, last, keep, mint, false); err != nil {
 		t.Fatal(err)
 	}
+	took := time.Since(start)
+	start = time.Now()
 	if err := w.Truncate(last + 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := wlog.DeleteCheckpoints(w.Dir(), last); err != nil {
 		t.Fatal(err)
 	}
-	return last
+	return last, took, time.Since(start)
+}
+
+// lastStartingBefore returns the last segment of the WAL in dir whose
+// first samples are mostly before mint.
+func lastStartingBefore(t *testing.T, dir string, mint int64) int {
+	t.Helper()
+	first, last, err := wlog.Segments(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := record.NewDecoder(labels.NewSymbolTable(), slog.New(slog.DiscardHandler))
+	for seg := first; seg <= last; seg++ {
+		sr, err := wlog.NewSegmentsRangeReader(wlog.SegmentRange{Dir: dir, First: seg, Last: seg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := wlog.NewReader(sr)
+		for r.Next() && dec.Type(r.Record()) != record.Samples {
+		}
+		ss, _ := dec.Samples(r.Record(), nil)
+		sr.Close()
+		after := 0
+		for _, s := range ss {
+			if s.T >= mint {
+				after++
+			}
+		}
+		if 2*after > len(ss) {
+			return seg - 1
+		}
+	}
+	t.Fatal("no segment starting after mint")
+	return 0
 }
 
 // TestWALCheckpointAsTheTSDBWrites checkpoints the same WAL twice: as the
 // TSDB alone does after a head compaction, and with the store's paced
-// checkpoint first (the TSDB's then starts from it). Both leave the same
-// series, samples and tombstones to a replay, and the store's checkpoint
-// rested between records and took all the segments the TSDB would.
+// checkpoint and padding first. The store's ends at the last segment
+// starting before mint, the TSDB's then reads no segment, and a replay reads
+// the same series, samples at or after mint and tombstones either way.
 func TestWALCheckpointAsTheTSDBWrites(t *testing.T) {
 	const mint = 60 * 60_000 // the head's block ended at minute 60
+	keep := func(ref chunks.HeadSeriesRef) bool { return ref != 42 }
 	alone, paced := t.TempDir(), t.TempDir()
 	wa, wp := testWAL(t, alone), testWAL(t, paced)
 	defer wa.Close()
@@ -196,12 +254,15 @@ func TestWALCheckpointAsTheTSDBWrites(t *testing.T) {
 	if err != nil || last-first < 10 {
 		t.Fatalf("segments %d..%d (%v): want a WAL of many segments", first, last, err)
 	}
-
 	orig := readWAL(t, paced)
-	tsdbCheckpoint(t, wa, mint)
+	cut := lastStartingBefore(t, paced, mint)
+	aloneTo := tsdbCheckpoint(t, wa, mint, keep)
+	if aloneTo <= cut {
+		t.Fatalf("the TSDB alone checkpointed to segment %d, the first mostly after mint is %d: want it past", aloneTo, cut)
+	}
 
 	steps := 0
-	c, err := newWALCheckpoint(paced, mint, func() error { steps++; return nil }, slog.New(slog.DiscardHandler))
+	c, err := newWALCheckpoint(paced, mint, keep, func() error { steps++; return nil }, slog.New(slog.DiscardHandler))
 	if err != nil || c == nil {
 		t.Fatalf("store checkpoint: %v, %v", c, err)
 	}
@@ -212,9 +273,8 @@ func TestWALCheckpointAsTheTSDBWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, target, _, _ := walCheckpointTarget(paced)
-	if dir != wlog.CheckpointDir(paced, target) {
-		t.Fatalf("store checkpoint %q, want %q (the TSDB's target)", dir, wlog.CheckpointDir(paced, target))
+	if dir != wlog.CheckpointDir(paced, cut) {
+		t.Fatalf("store checkpoint %q, want %q (the last segment starting before mint)", dir, wlog.CheckpointDir(paced, cut))
 	}
 	if steps < 100 {
 		t.Fatalf("the store's checkpoint rested %d times: want one step per record", steps)
@@ -222,19 +282,27 @@ func TestWALCheckpointAsTheTSDBWrites(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(paced, walCheckpointTmp)); !os.IsNotExist(err) {
 		t.Fatalf("temporary checkpoint left behind: %v", err)
 	}
-	// Before the TSDB's: a replay reads the same as after it.
-	mid := readWAL(t, paced)
-	if to := tsdbCheckpoint(t, wp, mint); to != target {
-		t.Fatalf("the TSDB checkpointed to %d, the store to %d", to, target)
+	mid := readWAL(t, paced) // before the TSDB's checkpoint
+	if n, err := padWAL(paced, cut); err != nil || n == 0 {
+		t.Fatalf("padWAL: %d segments, %v; want some", n, err)
+	}
+	if mid2 := readWAL(t, paced); !reflect.DeepEqual(mid2, mid) {
+		t.Fatal("padding changed what a replay reads")
+	}
+	if to := tsdbCheckpoint(t, wp, mint, keep); to > cut || to < 0 {
+		t.Fatalf("after padding the TSDB checkpointed to segment %d: want a checkpoint at or before the store's %d", to, cut)
+	}
+	if cp, idx, err := wlog.LastCheckpoint(paced); err != nil || idx != cut {
+		t.Fatalf("last checkpoint %s (%v): want the store's", cp, err)
 	}
 
 	want, got := readWAL(t, alone), readWAL(t, paced)
 	for name, c := range map[string]walContent{"after the store's and the TSDB's": got, "after the store's alone": mid} {
-		if !maps.Equal(c.series, want.series) || len(c.series) != 100 {
+		if !maps.Equal(c.series, want.series) || len(c.series) != 99 {
 			t.Errorf("%s checkpoint: %d series, want the TSDB's %d", name, len(c.series), len(want.series))
 		}
-		if !maps.EqualFunc(c.samples, want.samples, slices.Equal) {
-			t.Errorf("%s checkpoint: the samples differ from the TSDB's alone", name)
+		if !maps.EqualFunc(fromMint(c.samples, mint), fromMint(want.samples, mint), slices.Equal) {
+			t.Errorf("%s checkpoint: the samples at or after mint differ from the TSDB's alone", name)
 		}
 		if len(c.stones) != len(want.stones) || len(want.stones) != 1 {
 			t.Errorf("%s checkpoint: %d tombstones, the TSDB's %d; want 1", name, len(c.stones), len(want.stones))
@@ -244,6 +312,20 @@ func TestWALCheckpointAsTheTSDBWrites(t *testing.T) {
 	if n, m := walSamples(got), walSamples(orig); n >= m || n < 100*60 {
 		t.Errorf("%d samples left of %d: want those before mint dropped", n, m)
 	}
+}
+
+// fromMint returns the samples at or after mint (a replay discards those
+// before, which are in blocks).
+func fromMint(m map[chunks.HeadSeriesRef][]record.RefSample, mint int64) map[chunks.HeadSeriesRef][]record.RefSample {
+	out := map[chunks.HeadSeriesRef][]record.RefSample{}
+	for ref, ss := range m {
+		for _, s := range ss {
+			if s.T >= mint {
+				out[ref] = append(out[ref], s)
+			}
+		}
+	}
+	return out
 }
 
 func walSamples(c walContent) int {
@@ -262,7 +344,7 @@ func TestWALCheckpointLeavesOtherRecordsToTheTSDB(t *testing.T) {
 	w := testWAL(t, dir, enc.Exemplars([]record.RefExemplar{{Ref: 1, T: 1, V: 1, Labels: labels.FromStrings("trace", "x")}}, nil))
 	defer w.Close()
 	before := readDir(t, dir)
-	c, err := newWALCheckpoint(dir, 60*60_000, func() error { return nil }, slog.New(slog.DiscardHandler))
+	c, err := newWALCheckpoint(dir, 60*60_000, func(chunks.HeadSeriesRef) bool { return true }, func() error { return nil }, slog.New(slog.DiscardHandler))
 	if err != nil || c == nil {
 		t.Fatalf("store checkpoint: %v, %v", c, err)
 	}
@@ -288,12 +370,13 @@ func readDir(t *testing.T, dir string) []string {
 	return names
 }
 
-// TestHeadCompactionCheckpointsWALPaced compacts a raw head of 100
-// minutes through the store (paced), whose WAL of small segments the store
-// then checkpoints before the TSDB does: the TSDB's checkpoint starts from
-// the store's, the WAL is truncated as the TSDB alone would, and a store
-// opened on a copy of the directory as it is then (block, checkpoint,
-// segments: a killed hub's) reads back every sample.
+// TestHeadCompactionCheckpointsWALPaced compacts a raw head of 160
+// minutes (two blocks) through the store, paced, with a WAL of small
+// segments: the store checkpoints the WAL after each block up to the last
+// segment starting before its end, and after the second (the WAL no longer starts
+// at segment 0, so it can be padded) the TSDB's own checkpoint reads no
+// segment. A store opened on a copy of the directory as it is then
+// (blocks, checkpoint, segments: a killed hub's) reads back every sample.
 func TestHeadCompactionCheckpointsWALPaced(t *testing.T) {
 	dir := t.TempDir()
 	opts := func(o *Options) {
@@ -310,14 +393,14 @@ func TestHeadCompactionCheckpointsWALPaced(t *testing.T) {
 		t.Skip("the VM engine's raw tier writes its own checkpoints (SYSMONSTM_TEST_ENGINE=vm)")
 	}
 	raw.DisableCompactions() // only the Compact below
-	const nSeries, steps = 200, 600
+	const nSeries, steps = 200, 960
 	names := make([]labels.Labels, nSeries)
 	for i := range names {
 		names[i] = series("load1", fmt.Sprintf("m%03d", i))
 	}
 	rnd := rand.New(rand.NewPCG(3, 4))
 	want := map[string][]float64{}
-	for k := range steps { // every 10 s for 100 minutes, a commit each
+	for k := range steps { // every 10 s for 160 minutes, a commit each
 		app := s.Appender(context.Background())
 		ts := base.Add(time.Duration(k) * 10 * time.Second).UnixMilli()
 		for _, ls := range names {
@@ -332,23 +415,19 @@ func TestHeadCompactionCheckpointsWALPaced(t *testing.T) {
 		}
 	}
 	walDir := filepath.Join(raw.Dir(), "wal")
-	first, last, err := wlog.Segments(walDir)
-	if err != nil || last-first < 20 {
-		t.Fatalf("segments %d..%d (%v): want a WAL of many segments", first, last, err)
-	}
+	cut := lastStartingBefore(t, walDir, base.Add(2*time.Hour).UnixMilli())
 	if err := raw.Compact(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if raw.gate.walCheckpoints != 1 || len(raw.Blocks()) == 0 {
-		t.Fatalf("%d store checkpoints, %d blocks: want the head's block and a checkpoint", raw.gate.walCheckpoints, len(raw.Blocks()))
+	if raw.gate.walCheckpoints != 2 || len(raw.Blocks()) != 2 {
+		t.Fatalf("%d store checkpoints, %d blocks: want two of each", raw.gate.walCheckpoints, len(raw.Blocks()))
 	}
 	_, idx, err := wlog.LastCheckpoint(walDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The TSDB's own rule, from the segments before it ran.
-	if first2, _, _ := wlog.Segments(walDir); idx < first+(last-1-first)*2/3 || first2 != idx+1 {
-		t.Fatalf("checkpoint %d, segments from %d: want the segments to %d checkpointed and gone", idx, first2, first+(last-1-first)*2/3)
+	if first, _, _ := wlog.Segments(walDir); idx != cut || first > cut+1 {
+		t.Fatalf("last checkpoint %d, segments from %d: want the store's at %d, the TSDB's at or before it", idx, first, cut)
 	}
 	// A copy of the directory as it is, as a killed hub leaves it (a
 	// clean close would write the head's chunks out, and a reopened
@@ -371,4 +450,99 @@ func TestHeadCompactionCheckpointsWALPaced(t *testing.T) {
 		}
 		t.Fatalf("after a kill: %d series, %d samples read back; want %d × %d as written", len(got), n, nSeries, steps)
 	}
+}
+
+// BenchmarkWALCheckpoint: the checkpoint after a head compaction of a WAL
+// of 100 minutes of 100,000 series at a sample a second (600 M samples;
+// the last checkpoint at the segment before them, as after an earlier
+// hour), truncated at minute 60. A hub at 1 M samples/s truncates its WAL
+// about 100 minutes after the hour's start (the head is compactable at 90,
+// its block and the store's checkpoint take minutes); 16-MiB segments hold
+// about as many seconds here as 128-MiB ones there. tsdb: the TSDB's
+// checkpoint alone (Head.truncateWAL). store: the store's (unpaced here;
+// in a hub it rests three times as long as it works) and its padding, then
+// the TSDB's, which is what is left unpaced on the compaction's path.
+// Reports the seconds of each (the TSDB's checkpoint, then its deletion of
+// what the checkpoint covers) and the last checkpoint's size.
+func BenchmarkWALCheckpoint(b *testing.B) {
+	const series, minutes, group = 100_000, 100, 10_000
+	const mint = 60 * 60_000
+	keep := func(chunks.HeadSeriesRef) bool { return true }
+	fill := func(b *testing.B) *wlog.WL {
+		dir := b.TempDir()
+		var enc record.Encoder
+		refs := make([]record.RefSeries, series)
+		for i := range refs {
+			refs[i] = record.RefSeries{Ref: chunks.HeadSeriesRef(i + 1), Labels: labels.FromStrings("__name__", "app_bench", "machine", "m"+strconv.Itoa(i/1000), "i", strconv.Itoa(i))}
+		}
+		w := walFrom(b, dir, 100, 16<<20, refs)
+		rng := rand.New(rand.NewPCG(5, 6))
+		samples := make([]record.RefSample, group)
+		var buf []byte
+		for t := int64(0); t < minutes*60_000; t += 1000 {
+			for g := 0; g < series; g += group {
+				for i := range samples {
+					samples[i] = record.RefSample{Ref: chunks.HeadSeriesRef(g + i + 1), T: t, V: float64(rng.IntN(10_000)) / 100}
+				}
+				buf = enc.Samples(samples, buf[:0])
+				if err := w.Log(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		return w
+	}
+	dirSize := func(dir string) float64 {
+		var n int64
+		_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				if fi, err := d.Info(); err == nil {
+					n += fi.Size()
+				}
+			}
+			return err
+		})
+		return float64(n) / (1 << 20)
+	}
+	// truncate runs the TSDB's checkpoint of w and reports it.
+	truncate := func(b *testing.B, w *wlog.WL) {
+		_, took, del := tsdbCheckpointTimed(b, w, mint, keep)
+		b.ReportMetric(took.Seconds(), "tsdb_s")
+		b.ReportMetric(del.Seconds(), "delete_s")
+		cp, _, _ := wlog.LastCheckpoint(w.Dir())
+		b.ReportMetric(dirSize(cp), "checkpoint_MiB")
+		_ = w.Close()
+	}
+	b.Run("tsdb", func(b *testing.B) {
+		for range b.N {
+			b.StopTimer()
+			w := fill(b)
+			b.ReportMetric(dirSize(w.Dir()), "wal_MiB")
+			b.StartTimer()
+			truncate(b, w)
+		}
+	})
+	b.Run("store", func(b *testing.B) {
+		for range b.N {
+			b.StopTimer()
+			w := fill(b)
+			b.StartTimer()
+			start := time.Now()
+			c, err := newWALCheckpoint(w.Dir(), mint, keep, func() error { return nil }, slog.New(slog.DiscardHandler))
+			if err != nil || c == nil {
+				b.Fatal(c, err)
+			}
+			if err := c.run(); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.commit(); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := padWAL(w.Dir(), c.to); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(time.Since(start).Seconds(), "store_s")
+			truncate(b, w)
+		}
+	})
 }
