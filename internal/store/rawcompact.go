@@ -335,7 +335,7 @@ func (g *compactGate) writeHead(dest string, rh *tsdb.RangeHead, write func(tsdb
 	case err != nil && ctx.Err() == nil:
 		g.log.Warn("raw tier WAL checkpoint left to the TSDB", "err", err)
 	case dir != "":
-		g.log.Info("raw tier WAL checkpoint written", "dir", dir, "duration", time.Since(start).Round(time.Millisecond))
+		g.log.Info("raw tier WAL checkpoint done", "duration", time.Since(start).Round(time.Millisecond))
 		g.checkpointed = dir
 		g.walCheckpoints++
 	}

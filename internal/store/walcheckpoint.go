@@ -76,6 +76,7 @@ type walCheckpoint struct {
 
 	prevDir string // the last checkpoint ("" none), read with the first segments
 	prev    int    // its index (-1 none)
+	from    int    // the first segment to read
 	to      int    // the last segment read
 	read1   bool   // a segment was read
 	w       *wlog.WL
@@ -111,7 +112,7 @@ func newWALCheckpoint(dir string, mint int64, keep func(chunks.HeadSeriesRef) bo
 		}
 		c.to = c.prev
 	}
-	if c.to+1 > last-1 {
+	if c.from = c.to + 1; c.from > last-1 {
 		return nil, nil // the segment being written is never read
 	}
 	tmp := filepath.Join(dir, walCheckpointTmp)
@@ -154,32 +155,37 @@ func (c *walCheckpoint) run() error {
 	return nil
 }
 
-// startsAfter reports whether the first samples record of segment seg
-// holds mostly samples at or after mint: records are logged in time, so
-// the whole segment does.
+// startsAfter reports whether the first samples of segment seg (up to
+// startSamples) are mostly at or after mint: records are logged as they
+// come, so the rest of the segment is too. A replay of old samples (an
+// agent's buffer) may come first; it is outweighed.
 func (c *walCheckpoint) startsAfter(seg int) (bool, error) {
 	sr, err := wlog.NewSegmentsRangeReader(wlog.SegmentRange{Dir: c.dir, First: seg, Last: seg})
 	if err != nil {
 		return false, err
 	}
 	defer sr.Close()
-	for r := wlog.NewReader(sr); r.Next(); {
+	n, after := 0, 0
+	for r := wlog.NewReader(sr); n < startSamples && r.Next(); {
 		if c.dec.Type(r.Record()) != record.Samples {
 			continue
 		}
 		if c.samples, err = c.dec.Samples(r.Record(), c.samples[:0]); err != nil {
 			return false, fmt.Errorf("decode samples: %w", err)
 		}
-		after := 0
+		n += len(c.samples)
 		for _, s := range c.samples {
 			if s.T >= c.mint {
 				after++
 			}
 		}
-		return 2*after > len(c.samples), nil
 	}
-	return false, nil
+	return 2*after > n, nil
 }
+
+// startSamples is how many samples startsAfter weighs: about ten ingest
+// commits.
+const startSamples = 100_000
 
 // read adds the records of the segments in sr to the checkpoint.
 func (c *walCheckpoint) read(sr wlog.SegmentRange) error {
@@ -383,8 +389,10 @@ func (g *compactGate) checkpointWAL(ctx context.Context, mint int64, step func()
 	if err := wlog.DeleteCheckpoints(dir, c.to); err != nil {
 		g.log.Warn("delete old raw tier WAL checkpoints", "err", err)
 	}
-	if _, err := padWAL(dir, c.to); err != nil {
+	padded, err := padWAL(dir, c.to)
+	if err != nil {
 		g.log.Warn("pad raw tier WAL: the TSDB's checkpoint reads more segments", "err", err)
 	}
+	g.log.Info("raw tier WAL checkpoint written", "dir", cp, "from_segment", c.from, "to_segment", c.to, "padding_segments", padded)
 	return cp, nil
 }

@@ -206,7 +206,7 @@ func tsdbCheckpointTimed(t testing.TB, w *wlog.WL, mint int64, keep func(chunks.
 }
 
 // lastStartingBefore returns the last segment of the WAL in dir whose
-// first samples are mostly before mint.
+// first samples (up to startSamples) are mostly before mint.
 func lastStartingBefore(t *testing.T, dir string, mint int64) int {
 	t.Helper()
 	first, last, err := wlog.Segments(dir)
@@ -219,10 +219,14 @@ func lastStartingBefore(t *testing.T, dir string, mint int64) int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := wlog.NewReader(sr)
-		for r.Next() && dec.Type(r.Record()) != record.Samples {
+		var ss []record.RefSample
+		for r := wlog.NewReader(sr); len(ss) < startSamples && r.Next(); {
+			if dec.Type(r.Record()) == record.Samples {
+				if ss, err = dec.Samples(r.Record(), ss); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
-		ss, _ := dec.Samples(r.Record(), nil)
 		sr.Close()
 		after := 0
 		for _, s := range ss {
