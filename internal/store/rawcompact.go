@@ -332,7 +332,14 @@ func (g *compactGate) writeHead(dest string, rh *tsdb.RangeHead, write func(tsdb
 	rs := newRestStep(ctx, g.duty, g.sleep, nil)
 	dir, err := g.checkpointWAL(ctx, rh.BlockMaxTime(), rs.step)
 	switch {
-	case err != nil && ctx.Err() == nil:
+	case ctx.Err() != nil:
+		// Closing, or compactions turned off: not the TSDB's whole
+		// checkpoint now. The block is on disk: the TSDB loads it at its
+		// next reload or open (a replay drops the WAL's samples before
+		// its end), and the next head compaction writes the hour again
+		// (the two blocks are merged).
+		return ids, ctx.Err()
+	case err != nil:
 		g.log.Warn("raw tier WAL checkpoint left to the TSDB", "err", err)
 	case dir != "":
 		g.log.Info("raw tier WAL checkpoint done", "duration", time.Since(start).Round(time.Millisecond))

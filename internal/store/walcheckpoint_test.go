@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
@@ -549,4 +550,88 @@ func BenchmarkWALCheckpoint(b *testing.B) {
 			truncate(b, w)
 		}
 	})
+}
+
+// TestHeadCompactionStoppedInCheckpoint: compactions turned off (or the
+// tier closing) while the store writes the WAL checkpoint after a head's
+// block stop the compaction there, not with the TSDB's whole checkpoint:
+// the block stays on disk, the WAL as it was, and a store reopened on the
+// directory reads every sample back once.
+func TestHeadCompactionStoppedInCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	opts := func(o *Options) {
+		o.RollupDuty = 0.5
+		o.tune = func(tier string, o *tsdb.Options) {
+			if tier == "raw" {
+				o.WALSegmentSize = 32 << 10
+			}
+		}
+	}
+	s, _ := openTest(t, dir, base, opts)
+	raw, ok := s.raw.(*Tier)
+	if !ok {
+		t.Skip("the VM engine's raw tier writes its own checkpoints (SYSMONSTM_TEST_ENGINE=vm)")
+	}
+	raw.DisableCompactions()
+	want := map[string][]float64{}
+	for k := range 600 { // 100 minutes of 100 series
+		app := s.Appender(context.Background())
+		ts := base.Add(time.Duration(k) * 10 * time.Second).UnixMilli()
+		for i := range 100 {
+			ls := series("load1", fmt.Sprintf("m%03d", i))
+			if _, err := app.Append(0, ls, ts, float64(k*100+i)); err != nil {
+				t.Fatal(err)
+			}
+			want[ls.String()] = append(want[ls.String()], float64(k*100+i))
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	walDir := filepath.Join(raw.Dir(), "wal")
+	before := readDir(t, walDir)
+	g := raw.gate
+	stopped := false
+	g.sleep = func(ctx context.Context, d time.Duration) error {
+		// Turned off once the block is on disk (set(true) would wait for
+		// this compaction: stop it as set does).
+		if !stopped && len(blockDirs(t, raw.Dir())) > 0 {
+			stopped = true
+			g.mu.Lock()
+			g.stopRun()
+			g.mu.Unlock()
+		}
+		return ctx.Err()
+	}
+	if err := raw.Compact(context.Background()); !errors.Is(err, context.Canceled) || !stopped {
+		t.Fatalf("compaction stopped in the checkpoint (stopped %v): %v, want context.Canceled", stopped, err)
+	}
+	if after := readDir(t, walDir); !slices.Equal(after, before) || g.walCheckpoints != 0 {
+		t.Fatalf("the WAL went from %v to %v (%d checkpoints): want it as it was", before, after, g.walCheckpoints)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = openTest(t, dir, base, opts)
+	got := map[string][]float64{}
+	for name, samples := range tierDump(t, s.raw.(*Tier)) {
+		for _, sv := range samples {
+			got[name] = append(got[name], math.Float64frombits(sv[1]))
+		}
+	}
+	if !maps.EqualFunc(got, want, slices.Equal) || len(s.raw.(*Tier).Blocks()) != 1 {
+		t.Fatalf("reopened: %d series, %d blocks; want every sample once from the block and the WAL", len(got), len(s.raw.(*Tier).Blocks()))
+	}
+}
+
+// blockDirs returns the block directories (ULIDs) in dir.
+func blockDirs(t *testing.T, dir string) []string {
+	t.Helper()
+	var ids []string
+	for _, name := range readDir(t, dir) {
+		if _, err := ulid.ParseStrict(name); err == nil {
+			ids = append(ids, name)
+		}
+	}
+	return ids
 }
