@@ -25,8 +25,8 @@ import (
 // thirds of the segments, writes the series still in the head and every
 // sample at or after the new head start (mint) to a new checkpoint, and
 // deletes the segments it read. It does so in one go on the compaction's
-// goroutine, unpaced. At 1 M samples/s the WAL grows about 26 GB an hour
-// (7 bytes a sample, Snappy), and the hourly checkpoint read some 26 GB at
+// goroutine, unpaced. At 1 M samples/s the WAL grows about 25 GB an hour
+// (7 bytes a sample, Snappy), and the hourly checkpoint read some 25 GB at
 // once: in a whole hub the live view fell a minute behind meanwhile
 // (docs/benchmarks.md, "The raw tier's compactions, run by the store").
 // Two thirds of the segments also reach well past mint (the head is
