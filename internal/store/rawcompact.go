@@ -76,6 +76,7 @@ type compactGate struct {
 	// rest (nil: sleepCtx; tests inject).
 	duty  float64
 	sleep func(ctx context.Context, d time.Duration) error
+	now   func() time.Time // the pace's clock (nil: time.Now; tests inject)
 
 	// commits is held shared by each commit to the tier and exclusively
 	// by the out-of-order compaction's visit; oooHeld while it is.
@@ -312,7 +313,7 @@ func (g *compactGate) writeHead(dest string, rh *tsdb.RangeHead, write func(tsdb
 	if g.duty >= 1 || ctx == nil {
 		return write(rh)
 	}
-	ids, err := write(pacedHead{RangeHead: rh, ctx: ctx, duty: g.duty, sleep: g.sleep})
+	ids, err := write(pacedHead{RangeHead: rh, ctx: ctx, duty: g.duty, sleep: g.sleep, now: g.now})
 	if err != nil {
 		return ids, err
 	}
@@ -329,7 +330,7 @@ func (g *compactGate) writeHead(dest string, rh *tsdb.RangeHead, write func(tsdb
 		}
 	}
 	start := time.Now()
-	rs := newRestStep(ctx, g.duty, g.sleep, nil)
+	rs := newRestStep(ctx, g.duty, g.sleep, g.now)
 	dir, err := g.checkpointWAL(ctx, rh.BlockMaxTime(), rs.step)
 	switch {
 	case ctx.Err() != nil:

@@ -375,6 +375,17 @@ func readDir(t *testing.T, dir string) []string {
 	return names
 }
 
+// pacedSmallWAL: head compactions paced at duty 0.5, a raw WAL of 32-KiB
+// segments (many of them from little data).
+func pacedSmallWAL(o *Options) {
+	o.RollupDuty = 0.5
+	o.tune = func(tier string, o *tsdb.Options) {
+		if tier == "raw" {
+			o.WALSegmentSize = 32 << 10
+		}
+	}
+}
+
 // TestHeadCompactionCheckpointsWALPaced compacts a raw head of 160
 // minutes (two blocks) through the store, paced, with a WAL of small
 // segments: the store checkpoints the WAL after each block up to the last
@@ -383,20 +394,10 @@ func readDir(t *testing.T, dir string) []string {
 // segment. A store opened on a copy of the directory as it is then
 // (blocks, checkpoint, segments: a killed hub's) reads back every sample.
 func TestHeadCompactionCheckpointsWALPaced(t *testing.T) {
-	dir := t.TempDir()
-	opts := func(o *Options) {
-		o.RollupDuty = 0.5
-		o.tune = func(tier string, o *tsdb.Options) {
-			if tier == "raw" {
-				o.WALSegmentSize = 32 << 10
-			}
-		}
-	}
+	skipUnlessTSDB(t) // the VM engine writes its own checkpoints
+	dir, opts := t.TempDir(), pacedSmallWAL
 	s, _ := openTest(t, dir, base, opts)
-	raw, ok := s.raw.(*Tier)
-	if !ok {
-		t.Skip("the VM engine's raw tier writes its own checkpoints (SYSMONSTM_TEST_ENGINE=vm)")
-	}
+	raw := rawTSDB(t, s)
 	raw.DisableCompactions() // only the Compact below
 	const nSeries, steps = 200, 960
 	names := make([]labels.Labels, nSeries)
@@ -558,20 +559,10 @@ func BenchmarkWALCheckpoint(b *testing.B) {
 // the block stays on disk, the WAL as it was, and a store reopened on the
 // directory reads every sample back once.
 func TestHeadCompactionStoppedInCheckpoint(t *testing.T) {
-	dir := t.TempDir()
-	opts := func(o *Options) {
-		o.RollupDuty = 0.5
-		o.tune = func(tier string, o *tsdb.Options) {
-			if tier == "raw" {
-				o.WALSegmentSize = 32 << 10
-			}
-		}
-	}
+	skipUnlessTSDB(t) // the VM engine writes its own checkpoints
+	dir, opts := t.TempDir(), pacedSmallWAL
 	s, _ := openTest(t, dir, base, opts)
-	raw, ok := s.raw.(*Tier)
-	if !ok {
-		t.Skip("the VM engine's raw tier writes its own checkpoints (SYSMONSTM_TEST_ENGINE=vm)")
-	}
+	raw := rawTSDB(t, s)
 	raw.DisableCompactions()
 	want := map[string][]float64{}
 	for k := range 600 { // 100 minutes of 100 series
@@ -590,7 +581,10 @@ func TestHeadCompactionStoppedInCheckpoint(t *testing.T) {
 	}
 	walDir := filepath.Join(raw.Dir(), "wal")
 	before := readDir(t, walDir)
+	defer func(n uint) { paceEvery = n }(paceEvery)
+	paceEvery = 1
 	g := raw.gate
+	g.now = fakeWork() // a rest every 10 steps, however fast the machine
 	stopped := false
 	g.sleep = func(ctx context.Context, d time.Duration) error {
 		// Turned off once the block is on disk (set(true) would wait for
