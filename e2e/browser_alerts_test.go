@@ -51,11 +51,11 @@ func TestBrowserAlerts(t *testing.T) {
 	b.waitJS(5*time.Second, "editor", `document.getElementById("rule-form")`)
 	b.exec("clear defaults", `for (const id of ["rule-threshold", "rule-for"]) document.getElementById(id).value = ""`)
 	b.run("fill the rule",
-		chromedp.SendKeys(chromedp.ID("rule-name"), "Any CPU"),
-		chromedp.SendKeys(chromedp.ID("rule-metric"), "cpu_usage_percent"),
-		chromedp.SendKeys(chromedp.ID("rule-matchers"), "cpu=total"),
-		chromedp.SendKeys(chromedp.ID("rule-threshold"), "-1"),
-		chromedp.SendKeys(chromedp.ID("rule-for"), "0s"))
+		typeInto(chromedp.ID("rule-name"), "Any CPU"),
+		typeInto(chromedp.ID("rule-metric"), "cpu_usage_percent"),
+		typeInto(chromedp.ID("rule-matchers"), "cpu=total"),
+		typeInto(chromedp.ID("rule-threshold"), "-1"),
+		typeInto(chromedp.ID("rule-for"), "0s"))
 	b.exec("severity critical", `(() => { const s = document.getElementById("rule-severity"); s.value = "critical"; s.dispatchEvent(new Event("change", {bubbles: true})); })()`)
 	previewRows := `[...document.querySelectorAll('#rule-preview-table:not([hidden]) tbody tr')].map(tr => tr.children[0].textContent + "|" + tr.children[3].textContent).sort().join(",")`
 	b.waitJS(15*time.Second, "preview lists both machines", previewRows+` === "db-1|would fire,web-1|would fire"`)
@@ -63,7 +63,7 @@ func TestBrowserAlerts(t *testing.T) {
 		t.Errorf("preview status = %q", st)
 	}
 	// A hint for a bad field, then the fix.
-	b.run("bad For", chromedp.SendKeys(chromedp.ID("rule-for"), "x"))
+	b.run("bad For", typeInto(chromedp.ID("rule-for"), "x"))
 	b.waitJS(5*time.Second, "For hint", `document.getElementById("rule-for").getAttribute("aria-invalid") === "true" && document.querySelector(".al-pv-status").textContent.startsWith("Fix the form")`)
 	b.exec("fix For", `(() => { const f = document.getElementById("rule-for"); f.value = "0s"; f.dispatchEvent(new Event("input", {bubbles: true})); })()`)
 	b.waitJS(5*time.Second, "preview back", previewRows+` === "db-1|would fire,web-1|would fire"`)
@@ -125,7 +125,7 @@ func TestBrowserAlerts(t *testing.T) {
 	b.exec("click Ack", row("Any CPU", "web-1")+`.querySelector('button[data-act="ack"]').click()`)
 	b.waitJS(5*time.Second, "ack form", `document.querySelector('tr.al-formrow[data-kind="ack"] input')`)
 	b.run("comment and confirm",
-		chromedp.SendKeys(chromedp.CSS(`tr.al-formrow[data-kind="ack"] input`), "looking into it"),
+		typeInto(chromedp.CSS(`tr.al-formrow[data-kind="ack"] input`), "looking into it"),
 		chromedp.Click(chromedp.CSS(`tr.al-formrow[data-kind="ack"] button[type="submit"]`)))
 	b.waitJS(10*time.Second, "acknowledged by admin", row("Any CPU", "web-1")+`.querySelector('.al-ack').textContent.includes("acknowledged by admin")`)
 	if c := js[string](b, row("Any CPU", "web-1")+`.querySelector('.al-ack').textContent`); !strings.Contains(c, "looking into it") {
@@ -164,7 +164,7 @@ func TestBrowserAlerts(t *testing.T) {
 	}
 	b.exec("1 h", `document.querySelector('tr.al-formrow[data-kind="silence"] input[value="1h"]').click()`)
 	b.run("silence comment and create",
-		chromedp.SendKeys(chromedp.CSS(`tr.al-formrow[data-kind="silence"] input[type="text"]`), "e2e"),
+		typeInto(chromedp.CSS(`tr.al-formrow[data-kind="silence"] input[type="text"]`), "e2e"),
 		chromedp.Click(chromedp.CSS(`tr.al-formrow[data-kind="silence"] button[type="submit"]`)))
 	b.waitJS(10*time.Second, "silence created", `!document.querySelector('tr.al-formrow') && document.querySelector('.al-flash').textContent.startsWith("Silenced")`)
 	var silences []struct {
@@ -302,10 +302,10 @@ func TestBrowserAlertPages(t *testing.T) {
 	b.waitJS(10*time.Second, "editor", `document.getElementById("rule-form")`)
 	b.exec("clear threshold", `document.getElementById("rule-threshold").value = ""`)
 	b.run("fill a rule the hub refuses",
-		chromedp.SendKeys(chromedp.ID("rule-name"), "Bad clear"),
-		chromedp.SendKeys(chromedp.ID("rule-metric"), "cpu_usage_percent"),
-		chromedp.SendKeys(chromedp.ID("rule-threshold"), "90"),
-		chromedp.SendKeys(chromedp.ID("rule-clear"), "95"))
+		typeInto(chromedp.ID("rule-name"), "Bad clear"),
+		typeInto(chromedp.ID("rule-metric"), "cpu_usage_percent"),
+		typeInto(chromedp.ID("rule-threshold"), "90"),
+		typeInto(chromedp.ID("rule-clear"), "95"))
 	b.run("save", chromedp.Click(chromedp.ID("rule-save")))
 	b.waitJS(10*time.Second, "server error beside Resolve at", `document.getElementById("rule-error").textContent.startsWith("clear: ") && document.getElementById("rule-clear").getAttribute("aria-invalid") === "true" && document.getElementById("rule-clear-msg").textContent.startsWith("clear: ")`)
 	var rules []alertsRule
@@ -323,8 +323,8 @@ func TestBrowserAlertPages(t *testing.T) {
 	b.run("new notifier", chromedp.Click(chromedp.ID("new-notifier")))
 	checkNotifierForms(t, b, hub, token)
 	b.run("fill the webhook",
-		chromedp.SendKeys(chromedp.ID("n-name"), "ops hook"),
-		chromedp.SendKeys(chromedp.ID("n-url"), hookURL))
+		typeInto(chromedp.ID("n-name"), "ops hook"),
+		typeInto(chromedp.ID("n-url"), hookURL))
 	b.run("create", chromedp.Click(chromedp.ID("notifier-save")))
 	nrow := `[...document.querySelectorAll('#notifiers-table tbody tr')].find(tr => tr.querySelector('.name').textContent === "ops hook")`
 	b.waitJS(10*time.Second, "notifier listed", nrow+` && !document.getElementById("notifier-form")`)
@@ -362,7 +362,7 @@ func TestBrowserAlertPages(t *testing.T) {
 	b.exec("edit", nrow+`.querySelector('button[data-act="edit"]').click()`)
 	b.waitJS(5*time.Second, "edit form", `document.getElementById("n-url") && document.getElementById("n-url").value === "" && document.getElementById("n-url").placeholder.startsWith("<redacted>")`)
 	b.exec("rename", `document.getElementById("n-name").value = ""`)
-	b.run("rename", chromedp.SendKeys(chromedp.ID("n-name"), "ops hook"), chromedp.Click(chromedp.ID("notifier-save")))
+	b.run("rename", typeInto(chromedp.ID("n-name"), "ops hook"), chromedp.Click(chromedp.ID("notifier-save")))
 	b.waitJS(10*time.Second, "saved", nrow+` && !document.getElementById("notifier-form")`)
 	sendTest("test after edit")
 	b.screenshot("alerts-notifiers")
@@ -371,7 +371,7 @@ func TestBrowserAlertPages(t *testing.T) {
 	b.run("silences", chromedp.Navigate(base+"/silences?rule=builtin-cpu-high&machine=web-*"))
 	b.waitJS(10*time.Second, "prefilled form", `document.getElementById("silence-rule").value === "builtin-cpu-high" && document.getElementById("silence-machine").value === "web-*"`)
 	b.exec("24 hours", `(() => { const s = document.getElementById("silence-duration"); s.value = "24h"; s.dispatchEvent(new Event("change", {bubbles: true})); })()`)
-	b.run("comment and create", chromedp.SendKeys(chromedp.ID("silence-comment"), "maintenance <b>window</b>"), chromedp.Click(chromedp.ID("silence-create")))
+	b.run("comment and create", typeInto(chromedp.ID("silence-comment"), "maintenance <b>window</b>"), chromedp.Click(chromedp.ID("silence-create")))
 	srow := `document.querySelector('#silences-active tbody tr')`
 	b.waitJS(10*time.Second, "silence listed", srow+` && `+srow+`.textContent.includes("maintenance <b>window</b>") && `+srow+`.textContent.includes("web-*")`)
 	var silences []struct {
@@ -407,8 +407,8 @@ func alertsBrowserLogin(b *browser, base, user, password, next string) {
 	b.run("open login", chromedp.Navigate(base+"/login?next="+url.QueryEscape(next)))
 	b.waitJS(10*time.Second, "login form", `document.querySelector('main form input[type="password"]')`)
 	b.run("type credentials",
-		chromedp.SendKeys(chromedp.CSS(`main form input:not([type="password"]):not([type="hidden"]):not([type="checkbox"])`), user),
-		chromedp.SendKeys(chromedp.CSS(`main form input[type="password"]`), password+"\r"))
+		typeInto(chromedp.CSS(`main form input:not([type="password"]):not([type="hidden"]):not([type="checkbox"])`), user),
+		typeInto(chromedp.CSS(`main form input[type="password"]`), password+"\r"))
 	b.waitJS(10*time.Second, "logged in", `location.pathname !== "/login"`)
 	if js[string](b, `location.pathname + location.search`) != next {
 		b.run("open "+next, chromedp.Navigate(base+next))

@@ -69,7 +69,7 @@ func TestBrowserEdgeHostileStrings(t *testing.T) {
 	b.screenshot("edge-overview")
 
 	// The filter matches ids and labels as text.
-	b.run("filter", chromedp.SendKeys(chromedp.ID("search"), "<svg"))
+	b.run("filter", typeInto(chromedp.ID("search"), "<svg"))
 	b.waitJS(5*time.Second, "filtered", edgeCardIDs+`.length === 1 && `+edgeCardIDs+`[0] === `+jsString(id))
 	b.exec("clear filter", `(() => { const s = document.getElementById("search"); s.value = ""; s.dispatchEvent(new Event("input")); })()`)
 	b.waitJS(5*time.Second, "unfiltered", edgeCardIDs+`.length === 3`)

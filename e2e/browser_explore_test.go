@@ -104,28 +104,28 @@ func TestBrowserExplore(t *testing.T) {
 		return `[...document.querySelectorAll("#explore-suggest:not([hidden]) li[role=option]")].some(e => e.dataset.value === ` + jsString(v) + `)`
 	}
 	// A partial metric name; arrows move, Tab picks the entry under them.
-	b.run("type metric", chromedp.Focus(chromedp.ID("explore-query")), chromedp.SendKeys(chromedp.ID("explore-query"), "cpu_usa"))
+	b.run("type metric", chromedp.Focus(chromedp.ID("explore-query")), typeInto(chromedp.ID("explore-query"), "cpu_usa"))
 	b.waitJS(10*time.Second, "metric completion", option("cpu_usage_percent")+
 		` && document.querySelector("#explore-suggest li[aria-selected=true]").dataset.value === "cpu_usage_percent"`)
-	b.run("pick metric", chromedp.SendKeys(chromedp.ID("explore-query"), "\t"))
+	b.run("pick metric", typeInto(chromedp.ID("explore-query"), "\t"))
 	waitQuery("metric picked", "cpu_usage_percent", `document.getElementById("explore-suggest").hidden`)
 	// A label value, scoped to the metric, picked with Enter.
-	b.run("type machine", chromedp.SendKeys(chromedp.ID("explore-query"), `{machine="we`))
+	b.run("type machine", typeInto(chromedp.ID("explore-query"), `{machine="we`))
 	b.waitJS(10*time.Second, "value completion", option("web-1"))
 	b.run("pick value", pressEnter())
 	waitQuery("value picked", `cpu_usage_percent{machine="web-1"`, "")
 	// A label name: picking it opens its values; Escape closes a list.
-	b.run("type label", chromedp.SendKeys(chromedp.ID("explore-query"), ",cp"))
+	b.run("type label", typeInto(chromedp.ID("explore-query"), ",cp"))
 	b.waitJS(10*time.Second, "label completion", option("cpu"))
-	b.run("pick label", chromedp.SendKeys(chromedp.ID("explore-query"), "\t"))
+	b.run("pick label", typeInto(chromedp.ID("explore-query"), "\t"))
 	waitQuery("label picked", `cpu_usage_percent{machine="web-1",cpu=""`, option("total"))
-	b.run("escape", chromedp.SendKeys(chromedp.ID("explore-query"), "\x1b"))
+	b.run("escape", typeInto(chromedp.ID("explore-query"), "\x1b"))
 	b.waitJS(5*time.Second, "closed", `document.getElementById("explore-suggest").hidden`)
-	b.run("type total", chromedp.SendKeys(chromedp.ID("explore-query"), "tot"))
+	b.run("type total", typeInto(chromedp.ID("explore-query"), "tot"))
 	b.waitJS(10*time.Second, "total", option("total"))
 	b.run("pick total", pressEnter())
 	waitQuery("value picked", `cpu_usage_percent{machine="web-1",cpu="total"`, "")
-	b.run("close brace", chromedp.SendKeys(chromedp.ID("explore-query"), "}"))
+	b.run("close brace", typeInto(chromedp.ID("explore-query"), "}"))
 	const good = `cpu_usage_percent{machine="web-1",cpu="total"}`
 
 	// Enter runs it: a chart with one line, a table row, the URL.

@@ -374,10 +374,10 @@ func TestBrowserLoginAndAdmin(t *testing.T) {
 	b.run("open login", chromedp.Navigate(base+"/login?next=%2Fadmin"))
 	b.waitJS(10*time.Second, "login form", `document.querySelector('main form input[type="password"]')`)
 	b.run("wrong password",
-		chromedp.SendKeys(chromedp.CSS(`main form input[name="username"]`), "admin"),
-		chromedp.SendKeys(chromedp.CSS(`main form input[type="password"]`), "not-the-password\r"))
+		typeInto(chromedp.CSS(`main form input[name="username"]`), "admin"),
+		typeInto(chromedp.CSS(`main form input[type="password"]`), "not-the-password\r"))
 	b.waitJS(10*time.Second, "error shown", `document.querySelector('.auth-error').textContent === "Wrong username or password."`)
-	b.run("right password", chromedp.SendKeys(chromedp.CSS(`main form input[type="password"]`), adminPW+"\r"))
+	b.run("right password", typeInto(chromedp.CSS(`main form input[type="password"]`), adminPW+"\r"))
 	b.waitJS(10*time.Second, "on /admin", `location.pathname === "/admin" && document.getElementById("token-form")`)
 	b.waitJS(5*time.Second, "header shows the user", `document.querySelector('#session .session-user') && document.querySelector('#session .session-user').textContent === "admin (admin)"`)
 	if !js[bool](b, `!document.getElementById("nav-admin").hidden`) {
@@ -387,8 +387,8 @@ func TestBrowserLoginAndAdmin(t *testing.T) {
 	// A token with a markup-like name, bound to m1.
 	const evil = `<img src=x onerror=alert(1)>`
 	b.run("fill token form",
-		chromedp.SendKeys(chromedp.CSS(`#token-form input[aria-label="Name"]`), evil),
-		chromedp.SendKeys(chromedp.CSS(`#token-form input[aria-label="Machine id"]`), "m1"))
+		typeInto(chromedp.CSS(`#token-form input[aria-label="Name"]`), evil),
+		typeInto(chromedp.CSS(`#token-form input[aria-label="Machine id"]`), "m1"))
 	b.run("create token", chromedp.Click(chromedp.CSS(`#token-form button[type="submit"]`)))
 	b.waitJS(10*time.Second, "token shown once", `document.getElementById("new-token") && document.getElementById("new-token").value.startsWith("smt_")`)
 	tok := js[string](b, `document.getElementById("new-token").value`)
@@ -410,8 +410,8 @@ func TestBrowserLoginAndAdmin(t *testing.T) {
 
 	// A user, added as viewer and promoted.
 	b.run("fill user form",
-		chromedp.SendKeys(chromedp.CSS(`#user-form input[aria-label="Username"]`), "vi"),
-		chromedp.SendKeys(chromedp.CSS(`#user-form input[aria-label="Password"]`), "vi-password"))
+		typeInto(chromedp.CSS(`#user-form input[aria-label="Username"]`), "vi"),
+		typeInto(chromedp.CSS(`#user-form input[aria-label="Password"]`), "vi-password"))
 	b.run("add user", chromedp.Click(chromedp.CSS(`#user-form button[type="submit"]`)))
 	userRow := `document.querySelector('#users-table tr[data-user="vi"]')`
 	b.waitJS(10*time.Second, "user row", userRow+` && `+userRow+`.querySelector('select').value === "viewer"`)
