@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
@@ -72,7 +73,6 @@ type walCheckpoint struct {
 	mint int64
 	keep func(chunks.HeadSeriesRef) bool
 	step func() error // rests (restStep); its error ends the checkpoint
-	log  *slog.Logger
 
 	prevDir string // the last checkpoint ("" none), read with the first segments
 	prev    int    // its index (-1 none)
@@ -97,7 +97,7 @@ func newWALCheckpoint(dir string, mint int64, keep func(chunks.HeadSeriesRef) bo
 	if err != nil || first < 0 {
 		return nil, err
 	}
-	c := &walCheckpoint{dir: dir, mint: mint, keep: keep, step: step, log: log, prev: -1, dec: record.NewDecoder(labels.NewSymbolTable(), log)}
+	c := &walCheckpoint{dir: dir, mint: mint, keep: keep, step: step, prev: -1, dec: record.NewDecoder(labels.NewSymbolTable(), log)}
 	switch prevDir, prev, err := wlog.LastCheckpoint(dir); {
 	case errors.Is(err, record.ErrNotFound):
 	case err != nil:
@@ -218,13 +218,9 @@ func (c *walCheckpoint) add(rec []byte) error {
 		if c.series, err = c.dec.Series(rec, c.series[:0]); err != nil {
 			return fmt.Errorf("decode series: %w", err)
 		}
-		kept := c.series[:0]
-		for _, s := range c.series {
-			if c.keep(s.Ref) {
-				kept = append(kept, s)
-			}
-		}
-		if len(kept) == len(c.series) {
+		n := len(c.series)
+		kept := slices.DeleteFunc(c.series, func(s record.RefSeries) bool { return !c.keep(s.Ref) })
+		if len(kept) == n {
 			c.buf = append(c.buf, rec...)
 		} else if len(kept) > 0 {
 			c.buf = c.enc.Series(kept, c.buf)
@@ -234,13 +230,7 @@ func (c *walCheckpoint) add(rec []byte) error {
 		if c.samples, err = c.dec.Samples(rec, c.samples[:0]); err != nil {
 			return fmt.Errorf("decode samples: %w", err)
 		}
-		kept := c.samples[:0]
-		for _, s := range c.samples {
-			if s.T >= c.mint {
-				kept = append(kept, s)
-			}
-		}
-
+		kept := slices.DeleteFunc(c.samples, func(s record.RefSample) bool { return s.T < c.mint })
 		if len(kept) > 0 {
 			c.buf = c.enc.Samples(kept, c.buf)
 		}
@@ -249,15 +239,9 @@ func (c *walCheckpoint) add(rec []byte) error {
 		if c.stones, err = c.dec.Tombstones(rec, c.stones[:0]); err != nil {
 			return fmt.Errorf("decode tombstones: %w", err)
 		}
-		kept := c.stones[:0]
-		for _, s := range c.stones {
-			for _, iv := range s.Intervals {
-				if iv.Maxt >= c.mint {
-					kept = append(kept, s)
-					break
-				}
-			}
-		}
+		kept := slices.DeleteFunc(c.stones, func(s tombstones.Stone) bool {
+			return !slices.ContainsFunc(s.Intervals, func(iv tombstones.Interval) bool { return iv.Maxt >= c.mint })
+		})
 		if len(kept) > 0 {
 			c.buf = c.enc.Tombstones(kept, c.buf)
 		}

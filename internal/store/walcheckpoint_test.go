@@ -30,8 +30,8 @@ import (
 // first 40 series at segment 19 (as an earlier truncation leaves), then 100
 // series records and, per minute of 0..120, one record of two samples of
 // each series in that minute and one of a late sample (ten minutes back),
-// and a tombstone at minute 30 (to minute 80); extra records go right
-// after the series. It returns the open WAL.
+// and at minute 30 a tombstone (to minute 80) and two samples stamped
+// minute 70; extra records go right after the series. It returns the open WAL.
 func testWAL(t *testing.T, dir string, extra ...[]byte) *wlog.WL {
 	t.Helper()
 	var enc record.Encoder
@@ -58,6 +58,12 @@ func testWAL(t *testing.T, dir string, extra ...[]byte) *wlog.WL {
 			t.Fatal(err)
 		}
 		if m == 30 {
+			// An agent whose clock is 40 minutes ahead: samples past mint
+			// in a segment the checkpoint covers.
+			ahead := []record.RefSample{{Ref: 3, T: 70*60_000 + 5_000, V: 1}, {Ref: 4, T: 70*60_000 + 5_000, V: 2}}
+			if err := w.Log(enc.Samples(ahead, nil)); err != nil {
+				t.Fatal(err)
+			}
 			stone := []tombstones.Stone{{Ref: storage.SeriesRef(7), Intervals: tombstones.Intervals{{Mint: 0, Maxt: 80 * 60_000}}}}
 			if err := w.Log(enc.Tombstones(stone, nil)); err != nil {
 				t.Fatal(err)
