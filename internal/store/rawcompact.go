@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"os"
@@ -42,7 +43,7 @@ import (
 // after the visit have higher references than any it noted: they stay in
 // the head for the next compaction. The TSDB runs it after every head
 // compaction; the gate skips it when no sample was appended out of order
-// since the last one's visit (the TSDB's own count, oooSamples), so an
+// since the last one's visit (the TSDB's own count, rawMetrics), so an
 // hour without late samples holds no commit.
 //
 // The head chunk mapper (tsdb/chunks.ChunkDiskMapper) has a race between
@@ -82,18 +83,19 @@ type compactGate struct {
 	// by the out-of-order compaction's visit; oooHeld while it is.
 	commits sync.RWMutex
 	oooHeld atomic.Bool
-	// ooo reads the TSDB's count of samples appended out of order; the
-	// out-of-order compaction is skipped while it stays at oooDone, the
-	// count at the last one's visit (oooKnown once there was one).
-	ooo      *oooSamples
+	// metrics reads the TSDB's count of samples appended out of order;
+	// the out-of-order compaction is skipped while it stays at oooDone,
+	// the count at the last one's visit (oooKnown once there was one).
+	// Failed compactions are counted there too.
+	metrics  *rawMetrics
 	oooDone  float64
 	oooKnown bool
 	oooRuns  int // out-of-order compactions run (tests)
 	// running is held by a compaction; set(true) takes it to wait for one.
 	running sync.Mutex
-	// checkpointed is the WAL checkpoint the store wrote in the running
-	// head compaction ("" none; walcheckpoint.go). Held by running.
-	checkpointed   string
+	// aside is the WAL checkpoint the store put in place in the running
+	// head compaction (nil none; walcheckpoint.go). Held by running.
+	aside          *walSetAside
 	walCheckpoints int // written (tests)
 
 	mu      sync.Mutex
@@ -176,6 +178,9 @@ func (g *compactGate) committed() {
 
 func (g *compactGate) loop(ctx context.Context) {
 	defer close(g.done)
+	if err := g.dropCheckpointed(ctx); err != nil && ctx.Err() == nil {
+		g.log.Warn("delete checkpointed raw tier WAL segments", "err", err)
+	}
 	t := time.NewTicker(chunkGateEvery)
 	defer t.Stop()
 	for {
@@ -220,8 +225,16 @@ func (g *compactGate) takeBlocks() bool {
 // compact writes out what the head holds past 1.5 blocks, as TSDB.Compact
 // does, then its out-of-order samples with the commits held, then
 // compacts the blocks unless the head is within margin (ms) of
-// compactable again.
+// compactable again. A failure, other than being stopped, is counted.
 func (g *compactGate) compact(ctx context.Context, margin int64) error {
+	err := g.compactRound(ctx, margin)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		g.metrics.compactionFailed()
+	}
+	return err
+}
+
+func (g *compactGate) compactRound(ctx context.Context, margin int64) error {
 	g.running.Lock()
 	defer g.running.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
@@ -241,22 +254,29 @@ func (g *compactGate) compact(ctx context.Context, margin int64) error {
 		// As TSDB.Compact: appends that began before the head grew past
 		// the block may still write into it.
 		h.WaitForAppendersOverlapping(maxt - 1)
-		g.checkpointed = ""
+		g.aside = nil
 		if err := g.db.CompactHead(tsdb.NewRangeHeadWithIsolationDisabled(h, mint, maxt-1)); err != nil {
-			if g.checkpointed != "" {
+			if g.aside != nil {
 				// The TSDB deletes a block it then fails to load: the
-				// old checkpoint and every segment stand for it again.
-				err = errors.Join(err, os.RemoveAll(g.checkpointed))
+				// last checkpoint and every segment stand for it again.
+				err = errors.Join(err, g.aside.undo())
 			}
 			return err
 		}
 		wrote = true
+		if g.aside != nil {
+			// The block is loaded: the segments it covered go, paced.
+			g.aside = nil
+			if err := g.dropCheckpointed(ctx); err != nil {
+				return fmt.Errorf("delete checkpointed WAL segments: %w", err)
+			}
+		}
 	}
-	if n, ok := g.ooo.total(); wrote && (!ok || !g.oooKnown || n != g.oooDone) {
+	if n, ok := g.metrics.oooTotal(); wrote && (!ok || !g.oooKnown || n != g.oooDone) {
 		g.commits.Lock()
 		g.oooHeld.Store(true)
 		// Every commit counted is done and its samples are in the head.
-		n, ok = g.ooo.total()
+		n, ok = g.metrics.oooTotal()
 		err := g.db.CompactOOOHead(ctx)
 		g.visited()
 		if err != nil {
@@ -331,7 +351,7 @@ func (g *compactGate) writeHead(dest string, rh *tsdb.RangeHead, write func(tsdb
 	}
 	start := time.Now()
 	rs := newRestStep(ctx, g.duty, g.sleep, g.now)
-	dir, err := g.checkpointWAL(ctx, rh.BlockMaxTime(), rs.step)
+	aside, err := g.checkpointWAL(ctx, rh.BlockMaxTime(), rs.step)
 	switch {
 	case ctx.Err() != nil:
 		// Closing, or compactions turned off: not the TSDB's whole
@@ -342,9 +362,9 @@ func (g *compactGate) writeHead(dest string, rh *tsdb.RangeHead, write func(tsdb
 		return ids, ctx.Err()
 	case err != nil:
 		g.log.Warn("raw tier WAL checkpoint left to the TSDB", "err", err)
-	case dir != "":
+	case aside != nil:
 		g.log.Info("raw tier WAL checkpoint done", "duration", time.Since(start).Round(time.Millisecond))
-		g.checkpointed = dir
+		g.aside = aside
 		g.walCheckpoints++
 	}
 	return ids, nil
@@ -389,17 +409,24 @@ func (g *compactGate) isWaiting() bool {
 	return g.waiting
 }
 
-// oooSamples is the registerer the raw tier's TSDB is opened with: it
+// rawMetrics is the registerer the raw tier's TSDB is opened with: it
 // passes every collector on (to a nil registerer: none), and keeps the
-// head's count of samples appended out of order, which total reads.
-type oooSamples struct {
+// head's count of samples appended out of order, which oooTotal reads,
+// and the count of failed compactions, which the gate's failures add to
+// (the TSDB counts only those of its own loop, which the gate runs
+// instead).
+type rawMetrics struct {
 	prometheus.Registerer // may be nil
-	counter               prometheus.Collector
+	ooo                   prometheus.Collector
+	failed                prometheus.Counter
 }
 
-const oooSamplesName = "prometheus_tsdb_head_out_of_order_samples_appended_total"
+const (
+	oooSamplesName        = "prometheus_tsdb_head_out_of_order_samples_appended_total"
+	compactionsFailedName = "prometheus_tsdb_compactions_failed_total"
+)
 
-func (r *oooSamples) Register(c prometheus.Collector) error {
+func (r *rawMetrics) Register(c prometheus.Collector) error {
 	descs := make(chan *prometheus.Desc)
 	go func() {
 		c.Describe(descs)
@@ -407,8 +434,13 @@ func (r *oooSamples) Register(c prometheus.Collector) error {
 	}()
 	for d := range descs {
 		// A Desc shows its name only in its String.
-		if strings.Contains(d.String(), `"`+oooSamplesName+`"`) {
-			r.counter = c
+		switch ds := d.String(); {
+		case strings.Contains(ds, `"`+oooSamplesName+`"`):
+			r.ooo = c
+		case strings.Contains(ds, `"`+compactionsFailedName+`"`):
+			if cnt, ok := c.(prometheus.Counter); ok {
+				r.failed = cnt
+			}
 		}
 	}
 	if r.Registerer == nil {
@@ -417,7 +449,14 @@ func (r *oooSamples) Register(c prometheus.Collector) error {
 	return r.Registerer.Register(c)
 }
 
-func (r *oooSamples) MustRegister(cs ...prometheus.Collector) {
+// compactionFailed counts a compaction the gate ran that failed.
+func (r *rawMetrics) compactionFailed() {
+	if r != nil && r.failed != nil {
+		r.failed.Inc()
+	}
+}
+
+func (r *rawMetrics) MustRegister(cs ...prometheus.Collector) {
 	for _, c := range cs {
 		if err := r.Register(c); err != nil {
 			panic(err)
@@ -425,22 +464,22 @@ func (r *oooSamples) MustRegister(cs ...prometheus.Collector) {
 	}
 }
 
-func (r *oooSamples) Unregister(c prometheus.Collector) bool {
+func (r *rawMetrics) Unregister(c prometheus.Collector) bool {
 	if r.Registerer == nil {
 		return true
 	}
 	return r.Registerer.Unregister(c)
 }
 
-// total returns the samples appended out of order since the TSDB opened,
-// and false if the TSDB registered no such count.
-func (r *oooSamples) total() (float64, bool) {
-	if r == nil || r.counter == nil {
+// oooTotal returns the samples appended out of order since the TSDB
+// opened, and false if the TSDB registered no such count.
+func (r *rawMetrics) oooTotal() (float64, bool) {
+	if r == nil || r.ooo == nil {
 		return 0, false
 	}
 	ms := make(chan prometheus.Metric)
 	go func() {
-		r.counter.Collect(ms)
+		r.ooo.Collect(ms)
 		close(ms)
 	}()
 	var n float64

@@ -2,12 +2,20 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/sysmonstm/sysmonstm/internal/testutil"
 )
 
 // TestRawCompactionsWaitForTheFirstChunkFile checks that the raw tier
@@ -187,11 +195,76 @@ func TestOutOfOrderCompactionOnlyAfterLateSamples(t *testing.T) {
 	appendRange(t, s, series("load5", "m1"), base.Add(150*time.Minute), 1, time.Second, v)
 	appendRange(t, s, load, base.Add(4*time.Hour), 3600/10, 10*time.Second, v)
 	compact(2)
-	if n, _ := raw.gate.ooo.total(); n == 0 {
+	if n, _ := raw.gate.metrics.oooTotal(); n == 0 {
 		t.Fatal("the late sample was not counted out of order")
 	}
 	got := tierDump(t, raw)[series("load5", "m1").String()]
 	if len(got) != 1 {
 		t.Fatalf("the late sample read back %d times, want once", len(got))
 	}
+}
+
+// TestRawCompactionFailuresCounted: a raw head compaction that fails (its
+// block cannot be written) counts in the raw tier's
+// prometheus_tsdb_compactions_failed_total, as the TSDB's own loop counted
+// before the gate ran the compactions; one stopped (compactions turned
+// off) does not.
+func TestRawCompactionFailuresCounted(t *testing.T) {
+	skipUnlessTSDB(t) // the VM engine compacts on its own
+	reg := prometheus.NewRegistry()
+	errDisk := errors.New("disk on fire")
+	var fail atomic.Bool
+	s, _ := openTest(t, "", base, func(o *Options) {
+		o.Registerer = reg
+		o.tune = func(tier string, to *tsdb.Options) {
+			if tier != "raw" {
+				return
+			}
+			inner := to.NewCompactorFunc
+			to.NewCompactorFunc = func(ctx context.Context, r prometheus.Registerer, l *slog.Logger, ranges []int64, pool chunkenc.Pool, o *tsdb.Options) (tsdb.Compactor, error) {
+				c, err := inner(ctx, r, l, ranges, pool, o)
+				return failingWrites{Compactor: c, fail: &fail, err: errDisk}, err
+			}
+		}
+	})
+	raw := rawTSDB(t, s)
+	raw.DisableCompactions() // only the Compact below
+	appendRange(t, s, series("load1", "m1"), base, 3*3600, 10*time.Second, func(i int) float64 { return float64(i) })
+	failed := func() float64 {
+		t.Helper()
+		return testutil.Counter(t, reg, compactionsFailedName, "tier", "raw")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := raw.Compact(ctx); !errors.Is(err, context.Canceled) || failed() != 0 {
+		t.Fatalf("a stopped compaction: %v, counted %v; want context.Canceled, not counted", err, failed())
+	}
+	fail.Store(true)
+	if err := raw.Compact(context.Background()); !errors.Is(err, errDisk) {
+		t.Fatalf("compaction with a failing block write: %v, want %v", err, errDisk)
+	}
+	if n := failed(); n != 1 {
+		t.Fatalf("%s{tier=\"raw\"} = %v after one failed compaction, want 1", compactionsFailedName, n)
+	}
+	fail.Store(false)
+	if err := raw.Compact(context.Background()); err != nil || len(raw.Blocks()) == 0 {
+		t.Fatalf("compaction once the block writes again: %v, %d blocks", err, len(raw.Blocks()))
+	}
+	if n := failed(); n != 1 {
+		t.Fatalf("%s{tier=\"raw\"} = %v after a compaction that worked, want still 1", compactionsFailedName, n)
+	}
+}
+
+// failingWrites is a compactor whose head writes fail while fail is set.
+type failingWrites struct {
+	tsdb.Compactor
+	fail *atomic.Bool
+	err  error
+}
+
+func (c failingWrites) Write(dest string, b tsdb.BlockReader, mint, maxt int64, base *tsdb.BlockMeta) ([]ulid.ULID, error) {
+	if c.fail.Load() {
+		return nil, c.err
+	}
+	return c.Compactor.Write(dest, b, mint, maxt, base)
 }

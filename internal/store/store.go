@@ -469,12 +469,13 @@ func (s *Store) openTier(name string, rollup bool, o *tsdb.Options) (*Tier, erro
 	if s.opts.Registerer != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"tier": name}, s.opts.Registerer)
 	}
-	// The raw tier's registerer keeps its out-of-order count (rawcompact.go).
-	var ooo *oooSamples
+	// The raw tier's registerer keeps its out-of-order count and its
+	// failed compactions' (rawcompact.go).
+	var rm *rawMetrics
 	treg := reg
 	if !rollup {
-		ooo = &oooSamples{Registerer: reg}
-		treg = ooo
+		rm = &rawMetrics{Registerer: reg}
+		treg = rm
 	}
 	db, err := tsdb.Open(dir, s.tsdbLog.With("tier", name), treg, o, nil)
 	if err != nil {
@@ -484,7 +485,7 @@ func (s *Store) openTier(name string, rollup bool, o *tsdb.Options) (*Tier, erro
 	t := &Tier{DB: db, rollup: rollup, since: math.MaxInt64}
 	if !rollup {
 		t.gate = newCompactGate(db, time.Duration(o.MinBlockDuration)*time.Millisecond, s.opts.RollupDuty, s.log)
-		t.gate.ooo = ooo
+		t.gate.metrics = rm
 		s.rawGate.Store(t.gate)
 		t.gate.start()
 	}

@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -273,17 +274,7 @@ func TestWALCheckpointAsTheTSDBWrites(t *testing.T) {
 	}
 
 	steps := 0
-	c, err := newWALCheckpoint(paced, mint, keep, func() error { steps++; return nil }, slog.New(slog.DiscardHandler))
-	if err != nil || c == nil {
-		t.Fatalf("store checkpoint: %v, %v", c, err)
-	}
-	if err := c.run(); err != nil {
-		t.Fatal(err)
-	}
-	dir, err := c.commit()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, dir := storeCheckpoint(t, paced, mint, keep, func() error { steps++; return nil })
 	if dir != wlog.CheckpointDir(paced, cut) {
 		t.Fatalf("store checkpoint %q, want %q (the last segment starting before mint)", dir, wlog.CheckpointDir(paced, cut))
 	}
@@ -294,17 +285,29 @@ func TestWALCheckpointAsTheTSDBWrites(t *testing.T) {
 		t.Fatalf("temporary checkpoint left behind: %v", err)
 	}
 	mid := readWAL(t, paced) // before the TSDB's checkpoint
-	if n, err := padWAL(paced, cut); err != nil || n == 0 {
-		t.Fatalf("padWAL: %d segments, %v; want some", n, err)
+	aside := &walSetAside{wal: paced, aside: filepath.Join(t.TempDir(), walCheckpointedDir), checkpoint: dir, to: cut}
+	if err := aside.setAside(); err != nil {
+		t.Fatal(err)
+	}
+	if moved := readDir(t, aside.aside); len(moved) != cut-first+1 || len(aside.moved) != len(moved) {
+		t.Fatalf("set aside %d segments (%d recorded): want the %d from %d to %d", len(moved), len(aside.moved), cut-first+1, first, cut)
+	}
+	if aside.padded, err = padWAL(paced, cut); err != nil || len(aside.padded) == 0 {
+		t.Fatalf("padWAL: %v, %v; want some segments", aside.padded, err)
 	}
 	if mid2 := readWAL(t, paced); !reflect.DeepEqual(mid2, mid) {
-		t.Fatal("padding changed what a replay reads")
+		t.Fatal("setting the segments aside and padding changed what a replay reads")
 	}
 	if to := tsdbCheckpoint(t, wp, mint, keep); to > cut || to < 0 {
 		t.Fatalf("after padding the TSDB checkpointed to segment %d: want a checkpoint at or before the store's %d", to, cut)
 	}
 	if cp, idx, err := wlog.LastCheckpoint(paced); err != nil || idx != cut {
 		t.Fatalf("last checkpoint %s (%v): want the store's", cp, err)
+	}
+	// The TSDB deleted padding only: what it would have deleted is aside,
+	// for the store to delete paced.
+	if moved := readDir(t, aside.aside); len(moved) != cut-first+1 {
+		t.Fatalf("%d segments left aside after the TSDB's truncation: want %d", len(moved), cut-first+1)
 	}
 
 	want, got := readWAL(t, alone), readWAL(t, paced)
@@ -323,6 +326,71 @@ func TestWALCheckpointAsTheTSDBWrites(t *testing.T) {
 	if n, m := walSamples(got), walSamples(orig); n >= m || n < 100*60 {
 		t.Errorf("%d samples left of %d: want those before mint dropped", n, m)
 	}
+}
+
+// storeCheckpoint writes the store's checkpoint of the WAL in dir for a
+// head truncated at mint and puts it in place; it returns the checkpoint
+// and its directory.
+func storeCheckpoint(t *testing.T, dir string, mint int64, keep func(chunks.HeadSeriesRef) bool, step func() error) (*walCheckpoint, string) {
+	t.Helper()
+	c, err := newWALCheckpoint(dir, mint, keep, step, slog.New(slog.DiscardHandler))
+	if err != nil || c == nil {
+		t.Fatalf("store checkpoint: %v, %v", c, err)
+	}
+	if err := c.run(); err != nil {
+		t.Fatal(err)
+	}
+	cp, err := c.commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, cp
+}
+
+// TestWALSetAsideUndone: a store checkpoint in place, its segments set
+// aside and the WAL padded, then undone (the TSDB failed to load the
+// head's block): the WAL directory is as it was, and a replay reads the
+// same.
+func TestWALSetAsideUndone(t *testing.T) {
+	dir := t.TempDir()
+	w := testWAL(t, dir)
+	defer w.Close()
+	before, orig := readDirSizes(t, dir), readWAL(t, dir)
+	c, cp := storeCheckpoint(t, dir, 60*60_000, func(chunks.HeadSeriesRef) bool { return true }, func() error { return nil })
+	s := &walSetAside{wal: dir, aside: filepath.Join(t.TempDir(), walCheckpointedDir), checkpoint: cp, to: c.to}
+	if err := s.setAside(); err != nil || len(s.moved) == 0 {
+		t.Fatalf("set aside %v: %v", s.moved, err)
+	}
+	var err error
+	if s.padded, err = padWAL(dir, c.to); err != nil || len(s.padded) == 0 {
+		t.Fatalf("padWAL: %v, %v", s.padded, err)
+	}
+	if err := s.undo(); err != nil {
+		t.Fatal(err)
+	}
+	if after := readDirSizes(t, dir); !maps.Equal(after, before) {
+		t.Fatalf("the WAL directory went from %v to %v", before, after)
+	}
+	if got := readWAL(t, dir); !reflect.DeepEqual(got, orig) {
+		t.Fatal("a replay after the undo reads other records than before")
+	}
+}
+
+// readDirSizes returns the names in dir with their sizes (-1: a directory).
+func readDirSizes(t *testing.T, dir string) map[string]int64 {
+	t.Helper()
+	m := map[string]int64{}
+	for _, name := range readDir(t, dir) {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[name] = fi.Size()
+		if fi.IsDir() {
+			m[name] = -1
+		}
+	}
+	return m
 }
 
 // fromMint returns the samples at or after mint (a replay discards those
@@ -427,12 +495,26 @@ func TestHeadCompactionCheckpointsWALPaced(t *testing.T) {
 		}
 	}
 	walDir := filepath.Join(raw.Dir(), "wal")
+	aside := filepath.Join(raw.Dir(), walCheckpointedDir)
 	cut := lastStartingBefore(t, walDir, base.Add(2*time.Hour).UnixMilli())
+	// A copy of the directory while the store deletes the segments set
+	// aside after the first block, as a hub killed then leaves it.
+	g, drops, dropping := raw.gate, 0, t.TempDir()
+	g.sleep = func(ctx context.Context, d time.Duration) error {
+		if _, err := os.Stat(aside); err == nil {
+			if drops++; drops == 3 {
+				if err := os.CopyFS(dropping, os.DirFS(dir)); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		return sleepCtx(ctx, d)
+	}
 	if err := raw.Compact(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if raw.gate.walCheckpoints != 2 || len(raw.Blocks()) != 2 {
-		t.Fatalf("%d store checkpoints, %d blocks: want two of each", raw.gate.walCheckpoints, len(raw.Blocks()))
+	if g.walCheckpoints != 2 || len(raw.Blocks()) != 2 {
+		t.Fatalf("%d store checkpoints, %d blocks: want two of each", g.walCheckpoints, len(raw.Blocks()))
 	}
 	_, idx, err := wlog.LastCheckpoint(walDir)
 	if err != nil {
@@ -441,6 +523,20 @@ func TestHeadCompactionCheckpointsWALPaced(t *testing.T) {
 	if first, _, _ := wlog.Segments(walDir); idx != cut || first > cut+1 {
 		t.Fatalf("last checkpoint %d, segments from %d: want the store's at %d, the TSDB's at or before it", idx, first, cut)
 	}
+	// The segments set aside are deleted, resting between them; the
+	// checkpoints before the store's too.
+	if _, err := os.Stat(aside); !os.IsNotExist(err) || drops < 10 {
+		t.Fatalf("segments set aside: %v after %d rests deleting them; want them deleted, resting after each", err, drops)
+	}
+	var cps []string
+	for _, name := range readDir(t, walDir) {
+		if strings.HasPrefix(name, "checkpoint.") {
+			cps = append(cps, name)
+		}
+	}
+	if want := filepath.Base(wlog.CheckpointDir(walDir, cut)); !slices.Equal(cps, []string{want}) {
+		t.Fatalf("checkpoints %v: want only the store's %s", cps, want)
+	}
 	// A copy of the directory as it is, as a killed hub leaves it (a
 	// clean close would write the head's chunks out, and a reopened
 	// store would not need the WAL for them).
@@ -448,19 +544,21 @@ func TestHeadCompactionCheckpointsWALPaced(t *testing.T) {
 	if err := os.CopyFS(crashed, os.DirFS(dir)); err != nil {
 		t.Fatal(err)
 	}
-	s, _ = openTest(t, crashed, base, opts)
-	got := map[string][]float64{}
-	for name, samples := range tierDump(t, s.raw.(*Tier)) {
-		for _, sv := range samples {
-			got[name] = append(got[name], math.Float64frombits(sv[1]))
+	for name, copied := range map[string]string{"after the compactions": crashed, "while deleting the segments set aside": dropping} {
+		s, _ = openTest(t, copied, base, opts)
+		got := map[string][]float64{}
+		for name, samples := range tierDump(t, s.raw.(*Tier)) {
+			for _, sv := range samples {
+				got[name] = append(got[name], math.Float64frombits(sv[1]))
+			}
 		}
-	}
-	if !maps.EqualFunc(got, want, slices.Equal) {
-		n := 0
-		for _, v := range got {
-			n += len(v)
+		if !maps.EqualFunc(got, want, slices.Equal) {
+			n := 0
+			for _, v := range got {
+				n += len(v)
+			}
+			t.Fatalf("killed %s: %d series, %d samples read back; want %d × %d as written", name, len(got), n, nSeries, steps)
 		}
-		t.Fatalf("after a kill: %d series, %d samples read back; want %d × %d as written", len(got), n, nSeries, steps)
 	}
 }
 
@@ -473,9 +571,10 @@ func TestHeadCompactionCheckpointsWALPaced(t *testing.T) {
 // about as many seconds here as 128-MiB ones there. tsdb: the TSDB's
 // checkpoint alone (Head.truncateWAL). store: the store's (unpaced here;
 // in a hub it rests three times as long as it works) and its padding, then
-// the TSDB's, which is what is left unpaced on the compaction's path.
-// Reports the seconds of each (the TSDB's checkpoint, then its deletion of
-// what the checkpoint covers) and the last checkpoint's size.
+// the TSDB's, which is what is left unpaced on the compaction's path, then
+// the store's deletion of the segments it set aside (unpaced here, paced
+// in a hub). Reports the seconds of each (the TSDB's checkpoint, then its
+// deletion of what its checkpoint covers) and the last checkpoint's size.
 func BenchmarkWALCheckpoint(b *testing.B) {
 	const series, minutes, group = 100_000, 100, 10_000
 	const mint = 60 * 60_000
@@ -547,7 +646,12 @@ func BenchmarkWALCheckpoint(b *testing.B) {
 			if err := c.run(); err != nil {
 				b.Fatal(err)
 			}
-			if _, err := c.commit(); err != nil {
+			cp, err := c.commit()
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := &walSetAside{wal: w.Dir(), aside: filepath.Join(b.TempDir(), walCheckpointedDir), checkpoint: cp, to: c.to}
+			if err := s.setAside(); err != nil {
 				b.Fatal(err)
 			}
 			if _, err := padWAL(w.Dir(), c.to); err != nil {
@@ -555,6 +659,11 @@ func BenchmarkWALCheckpoint(b *testing.B) {
 			}
 			b.ReportMetric(time.Since(start).Seconds(), "store_s")
 			truncate(b, w)
+			start = time.Now()
+			if _, _, err := dropSegments(s.aside, func() error { return nil }); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(time.Since(start).Seconds(), "store_delete_s")
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // CountingListener counts the Write calls on every connection it accepts
@@ -37,6 +38,19 @@ func (c countingConn) Write(p []byte) (int, error) {
 // whose label has value, as g gathers it; it fails t when there is none.
 func Histogram(t testing.TB, g prometheus.Gatherer, name, label, value string) (uint64, float64) {
 	t.Helper()
+	h := gathered(t, g, name, label, value).GetHistogram()
+	return h.GetSampleCount(), h.GetSampleSum()
+}
+
+// Counter returns the value of the counter name's series whose label has
+// value, as g gathers it; it fails t when there is none.
+func Counter(t testing.TB, g prometheus.Gatherer, name, label, value string) float64 {
+	t.Helper()
+	return gathered(t, g, name, label, value).GetCounter().GetValue()
+}
+
+func gathered(t testing.TB, g prometheus.Gatherer, name, label, value string) *dto.Metric {
+	t.Helper()
 	mfs, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -48,11 +62,11 @@ func Histogram(t testing.TB, g prometheus.Gatherer, name, label, value string) (
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
 				if l.GetName() == label && l.GetValue() == value {
-					return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+					return m
 				}
 			}
 		}
 	}
 	t.Fatalf("%s{%s=%q} not registered", name, label, value)
-	return 0, 0
+	return nil
 }
