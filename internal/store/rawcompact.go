@@ -352,19 +352,23 @@ func (g *compactGate) writeHead(dest string, rh *tsdb.RangeHead, write func(tsdb
 	start := time.Now()
 	rs := newRestStep(ctx, g.duty, g.sleep, g.now)
 	aside, err := g.checkpointWAL(ctx, rh.BlockMaxTime(), rs.step)
+	if aside != nil {
+		// Undone, should the compaction end here after all.
+		g.aside = aside
+	}
 	switch {
 	case ctx.Err() != nil:
 		// Closing, or compactions turned off: not the TSDB's whole
 		// checkpoint now. The block is on disk: the TSDB loads it at its
 		// next reload or open (a replay drops the WAL's samples before
 		// its end), and the next head compaction writes the hour again
-		// (the two blocks are merged).
+		// (the two blocks are merged). A checkpoint put in place just
+		// before the end is undone (compactRound): the WAL is as it was.
 		return ids, ctx.Err()
 	case err != nil:
 		g.log.Warn("raw tier WAL checkpoint left to the TSDB", "err", err)
 	case aside != nil:
 		g.log.Info("raw tier WAL checkpoint done", "duration", time.Since(start).Round(time.Millisecond))
-		g.aside = aside
 		g.walCheckpoints++
 	}
 	return ids, nil

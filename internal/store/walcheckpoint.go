@@ -495,11 +495,12 @@ func dropSegments(aside string, rest func() error) (int, int64, error) {
 		if err != nil {
 			return i, bytes, err
 		}
-		for size := fi.Size(); size > dropStep; {
-			size -= dropStep
-			if err := os.Truncate(name, size); err != nil {
+		size := fi.Size()
+		for size > dropStep {
+			if err := os.Truncate(name, size-dropStep); err != nil {
 				return i, bytes, err
 			}
+			size -= dropStep
 			bytes += dropStep
 			if err := rest(); err != nil {
 				return i, bytes, err
@@ -508,7 +509,7 @@ func dropSegments(aside string, rest func() error) (int, int64, error) {
 		if err := os.RemoveAll(name); err != nil {
 			return i, bytes, err
 		}
-		bytes += min(fi.Size(), dropStep)
+		bytes += size
 		if err := rest(); err != nil {
 			return i + 1, bytes, err
 		}

@@ -744,3 +744,31 @@ func blockDirs(t *testing.T, dir string) []string {
 	}
 	return ids
 }
+
+// TestDropSegments: segments set aside are deleted dropStep at a time, with
+// a rest after each step, and their bytes counted as they were.
+func TestDropSegments(t *testing.T) {
+	aside := filepath.Join(t.TempDir(), walCheckpointedDir)
+	if err := os.MkdirAll(aside, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	sizes := []int64{2*dropStep + dropStep/2, 1 << 10}
+	for i, n := range sizes {
+		f, err := os.Create(filepath.Join(aside, fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(n); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	rests := 0
+	n, bytes, err := dropSegments(aside, func() error { rests++; return nil })
+	if err != nil || n != 2 || bytes != sizes[0]+sizes[1] || rests != 3+1 {
+		t.Fatalf("dropSegments: %d files, %d bytes, %d rests, %v; want 2, %d, 4", n, bytes, rests, err, sizes[0]+sizes[1])
+	}
+	if _, err := os.Stat(aside); !os.IsNotExist(err) {
+		t.Fatalf("the directory set aside is left: %v", err)
+	}
+}
