@@ -37,8 +37,10 @@
 # seconds, RSS MiB, GC cycles, commits and their total seconds, and the
 # MiB of the data dir's WAL, raw chunks and whole tsdb (for runs long enough
 # to cross the hourly rollup pass and the raw head's compaction), loadgen's
-# CPU seconds, and the machine's dirty and under-writeback page cache MiB
-# (/proc/meminfo: a pass's files waiting for the disk). Needs curl and python3. Everything is stopped at exit; $WORK (default a
+# CPU seconds, the machine's dirty and under-writeback page cache MiB
+# (/proc/meminfo: a pass's files waiting for the disk), and the MiB the
+# hub has read from the disk and its major page faults (a mapped file's
+# page read from the disk; /proc/PID/io, /proc/PID/stat). Needs curl and python3. Everything is stopped at exit; $WORK (default a
 # new temp dir) keeps the logs.
 set -euo pipefail
 MACHINES=${MACHINES:-1000}
@@ -128,10 +130,10 @@ lg_pid=$!
 pids+=("$lg_pid")
 if [[ -n ${SAMPLE:-} ]]; then
   (
-    printf 'time\thub_cpu_s\trss_mib\tgc_cycles\tcommits\tcommit_s\twal_mib\tchunks_mib\ttsdb_mib\tloadgen_cpu_s\tdirty_mib\twriteback_mib\n'
+    printf 'time\thub_cpu_s\trss_mib\tgc_cycles\tcommits\tcommit_s\twal_mib\tchunks_mib\ttsdb_mib\tloadgen_cpu_s\tdirty_mib\twriteback_mib\thub_read_mib\thub_major_faults\n'
     while kill -0 "$lg_pid" 2>/dev/null; do
       m=$(curl -fsS --max-time 5 "http://$H/metrics" 2>/dev/null || true)
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%H:%M:%S)" \
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%H:%M:%S)" \
         "$(awk -v hz="$clk" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$hub_pid/stat" 2>/dev/null)" \
         "$(awk '/^VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$hub_pid/status" 2>/dev/null)" \
         "$(awk '$1 == "go_gc_duration_seconds_count" {print $2}' <<<"$m")" \
@@ -142,7 +144,9 @@ if [[ -n ${SAMPLE:-} ]]; then
         "$(du -sm "$D/tsdb" 2>/dev/null | cut -f1)" \
         "$(awk -v hz="$clk" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$lg_pid/stat" 2>/dev/null)" \
         "$(awk '/^Dirty:/ {printf "%.0f", $2 / 1024}' /proc/meminfo)" \
-        "$(awk '/^Writeback:/ {printf "%.0f", $2 / 1024}' /proc/meminfo)"
+        "$(awk '/^Writeback:/ {printf "%.0f", $2 / 1024}' /proc/meminfo)" \
+        "$(awk '$1 == "read_bytes:" {printf "%.0f", $2 / 1048576}' "/proc/$hub_pid/io" 2>/dev/null)" \
+        "$(awk '{print $12}' "/proc/$hub_pid/stat" 2>/dev/null)"
       sleep "$SAMPLE"
     done
   ) >"$WORK/samples.tsv" 2>/dev/null &

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -557,8 +559,10 @@ func BenchmarkOutOfOrderCompaction(b *testing.B) {
 // 95 minutes (its head compactable), and while Compact writes the first
 // hour's block (360 samples per series) a writer commits a sample of every
 // series each second, in
-// groups of 10,000 on a fixed schedule. Reported: the write's seconds, and
-// how late the commits finished after their scheduled time (p99, max). In
+// groups of 10,000 on a fixed schedule. Reported: the write's seconds, how
+// late the commits finished after their scheduled time (p99, max), and
+// what the process read from the disk meanwhile (major page faults: the
+// head's chunk files are read through a mapping; MiB read). In
 // a hub the head write also competes with ingest's decoding and the live
 // view; this isolates the store.
 func BenchmarkCommitsDuringHeadWrite(b *testing.B) {
@@ -614,6 +618,7 @@ func BenchmarkCommitsDuringHeadWrite(b *testing.B) {
 					}
 				}()
 				time.Sleep(2 * time.Second)
+				faults0, read0 := diskReadIn()
 				b.StartTimer()
 				began := time.Now()
 				if err := raw.Compact(context.Background()); err != nil {
@@ -621,6 +626,7 @@ func BenchmarkCommitsDuringHeadWrite(b *testing.B) {
 				}
 				took := time.Since(began)
 				b.StopTimer()
+				faults, read := diskReadIn()
 				close(stop)
 				late := <-done
 				if len(raw.Blocks()) == 0 {
@@ -630,12 +636,35 @@ func BenchmarkCommitsDuringHeadWrite(b *testing.B) {
 				b.ReportMetric(took.Seconds(), "write_s")
 				b.ReportMetric(float64(late[len(late)*99/100].Microseconds())/1000, "late_p99_ms")
 				b.ReportMetric(float64(late[len(late)-1].Microseconds())/1000, "late_max_ms")
+				b.ReportMetric(float64(faults-faults0), "major_faults")
+				if read >= 0 && read0 >= 0 {
+					b.ReportMetric(float64(read-read0)/(1<<20), "disk_read_MiB")
+				}
 				if err := s.Close(); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 	}
+}
+
+// diskReadIn returns the process's major page faults so far (a mapped
+// page read from the file) and the bytes it had read from storage
+// (/proc/self/io read_bytes; -1 where there is none).
+func diskReadIn() (majorFaults, readBytes int64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
+		majorFaults = int64(ru.Majflt)
+	}
+	readBytes = -1
+	if b, err := os.ReadFile("/proc/self/io"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "read_bytes: "); ok {
+				readBytes, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+	}
+	return majorFaults, readBytes
 }
 
 // rawHeadOf opens a raw-tier TSDB whose head holds series series of

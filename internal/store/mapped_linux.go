@@ -11,23 +11,33 @@ import (
 
 const mappedSupported = true
 
-// pageOutMapped pages out every shared read-only mapping of a file whose
-// path match accepts (see mappedPages). A mapping that disappeared since
-// /proc/self/maps was read is skipped.
-func pageOutMapped(match func(path []byte) bool) error {
+// pageOutMapped pages out, or only unmaps, every shared read-only mapping
+// of a file as advice says for its path (see mappedPages). A mapping that
+// disappeared since /proc/self/maps was read is skipped.
+func pageOutMapped(advice func(path []byte) mappedAdvice) error {
 	return procmaps.Self(func(m procmaps.Mapping) error {
 		path, ok := sharedFile(m)
-		if !ok || !match(path) {
+		if !ok {
 			return nil
 		}
-		_, _, errno := unix.Syscall(unix.SYS_MADVISE, m.Lo, m.Hi-m.Lo, unix.MADV_PAGEOUT)
+		name, advise := "MADV_PAGEOUT", unix.MADV_PAGEOUT
+		switch advice(path) {
+		case leaveMapped:
+			return nil
+		case unmapPages:
+			name, advise = "MADV_DONTNEED", unix.MADV_DONTNEED
+		}
+		_, _, errno := unix.Syscall(unix.SYS_MADVISE, m.Lo, m.Hi-m.Lo, uintptr(advise))
 		switch errno {
 		case 0, unix.ENOMEM, unix.EAGAIN:
 			return nil
 		case unix.EINVAL:
-			return fmt.Errorf("madvise(MADV_PAGEOUT): %w (Linux 5.4 or later needed)", errno)
+			if advise == unix.MADV_PAGEOUT {
+				return fmt.Errorf("madvise(%s): %w (Linux 5.4 or later needed)", name, errno)
+			}
+			return fmt.Errorf("madvise(%s): %w", name, errno)
 		default:
-			return fmt.Errorf("madvise(MADV_PAGEOUT): %w", errno)
+			return fmt.Errorf("madvise(%s): %w", name, errno)
 		}
 	})
 }

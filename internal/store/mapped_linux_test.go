@@ -9,8 +9,10 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -323,4 +325,133 @@ func procRSS(t *testing.T) (rss, file int64) {
 		}
 	}
 	return rss, file
+}
+
+// TestUnmapOnlyKeepsPageCache: files a reader only unmaps leave the
+// process's resident memory but stay in the page cache, so that reading
+// them again reads no disk; a file a pageout reader reads too is paged out.
+func TestUnmapOnlyKeepsPageCache(t *testing.T) {
+	dir, both := t.TempDir(), t.TempDir()
+	const size = 8 << 20
+	kept := mapFile(t, filepath.Join(dir, "chunks_head", "000001"), size, unix.MAP_SHARED)
+	shared := mapFile(t, filepath.Join(both, "chunks_head", "000001"), size, unix.MAP_SHARED)
+	for _, b := range [][]byte{kept, shared} {
+		touch(t, b)
+		if r := mappedRSS(t, b); r < size*9/10 {
+			t.Fatalf("%d KiB of the mapping resident after reading every page", r>>10)
+		}
+	}
+	m := newMappedPages(nil)
+	endBoth := m.begin("", both)
+	m.beginUnmapping(dir, both)()
+	endBoth()
+	if m.disabled.Load() {
+		t.Fatal("paging out was disabled")
+	}
+	if r := mappedRSS(t, kept); r > size/10 {
+		t.Errorf("unmapped only: %d KiB of the mapping still in the process's RSS", r>>10)
+	}
+	if r := resident(t, kept); r < 0.9 {
+		t.Errorf("unmapped only: %.0f %% of the file in the page cache, want it kept", 100*r)
+	}
+	if r := resident(t, shared); r > 0.5 {
+		t.Errorf("read by a pageout reader too: %.0f %% of the file in the page cache, want it paged out", 100*r)
+	}
+	touch(t, kept)
+	touch(t, shared)
+}
+
+// TestMappedEndWaitsForPass: once a reader's end has returned, no pass
+// advises on its files (the TSDB may unmap them then, and the Go heap
+// reuse their addresses: a DONTNEED there would zero the heap's pages).
+func TestMappedEndWaitsForPass(t *testing.T) {
+	dir := t.TempDir()
+	path := resolveDir(dir)
+	m := newMappedPages(nil)
+	m.every = 100 * time.Microsecond
+	var ended atomic.Bool
+	var late atomic.Int64
+	m.advise = func(advice func(path []byte) mappedAdvice) error {
+		time.Sleep(50 * time.Microsecond) // reading /proc/self/maps
+		if ended.Load() && advice(append(path[:len(path):len(path)], "000001"...)) == unmapPages {
+			late.Add(1)
+		}
+		return nil
+	}
+	for range 300 {
+		ended.Store(false)
+		end := m.beginUnmapping(dir)
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+		end()
+		ended.Store(true)
+		time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+	}
+	if n := late.Load(); n > 0 {
+		t.Fatalf("%d passes advised on a reader's files after its end returned", n)
+	}
+}
+
+// mappedRSS is how much of the mapping b is resident in this process
+// (Rss of its /proc/self/smaps entry).
+func mappedRSS(t *testing.T, b []byte) int64 {
+	t.Helper()
+	data, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo := uintptr(unsafe.Pointer(&b[0]))
+	in := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if m, ok := procmaps.Parse([]byte(line)); ok {
+			in = uintptr(m.Lo) == lo
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "Rss:"); in && ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no mapping at %#x in /proc/self/smaps", lo)
+	return 0
+}
+
+// TestRawHeadWriteUnmapsChunkFiles checks the wiring: the raw tier's head
+// write only unmaps the head's chunk files (the page cache keeps them for
+// the rest of the write) and pages out the block it writes.
+func TestRawHeadWriteUnmapsChunkFiles(t *testing.T) {
+	skipUnlessTSDB(t)
+	s, _ := openTest(t, "", base, nil)
+	raw := rawTSDB(t, s)
+	raw.DisableCompactions() // only the Compact below
+	appendRange(t, s, series("load1", "m1"), base, 3*3600, 10*time.Second, func(i int) float64 { return float64(i) })
+	dir := resolveDir(raw.Dir())
+	chunkFile := append(slices.Clip(dir), "chunks_head/000001"...)
+	newBlock := append(slices.Clip(dir), "01KBLOCK.tmp-for-creation/index"...)
+	var chunks, block atomic.Int32 // the strongest advice seen
+	s.mapped.advise = func(advice func(path []byte) mappedAdvice) error {
+		for _, c := range []struct {
+			path []byte
+			seen *atomic.Int32
+		}{{chunkFile, &chunks}, {newBlock, &block}} {
+			if a := int32(advice(c.path)); a > c.seen.Load() {
+				c.seen.Store(a)
+			}
+		}
+		return pageOutMapped(advice)
+	}
+	if err := raw.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(raw.Blocks()) == 0 {
+		t.Fatal("no block written")
+	}
+	if a := mappedAdvice(chunks.Load()); a != unmapPages {
+		t.Errorf("the head's chunk files: advice %d, want %d (unmapped, kept in the page cache)", a, unmapPages)
+	}
+	if a := mappedAdvice(block.Load()); a != pageOut {
+		t.Errorf("the new block: advice %d, want %d (paged out)", a, pageOut)
+	}
 }

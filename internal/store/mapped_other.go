@@ -4,4 +4,4 @@ package store
 
 const mappedSupported = false
 
-func pageOutMapped(func(path []byte) bool) error { return nil }
+func pageOutMapped(func(path []byte) mappedAdvice) error { return nil }

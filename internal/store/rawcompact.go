@@ -399,10 +399,12 @@ func (g *compactGate) set(off bool) {
 	}
 }
 
-// close stops the automatic compactions, waiting for a running one.
+// close stops the automatic compactions, and a compaction run directly
+// (Tier.Compact), waiting for them: the tier's head may be closed then.
 func (g *compactGate) close() {
 	g.cancel()
 	<-g.done
+	g.set(true)
 }
 
 // isWaiting reports whether the gate still waits for the mapper's first

@@ -520,22 +520,29 @@ type pagedCompactor struct {
 }
 
 func (c pagedCompactor) Write(dest string, b tsdb.BlockReader, mint, maxt int64, base *tsdb.BlockMeta) ([]ulid.ULID, error) {
-	if g := c.rawGate.Load(); g != nil && g.db.Dir() == dest {
-		switch h := b.(type) {
-		case *tsdb.OOOCompactionHead:
-			g.visited()
-		case *tsdb.RangeHead:
-			return g.writeHead(dest, h, func(b tsdb.BlockReader) ([]ulid.ULID, error) {
-				return c.write(dest, b, mint, maxt, base)
-			})
-		}
+	g := c.rawGate.Load()
+	if g == nil || g.db.Dir() != dest {
+		defer c.m.begin(dest, filepath.Join(dest, "chunks_head"))()
+		return c.Compactor.Write(dest, b, mint, maxt, base)
 	}
-	return c.write(dest, b, mint, maxt, base)
-}
-
-func (c pagedCompactor) write(dest string, b tsdb.BlockReader, mint, maxt int64, base *tsdb.BlockMeta) ([]ulid.ULID, error) {
-	defer c.m.begin(dest, filepath.Join(dest, "chunks_head"))()
-	return c.Compactor.Write(dest, b, mint, maxt, base)
+	// The raw tier. Its head's chunk files are read a page here and there
+	// for as long as a paced write lasts: they are unmapped but stay
+	// cached (mapped.go). Nothing unmaps them meanwhile: the TSDB does in
+	// the head's truncation, under its compaction lock, which this write
+	// holds, and in the head's closing, which the tier does only once the
+	// gate's compactions, this one among them, are over (Tier.Close).
+	write := func(b tsdb.BlockReader) ([]ulid.ULID, error) {
+		defer c.m.begin(dest)()
+		defer c.m.beginUnmapping(g.dir)()
+		return c.Compactor.Write(dest, b, mint, maxt, base)
+	}
+	switch h := b.(type) {
+	case *tsdb.OOOCompactionHead:
+		g.visited()
+	case *tsdb.RangeHead:
+		return g.writeHead(dest, h, write)
+	}
+	return write(b)
 }
 
 func (c pagedCompactor) Compact(dest string, dirs []string, open []*tsdb.Block) ([]ulid.ULID, error) {
