@@ -455,3 +455,34 @@ func TestRawHeadWriteUnmapsChunkFiles(t *testing.T) {
 		t.Errorf("the new block: advice %d, want %d (paged out)", a, pageOut)
 	}
 }
+
+// TestHourlyPassFromMinutesLeavesRawMapped: an hourly pass served by the
+// minutes kept reads nothing of the raw tier, and leaves its mappings
+// alone (its head's chunk files may be read by the head's write then); a
+// pass that reads the raw tier back pages it out.
+func TestHourlyPassFromMinutesLeavesRawMapped(t *testing.T) {
+	skipUnlessTSDB(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	kept, clk := openTest(t, "", base, nil)
+	raw, clkRaw := openTest(t, "", base, func(o *Options) { o.RollupFromRaw = true })
+	minuteWorkload(t, rng, []*Store{kept, raw}, base, base.Add(time.Hour+5*time.Minute), time.Time{})
+	for _, c := range []struct {
+		s    *Store
+		clk  *fakeClock
+		want mappedAdvice
+	}{{kept, clk, leaveMapped}, {raw, clkRaw, pageOut}} {
+		chunkFile := append(resolveDir(rawTSDB(t, c.s).Dir()), "chunks_head/000001"...)
+		var seen atomic.Int32
+		c.s.mapped.advise = func(advice func(path []byte) mappedAdvice) error {
+			if a := int32(advice(chunkFile)); a > seen.Load() {
+				seen.Store(a)
+			}
+			return pageOutMapped(advice)
+		}
+		c.clk.Set(base.Add(time.Hour + 5*time.Minute))
+		mustRollup(t, c.s)
+		if got := mappedAdvice(seen.Load()); got != c.want {
+			t.Errorf("RollupFromRaw %v: the raw head's chunk files got advice %d in the hourly pass, want %d", c.s.opts.RollupFromRaw, got, c.want)
+		}
+	}
+}

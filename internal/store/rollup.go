@@ -131,11 +131,6 @@ func (s *Store) rollupPass(ctx context.Context) error {
 // rollTier rolls jobs from src into blocks of tier and commits them; the
 // jobs' machines' watermarks advance to their ends.
 func (s *Store) rollTier(ctx context.Context, src tierSource, tier string, jobs []job, blockRange int64, roll seriesRollup) error {
-	if t, ok := src.(*Tier); ok {
-		// A TSDB tier is read through mappings; the VM engine reads its
-		// files with pread and maps none.
-		defer s.mapped.begin("", t.Dir())()
-	}
 	blocks, err := s.runJobs(ctx, src, tier, jobs, blockRange, roll)
 	if err != nil {
 		s.removeStaged(blocks)
@@ -263,6 +258,14 @@ func (s *Store) runJobs(ctx context.Context, src tierSource, tier string, jobs [
 		for _, j := range jobs {
 			s.m.hours.WithLabelValues("raw").Add(float64((j.end - j.start) / hourMs))
 		}
+	}
+	if t, ok := src.(*Tier); ok && len(jobs) > 0 {
+		// A TSDB tier is read through mappings; the VM engine reads its
+		// files with pread and maps none. An hourly pass from the minutes
+		// kept reads none of the raw tier's, and leaves them alone: the
+		// head's chunk files among them, which the head's write may be
+		// reading meanwhile (pageout would drop them from the page cache).
+		defer s.mapped.begin("", t.Dir())()
 	}
 	if sq, ok := q.(seriesStreamer); ok {
 		if group, rest := s.streamable(jobs); len(group) > 0 {
