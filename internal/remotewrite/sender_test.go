@@ -126,9 +126,9 @@ func TestSenderRetriesThenDeliversInOrder(t *testing.T) {
 	if got := testutil.ToFloat64(m.retries.WithLabelValues(url)); got != 3 {
 		t.Fatalf("retries %v, want 3", got)
 	}
-	if got := testutil.ToFloat64(m.sent.WithLabelValues(url)); got != 50 {
-		t.Fatalf("sent %v, want 50", got)
-	}
+	// The receiver has the samples before the sender has its answer
+	// and counts them.
+	waitFor(t, "50 samples counted sent", func() bool { return testutil.ToFloat64(m.sent.WithLabelValues(url)) == 50 })
 	waitFor(t, "empty queue", func() bool { return q.Stats().PendingSamples == 0 })
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP sysmonstm_remote_write_pending_samples Samples in the target's queue not yet accepted by the receiver.
