@@ -352,12 +352,23 @@ func TestVMEngineStageKeepsEverySample(t *testing.T) {
 	name := func(g, i int) string { return "m" + strconv.Itoa(g) + "-" + strconv.Itoa(i) }
 	value := func(g, i, k int) float64 { return float64(g*1_000_000+i*1000+k) + 0.25 }
 	var done [writers]atomic.Int64 // commits finished per writer
+	var queries atomic.Int64       // queries finished
+	querierExit := make(chan struct{})
 	var wg sync.WaitGroup
 	errs := make(chan error, writers+1)
 	for g := range writers {
 		wg.Go(func() {
 			refs := make([]SeriesRef, perWriter)
 			for k := range commits {
+				// The queries run among the commits however slow the
+				// machine: ten of them by the last commit.
+				for queries.Load() < int64(k*10/commits+1) {
+					select {
+					case <-querierExit:
+						return
+					case <-time.After(100 * time.Microsecond):
+					}
+				}
 				app := s.Appender(context.Background())
 				for i := range perWriter {
 					var err error
@@ -379,6 +390,7 @@ func TestVMEngineStageKeepsEverySample(t *testing.T) {
 	go func() {
 		n := 0
 		defer func() { queried <- n }()
+		defer close(querierExit)
 		for {
 			select {
 			case <-stop:
@@ -397,6 +409,7 @@ func TestVMEngineStageKeepsEverySample(t *testing.T) {
 				return
 			}
 			n++
+			queries.Store(int64(n))
 		}
 	}()
 	wg.Wait()
