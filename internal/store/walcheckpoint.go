@@ -137,15 +137,26 @@ func newWALCheckpoint(dir string, mint int64, keep func(chunks.HeadSeriesRef) bo
 
 // run reads the last checkpoint, then the finished segments after it up
 // to the first that starts with samples mostly at or after mint (the
-// samples of the next hour, which stay in the WAL).
+// samples of the next hour, which stay in the WAL) — or further, where
+// padding (padWAL) cannot make the TSDB's checkpoint end there: segment
+// numbers start at 0, and on a new data directory's first compaction the
+// WAL after mint may be longer than the numbers below it. It then reads
+// on to where the TSDB's would end, keeping the samples at or after mint
+// as the TSDB does, paced (docs/benchmarks.md, "The hour's head write
+// after the fix"), but never past twice the segments there were.
 func (c *walCheckpoint) run() error {
 	_, last, err := wlog.Segments(c.dir)
 	if err != nil {
 		return err
 	}
-	for seg := c.to + 1; seg < last; seg++ {
-		if after, err := c.startsAfter(seg); err != nil || after {
+	bound := last + (last - c.from)
+	for seg := c.to + 1; seg < last && seg <= bound; seg++ {
+		after, err := c.startsAfter(seg)
+		if err != nil {
 			return err
+		}
+		if after && paddable(c.to, last) {
+			return nil
 		}
 		if !c.read1 && c.prevDir != "" {
 			if err := c.read(wlog.SegmentRange{Dir: c.prevDir, First: 0, Last: math.MaxInt32}); err != nil {
@@ -156,9 +167,17 @@ func (c *walCheckpoint) run() error {
 			return err
 		}
 		c.to, c.read1 = seg, true
+		if _, last, err = wlog.Segments(c.dir); err != nil { // it grows meanwhile
+			return err
+		}
 	}
 	return nil
 }
+
+// paddable reports whether padWAL can make the TSDB's next checkpoint end
+// at segment to of a WAL whose last segment is last: padding down to
+// segment 0 (its solution for n at most to+1).
+func paddable(to, last int) bool { return 2*(last+padMargin-1) <= 3*to }
 
 // startsAfter reports whether the first samples of segment seg (up to
 // startSamples) are mostly at or after mint: records are logged as they

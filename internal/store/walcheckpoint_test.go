@@ -35,6 +35,12 @@ import (
 // minute 70; extra records go right after the series. It returns the open WAL.
 func testWAL(t *testing.T, dir string, extra ...[]byte) *wlog.WL {
 	t.Helper()
+	return testWALFrom(t, dir, 20, extra...)
+}
+
+// testWALFrom is testWAL with its first segment first.
+func testWALFrom(t *testing.T, dir string, first int, extra ...[]byte) *wlog.WL {
+	t.Helper()
 	var enc record.Encoder
 	refs := func(from, to int) []record.RefSeries {
 		var s []record.RefSeries
@@ -43,7 +49,7 @@ func testWAL(t *testing.T, dir string, extra ...[]byte) *wlog.WL {
 		}
 		return s
 	}
-	w := walFrom(t, dir, 20, 32<<10, refs(0, 40))
+	w := walFrom(t, dir, first, 32<<10, refs(0, 40))
 	if err := w.Log(append([][]byte{enc.Series(refs(40, 100), nil)}, extra...)...); err != nil {
 		t.Fatal(err)
 	}
@@ -256,10 +262,18 @@ func lastStartingBefore(t *testing.T, dir string, mint int64) int {
 // starting before mint, the TSDB's then reads no segment, and a replay reads
 // the same series, samples at or after mint and tombstones either way.
 func TestWALCheckpointAsTheTSDBWrites(t *testing.T) {
+	t.Run("padded", func(t *testing.T) { testWALCheckpointAsTheTSDB(t, 20) })
+	// Segments from 0, as on a new data directory's first compaction: no
+	// padding below the segments after mint can reach, and the store's
+	// checkpoint reads on to where the TSDB's would end.
+	t.Run("from segment 0", func(t *testing.T) { testWALCheckpointAsTheTSDB(t, 0) })
+}
+
+func testWALCheckpointAsTheTSDB(t *testing.T, firstSegment int) {
 	const mint = 60 * 60_000 // the head's block ended at minute 60
 	keep := func(ref chunks.HeadSeriesRef) bool { return ref != 42 }
 	alone, paced := t.TempDir(), t.TempDir()
-	wa, wp := testWAL(t, alone), testWAL(t, paced)
+	wa, wp := testWALFrom(t, alone, firstSegment), testWALFrom(t, paced, firstSegment)
 	defer wa.Close()
 	defer wp.Close()
 	first, last, err := wlog.Segments(paced)
@@ -274,9 +288,16 @@ func TestWALCheckpointAsTheTSDBWrites(t *testing.T) {
 	}
 
 	steps := 0
-	_, dir := storeCheckpoint(t, paced, mint, keep, func() error { steps++; return nil })
-	if dir != wlog.CheckpointDir(paced, cut) {
-		t.Fatalf("store checkpoint %q, want %q (the last segment starting before mint)", dir, wlog.CheckpointDir(paced, cut))
+	c, dir := storeCheckpoint(t, paced, mint, keep, func() error { steps++; return nil })
+	if paddable(cut, last) {
+		if dir != wlog.CheckpointDir(paced, cut) {
+			t.Fatalf("store checkpoint %q, want %q (the last segment starting before mint)", dir, wlog.CheckpointDir(paced, cut))
+		}
+	} else {
+		if c.to <= cut || c.to >= last || !paddable(c.to, last) {
+			t.Fatalf("store checkpoint to segment %d of %d..%d: want past %d (the last starting before mint), to where padding reaches", c.to, first, last, cut)
+		}
+		cut = c.to
 	}
 	if steps < 100 {
 		t.Fatalf("the store's checkpoint rested %d times: want one step per record", steps)
