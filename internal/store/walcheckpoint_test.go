@@ -483,10 +483,10 @@ func pacedSmallWAL(o *Options) {
 
 // TestHeadCompactionCheckpointsWALPaced compacts a raw head of 160
 // minutes (two blocks) through the store, paced, with a WAL of small
-// segments: the store checkpoints the WAL after each block up to the last
-// segment starting before its end, and after the second (the WAL no longer starts
-// at segment 0, so it can be padded) the TSDB's own checkpoint reads no
-// segment. A store opened on a copy of the directory as it is then
+// segments: the store checkpoints the WAL after each block (after the
+// first past its end: the WAL starts at segment 0, too low to pad), after
+// the second up to the last segment starting before its end, and the
+// TSDB's own checkpoint then reads no segment. A store opened on a copy of the directory as it is then
 // (blocks, checkpoint, segments: a killed hub's) reads back every sample.
 func TestHeadCompactionCheckpointsWALPaced(t *testing.T) {
 	skipUnlessTSDB(t) // the VM engine writes its own checkpoints
