@@ -477,6 +477,11 @@ func (s *Store) openTier(name string, rollup bool, o *tsdb.Options) (*Tier, erro
 		rm = &rawMetrics{Registerer: reg}
 		treg = rm
 	}
+	if !rollup {
+		if err := numberNewWAL(filepath.Join(dir, "wal")); err != nil {
+			return nil, fmt.Errorf("open %s tier %s: number a new WAL: %w", name, dir, err)
+		}
+	}
 	db, err := tsdb.Open(dir, s.tsdbLog.With("tier", name), treg, o, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open %s tier %s: %w", name, dir, err)

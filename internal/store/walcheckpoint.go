@@ -137,26 +137,15 @@ func newWALCheckpoint(dir string, mint int64, keep func(chunks.HeadSeriesRef) bo
 
 // run reads the last checkpoint, then the finished segments after it up
 // to the first that starts with samples mostly at or after mint (the
-// samples of the next hour, which stay in the WAL) — or further, where
-// padding (padWAL) cannot make the TSDB's checkpoint end there: segment
-// numbers start at 0, and on a new data directory's first compaction the
-// WAL after mint may be longer than the numbers below it. It then reads
-// on to where the TSDB's would end, keeping the samples at or after mint
-// as the TSDB does, paced (docs/benchmarks.md, "The hour's head write
-// after the fix"), but never past twice the segments there were.
+// samples of the next hour, which stay in the WAL).
 func (c *walCheckpoint) run() error {
 	_, last, err := wlog.Segments(c.dir)
 	if err != nil {
 		return err
 	}
-	bound := last + (last - c.from)
-	for seg := c.to + 1; seg < last && seg <= bound; seg++ {
-		after, err := c.startsAfter(seg)
-		if err != nil {
+	for seg := c.to + 1; seg < last; seg++ {
+		if after, err := c.startsAfter(seg); err != nil || after {
 			return err
-		}
-		if after && paddable(c.to, last) {
-			return nil
 		}
 		if !c.read1 && c.prevDir != "" {
 			if err := c.read(wlog.SegmentRange{Dir: c.prevDir, First: 0, Last: math.MaxInt32}); err != nil {
@@ -167,17 +156,9 @@ func (c *walCheckpoint) run() error {
 			return err
 		}
 		c.to, c.read1 = seg, true
-		if _, last, err = wlog.Segments(c.dir); err != nil { // it grows meanwhile
-			return err
-		}
 	}
 	return nil
 }
-
-// paddable reports whether padWAL can make the TSDB's next checkpoint end
-// at segment to of a WAL whose last segment is last: padding down to
-// segment 0 (its solution for n at most to+1).
-func paddable(to, last int) bool { return 2*(last+padMargin-1) <= 3*to }
 
 // startsAfter reports whether the first samples of segment seg (up to
 // startSamples) are mostly at or after mint: records are logged as they
@@ -363,6 +344,75 @@ func padWAL(dir string, to int) ([]int, error) {
 // the TSDB's truncation (its block reload and head truncation, seconds:
 // a 128-MB segment holds ~18 s at 1 M samples/s).
 const padMargin = 4
+
+// rawWALFirstSegment numbers a new raw tier's first WAL segment. Padding
+// (padWAL) goes down to segment 0 at most, and the TSDB's checkpoint takes
+// the oldest two thirds of the segments, so it ends at the store's
+// checkpoint only where the segments below that number at least twice as
+// many as those after it. Numbered from 0, a new data directory's first
+// head compaction (a WAL of an hour and a half or more, a block of up to
+// an hour of it) has too few, and the TSDB's own checkpoint reads on past
+// the store's, rewriting the samples after the block, unpaced: 4.4 GB in
+// 91 s at 500,000 samples/s for a block of 55 minutes (docs/benchmarks.md,
+// "The hour's head write after the fix"). Reading on in the store's
+// checkpoint instead, paced, made it worse: the TSDB then copies the
+// store's checkpoint, samples and all, unpaced (17 GB in 4.5 minutes for
+// a block of two minutes, "The first head compaction of a new data
+// directory"). A new raw tier's WAL starts here instead, behind an empty
+// checkpoint: room below for heads of 50,000 segments (6 TB of WAL). A data
+// directory whose WAL started at 0 keeps its numbers, high enough once
+// its WAL is a few hours old.
+const rawWALFirstSegment = 100_000
+
+// numberNewWAL makes the WAL in dir, when there is none (no directory, or
+// an empty one), start at segment rawWALFirstSegment: an empty checkpoint
+// just below it, as the TSDB writes one that keeps nothing, and an empty
+// first segment. The TSDB replays a WAL without a checkpoint from segment
+// 0, and one with a checkpoint from the segment after it; it writes on
+// after the last segment. Both are made in a directory beside dir and
+// renamed into place, so that a crash leaves either no WAL or this one.
+func numberNewWAL(dir string) error {
+	switch entries, err := os.ReadDir(dir); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	case len(entries) > 0:
+		return nil
+	}
+	tmp := dir + ".sysmonstm" + wlog.CheckpointTempFileSuffix
+	if err := os.RemoveAll(tmp); err != nil {
+		return err
+	}
+	cp := wlog.CheckpointDir(tmp, rawWALFirstSegment-1)
+	if err := os.MkdirAll(cp, 0o777); err != nil {
+		return err
+	}
+	w, err := wlog.New(nil, nil, cp, tierWALCompression)
+	if err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(wlog.SegmentName(tmp, rawWALFirstSegment), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := syncDir(tmp); err != nil {
+		return err
+	}
+	// An empty directory goes first: Rename replaces no directory.
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
+}
 
 // walCheckpointedDir, in the tier's directory beside the WAL, holds the
 // segments a store checkpoint covers once it is in place: moved out of the

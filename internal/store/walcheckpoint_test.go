@@ -35,12 +35,6 @@ import (
 // minute 70; extra records go right after the series. It returns the open WAL.
 func testWAL(t *testing.T, dir string, extra ...[]byte) *wlog.WL {
 	t.Helper()
-	return testWALFrom(t, dir, 20, extra...)
-}
-
-// testWALFrom is testWAL with its first segment first.
-func testWALFrom(t *testing.T, dir string, first int, extra ...[]byte) *wlog.WL {
-	t.Helper()
 	var enc record.Encoder
 	refs := func(from, to int) []record.RefSeries {
 		var s []record.RefSeries
@@ -49,7 +43,7 @@ func testWALFrom(t *testing.T, dir string, first int, extra ...[]byte) *wlog.WL 
 		}
 		return s
 	}
-	w := walFrom(t, dir, first, 32<<10, refs(0, 40))
+	w := walFrom(t, dir, 20, 32<<10, refs(0, 40))
 	if err := w.Log(append([][]byte{enc.Series(refs(40, 100), nil)}, extra...)...); err != nil {
 		t.Fatal(err)
 	}
@@ -262,18 +256,10 @@ func lastStartingBefore(t *testing.T, dir string, mint int64) int {
 // starting before mint, the TSDB's then reads no segment, and a replay reads
 // the same series, samples at or after mint and tombstones either way.
 func TestWALCheckpointAsTheTSDBWrites(t *testing.T) {
-	t.Run("padded", func(t *testing.T) { testWALCheckpointAsTheTSDB(t, 20) })
-	// Segments from 0, as on a new data directory's first compaction: no
-	// padding below the segments after mint can reach, and the store's
-	// checkpoint reads on to where the TSDB's would end.
-	t.Run("from segment 0", func(t *testing.T) { testWALCheckpointAsTheTSDB(t, 0) })
-}
-
-func testWALCheckpointAsTheTSDB(t *testing.T, firstSegment int) {
 	const mint = 60 * 60_000 // the head's block ended at minute 60
 	keep := func(ref chunks.HeadSeriesRef) bool { return ref != 42 }
 	alone, paced := t.TempDir(), t.TempDir()
-	wa, wp := testWALFrom(t, alone, firstSegment), testWALFrom(t, paced, firstSegment)
+	wa, wp := testWAL(t, alone), testWAL(t, paced)
 	defer wa.Close()
 	defer wp.Close()
 	first, last, err := wlog.Segments(paced)
@@ -288,16 +274,9 @@ func testWALCheckpointAsTheTSDB(t *testing.T, firstSegment int) {
 	}
 
 	steps := 0
-	c, dir := storeCheckpoint(t, paced, mint, keep, func() error { steps++; return nil })
-	if paddable(cut, last) {
-		if dir != wlog.CheckpointDir(paced, cut) {
-			t.Fatalf("store checkpoint %q, want %q (the last segment starting before mint)", dir, wlog.CheckpointDir(paced, cut))
-		}
-	} else {
-		if c.to <= cut || c.to >= last || !paddable(c.to, last) {
-			t.Fatalf("store checkpoint to segment %d of %d..%d: want past %d (the last starting before mint), to where padding reaches", c.to, first, last, cut)
-		}
-		cut = c.to
+	_, dir := storeCheckpoint(t, paced, mint, keep, func() error { steps++; return nil })
+	if dir != wlog.CheckpointDir(paced, cut) {
+		t.Fatalf("store checkpoint %q, want %q (the last segment starting before mint)", dir, wlog.CheckpointDir(paced, cut))
 	}
 	if steps < 100 {
 		t.Fatalf("the store's checkpoint rested %d times: want one step per record", steps)
@@ -483,8 +462,7 @@ func pacedSmallWAL(o *Options) {
 
 // TestHeadCompactionCheckpointsWALPaced compacts a raw head of 160
 // minutes (two blocks) through the store, paced, with a WAL of small
-// segments: the store checkpoints the WAL after each block (after the
-// first past its end: the WAL starts at segment 0, too low to pad), after
+// segments: the store checkpoints the WAL after each block, after
 // the second up to the last segment starting before its end, and the
 // TSDB's own checkpoint then reads no segment. A store opened on a copy of the directory as it is then
 // (blocks, checkpoint, segments: a killed hub's) reads back every sample.
@@ -495,26 +473,7 @@ func TestHeadCompactionCheckpointsWALPaced(t *testing.T) {
 	raw := rawTSDB(t, s)
 	raw.DisableCompactions() // only the Compact below
 	const nSeries, steps = 200, 960
-	names := make([]labels.Labels, nSeries)
-	for i := range names {
-		names[i] = series("load1", fmt.Sprintf("m%03d", i))
-	}
-	rnd := rand.New(rand.NewPCG(3, 4))
-	want := map[string][]float64{}
-	for k := range steps { // every 10 s for 160 minutes, a commit each
-		app := s.Appender(context.Background())
-		ts := base.Add(time.Duration(k) * 10 * time.Second).UnixMilli()
-		for _, ls := range names {
-			v := rnd.Float64()
-			if _, err := app.Append(0, ls, ts, v); err != nil {
-				t.Fatal(err)
-			}
-			want[ls.String()] = append(want[ls.String()], v)
-		}
-		if err := app.Commit(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	want := commitRandomEvery10s(t, s, nSeries, steps, rand.New(rand.NewPCG(3, 4))) // 160 minutes
 	walDir := filepath.Join(raw.Dir(), "wal")
 	aside := filepath.Join(raw.Dir(), walCheckpointedDir)
 	cut := lastStartingBefore(t, walDir, base.Add(2*time.Hour).UnixMilli())
@@ -580,6 +539,147 @@ func TestHeadCompactionCheckpointsWALPaced(t *testing.T) {
 			}
 			t.Fatalf("killed %s: %d series, %d samples read back; want %d × %d as written", name, len(got), n, nSeries, steps)
 		}
+	}
+}
+
+// TestNewRawTierWALLeavesRoomToPad: a new store's raw WAL starts at
+// segment rawWALFirstSegment behind an empty checkpoint, so that its first
+// head compaction (a head of 100 minutes, a block of the first hour) is
+// checkpointed by the store only up to the last segment starting before
+// the block's end, padded for the TSDB's to end there too: numbered from
+// 0, the store's checkpoint read on to two thirds of the WAL, rewriting
+// the samples after the block. A store opened again reads every sample
+// back and keeps the numbers.
+func TestNewRawTierWALLeavesRoomToPad(t *testing.T) {
+	skipUnlessTSDB(t) // the VM engine keeps a WAL of its own
+	dir, opts := t.TempDir(), pacedSmallWAL
+	s, _ := openTest(t, dir, base, opts)
+	raw := rawTSDB(t, s)
+	raw.DisableCompactions() // only the Compact below
+	walDir := filepath.Join(raw.Dir(), "wal")
+	first, _, err := wlog.Segments(walDir)
+	_, cp, cpErr := wlog.LastCheckpoint(walDir)
+	if err != nil || cpErr != nil || first != rawWALFirstSegment || cp != rawWALFirstSegment-1 {
+		t.Fatalf("new raw WAL: first segment %d (%v), checkpoint %d (%v): want %d after a checkpoint at %d",
+			first, err, cp, cpErr, rawWALFirstSegment, rawWALFirstSegment-1)
+	}
+	const nSeries, steps = 200, 600
+	want := commitRandomEvery10s(t, s, nSeries, steps, rand.New(rand.NewPCG(5, 6))) // 100 minutes
+	cut := lastStartingBefore(t, walDir, base.Add(time.Hour).UnixMilli())
+	_, last, _ := wlog.Segments(walDir)
+	if paddable(cut-rawWALFirstSegment, last-rawWALFirstSegment) {
+		t.Fatalf("segments %d..%d, the hour ends in %d: numbered from 0 the WAL would have room to pad; want a test of one without", rawWALFirstSegment, last, cut)
+	}
+	if err := raw.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if g := raw.gate; g.walCheckpoints != 1 || len(raw.Blocks()) != 1 {
+		t.Fatalf("%d store checkpoints, %d blocks: want one of each", g.walCheckpoints, len(raw.Blocks()))
+	}
+	_, idx, err := wlog.LastCheckpoint(walDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first, _, _ := wlog.Segments(walDir); idx != cut || first > cut+1 {
+		t.Fatalf("last checkpoint %d, segments from %d: want the store's at %d (the last segment starting before the block's end), the TSDB's at or before it", idx, first, cut)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = openTest(t, dir, base.Add(100*time.Minute), opts)
+	got := map[string][]float64{}
+	for name, samples := range tierDump(t, s.raw.(*Tier)) {
+		for _, sv := range samples {
+			got[name] = append(got[name], math.Float64frombits(sv[1]))
+		}
+	}
+	if !maps.EqualFunc(got, want, slices.Equal) {
+		t.Fatalf("reopened: %d series read back, want %d × %d samples as written", len(got), nSeries, steps)
+	}
+	if first, last, err := wlog.Segments(walDir); err != nil || first < rawWALFirstSegment || last <= cut {
+		t.Fatalf("reopened: WAL segments %d..%d (%v): want them numbered on past %d", first, last, err, cut)
+	}
+}
+
+// commitRandomEvery10s commits a random value of each of nSeries series
+// (load1 of machines m000…) every 10 s from base, steps times, one commit
+// a step, and returns the values by series.
+func commitRandomEvery10s(t *testing.T, s *Store, nSeries, steps int, rnd *rand.Rand) map[string][]float64 {
+	t.Helper()
+	names := make([]labels.Labels, nSeries)
+	for i := range names {
+		names[i] = series("load1", fmt.Sprintf("m%03d", i))
+	}
+	want := map[string][]float64{}
+	for k := range steps {
+		app := s.Appender(context.Background())
+		ts := base.Add(time.Duration(k) * 10 * time.Second).UnixMilli()
+		for _, ls := range names {
+			v := rnd.Float64()
+			if _, err := app.Append(0, ls, ts, v); err != nil {
+				t.Fatal(err)
+			}
+			want[ls.String()] = append(want[ls.String()], v)
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return want
+}
+
+// paddable reports whether padWAL can make the TSDB's next checkpoint end
+// at segment to of a WAL whose last segment is last, padding down to
+// segment 0 (padWAL's solution for n at most to+1).
+func paddable(to, last int) bool { return 2*(last+padMargin-1) <= 3*to }
+
+// TestNumberNewWAL: only a WAL that is not there yet, or an empty
+// directory, is numbered; one with segments keeps them as they are.
+func TestNumberNewWAL(t *testing.T) {
+	for name, setup := range map[string]func(dir string){
+		"no directory":    func(string) {},
+		"empty directory": func(dir string) { mustMkdir(t, dir) },
+		"left over":       func(dir string) { mustMkdir(t, dir+".sysmonstm"+wlog.CheckpointTempFileSuffix) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "wal")
+			setup(dir)
+			if err := numberNewWAL(dir); err != nil {
+				t.Fatal(err)
+			}
+			first, last, err := wlog.Segments(dir)
+			_, cp, cpErr := wlog.LastCheckpoint(dir)
+			if err != nil || cpErr != nil || first != rawWALFirstSegment || last != first || cp != first-1 {
+				t.Fatalf("segments %d..%d (%v), checkpoint %d (%v)", first, last, err, cp, cpErr)
+			}
+			if _, err := os.Stat(dir + ".sysmonstm" + wlog.CheckpointTempFileSuffix); !os.IsNotExist(err) {
+				t.Fatalf("the directory it was made in is still there: %v", err)
+			}
+		})
+	}
+	t.Run("a WAL from 0", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "wal")
+		w, err := wlog.New(nil, nil, dir, tierWALCompression)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		if err := numberNewWAL(dir); err != nil {
+			t.Fatal(err)
+		}
+		if first, last, err := wlog.Segments(dir); err != nil || first != 0 || last != 0 {
+			t.Fatalf("segments %d..%d (%v): want 0..0 as it was", first, last, err)
+		}
+		if _, _, err := wlog.LastCheckpoint(dir); !errors.Is(err, record.ErrNotFound) {
+			t.Fatalf("checkpoint: %v, want none", err)
+		}
+	})
+}
+
+func mustMkdir(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		t.Fatal(err)
 	}
 }
 
