@@ -328,16 +328,22 @@ func padWAL(dir string, to int) ([]int, error) {
 	n := min(first, first+2*(last+padMargin-1)-3*to)
 	var padded []int
 	for i := first - 1; i >= first-n; i-- {
-		f, err := os.OpenFile(wlog.SegmentName(dir, i), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
-		if err != nil {
+		if err := emptySegment(dir, i); err != nil {
 			return padded, err
 		}
 		padded = append(padded, i)
-		if err := f.Close(); err != nil {
-			return padded, err
-		}
 	}
 	return padded, nil
+}
+
+// emptySegment creates segment i of the WAL in dir, empty; it fails where
+// the segment is there already.
+func emptySegment(dir string, i int) error {
+	f, err := os.OpenFile(wlog.SegmentName(dir, i), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // padMargin is how many segments the WAL may grow by between padWAL and
@@ -394,11 +400,7 @@ func numberNewWAL(dir string) error {
 	if err := w.Close(); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(wlog.SegmentName(tmp, rawWALFirstSegment), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
-	if err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := emptySegment(tmp, rawWALFirstSegment); err != nil {
 		return err
 	}
 	if err := syncDir(tmp); err != nil {
